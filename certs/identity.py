@@ -1,0 +1,120 @@
+"""Identities of the testbed: SPIFFE-style URI SANs and the trust domain each belongs to.
+
+Every certificate carries one URI SAN such as ``spiffe://testbed.jp/lg/142140/cs``. The path
+says what the holder is; the trust domain (Juki-net, municipal LAN, platform) follows from it,
+so the issuing CA of a certificate can be checked against the identity it claims.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+TRUST_ROOT = "spiffe://testbed.jp/"
+
+JUKINET = "jukinet"  # 住基ネット: cs, prefecture, national, card
+LAN = "lan"  # 庁内LAN of each municipality: kizon, atena, terminals
+PLATFORM = "platform"  # 中間サーバ・プラットフォーム: intermediate, 情報提供NWS
+DOMAINS = (JUKINET, LAN, PLATFORM)
+
+# The domain each kind of holder belongs to; monitors name their domain in the path.
+KIND_DOMAIN = {
+    "kizon": LAN,
+    "atena": LAN,
+    "terminal": LAN,
+    "cs": JUKINET,
+    "prefecture": JUKINET,
+    "national": JUKINET,
+    "card": JUKINET,
+    "intermediate": PLATFORM,
+    "infonws": PLATFORM,
+}
+
+_PATTERNS = (
+    (re.compile(r"lg/(?P<municipality>\d{6})/(?P<kind>kizon|cs|atena)"), None),
+    (re.compile(r"lg/(?P<municipality>\d{6})/terminal/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "terminal"),
+    (re.compile(r"pref/(?P<prefecture>\d{6})/server"), "prefecture"),
+    (re.compile(r"jlis/(?P<kind>national|card)"), None),
+    (re.compile(r"platform/(?P<kind>intermediate|infonws)"), None),
+    (re.compile(r"ops/(?P<domain>jukinet|lan|platform)/monitor"), "monitor"),
+)
+
+
+class IdentityError(ValueError):
+    """A URI SAN that names no holder the testbed knows."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a certificate says its holder is: kind, municipality or prefecture, terminal id."""
+
+    uri: str
+    kind: str
+    domain: str
+    municipality: str | None = None
+    prefecture: str | None = None
+    terminal: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The identity without the ``spiffe://testbed.jp/`` prefix."""
+        return self.uri[len(TRUST_ROOT):]
+
+    @property
+    def prefecture_prefix(self) -> str | None:
+        """The two-digit prefecture part shared by a prefecture and its municipalities."""
+        code = self.municipality or self.prefecture
+        return code[:2] if code else None
+
+
+def parse(uri: str) -> Identity:
+    """Parse a URI SAN into an Identity, or raise IdentityError."""
+    if not uri.startswith(TRUST_ROOT):
+        raise IdentityError(f"identity {uri!r} is outside the testbed trust root {TRUST_ROOT}")
+    path = uri[len(TRUST_ROOT):]
+    for pattern, fixed_kind in _PATTERNS:
+        match = pattern.fullmatch(path)
+        if not match:
+            continue
+        groups = match.groupdict()
+        kind = fixed_kind or groups["kind"]
+        domain = groups.get("domain") or KIND_DOMAIN[kind]
+        return Identity(
+            uri=uri,
+            kind=kind,
+            domain=domain,
+            municipality=groups.get("municipality"),
+            prefecture=groups.get("prefecture"),
+            terminal=groups.get("terminal"),
+        )
+    raise IdentityError(f"identity {uri!r} names no known holder")
+
+
+def node_uri(kind: str, municipality: str | None = None, prefecture: str | None = None) -> str:
+    """The URI SAN of a node of the given kind."""
+    if kind in ("kizon", "cs", "atena"):
+        return f"{TRUST_ROOT}lg/{municipality}/{kind}"
+    if kind == "prefecture":
+        return f"{TRUST_ROOT}pref/{prefecture}/server"
+    if kind in ("national", "card"):
+        return f"{TRUST_ROOT}jlis/{kind}"
+    if kind in ("intermediate", "infonws"):
+        return f"{TRUST_ROOT}platform/{kind}"
+    raise IdentityError(f"no node kind {kind!r}")
+
+
+def terminal_uri(municipality: str, terminal: str) -> str:
+    """The URI SAN of a counter terminal (窓口端末 / 統合端末) of a municipality."""
+    return f"{TRUST_ROOT}lg/{municipality}/terminal/{terminal}"
+
+
+def monitor_uri(domain: str) -> str:
+    """The URI SAN of the operations monitor that health-checks the nodes of one trust domain."""
+    return f"{TRUST_ROOT}ops/{domain}/monitor"
+
+
+def local_government_code_valid(code: str) -> bool:
+    """全国地方公共団体コード: five digits and a check digit (weights 6..2, 11 - sum mod 11, ones digit)."""
+    if not re.fullmatch(r"\d{6}", code):
+        return False
+    total = sum(int(d) * w for d, w in zip(code[:5], (6, 5, 4, 3, 2)))
+    return (11 - total % 11) % 10 == int(code[5])

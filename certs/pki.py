@@ -1,0 +1,344 @@
+"""The PKI generator: root CA, issuing CAs per trust domain, leaf certificates, CRLs, bad-certificate kit.
+
+Folder layout under the PKI directory (default ``.testbed/pki``):
+
+    root/ca.pem                      the testbed root CA (the only trust anchor)
+    ca/<domain>/ca.pem, ca.key       issuing CA of a trust domain (jukinet, lan, platform)
+    ca/<domain>/crl.pem              its certificate revocation list
+    nodes/<node>/server.pem, .key    server certificate (serverAuth; URI SAN + DNS SANs), with chain
+    nodes/<node>/client.pem, .key    client certificate (clientAuth; URI SAN), with chain
+    clients/<name>/client.pem, .key  terminals, 情報提供NWS, monitors
+    bad/<case>/client.pem, .key      the bad-certificate kit for probing (see BAD_CASES)
+    index.json                       every issued certificate: identity, serial, domain, files
+
+Private keys are written with mode 0600. Leaf files hold the leaf followed by its issuing CA.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from certs.identity import DOMAINS, KIND_DOMAIN, LAN, PLATFORM, monitor_uri, terminal_uri
+
+CA_DAYS = 3650
+LEAF_DAYS = 397
+CRL_DAYS = 30
+ORG = "Municipal Network Testbed"
+
+# The bad-certificate kit: what each case is, for probing mutual authentication.
+BAD_CASES = {
+    "expired": "a terminal certificate whose validity ended yesterday",
+    "not_yet_valid": "a terminal certificate valid only from next month",
+    "rogue_ca": "a terminal identity signed by a self-signed CA outside the testbed",
+    "revoked": "a terminal certificate on the LAN CA's revocation list",
+    "wrong_domain": "a kizon identity issued by the platform CA instead of the LAN CA",
+    "wrong_municipality": "a valid terminal of another municipality",
+    "wrong_role": "a valid atena certificate (atena may not call kizon's counter or the CS)",
+    "no_client_auth": "a terminal certificate without the clientAuth extended key usage",
+}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(common_name: str, unit: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG)]
+    if unit:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attrs)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only (mode 0600), replacing any old one atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    """Write a public file (certificate, CRL) atomically, so readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def key_pem(key) -> bytes:
+    """PKCS#8 PEM of a private key, unencrypted (the nodes read it unattended)."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    """PEM of a certificate."""
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass
+class Authority:
+    """A CA that can sign: its certificate and key."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def load(cls, folder: Path) -> "Authority":
+        """Read a CA from ca.pem and ca.key in folder."""
+        cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+        key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+        return cls(cert, key)
+
+    def save(self, folder: Path) -> None:
+        """Write ca.pem and ca.key into folder."""
+        write_public(folder / "ca.pem", cert_pem(self.cert))
+        write_private(folder / "ca.key", key_pem(self.key))
+
+
+def make_root(common_name: str = "Testbed Root CA") -> Authority:
+    """A self-signed root CA."""
+    key = _new_key()
+    name = _name(common_name)
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Authority(cert, key)
+
+
+def make_issuing_ca(root: Authority, domain: str) -> Authority:
+    """An issuing CA for one trust domain, signed by the root."""
+    key = _new_key()
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(f"Testbed {domain} Issuing CA", domain))
+        .issuer_name(root.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()), critical=False
+        )
+        .sign(root.key, hashes.SHA256())
+    )
+    return Authority(cert, key)
+
+
+def issue_leaf(
+    ca: Authority,
+    identity: str,
+    *,
+    server: bool = False,
+    client: bool = True,
+    dns_names: tuple[str, ...] = (),
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Issue a leaf certificate carrying identity as its URI SAN."""
+    key = _new_key()
+    now = _now()
+    usages = []
+    if server:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    sans = [x509.UniformResourceIdentifier(identity)] + [x509.DNSName(d) for d in dns_names]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(identity.rsplit("/", 2)[-2] + "/" + identity.rsplit("/", 1)[-1]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after or now + dt.timedelta(days=LEAF_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+    )
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    return builder.sign(ca.key, hashes.SHA256()), key
+
+
+def make_crl(ca: Authority, revoked: dict[int, dt.datetime]) -> x509.CertificateRevocationList:
+    """A CRL signed by ca listing the revoked serials."""
+    now = _now()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - dt.timedelta(minutes=5))
+        .next_update(now + dt.timedelta(days=CRL_DAYS))
+    )
+    for serial, when in sorted(revoked.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+        )
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+class PKI:
+    """A PKI directory: create it for a topology, issue into it, revoke from it."""
+
+    def __init__(self, root_dir: str | Path):
+        self.dir = Path(root_dir)
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def trust_bundle(self) -> Path:
+        """The root certificate every node and client trusts."""
+        return self.dir / "root" / "ca.pem"
+
+    def ca_dir(self, domain: str) -> Path:
+        """The folder of a trust domain's issuing CA."""
+        return self.dir / "ca" / domain
+
+    def crl_path(self, domain: str) -> Path:
+        """The CRL file of a trust domain's issuing CA."""
+        return self.ca_dir(domain) / "crl.pem"
+
+    def node_files(self, node_name: str, role: str) -> tuple[Path, Path]:
+        """(certificate chain, key) of a node's server or client certificate."""
+        folder = self.dir / "nodes" / node_name
+        return folder / f"{role}.pem", folder / f"{role}.key"
+
+    def client_files(self, name: str) -> tuple[Path, Path]:
+        """(certificate chain, key) of a non-node client: a terminal, 情報提供NWS, a monitor."""
+        folder = self.dir / "clients" / name
+        return folder / "client.pem", folder / "client.key"
+
+    def bad_files(self, case: str) -> tuple[Path, Path]:
+        """(certificate chain, key) of a bad-certificate kit case."""
+        folder = self.dir / "bad" / case
+        return folder / "client.pem", folder / "client.key"
+
+    def exists(self) -> bool:
+        """Whether this directory holds an initialised PKI."""
+        return (self.dir / "index.json").exists()
+
+    # -- index ---------------------------------------------------------------------------------
+    def index(self) -> list[dict]:
+        """Every certificate issued here."""
+        path = self.dir / "index.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def _save_index(self, entries: list[dict]) -> None:
+        write_public(self.dir / "index.json", json.dumps(entries, indent=1, ensure_ascii=False).encode())
+
+    # -- creation ------------------------------------------------------------------------------
+    def init(self, topology, *, force: bool = False) -> None:
+        """Create the whole PKI for a topology: CAs, CRLs, node, client and bad-kit certificates."""
+        if self.exists() and not force:
+            raise FileExistsError(f"a PKI already exists in {self.dir} (use --force to replace it)")
+        root = make_root()
+        root.save(self.dir / "root")
+        cas = {d: make_issuing_ca(root, d) for d in DOMAINS}
+        for domain, ca in cas.items():
+            ca.save(self.ca_dir(domain))
+        entries: list[dict] = []
+
+        def record(cert, key, chain_path: Path, key_path: Path, identity: str, domain: str, role: str, ca=None):
+            chain = cert_pem(cert) + (cert_pem(ca.cert) if ca is not None else b"")
+            write_public(chain_path, chain)
+            write_private(key_path, key_pem(key))
+            entries.append({
+                "identity": identity, "serial": str(cert.serial_number), "domain": domain, "role": role,
+                "cert": str(chain_path.relative_to(self.dir)), "key": str(key_path.relative_to(self.dir)),
+            })
+
+        for node in topology.nodes:
+            domain = KIND_DOMAIN[node.kind]
+            ca = cas[domain]
+            dns = (node.host_name, "localhost")
+            cert, key = issue_leaf(ca, node.identity, server=True, client=False, dns_names=dns)
+            record(cert, key, *self.node_files(node.name, "server"), node.identity, domain, "server", ca)
+            cert, key = issue_leaf(ca, node.identity, server=False, client=True)
+            record(cert, key, *self.node_files(node.name, "client"), node.identity, domain, "client", ca)
+
+        clients = [(f"terminal-{m.code}-{t}", terminal_uri(m.code, t), LAN) for m in topology.municipalities for t in m.terminals]
+        clients.append(("infonws", "spiffe://testbed.jp/platform/infonws", PLATFORM))
+        clients += [(f"monitor-{d}", monitor_uri(d), d) for d in DOMAINS]
+        for name, identity, domain in clients:
+            cert, key = issue_leaf(cas[domain], identity)
+            record(cert, key, *self.client_files(name), identity, domain, "client", cas[domain])
+
+        revoked = self._issue_bad_kit(topology, cas, record)
+        for domain, ca in cas.items():
+            write_public(self.crl_path(domain), make_crl(ca, revoked.get(domain, {})).public_bytes(serialization.Encoding.PEM))
+        self._save_index(entries)
+
+    def _issue_bad_kit(self, topology, cas, record) -> dict[str, dict[int, dt.datetime]]:
+        """Issue the bad-certificate kit against the first municipality; return serials to revoke."""
+        home = topology.municipalities[0].code
+        other = next((m.code for m in topology.municipalities if m.code != home), home)
+        now = _now()
+        revoked: dict[str, dict[int, dt.datetime]] = {}
+        lan = cas[LAN]
+
+        def bad(case, ca, identity, domain, **kw):
+            cert, key = issue_leaf(ca, identity, **kw)
+            record(cert, key, *self.bad_files(case), identity, domain, f"bad:{case}", ca)
+            return cert
+
+        bad("expired", lan, terminal_uri(home, "X-EXPIRED"), LAN,
+            not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1))
+        bad("not_yet_valid", lan, terminal_uri(home, "X-FUTURE"), LAN,
+            not_before=now + dt.timedelta(days=30), not_after=now + dt.timedelta(days=400))
+        rogue = make_root("Rogue Root CA")
+        bad("rogue_ca", rogue, terminal_uri(home, "T0001"), "rogue")
+        cert = bad("revoked", lan, terminal_uri(home, "X-REVOKED"), LAN)
+        revoked.setdefault(LAN, {})[cert.serial_number] = now
+        bad("wrong_domain", cas[PLATFORM], f"spiffe://testbed.jp/lg/{home}/kizon", PLATFORM)
+        bad("wrong_municipality", lan, terminal_uri(other, "X-OTHER"), LAN)
+        bad("wrong_role", lan, f"spiffe://testbed.jp/lg/{home}/atena", LAN)
+        bad("no_client_auth", lan, terminal_uri(home, "X-NOEKU"), LAN, server=True, client=False)
+        return revoked
+
+    # -- revocation ----------------------------------------------------------------------------
+    def revoke(self, identity: str) -> list[str]:
+        """Put every certificate issued for identity on its CA's CRL; return the serials revoked."""
+        entries = [e for e in self.index() if e["identity"] == identity and e["domain"] in DOMAINS]
+        if not entries:
+            raise KeyError(f"no certificate was issued here for {identity}")
+        serials = []
+        for domain in sorted({e["domain"] for e in entries}):
+            ca = Authority.load(self.ca_dir(domain))
+            crl = x509.load_pem_x509_crl(self.crl_path(domain).read_bytes())
+            revoked = {r.serial_number: r.revocation_date_utc for r in crl}
+            for e in entries:
+                if e["domain"] == domain:
+                    revoked.setdefault(int(e["serial"]), _now())
+                    serials.append(e["serial"])
+            write_public(self.crl_path(domain), make_crl(ca, revoked).public_bytes(serialization.Encoding.PEM))
+        return serials

@@ -1,0 +1,39 @@
+from protos import records_pb2 as _records_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ResidentChange(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: _records_pb2.ResidentRecord
+    def __init__(self, record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ...) -> None: ...
+
+class AtenaReply(_message.Message):
+    __slots__ = ("unified_atena_number", "fugo")
+    UNIFIED_ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FUGO_FIELD_NUMBER: _ClassVar[int]
+    unified_atena_number: str
+    fugo: str
+    def __init__(self, unified_atena_number: _Optional[str] = ..., fugo: _Optional[str] = ...) -> None: ...
+
+class AtenaKey(_message.Message):
+    __slots__ = ("unified_atena_number",)
+    UNIFIED_ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    unified_atena_number: str
+    def __init__(self, unified_atena_number: _Optional[str] = ...) -> None: ...
+
+class AtenaEntry(_message.Message):
+    __slots__ = ("unified_atena_number", "individual_number", "atena_number", "fugo")
+    UNIFIED_ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FUGO_FIELD_NUMBER: _ClassVar[int]
+    unified_atena_number: str
+    individual_number: str
+    atena_number: str
+    fugo: str
+    def __init__(self, unified_atena_number: _Optional[str] = ..., individual_number: _Optional[str] = ..., atena_number: _Optional[str] = ..., fugo: _Optional[str] = ...) -> None: ...

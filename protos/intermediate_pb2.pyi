@@ -1,0 +1,36 @@
+from protos import common_pb2 as _common_pb2
+from protos import records_pb2 as _records_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CopyRegistration(_message.Message):
+    __slots__ = ("unified_atena_number", "fugo", "record")
+    UNIFIED_ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FUGO_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    unified_atena_number: str
+    fugo: str
+    record: _records_pb2.ResidentRecord
+    def __init__(self, unified_atena_number: _Optional[str] = ..., fugo: _Optional[str] = ..., record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ...) -> None: ...
+
+class ProvisionRequest(_message.Message):
+    __slots__ = ("tenant", "fugo", "inquiry_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    FUGO_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    fugo: str
+    inquiry_id: str
+    def __init__(self, tenant: _Optional[str] = ..., fugo: _Optional[str] = ..., inquiry_id: _Optional[str] = ...) -> None: ...
+
+class ProvisionReply(_message.Message):
+    __slots__ = ("record", "provision_id")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    PROVISION_ID_FIELD_NUMBER: _ClassVar[int]
+    record: _records_pb2.ResidentRecord
+    provision_id: str
+    def __init__(self, record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., provision_id: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""Command line, topology and lifecycle of the simulated municipal network testbed."""

@@ -1,0 +1,155 @@
+"""A topology: which nodes exist, where they listen, which terminals each municipality has."""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from certs.identity import local_government_code_valid, node_uri
+
+DNS_SUFFIX = "testbed.internal"
+NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One emulated system: its name, kind, place and listening address."""
+
+    name: str
+    kind: str
+    address: str
+    municipality: str | None = None
+    prefecture: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """The URI SAN this node's certificates carry."""
+        return node_uri(self.kind, self.municipality, self.prefecture)
+
+    @property
+    def host_name(self) -> str:
+        """The DNS name in the server certificate, used as the TLS target name."""
+        return f"{self.name}.{DNS_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Municipality:
+    """A municipality (市町村): its code, name, prefecture and counter terminals."""
+
+    code: str
+    name: str
+    prefecture: str
+    terminals: tuple[str, ...] = ()
+
+
+@dataclass
+class Topology:
+    """The whole emulated network."""
+
+    name: str
+    nodes: list[Node]
+    municipalities: list[Municipality]
+    prefectures: dict[str, str] = field(default_factory=dict)
+    source: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Topology":
+        """Read a topology file; with no path, the default kanagawa network."""
+        if path is None:
+            text = resources.files("testbed").joinpath("topologies/kanagawa.yaml").read_text("utf-8")
+            source = None
+        else:
+            source = Path(path)
+            text = source.read_text("utf-8")
+        return cls.from_dict(yaml.safe_load(text), source)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: Path | None = None) -> "Topology":
+        """Build and validate a topology from its parsed form."""
+        nodes = [Node(**{k: (str(v) if v is not None else None) for k, v in n.items()}) for n in data["nodes"]]
+        municipalities = [
+            Municipality(str(m["code"]), m["name"], str(m["prefecture"]), tuple(m.get("terminals", ())))
+            for m in data.get("municipalities", ())
+        ]
+        prefectures = {str(p["code"]): p["name"] for p in data.get("prefectures", ())}
+        topology = cls(data.get("name", "unnamed"), nodes, municipalities, prefectures, source)
+        topology.validate()
+        return topology
+
+    def to_dict(self) -> dict:
+        """The topology in its file form."""
+        return {
+            "name": self.name,
+            "prefectures": [{"code": c, "name": n} for c, n in self.prefectures.items()],
+            "municipalities": [
+                {"code": m.code, "name": m.name, "prefecture": m.prefecture, "terminals": list(m.terminals)}
+                for m in self.municipalities
+            ],
+            "nodes": [
+                {k: v for k, v in vars(n).items() if v is not None} for n in self.nodes
+            ],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the topology as YAML."""
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False), "utf-8")
+        self.source = path
+        return path
+
+    def validate(self) -> None:
+        """Refuse a topology with unknown kinds, bad codes, duplicate names or addresses."""
+        names, addresses = set(), set()
+        for node in self.nodes:
+            if node.kind not in NODE_KINDS:
+                raise ValueError(f"node {node.name}: unknown kind {node.kind!r}")
+            if node.name in names or node.address in addresses:
+                raise ValueError(f"node {node.name}: duplicate name or address {node.address}")
+            names.add(node.name)
+            addresses.add(node.address)
+            for code in (node.municipality, node.prefecture):
+                if code is not None and not local_government_code_valid(code):
+                    raise ValueError(f"node {node.name}: {code} fails the 地方公共団体コード check digit")
+        for m in self.municipalities:
+            if not local_government_code_valid(m.code):
+                raise ValueError(f"municipality {m.name}: {m.code} fails the 地方公共団体コード check digit")
+
+    def node(self, name: str) -> Node:
+        """The node called name."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no node {name!r} in topology {self.name}")
+
+    def find(self, kind: str, municipality: str | None = None, prefecture: str | None = None) -> Node:
+        """The node of a kind, for a municipality or prefecture where that matters."""
+        for node in self.nodes:
+            if node.kind != kind:
+                continue
+            if municipality is not None and node.municipality != municipality:
+                continue
+            if prefecture is not None and node.prefecture != prefecture:
+                continue
+            return node
+        raise KeyError(f"no {kind} node for {municipality or prefecture or 'the network'}")
+
+    def municipality(self, code: str) -> Municipality:
+        """The municipality with this code."""
+        for m in self.municipalities:
+            if m.code == code:
+                return m
+        raise KeyError(f"no municipality {code} in topology {self.name}")
+
+    def with_free_ports(self, host: str = "127.0.0.1") -> "Topology":
+        """A copy whose nodes listen on ports the OS reports free now (for tests)."""
+        nodes = [Node(n.name, n.kind, f"{host}:{_free_port(host)}", n.municipality, n.prefecture) for n in self.nodes]
+        return Topology(self.name, nodes, list(self.municipalities), dict(self.prefectures))
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
