@@ -1,0 +1,27 @@
+"""Run one node: ``python -m nodes --topology FILE --node NAME --state-dir DIR``."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from nodes.runtime import serve
+from testbed.topology import Topology
+
+
+def main() -> None:
+    """Parse the arguments and serve the node until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m nodes", description=__doc__)
+    parser.add_argument("--topology", help="topology file (default: the kanagawa network)")
+    parser.add_argument("--node", required=True, help="node name in the topology")
+    parser.add_argument("--state-dir", required=True, type=Path, help="where data and audit logs live")
+    parser.add_argument("--pki-dir", type=Path, help="PKI directory (default: STATE_DIR/pki)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(name)s: %(message)s")
+    topology = Topology.load(args.topology)
+    asyncio.run(serve(topology, args.node, args.state_dir, args.pki_dir or args.state_dir / "pki"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""団体内統合宛名システム: same-person matching by 個人番号, the 団体内統合宛名番号, 符号, and the 副本 feed.
+
+atena asks national for 符号 directly (never through the CS) and registers the 副本 on its own
+tenant of the 中間サーバ from a durable outbox.
+"""
+from __future__ import annotations
+
+import grpc
+
+from nodes import audit, rules
+from nodes.store import COUNTERS_SCHEMA, next_counter
+from protos import (atena_pb2, atena_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, national_pb2,
+                    national_pb2_grpc, records_pb2)
+
+SERVICE_NAME = atena_pb2.DESCRIPTOR.services_by_name["Atena"].full_name
+SCHEMA = COUNTERS_SCHEMA + """
+CREATE TABLE IF NOT EXISTS entries (
+    unified_atena_number TEXT PRIMARY KEY,  -- 団体内統合宛名番号
+    individual_number TEXT UNIQUE,          -- 個人番号: the same-person key
+    atena_number TEXT NOT NULL UNIQUE,      -- kizon's 宛名番号
+    fugo TEXT,                              -- 符号 from national
+    record BLOB NOT NULL
+);
+"""
+
+
+def add_to_server(servicer, server) -> None:
+    """Register the servicer on a gRPC server."""
+    atena_pb2_grpc.add_AtenaServicer_to_server(servicer, server)
+
+
+class Servicer(atena_pb2_grpc.AtenaServicer):
+    """The 番号連携 side of the municipality."""
+
+    def __init__(self, runtime):
+        self.rt = runtime
+        self.national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
+        intermediate = runtime.stub(intermediate_pb2_grpc.IntermediateServerStub, "intermediate")
+        self.outbox = runtime.use_outbox({
+            "intermediate": lambda method, payload: getattr(intermediate, method)(
+                intermediate_pb2.CopyRegistration.FromString(payload), timeout=10),
+        })
+
+    async def NotifyResidentChange(self, request, context):
+        """異動の連携: find or make the person's entry, get a 符号, queue the 副本 for the 中間サーバ."""
+        record = request.record
+        audit.set_subject(record.atena_number)
+        rules.require_text(record.atena_number, "宛名番号")
+        if record.individual_number:
+            rules.require_individual_number(record.individual_number)
+        if record.municipality_code != self.rt.node.municipality:
+            raise rules.invalid(f"市町村コード rule: this atena serves {self.rt.node.municipality}")
+        existing = self._find(record)
+        fugo = existing[1] if existing else None
+        if not fugo and record.individual_number:
+            # Asked before the transaction: no write is held open across a network call.
+            try:
+                reply = await self.national.IssueFugo(national_pb2.FugoRequest(individual_number=record.individual_number), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"符号 request to national failed: {exc.details()}") from None
+            fugo = reply.fugo
+        with self.rt.store.transaction() as db:
+            existing = self._find(record)
+            unified = existing[0] if existing else f"{next_counter(db, 'unified_atena_number'):015d}"
+            db.execute(
+                "INSERT INTO entries VALUES (?,?,?,?,?) ON CONFLICT(unified_atena_number) DO UPDATE SET "
+                "individual_number=excluded.individual_number, atena_number=excluded.atena_number, "
+                "fugo=COALESCE(excluded.fugo, entries.fugo), record=excluded.record",
+                (unified, record.individual_number or None, record.atena_number, fugo, record.SerializeToString()),
+            )
+            if fugo:
+                self.outbox.put(db, "intermediate", "RegisterCopy",
+                                intermediate_pb2.CopyRegistration(unified_atena_number=unified, fugo=fugo, record=record))
+        if fugo:
+            self.outbox.kick("intermediate")
+        return atena_pb2.AtenaReply(unified_atena_number=unified, fugo=fugo or "")
+
+    def _find(self, record):
+        """(団体内統合宛名番号, 符号) of the same person: by 個人番号, else by 宛名番号."""
+        if record.individual_number:
+            row = self.rt.store.one("SELECT unified_atena_number, fugo FROM entries WHERE individual_number=?",
+                                    (record.individual_number,))
+            if row:
+                return row
+        return self.rt.store.one("SELECT unified_atena_number, fugo FROM entries WHERE atena_number=?", (record.atena_number,))
+
+    async def GetEntry(self, request, context):
+        """The 団体内統合宛名 entry of a person."""
+        audit.set_subject(request.unified_atena_number)
+        row = self.rt.store.one("SELECT unified_atena_number, individual_number, atena_number, fugo FROM entries "
+                                "WHERE unified_atena_number=?", (request.unified_atena_number,))
+        if row is None:
+            raise rules.not_found(f"団体内統合宛名番号 {request.unified_atena_number} is not known here")
+        return atena_pb2.AtenaEntry(unified_atena_number=row[0], individual_number=row[1] or "", atena_number=row[2], fugo=row[3] or "")

@@ -1,0 +1,130 @@
+"""The authorization policy: for each kind of server, which callers may call which methods.
+
+Default deny: a call is allowed only if a rule below names the caller's kind, the caller stands
+in the rule's scope relative to the server (same municipality, same prefecture, any) and the
+method is one the rule lists. Encodes DESIGN §3:
+
+- terminals reach their own municipality's kizon, and its CS for 本人確認 and 検索 only;
+- the CS is reached from office systems only by kizon (PIA Ⅲ(2)3);
+- the CS and atena never connect: no rule names one as the caller of the other;
+- CS ↔ prefecture ↔ national stay inside Juki-net; national's 符号 method alone is open to atena;
+- the 中間サーバ is reached by each municipality's atena and by the 情報提供NWS, one method each.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from certs.identity import KIND_DOMAIN
+
+SAME_MUNICIPALITY = "same-municipality"
+SAME_PREFECTURE = "same-prefecture"
+OWN_DOMAIN = "own-domain"
+ANY = "any"
+
+# Health checking and reflection are open to every caller the server's policy names.
+INTROSPECTION = (
+    "/grpc.health.v1.Health/*",
+    "/grpc.reflection.v1alpha.ServerReflection/*",
+    "/grpc.reflection.v1.ServerReflection/*",
+)
+
+
+@dataclass(frozen=True)
+class Allow:
+    """One rule: callers of this kind, in this scope, may call these methods (``Service/*`` allowed)."""
+
+    caller: str
+    scope: str
+    methods: tuple[str, ...]
+
+
+def _m(service: str, *names: str) -> tuple[str, ...]:
+    return tuple(f"/testbed.v1.{service}/{n}" for n in names)
+
+
+POLICY: dict[str, tuple[Allow, ...]] = {
+    "kizon": (
+        Allow("terminal", SAME_MUNICIPALITY, _m("Kizon", "*")),
+    ),
+    "cs": (
+        Allow("kizon", SAME_MUNICIPALITY, _m("CommunicationServer", "SubmitIdentityUpdate", "GetIdentity")),
+        Allow("terminal", SAME_MUNICIPALITY, _m("CommunicationServer", "GetIdentity")),
+    ),
+    "atena": (
+        Allow("kizon", SAME_MUNICIPALITY, _m("Atena", "*")),
+    ),
+    "prefecture": (
+        Allow("cs", SAME_PREFECTURE, _m("PrefectureServer", "ApplyIdentityUpdates", "GetIdentity")),
+    ),
+    "national": (
+        Allow("prefecture", ANY, _m("NationalServer", "ApplyIdentityUpdates")),
+        Allow("cs", ANY, _m("NationalServer", "GetIdentity")),
+        Allow("atena", ANY, _m("NationalServer", "IssueFugo")),
+    ),
+    "card": (
+        Allow("cs", ANY, _m("CardManagement", "*")),
+    ),
+    "intermediate": (
+        Allow("atena", ANY, _m("IntermediateServer", "RegisterCopy")),
+        Allow("infonws", ANY, _m("IntermediateServer", "ProvideInfo")),
+    ),
+}
+
+
+def _method_matches(patterns: tuple[str, ...], method: str) -> bool:
+    for pattern in patterns:
+        if pattern.endswith("/*"):
+            if method.startswith(pattern[:-1]):
+                return True
+        elif pattern == method:
+            return True
+    return False
+
+
+def _in_scope(scope: str, caller, server) -> bool:
+    if scope == ANY:
+        return True
+    if scope == SAME_MUNICIPALITY:
+        return caller.municipality is not None and caller.municipality == server.municipality
+    if scope == SAME_PREFECTURE:
+        return caller.prefecture_prefix is not None and caller.prefecture_prefix == server.prefecture_prefix
+    if scope == OWN_DOMAIN:
+        return caller.domain == server.domain
+    return False
+
+
+class Decision(Exception):
+    """A refusal: the message names the rule that refused."""
+
+
+def rules_for(server_kind: str) -> tuple[Allow, ...]:
+    """The server's rules, with introspection open to its callers and its domain's monitor."""
+    rules = POLICY.get(server_kind, ())
+    extra = [Allow(r.caller, r.scope, INTROSPECTION) for r in rules]
+    extra.append(Allow("monitor", OWN_DOMAIN, INTROSPECTION))
+    return rules + tuple(extra)
+
+
+def accepted_domains(server_kind: str) -> set[str]:
+    """The trust domains whose certificates this kind of server accepts at all."""
+    domains = {KIND_DOMAIN[r.caller] for r in POLICY.get(server_kind, ())}
+    domains.add(KIND_DOMAIN[server_kind])
+    return domains
+
+
+def authorize(server, caller, method: str) -> None:
+    """Allow the call or raise Decision naming the rule that refuses it (default deny)."""
+    if caller.domain not in accepted_domains(server.kind):
+        raise Decision(
+            f"trust-domain separation: {server.kind} accepts no certificate from the {caller.domain} domain "
+            f"({caller.uri})"
+        )
+    rules = rules_for(server.kind)
+    for rule in rules:
+        if rule.caller == caller.kind and _in_scope(rule.scope, caller, server) and _method_matches(rule.methods, method):
+            return
+    for rule in rules:
+        if rule.caller == caller.kind and _method_matches(rule.methods, method):
+            where = server.municipality or server.prefecture or server.kind
+            raise Decision(f"{rule.scope} rule: {caller.uri} may not call {method} on {server.kind} of {where}")
+    raise Decision(f"default deny: no rule lets a {caller.kind} ({caller.uri}) call {method} on {server.kind}")

@@ -1,0 +1,259 @@
+"""The shared node runtime: mTLS server, authentication, default-deny authorization, audit,
+health checking, reflection, the durable store, peer channels and clean shutdown.
+
+A node module supplies only its servicer; everything here is the same for all of them.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib
+import logging
+import signal
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from certs.identity import parse
+from certs.pki import PKI
+from nodes import NODE_MODULES, audit
+from nodes.authn import AuthenticationError, Authenticator
+from nodes.outbox import Outbox
+from nodes.policy import Decision, authorize
+from nodes.rules import Violation
+from nodes.store import Store
+from nodes.tls import ClientCert, aio_channel, server_credentials
+
+log = logging.getLogger(__name__)
+
+OPERATOR_KEY = "x-operator-id"
+TERMINAL_KEY = "x-terminal-id"
+CALL_TIMEOUT = 10.0  # seconds a node waits on a peer
+
+
+_call_var: contextvars.ContextVar = contextvars.ContextVar("call")
+
+
+def current_call() -> "CallContext":
+    """The authenticated caller of the call being served."""
+    return _call_var.get()
+
+
+@dataclass
+class CallContext:
+    """What the interceptor learned about the caller, handed to the servicer."""
+
+    peer: object
+    operator: str = ""
+    terminal: str = ""
+
+
+class NodeRuntime:
+    """Everything a servicer needs: its node, the topology, store, audit log, outbox and peers."""
+
+    def __init__(self, topology, node_name: str, state_dir: str | Path, pki_dir: str | Path):
+        self.topology = topology
+        self.node = topology.node(node_name)
+        self.identity = parse(self.node.identity)
+        self.state_dir = Path(state_dir)
+        self.pki = PKI(pki_dir)
+        data = self.state_dir / "data" / node_name
+        self.module = importlib.import_module(NODE_MODULES[self.node.kind])
+        self.store = Store(data / "store.sqlite", self.module.SCHEMA)
+        self.audit = audit.AuditLog(data / "audit.jsonl", node_name)
+        self.authenticator = Authenticator(pki_dir)
+        cert, key = self.pki.node_files(node_name, "client")
+        self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self.outbox: Outbox | None = None
+
+    def channel(self, node) -> grpc.aio.Channel:
+        """A cached mTLS channel to a peer node, presenting this node's client certificate."""
+        ch = self._channels.get(node.name)
+        if ch is None:
+            ch = self._channels[node.name] = aio_channel(node.address, node.host_name, self.client_cert)
+        return ch
+
+    def stub(self, stub_class, kind: str, municipality: str | None = None, prefecture: str | None = None):
+        """A stub of stub_class on the peer node of kind (for a municipality or prefecture)."""
+        return stub_class(self.channel(self.topology.find(kind, municipality, prefecture)))
+
+    def use_outbox(self, senders: dict) -> Outbox:
+        """Give this node a durable outbox delivering to the given senders."""
+        self.outbox = Outbox(self.store, senders)
+        return self.outbox
+
+    async def close(self) -> None:
+        """Stop deliveries, close peer channels, the store and the audit log."""
+        if self.outbox is not None:
+            await self.outbox.stop()
+        for ch in self._channels.values():
+            await ch.close()
+        self.store.close()
+        self.audit.close()
+
+
+class GuardInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates and authorizes every call, then writes its audit entry (default deny)."""
+
+    def __init__(self, runtime: NodeRuntime):
+        self.runtime = runtime
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(handler.stream_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_unary_rpc_method_handler(
+            self._wrap_unary(handler.stream_unary, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _admit(self, context, method: str) -> CallContext:
+        """Authenticate the peer and apply the policy; raise (code, message) on refusal."""
+        auth = context.auth_context()
+        pem = (auth.get("x509_pem_cert") or [None])[0]
+        try:
+            peer = self.runtime.authenticator.authenticate(pem)
+        except AuthenticationError as exc:
+            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, str(exc), "") from None
+        call = CallContext(peer)
+        try:
+            authorize(self.runtime.identity, peer.identity, method)
+        except Decision as exc:
+            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, str(exc), peer.identity.uri) from None
+        if peer.identity.kind == "terminal" and not method.startswith("/grpc."):
+            metadata = dict(context.invocation_metadata() or ())
+            call.operator = metadata.get(OPERATOR_KEY, "")
+            call.terminal = peer.identity.terminal
+            claimed = metadata.get(TERMINAL_KEY)
+            if not call.operator:
+                raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
+                               f"operator rule: a terminal call must carry {OPERATOR_KEY}", peer.identity.uri, call)
+            if claimed and claimed != call.terminal:
+                raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                               f"terminal rule: {TERMINAL_KEY} {claimed} is not the certificate's terminal {call.terminal}",
+                               peer.identity.uri, call)
+        return call
+
+    def _record(self, call: CallContext | None, caller: str, method: str, status: str) -> None:
+        self.runtime.audit.append(
+            caller=caller, method=method, status=status, subject=audit.subject_var.get(),
+            operator=call.operator if call else "", terminal=call.terminal if call else "",
+        )
+
+    def _wrap_unary(self, behavior, method):
+        async def guarded(request, context):
+            audit.subject_var.set("")
+            try:
+                call = self._admit(context, method)
+            except _Refusal as refusal:
+                self._record(refusal.call, refusal.caller, method, refusal.code.name)
+                await context.abort(refusal.code, refusal.message)
+            _call_var.set(call)
+            status = "OK"
+            try:
+                return await behavior(request, context)
+            except Violation as violation:
+                status = violation.code.name
+                await context.abort(violation.code, str(violation))
+            except BaseException:
+                code = context.code()
+                status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+                raise
+            finally:
+                self._record(call, call.peer.identity.uri, method, status)
+        return guarded
+
+    def _wrap_stream(self, behavior, method):
+        async def guarded(request_or_iterator, context):
+            audit.subject_var.set("")
+            try:
+                call = self._admit(context, method)
+            except _Refusal as refusal:
+                self._record(refusal.call, refusal.caller, method, refusal.code.name)
+                await context.abort(refusal.code, refusal.message)
+            _call_var.set(call)
+            status = "OK"
+            try:
+                async for item in behavior(request_or_iterator, context):
+                    yield item
+            except Violation as violation:
+                status = violation.code.name
+                await context.abort(violation.code, str(violation))
+            except BaseException:
+                code = context.code()
+                status = code.name if isinstance(code, grpc.StatusCode) else "CANCELLED"
+                raise
+            finally:
+                self._record(call, call.peer.identity.uri, method, status)
+        return guarded
+
+
+class _Refusal(Exception):
+    def __init__(self, code, message, caller, call=None):
+        super().__init__(message)
+        self.code, self.message, self.caller, self.call = code, message, caller, call
+
+
+@asynccontextmanager
+async def run_server(runtime: NodeRuntime, bind: str | None = None):
+    """Start the node's gRPC server; yield (server, port). Port 0 in bind picks a free port."""
+    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)],
+                             options=[("grpc.so_reuseport", 0)])
+    servicer = runtime.module.Servicer(runtime)
+    runtime.module.add_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (runtime.module.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    cert, key = runtime.pki.node_files(runtime.node.name, "server")
+    port = server.add_secure_port(bind or runtime.node.address, server_credentials(cert, key, runtime.pki.trust_bundle))
+    await server.start()
+    if runtime.outbox is not None:
+        runtime.outbox.start()
+    for name in ("", runtime.module.SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("%s serving on port %d", runtime.node.name, port)
+    try:
+        yield server, port
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace=2.0)
+        await runtime.close()
+
+
+async def serve(topology, node_name: str, state_dir: Path, pki_dir: Path) -> None:
+    """Run one node until SIGTERM or SIGINT, then stop cleanly."""
+    runtime = NodeRuntime(topology, node_name, state_dir, pki_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with run_server(runtime):
+        await stop.wait()
+    log.info("%s stopped", node_name)

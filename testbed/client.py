@@ -1,0 +1,68 @@
+"""Client side helpers: channels to nodes with a chosen certificate, the way terminals and tools call."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from certs.identity import KIND_DOMAIN
+from certs.pki import PKI
+from nodes.runtime import OPERATOR_KEY
+from nodes.tls import ClientCert, aio_channel, sync_channel
+
+
+def terminal_cert(pki: PKI, municipality: str, terminal: str) -> ClientCert:
+    """The certificate of a counter terminal."""
+    return ClientCert(*pki.client_files(f"terminal-{municipality}-{terminal}"), pki.trust_bundle)
+
+
+def monitor_cert(pki: PKI, node_kind: str) -> ClientCert:
+    """The monitor certificate of the trust domain a node kind belongs to."""
+    return ClientCert(*pki.client_files(f"monitor-{KIND_DOMAIN[node_kind]}"), pki.trust_bundle)
+
+
+def node_cert(pki: PKI, node_name: str) -> ClientCert:
+    """A node's own client certificate (to call as that node would)."""
+    return ClientCert(*pki.node_files(node_name, "client"), pki.trust_bundle)
+
+
+def named_cert(pki: PKI, name: str) -> ClientCert:
+    """A client certificate by folder name under clients/ (e.g. 'infonws')."""
+    return ClientCert(*pki.client_files(name), pki.trust_bundle)
+
+
+def bad_cert(pki: PKI, case: str) -> ClientCert:
+    """A certificate of the bad-certificate kit."""
+    return ClientCert(*pki.bad_files(case), pki.trust_bundle)
+
+
+def channel(node, cert: ClientCert) -> grpc.Channel:
+    """A blocking mTLS channel to a node."""
+    return sync_channel(node.address, node.host_name, cert)
+
+
+def async_channel(node, cert: ClientCert) -> grpc.aio.Channel:
+    """An asyncio mTLS channel to a node."""
+    return aio_channel(node.address, node.host_name, cert)
+
+
+def operator_metadata(operator: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata that names the operator at a terminal."""
+    return ((OPERATOR_KEY, operator),)
+
+
+async def check_health(node, cert: ClientCert, timeout: float = 1.0) -> bool:
+    """Whether a node answers SERVING to a health check over mTLS."""
+    async with async_channel(node, cert) as ch:
+        try:
+            reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def default_state_dir() -> Path:
+    """The testbed's working folder: $TESTBED_HOME or ./.testbed."""
+    import os
+    return Path(os.environ.get("TESTBED_HOME", ".testbed")).resolve()

@@ -1,0 +1,165 @@
+"""Bring a topology up as one process per node, report its status, and take it down."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from certs.pki import PKI
+from testbed.client import check_health, monitor_cert
+from testbed.topology import Topology
+
+START_TIMEOUT = 30.0  # seconds to wait for every node's health check
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+
+
+@dataclass
+class Network:
+    """A topology bound to a state folder: PKI, data, logs, pid files and the topology in use."""
+
+    state_dir: Path
+    topology: Topology
+
+    @classmethod
+    def open(cls, state_dir: Path, topology_path: str | None = None) -> "Network":
+        """The network of a state folder: its saved topology, else the given or default one."""
+        saved = state_dir / "topology.yaml"
+        if topology_path is None and saved.exists():
+            return cls(state_dir, Topology.load(saved))
+        return cls(state_dir, Topology.load(topology_path))
+
+    @property
+    def pki(self) -> PKI:
+        """The network's PKI."""
+        return PKI(self.state_dir / "pki")
+
+    def pid_file(self, name: str) -> Path:
+        """Where a node's process id is kept while it runs."""
+        return self.state_dir / "run" / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        """A node's log."""
+        return self.state_dir / "logs" / f"{name}.log"
+
+    def audit_file(self, name: str) -> Path:
+        """A node's hash-chained audit log."""
+        return self.state_dir / "data" / name / "audit.jsonl"
+
+    def pid(self, name: str) -> int | None:
+        """The running process of a node, or None."""
+        try:
+            pid = int(self.pid_file(name).read_text())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def up(self) -> list[dict]:
+        """Start every node not already running, wait until all are healthy, return the status."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.pki.exists():
+            self.pki.init(self.topology)
+        self.topology.save(self.state_dir / "topology.yaml")
+        for folder in ("run", "logs"):
+            (self.state_dir / folder).mkdir(exist_ok=True)
+        for node in self.topology.nodes:
+            if self.pid(node.name):
+                continue
+            log = self.log_file(node.name).open("ab")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "nodes", "--topology", str(self.state_dir / "topology.yaml"),
+                 "--node", node.name, "--state-dir", str(self.state_dir)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+            self.pid_file(node.name).write_text(str(proc.pid))
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            status = self.status()
+            if all(s["healthy"] for s in status):
+                return status
+            dead = [s["name"] for s in status if s["pid"] is None]
+            if dead or time.monotonic() > deadline:
+                why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {START_TIMEOUT:.0f} s"
+                raise RuntimeError(f"network did not come up ({why}); see {self.state_dir / 'logs'}")
+            time.sleep(0.1)
+
+    def status(self) -> list[dict]:
+        """One row per node: name, kind, municipality, address, identity, pid, healthy."""
+        return asyncio.run(self._status())
+
+    async def _status(self) -> list[dict]:
+        nodes = self.topology.nodes
+        pids = [self.pid(n.name) for n in nodes]
+        pki = self.pki
+        checks = [check_health(n, monitor_cert(pki, n.kind)) if pid and pki.exists() else _false()
+                  for n, pid in zip(nodes, pids)]
+        healthy = await asyncio.gather(*checks)
+        return [
+            {"name": n.name, "kind": n.kind, "municipality": n.municipality, "address": n.address,
+             "identity": n.identity, "pid": pid, "healthy": bool(ok)}
+            for n, pid, ok in zip(nodes, pids, healthy)
+        ]
+
+    def down(self) -> list[str]:
+        """Stop every node: SIGTERM, then SIGKILL after STOP_TIMEOUT; return the names stopped."""
+        stopped = []
+        running = {n.name: self.pid(n.name) for n in self.topology.nodes}
+        for name, pid in running.items():
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for name, pid in running.items():
+            if pid:
+                while _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+                stopped.append(name)
+            self.pid_file(name).unlink(missing_ok=True)
+        return stopped
+
+
+async def _false() -> bool:
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    # A zombie of another parent still answers kill(0); /proc says whether it is really running.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def status_table(rows: list[dict]) -> str:
+    """The status rows as a fixed-width table."""
+    header = ("NODE", "KIND", "MUNICIPALITY", "ADDRESS", "PID", "HEALTH", "IDENTITY")
+    lines = [header] + [
+        (r["name"], r["kind"], r["municipality"] or "-", r["address"], str(r["pid"] or "-"),
+         "SERVING" if r["healthy"] else "DOWN", r["identity"])
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def status_json(rows: list[dict]) -> str:
+    """The status rows in the documented JSON form."""
+    keys = ("name", "kind", "municipality", "address", "identity", "healthy")
+    return json.dumps([{k: r[k] for k in keys} for r in rows], ensure_ascii=False, indent=2)
