@@ -71,6 +71,13 @@ POLICY: dict[str, tuple[Allow, ...]] = {
 }
 
 
+# Pairs that must never connect, whatever rules are added later: refused before the allow-list.
+NEVER: dict[tuple[str, str], str] = {
+    ("atena", "cs"): "CS–atena separation (PIA Ⅲ(2)3): the CS and the 宛名 system never connect",
+    ("cs", "atena"): "CS–atena separation (PIA Ⅲ(2)3): the CS and the 宛名 system never connect",
+}
+
+
 def _method_matches(patterns: tuple[str, ...], method: str) -> bool:
     for pattern in patterns:
         if pattern.endswith("/*"):
@@ -114,6 +121,9 @@ def accepted_domains(server_kind: str) -> set[str]:
 
 def authorize(server, caller, method: str) -> None:
     """Allow the call or raise Decision naming the rule that refuses it (default deny)."""
+    never = NEVER.get((caller.kind, server.kind))
+    if never:
+        raise Decision(f"{never} ({caller.uri})")
     if caller.domain not in accepted_domains(server.kind):
         raise Decision(
             f"trust-domain separation: {server.kind} accepts no certificate from the {caller.domain} domain "

@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`. Both set up a virtual environment first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test protos bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/testbed demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+protos: $(STAMP)
+	$(BIN)/python -m protos.build
+
+clean:
+	-$(BIN)/testbed down
+	rm -rf .testbed .pytest_cache

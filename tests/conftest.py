@@ -1,0 +1,32 @@
+"""Shared fixtures: a throwaway PKI and a real network of node processes on free loopback ports."""
+from __future__ import annotations
+
+import pytest
+
+from testbed.network import Network
+from testbed.topology import Topology
+
+
+def make_network(state_dir, topology: Topology | None = None) -> Network:
+    """A network of the default topology on free ports, with its own PKI under state_dir."""
+    topology = (topology or Topology.load()).with_free_ports()
+    network = Network(state_dir, topology)
+    network.pki.init(topology)
+    return network
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory):
+    """The default ten-node network, up for the whole session, down at its end."""
+    net = make_network(tmp_path_factory.mktemp("net"))
+    net.up()
+    yield net
+    net.down()
+
+
+@pytest.fixture
+def fresh_network(tmp_path):
+    """A network of its own for a test that changes shared state (revocation, restarts)."""
+    net = make_network(tmp_path)
+    yield net
+    net.down()
