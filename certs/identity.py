@@ -30,9 +30,9 @@ KIND_DOMAIN = {
 }
 
 _PATTERNS = (
-    (re.compile(r"lg/(?P<municipality>\d{6})/(?P<kind>kizon|cs|atena)"), None),
-    (re.compile(r"lg/(?P<municipality>\d{6})/terminal/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "terminal"),
-    (re.compile(r"pref/(?P<prefecture>\d{6})/server"), "prefecture"),
+    (re.compile(r"lg/(?P<municipality>[0-9]{6})/(?P<kind>kizon|cs|atena)"), None),
+    (re.compile(r"lg/(?P<municipality>[0-9]{6})/terminal/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "terminal"),
+    (re.compile(r"pref/(?P<prefecture>[0-9]{6})/server"), "prefecture"),
     (re.compile(r"jlis/(?P<kind>national|card)"), None),
     (re.compile(r"platform/(?P<kind>intermediate|infonws)"), None),
     (re.compile(r"ops/(?P<domain>jukinet|lan|platform)/monitor"), "monitor"),
@@ -76,6 +76,9 @@ def parse(uri: str) -> Identity:
         if not match:
             continue
         groups = match.groupdict()
+        for code in (groups.get("municipality"), groups.get("prefecture")):
+            if code is not None and not local_government_code_valid(code):
+                raise IdentityError(f"identity {uri!r}: {code} fails the 地方公共団体コード check digit")
         kind = fixed_kind or groups["kind"]
         domain = groups.get("domain") or KIND_DOMAIN[kind]
         return Identity(
@@ -114,7 +117,7 @@ def monitor_uri(domain: str) -> str:
 
 def local_government_code_valid(code: str) -> bool:
     """全国地方公共団体コード: five digits and a check digit (weights 6..2, 11 - sum mod 11, ones digit)."""
-    if not re.fullmatch(r"\d{6}", code):
+    if not re.fullmatch(r"[0-9]{6}", code):
         return False
     total = sum(int(d) * w for d, w in zip(code[:5], (6, 5, 4, 3, 2)))
     return (11 - total % 11) % 10 == int(code[5])

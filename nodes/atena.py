@@ -68,11 +68,11 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
                 "fugo=COALESCE(excluded.fugo, entries.fugo), record=excluded.record",
                 (unified, record.individual_number or None, record.atena_number, fugo, record.SerializeToString()),
             )
+            queued = {}
             if fugo:
-                self.outbox.put(db, "intermediate", "RegisterCopy",
-                                intermediate_pb2.CopyRegistration(unified_atena_number=unified, fugo=fugo, record=record))
-        if fugo:
-            self.outbox.kick("intermediate")
+                queued["intermediate"] = self.outbox.put(db, "intermediate", "RegisterCopy", intermediate_pb2.CopyRegistration(
+                    unified_atena_number=unified, fugo=fugo, record=record))
+        await self.outbox.send(queued)
         return atena_pb2.AtenaReply(unified_atena_number=unified, fugo=fugo or "")
 
     def _find(self, record):

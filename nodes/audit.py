@@ -72,10 +72,15 @@ def _tail(path: Path) -> tuple[int, str]:
     """(last seq, last hash) of an existing log, or (0, GENESIS)."""
     if not path.exists() or path.stat().st_size == 0:
         return 0, GENESIS
+    size, chunk = path.stat().st_size, 8192
     with path.open("rb") as f:
-        f.seek(max(0, path.stat().st_size - 8192))
-        last = f.read().splitlines()[-1]
-    entry = json.loads(last)
+        while True:  # read back far enough to hold the whole last line, however long
+            f.seek(max(0, size - chunk))
+            lines = f.read().rstrip(b"\n").split(b"\n")
+            if len(lines) > 1 or chunk >= size:
+                break
+            chunk *= 4
+    entry = json.loads(lines[-1])
     return entry["seq"], entry["hash"]
 
 
@@ -103,6 +108,8 @@ def verify(path: str | Path, expected_head: str | None = None) -> Verification:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
+                entry = None
+            if not isinstance(entry, dict):
                 result.problems.append(f"line {line_no}: not a JSON entry (edited)")
                 continue
             result.entries += 1

@@ -50,13 +50,11 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             db.execute("INSERT INTO applied VALUES (?,?) ON CONFLICT(municipality_code) DO UPDATE SET last_sequence=excluded.last_sequence",
                        (self.municipality, info.update_sequence))
             update = cs_pb2.IdentityUpdate(municipality_code=self.municipality, info=info)
-            self.outbox.put(db, "prefecture", "ApplyIdentityUpdates",
-                            prefecture_pb2.IdentityUpdateBatch(municipality_code=self.municipality, updates=[update]))
+            queued = {"prefecture": self.outbox.put(db, "prefecture", "ApplyIdentityUpdates", prefecture_pb2.IdentityUpdateBatch(
+                municipality_code=self.municipality, updates=[update]))}
             if request.HasField("delivery"):
-                self.outbox.put(db, "card", "SubmitDeliveryInfo", request.delivery)
-        self.outbox.kick("prefecture")
-        if request.HasField("delivery"):
-            self.outbox.kick("card")
+                queued["card"] = self.outbox.put(db, "card", "SubmitDeliveryInfo", request.delivery)
+        await self.outbox.send(queued)
         return common_pb2.UpdateAck(accepted=True, update_sequence=info.update_sequence)
 
     async def GetIdentity(self, request, context):

@@ -86,15 +86,12 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
                 update.delivery.CopyFrom(delivery_info(record))
             cs_id = self.outbox.put(db, "cs", "SubmitIdentityUpdate", update)
             atena_id = self.outbox.put(db, "atena", "NotifyResidentChange", atena_pb2.ResidentChange(record=record))
-        self.outbox.kick("cs")
-        self.outbox.kick("atena")
+        acks = await self.outbox.send({"cs": cs_id, "atena": atena_id}, wait=DELIVERY_WAIT)
         reply = kizon_pb2.RecordResidentReply(atena_number=record.atena_number, history_number=1)
-        cs_ack = await self.outbox.delivered(cs_id, DELIVERY_WAIT)
-        if cs_ack is not None and not isinstance(cs_ack, Exception):
-            reply.update_sequence = cs_ack.update_sequence
-        atena_ack = await self.outbox.delivered(atena_id, DELIVERY_WAIT)
-        if atena_ack is not None and not isinstance(atena_ack, Exception):
-            reply.unified_atena_number = atena_ack.unified_atena_number
+        if acks["cs"] is not None:
+            reply.update_sequence = acks["cs"].update_sequence
+        if acks["atena"] is not None:
+            reply.unified_atena_number = acks["atena"].unified_atena_number
         return reply
 
     async def GetResident(self, request, context):

@@ -26,12 +26,12 @@ def individual_number_check_digit(base: str) -> int:
 
 def resident_code_valid(code: str) -> bool:
     """Whether code is 11 digits whose last is the 住民票コード check digit."""
-    return bool(re.fullmatch(r"\d{11}", code)) and resident_code_check_digit(code[:10]) == int(code[10])
+    return bool(re.fullmatch(r"[0-9]{11}", code)) and resident_code_check_digit(code[:10]) == int(code[10])
 
 
 def individual_number_valid(number: str) -> bool:
     """Whether number is 12 digits whose last is the 個人番号 check digit."""
-    return bool(re.fullmatch(r"\d{12}", number)) and individual_number_check_digit(number[:11]) == int(number[11])
+    return bool(re.fullmatch(r"[0-9]{12}", number)) and individual_number_check_digit(number[:11]) == int(number[11])
 
 
 def with_resident_code_check(base: str) -> str:

@@ -42,6 +42,7 @@ class Outbox:
         self._wake = {t: asyncio.Event() for t in senders}
         self._waiters: dict[int, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
+        self.failing: set[str] = set()  # targets whose last delivery attempt failed
 
     def put(self, db, target: str, method: str, request) -> int:
         """Queue a message inside an open transaction; return its outbox id."""
@@ -51,20 +52,26 @@ class Outbox:
                          (target, method, request.SerializeToString()))
         return cur.lastrowid
 
-    def kick(self, target: str) -> None:
-        """Tell the delivery task of target that something was queued."""
-        self._wake[target].set()
+    async def send(self, queued: dict[str, int], wait: float = 0.0) -> dict:
+        """Start delivery of messages queued by put() ({target: outbox id}); wait up to `wait`
+        seconds for their replies. Returns {target: reply, or None if still pending}.
 
-    async def delivered(self, outbox_id: int, timeout: float):
-        """Wait until a queued message is delivered; its reply, or None if still pending."""
-        fut = self._waiters.setdefault(outbox_id, asyncio.get_running_loop().create_future())
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
-            return None
-        finally:
-            if fut.done():
-                self._waiters.pop(outbox_id, None)
+        Targets whose last attempt failed are not waited for: their messages stay queued and the
+        caller is answered at once with its local commit.
+        """
+        loop = asyncio.get_running_loop()
+        futures = {}
+        for target, outbox_id in queued.items():
+            if wait > 0 and target not in self.failing:
+                # Registered before the delivery task can run, so no reply is missed.
+                futures[target] = self._waiters.setdefault(outbox_id, loop.create_future())
+            self._wake[target].set()
+        if futures:
+            await asyncio.wait(futures.values(), timeout=wait)
+        for outbox_id in queued.values():
+            self._waiters.pop(outbox_id, None)
+        return {t: (f.result() if f.done() and not isinstance(f.result(), Exception) else None) for t, f in futures.items()} | {
+            t: None for t in queued if t not in futures}
 
     def pending(self, target: str | None = None) -> int:
         """How many messages wait for delivery."""
@@ -104,11 +111,13 @@ class Outbox:
                     continue
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
+                self.failing.add(target)
                 self.store.db.execute("UPDATE outbox SET attempts=attempts+1 WHERE id=?", (outbox_id,))
                 log.warning("outbox %s #%d: %s, retry in %.2fs", target, outbox_id, exc.code().name, delay)
                 await asyncio.sleep(delay)
                 continue
             failures = 0
+            self.failing.discard(target)
             self.store.db.execute("DELETE FROM outbox WHERE id=?", (outbox_id,))
             self._resolve(outbox_id, reply)
 

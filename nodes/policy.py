@@ -25,7 +25,6 @@ ANY = "any"
 INTROSPECTION = (
     "/grpc.health.v1.Health/*",
     "/grpc.reflection.v1alpha.ServerReflection/*",
-    "/grpc.reflection.v1.ServerReflection/*",
 )
 
 

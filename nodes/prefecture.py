@@ -34,11 +34,11 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
             audit.set_subject(request.updates[-1].info.resident_code)
         with self.rt.store.transaction() as db:
             applied, last = identityfile.apply_updates(db, request.municipality_code, request.updates)
+            queued = {}
             if applied:
-                self.outbox.put(db, "national", "ApplyIdentityUpdates",
-                                prefecture_pb2.IdentityUpdateBatch(municipality_code=request.municipality_code, updates=applied))
-        if applied:
-            self.outbox.kick("national")
+                queued["national"] = self.outbox.put(db, "national", "ApplyIdentityUpdates", prefecture_pb2.IdentityUpdateBatch(
+                    municipality_code=request.municipality_code, updates=applied))
+        await self.outbox.send(queued)
         return common_pb2.UpdateAck(accepted=True, update_sequence=last)
 
     async def GetIdentity(self, request, context):

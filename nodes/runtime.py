@@ -9,6 +9,7 @@ import asyncio
 import contextvars
 import importlib
 import logging
+import re
 import signal
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 OPERATOR_KEY = "x-operator-id"
 TERMINAL_KEY = "x-terminal-id"
-CALL_TIMEOUT = 10.0  # seconds a node waits on a peer
+OPERATOR_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 _call_var: contextvars.ContextVar = contextvars.ContextVar("call")
@@ -150,9 +151,10 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             call.operator = metadata.get(OPERATOR_KEY, "")
             call.terminal = peer.identity.terminal
             claimed = metadata.get(TERMINAL_KEY)
-            if not call.operator:
+            if not OPERATOR_ID.fullmatch(call.operator):
                 raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
-                               f"operator rule: a terminal call must carry {OPERATOR_KEY}", peer.identity.uri, call)
+                               f"operator rule: a terminal call must carry {OPERATOR_KEY} (1-32 letters, digits, - or _)",
+                               peer.identity.uri, CallContext(peer, call.operator[:32], call.terminal))
             if claimed and claimed != call.terminal:
                 raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
                                f"terminal rule: {TERMINAL_KEY} {claimed} is not the certificate's terminal {call.terminal}",

@@ -7,6 +7,10 @@ from pathlib import Path
 import grpc
 
 KEEPALIVE = [("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_permit_without_calls", 0)]
+# A peer that was down is tried again within a second, not after gRPC's default of up to 120 s:
+# outboxes must drain soon after a killed node comes back.
+RECONNECT = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+             ("grpc.max_reconnect_backoff_ms", 1000)]
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ def server_credentials(cert: Path, key: Path, trust: Path) -> grpc.ServerCredent
 
 def channel_options(host_name: str) -> list[tuple[str, object]]:
     """Options that make the client check the server certificate against its DNS name."""
-    return [("grpc.ssl_target_name_override", host_name), ("grpc.default_authority", host_name), *KEEPALIVE]
+    return [("grpc.ssl_target_name_override", host_name), ("grpc.default_authority", host_name), *KEEPALIVE, *RECONNECT]
 
 
 def aio_channel(address: str, host_name: str, client: ClientCert) -> grpc.aio.Channel:

@@ -19,7 +19,11 @@ def _network(args) -> Network:
 def cmd_pki_init(args) -> int:
     """testbed pki init: create the PKI for a topology."""
     pki = PKI(args.pki_dir or args.state_dir / "pki")
-    pki.init(Topology.load(args.topology) if args.topology else _network(args).topology, force=args.force)
+    try:
+        pki.init(Topology.load(args.topology) if args.topology else _network(args).topology, force=args.force)
+    except FileExistsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     print(f"PKI written to {pki.dir}: root CA, issuing CAs {', '.join(sorted(p.name for p in (pki.dir / 'ca').iterdir()))}, "
           f"{len(pki.index())} certificates")
     print("bad-certificate kit:")
