@@ -36,10 +36,7 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
         self.rt = runtime
         self.national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
         intermediate = runtime.stub(intermediate_pb2_grpc.IntermediateServerStub, "intermediate")
-        self.outbox = runtime.use_outbox({
-            "intermediate": lambda method, payload: getattr(intermediate, method)(
-                intermediate_pb2.CopyRegistration.FromString(payload), timeout=10),
-        })
+        self.outbox = runtime.use_outbox({"intermediate": (intermediate, intermediate_pb2.CopyRegistration)})
 
     async def NotifyResidentChange(self, request, context):
         """異動の連携: find or make the person's entry, get a 符号, queue the 副本 for the 中間サーバ."""

@@ -27,11 +27,8 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         prefecture_code = runtime.topology.municipality(self.municipality).prefecture
         prefecture = runtime.stub(prefecture_pb2_grpc.PrefectureServerStub, "prefecture", prefecture=prefecture_code)
         card = runtime.stub(card_pb2_grpc.CardManagementStub, "card")
-        self.outbox = runtime.use_outbox({
-            "prefecture": lambda method, payload: getattr(prefecture, method)(
-                prefecture_pb2.IdentityUpdateBatch.FromString(payload), timeout=10),
-            "card": lambda method, payload: getattr(card, method)(records_pb2.DeliveryInfo.FromString(payload), timeout=10),
-        })
+        self.outbox = runtime.use_outbox({"prefecture": (prefecture, prefecture_pb2.IdentityUpdateBatch),
+                                          "card": (card, records_pb2.DeliveryInfo)})
 
     async def SubmitIdentityUpdate(self, request, context):
         """本人確認情報の更新: store it, give it the next 更新順番号, queue it for the prefecture."""

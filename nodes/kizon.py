@@ -47,10 +47,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         self.municipality = runtime.node.municipality
         cs = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", self.municipality)
         atena = runtime.stub(atena_pb2_grpc.AtenaStub, "atena", self.municipality)
-        self.outbox = runtime.use_outbox({
-            "cs": lambda method, payload: getattr(cs, method)(cs_pb2.IdentityUpdate.FromString(payload), timeout=10),
-            "atena": lambda method, payload: getattr(atena, method)(atena_pb2.ResidentChange.FromString(payload), timeout=10),
-        })
+        self.outbox = runtime.use_outbox({"cs": (cs, cs_pb2.IdentityUpdate), "atena": (atena, atena_pb2.ResidentChange)})
 
     async def RecordResident(self, request, context):
         """住民票の記載: validate, write the record and its history, queue the CS and atena updates."""

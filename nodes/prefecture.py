@@ -20,10 +20,7 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
     def __init__(self, runtime):
         self.rt = runtime
         national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
-        self.outbox = runtime.use_outbox({
-            "national": lambda method, payload: getattr(national, method)(
-                prefecture_pb2.IdentityUpdateBatch.FromString(payload), timeout=10),
-        })
+        self.outbox = runtime.use_outbox({"national": (national, prefecture_pb2.IdentityUpdateBatch)})
 
     async def ApplyIdentityUpdates(self, request, context):
         """本人確認情報の通知 from a CS: in order, duplicates ignored, gaps refused."""

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 OPERATOR_KEY = "x-operator-id"
 TERMINAL_KEY = "x-terminal-id"
+PEER_TIMEOUT = 10.0  # seconds a node waits on a peer's answer
 OPERATOR_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
@@ -83,9 +84,13 @@ class NodeRuntime:
         """A stub of stub_class on the peer node of kind (for a municipality or prefecture)."""
         return stub_class(self.channel(self.topology.find(kind, municipality, prefecture)))
 
-    def use_outbox(self, senders: dict) -> Outbox:
-        """Give this node a durable outbox delivering to the given senders."""
-        self.outbox = Outbox(self.store, senders)
+    def use_outbox(self, targets: dict) -> Outbox:
+        """Give this node a durable outbox; targets maps a name to (stub, request message class)."""
+        def sender(stub, request_class):
+            async def send(method: str, payload: bytes):
+                return await getattr(stub, method)(request_class.FromString(payload), timeout=PEER_TIMEOUT)
+            return send
+        self.outbox = Outbox(self.store, {name: sender(*target) for name, target in targets.items()})
         return self.outbox
 
     async def close(self) -> None:
@@ -167,51 +172,40 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             operator=call.operator if call else "", terminal=call.terminal if call else "",
         )
 
+    @asynccontextmanager
+    async def _guard(self, context, method: str):
+        """Admit the call or abort it; answer rule violations with their status; audit it either way."""
+        audit.subject_var.set("")
+        try:
+            call = self._admit(context, method)
+        except _Refusal as refusal:
+            self._record(refusal.call, refusal.caller, method, refusal.code.name)
+            await context.abort(refusal.code, refusal.message)
+        _call_var.set(call)
+        status = "OK"
+        try:
+            yield
+        except Violation as violation:
+            status = violation.code.name
+            await context.abort(violation.code, str(violation))
+        except BaseException:
+            code = context.code()
+            status = code.name if isinstance(code, grpc.StatusCode) else "CANCELLED"
+            raise
+        finally:
+            self._record(call, call.peer.identity.uri, method, status)
+
     def _wrap_unary(self, behavior, method):
         async def guarded(request, context):
-            audit.subject_var.set("")
-            try:
-                call = self._admit(context, method)
-            except _Refusal as refusal:
-                self._record(refusal.call, refusal.caller, method, refusal.code.name)
-                await context.abort(refusal.code, refusal.message)
-            _call_var.set(call)
-            status = "OK"
-            try:
+            async with self._guard(context, method):
                 return await behavior(request, context)
-            except Violation as violation:
-                status = violation.code.name
-                await context.abort(violation.code, str(violation))
-            except BaseException:
-                code = context.code()
-                status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-                raise
-            finally:
-                self._record(call, call.peer.identity.uri, method, status)
         return guarded
 
     def _wrap_stream(self, behavior, method):
         async def guarded(request_or_iterator, context):
-            audit.subject_var.set("")
-            try:
-                call = self._admit(context, method)
-            except _Refusal as refusal:
-                self._record(refusal.call, refusal.caller, method, refusal.code.name)
-                await context.abort(refusal.code, refusal.message)
-            _call_var.set(call)
-            status = "OK"
-            try:
+            async with self._guard(context, method):
                 async for item in behavior(request_or_iterator, context):
                     yield item
-            except Violation as violation:
-                status = violation.code.name
-                await context.abort(violation.code, str(violation))
-            except BaseException:
-                code = context.code()
-                status = code.name if isinstance(code, grpc.StatusCode) else "CANCELLED"
-                raise
-            finally:
-                self._record(call, call.peer.identity.uri, method, status)
         return guarded
 
 

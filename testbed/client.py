@@ -1,6 +1,8 @@
 """Client side helpers: channels to nodes with a chosen certificate, the way terminals and tools call."""
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import grpc
@@ -62,7 +64,18 @@ async def check_health(node, cert: ClientCert, timeout: float = 1.0) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def eventually(call, timeout: float = 10.0):
+    """Retry call while it answers NOT_FOUND (an update still on its way through the outboxes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
 def default_state_dir() -> Path:
     """The testbed's working folder: $TESTBED_HOME or ./.testbed."""
-    import os
     return Path(os.environ.get("TESTBED_HOME", ".testbed")).resolve()

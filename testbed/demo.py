@@ -13,7 +13,7 @@ from nodes.numbers import with_individual_number_check, with_resident_code_check
 from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, cs_pb2_grpc, intermediate_pb2,
                     intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2_grpc, prefecture_pb2_grpc,
                     records_pb2)
-from testbed.client import bad_cert, channel, named_cert, node_cert, operator_metadata, terminal_cert
+from testbed.client import bad_cert, eventually, channel, named_cert, node_cert, operator_metadata, terminal_cert
 from testbed.network import Network, status_table
 
 PEOPLE = [  # (municipality, name, kana, birth date, sex, address, postal code)
@@ -21,17 +21,6 @@ PEOPLE = [  # (municipality, name, kana, birth date, sex, address, postal code)
     ("142140", "伊勢原 花子", "イセハラ ハナコ", "1982-09-15", "2", "神奈川県伊勢原市田中348番地", "259-1188"),
     ("142115", "秦野 一郎", "ハダノ イチロウ", "1975-12-03", "1", "神奈川県秦野市桜町一丁目3番2号", "257-8501"),
 ]
-
-
-def _wait_for(predicate, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return predicate()
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def run_demo(network: Network) -> int:
@@ -61,13 +50,13 @@ def run_demo(network: Network) -> int:
             cs = topo.find("cs", municipality)
             pref = topo.find("prefecture", prefecture=topo.municipality(municipality).prefecture)
             with channel(pref, node_cert(pki, cs.name)) as ch:
-                info = _wait_for(lambda: prefecture_pb2_grpc.PrefectureServerStub(ch).GetIdentity(key, timeout=5))
+                info = eventually(lambda: prefecture_pb2_grpc.PrefectureServerStub(ch).GetIdentity(key, timeout=5))
                 print(f"   prefecture {pref.name}: 本人確認情報 {info.name_kanji}, 更新順番号 {info.update_sequence}")
             with channel(topo.find("national"), node_cert(pki, cs.name)) as ch:
-                info = _wait_for(lambda: national_pb2_grpc.NationalServerStub(ch).GetIdentity(key, timeout=5))
+                info = eventually(lambda: national_pb2_grpc.NationalServerStub(ch).GetIdentity(key, timeout=5))
                 print(f"   national: 本人確認情報 {info.name_kanji}, 住所 {info.address}")
             with channel(topo.find("card"), node_cert(pki, cs.name)) as ch:
-                entry = _wait_for(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
+                entry = eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
                 print(f"   card: 送付先情報 queued at {entry.received_at} for {entry.delivery.delivery_name_kanji}")
             atena = topo.find("atena", municipality)
             with channel(atena, node_cert(pki, kizon.name)) as ch:
@@ -75,7 +64,7 @@ def run_demo(network: Network) -> int:
                     atena_pb2.AtenaKey(unified_atena_number=reply.unified_atena_number), timeout=5)
             print(f"   atena: 符号 {entry.fugo[:8]}… registered")
             with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch:
-                provided = _wait_for(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
+                provided = eventually(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
                     intermediate_pb2.ProvisionRequest(tenant=municipality, fugo=entry.fugo, inquiry_id="INQ-1"), timeout=5))
             print(f"   intermediate: 情報提供 by 符号 answered {provided.record.name_kanji} (記録 {provided.provision_id[:8]}…)")
 

@@ -55,10 +55,9 @@ class Network:
         """The running process of a node, or None."""
         try:
             pid = int(self.pid_file(name).read_text())
-            os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return pid if _alive(pid) else None
 
     def up(self) -> list[dict]:
         """Start every node not already running, wait until all are healthy, return the status."""
@@ -85,7 +84,8 @@ class Network:
                 return status
             dead = [s["name"] for s in status if s["pid"] is None]
             if dead or time.monotonic() > deadline:
-                why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {START_TIMEOUT:.0f} s"
+                sick = ", ".join(f"{s['name']} (pid {s['pid']})" for s in status if not s["healthy"])
+                why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {START_TIMEOUT:.0f} s: {sick}"
                 raise RuntimeError(f"network did not come up ({why}); see {self.state_dir / 'logs'}")
             time.sleep(0.1)
 

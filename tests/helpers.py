@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import random
-import time
-
-import grpc
-
 from nodes.numbers import with_individual_number_check, with_resident_code_check
 from protos import kizon_pb2, kizon_pb2_grpc, records_pb2
-from testbed.client import channel, operator_metadata, terminal_cert
+from testbed.client import channel, eventually, operator_metadata, terminal_cert  # noqa: F401 (eventually re-exported)
 
 
 def new_resident(rng: random.Random, municipality: str, name: str = "試験 太郎") -> records_pb2.ResidentRecord:
@@ -28,15 +24,3 @@ def record_resident(network, record, terminal: str = "T0001", operator: str = "O
     with channel(node, terminal_cert(network.pki, record.municipality_code, terminal)) as ch:
         return kizon_pb2_grpc.KizonStub(ch).RecordResident(
             kizon_pb2.RecordResidentRequest(record=record), metadata=operator_metadata(operator), timeout=10)
-
-
-def eventually(call, timeout: float = 10.0):
-    """Retry call while it answers NOT_FOUND (an update still on its way through the outboxes)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return call()
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
