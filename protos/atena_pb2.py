@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/atena.proto\x12\ntestbed.v1\x1a\x14protos/records.proto\"<\n\x0eResidentChange\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\"8\n\nAtenaReply\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\"(\n\x08\x41tenaKey\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\"i\n\nAtenaEntry\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x14\n\x0c\x61tena_number\x18\x03 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x04 \x01(\t2\x8d\x01\n\x05\x41tena\x12J\n\x14NotifyResidentChange\x12\x1a.testbed.v1.ResidentChange\x1a\x16.testbed.v1.AtenaReply\x12\x38\n\x08GetEntry\x12\x14.testbed.v1.AtenaKey\x1a\x16.testbed.v1.AtenaEntryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/atena.proto\x12\ntestbed.v1\x1a\x14protos/records.proto\"<\n\x0eResidentChange\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\"8\n\nAtenaReply\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\"(\n\x08\x41tenaKey\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\"i\n\nAtenaEntry\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x14\n\x0c\x61tena_number\x18\x03 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x04 \x01(\t\"@\n\x13ResidentChangeBatch\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentChange\"7\n\x0c\x41tenaReplies\x12\'\n\x07replies\x18\x01 \x03(\x0b\x32\x16.testbed.v1.AtenaReply2\x95\x01\n\x05\x41tena\x12R\n\x15NotifyResidentChanges\x12\x1f.testbed.v1.ResidentChangeBatch\x1a\x18.testbed.v1.AtenaReplies\x12\x38\n\x08GetEntry\x12\x14.testbed.v1.AtenaKey\x1a\x16.testbed.v1.AtenaEntryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATENAKEY']._serialized_end=216
   _globals['_ATENAENTRY']._serialized_start=218
   _globals['_ATENAENTRY']._serialized_end=323
-  _globals['_ATENA']._serialized_start=326
-  _globals['_ATENA']._serialized_end=467
+  _globals['_RESIDENTCHANGEBATCH']._serialized_start=325
+  _globals['_RESIDENTCHANGEBATCH']._serialized_end=389
+  _globals['_ATENAREPLIES']._serialized_start=391
+  _globals['_ATENAREPLIES']._serialized_end=446
+  _globals['_ATENA']._serialized_start=449
+  _globals['_ATENA']._serialized_end=598
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,8 @@
 from protos import records_pb2 as _records_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -37,3 +38,15 @@ class AtenaEntry(_message.Message):
     atena_number: str
     fugo: str
     def __init__(self, unified_atena_number: _Optional[str] = ..., individual_number: _Optional[str] = ..., atena_number: _Optional[str] = ..., fugo: _Optional[str] = ...) -> None: ...
+
+class ResidentChangeBatch(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ResidentChange]
+    def __init__(self, items: _Optional[_Iterable[_Union[ResidentChange, _Mapping]]] = ...) -> None: ...
+
+class AtenaReplies(_message.Message):
+    __slots__ = ("replies",)
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    replies: _containers.RepeatedCompositeFieldContainer[AtenaReply]
+    def __init__(self, replies: _Optional[_Iterable[_Union[AtenaReply, _Mapping]]] = ...) -> None: ...

@@ -34,10 +34,10 @@ class AtenaStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.NotifyResidentChange = channel.unary_unary(
-                '/testbed.v1.Atena/NotifyResidentChange',
-                request_serializer=protos_dot_atena__pb2.ResidentChange.SerializeToString,
-                response_deserializer=protos_dot_atena__pb2.AtenaReply.FromString,
+        self.NotifyResidentChanges = channel.unary_unary(
+                '/testbed.v1.Atena/NotifyResidentChanges',
+                request_serializer=protos_dot_atena__pb2.ResidentChangeBatch.SerializeToString,
+                response_deserializer=protos_dot_atena__pb2.AtenaReplies.FromString,
                 _registered_method=True)
         self.GetEntry = channel.unary_unary(
                 '/testbed.v1.Atena/GetEntry',
@@ -49,7 +49,7 @@ class AtenaStub:
 class AtenaServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def NotifyResidentChange(self, request, context):
+    def NotifyResidentChanges(self, request, context):
         """異動の連携 from kizon: match the person, assign the 団体内統合宛名番号, feed the 中間サーバ.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -66,10 +66,10 @@ class AtenaServicer:
 
 def add_AtenaServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'NotifyResidentChange': grpc.unary_unary_rpc_method_handler(
-                    servicer.NotifyResidentChange,
-                    request_deserializer=protos_dot_atena__pb2.ResidentChange.FromString,
-                    response_serializer=protos_dot_atena__pb2.AtenaReply.SerializeToString,
+            'NotifyResidentChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.NotifyResidentChanges,
+                    request_deserializer=protos_dot_atena__pb2.ResidentChangeBatch.FromString,
+                    response_serializer=protos_dot_atena__pb2.AtenaReplies.SerializeToString,
             ),
             'GetEntry': grpc.unary_unary_rpc_method_handler(
                     servicer.GetEntry,
@@ -88,7 +88,7 @@ class Atena:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def NotifyResidentChange(request,
+    def NotifyResidentChanges(request,
             target,
             options=(),
             channel_credentials=None,
@@ -101,9 +101,9 @@ class Atena:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/testbed.v1.Atena/NotifyResidentChange',
-            protos_dot_atena__pb2.ResidentChange.SerializeToString,
-            protos_dot_atena__pb2.AtenaReply.FromString,
+            '/testbed.v1.Atena/NotifyResidentChanges',
+            protos_dot_atena__pb2.ResidentChangeBatch.SerializeToString,
+            protos_dot_atena__pb2.AtenaReplies.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from protos import common_pb2 as protos_dot_common__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/card.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x14protos/records.proto\"U\n\x12\x44\x65liveryQueueEntry\x12*\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x18.testbed.v1.DeliveryInfo\x12\x13\n\x0breceived_at\x18\x02 \x01(\t2\xa3\x01\n\x0e\x43\x61rdManagement\x12\x45\n\x12SubmitDeliveryInfo\x12\x18.testbed.v1.DeliveryInfo\x1a\x15.testbed.v1.UpdateAck\x12J\n\x0fGetDeliveryInfo\x12\x17.testbed.v1.ResidentKey\x1a\x1e.testbed.v1.DeliveryQueueEntryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/card.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x14protos/records.proto\"U\n\x12\x44\x65liveryQueueEntry\x12*\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x18.testbed.v1.DeliveryInfo\x12\x13\n\x0breceived_at\x18\x02 \x01(\t\"8\n\rDeliveryBatch\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.testbed.v1.DeliveryInfo2\xa5\x01\n\x0e\x43\x61rdManagement\x12G\n\x13SubmitDeliveryInfos\x12\x19.testbed.v1.DeliveryBatch\x1a\x15.testbed.v1.UpdateAck\x12J\n\x0fGetDeliveryInfo\x12\x17.testbed.v1.ResidentKey\x1a\x1e.testbed.v1.DeliveryQueueEntryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DELIVERYQUEUEENTRY']._serialized_start=76
   _globals['_DELIVERYQUEUEENTRY']._serialized_end=161
-  _globals['_CARDMANAGEMENT']._serialized_start=164
-  _globals['_CARDMANAGEMENT']._serialized_end=327
+  _globals['_DELIVERYBATCH']._serialized_start=163
+  _globals['_DELIVERYBATCH']._serialized_end=219
+  _globals['_CARDMANAGEMENT']._serialized_start=222
+  _globals['_CARDMANAGEMENT']._serialized_end=387
 # @@protoc_insertion_point(module_scope)

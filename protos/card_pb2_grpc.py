@@ -5,7 +5,6 @@ import warnings
 
 from protos import card_pb2 as protos_dot_card__pb2
 from protos import common_pb2 as protos_dot_common__pb2
-from protos import records_pb2 as protos_dot_records__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -36,9 +35,9 @@ class CardManagementStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.SubmitDeliveryInfo = channel.unary_unary(
-                '/testbed.v1.CardManagement/SubmitDeliveryInfo',
-                request_serializer=protos_dot_records__pb2.DeliveryInfo.SerializeToString,
+        self.SubmitDeliveryInfos = channel.unary_unary(
+                '/testbed.v1.CardManagement/SubmitDeliveryInfos',
+                request_serializer=protos_dot_card__pb2.DeliveryBatch.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
         self.GetDeliveryInfo = channel.unary_unary(
@@ -51,7 +50,7 @@ class CardManagementStub:
 class CardManagementServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def SubmitDeliveryInfo(self, request, context):
+    def SubmitDeliveryInfos(self, request, context):
         """送付先情報の受領 from a CS: kept unedited, queued for the 個人番号通知書.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -68,9 +67,9 @@ class CardManagementServicer:
 
 def add_CardManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'SubmitDeliveryInfo': grpc.unary_unary_rpc_method_handler(
-                    servicer.SubmitDeliveryInfo,
-                    request_deserializer=protos_dot_records__pb2.DeliveryInfo.FromString,
+            'SubmitDeliveryInfos': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitDeliveryInfos,
+                    request_deserializer=protos_dot_card__pb2.DeliveryBatch.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
             'GetDeliveryInfo': grpc.unary_unary_rpc_method_handler(
@@ -90,7 +89,7 @@ class CardManagement:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def SubmitDeliveryInfo(request,
+    def SubmitDeliveryInfos(request,
             target,
             options=(),
             channel_credentials=None,
@@ -103,8 +102,8 @@ class CardManagement:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/testbed.v1.CardManagement/SubmitDeliveryInfo',
-            protos_dot_records__pb2.DeliveryInfo.SerializeToString,
+            '/testbed.v1.CardManagement/SubmitDeliveryInfos',
+            protos_dot_card__pb2.DeliveryBatch.SerializeToString,
             protos_dot_common__pb2.UpdateAck.FromString,
             options,
             channel_credentials,

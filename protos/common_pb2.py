@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13protos/common.proto\x12\ntestbed.v1\"$\n\x0bResidentKey\x12\x15\n\rresident_code\x18\x01 \x01(\t\"F\n\tUpdateAck\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1c\n\tEchoReply\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x32>\n\x04\x45\x63ho\x12\x36\n\x04\x45\x63ho\x12\x17.testbed.v1.EchoRequest\x1a\x15.testbed.v1.EchoReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13protos/common.proto\x12\ntestbed.v1\"$\n\x0bResidentKey\x12\x15\n\rresident_code\x18\x01 \x01(\t\"&\n\x0cResidentKeys\x12\x16\n\x0eresident_codes\x18\x01 \x03(\t\"W\n\tUpdateAck\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\r\"\x07\n\x05\x45mpty\"/\n\x12\x43onsistencyRequest\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\"6\n\x0b\x44igestBatch\x12\x16\n\x0eresident_codes\x18\x01 \x03(\t\x12\x0f\n\x07\x64igests\x18\x02 \x03(\x0c\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1c\n\tEchoReply\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x32>\n\x04\x45\x63ho\x12\x36\n\x04\x45\x63ho\x12\x17.testbed.v1.EchoRequest\x1a\x15.testbed.v1.EchoReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESIDENTKEY']._serialized_start=35
   _globals['_RESIDENTKEY']._serialized_end=71
-  _globals['_UPDATEACK']._serialized_start=73
-  _globals['_UPDATEACK']._serialized_end=143
-  _globals['_ECHOREQUEST']._serialized_start=145
-  _globals['_ECHOREQUEST']._serialized_end=175
-  _globals['_ECHOREPLY']._serialized_start=177
-  _globals['_ECHOREPLY']._serialized_end=205
-  _globals['_ECHO']._serialized_start=207
-  _globals['_ECHO']._serialized_end=269
+  _globals['_RESIDENTKEYS']._serialized_start=73
+  _globals['_RESIDENTKEYS']._serialized_end=111
+  _globals['_UPDATEACK']._serialized_start=113
+  _globals['_UPDATEACK']._serialized_end=200
+  _globals['_EMPTY']._serialized_start=202
+  _globals['_EMPTY']._serialized_end=209
+  _globals['_CONSISTENCYREQUEST']._serialized_start=211
+  _globals['_CONSISTENCYREQUEST']._serialized_end=258
+  _globals['_DIGESTBATCH']._serialized_start=260
+  _globals['_DIGESTBATCH']._serialized_end=314
+  _globals['_ECHOREQUEST']._serialized_start=316
+  _globals['_ECHOREQUEST']._serialized_end=346
+  _globals['_ECHOREPLY']._serialized_start=348
+  _globals['_ECHOREPLY']._serialized_end=376
+  _globals['_ECHO']._serialized_start=378
+  _globals['_ECHO']._serialized_end=440
 # @@protoc_insertion_point(module_scope)

@@ -1,18 +1,109 @@
 from protos import common_pb2 as _common_pb2
+from protos import identity_pb2 as _identity_pb2
+from protos import kizon_pb2 as _kizon_pb2
 from protos import records_pb2 as _records_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class IdentityUpdate(_message.Message):
-    __slots__ = ("municipality_code", "info", "delivery")
+class CodeDraw(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class ResidentCodes(_message.Message):
+    __slots__ = ("resident_codes",)
+    RESIDENT_CODES_FIELD_NUMBER: _ClassVar[int]
+    resident_codes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, resident_codes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NumberAssignment(_message.Message):
+    __slots__ = ("resident_code", "individual_number")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    individual_number: str
+    def __init__(self, resident_code: _Optional[str] = ..., individual_number: _Optional[str] = ...) -> None: ...
+
+class NumberAssignments(_message.Message):
+    __slots__ = ("assignments",)
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    assignments: _containers.RepeatedCompositeFieldContainer[NumberAssignment]
+    def __init__(self, assignments: _Optional[_Iterable[_Union[NumberAssignment, _Mapping]]] = ...) -> None: ...
+
+class MoveInNotice(_message.Message):
+    __slots__ = ("resident_code", "from_municipality_code", "to_municipality_code", "new_address", "move_in_date", "notified_at")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    TO_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    NEW_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MOVE_IN_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    from_municipality_code: str
+    to_municipality_code: str
+    new_address: str
+    move_in_date: str
+    notified_at: str
+    def __init__(self, resident_code: _Optional[str] = ..., from_municipality_code: _Optional[str] = ..., to_municipality_code: _Optional[str] = ..., new_address: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notified_at: _Optional[str] = ...) -> None: ...
+
+class MoveInNotices(_message.Message):
+    __slots__ = ("notices",)
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
+    notices: _containers.RepeatedCompositeFieldContainer[MoveInNotice]
+    def __init__(self, notices: _Optional[_Iterable[_Union[MoveInNotice, _Mapping]]] = ...) -> None: ...
+
+class CodeOfferRequest(_message.Message):
+    __slots__ = ("resident_code", "count")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    count: int
+    def __init__(self, resident_code: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class CodeOfferReply(_message.Message):
+    __slots__ = ("candidates",)
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, candidates: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConsistencyDifference(_message.Message):
+    __slots__ = ("resident_code", "node", "items")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    node: str
+    items: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, resident_code: _Optional[str] = ..., node: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConsistencyReport(_message.Message):
+    __slots__ = ("municipality_code", "records_cs", "records_prefecture", "records_national", "differences", "seconds")
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
-    INFO_FIELD_NUMBER: _ClassVar[int]
-    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_CS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_PREFECTURE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_NATIONAL_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
     municipality_code: str
-    info: _records_pb2.IdentityInfo
-    delivery: _records_pb2.DeliveryInfo
-    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ...) -> None: ...
+    records_cs: int
+    records_prefecture: int
+    records_national: int
+    differences: _containers.RepeatedCompositeFieldContainer[ConsistencyDifference]
+    seconds: float
+    def __init__(self, municipality_code: _Optional[str] = ..., records_cs: _Optional[int] = ..., records_prefecture: _Optional[int] = ..., records_national: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[ConsistencyDifference, _Mapping]]] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class PoolStatus(_message.Message):
+    __slots__ = ("available", "low_watermark", "low")
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    LOW_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    available: int
+    low_watermark: int
+    low: bool
+    def __init__(self, available: _Optional[int] = ..., low_watermark: _Optional[int] = ..., low: _Optional[bool] = ...) -> None: ...

@@ -5,6 +5,8 @@ import warnings
 
 from protos import common_pb2 as protos_dot_common__pb2
 from protos import cs_pb2 as protos_dot_cs__pb2
+from protos import identity_pb2 as protos_dot_identity__pb2
+from protos import kizon_pb2 as protos_dot_kizon__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -36,9 +38,9 @@ class CommunicationServerStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.SubmitIdentityUpdate = channel.unary_unary(
-                '/testbed.v1.CommunicationServer/SubmitIdentityUpdate',
-                request_serializer=protos_dot_cs__pb2.IdentityUpdate.SerializeToString,
+        self.SubmitIdentityUpdates = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/SubmitIdentityUpdates',
+                request_serializer=protos_dot_identity__pb2.IdentityUpdateBatch.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
         self.GetIdentity = channel.unary_unary(
@@ -46,20 +48,195 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
                 response_deserializer=protos_dot_records__pb2.IdentityInfo.FromString,
                 _registered_method=True)
+        self.SearchIdentity = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/SearchIdentity',
+                request_serializer=protos_dot_identity__pb2.IdentitySearch.SerializeToString,
+                response_deserializer=protos_dot_identity__pb2.IdentitySearchResult.FromString,
+                _registered_method=True)
+        self.DrawResidentCodes = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/DrawResidentCodes',
+                request_serializer=protos_dot_cs__pb2.CodeDraw.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.ResidentCodes.FromString,
+                _registered_method=True)
+        self.GetPoolStatus = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/GetPoolStatus',
+                request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.PoolStatus.FromString,
+                _registered_method=True)
+        self.AssignIndividualNumbers = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/AssignIndividualNumbers',
+                request_serializer=protos_dot_cs__pb2.ResidentCodes.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.NumberAssignments.FromString,
+                _registered_method=True)
+        self.OfferResidentCodes = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/OfferResidentCodes',
+                request_serializer=protos_dot_cs__pb2.CodeOfferRequest.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.CodeOfferReply.FromString,
+                _registered_method=True)
+        self.SendMoveOutCertificate = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/SendMoveOutCertificate',
+                request_serializer=protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                _registered_method=True)
+        self.ReceiveMoveOutCertificate = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/ReceiveMoveOutCertificate',
+                request_serializer=protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                _registered_method=True)
+        self.ReceiveMoveInNotice = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/ReceiveMoveInNotice',
+                request_serializer=protos_dot_cs__pb2.MoveInNotice.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                _registered_method=True)
+        self.TakeMoveOutCertificate = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/TakeMoveOutCertificate',
+                request_serializer=protos_dot_kizon__pb2.MoveInRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.MoveOutCertificate.FromString,
+                _registered_method=True)
+        self.SendMoveInNotice = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/SendMoveInNotice',
+                request_serializer=protos_dot_cs__pb2.MoveInNotice.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                _registered_method=True)
+        self.TakeMoveInNotices = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/TakeMoveInNotices',
+                request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.MoveInNotices.FromString,
+                _registered_method=True)
+        self.CheckConsistency = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/CheckConsistency',
+                request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.ConsistencyReport.FromString,
+                _registered_method=True)
+        self.IdentityDigests = channel.unary_stream(
+                '/testbed.v1.CommunicationServer/IdentityDigests',
+                request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.DigestBatch.FromString,
+                _registered_method=True)
+        self.GetIdentities = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/GetIdentities',
+                request_serializer=protos_dot_common__pb2.ResidentKeys.SerializeToString,
+                response_deserializer=protos_dot_identity__pb2.IdentityList.FromString,
+                _registered_method=True)
+        self.PurgeExpiredCertificates = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/PurgeExpiredCertificates',
+                request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                _registered_method=True)
 
 
 class CommunicationServerServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def SubmitIdentityUpdate(self, request, context):
-        """本人確認情報の更新 from kizon: stored in the 本人確認情報ファイル, numbered, sent to the prefecture.
+    def SubmitIdentityUpdates(self, request, context):
+        """本人確認情報の更新 from kizon: checked, numbered (更新順番号), stored, queued for the prefecture.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetIdentity(self, request, context):
-        """本人確認情報の照会 from a 統合端末 of this municipality.
+        """本人確認情報の照会 and 検索 for this municipality's 統合端末 and kizon.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchIdentity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrawResidentCodes(self, request, context):
+        """住民票コード from the pool national issued to this municipality, drawn at random.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPoolStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignIndividualNumbers(self, request, context):
+        """個人番号 for new residents, generated by national.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OfferResidentCodes(self, request, context):
+        """住民票コード変更請求: candidates offered by national.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendMoveOutCertificate(self, request, context):
+        """特例転出: kizon hands the 転出証明書情報 to its CS, which sends it to the destination's CS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveMoveOutCertificate(self, request, context):
+        """CS ↔ CS: 転出証明書情報 and 転入通知 between municipalities.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveMoveInNotice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TakeMoveOutCertificate(self, request, context):
+        """特例転入: kizon takes the 転出証明書情報 received for a person (windows and card checked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendMoveInNotice(self, request, context):
+        """転入通知 to another municipality, queued by kizon after a 転入.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TakeMoveInNotices(self, request, context):
+        """転入通知 received for this municipality's former residents, taken by kizon.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckConsistency(self, request, context):
+        """整合性確認 against the prefecture and national.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IdentityDigests(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIdentities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeExpiredCertificates(self, request, context):
+        """Nightly batch: delete 転出証明書情報 not used in time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,15 +245,90 @@ class CommunicationServerServicer:
 
 def add_CommunicationServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'SubmitIdentityUpdate': grpc.unary_unary_rpc_method_handler(
-                    servicer.SubmitIdentityUpdate,
-                    request_deserializer=protos_dot_cs__pb2.IdentityUpdate.FromString,
+            'SubmitIdentityUpdates': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitIdentityUpdates,
+                    request_deserializer=protos_dot_identity__pb2.IdentityUpdateBatch.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
             'GetIdentity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIdentity,
                     request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
                     response_serializer=protos_dot_records__pb2.IdentityInfo.SerializeToString,
+            ),
+            'SearchIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchIdentity,
+                    request_deserializer=protos_dot_identity__pb2.IdentitySearch.FromString,
+                    response_serializer=protos_dot_identity__pb2.IdentitySearchResult.SerializeToString,
+            ),
+            'DrawResidentCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrawResidentCodes,
+                    request_deserializer=protos_dot_cs__pb2.CodeDraw.FromString,
+                    response_serializer=protos_dot_cs__pb2.ResidentCodes.SerializeToString,
+            ),
+            'GetPoolStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPoolStatus,
+                    request_deserializer=protos_dot_common__pb2.Empty.FromString,
+                    response_serializer=protos_dot_cs__pb2.PoolStatus.SerializeToString,
+            ),
+            'AssignIndividualNumbers': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignIndividualNumbers,
+                    request_deserializer=protos_dot_cs__pb2.ResidentCodes.FromString,
+                    response_serializer=protos_dot_cs__pb2.NumberAssignments.SerializeToString,
+            ),
+            'OfferResidentCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.OfferResidentCodes,
+                    request_deserializer=protos_dot_cs__pb2.CodeOfferRequest.FromString,
+                    response_serializer=protos_dot_cs__pb2.CodeOfferReply.SerializeToString,
+            ),
+            'SendMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMoveOutCertificate,
+                    request_deserializer=protos_dot_kizon__pb2.MoveOutCertificate.FromString,
+                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
+            ),
+            'ReceiveMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveMoveOutCertificate,
+                    request_deserializer=protos_dot_kizon__pb2.MoveOutCertificate.FromString,
+                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
+            ),
+            'ReceiveMoveInNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveMoveInNotice,
+                    request_deserializer=protos_dot_cs__pb2.MoveInNotice.FromString,
+                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
+            ),
+            'TakeMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeMoveOutCertificate,
+                    request_deserializer=protos_dot_kizon__pb2.MoveInRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
+            ),
+            'SendMoveInNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMoveInNotice,
+                    request_deserializer=protos_dot_cs__pb2.MoveInNotice.FromString,
+                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
+            ),
+            'TakeMoveInNotices': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeMoveInNotices,
+                    request_deserializer=protos_dot_common__pb2.Empty.FromString,
+                    response_serializer=protos_dot_cs__pb2.MoveInNotices.SerializeToString,
+            ),
+            'CheckConsistency': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckConsistency,
+                    request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
+                    response_serializer=protos_dot_cs__pb2.ConsistencyReport.SerializeToString,
+            ),
+            'IdentityDigests': grpc.unary_stream_rpc_method_handler(
+                    servicer.IdentityDigests,
+                    request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
+                    response_serializer=protos_dot_common__pb2.DigestBatch.SerializeToString,
+            ),
+            'GetIdentities': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIdentities,
+                    request_deserializer=protos_dot_common__pb2.ResidentKeys.FromString,
+                    response_serializer=protos_dot_identity__pb2.IdentityList.SerializeToString,
+            ),
+            'PurgeExpiredCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeExpiredCertificates,
+                    request_deserializer=protos_dot_common__pb2.Empty.FromString,
+                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,7 +342,7 @@ class CommunicationServer:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def SubmitIdentityUpdate(request,
+    def SubmitIdentityUpdates(request,
             target,
             options=(),
             channel_credentials=None,
@@ -103,8 +355,8 @@ class CommunicationServer:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/testbed.v1.CommunicationServer/SubmitIdentityUpdate',
-            protos_dot_cs__pb2.IdentityUpdate.SerializeToString,
+            '/testbed.v1.CommunicationServer/SubmitIdentityUpdates',
+            protos_dot_identity__pb2.IdentityUpdateBatch.SerializeToString,
             protos_dot_common__pb2.UpdateAck.FromString,
             options,
             channel_credentials,
@@ -133,6 +385,411 @@ class CommunicationServer:
             '/testbed.v1.CommunicationServer/GetIdentity',
             protos_dot_common__pb2.ResidentKey.SerializeToString,
             protos_dot_records__pb2.IdentityInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/SearchIdentity',
+            protos_dot_identity__pb2.IdentitySearch.SerializeToString,
+            protos_dot_identity__pb2.IdentitySearchResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrawResidentCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/DrawResidentCodes',
+            protos_dot_cs__pb2.CodeDraw.SerializeToString,
+            protos_dot_cs__pb2.ResidentCodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPoolStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/GetPoolStatus',
+            protos_dot_common__pb2.Empty.SerializeToString,
+            protos_dot_cs__pb2.PoolStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignIndividualNumbers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/AssignIndividualNumbers',
+            protos_dot_cs__pb2.ResidentCodes.SerializeToString,
+            protos_dot_cs__pb2.NumberAssignments.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OfferResidentCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/OfferResidentCodes',
+            protos_dot_cs__pb2.CodeOfferRequest.SerializeToString,
+            protos_dot_cs__pb2.CodeOfferReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMoveOutCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/SendMoveOutCertificate',
+            protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
+            protos_dot_common__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveMoveOutCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/ReceiveMoveOutCertificate',
+            protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
+            protos_dot_common__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveMoveInNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/ReceiveMoveInNotice',
+            protos_dot_cs__pb2.MoveInNotice.SerializeToString,
+            protos_dot_common__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeMoveOutCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/TakeMoveOutCertificate',
+            protos_dot_kizon__pb2.MoveInRequest.SerializeToString,
+            protos_dot_kizon__pb2.MoveOutCertificate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMoveInNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/SendMoveInNotice',
+            protos_dot_cs__pb2.MoveInNotice.SerializeToString,
+            protos_dot_common__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeMoveInNotices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/TakeMoveInNotices',
+            protos_dot_common__pb2.Empty.SerializeToString,
+            protos_dot_cs__pb2.MoveInNotices.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckConsistency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/CheckConsistency',
+            protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+            protos_dot_cs__pb2.ConsistencyReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IdentityDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/IdentityDigests',
+            protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+            protos_dot_common__pb2.DigestBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIdentities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/GetIdentities',
+            protos_dot_common__pb2.ResidentKeys.SerializeToString,
+            protos_dot_identity__pb2.IdentityList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeExpiredCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/PurgeExpiredCertificates',
+            protos_dot_common__pb2.Empty.SerializeToString,
+            protos_dot_common__pb2.UpdateAck.FromString,
             options,
             channel_credentials,
             insecure,

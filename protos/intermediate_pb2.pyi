@@ -1,8 +1,9 @@
 from protos import common_pb2 as _common_pb2
 from protos import records_pb2 as _records_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -34,3 +35,9 @@ class ProvisionReply(_message.Message):
     record: _records_pb2.ResidentRecord
     provision_id: str
     def __init__(self, record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., provision_id: _Optional[str] = ...) -> None: ...
+
+class CopyBatch(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[CopyRegistration]
+    def __init__(self, items: _Optional[_Iterable[_Union[CopyRegistration, _Mapping]]] = ...) -> None: ...

@@ -35,9 +35,9 @@ class IntermediateServerStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.RegisterCopy = channel.unary_unary(
-                '/testbed.v1.IntermediateServer/RegisterCopy',
-                request_serializer=protos_dot_intermediate__pb2.CopyRegistration.SerializeToString,
+        self.RegisterCopies = channel.unary_unary(
+                '/testbed.v1.IntermediateServer/RegisterCopies',
+                request_serializer=protos_dot_intermediate__pb2.CopyBatch.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
         self.ProvideInfo = channel.unary_unary(
@@ -50,7 +50,7 @@ class IntermediateServerStub:
 class IntermediateServerServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def RegisterCopy(self, request, context):
+    def RegisterCopies(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -65,9 +65,9 @@ class IntermediateServerServicer:
 
 def add_IntermediateServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'RegisterCopy': grpc.unary_unary_rpc_method_handler(
-                    servicer.RegisterCopy,
-                    request_deserializer=protos_dot_intermediate__pb2.CopyRegistration.FromString,
+            'RegisterCopies': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterCopies,
+                    request_deserializer=protos_dot_intermediate__pb2.CopyBatch.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
             'ProvideInfo': grpc.unary_unary_rpc_method_handler(
@@ -87,7 +87,7 @@ class IntermediateServer:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def RegisterCopy(request,
+    def RegisterCopies(request,
             target,
             options=(),
             channel_credentials=None,
@@ -100,8 +100,8 @@ class IntermediateServer:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/testbed.v1.IntermediateServer/RegisterCopy',
-            protos_dot_intermediate__pb2.CopyRegistration.SerializeToString,
+            '/testbed.v1.IntermediateServer/RegisterCopies',
+            protos_dot_intermediate__pb2.CopyBatch.SerializeToString,
             protos_dot_common__pb2.UpdateAck.FromString,
             options,
             channel_credentials,

@@ -1,26 +1,243 @@
 from protos import common_pb2 as _common_pb2
 from protos import records_pb2 as _records_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class RecordResidentRequest(_message.Message):
-    __slots__ = ("record",)
-    RECORD_FIELD_NUMBER: _ClassVar[int]
-    record: _records_pb2.ResidentRecord
-    def __init__(self, record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ...) -> None: ...
+class LoginRequest(_message.Message):
+    __slots__ = ("operator_id", "credential")
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    operator_id: str
+    credential: str
+    def __init__(self, operator_id: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
 
-class RecordResidentReply(_message.Message):
-    __slots__ = ("atena_number", "history_number", "update_sequence", "unified_atena_number")
-    ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
-    HISTORY_NUMBER_FIELD_NUMBER: _ClassVar[int]
+class Session(_message.Message):
+    __slots__ = ("token", "operator_id", "roles", "expires_at")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    operator_id: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    expires_at: str
+    def __init__(self, token: _Optional[str] = ..., operator_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
+class BulkApprovalRequest(_message.Message):
+    __slots__ = ("purpose", "max_records")
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    purpose: str
+    max_records: int
+    def __init__(self, purpose: _Optional[str] = ..., max_records: _Optional[int] = ...) -> None: ...
+
+class BulkApproval(_message.Message):
+    __slots__ = ("token", "expires_at")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    expires_at: str
+    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
+class ChangeReply(_message.Message):
+    __slots__ = ("records", "update_sequence", "request_control_number")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
-    UNIFIED_ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
-    atena_number: str
-    history_number: int
+    REQUEST_CONTROL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_records_pb2.ResidentRecord]
     update_sequence: int
-    unified_atena_number: str
-    def __init__(self, atena_number: _Optional[str] = ..., history_number: _Optional[int] = ..., update_sequence: _Optional[int] = ..., unified_atena_number: _Optional[str] = ...) -> None: ...
+    request_control_number: str
+    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.ResidentRecord, _Mapping]]] = ..., update_sequence: _Optional[int] = ..., request_control_number: _Optional[str] = ...) -> None: ...
+
+class BirthRequest(_message.Message):
+    __slots__ = ("household_number", "child", "notification_date")
+    HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CHILD_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    household_number: str
+    child: _records_pb2.ResidentRecord
+    notification_date: str
+    def __init__(self, household_number: _Optional[str] = ..., child: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., notification_date: _Optional[str] = ...) -> None: ...
+
+class MoveOutCertificate(_message.Message):
+    __slots__ = ("certificate_number", "issuing_municipality_code", "person", "planned_move_out_date", "destination_address", "destination_municipality_code", "card_holder", "issued_at")
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ISSUING_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    PLANNED_MOVE_OUT_DATE_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    CARD_HOLDER_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    certificate_number: str
+    issuing_municipality_code: str
+    person: _records_pb2.ResidentRecord
+    planned_move_out_date: str
+    destination_address: str
+    destination_municipality_code: str
+    card_holder: bool
+    issued_at: str
+    def __init__(self, certificate_number: _Optional[str] = ..., issuing_municipality_code: _Optional[str] = ..., person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., planned_move_out_date: _Optional[str] = ..., destination_address: _Optional[str] = ..., destination_municipality_code: _Optional[str] = ..., card_holder: _Optional[bool] = ..., issued_at: _Optional[str] = ...) -> None: ...
+
+class MoveInRequest(_message.Message):
+    __slots__ = ("person", "address", "household_number", "move_in_date", "notification_date", "special", "certificate", "from_abroad")
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    MOVE_IN_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    FROM_ABROAD_FIELD_NUMBER: _ClassVar[int]
+    person: _records_pb2.ResidentRecord
+    address: _records_pb2.Address
+    household_number: str
+    move_in_date: str
+    notification_date: str
+    special: bool
+    certificate: MoveOutCertificate
+    from_abroad: bool
+    def __init__(self, person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., household_number: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., special: _Optional[bool] = ..., certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., from_abroad: _Optional[bool] = ...) -> None: ...
+
+class MoveWithinRequest(_message.Message):
+    __slots__ = ("resident_code", "address", "move_date", "notification_date", "whole_household")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MOVE_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_HOUSEHOLD_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    address: _records_pb2.Address
+    move_date: str
+    notification_date: str
+    whole_household: bool
+    def __init__(self, resident_code: _Optional[str] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., move_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., whole_household: _Optional[bool] = ...) -> None: ...
+
+class MoveOutRequest(_message.Message):
+    __slots__ = ("resident_code", "destination_address", "destination_municipality_code", "planned_date", "notification_date", "special")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PLANNED_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    destination_address: str
+    destination_municipality_code: str
+    planned_date: str
+    notification_date: str
+    special: bool
+    def __init__(self, resident_code: _Optional[str] = ..., destination_address: _Optional[str] = ..., destination_municipality_code: _Optional[str] = ..., planned_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., special: _Optional[bool] = ...) -> None: ...
+
+class MoveOutReply(_message.Message):
+    __slots__ = ("change", "certificate")
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    change: ChangeReply
+    certificate: MoveOutCertificate
+    def __init__(self, change: _Optional[_Union[ChangeReply, _Mapping]] = ..., certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ...) -> None: ...
+
+class DeathRequest(_message.Message):
+    __slots__ = ("resident_code", "death_date", "notification_date")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    DEATH_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    death_date: str
+    notification_date: str
+    def __init__(self, resident_code: _Optional[str] = ..., death_date: _Optional[str] = ..., notification_date: _Optional[str] = ...) -> None: ...
+
+class CorrectionRequest(_message.Message):
+    __slots__ = ("corrected", "reason")
+    CORRECTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    corrected: _records_pb2.ResidentRecord
+    reason: str
+    def __init__(self, corrected: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResidentCodeOffer(_message.Message):
+    __slots__ = ("offer_id", "candidates")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    candidates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, offer_id: _Optional[str] = ..., candidates: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ResidentCodeChangeRequest(_message.Message):
+    __slots__ = ("resident_code", "offer_id", "chosen")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    offer_id: str
+    chosen: str
+    def __init__(self, resident_code: _Optional[str] = ..., offer_id: _Optional[str] = ..., chosen: _Optional[str] = ...) -> None: ...
+
+class HouseholdSplitRequest(_message.Message):
+    __slots__ = ("resident_code", "notification_date")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    notification_date: str
+    def __init__(self, resident_code: _Optional[str] = ..., notification_date: _Optional[str] = ...) -> None: ...
+
+class HouseholdMergeRequest(_message.Message):
+    __slots__ = ("from_household", "into_household", "notification_date")
+    FROM_HOUSEHOLD_FIELD_NUMBER: _ClassVar[int]
+    INTO_HOUSEHOLD_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    from_household: str
+    into_household: str
+    notification_date: str
+    def __init__(self, from_household: _Optional[str] = ..., into_household: _Optional[str] = ..., notification_date: _Optional[str] = ...) -> None: ...
+
+class HouseholderChangeRequest(_message.Message):
+    __slots__ = ("household_number", "new_head_resident_code", "notification_date")
+    HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NEW_HEAD_RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    household_number: str
+    new_head_resident_code: str
+    notification_date: str
+    def __init__(self, household_number: _Optional[str] = ..., new_head_resident_code: _Optional[str] = ..., notification_date: _Optional[str] = ...) -> None: ...
+
+class HistoryReply(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_records_pb2.ResidentRecord]
+    def __init__(self, entries: _Optional[_Iterable[_Union[_records_pb2.ResidentRecord, _Mapping]]] = ...) -> None: ...
+
+class HouseholdRequest(_message.Message):
+    __slots__ = ("household_number",)
+    HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    household_number: str
+    def __init__(self, household_number: _Optional[str] = ...) -> None: ...
+
+class ExportRequest(_message.Message):
+    __slots__ = ("town_code", "include_removed")
+    TOWN_CODE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    town_code: str
+    include_removed: bool
+    def __init__(self, town_code: _Optional[str] = ..., include_removed: _Optional[bool] = ...) -> None: ...
+
+class ResidentBatch(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_records_pb2.ResidentRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.ResidentRecord, _Mapping]]] = ...) -> None: ...
+
+class LoadSummary(_message.Message):
+    __slots__ = ("records", "batches", "last_update_sequence")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    LAST_UPDATE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    records: int
+    batches: int
+    last_update_sequence: int
+    def __init__(self, records: _Optional[int] = ..., batches: _Optional[int] = ..., last_update_sequence: _Optional[int] = ...) -> None: ...

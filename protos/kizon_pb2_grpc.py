@@ -36,30 +36,205 @@ class KizonStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.RecordResident = channel.unary_unary(
-                '/testbed.v1.Kizon/RecordResident',
-                request_serializer=protos_dot_kizon__pb2.RecordResidentRequest.SerializeToString,
-                response_deserializer=protos_dot_kizon__pb2.RecordResidentReply.FromString,
+        self.Login = channel.unary_unary(
+                '/testbed.v1.Kizon/Login',
+                request_serializer=protos_dot_kizon__pb2.LoginRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.Session.FromString,
+                _registered_method=True)
+        self.ApproveBulkOutput = channel.unary_unary(
+                '/testbed.v1.Kizon/ApproveBulkOutput',
+                request_serializer=protos_dot_kizon__pb2.BulkApprovalRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.BulkApproval.FromString,
+                _registered_method=True)
+        self.Birth = channel.unary_unary(
+                '/testbed.v1.Kizon/Birth',
+                request_serializer=protos_dot_kizon__pb2.BirthRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.MoveIn = channel.unary_unary(
+                '/testbed.v1.Kizon/MoveIn',
+                request_serializer=protos_dot_kizon__pb2.MoveInRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.MoveWithin = channel.unary_unary(
+                '/testbed.v1.Kizon/MoveWithin',
+                request_serializer=protos_dot_kizon__pb2.MoveWithinRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.MoveOut = channel.unary_unary(
+                '/testbed.v1.Kizon/MoveOut',
+                request_serializer=protos_dot_kizon__pb2.MoveOutRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.MoveOutReply.FromString,
+                _registered_method=True)
+        self.Death = channel.unary_unary(
+                '/testbed.v1.Kizon/Death',
+                request_serializer=protos_dot_kizon__pb2.DeathRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.Correct = channel.unary_unary(
+                '/testbed.v1.Kizon/Correct',
+                request_serializer=protos_dot_kizon__pb2.CorrectionRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.OfferResidentCodes = channel.unary_unary(
+                '/testbed.v1.Kizon/OfferResidentCodes',
+                request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ResidentCodeOffer.FromString,
+                _registered_method=True)
+        self.ChangeResidentCode = channel.unary_unary(
+                '/testbed.v1.Kizon/ChangeResidentCode',
+                request_serializer=protos_dot_kizon__pb2.ResidentCodeChangeRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.SplitHousehold = channel.unary_unary(
+                '/testbed.v1.Kizon/SplitHousehold',
+                request_serializer=protos_dot_kizon__pb2.HouseholdSplitRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.MergeHousehold = channel.unary_unary(
+                '/testbed.v1.Kizon/MergeHousehold',
+                request_serializer=protos_dot_kizon__pb2.HouseholdMergeRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.ChangeHouseholder = channel.unary_unary(
+                '/testbed.v1.Kizon/ChangeHouseholder',
+                request_serializer=protos_dot_kizon__pb2.HouseholderChangeRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
                 _registered_method=True)
         self.GetResident = channel.unary_unary(
                 '/testbed.v1.Kizon/GetResident',
                 request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
                 response_deserializer=protos_dot_records__pb2.ResidentRecord.FromString,
                 _registered_method=True)
+        self.GetHistory = channel.unary_unary(
+                '/testbed.v1.Kizon/GetHistory',
+                request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.HistoryReply.FromString,
+                _registered_method=True)
+        self.GetHousehold = channel.unary_unary(
+                '/testbed.v1.Kizon/GetHousehold',
+                request_serializer=protos_dot_kizon__pb2.HouseholdRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.HistoryReply.FromString,
+                _registered_method=True)
+        self.ExportResidents = channel.unary_stream(
+                '/testbed.v1.Kizon/ExportResidents',
+                request_serializer=protos_dot_kizon__pb2.ExportRequest.SerializeToString,
+                response_deserializer=protos_dot_records__pb2.ResidentRecord.FromString,
+                _registered_method=True)
+        self.BulkLoad = channel.stream_unary(
+                '/testbed.v1.Kizon/BulkLoad',
+                request_serializer=protos_dot_kizon__pb2.ResidentBatch.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.LoadSummary.FromString,
+                _registered_method=True)
 
 
 class KizonServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def RecordResident(self, request, context):
-        """住民票の記載: write a 住民票 and carry its 本人確認情報 to the CS and its change to atena.
-        """
+    def Login(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveBulkOutput(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Birth(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveIn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveWithin(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveOut(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Death(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Correct(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OfferResidentCodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeResidentCode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SplitHousehold(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeHousehold(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeHouseholder(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetResident(self, request, context):
-        """住民票の照会: the current 住民票 of a person.
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHousehold(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportResidents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkLoad(self, request_iterator, context):
+        """移行: the initial load of an existing register, streamed in batches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,15 +243,95 @@ class KizonServicer:
 
 def add_KizonServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'RecordResident': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordResident,
-                    request_deserializer=protos_dot_kizon__pb2.RecordResidentRequest.FromString,
-                    response_serializer=protos_dot_kizon__pb2.RecordResidentReply.SerializeToString,
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=protos_dot_kizon__pb2.LoginRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.Session.SerializeToString,
+            ),
+            'ApproveBulkOutput': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveBulkOutput,
+                    request_deserializer=protos_dot_kizon__pb2.BulkApprovalRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.BulkApproval.SerializeToString,
+            ),
+            'Birth': grpc.unary_unary_rpc_method_handler(
+                    servicer.Birth,
+                    request_deserializer=protos_dot_kizon__pb2.BirthRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'MoveIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveIn,
+                    request_deserializer=protos_dot_kizon__pb2.MoveInRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'MoveWithin': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveWithin,
+                    request_deserializer=protos_dot_kizon__pb2.MoveWithinRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'MoveOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveOut,
+                    request_deserializer=protos_dot_kizon__pb2.MoveOutRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.MoveOutReply.SerializeToString,
+            ),
+            'Death': grpc.unary_unary_rpc_method_handler(
+                    servicer.Death,
+                    request_deserializer=protos_dot_kizon__pb2.DeathRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'Correct': grpc.unary_unary_rpc_method_handler(
+                    servicer.Correct,
+                    request_deserializer=protos_dot_kizon__pb2.CorrectionRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'OfferResidentCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.OfferResidentCodes,
+                    request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ResidentCodeOffer.SerializeToString,
+            ),
+            'ChangeResidentCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeResidentCode,
+                    request_deserializer=protos_dot_kizon__pb2.ResidentCodeChangeRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'SplitHousehold': grpc.unary_unary_rpc_method_handler(
+                    servicer.SplitHousehold,
+                    request_deserializer=protos_dot_kizon__pb2.HouseholdSplitRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'MergeHousehold': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeHousehold,
+                    request_deserializer=protos_dot_kizon__pb2.HouseholdMergeRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'ChangeHouseholder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeHouseholder,
+                    request_deserializer=protos_dot_kizon__pb2.HouseholderChangeRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
             ),
             'GetResident': grpc.unary_unary_rpc_method_handler(
                     servicer.GetResident,
                     request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
                     response_serializer=protos_dot_records__pb2.ResidentRecord.SerializeToString,
+            ),
+            'GetHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHistory,
+                    request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
+                    response_serializer=protos_dot_kizon__pb2.HistoryReply.SerializeToString,
+            ),
+            'GetHousehold': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHousehold,
+                    request_deserializer=protos_dot_kizon__pb2.HouseholdRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.HistoryReply.SerializeToString,
+            ),
+            'ExportResidents': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportResidents,
+                    request_deserializer=protos_dot_kizon__pb2.ExportRequest.FromString,
+                    response_serializer=protos_dot_records__pb2.ResidentRecord.SerializeToString,
+            ),
+            'BulkLoad': grpc.stream_unary_rpc_method_handler(
+                    servicer.BulkLoad,
+                    request_deserializer=protos_dot_kizon__pb2.ResidentBatch.FromString,
+                    response_serializer=protos_dot_kizon__pb2.LoadSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,7 +345,7 @@ class Kizon:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def RecordResident(request,
+    def Login(request,
             target,
             options=(),
             channel_credentials=None,
@@ -103,9 +358,333 @@ class Kizon:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/testbed.v1.Kizon/RecordResident',
-            protos_dot_kizon__pb2.RecordResidentRequest.SerializeToString,
-            protos_dot_kizon__pb2.RecordResidentReply.FromString,
+            '/testbed.v1.Kizon/Login',
+            protos_dot_kizon__pb2.LoginRequest.SerializeToString,
+            protos_dot_kizon__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveBulkOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/ApproveBulkOutput',
+            protos_dot_kizon__pb2.BulkApprovalRequest.SerializeToString,
+            protos_dot_kizon__pb2.BulkApproval.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Birth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/Birth',
+            protos_dot_kizon__pb2.BirthRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/MoveIn',
+            protos_dot_kizon__pb2.MoveInRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveWithin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/MoveWithin',
+            protos_dot_kizon__pb2.MoveWithinRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/MoveOut',
+            protos_dot_kizon__pb2.MoveOutRequest.SerializeToString,
+            protos_dot_kizon__pb2.MoveOutReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Death(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/Death',
+            protos_dot_kizon__pb2.DeathRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Correct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/Correct',
+            protos_dot_kizon__pb2.CorrectionRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OfferResidentCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/OfferResidentCodes',
+            protos_dot_common__pb2.ResidentKey.SerializeToString,
+            protos_dot_kizon__pb2.ResidentCodeOffer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeResidentCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/ChangeResidentCode',
+            protos_dot_kizon__pb2.ResidentCodeChangeRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SplitHousehold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/SplitHousehold',
+            protos_dot_kizon__pb2.HouseholdSplitRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeHousehold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/MergeHousehold',
+            protos_dot_kizon__pb2.HouseholdMergeRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeHouseholder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/ChangeHouseholder',
+            protos_dot_kizon__pb2.HouseholderChangeRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -133,6 +712,114 @@ class Kizon:
             '/testbed.v1.Kizon/GetResident',
             protos_dot_common__pb2.ResidentKey.SerializeToString,
             protos_dot_records__pb2.ResidentRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/GetHistory',
+            protos_dot_common__pb2.ResidentKey.SerializeToString,
+            protos_dot_kizon__pb2.HistoryReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHousehold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/GetHousehold',
+            protos_dot_kizon__pb2.HouseholdRequest.SerializeToString,
+            protos_dot_kizon__pb2.HistoryReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportResidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/testbed.v1.Kizon/ExportResidents',
+            protos_dot_kizon__pb2.ExportRequest.SerializeToString,
+            protos_dot_records__pb2.ResidentRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkLoad(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/testbed.v1.Kizon/BulkLoad',
+            protos_dot_kizon__pb2.ResidentBatch.SerializeToString,
+            protos_dot_kizon__pb2.LoadSummary.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,7 @@
 from protos import common_pb2 as _common_pb2
+from protos import cs_pb2 as _cs_pb2
+from protos import identity_pb2 as _identity_pb2
 from protos import records_pb2 as _records_pb2
-from protos import prefecture_pb2 as _prefecture_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Optional as _Optional
@@ -18,3 +19,11 @@ class FugoReply(_message.Message):
     FUGO_FIELD_NUMBER: _ClassVar[int]
     fugo: str
     def __init__(self, fugo: _Optional[str] = ...) -> None: ...
+
+class PoolRequest(_message.Message):
+    __slots__ = ("municipality_code", "count")
+    MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    municipality_code: str
+    count: int
+    def __init__(self, municipality_code: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...

@@ -4,8 +4,9 @@ import grpc
 import warnings
 
 from protos import common_pb2 as protos_dot_common__pb2
+from protos import cs_pb2 as protos_dot_cs__pb2
+from protos import identity_pb2 as protos_dot_identity__pb2
 from protos import national_pb2 as protos_dot_national__pb2
-from protos import prefecture_pb2 as protos_dot_prefecture__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -39,13 +40,43 @@ class NationalServerStub:
         """
         self.ApplyIdentityUpdates = channel.unary_unary(
                 '/testbed.v1.NationalServer/ApplyIdentityUpdates',
-                request_serializer=protos_dot_prefecture__pb2.IdentityUpdateBatch.SerializeToString,
+                request_serializer=protos_dot_identity__pb2.IdentityUpdateBatch.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
         self.GetIdentity = channel.unary_unary(
                 '/testbed.v1.NationalServer/GetIdentity',
                 request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
                 response_deserializer=protos_dot_records__pb2.IdentityInfo.FromString,
+                _registered_method=True)
+        self.SearchIdentity = channel.unary_unary(
+                '/testbed.v1.NationalServer/SearchIdentity',
+                request_serializer=protos_dot_identity__pb2.IdentitySearch.SerializeToString,
+                response_deserializer=protos_dot_identity__pb2.IdentitySearchResult.FromString,
+                _registered_method=True)
+        self.IssueResidentCodePool = channel.unary_unary(
+                '/testbed.v1.NationalServer/IssueResidentCodePool',
+                request_serializer=protos_dot_national__pb2.PoolRequest.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.ResidentCodes.FromString,
+                _registered_method=True)
+        self.AssignIndividualNumbers = channel.unary_unary(
+                '/testbed.v1.NationalServer/AssignIndividualNumbers',
+                request_serializer=protos_dot_cs__pb2.ResidentCodes.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.NumberAssignments.FromString,
+                _registered_method=True)
+        self.OfferResidentCodes = channel.unary_unary(
+                '/testbed.v1.NationalServer/OfferResidentCodes',
+                request_serializer=protos_dot_cs__pb2.CodeOfferRequest.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.CodeOfferReply.FromString,
+                _registered_method=True)
+        self.IdentityDigests = channel.unary_stream(
+                '/testbed.v1.NationalServer/IdentityDigests',
+                request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.DigestBatch.FromString,
+                _registered_method=True)
+        self.GetIdentities = channel.unary_unary(
+                '/testbed.v1.NationalServer/GetIdentities',
+                request_serializer=protos_dot_common__pb2.ResidentKeys.SerializeToString,
+                response_deserializer=protos_dot_identity__pb2.IdentityList.FromString,
                 _registered_method=True)
         self.IssueFugo = channel.unary_unary(
                 '/testbed.v1.NationalServer/IssueFugo',
@@ -65,8 +96,47 @@ class NationalServerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetIdentity(self, request, context):
-        """全国照会: 本人確認情報 of anyone, for a CS.
+        """全国照会 and 全国検索 for a CS.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchIdentity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueResidentCodePool(self, request, context):
+        """Numbers: 住民票コード pools for a municipality's CS, 個人番号 generated from the 住民票コード,
+        candidates for a 住民票コード変更請求.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignIndividualNumbers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OfferResidentCodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IdentityDigests(self, request, context):
+        """整合性確認 material for a CS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIdentities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -83,13 +153,43 @@ def add_NationalServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ApplyIdentityUpdates': grpc.unary_unary_rpc_method_handler(
                     servicer.ApplyIdentityUpdates,
-                    request_deserializer=protos_dot_prefecture__pb2.IdentityUpdateBatch.FromString,
+                    request_deserializer=protos_dot_identity__pb2.IdentityUpdateBatch.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
             'GetIdentity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIdentity,
                     request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
                     response_serializer=protos_dot_records__pb2.IdentityInfo.SerializeToString,
+            ),
+            'SearchIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchIdentity,
+                    request_deserializer=protos_dot_identity__pb2.IdentitySearch.FromString,
+                    response_serializer=protos_dot_identity__pb2.IdentitySearchResult.SerializeToString,
+            ),
+            'IssueResidentCodePool': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueResidentCodePool,
+                    request_deserializer=protos_dot_national__pb2.PoolRequest.FromString,
+                    response_serializer=protos_dot_cs__pb2.ResidentCodes.SerializeToString,
+            ),
+            'AssignIndividualNumbers': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignIndividualNumbers,
+                    request_deserializer=protos_dot_cs__pb2.ResidentCodes.FromString,
+                    response_serializer=protos_dot_cs__pb2.NumberAssignments.SerializeToString,
+            ),
+            'OfferResidentCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.OfferResidentCodes,
+                    request_deserializer=protos_dot_cs__pb2.CodeOfferRequest.FromString,
+                    response_serializer=protos_dot_cs__pb2.CodeOfferReply.SerializeToString,
+            ),
+            'IdentityDigests': grpc.unary_stream_rpc_method_handler(
+                    servicer.IdentityDigests,
+                    request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
+                    response_serializer=protos_dot_common__pb2.DigestBatch.SerializeToString,
+            ),
+            'GetIdentities': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIdentities,
+                    request_deserializer=protos_dot_common__pb2.ResidentKeys.FromString,
+                    response_serializer=protos_dot_identity__pb2.IdentityList.SerializeToString,
             ),
             'IssueFugo': grpc.unary_unary_rpc_method_handler(
                     servicer.IssueFugo,
@@ -122,7 +222,7 @@ class NationalServer:
             request,
             target,
             '/testbed.v1.NationalServer/ApplyIdentityUpdates',
-            protos_dot_prefecture__pb2.IdentityUpdateBatch.SerializeToString,
+            protos_dot_identity__pb2.IdentityUpdateBatch.SerializeToString,
             protos_dot_common__pb2.UpdateAck.FromString,
             options,
             channel_credentials,
@@ -151,6 +251,168 @@ class NationalServer:
             '/testbed.v1.NationalServer/GetIdentity',
             protos_dot_common__pb2.ResidentKey.SerializeToString,
             protos_dot_records__pb2.IdentityInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.NationalServer/SearchIdentity',
+            protos_dot_identity__pb2.IdentitySearch.SerializeToString,
+            protos_dot_identity__pb2.IdentitySearchResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueResidentCodePool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.NationalServer/IssueResidentCodePool',
+            protos_dot_national__pb2.PoolRequest.SerializeToString,
+            protos_dot_cs__pb2.ResidentCodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignIndividualNumbers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.NationalServer/AssignIndividualNumbers',
+            protos_dot_cs__pb2.ResidentCodes.SerializeToString,
+            protos_dot_cs__pb2.NumberAssignments.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OfferResidentCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.NationalServer/OfferResidentCodes',
+            protos_dot_cs__pb2.CodeOfferRequest.SerializeToString,
+            protos_dot_cs__pb2.CodeOfferReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IdentityDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/testbed.v1.NationalServer/IdentityDigests',
+            protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+            protos_dot_common__pb2.DigestBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIdentities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.NationalServer/GetIdentities',
+            protos_dot_common__pb2.ResidentKeys.SerializeToString,
+            protos_dot_identity__pb2.IdentityList.FromString,
             options,
             channel_credentials,
             insecure,

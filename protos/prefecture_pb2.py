@@ -23,19 +23,17 @@ _sym_db = _symbol_database.Default()
 
 
 from protos import common_pb2 as protos_dot_common__pb2
+from protos import identity_pb2 as protos_dot_identity__pb2
 from protos import records_pb2 as protos_dot_records__pb2
-from protos import cs_pb2 as protos_dot_cs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/prefecture.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x14protos/records.proto\x1a\x0fprotos/cs.proto\"]\n\x13IdentityUpdateBatch\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12+\n\x07updates\x18\x02 \x03(\x0b\x32\x1a.testbed.v1.IdentityUpdate2\xa4\x01\n\x10PrefectureServer\x12N\n\x14\x41pplyIdentityUpdates\x12\x1f.testbed.v1.IdentityUpdateBatch\x1a\x15.testbed.v1.UpdateAck\x12@\n\x0bGetIdentity\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.IdentityInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/prefecture.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x15protos/identity.proto\x1a\x14protos/records.proto2\xb7\x02\n\x10PrefectureServer\x12N\n\x14\x41pplyIdentityUpdates\x12\x1f.testbed.v1.IdentityUpdateBatch\x1a\x15.testbed.v1.UpdateAck\x12@\n\x0bGetIdentity\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.IdentityInfo\x12L\n\x0fIdentityDigests\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x17.testbed.v1.DigestBatch0\x01\x12\x43\n\rGetIdentities\x12\x18.testbed.v1.ResidentKeys\x1a\x18.testbed.v1.IdentityListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.prefecture_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IDENTITYUPDATEBATCH']._serialized_start=99
-  _globals['_IDENTITYUPDATEBATCH']._serialized_end=192
-  _globals['_PREFECTURESERVER']._serialized_start=195
-  _globals['_PREFECTURESERVER']._serialized_end=359
+  _globals['_PREFECTURESERVER']._serialized_start=106
+  _globals['_PREFECTURESERVER']._serialized_end=417
 # @@protoc_insertion_point(module_scope)

@@ -4,7 +4,7 @@ import grpc
 import warnings
 
 from protos import common_pb2 as protos_dot_common__pb2
-from protos import prefecture_pb2 as protos_dot_prefecture__pb2
+from protos import identity_pb2 as protos_dot_identity__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -38,7 +38,7 @@ class PrefectureServerStub:
         """
         self.ApplyIdentityUpdates = channel.unary_unary(
                 '/testbed.v1.PrefectureServer/ApplyIdentityUpdates',
-                request_serializer=protos_dot_prefecture__pb2.IdentityUpdateBatch.SerializeToString,
+                request_serializer=protos_dot_identity__pb2.IdentityUpdateBatch.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
         self.GetIdentity = channel.unary_unary(
@@ -46,21 +46,43 @@ class PrefectureServerStub:
                 request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
                 response_deserializer=protos_dot_records__pb2.IdentityInfo.FromString,
                 _registered_method=True)
+        self.IdentityDigests = channel.unary_stream(
+                '/testbed.v1.PrefectureServer/IdentityDigests',
+                request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.DigestBatch.FromString,
+                _registered_method=True)
+        self.GetIdentities = channel.unary_unary(
+                '/testbed.v1.PrefectureServer/GetIdentities',
+                request_serializer=protos_dot_common__pb2.ResidentKeys.SerializeToString,
+                response_deserializer=protos_dot_identity__pb2.IdentityList.FromString,
+                _registered_method=True)
 
 
 class PrefectureServerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def ApplyIdentityUpdates(self, request, context):
-        """本人確認情報の通知 from a CS of this prefecture.
+        """本人確認情報の通知 from a CS of this prefecture: in order, duplicates ignored, gaps refused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetIdentity(self, request, context):
-        """本人確認情報の照会 (the CS uses it for the consistency check).
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IdentityDigests(self, request, context):
+        """整合性確認 material for a CS.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIdentities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -70,13 +92,23 @@ def add_PrefectureServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ApplyIdentityUpdates': grpc.unary_unary_rpc_method_handler(
                     servicer.ApplyIdentityUpdates,
-                    request_deserializer=protos_dot_prefecture__pb2.IdentityUpdateBatch.FromString,
+                    request_deserializer=protos_dot_identity__pb2.IdentityUpdateBatch.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
             'GetIdentity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIdentity,
                     request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
                     response_serializer=protos_dot_records__pb2.IdentityInfo.SerializeToString,
+            ),
+            'IdentityDigests': grpc.unary_stream_rpc_method_handler(
+                    servicer.IdentityDigests,
+                    request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
+                    response_serializer=protos_dot_common__pb2.DigestBatch.SerializeToString,
+            ),
+            'GetIdentities': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIdentities,
+                    request_deserializer=protos_dot_common__pb2.ResidentKeys.FromString,
+                    response_serializer=protos_dot_identity__pb2.IdentityList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -104,7 +136,7 @@ class PrefectureServer:
             request,
             target,
             '/testbed.v1.PrefectureServer/ApplyIdentityUpdates',
-            protos_dot_prefecture__pb2.IdentityUpdateBatch.SerializeToString,
+            protos_dot_identity__pb2.IdentityUpdateBatch.SerializeToString,
             protos_dot_common__pb2.UpdateAck.FromString,
             options,
             channel_credentials,
@@ -133,6 +165,60 @@ class PrefectureServer:
             '/testbed.v1.PrefectureServer/GetIdentity',
             protos_dot_common__pb2.ResidentKey.SerializeToString,
             protos_dot_records__pb2.IdentityInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IdentityDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/testbed.v1.PrefectureServer/IdentityDigests',
+            protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+            protos_dot_common__pb2.DigestBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIdentities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.PrefectureServer/GetIdentities',
+            protos_dot_common__pb2.ResidentKeys.SerializeToString,
+            protos_dot_identity__pb2.IdentityList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,64 @@
+from protos import records_pb2 as _records_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class IdentityUpdate(_message.Message):
+    __slots__ = ("municipality_code", "info", "delivery")
+    MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    municipality_code: str
+    info: _records_pb2.IdentityInfo
+    delivery: _records_pb2.DeliveryInfo
+    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ...) -> None: ...
+
+class IdentityUpdateBatch(_message.Message):
+    __slots__ = ("municipality_code", "updates")
+    MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    municipality_code: str
+    updates: _containers.RepeatedCompositeFieldContainer[IdentityUpdate]
+    def __init__(self, municipality_code: _Optional[str] = ..., updates: _Optional[_Iterable[_Union[IdentityUpdate, _Mapping]]] = ...) -> None: ...
+
+class IdentitySearch(_message.Message):
+    __slots__ = ("resident_code", "individual_number", "name_kana", "name_kanji", "birth_date", "address", "sex", "nationwide", "limit")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_KANA_FIELD_NUMBER: _ClassVar[int]
+    NAME_KANJI_FIELD_NUMBER: _ClassVar[int]
+    BIRTH_DATE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SEX_FIELD_NUMBER: _ClassVar[int]
+    NATIONWIDE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    individual_number: str
+    name_kana: str
+    name_kanji: str
+    birth_date: str
+    address: str
+    sex: str
+    nationwide: bool
+    limit: int
+    def __init__(self, resident_code: _Optional[str] = ..., individual_number: _Optional[str] = ..., name_kana: _Optional[str] = ..., name_kanji: _Optional[str] = ..., birth_date: _Optional[str] = ..., address: _Optional[str] = ..., sex: _Optional[str] = ..., nationwide: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class IdentitySearchResult(_message.Message):
+    __slots__ = ("matches", "truncated", "source")
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[_records_pb2.IdentityInfo]
+    truncated: bool
+    source: str
+    def __init__(self, matches: _Optional[_Iterable[_Union[_records_pb2.IdentityInfo, _Mapping]]] = ..., truncated: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
+
+class IdentityList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_records_pb2.IdentityInfo]
+    def __init__(self, items: _Optional[_Iterable[_Union[_records_pb2.IdentityInfo, _Mapping]]] = ...) -> None: ...
