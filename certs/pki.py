@@ -9,6 +9,8 @@ Folder layout under the PKI directory (default ``.testbed/pki``):
     nodes/<node>/client.pem, .key    client certificate (clientAuth; URI SAN), with chain
     clients/<name>/client.pem, .key  terminals, 情報提供NWS, monitors
     bad/<case>/client.pem, .key      the bad-certificate kit for probing (see BAD_CASES)
+    sessions/<municipality>.key      the key kizon and the CS sign and check operator sessions with
+    operators/<municipality>.json    each operator's roles and login credential (stands in for biometrics)
     index.json                       every issued certificate: identity, serial, domain, files
 
 Private keys are written with mode 0600. Leaf files hold the leaf followed by its issuing CA.
@@ -243,6 +245,18 @@ class PKI:
         folder = self.dir / "bad" / case
         return folder / "client.pem", folder / "client.key"
 
+    def session_key_path(self, municipality: str) -> Path:
+        """The operator-session signing key of a municipality (shared by its kizon and CS)."""
+        return self.dir / "sessions" / f"{municipality}.key"
+
+    def operators_path(self, municipality: str) -> Path:
+        """The operator registry of a municipality: roles and login credentials."""
+        return self.dir / "operators" / f"{municipality}.json"
+
+    def operators(self, municipality: str) -> dict:
+        """{operator id: {"roles": [...], "credential": "..."}} of a municipality."""
+        return json.loads(self.operators_path(municipality).read_text())
+
     def exists(self) -> bool:
         """Whether this directory holds an initialised PKI."""
         return (self.dir / "index.json").exists()
@@ -292,6 +306,11 @@ class PKI:
         for name, identity, domain in clients:
             cert, key = issue_leaf(cas[domain], identity)
             record(cert, key, *self.client_files(name), identity, domain, "client", cas[domain])
+
+        for m in topology.municipalities:
+            write_private(self.session_key_path(m.code), os.urandom(32))
+            registry = {o.id: {"roles": list(o.roles), "credential": os.urandom(16).hex()} for o in m.operators}
+            write_private(self.operators_path(m.code), json.dumps(registry, indent=1).encode())
 
         revoked = self._issue_bad_kit(topology, cas, record)
         for domain, ca in cas.items():

@@ -8,12 +8,13 @@ from __future__ import annotations
 import grpc
 
 from nodes import audit, rules
-from nodes.store import COUNTERS_SCHEMA, next_counter
+from nodes.outbox import Target
+from nodes.store import next_counter
 from protos import (atena_pb2, atena_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, national_pb2,
                     national_pb2_grpc, records_pb2)
 
 SERVICE_NAME = atena_pb2.DESCRIPTOR.services_by_name["Atena"].full_name
-SCHEMA = COUNTERS_SCHEMA + """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     unified_atena_number TEXT PRIMARY KEY,  -- 団体内統合宛名番号
     individual_number TEXT UNIQUE,          -- 個人番号: the same-person key
@@ -36,41 +37,52 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
         self.rt = runtime
         self.national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
         intermediate = runtime.stub(intermediate_pb2_grpc.IntermediateServerStub, "intermediate")
-        self.outbox = runtime.use_outbox({"intermediate": (intermediate, intermediate_pb2.CopyRegistration)})
+        self.outbox = runtime.use_outbox({"intermediate": Target(intermediate.RegisterCopies, intermediate_pb2.CopyBatch)})
 
-    async def NotifyResidentChange(self, request, context):
-        """異動の連携: find or make the person's entry, get a 符号, queue the 副本 for the 中間サーバ."""
-        record = request.record
-        audit.set_subject(record.atena_number)
-        rules.require_text(record.atena_number, "宛名番号")
-        if record.individual_number:
-            rules.require_individual_number(record.individual_number)
-        if record.municipality_code != self.rt.node.municipality:
-            raise rules.invalid(f"市町村コード rule: this atena serves {self.rt.node.municipality}")
-        existing = self._find(record)
-        fugo = existing[1] if existing else None
-        if not fugo and record.individual_number:
-            # Asked before the transaction: no write is held open across a network call.
-            try:
-                reply = await self.national.IssueFugo(national_pb2.FugoRequest(individual_number=record.individual_number), timeout=10)
-            except grpc.aio.AioRpcError as exc:
-                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"符号 request to national failed: {exc.details()}") from None
-            fugo = reply.fugo
-        with self.rt.store.transaction() as db:
+    async def NotifyResidentChanges(self, request, context):
+        """異動の連携: find or make each person's entry, get a 符号, queue the 副本 for the 中間サーバ."""
+        for item in request.items:
+            record = item.record
+            rules.require_text(record.atena_number, "宛名番号")
+            if record.individual_number:
+                rules.require_individual_number(record.individual_number)
+            if record.municipality_code != self.rt.node.municipality:
+                raise rules.invalid(f"市町村コード rule: this atena serves {self.rt.node.municipality}")
+        if request.items:
+            audit.set_subject(f"{request.items[0].record.atena_number}..({len(request.items)})")
+        fugos = {}
+        for item in request.items:
+            record = item.record
             existing = self._find(record)
-            unified = existing[0] if existing else f"{next_counter(db, 'unified_atena_number'):015d}"
-            db.execute(
-                "INSERT INTO entries VALUES (?,?,?,?,?) ON CONFLICT(unified_atena_number) DO UPDATE SET "
-                "individual_number=excluded.individual_number, atena_number=excluded.atena_number, "
-                "fugo=COALESCE(excluded.fugo, entries.fugo), record=excluded.record",
-                (unified, record.individual_number or None, record.atena_number, fugo, record.SerializeToString()),
-            )
-            queued = {}
-            if fugo:
-                queued["intermediate"] = self.outbox.put(db, "intermediate", "RegisterCopy", intermediate_pb2.CopyRegistration(
-                    unified_atena_number=unified, fugo=fugo, record=record))
-        await self.outbox.send(queued)
-        return atena_pb2.AtenaReply(unified_atena_number=unified, fugo=fugo or "")
+            if existing and existing[1]:
+                fugos[record.atena_number] = existing[1]
+            elif record.individual_number:
+                # Asked before the transaction: no write is held open across a network call.
+                try:
+                    reply = await self.national.IssueFugo(national_pb2.FugoRequest(individual_number=record.individual_number),
+                                                          timeout=self.rt.peer_timeout)
+                except grpc.aio.AioRpcError as exc:
+                    raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"符号 request to national failed: {exc.details()}") from None
+                fugos[record.atena_number] = reply.fugo
+        replies = atena_pb2.AtenaReplies()
+        with self.rt.store.transaction() as db:
+            for item in request.items:
+                record = item.record
+                fugo = fugos.get(record.atena_number)
+                existing = self._find(record)
+                unified = existing[0] if existing else f"{next_counter(db, 'unified_atena_number'):015d}"
+                db.execute(
+                    "INSERT INTO entries VALUES (?,?,?,?,?) ON CONFLICT(unified_atena_number) DO UPDATE SET "
+                    "individual_number=excluded.individual_number, atena_number=excluded.atena_number, "
+                    "fugo=COALESCE(excluded.fugo, entries.fugo), record=excluded.record",
+                    (unified, record.individual_number or None, record.atena_number, fugo, record.SerializeToString()),
+                )
+                if fugo:
+                    self.outbox.put(db, "intermediate", intermediate_pb2.CopyRegistration(
+                        unified_atena_number=unified, fugo=fugo, record=record))
+                replies.replies.add(unified_atena_number=unified, fugo=fugo or "")
+        self.outbox.wake("intermediate")
+        return replies
 
     def _find(self, record):
         """(団体内統合宛名番号, 符号) of the same person: by 個人番号, else by 宛名番号."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs.identity import DOMAINS, Identity, IdentityError, parse
@@ -30,6 +31,7 @@ class Peer:
 
     identity: Identity
     serial: int
+    fingerprint: str  # SHA-256 of the certificate: what operator sessions are bound to
 
 
 class _Crl:
@@ -121,7 +123,7 @@ class Authenticator:
                 f"trust-domain separation: {identity.uri} belongs to the {identity.domain} domain but its "
                 f"certificate was not issued by the {identity.domain} CA"
             )
-        return Peer(identity, cert.serial_number)
+        return Peer(identity, cert.serial_number, cert.fingerprint(hashes.SHA256()).hex())
 
 
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:

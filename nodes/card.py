@@ -29,20 +29,24 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
     def __init__(self, runtime):
         self.rt = runtime
 
-    async def SubmitDeliveryInfo(self, request, context):
+    async def SubmitDeliveryInfos(self, request, context):
         """送付先情報の受領: kept byte for byte as the CS sent it."""
-        audit.set_subject(request.resident_code)
-        rules.require_resident_code(request.resident_code)
-        rules.require_individual_number(request.individual_number)
         caller = current_call().peer.identity
+        for item in request.items:
+            rules.require_resident_code(item.resident_code)
+            rules.require_individual_number(item.individual_number)
+            if item.municipality_code and item.municipality_code != caller.municipality:
+                raise rules.denied(f"送付先情報 rule: the CS of {caller.municipality} sent one of {item.municipality_code}")
+        if request.items:
+            audit.set_subject(f"{request.items[0].resident_code}..({len(request.items)})")
+        received = dt.datetime.now(dt.timezone.utc).isoformat()
         with self.rt.store.transaction() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO delivery VALUES (?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
                 "municipality_code=excluded.municipality_code, received_at=excluded.received_at, info=excluded.info",
-                (request.resident_code, caller.municipality, dt.datetime.now(dt.timezone.utc).isoformat(),
-                 request.SerializeToString()),
+                [(i.resident_code, caller.municipality, received, i.SerializeToString()) for i in request.items],
             )
-        return common_pb2.UpdateAck(accepted=True)
+        return common_pb2.UpdateAck(accepted=True, applied=len(request.items))
 
     async def GetDeliveryInfo(self, request, context):
         """The queued 送付先情報 of a person."""

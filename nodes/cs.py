@@ -1,16 +1,69 @@
 """市町村コミュニケーションサーバ (市町村CS): the municipality's gateway into Juki-net.
 
-Keeps the 本人確認情報ファイル, numbers every update (更新順番号) and sends it from a durable
-outbox to the prefecture, and 送付先情報 to the card management system.
+Keeps the 本人確認情報ファイル and checks every update from kizon before it acknowledges it
+(PIA Ⅲ(2)5), numbers it (更新順番号) and sends it from a durable outbox to the prefecture;
+keeps the 住民票コード pool national issued; passes 転出証明書情報 and 転入通知 to other CSs;
+answers 本人確認情報検索 and runs the 整合性確認 against the prefecture and national.
 """
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import logging
+import os
+import time
+
+import grpc
+
 from nodes import audit, identityfile, rules
-from nodes.store import COUNTERS_SCHEMA, next_counter
-from protos import card_pb2_grpc, common_pb2, cs_pb2, cs_pb2_grpc, prefecture_pb2, prefecture_pb2_grpc, records_pb2
+from nodes.numbers import individual_number_valid
+from nodes.outbox import Target
+from nodes.runtime import current_call
+from nodes.store import next_counter
+from protos import (card_pb2, card_pb2_grpc, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, national_pb2,
+                    national_pb2_grpc, prefecture_pb2_grpc, records_pb2)
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = cs_pb2.DESCRIPTOR.services_by_name["CommunicationServer"].full_name
-SCHEMA = identityfile.SCHEMA + COUNTERS_SCHEMA
+POOL_LOW = int(os.environ.get("TESTBED_POOL_LOW", "1000"))  # codes left that raise the low-pool alert
+POOL_REFILL = int(os.environ.get("TESTBED_POOL_REFILL", "5000"))  # codes asked of national at a time
+MOVE_IN_DAYS = 14  # 特例転入: the 転入届 within 14 days of moving in …
+MOVE_OUT_DAYS = 30  # … and within 30 days of the planned move-out date (PIA Ⅰ2 システム2 ③)
+PURGE_INTERVAL = 3600.0  # seconds between runs of the 転出証明書情報 purge
+
+# Items a 転居 may change (PIA Ⅲ(2)5) besides the items that describe the change itself.
+ADDRESS_ITEMS = {"oaza_aza_code", "postal_code", "address", "address_gaiji_count"}
+CHANGE_ITEMS = {"change_reason", "change_date", "change_reason_detail", "notification_date", "address_since",
+                "request_control_number", "operator_id", "terminal_id", "update_sequence",
+                "recovery_update_sequence", "timestamp"}
+NEW_PERSON_REASONS = {"出生", "転入", "国外転入", "移行"}
+CURRENT, REMOVED = 0, 1  # レコード状況フラグ
+
+SCHEMA = identityfile.SCHEMA + """
+CREATE TABLE IF NOT EXISTS code_pool (resident_code TEXT PRIMARY KEY);   -- 住民票コード not yet used
+CREATE TABLE IF NOT EXISTS code_offers (
+    resident_code TEXT NOT NULL,            -- who asked for a 住民票コード変更
+    candidate TEXT NOT NULL,
+    PRIMARY KEY (resident_code, candidate)
+);
+CREATE TABLE IF NOT EXISTS move_out_certificates (      -- 転出証明書情報 received (特例転入 to come)
+    resident_code TEXT PRIMARY KEY,
+    from_municipality TEXT NOT NULL,
+    planned_move_out_date TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    certificate BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS move_in_notices (            -- 転入通知 received for former residents
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    resident_code TEXT NOT NULL,
+    notice BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (                   -- 依頼管理番号 already applied: retries are answered
+    request_control_number TEXT PRIMARY KEY,
+    update_sequence INTEGER NOT NULL
+);
+"""
 
 
 def add_to_server(servicer, server) -> None:
@@ -18,43 +71,414 @@ def add_to_server(servicer, server) -> None:
     cs_pb2_grpc.add_CommunicationServerServicer_to_server(servicer, server)
 
 
+def _date(value: str, item: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise rules.invalid(f"{item} rule: {value!r} is not a date of the form YYYY-MM-DD") from None
+
+
+def check_items(info: records_pb2.IdentityInfo) -> None:
+    """Malformed items of 本人確認情報 (PIA Ⅲ(2)5): numbers, required names, dates, codes."""
+    rules.require_resident_code(info.resident_code)
+    if info.individual_number and not individual_number_valid(info.individual_number):
+        raise rules.invalid(f"個人番号 rule: {info.individual_number!r} is not 12 digits with a valid check digit")
+    rules.require_text(info.name_kanji, "漢字氏名")
+    rules.require_text(info.name_kana, "ふりがな氏名")
+    _date(info.birth_date, "生年月日")
+    if info.sex not in ("1", "2", "9"):
+        raise rules.invalid(f"性別 rule: {info.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
+    rules.require_text(info.change_reason, "異動事由")
+    _date(info.change_date, "異動年月日")
+    rules.require_text(info.address, "住所")
+
+
+def changed_items(before: records_pb2.IdentityInfo, after: records_pb2.IdentityInfo) -> list[str]:
+    """Names of the items that differ between two versions of 本人確認情報."""
+    return [f.name for f in after.DESCRIPTOR.fields if getattr(before, f.name) != getattr(after, f.name)]
+
+
+def check_special_move_in(certificate, move_in_date: str, notification_date: str) -> None:
+    """特例転入 windows: within 14 days of moving in and 30 days of the planned move-out date."""
+    notified = _date(notification_date, "届出年月日")
+    moved_in = _date(move_in_date, "転入年月日")
+    planned = _date(certificate.planned_move_out_date, "転出予定年月日")
+    if not certificate.card_holder:
+        raise rules.precondition("特例転入 rule: only a 個人番号カード holder may move in without a 転出証明書")
+    if notified > moved_in + dt.timedelta(days=MOVE_IN_DAYS):
+        raise rules.precondition(f"特例転入 rule: the 転入届 came {(notified - moved_in).days} days after moving in "
+                                 f"(at most {MOVE_IN_DAYS})")
+    if notified > planned + dt.timedelta(days=MOVE_OUT_DAYS):
+        raise rules.precondition(f"特例転入 rule: the 転入届 came {(notified - planned).days} days after the planned "
+                                 f"move-out date (at most {MOVE_OUT_DAYS})")
+
+
 class Servicer(cs_pb2_grpc.CommunicationServerServicer):
-    """The CS's Juki-net side: 本人確認情報 in, numbered updates out."""
+    """The CS: checks, numbers and forwards 本人確認情報; pools, certificates, notices, search."""
 
     def __init__(self, runtime):
         self.rt = runtime
         self.municipality = runtime.node.municipality
         prefecture_code = runtime.topology.municipality(self.municipality).prefecture
-        prefecture = runtime.stub(prefecture_pb2_grpc.PrefectureServerStub, "prefecture", prefecture=prefecture_code)
+        self.prefecture = runtime.stub(prefecture_pb2_grpc.PrefectureServerStub, "prefecture", prefecture=prefecture_code)
+        self.national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
         card = runtime.stub(card_pb2_grpc.CardManagementStub, "card")
-        self.outbox = runtime.use_outbox({"prefecture": (prefecture, prefecture_pb2.IdentityUpdateBatch),
-                                          "card": (card, records_pb2.DeliveryInfo)})
+        targets = {
+            "prefecture": Target(self.prefecture.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates",
+                                 {"municipality_code": self.municipality}, mark_recovery=_mark_recovery),
+            "card": Target(card.SubmitDeliveryInfos, card_pb2.DeliveryBatch),
+        }
+        for other in runtime.topology.municipalities:
+            if other.code != self.municipality:
+                peer = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", other.code)
+                targets[f"certificate:{other.code}"] = Target(peer.ReceiveMoveOutCertificate, identity_pb2.MoveOutCertificate, None)
+                targets[f"notice:{other.code}"] = Target(peer.ReceiveMoveInNotice, identity_pb2.MoveInNotice, None)
+        self.outbox = runtime.use_outbox(targets)
+        self._refill: asyncio.Task | None = None
+        runtime.background(self._purge_daily)
 
-    async def SubmitIdentityUpdate(self, request, context):
-        """本人確認情報の更新: store it, give it the next 更新順番号, queue it for the prefecture."""
-        info = records_pb2.IdentityInfo()
-        info.CopyFrom(request.info)
-        audit.set_subject(info.resident_code)
-        rules.require_resident_code(info.resident_code)
-        if info.individual_number:
-            rules.require_individual_number(info.individual_number)
-        rules.require_text(info.name_kanji, "漢字氏名")
-        if request.municipality_code != self.municipality or info.municipality_code != self.municipality:
-            raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}")
+    # -- 本人確認情報 -------------------------------------------------------------------------
+    async def SubmitIdentityUpdates(self, request, context):
+        """本人確認情報の更新 from kizon: checked, numbered, stored and queued, all or nothing."""
+        if request.municipality_code != self.municipality:
+            raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}, not {request.municipality_code}")
+        if request.updates:
+            first, last = request.updates[0].info.resident_code, request.updates[-1].info.resident_code
+            audit.set_subject(first if len(request.updates) == 1 else f"{first}..{last} ({len(request.updates)})")
         with self.rt.store.transaction() as db:
+            sequence, queued = self._apply(db, request.updates)
+        self.outbox.wake(*queued)
+        return common_pb2.UpdateAck(accepted=True, update_sequence=sequence, applied=len(request.updates))
+
+    def _apply(self, db, updates) -> tuple[int, set[str]]:
+        """Check every update against the file (and the batch before it), then number and queue them."""
+        seen: dict[str, records_pb2.IdentityInfo | None] = {}
+        fresh, repeats = [], 0
+        sequence = 0
+        for update in updates:
+            info = update.info
+            if update.municipality_code != self.municipality or info.municipality_code != self.municipality:
+                raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}")
+            check_items(info)
+            request_id = info.request_control_number
+            if request_id:
+                done = db.execute("SELECT update_sequence FROM requests WHERE request_control_number=?", (request_id,)).fetchone()
+                if done:  # a retry of an update applied before: answer it, apply nothing
+                    repeats += 1
+                    sequence = max(sequence, done[0])
+                    continue
+            code = info.former_resident_code if info.change_reason == "住民票コード変更" else info.resident_code
+            before = seen[code] if code in seen else self._current(db, code)
+            self._check_logic(db, update, before)
+            seen[code] = info
+            if info.change_reason == "住民票コード変更":
+                seen[info.resident_code] = info
+            fresh.append(update)
+        if not fresh:
+            return sequence, set()
+        queued = {"prefecture"}
+        forwarded = []
+        for update in fresh:
+            info = update.info
             info.update_sequence = next_counter(db, "update_sequence")
-            identityfile.store_identity(db, info)
-            db.execute("INSERT INTO applied VALUES (?,?) ON CONFLICT(municipality_code) DO UPDATE SET last_sequence=excluded.last_sequence",
-                       (self.municipality, info.update_sequence))
-            update = cs_pb2.IdentityUpdate(municipality_code=self.municipality, info=info)
-            queued = {"prefecture": self.outbox.put(db, "prefecture", "ApplyIdentityUpdates", prefecture_pb2.IdentityUpdateBatch(
-                municipality_code=self.municipality, updates=[update]))}
-            if request.HasField("delivery"):
-                queued["card"] = self.outbox.put(db, "card", "SubmitDeliveryInfo", request.delivery)
-        await self.outbox.send(queued)
-        return common_pb2.UpdateAck(accepted=True, update_sequence=info.update_sequence)
+            info.timestamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            if info.request_control_number:
+                db.execute("INSERT OR IGNORE INTO requests VALUES (?,?)", (info.request_control_number, info.update_sequence))
+            self._side_effects(db, update, queued)
+            forwarded.append(identity_pb2.IdentityUpdate(municipality_code=self.municipality, info=info))
+        identityfile.store_identities(db, [u.info for u in fresh])
+        identityfile.set_last_sequence(db, self.municipality, fresh[-1].info.update_sequence)
+        self.outbox.put_many(db, "prefecture", forwarded)
+        return fresh[-1].info.update_sequence, queued
+
+    def _current(self, db, resident_code: str) -> records_pb2.IdentityInfo | None:
+        found = db.execute("SELECT info FROM identity WHERE resident_code=?", (resident_code,)).fetchone()
+        return records_pb2.IdentityInfo.FromString(found[0]) if found else None
+
+    def _check_logic(self, db, update, before) -> None:
+        """The CS's logic checks of an update against what the file holds (PIA Ⅲ(2)5)."""
+        info = update.info
+        reason = info.change_reason
+        if reason in NEW_PERSON_REASONS:
+            if before is not None and before.record_status_flag == CURRENT:
+                raise rules.precondition(f"{reason} rule (PIA Ⅲ(2)5): 住民票コード {info.resident_code} is already "
+                                         f"a current resident of {self.municipality}")
+            if update.special_move_in:
+                found = db.execute("SELECT certificate FROM move_out_certificates WHERE resident_code=?",
+                                   (info.resident_code,)).fetchone()
+                if found is None:
+                    raise rules.precondition(f"特例転入 rule: no 転出証明書情報 has arrived for {info.resident_code}")
+                check_special_move_in(identity_pb2.MoveOutCertificate.FromString(found[0]), info.change_date,
+                                      info.notification_date)
+            return
+        if before is None:
+            raise rules.precondition(f"{reason} rule: there is no 本人確認情報 of {info.former_resident_code or info.resident_code} "
+                                     f"in {self.municipality} to change")
+        if before.record_status_flag != CURRENT and reason != "職権修正":
+            raise rules.precondition(f"{reason} rule: {before.resident_code} is no longer a resident (除票)")
+        if reason == "転居":
+            extra = [n for n in changed_items(before, info) if n not in ADDRESS_ITEMS | CHANGE_ITEMS]
+            if extra:
+                raise rules.precondition(f"転居 rule (PIA Ⅲ(2)5): only the address may change, but {', '.join(extra)} "
+                                         "changed too")
+        if reason == "住民票コード変更":
+            offered = db.execute("SELECT 1 FROM code_offers WHERE resident_code=? AND candidate=?",
+                                 (info.former_resident_code, info.resident_code)).fetchone()
+            if offered is None:
+                raise rules.precondition(f"住民票コード変更 rule: {info.resident_code} is not among the codes offered "
+                                         f"to {info.former_resident_code}")
+
+    def _side_effects(self, db, update, queued: set[str]) -> None:
+        """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, a used code."""
+        info = update.info
+        if update.HasField("delivery"):
+            self.outbox.put(db, "card", update.delivery)
+            queued.add("card")
+        if update.HasField("move_out_certificate"):
+            target = f"certificate:{update.move_out_certificate.destination_municipality_code}"
+            if target in self.outbox.targets:
+                self.outbox.put(db, target, update.move_out_certificate)
+                queued.add(target)
+        if update.HasField("move_in_notice"):
+            target = f"notice:{update.move_in_notice.to_municipality_code}"
+            if target in self.outbox.targets:  # a former municipality outside this network hears nothing
+                self.outbox.put(db, target, update.move_in_notice)
+                queued.add(target)
+        if update.special_move_in:
+            db.execute("DELETE FROM move_out_certificates WHERE resident_code=?", (info.resident_code,))
+        if info.change_reason == "住民票コード変更":
+            db.execute("DELETE FROM code_offers WHERE resident_code=?", (info.former_resident_code,))
+        db.execute("DELETE FROM code_pool WHERE resident_code=?", (info.resident_code,))
 
     async def GetIdentity(self, request, context):
         """本人確認情報の照会 for this municipality's 統合端末 and kizon."""
         audit.set_subject(request.resident_code)
-        return identityfile.read_identity(self.rt.store, request.resident_code)
+        info = identityfile.read_identity(self.rt.store, request.resident_code)
+        return self._shown(info)
+
+    async def SearchIdentity(self, request, context):
+        """本人確認情報検索 under the two-item rule; nationwide asks national for other municipalities."""
+        identityfile.search_kind(request)
+        audit.set_subject(request.resident_code or (request.individual_number and "個人番号") or "4情報")
+        if request.nationwide:
+            try:
+                result = await self.national.SearchIdentity(request, timeout=self.rt.peer_timeout)
+            except grpc.aio.AioRpcError as exc:
+                raise rules.Violation(exc.code(), f"全国サーバ: {exc.details()}") from None
+            result.source = "national"
+        else:
+            result = identityfile.search(self.rt.store, request, self.municipality)
+            result.source = "cs"
+        for info in result.matches:
+            self._shown(info)
+        return result
+
+    def _shown(self, info):
+        """The 本人確認情報 as this caller may see it: 個人番号 masked without the permission."""
+        if not self.rt.may_see_number(current_call()) and info.individual_number:
+            info.individual_number = "*" * 12
+        return info
+
+    # -- numbers --------------------------------------------------------------------------------
+    async def DrawResidentCodes(self, request, context):
+        """住民票コード drawn at random from this municipality's pool; refilled from national when low."""
+        if not 1 <= request.count <= 1000:
+            raise rules.invalid("pool rule: draw 1..1000 codes at a time")
+        if self._available() < request.count:
+            await self._refill_pool(max(POOL_REFILL, request.count))
+        with self.rt.store.transaction() as db:
+            codes = [r[0] for r in db.execute("SELECT resident_code FROM code_pool ORDER BY random() LIMIT ?", (request.count,))]
+            db.executemany("DELETE FROM code_pool WHERE resident_code=?", [(c,) for c in codes])
+        audit.set_subject(",".join(codes))
+        if len(codes) < request.count:
+            raise rules.Violation(grpc.StatusCode.RESOURCE_EXHAUSTED, "pool rule: the 住民票コード pool is empty")
+        left = self._available()
+        if left < POOL_LOW:
+            log.warning("ALERT 住民票コード pool of %s is low: %d left (threshold %d)", self.municipality, left, POOL_LOW)
+            if self._refill is None or self._refill.done():
+                self._refill = asyncio.create_task(self._refill_pool(POOL_REFILL))
+        return cs_pb2.ResidentCodes(resident_codes=codes)
+
+    def _available(self) -> int:
+        return self.rt.store.scalar("SELECT COUNT(*) FROM code_pool", default=0)
+
+    async def _refill_pool(self, count: int) -> None:
+        try:
+            reply = await self.national.IssueResidentCodePool(
+                national_pb2.PoolRequest(municipality_code=self.municipality, count=count), timeout=self.rt.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.error("住民票コード pool refill failed: %s %s", exc.code().name, exc.details())
+            if self._available() == 0:
+                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"pool rule: the pool is empty and national did not "
+                                      f"answer ({exc.code().name})") from None
+            return
+        with self.rt.store.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO code_pool VALUES (?)", [(c,) for c in reply.resident_codes])
+        log.info("住民票コード pool refilled with %d codes", len(reply.resident_codes))
+
+    async def GetPoolStatus(self, request, context):
+        """How many codes are left, and whether that is below the alert threshold."""
+        left = self._available()
+        return cs_pb2.PoolStatus(available=left, low_watermark=POOL_LOW, low=left < POOL_LOW)
+
+    async def AssignIndividualNumbers(self, request, context):
+        """個人番号 for new residents, generated by national (the CS relays)."""
+        audit.set_subject(f"{len(request.resident_codes)} codes")
+        return await self._national_call(self.national.AssignIndividualNumbers, request)
+
+    async def OfferResidentCodes(self, request, context):
+        """住民票コード変更請求: candidates from national, remembered for the change that follows."""
+        audit.set_subject(request.resident_code)
+        if self._current(self.rt.store.db, request.resident_code) is None:
+            raise rules.not_found(f"変更請求: no 本人確認情報 of {request.resident_code} here")
+        reply = await self._national_call(self.national.OfferResidentCodes, request)
+        with self.rt.store.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO code_offers VALUES (?,?)",
+                           [(request.resident_code, c) for c in reply.candidates])
+        return reply
+
+    async def _national_call(self, method, request):
+        try:
+            return await method(request, timeout=self.rt.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise rules.Violation(exc.code(), f"全国サーバ: {exc.details()}") from None
+
+    # -- between municipalities -----------------------------------------------------------------
+    async def ReceiveMoveOutCertificate(self, request, context):
+        """転出証明書情報 from the former municipality's CS, kept until the 特例転入 or its deadline."""
+        sender = current_call().peer.identity.municipality
+        audit.set_subject(request.person.resident_code)
+        rules.require_resident_code(request.person.resident_code)
+        if request.issuing_municipality_code != sender or request.destination_municipality_code != self.municipality:
+            raise rules.denied(f"転出証明書情報 rule: {sender} may send only its own certificates, addressed to here")
+        _date(request.planned_move_out_date, "転出予定年月日")
+        with self.rt.store.transaction() as db:
+            db.execute("INSERT INTO move_out_certificates VALUES (?,?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
+                       "from_municipality=excluded.from_municipality, planned_move_out_date=excluded.planned_move_out_date, "
+                       "received_at=excluded.received_at, certificate=excluded.certificate",
+                       (request.person.resident_code, sender, request.planned_move_out_date,
+                        dt.datetime.now(dt.timezone.utc).isoformat(), request.SerializeToString()))
+        return common_pb2.UpdateAck(accepted=True)
+
+    async def TakeMoveOutCertificate(self, request, context):
+        """特例転入 at kizon: the 転出証明書情報 received for the person, windows and card checked."""
+        code = request.person.resident_code
+        audit.set_subject(code)
+        rules.require_resident_code(code)
+        found = self.rt.store.one("SELECT certificate FROM move_out_certificates WHERE resident_code=?", (code,))
+        if found is None:
+            raise rules.not_found(f"特例転入 rule: no 転出証明書情報 has arrived for {code}")
+        certificate = identity_pb2.MoveOutCertificate.FromString(found[0])
+        check_special_move_in(certificate, request.move_in_date, request.notification_date)
+        return certificate
+
+    async def ReceiveMoveInNotice(self, request, context):
+        """転入通知 from the new municipality's CS about a former resident of here."""
+        sender = current_call().peer.identity.municipality
+        audit.set_subject(request.resident_code)
+        rules.require_resident_code(request.resident_code)
+        if request.from_municipality_code != sender or request.to_municipality_code != self.municipality:
+            raise rules.denied(f"転入通知 rule: {sender} may send only its own notices, addressed to here")
+        with self.rt.store.transaction() as db:
+            db.execute("INSERT INTO move_in_notices(resident_code, notice) VALUES (?,?)",
+                       (request.resident_code, request.SerializeToString()))
+        return common_pb2.UpdateAck(accepted=True)
+
+    async def TakeMoveInNotices(self, request, context):
+        """The 転入通知 received so far; those kizon says it has recorded are deleted."""
+        with self.rt.store.transaction() as db:
+            db.execute("DELETE FROM move_in_notices WHERE id<=?", (request.processed_up_to,))
+            rows = db.execute("SELECT id, notice FROM move_in_notices ORDER BY id LIMIT 500").fetchall()
+        reply = cs_pb2.MoveInNotices(last_id=rows[-1][0] if rows else request.processed_up_to)
+        for _, blob in rows:
+            reply.notices.add().MergeFromString(blob)
+        audit.set_subject(f"{len(rows)} notices")
+        return reply
+
+    async def PurgeExpiredCertificates(self, request, context):
+        """The batch that deletes 転出証明書情報 not used in time (PIA Ⅰ2 システム2 ③)."""
+        purged = self._purge()
+        audit.set_subject(f"{purged} purged")
+        return common_pb2.UpdateAck(accepted=True, applied=purged)
+
+    def _purge(self, today: dt.date | None = None) -> int:
+        cutoff = (today or dt.date.today()) - dt.timedelta(days=MOVE_OUT_DAYS)
+        with self.rt.store.transaction() as db:
+            return db.execute("DELETE FROM move_out_certificates WHERE planned_move_out_date < ?",
+                              (cutoff.isoformat(),)).rowcount
+
+    async def _purge_daily(self) -> None:
+        while True:
+            purged = self._purge()
+            if purged:
+                log.info("purged %d 転出証明書情報 past their deadline", purged)
+            await asyncio.sleep(PURGE_INTERVAL)
+
+    # -- 整合性確認 ------------------------------------------------------------------------------
+    async def IdentityDigests(self, request, context):
+        """(住民票コード, digest) of this municipality's people."""
+        for batch in identityfile.digest_batches(self.rt.store, request.municipality_code):
+            yield batch
+
+    async def GetIdentities(self, request, context):
+        """The 本人確認情報 of several people."""
+        return identityfile.read_identities(self.rt.store, request.resident_codes)
+
+    async def CheckConsistency(self, request, context):
+        """整合性確認: every record that differs between this CS, the prefecture and national."""
+        started = time.perf_counter()
+        municipality = request.municipality_code or self.municipality
+        if municipality != self.municipality:
+            raise rules.denied(f"整合性確認 rule: this CS checks only {self.municipality}")
+        audit.set_subject(municipality)
+        query = common_pb2.ConsistencyRequest(municipality_code=municipality)
+        ours = _collect(identityfile.digest_batches(self.rt.store, municipality))
+        try:
+            theirs = await asyncio.gather(_collect_stream(self.prefecture.IdentityDigests(query, timeout=120)),
+                                          _collect_stream(self.national.IdentityDigests(query, timeout=120)))
+        except grpc.aio.AioRpcError as exc:
+            raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: a peer did not answer: {exc.details()}") from None
+        report = cs_pb2.ConsistencyReport(municipality_code=municipality, records_cs=len(ours),
+                                          records_prefecture=len(theirs[0]), records_national=len(theirs[1]))
+        for node, stub, digests in (("prefecture", self.prefecture, theirs[0]), ("national", self.national, theirs[1])):
+            missing = sorted(c for c in ours if c not in digests)
+            extra = sorted(c for c in digests if c not in ours)
+            differing = sorted(c for c, d in ours.items() if c in digests and digests[c] != d)
+            for code in missing:
+                report.differences.add(resident_code=code, node=node, items=["missing"])
+            for code in extra:
+                report.differences.add(resident_code=code, node=node, items=["extra"])
+            if differing:
+                await self._item_differences(report, node, stub, differing)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def _item_differences(self, report, node: str, stub, codes: list[str]) -> None:
+        """Name the differing items of each record whose digests differ."""
+        for start in range(0, len(codes), 1000):
+            chunk = codes[start:start + 1000]
+            theirs = {i.resident_code: i for i in (await stub.GetIdentities(common_pb2.ResidentKeys(resident_codes=chunk),
+                                                                             timeout=60)).items}
+            ours = {i.resident_code: i for i in identityfile.read_identities(self.rt.store, chunk).items}
+            for code in chunk:
+                items = [n for n in changed_items(ours[code], theirs[code]) if n not in identityfile.TRANSPORT_ITEMS]
+                report.differences.add(resident_code=code, node=node, items=items)
+
+
+def _mark_recovery(update, recovery: int) -> None:
+    """A re-sent update carries its 異常時更新順番号."""
+    update.info.recovery_update_sequence = recovery
+
+
+def _collect(batches) -> dict[str, bytes]:
+    result = {}
+    for batch in batches:
+        result.update(zip(batch.resident_codes, batch.digests))
+    return result
+
+
+async def _collect_stream(call) -> dict[str, bytes]:
+    result = {}
+    async for batch in call:
+        result.update(zip(batch.resident_codes, batch.digests))
+    return result

@@ -2,40 +2,98 @@
 
 Updates from a municipality carry its 更新順番号; a receiver applies them in order, ignores
 duplicates (already applied) and refuses a gap (a missing update) so that the sender re-sends.
+Each row keeps a digest of its items for the 整合性確認 and the columns that searches use.
 """
 from __future__ import annotations
 
+import hashlib
+
 from nodes import rules
-from protos import records_pb2
+from nodes.numbers import individual_number_valid
+from protos import common_pb2, identity_pb2, records_pb2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity (
     resident_code TEXT PRIMARY KEY,         -- 住民票コード
     municipality_code TEXT NOT NULL,        -- 市町村コード
     update_sequence INTEGER NOT NULL,       -- 更新順番号 of the last update applied
+    individual_number TEXT,                 -- 個人番号 (search key)
+    name_kana TEXT NOT NULL,                -- ふりがな氏名 (search key)
+    name_kanji TEXT NOT NULL,               -- 漢字氏名 (search key)
+    birth_date TEXT NOT NULL,
+    sex TEXT NOT NULL,
+    address TEXT NOT NULL,
+    digest BLOB NOT NULL,                   -- SHA-1 of the items, for the 整合性確認
     info BLOB NOT NULL                      -- IdentityInfo, the 40 items
 );
-CREATE INDEX IF NOT EXISTS identity_municipality ON identity(municipality_code);
+CREATE INDEX IF NOT EXISTS identity_municipality ON identity(municipality_code, resident_code);
+CREATE INDEX IF NOT EXISTS identity_number ON identity(individual_number);
+CREATE INDEX IF NOT EXISTS identity_kana ON identity(name_kana, birth_date);
+CREATE INDEX IF NOT EXISTS identity_kanji ON identity(name_kanji, birth_date);
 CREATE TABLE IF NOT EXISTS applied (
     municipality_code TEXT PRIMARY KEY,
     last_sequence INTEGER NOT NULL          -- highest 更新順番号 applied in order
 );
 """
 
+UPSERT = (
+    "INSERT INTO identity VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
+    "municipality_code=excluded.municipality_code, update_sequence=excluded.update_sequence, "
+    "individual_number=excluded.individual_number, name_kana=excluded.name_kana, name_kanji=excluded.name_kanji, "
+    "birth_date=excluded.birth_date, sex=excluded.sex, address=excluded.address, digest=excluded.digest, info=excluded.info"
+)
+# Items that say how an update travelled, not what it says: left out of the digest.
+TRANSPORT_ITEMS = ("update_sequence", "recovery_update_sequence", "timestamp")
+DIGEST_BATCH = 20_000
+SEARCH_LIMIT = 100  # the most matches one search returns
 
-def store_identity(db, info: records_pb2.IdentityInfo) -> None:
-    """Write one person's 本人確認情報, replacing the older version."""
-    db.execute(
-        "INSERT INTO identity VALUES (?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
-        "municipality_code=excluded.municipality_code, update_sequence=excluded.update_sequence, info=excluded.info",
-        (info.resident_code, info.municipality_code, info.update_sequence, info.SerializeToString()),
-    )
+
+def digest(info: records_pb2.IdentityInfo) -> bytes:
+    """SHA-1 of the 本人確認情報 items, without the transport items."""
+    saved = [getattr(info, name) for name in TRANSPORT_ITEMS]
+    for name in TRANSPORT_ITEMS:
+        info.ClearField(name)
+    data = info.SerializeToString(deterministic=True)
+    for name, value in zip(TRANSPORT_ITEMS, saved):
+        setattr(info, name, value)
+    return hashlib.sha1(data).digest()
+
+
+def row(info: records_pb2.IdentityInfo) -> tuple:
+    """The identity table row of one person's 本人確認情報."""
+    return (info.resident_code, info.municipality_code, info.update_sequence, info.individual_number or None,
+            info.name_kana, info.name_kanji, info.birth_date, info.sex, info.address, digest(info), info.SerializeToString())
+
+
+def store_identities(db, infos) -> None:
+    """Write people's 本人確認情報, replacing older versions (and the old code after a 住民票コード変更)."""
+    rows = [row(info) for info in infos]
+    renamed = [(i.former_resident_code,) for i in infos if i.change_reason == "住民票コード変更" and i.former_resident_code]
+    if renamed:
+        # Row by row: a person renamed in this batch must not lose the row written just before.
+        for info, values in zip(infos, rows):
+            if info.change_reason == "住民票コード変更" and info.former_resident_code:
+                db.execute("DELETE FROM identity WHERE resident_code=?", (info.former_resident_code,))
+            db.execute(UPSERT, values)
+        return
+    db.executemany(UPSERT, rows)
+
+
+def last_sequence(db, municipality: str) -> int:
+    """The highest 更新順番号 of a municipality applied here."""
+    found = db.execute("SELECT last_sequence FROM applied WHERE municipality_code=?", (municipality,)).fetchone()
+    return found[0] if found else 0
+
+
+def set_last_sequence(db, municipality: str, sequence: int) -> None:
+    """Record the highest 更新順番号 of a municipality applied here."""
+    db.execute("INSERT INTO applied VALUES (?,?) ON CONFLICT(municipality_code) DO UPDATE SET last_sequence=excluded.last_sequence",
+               (municipality, sequence))
 
 
 def apply_updates(db, municipality: str, updates) -> tuple[list, int]:
     """Apply numbered updates of one municipality in order; return (applied updates, last sequence)."""
-    row = db.execute("SELECT last_sequence FROM applied WHERE municipality_code=?", (municipality,)).fetchone()
-    last = row[0] if row else 0
+    last = last_sequence(db, municipality)
     applied = []
     for update in updates:
         info = update.info
@@ -48,18 +106,85 @@ def apply_updates(db, municipality: str, updates) -> tuple[list, int]:
             continue  # a duplicate of what is already applied: re-sends are harmless
         if seq != last + 1:
             raise rules.precondition(f"更新順番号 rule: {municipality} sent {seq} but {last + 1} is due (gap)")
-        store_identity(db, info)
         last = seq
         applied.append(update)
-    db.execute("INSERT INTO applied VALUES (?,?) ON CONFLICT(municipality_code) DO UPDATE SET last_sequence=excluded.last_sequence",
-               (municipality, last))
+    store_identities(db, [u.info for u in applied])
+    set_last_sequence(db, municipality, last)
     return applied, last
 
 
 def read_identity(store, resident_code: str) -> records_pb2.IdentityInfo:
     """One person's 本人確認情報, or NOT_FOUND."""
     rules.require_resident_code(resident_code)
-    row = store.one("SELECT info FROM identity WHERE resident_code=?", (resident_code,))
-    if row is None:
+    found = store.one("SELECT info FROM identity WHERE resident_code=?", (resident_code,))
+    if found is None:
         raise rules.not_found(f"照会: no 本人確認情報 with 住民票コード {resident_code}")
-    return records_pb2.IdentityInfo.FromString(row[0])
+    return records_pb2.IdentityInfo.FromString(found[0])
+
+
+def read_identities(store, resident_codes) -> identity_pb2.IdentityList:
+    """The 本人確認情報 of several people (those that exist)."""
+    result = identity_pb2.IdentityList()
+    codes = list(resident_codes)
+    for start in range(0, len(codes), 500):
+        chunk = codes[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for (blob,) in store.db.execute(f"SELECT info FROM identity WHERE resident_code IN ({marks})", chunk):
+            result.items.add().MergeFromString(blob)
+    return result
+
+
+def digest_batches(store, municipality: str):
+    """(住民票コード, digest) of a municipality's people in 住民票コード order, in batches."""
+    cursor = store.db.execute("SELECT resident_code, digest FROM identity WHERE municipality_code=? ORDER BY resident_code",
+                              (municipality,))
+    while True:
+        rows = cursor.fetchmany(DIGEST_BATCH)
+        if not rows:
+            return
+        codes, digests = zip(*rows)
+        yield common_pb2.DigestBatch(resident_codes=codes, digests=digests)
+
+
+def search_kind(query: identity_pb2.IdentitySearch) -> str:
+    """Which keys a search uses, or INVALID_ARGUMENT naming the rule (PIA Ⅲ(2)2)."""
+    if query.resident_code:
+        rules.require_resident_code(query.resident_code)
+        return "resident_code"
+    if query.individual_number:
+        if not individual_number_valid(query.individual_number):
+            raise rules.invalid("個人番号 rule: the search key is not 12 digits with a valid check digit")
+        return "individual_number"
+    name = query.name_kana or query.name_kanji
+    if name and (query.birth_date or query.address):
+        return "four_items"
+    raise rules.invalid("検索 rule (PIA Ⅲ(2)2): search by 住民票コード, by 個人番号, or by 氏名 with 生年月日 or 住所; "
+                        "性別 does not count as a key")
+
+
+def search(store, query: identity_pb2.IdentitySearch, municipality: str | None = None) -> identity_pb2.IdentitySearchResult:
+    """本人確認情報検索 under the two-item rule; municipality limits it to one municipality's people."""
+    kind = search_kind(query)
+    where, params = [], []
+    if kind == "resident_code":
+        where.append("resident_code=?"), params.append(query.resident_code)
+    elif kind == "individual_number":
+        where.append("individual_number=?"), params.append(query.individual_number)
+    else:
+        column = "name_kana" if query.name_kana else "name_kanji"
+        where.append(f"{column}=?"), params.append(query.name_kana or query.name_kanji)
+        if query.birth_date:
+            where.append("birth_date=?"), params.append(query.birth_date)
+        if query.address:
+            where.append("substr(address, 1, ?)=?"), params.extend((len(query.address), query.address))
+    if query.sex:
+        where.append("sex=?"), params.append(query.sex)
+    if municipality:
+        where.append("municipality_code=?"), params.append(municipality)
+    limit = min(query.limit or SEARCH_LIMIT, SEARCH_LIMIT)
+    rows = store.db.execute(f"SELECT info FROM identity WHERE {' AND '.join(where)} ORDER BY resident_code LIMIT ?",
+                            (*params, limit + 1)).fetchall()
+    result = identity_pb2.IdentitySearchResult(truncated=len(rows) > limit)
+    for (blob,) in rows[:limit]:
+        result.matches.add().MergeFromString(blob)
+    return result

@@ -44,19 +44,21 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
     def __init__(self, runtime):
         self.rt = runtime
 
-    async def RegisterCopy(self, request, context):
+    async def RegisterCopies(self, request, context):
         """副本の登録 into the caller's own tenant."""
         tenant = current_call().peer.identity.municipality
-        audit.set_subject(request.fugo)
-        rules.require_text(request.fugo, "符号")
-        rules.require_text(request.unified_atena_number, "団体内統合宛名番号")
-        if request.record.municipality_code != tenant:
-            raise rules.denied(f"tenant isolation: atena of {tenant} may not register data of {request.record.municipality_code}")
+        for item in request.items:
+            rules.require_text(item.fugo, "符号")
+            rules.require_text(item.unified_atena_number, "団体内統合宛名番号")
+            if item.record.municipality_code != tenant:
+                raise rules.denied(f"tenant isolation: atena of {tenant} may not register data of {item.record.municipality_code}")
+        if request.items:
+            audit.set_subject(f"{request.items[0].fugo}..({len(request.items)})")
         with self.rt.store.transaction() as db:
-            db.execute("INSERT INTO copies VALUES (?,?,?,?) ON CONFLICT(tenant, fugo) DO UPDATE SET "
-                       "unified_atena_number=excluded.unified_atena_number, record=excluded.record",
-                       (tenant, request.fugo, request.unified_atena_number, request.record.SerializeToString()))
-        return common_pb2.UpdateAck(accepted=True)
+            db.executemany("INSERT INTO copies VALUES (?,?,?,?) ON CONFLICT(tenant, fugo) DO UPDATE SET "
+                           "unified_atena_number=excluded.unified_atena_number, record=excluded.record",
+                           [(tenant, i.fugo, i.unified_atena_number, i.record.SerializeToString()) for i in request.items])
+        return common_pb2.UpdateAck(accepted=True, applied=len(request.items))
 
     async def ProvideInfo(self, request, context):
         """情報提供: the tenant's 副本 for a 符号, recorded in the 情報提供等記録."""

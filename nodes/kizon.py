@@ -1,42 +1,95 @@
 """既存住民基本台帳システム (既存住基): the resident register behind the counter.
 
-Writes 住民票 with full history (個人履歴番号) and carries each change, from a durable outbox,
-to its CS (本人確認情報) and to atena (the 団体内統合宛名 feed).
+Every counter operation (出生, 転入, 転居, 転出, 死亡, 職権修正, 住民票コード変更, 世帯分離,
+世帯合併, 世帯主変更) writes a new history entry (個人履歴番号) for each person it touches and
+keeps removed records (除票). The CS checks and acknowledges the 本人確認情報 first; only then does
+kizon commit, so a refused or unreachable CS leaves nothing written. A retried request (same
+x-request-id) is answered, not applied twice. Changes reach atena from a durable outbox.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hmac
+import logging
+import re
+import uuid
 
-from nodes.runtime import current_call
+import grpc
+
 from nodes import audit, rules
-from nodes.store import COUNTERS_SCHEMA, next_counter
+from nodes.outbox import Target
 from nodes.records import delivery_info, identity_info
-from protos import atena_pb2, atena_pb2_grpc, cs_pb2, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, records_pb2
+from nodes.runtime import APPROVAL_KEY, REQUEST_KEY, current_call
+from nodes.sessions import TokenError, issue_approval, issue_session, verify
+from nodes.store import next_counter
+from protos import (atena_pb2, atena_pb2_grpc, cs_pb2, cs_pb2_grpc, identity_pb2, kizon_pb2, kizon_pb2_grpc,
+                    records_pb2)
+from scenarios.towns import town
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = kizon_pb2.DESCRIPTOR.services_by_name["Kizon"].full_name
-DELIVERY_WAIT = 3.0  # seconds a counter call waits for its CS and atena deliveries
+BULK_OUTPUT_LIMIT = 100  # records one output may hold without a manager's approval (PIA Ⅲ(2)3)
+MOVE_IN_DAYS = 14  # a 転入届 within 14 days of moving in (住基法第22条)
+NOTICE_POLL = 1.0  # seconds between looks for 転入通知 at the CS
+LOCK_STRIPES = 256
+CURRENT = records_pb2.ResidentRecord.STATUS_CURRENT
+REMOVED = records_pb2.ResidentRecord.STATUS_REMOVED
+KANA = re.compile(r"[ァ-ヶー・ 　]+")
+# Items a 職権修正 may not touch: the keys and numbers of the record and the trail of who wrote it.
+PROTECTED = {"municipality_code", "atena_number", "history_number", "is_latest", "resident_code", "individual_number",
+             "status", "request_control_number", "operator_id", "terminal_id", "recorded_at", "household_number"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS residents (
-    resident_code TEXT PRIMARY KEY,             -- 住民票コード
-    atena_number TEXT NOT NULL UNIQUE,          -- 宛名番号
+    atena_number TEXT PRIMARY KEY,              -- 宛名番号: the person, for good
+    resident_code TEXT NOT NULL UNIQUE,         -- 住民票コード (changes on a 住民票コード変更)
+    household_number TEXT NOT NULL,             -- 世帯番号
     history_number INTEGER NOT NULL,            -- 個人履歴番号 of the current entry
-    status INTEGER NOT NULL,                    -- ResidentRecord.Status
+    status INTEGER NOT NULL,                    -- ResidentRecord.Status: current or 除票
+    town_code TEXT NOT NULL,
     record BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS residents_household ON residents(household_number);
+CREATE INDEX IF NOT EXISTS residents_town ON residents(town_code);
 CREATE TABLE IF NOT EXISTS history (
-    resident_code TEXT NOT NULL,
+    atena_number TEXT NOT NULL,
     history_number INTEGER NOT NULL,
-    recorded_at TEXT NOT NULL,
     record BLOB NOT NULL,
-    PRIMARY KEY (resident_code, history_number)
+    PRIMARY KEY (atena_number, history_number)
 );
-""" + COUNTERS_SCHEMA
+CREATE TABLE IF NOT EXISTS requests (           -- x-request-id already applied, and the answer given
+    request_id TEXT PRIMARY KEY,
+    reply BLOB NOT NULL
+);
+"""
 
 
 def add_to_server(servicer, server) -> None:
     """Register the servicer on a gRPC server."""
     kizon_pb2_grpc.add_KizonServicer_to_server(servicer, server)
+
+
+def _today() -> str:
+    return dt.date.today().isoformat()
+
+
+def _date(value: str, item: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise rules.invalid(f"{item} rule: {value!r} is not a date of the form YYYY-MM-DD") from None
+
+
+def require_person_items(record: records_pb2.ResidentRecord) -> None:
+    """The items every 住民票 needs: 氏名 in kanji and katakana, 生年月日, 性別."""
+    rules.require_text(record.name_kanji, "氏名")
+    if not KANA.fullmatch(record.name_kana or ""):
+        raise rules.invalid(f"ふりがな rule: {record.name_kana!r} is not written in katakana")
+    _date(record.birth_date, "生年月日")
+    if record.sex not in ("1", "2", "9"):
+        raise rules.invalid(f"性別 rule: {record.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
 
 
 class Servicer(kizon_pb2_grpc.KizonServicer):
@@ -45,57 +98,597 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
     def __init__(self, runtime):
         self.rt = runtime
         self.municipality = runtime.node.municipality
-        cs = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", self.municipality)
+        place = runtime.topology.municipality(self.municipality)
+        self.place_name = runtime.topology.prefectures.get(place.prefecture, "") + place.name
+        self.cs = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", self.municipality)
         atena = runtime.stub(atena_pb2_grpc.AtenaStub, "atena", self.municipality)
-        self.outbox = runtime.use_outbox({"cs": (cs, cs_pb2.IdentityUpdate), "atena": (atena, atena_pb2.ResidentChange)})
+        self.outbox = runtime.use_outbox({"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)})
+        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+        runtime.background(self._poll_move_in_notices)
 
-    async def RecordResident(self, request, context):
-        """住民票の記載: validate, write the record and its history, queue the CS and atena updates."""
-        record = records_pb2.ResidentRecord()
-        record.CopyFrom(request.record)
-        audit.set_subject(record.resident_code)
-        rules.require_resident_code(record.resident_code)
-        if record.individual_number:
-            rules.require_individual_number(record.individual_number)
-        rules.require_text(record.name_kanji, "氏名")
-        rules.require_date(record.birth_date, "生年月日")
-        if record.municipality_code and record.municipality_code != self.municipality:
-            raise rules.invalid(f"市町村コード rule: this register is {self.municipality}, not {record.municipality_code}")
+    # -- operators ------------------------------------------------------------------------------
+    async def Login(self, request, context):
+        """操作者認証 at a terminal: a session bound to this terminal's certificate."""
         call = current_call()
-        with self.rt.store.transaction() as db:
-            if db.execute("SELECT 1 FROM residents WHERE resident_code=?", (record.resident_code,)).fetchone():
-                raise rules.already_exists(f"記載 rule: 住民票コード {record.resident_code} is already recorded here")
-            record.municipality_code = self.municipality
-            record.atena_number = f"{next_counter(db, 'atena_number'):015d}"
-            record.history_number = 1
-            record.is_latest = True
-            record.status = records_pb2.ResidentRecord.STATUS_CURRENT
-            blob = record.SerializeToString()
-            db.execute("INSERT INTO residents VALUES (?,?,?,?,?)",
-                       (record.resident_code, record.atena_number, 1, record.status, blob))
-            db.execute("INSERT INTO history VALUES (?,?,?,?)",
-                       (record.resident_code, 1, dt.datetime.now(dt.timezone.utc).isoformat(), blob))
-            update = cs_pb2.IdentityUpdate(
-                municipality_code=self.municipality,
-                info=identity_info(record, operator=call.operator, terminal=call.terminal),
-            )
-            if record.individual_number:
-                update.delivery.CopyFrom(delivery_info(record))
-            cs_id = self.outbox.put(db, "cs", "SubmitIdentityUpdate", update)
-            atena_id = self.outbox.put(db, "atena", "NotifyResidentChange", atena_pb2.ResidentChange(record=record))
-        acks = await self.outbox.send({"cs": cs_id, "atena": atena_id}, wait=DELIVERY_WAIT)
-        reply = kizon_pb2.RecordResidentReply(atena_number=record.atena_number, history_number=1)
-        if acks["cs"] is not None:
-            reply.update_sequence = acks["cs"].update_sequence
-        if acks["atena"] is not None:
-            reply.unified_atena_number = acks["atena"].unified_atena_number
-        return reply
+        audit.set_subject(request.operator_id)
+        if not call.is_terminal:
+            raise rules.denied("login rule: operators log in at a terminal")
+        operator = self.rt.pki.operators(self.municipality).get(request.operator_id)
+        if operator is None or not hmac.compare_digest(operator["credential"], request.credential):
+            raise rules.Violation(grpc.StatusCode.UNAUTHENTICATED,
+                                  f"operator rule: authentication failed for {request.operator_id!r}")
+        token, expires = issue_session(self.rt.session_key, request.operator_id, operator["roles"], self.municipality,
+                                       call.terminal, call.peer.fingerprint)
+        return kizon_pb2.Session(token=token, operator_id=request.operator_id, roles=operator["roles"],
+                                 expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())
+
+    async def ApproveBulkOutput(self, request, context):
+        """A manager's prior approval of one bulk output (PIA Ⅲ(2)3 その他)."""
+        session = current_call().session
+        audit.set_subject(f"approval:{request.max_records}")
+        if session is None or "manager" not in session.roles:
+            raise rules.denied("bulk output rule (PIA Ⅲ(2)3): only a manager approves bulk output")
+        rules.require_text(request.purpose, "目的")
+        if request.max_records == 0:
+            raise rules.invalid("bulk output rule: max_records must be at least 1")
+        token, expires = issue_approval(self.rt.session_key, session.operator, self.municipality, request.purpose,
+                                        request.max_records)
+        return kizon_pb2.BulkApproval(token=token, expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())
+
+    # -- reading the register ---------------------------------------------------------------------
+    def _person(self, resident_code: str) -> records_pb2.ResidentRecord:
+        rules.require_resident_code(resident_code)
+        found = self.rt.store.one("SELECT record FROM residents WHERE resident_code=?", (resident_code,))
+        if found is None:
+            raise rules.not_found(f"照会: no 住民票 with 住民票コード {resident_code} in {self.municipality}")
+        return records_pb2.ResidentRecord.FromString(found[0])
+
+    def _current(self, resident_code: str) -> records_pb2.ResidentRecord:
+        record = self._person(resident_code)
+        if record.status != CURRENT:
+            raise rules.precondition(f"除票 rule: {resident_code} is no longer a resident of {self.municipality} "
+                                     f"({record.removal_reason} {record.removal_date})")
+        return record
+
+    def _members(self, household: str) -> list[records_pb2.ResidentRecord]:
+        rows = self.rt.store.db.execute("SELECT record FROM residents WHERE household_number=? AND status=? ORDER BY atena_number",
+                                        (household, CURRENT)).fetchall()
+        return [records_pb2.ResidentRecord.FromString(r[0]) for r in rows]
+
+    def _household(self, household: str) -> list[records_pb2.ResidentRecord]:
+        rules.require_text(household, "世帯番号")
+        members = self._members(household)
+        if not members:
+            raise rules.not_found(f"世帯 rule: no household {household} with current members in {self.municipality}")
+        return members
+
+    def _shown(self, record: records_pb2.ResidentRecord) -> records_pb2.ResidentRecord:
+        """The record as this caller may see it: 個人番号 masked without the permission."""
+        if record.individual_number and not self.rt.may_see_number(current_call()):
+            shown = records_pb2.ResidentRecord()
+            shown.CopyFrom(record)
+            shown.individual_number = "*" * 12
+            return shown
+        return record
 
     async def GetResident(self, request, context):
-        """住民票の照会: the current entry of a person's 住民票."""
+        """住民票の照会: the current entry of a person's 住民票 (除票 included)."""
         audit.set_subject(request.resident_code)
-        rules.require_resident_code(request.resident_code)
-        row = self.rt.store.one("SELECT record FROM residents WHERE resident_code=?", (request.resident_code,))
-        if row is None:
-            raise rules.not_found(f"照会: no 住民票 with 住民票コード {request.resident_code} in {self.municipality}")
-        return records_pb2.ResidentRecord.FromString(row[0])
+        return self._shown(self._person(request.resident_code))
+
+    async def GetHistory(self, request, context):
+        """Every history entry (個人履歴番号) of a person, oldest first."""
+        audit.set_subject(request.resident_code)
+        person = self._person(request.resident_code)
+        rows = self.rt.store.db.execute("SELECT record FROM history WHERE atena_number=? ORDER BY history_number",
+                                        (person.atena_number,)).fetchall()
+        return kizon_pb2.HistoryReply(entries=[self._shown(records_pb2.ResidentRecord.FromString(r[0])) for r in rows])
+
+    async def GetHousehold(self, request, context):
+        """The current members of a household."""
+        audit.set_subject(request.household_number)
+        return kizon_pb2.HistoryReply(entries=[self._shown(r) for r in self._household(request.household_number)])
+
+    async def ExportResidents(self, request, context):
+        """Bulk output: more than BULK_OUTPUT_LIMIT records only with a manager's approval token."""
+        call = current_call()
+        where, params = ["1=1"], []
+        if request.town_code:
+            where.append("town_code=?"), params.append(request.town_code)
+        if not request.include_removed:
+            where.append("status=?"), params.append(CURRENT)
+        count = self.rt.store.scalar(f"SELECT COUNT(*) FROM residents WHERE {' AND '.join(where)}", tuple(params), 0)
+        audit.set_subject(f"export:{count}")
+        if count > BULK_OUTPUT_LIMIT:
+            self._check_approval(call, count)
+        cursor = self.rt.store.db.execute(f"SELECT record FROM residents WHERE {' AND '.join(where)} ORDER BY atena_number",
+                                          tuple(params))
+        for (blob,) in cursor:
+            yield self._shown(records_pb2.ResidentRecord.FromString(blob))
+
+    def _check_approval(self, call, count: int) -> None:
+        token = call.metadata.get(APPROVAL_KEY)
+        rule = f"bulk output rule (PIA Ⅲ(2)3): {count} records exceed {BULK_OUTPUT_LIMIT}"
+        if not token:
+            raise rules.denied(f"{rule}; a manager's approval ({APPROVAL_KEY}) is required")
+        try:
+            approval = verify(self.rt.session_key, token, "approval")
+        except TokenError as exc:
+            raise rules.denied(f"{rule}; the approval is not valid: {exc}") from None
+        if approval["muni"] != self.municipality or approval["max"] < count:
+            raise rules.denied(f"{rule}; the approval covers {approval['max']} records of {approval['muni']}")
+        if call.session is not None and approval["approver"] == call.session.operator:
+            raise rules.denied(f"{rule}; an operator may not approve their own output")
+
+    # -- the counter operations ---------------------------------------------------------------
+    async def Birth(self, request, context):
+        """出生: a new 住民票 in an existing household, with a 住民票コード from the pool and a new 個人番号."""
+        child = request.child
+        require_person_items(child)
+        born = _date(child.birth_date, "生年月日")
+        notified = _date(request.notification_date or _today(), "届出年月日")
+        if born > notified:
+            raise rules.invalid("出生 rule: the birth date is after the notification date")
+        async with self._locked(request.household_number):
+            members = self._household(request.household_number)
+            head = _head(members)
+            code, number = await self._new_numbers()
+            record = records_pb2.ResidentRecord()
+            record.CopyFrom(child)
+            _take_household(record, head)
+            record.relationship = child.relationship or "子"
+            record.resident_code, record.individual_number = code, number
+            record.resident_type = head.resident_type
+            if head.resident_type != "外国人住民":
+                record.honseki, record.hittousha = head.honseki, head.hittousha
+            record.resident_since = record.address_since = child.birth_date
+            _mark(record, "出生", child.birth_date, notified.isoformat())
+            return await self._commit([record], new={code}, delivery={code})
+
+    async def MoveIn(self, request, context):
+        """転入: with a 転出証明書, by 特例 with the card, or from abroad."""
+        person = request.person
+        moved_in = _date(request.move_in_date, "転入年月日")
+        notified = _date(request.notification_date or _today(), "届出年月日")
+        if notified < moved_in:
+            raise rules.invalid("転入 rule: the notification comes after moving in, not before")
+        if notified > moved_in + dt.timedelta(days=MOVE_IN_DAYS):
+            raise rules.precondition(f"転入 rule (住基法第22条): the 転入届 came {(notified - moved_in).days} days after "
+                                     f"moving in (at most {MOVE_IN_DAYS})")
+        address = self._address(request.address)
+        async with self._locked(request.household_number or person.resident_code or "new"):
+            previous = None
+            if request.from_abroad:
+                require_person_items(person)
+                code, number = await self._new_numbers()
+                source = person
+            else:
+                rules.require_resident_code(person.resident_code)
+                previous = self._existing(person.resident_code)
+                if request.special:
+                    certificate = await self._cs_call(self.cs.TakeMoveOutCertificate, request)
+                elif request.HasField("certificate"):
+                    certificate = request.certificate
+                    if certificate.person.resident_code != person.resident_code:
+                        raise rules.invalid("転入 rule: the 転出証明書 is for another person")
+                else:
+                    raise rules.invalid("転入 rule: a 転出証明書 is required (or 特例転入 with the card)")
+                source = records_pb2.ResidentRecord()
+                source.CopyFrom(certificate.person)
+                source.MergeFrom(person)
+                require_person_items(source)
+                code = source.resident_code
+                number = source.individual_number or (await self._assign_numbers([code]))[code]
+            record = records_pb2.ResidentRecord()
+            record.CopyFrom(source)
+            for name in ("status", "removal_reason", "removal_date", "move_out_destination_planned",
+                         "move_out_destination_confirmed", "planned_move_out_date"):
+                record.ClearField(name)
+            record.resident_code, record.individual_number = code, number
+            if request.household_number:
+                head = _head(self._household(request.household_number))
+                _take_household(record, head)
+                if not person.relationship:
+                    raise rules.invalid("転入 rule: 続柄 is required to join a household")
+                record.relationship = person.relationship
+            else:
+                record.household_number = self._new_household_number()
+                record.relationship = "世帯主"
+                record.householder_name = record.name_kanji
+                _set_address(record, address)
+            if not request.from_abroad:
+                record.previous_municipality_code = certificate.issuing_municipality_code
+                record.previous_address = certificate.person.address
+            record.resident_since = record.address_since = request.move_in_date
+            if previous is not None:
+                record.atena_number = previous.atena_number
+                record.history_number = previous.history_number
+            _mark(record, "国外転入" if request.from_abroad else "転入", request.move_in_date, notified.isoformat())
+            extras = identity_pb2.IdentityUpdate(special_move_in=request.special)
+            if not request.from_abroad:
+                extras.move_in_notice.CopyFrom(identity_pb2.MoveInNotice(
+                    resident_code=code, from_municipality_code=self.municipality,
+                    to_municipality_code=certificate.issuing_municipality_code, new_address=record.address,
+                    move_in_date=request.move_in_date, notified_at=notified.isoformat()))
+            return await self._commit([record], new={code}, delivery={code} if request.from_abroad else set(),
+                                      extras={code: extras})
+
+    async def MoveWithin(self, request, context):
+        """転居: a new address within the city (the whole household if asked)."""
+        address = self._address(request.address)
+        moved = _date(request.move_date, "転居年月日")
+        notified = request.notification_date or _today()
+        person = self._current(request.resident_code)
+        async with self._locked(person.household_number):
+            person = self._current(request.resident_code)
+            people = self._members(person.household_number) if request.whole_household else [person]
+            changed = []
+            for member in people:
+                record = _next(member)
+                _set_address(record, address)
+                record.address_since = moved.isoformat()
+                _mark(record, "転居", moved.isoformat(), notified)
+                changed.append(record)
+            return await self._commit(changed)
+
+    async def MoveOut(self, request, context):
+        """転出 (or 特例転出 for a card holder): the 住民票 becomes a 除票; a 転出証明書 is issued."""
+        planned = _date(request.planned_date, "転出予定年月日")
+        notified = request.notification_date or _today()
+        rules.require_text(request.destination_address, "転出先")
+        person = self._current(request.resident_code)
+        if request.special and not person.card_issued:
+            raise rules.precondition("特例転出 rule: only a 個人番号カード holder may move out without a 転出証明書")
+        async with self._locked(person.household_number):
+            person = self._current(request.resident_code)
+            record = _next(person)
+            record.status = REMOVED
+            record.removal_reason, record.removal_date = "転出", planned.isoformat()
+            record.move_out_destination_planned = request.destination_address
+            record.planned_move_out_date = planned.isoformat()
+            _mark(record, "転出", planned.isoformat(), notified)
+            certificate = identity_pb2.MoveOutCertificate(
+                certificate_number=f"{self.municipality}-{next_counter(self.rt.store.db, 'certificate_number'):08d}",
+                issuing_municipality_code=self.municipality, person=record, planned_move_out_date=planned.isoformat(),
+                destination_address=request.destination_address,
+                destination_municipality_code=request.destination_municipality_code, card_holder=person.card_issued,
+                issued_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+            extras = identity_pb2.IdentityUpdate()
+            if request.special:
+                extras.move_out_certificate.CopyFrom(certificate)
+            change = await self._commit([record], extras={record.resident_code: extras})
+            shown = identity_pb2.MoveOutCertificate()
+            shown.CopyFrom(certificate)
+            shown.person.CopyFrom(self._shown(certificate.person))
+            return kizon_pb2.MoveOutReply(change=change, certificate=shown)
+
+    async def Death(self, request, context):
+        """死亡: the 住民票 becomes a 除票 (kept)."""
+        died = _date(request.death_date, "死亡年月日")
+        person = self._current(request.resident_code)
+        async with self._locked(person.household_number):
+            record = _next(self._current(request.resident_code))
+            record.status = REMOVED
+            record.removal_reason, record.removal_date = "死亡", died.isoformat()
+            _mark(record, "死亡", died.isoformat(), request.notification_date or _today())
+            return await self._commit([record])
+
+    async def Correct(self, request, context):
+        """職権修正: correct items of a 住民票, never its numbers or keys."""
+        rules.require_text(request.reason, "修正理由")
+        wanted = request.corrected
+        person = self._person(wanted.resident_code)
+        touched = [f.name for f, _ in wanted.ListFields() if f.name not in ("resident_code",)]
+        forbidden = sorted(set(touched) & PROTECTED)
+        if forbidden:
+            raise rules.invalid(f"職権修正 rule: {', '.join(forbidden)} cannot be corrected this way")
+        if not touched:
+            raise rules.invalid("職権修正 rule: nothing to correct")
+        async with self._locked(person.household_number):
+            record = _next(self._person(wanted.resident_code))
+            for name in touched:
+                setattr(record, name, getattr(wanted, name))
+            require_person_items(record)
+            _mark(record, "職権修正", _today(), _today(), detail=request.reason)
+            return await self._commit([record])
+
+    async def OfferResidentCodes(self, request, context):
+        """住民票コード変更請求, first step: candidates offered by national through the CS."""
+        audit.set_subject(request.resident_code)
+        self._current(request.resident_code)
+        reply = await self._cs_call(self.cs.OfferResidentCodes,
+                                    cs_pb2.CodeOfferRequest(resident_code=request.resident_code, count=3))
+        return kizon_pb2.ResidentCodeOffer(offer_id=request.resident_code, candidates=reply.candidates)
+
+    async def ChangeResidentCode(self, request, context):
+        """住民票コード変更請求, second step: the person's choice among the offered codes."""
+        rules.require_resident_code(request.chosen)
+        person = self._current(request.resident_code)
+        async with self._locked(person.household_number):
+            record = _next(self._current(request.resident_code))
+            record.resident_code = request.chosen
+            _mark(record, "住民票コード変更", _today(), _today())
+            return await self._commit([record], former={request.chosen: request.resident_code})
+
+    async def SplitHousehold(self, request, context):
+        """世帯分離: a member leaves to head a household of their own at the same address."""
+        person = self._current(request.resident_code)
+        async with self._locked(person.household_number):
+            person = self._current(request.resident_code)
+            if len(self._members(person.household_number)) < 2 or person.relationship == "世帯主":
+                raise rules.precondition("世帯分離 rule: a member other than the 世帯主 of a household of two or more")
+            record = _next(person)
+            record.household_number = self._new_household_number()
+            record.relationship, record.householder_name = "世帯主", record.name_kanji
+            _mark(record, "世帯分離", _today(), request.notification_date or _today())
+            return await self._commit([record])
+
+    async def MergeHousehold(self, request, context):
+        """世帯合併: the members of one household join another at the same address."""
+        if request.from_household == request.into_household:
+            raise rules.invalid("世帯合併 rule: two different households are needed")
+        async with self._locked(request.from_household, request.into_household):
+            leaving, staying = self._household(request.from_household), self._household(request.into_household)
+            head = _head(staying)
+            if leaving[0].address != head.address:
+                raise rules.precondition("世帯合併 rule: households merge only at the same address")
+            changed = []
+            for member in leaving:
+                record = _next(member)
+                _take_household(record, head)
+                record.relationship = "同居人"
+                _mark(record, "世帯合併", _today(), request.notification_date or _today())
+                changed.append(record)
+            return await self._commit(changed)
+
+    async def ChangeHouseholder(self, request, context):
+        """世帯主変更: another member becomes the 世帯主."""
+        async with self._locked(request.household_number):
+            members = self._household(request.household_number)
+            chosen = [m for m in members if m.resident_code == request.new_head_resident_code]
+            if not chosen:
+                raise rules.precondition(f"世帯主変更 rule: {request.new_head_resident_code} is not a member of the household")
+            if chosen[0].relationship == "世帯主":
+                raise rules.precondition("世帯主変更 rule: that member is already the 世帯主")
+            changed = []
+            for member in members:
+                record = _next(member)
+                if member.resident_code == request.new_head_resident_code:
+                    record.relationship = "世帯主"
+                elif member.relationship == "世帯主":
+                    record.relationship = "同居人"
+                record.householder_name = chosen[0].name_kanji
+                _mark(record, "世帯主変更", _today(), request.notification_date or _today())
+                changed.append(record)
+            return await self._commit(changed)
+
+    # -- the initial load ---------------------------------------------------------------------------
+    async def BulkLoad(self, request_iterator, context):
+        """移行: existing residents in batches, numbered by national, checked and stored by the CS."""
+        session = current_call().session
+        if session is None or "manager" not in session.roles:
+            raise rules.denied("移行 rule: the initial load is run by a manager")
+        summary = kizon_pb2.LoadSummary()
+        load_id = current_call().metadata.get(REQUEST_KEY) or uuid.uuid4().hex
+        async for batch in request_iterator:
+            records = list(batch.records)
+            for record in records:
+                rules.require_resident_code(record.resident_code)
+                require_person_items(record)
+            codes = [r.resident_code for r in records]
+            taken = self._taken(codes)
+            if taken:
+                raise rules.already_exists(f"移行 rule: {len(taken)} of these residents are already recorded, e.g. {taken[0]}")
+            numbers = await self._assign_numbers(codes)
+            for record in records:
+                record.individual_number = numbers[record.resident_code]
+                record.municipality_code = self.municipality
+                record.status = CURRENT
+            reply = await self._commit(records, new=set(codes), feed_atena=False, echo=False,
+                                       request_id=f"{load_id}:{summary.batches}")
+            summary.records += len(records)
+            summary.batches += 1
+            summary.last_update_sequence = reply.update_sequence
+        audit.set_subject(f"移行:{summary.records}")
+        return summary
+
+    def _taken(self, codes: list[str]) -> list[str]:
+        found = []
+        for start in range(0, len(codes), 500):
+            chunk = codes[start:start + 500]
+            found += [r[0] for r in self.rt.store.db.execute(
+                f"SELECT resident_code FROM residents WHERE resident_code IN ({','.join('?' * len(chunk))})", chunk)]
+        return found
+
+    # -- how a change is made -------------------------------------------------------------------------
+    async def _commit(self, records, *, new=frozenset(), delivery=frozenset(), extras=None, former=None,
+                      feed_atena: bool = True, echo: bool = True, request_id: str = "") -> kizon_pb2.ChangeReply:
+        """Send the 本人確認情報 to the CS; once it has acknowledged, write the records (all or nothing)."""
+        call = current_call()
+        request_id = request_id or call.metadata.get(REQUEST_KEY) or uuid.uuid4().hex
+        done = self.rt.store.one("SELECT reply FROM requests WHERE request_id=?", (request_id,))
+        if done is not None:
+            return self._shown_reply(kizon_pb2.ChangeReply.FromString(done[0]))
+        audit.set_subject(records[0].resident_code if len(records) == 1 else f"{records[0].resident_code}..({len(records)})")
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        with self.rt.store.transaction() as db:  # numbers are drawn here but written only after the CS agrees
+            for record in records:
+                if record.resident_code in new and not record.atena_number:
+                    record.atena_number = f"{next_counter(db, 'atena_number'):015d}"
+                    record.history_number = 0
+                record.history_number += 1
+                record.is_latest = True
+                if not record.status:
+                    record.status = CURRENT
+        batch = identity_pb2.IdentityUpdateBatch(municipality_code=self.municipality)
+        for index, record in enumerate(records):
+            record.municipality_code = self.municipality
+            record.request_control_number = f"{request_id}:{index}"
+            record.operator_id, record.terminal_id, record.recorded_at = call.operator, call.terminal, now
+            update = batch.updates.add(municipality_code=self.municipality)
+            if extras and record.resident_code in extras:
+                update.MergeFrom(extras[record.resident_code])
+            update.info.CopyFrom(identity_info(record, operator=call.operator, terminal=call.terminal))
+            update.info.record_status_flag = 0 if record.status == CURRENT else 1
+            if former and record.resident_code in former:
+                update.info.former_resident_code = former[record.resident_code]
+                update.info.resident_code_use_date = _today()
+            if record.resident_code in delivery:
+                update.delivery.CopyFrom(delivery_info(record))
+        ack = await self._cs_call(self.cs.SubmitIdentityUpdates, batch)
+        reply = kizon_pb2.ChangeReply(update_sequence=ack.update_sequence, request_control_number=request_id)
+        if echo:
+            reply.records.extend(records)
+        with self.rt.store.transaction() as db:
+            db.executemany("INSERT INTO residents VALUES (?,?,?,?,?,?,?) ON CONFLICT(atena_number) DO UPDATE SET "
+                           "resident_code=excluded.resident_code, household_number=excluded.household_number, "
+                           "history_number=excluded.history_number, status=excluded.status, "
+                           "town_code=excluded.town_code, record=excluded.record",
+                           [(r.atena_number, r.resident_code, r.household_number, r.history_number, r.status,
+                             r.town_code, r.SerializeToString()) for r in records])
+            db.executemany("INSERT INTO history VALUES (?,?,?)",
+                           [(r.atena_number, r.history_number, r.SerializeToString()) for r in records])
+            if feed_atena:
+                self.outbox.put_many(db, "atena", [atena_pb2.ResidentChange(record=r) for r in records])
+            db.execute("INSERT INTO requests VALUES (?,?)", (request_id, reply.SerializeToString()))
+        if feed_atena:
+            self.outbox.wake("atena")
+        return self._shown_reply(reply)
+
+    def _shown_reply(self, reply: kizon_pb2.ChangeReply) -> kizon_pb2.ChangeReply:
+        shown = [self._shown(r) for r in reply.records]
+        del reply.records[:]
+        reply.records.extend(shown)
+        return reply
+
+    async def _cs_call(self, method, request):
+        """A call to this municipality's CS; its refusal is passed on, its absence says nothing was written."""
+        try:
+            return await method(request, timeout=self.rt.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise rules.Violation(grpc.StatusCode.UNAVAILABLE,
+                                      f"市町村CS unreachable ({exc.code().name}): nothing was recorded") from None
+            raise rules.Violation(exc.code(), f"市町村CS: {exc.details()}") from None
+
+    async def _new_numbers(self) -> tuple[str, str]:
+        """A 住民票コード from the pool and the 個人番号 national generates for it."""
+        codes = await self._cs_call(self.cs.DrawResidentCodes, cs_pb2.CodeDraw(count=1))
+        code = codes.resident_codes[0]
+        return code, (await self._assign_numbers([code]))[code]
+
+    async def _assign_numbers(self, codes: list[str]) -> dict[str, str]:
+        reply = await self._cs_call(self.cs.AssignIndividualNumbers, cs_pb2.ResidentCodes(resident_codes=codes))
+        return {a.resident_code: a.individual_number for a in reply.assignments}
+
+    def _existing(self, resident_code: str) -> records_pb2.ResidentRecord | None:
+        """A person's record if they were ever registered here; a current resident may not move in."""
+        found = self.rt.store.one("SELECT record FROM residents WHERE resident_code=?", (resident_code,))
+        if found is None:
+            return None
+        record = records_pb2.ResidentRecord.FromString(found[0])
+        if record.status == CURRENT:
+            raise rules.precondition(f"転入 rule (PIA Ⅲ(2)5): {resident_code} is already a resident of {self.municipality}")
+        return record
+
+    def _new_household_number(self) -> str:
+        return f"{next_counter(self.rt.store.db, 'household_number'):010d}"
+
+    def _address(self, address) -> records_pb2.Address:
+        """An address on this municipality's 町字 list, with its full text and postal code."""
+        place = town(self.municipality, address.town_code)
+        if place is None:
+            raise rules.invalid(f"町字 rule: {address.town_code!r} is not a 町字 of {self.municipality}")
+        rules.require_text(address.address_line, "番地")
+        full = records_pb2.Address()
+        full.CopyFrom(address)
+        full.postal_code = address.postal_code or place.postal_code
+        full.address = f"{self.place_name}{place.name}{address.address_line}" + (f" {address.katagaki}" if address.katagaki else "")
+        return full
+
+    def _locked(self, *keys: str):
+        """Serialize changes to the same households (striped locks, taken in a fixed order)."""
+        stripes = sorted({hash(k) % LOCK_STRIPES for k in keys})
+        return _MultiLock([self._locks[i] for i in stripes])
+
+    # -- 転入通知 --------------------------------------------------------------------------------
+    async def _poll_move_in_notices(self) -> None:
+        """Take 転入通知 from the CS and finalize the 除票 of each former resident (転出確定)."""
+        cursor = self.rt.store.scalar("SELECT value FROM counters WHERE name='notice_cursor'", default=0)
+        while True:
+            await asyncio.sleep(NOTICE_POLL)
+            try:
+                reply = await self.cs.TakeMoveInNotices(cs_pb2.NoticeCursor(processed_up_to=cursor),
+                                                        timeout=self.rt.peer_timeout)
+            except grpc.aio.AioRpcError:
+                continue
+            if not reply.notices:
+                continue
+            with self.rt.store.transaction() as db:
+                for notice in reply.notices:
+                    self._confirm_move_out(db, notice)
+                db.execute("INSERT INTO counters VALUES ('notice_cursor', ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                           (reply.last_id,))
+            cursor = reply.last_id
+
+    def _confirm_move_out(self, db, notice) -> None:
+        found = db.execute("SELECT record FROM residents WHERE resident_code=?", (notice.resident_code,)).fetchone()
+        if found is None:
+            log.warning("転入通知 for %s, who is not in this register", notice.resident_code)
+            return
+        record = _next(records_pb2.ResidentRecord.FromString(found[0]))
+        record.history_number += 1
+        record.move_out_destination_confirmed = notice.new_address
+        _mark(record, "転出確定", notice.move_in_date, notice.notified_at)
+        record.recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        blob = record.SerializeToString()
+        db.execute("UPDATE residents SET history_number=?, record=? WHERE atena_number=?",
+                   (record.history_number, blob, record.atena_number))
+        db.execute("INSERT INTO history VALUES (?,?,?)", (record.atena_number, record.history_number, blob))
+        self.rt.audit.append(caller=self.rt.node.identity, method="kizon/転入通知受理", status="OK",
+                             subject=notice.resident_code)
+
+
+class _MultiLock:
+    def __init__(self, locks):
+        self.locks = locks
+
+    async def __aenter__(self):
+        for lock in self.locks:
+            await lock.acquire()
+
+    async def __aexit__(self, *exc):
+        for lock in reversed(self.locks):
+            lock.release()
+
+
+def _head(members) -> records_pb2.ResidentRecord:
+    for member in members:
+        if member.relationship == "世帯主":
+            return member
+    return members[0]
+
+
+def _take_household(record, head) -> None:
+    """Put record in head's household, at head's address."""
+    record.household_number = head.household_number
+    record.householder_name = head.name_kanji
+    for name in ("town_code", "address_line", "katagaki", "postal_code", "address"):
+        setattr(record, name, getattr(head, name))
+
+
+def _set_address(record, address) -> None:
+    for name in ("town_code", "address_line", "katagaki", "postal_code", "address"):
+        setattr(record, name, getattr(address, name))
+
+
+def _next(record) -> records_pb2.ResidentRecord:
+    """A copy of a record to become its next history entry (the number is given at commit)."""
+    copy = records_pb2.ResidentRecord()
+    copy.CopyFrom(record)
+    return copy
+
+
+def _mark(record, reason: str, change_date: str, notification_date: str, detail: str = "") -> None:
+    record.change_reason, record.change_date, record.notification_date = reason, change_date, notification_date
+    record.change_reason_detail = detail

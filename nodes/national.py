@@ -1,18 +1,37 @@
-"""全国サーバ (機構): the 機構保存本人確認情報ファイル, national identity queries and 符号."""
+"""全国サーバ (機構): the 機構保存本人確認情報ファイル, numbers, national queries and 符号.
+
+National is the one place that knows every 住民票コード ever issued: it hands out pools of
+unused codes to the CSs, offers candidates for a 住民票コード変更請求, and generates each
+person's 個人番号 from the 住民票コード with a keyed one-way function (unique, not reversible).
+"""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 
-from nodes.runtime import current_call
 from nodes import audit, identityfile, rules
-from protos import common_pb2, national_pb2, national_pb2_grpc
+from nodes.numbers import with_individual_number_check, with_resident_code_check
+from nodes.runtime import current_call
+from protos import common_pb2, cs_pb2, national_pb2, national_pb2_grpc
 
 SERVICE_NAME = national_pb2.DESCRIPTOR.services_by_name["NationalServer"].full_name
+MAX_POOL = 100_000  # the most codes one pool request may take
 SCHEMA = identityfile.SCHEMA + """
+CREATE TABLE IF NOT EXISTS resident_codes (
+    resident_code TEXT PRIMARY KEY,         -- every 住民票コード issued, to whom and in which state
+    municipality_code TEXT NOT NULL,
+    state TEXT NOT NULL                     -- 'pooled', 'offered', 'used'
+);
+CREATE TABLE IF NOT EXISTS individual_numbers (
+    individual_number TEXT PRIMARY KEY,     -- 個人番号
+    resident_code TEXT NOT NULL UNIQUE      -- the 住民票コード it was generated from
+);
 CREATE TABLE IF NOT EXISTS fugo (
     individual_number TEXT PRIMARY KEY,     -- 個人番号
     fugo TEXT NOT NULL UNIQUE               -- 符号: opaque, not derivable from the 個人番号
 );
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 
@@ -26,6 +45,12 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
+        with runtime.store.transaction() as db:
+            found = db.execute("SELECT value FROM secrets WHERE name='number_key'").fetchone()
+            if found is None:
+                found = (secrets.token_bytes(32),)
+                db.execute("INSERT INTO secrets VALUES ('number_key', ?)", found)
+        self.number_key = found[0]
 
     async def ApplyIdentityUpdates(self, request, context):
         """本人確認情報の通知 from a prefecture, for one of its municipalities."""
@@ -33,25 +58,118 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         if request.municipality_code[:2] != caller.prefecture_prefix:
             raise rules.denied(f"都道府県 rule: prefecture {caller.prefecture} may not send updates of {request.municipality_code}")
         if request.updates:
-            audit.set_subject(request.updates[-1].info.resident_code)
+            audit.set_subject(f"{request.updates[0].info.resident_code}..{request.updates[-1].info.resident_code}")
         with self.rt.store.transaction() as db:
-            _, last = identityfile.apply_updates(db, request.municipality_code, request.updates)
-        return common_pb2.UpdateAck(accepted=True, update_sequence=last)
+            applied, last = identityfile.apply_updates(db, request.municipality_code, request.updates)
+            # Codes of the initial load and of other sources become known as used here.
+            db.executemany("INSERT INTO resident_codes VALUES (?,?,'used') ON CONFLICT(resident_code) DO UPDATE SET state='used'",
+                           [(u.info.resident_code, request.municipality_code) for u in applied])
+        return common_pb2.UpdateAck(accepted=True, update_sequence=last, applied=len(applied))
 
     async def GetIdentity(self, request, context):
         """全国照会: anyone's 本人確認情報."""
         audit.set_subject(request.resident_code)
         return identityfile.read_identity(self.rt.store, request.resident_code)
 
+    async def SearchIdentity(self, request, context):
+        """全国検索 under the two-item rule."""
+        audit.set_subject(request.resident_code or request.individual_number[:4] + "…" or "4情報")
+        return identityfile.search(self.rt.store, request)
+
+    async def IssueResidentCodePool(self, request, context):
+        """A pool of unused 住民票コード for the calling CS's municipality, drawn at random."""
+        municipality = current_call().peer.identity.municipality
+        if request.municipality_code and request.municipality_code != municipality:
+            raise rules.denied(f"pool rule: the CS of {municipality} may not take codes for {request.municipality_code}")
+        if not 0 < request.count <= MAX_POOL:
+            raise rules.invalid(f"pool rule: count must be 1..{MAX_POOL}")
+        audit.set_subject(f"pool:{request.count}")
+        codes = self._fresh_codes(request.count)
+        with self.rt.store.transaction() as db:
+            db.executemany("INSERT INTO resident_codes VALUES (?,?,'pooled')", [(c, municipality) for c in codes])
+        return cs_pb2.ResidentCodes(resident_codes=codes)
+
+    async def OfferResidentCodes(self, request, context):
+        """住民票コード変更請求: candidates the person may choose from."""
+        rules.require_resident_code(request.resident_code)
+        if not 1 <= request.count <= 10:
+            raise rules.invalid("変更請求 rule: offer 1..10 candidates")
+        audit.set_subject(request.resident_code)
+        municipality = current_call().peer.identity.municipality
+        codes = self._fresh_codes(request.count)
+        with self.rt.store.transaction() as db:
+            db.executemany("INSERT INTO resident_codes VALUES (?,?,'offered')", [(c, municipality) for c in codes])
+        return cs_pb2.CodeOfferReply(candidates=codes)
+
+    def _fresh_codes(self, count: int) -> list[str]:
+        """count random 住民票コード never issued before."""
+        rng = secrets.SystemRandom()
+        codes: set[str] = set()
+        while len(codes) < count:
+            batch = {with_resident_code_check(f"{rng.randrange(10**10):010d}") for _ in range(count - len(codes))}
+            batch -= codes
+            taken = set()
+            listed = list(batch)
+            for start in range(0, len(listed), 500):
+                chunk = listed[start:start + 500]
+                taken.update(r[0] for r in self.rt.store.db.execute(
+                    f"SELECT resident_code FROM resident_codes WHERE resident_code IN ({','.join('?' * len(chunk))})", chunk))
+            codes |= batch - taken
+        return sorted(codes)
+
+    async def AssignIndividualNumbers(self, request, context):
+        """個人番号 for each 住民票コード: generated here, the same answer if asked again."""
+        municipality = current_call().peer.identity.municipality
+        for code in request.resident_codes:
+            rules.require_resident_code(code)
+        if request.resident_codes:
+            audit.set_subject(f"{request.resident_codes[0]}..({len(request.resident_codes)})")
+        reply = cs_pb2.NumberAssignments()
+        with self.rt.store.transaction() as db:
+            for code in request.resident_codes:
+                found = db.execute("SELECT individual_number FROM individual_numbers WHERE resident_code=?", (code,)).fetchone()
+                number = found[0] if found else self._generate_number(db, code)
+                owner = db.execute("SELECT municipality_code, state FROM resident_codes WHERE resident_code=?", (code,)).fetchone()
+                if owner is None:
+                    db.execute("INSERT INTO resident_codes VALUES (?,?,'used')", (code, municipality))
+                elif owner[0] != municipality and owner[1] != "used":
+                    raise rules.denied(f"住民票コード rule: {code} was issued to {owner[0]}, not {municipality}")
+                reply.assignments.add(resident_code=code, individual_number=number)
+        return reply
+
+    def _generate_number(self, db, resident_code: str) -> str:
+        """個人番号 = keyed one-way function of the 住民票コード, re-drawn on the rare collision."""
+        for counter in range(100):
+            mac = hmac.new(self.number_key, f"{resident_code}:{counter}".encode(), hashlib.sha256).digest()
+            number = with_individual_number_check(f"{int.from_bytes(mac[:8], 'big') % 10**11:011d}")
+            if db.execute("SELECT 1 FROM individual_numbers WHERE individual_number=?", (number,)).fetchone() is None:
+                db.execute("INSERT INTO individual_numbers VALUES (?,?)", (number, resident_code))
+                return number
+        raise rules.precondition("個人番号 rule: no unique number could be generated")
+
+    async def IdentityDigests(self, request, context):
+        """整合性確認 material: (住民票コード, digest) of the calling CS's people."""
+        caller = current_call().peer.identity.municipality
+        audit.set_subject(request.municipality_code)
+        if request.municipality_code != caller:
+            raise rules.denied(f"整合性確認 rule: the CS of {caller} may compare only its own records")
+        for batch in identityfile.digest_batches(self.rt.store, request.municipality_code):
+            yield batch
+
+    async def GetIdentities(self, request, context):
+        """The 本人確認情報 of several people, for a consistency report."""
+        audit.set_subject(f"{len(request.resident_codes)} records")
+        return identityfile.read_identities(self.rt.store, request.resident_codes)
+
     async def IssueFugo(self, request, context):
         """符号の取得: the same person always gets the same 符号."""
         rules.require_individual_number(request.individual_number)
         with self.rt.store.transaction() as db:
-            row = db.execute("SELECT fugo FROM fugo WHERE individual_number=?", (request.individual_number,)).fetchone()
-            if row is None:
+            found = db.execute("SELECT fugo FROM fugo WHERE individual_number=?", (request.individual_number,)).fetchone()
+            if found is None:
                 fugo = secrets.token_hex(12).upper()
                 db.execute("INSERT INTO fugo VALUES (?,?)", (request.individual_number, fugo))
             else:
-                fugo = row[0]
+                fugo = found[0]
         audit.set_subject(fugo)
         return national_pb2.FugoReply(fugo=fugo)

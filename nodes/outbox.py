@@ -1,88 +1,93 @@
 """A durable outbox: a message is stored in the same transaction as the change it reports, then
-delivered in order by a background task, retried until the receiver acknowledges it.
+delivered in order by a background task, in batches, retried until the receiver acknowledges it.
 
 This is how a node keeps "an acknowledged update is never lost" while its peer is down or is
-killed: the caller's acknowledgement waits only for the local commit.
+killed: the caller's acknowledgement waits only for the local commit. A message re-sent after a
+failed attempt carries a recovery number (the CS uses it as 異常時更新順番号).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from typing import Callable
 
 import grpc
+
+from nodes.store import next_counter
 
 log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    target TEXT NOT NULL,        -- peer node kind and key, e.g. 'cs' or 'atena'
-    method TEXT NOT NULL,        -- stub method name on that peer
-    payload BLOB NOT NULL,       -- serialized request
-    attempts INTEGER NOT NULL DEFAULT 0
+    target TEXT NOT NULL,        -- the peer it goes to, e.g. 'prefecture'
+    payload BLOB NOT NULL,       -- one serialized item of the target's batch message
+    attempts INTEGER NOT NULL DEFAULT 0,
+    recovery INTEGER             -- recovery number, given at the first failed attempt
 );
 CREATE INDEX IF NOT EXISTS outbox_target ON outbox(target, id);
 """
 
+BATCH_ITEMS = 1000
 RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0)
-# Errors that mean "the receiver refused this message": retrying cannot help.
+# Errors that mean "the receiver refused this batch": retrying the same batch cannot help.
 PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
              grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
              grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.UNIMPLEMENTED}
 
 
+@dataclass
+class Target:
+    """Where one kind of item goes: the batch RPC, its message, its repeated field, header fields.
+
+    With repeated None, each item is a whole message, sent on its own.
+    """
+
+    method: Callable  # a stub method taking the batch message
+    batch_class: type
+    repeated: str | None = "items"
+    header: dict = field(default_factory=dict)
+    mark_recovery: Callable | None = None  # (item message, recovery number) -> None, for re-sends
+
+
 class Outbox:
-    """Queues messages to peers inside the caller's transaction and delivers them in order."""
+    """Queues items for peers inside the caller's transaction and delivers them in order."""
 
-    def __init__(self, store, senders: dict):
-        """senders maps a target to an async function (method, payload bytes) -> reply message."""
+    def __init__(self, store, targets: dict[str, Target], timeout: float = 10.0):
         self.store = store
-        self.senders = senders
+        self.targets = targets
+        self.timeout = timeout
         self.store.db.executescript(SCHEMA)
-        self._wake = {t: asyncio.Event() for t in senders}
-        self._waiters: dict[int, asyncio.Future] = {}
+        self._wake = {t: asyncio.Event() for t in targets}
         self._tasks: list[asyncio.Task] = []
-        self.failing: set[str] = set()  # targets whose last delivery attempt failed
+        self.blocked: dict[str, str] = {}  # targets stopped by a refusal, and why
 
-    def put(self, db, target: str, method: str, request) -> int:
-        """Queue a message inside an open transaction; return its outbox id."""
-        if target not in self.senders:
-            raise KeyError(f"no sender for outbox target {target!r}")
-        cur = db.execute("INSERT INTO outbox(target, method, payload) VALUES (?,?,?)",
-                         (target, method, request.SerializeToString()))
-        return cur.lastrowid
+    def put(self, db, target: str, item) -> int:
+        """Queue one item inside an open transaction; return its outbox id."""
+        if target not in self.targets:
+            raise KeyError(f"no outbox target {target!r}")
+        return db.execute("INSERT INTO outbox(target, payload) VALUES (?,?)", (target, item.SerializeToString())).lastrowid
 
-    async def send(self, queued: dict[str, int], wait: float = 0.0) -> dict:
-        """Start delivery of messages queued by put() ({target: outbox id}); wait up to `wait`
-        seconds for their replies. Returns {target: reply, or None if still pending}.
+    def put_many(self, db, target: str, items) -> None:
+        """Queue several items inside an open transaction, in order."""
+        db.executemany("INSERT INTO outbox(target, payload) VALUES (?,?)", [(target, i.SerializeToString()) for i in items])
 
-        Targets whose last attempt failed are not waited for: their messages stay queued and the
-        caller is answered at once with its local commit.
-        """
-        loop = asyncio.get_running_loop()
-        futures = {}
-        for target, outbox_id in queued.items():
-            if wait > 0 and target not in self.failing:
-                # Registered before the delivery task can run, so no reply is missed.
-                futures[target] = self._waiters.setdefault(outbox_id, loop.create_future())
+    def wake(self, *targets: str) -> None:
+        """Tell the delivery tasks that items were queued (call after the commit)."""
+        for target in targets:
             self._wake[target].set()
-        if futures:
-            await asyncio.wait(futures.values(), timeout=wait)
-        for outbox_id in queued.values():
-            self._waiters.pop(outbox_id, None)
-        return {t: (f.result() if f.done() and not isinstance(f.result(), Exception) else None) for t, f in futures.items()} | {
-            t: None for t in queued if t not in futures}
 
     def pending(self, target: str | None = None) -> int:
-        """How many messages wait for delivery."""
+        """How many items wait for delivery."""
         if target is None:
             return self.store.scalar("SELECT COUNT(*) FROM outbox", default=0)
         return self.store.scalar("SELECT COUNT(*) FROM outbox WHERE target=?", (target,), default=0)
 
     def start(self) -> None:
         """Start one delivery task per target."""
-        for target in self.senders:
-            self._tasks.append(asyncio.create_task(self._deliver(target), name=f"outbox-{target}"))
+        for name in self.targets:
+            self._tasks.append(asyncio.create_task(self._deliver(name), name=f"outbox-{name}"))
 
     async def stop(self) -> None:
         """Stop delivering; what is queued stays queued for the next start."""
@@ -90,38 +95,55 @@ class Outbox:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _deliver(self, target: str) -> None:
-        send = self.senders[target]
+    def _batch(self, target: Target, rows):
+        if target.repeated is None:
+            return target.batch_class.FromString(rows[0][1])
+        batch = target.batch_class(**target.header)
+        items = getattr(batch, target.repeated)
+        for _, payload, recovery in rows:
+            item = items.add()
+            item.MergeFromString(payload)
+            if recovery is not None and target.mark_recovery is not None:
+                target.mark_recovery(item, recovery)
+        return batch
+
+    async def _deliver(self, name: str) -> None:
+        target = self.targets[name]
         failures = 0
         while True:
-            row = self.store.one("SELECT id, method, payload FROM outbox WHERE target=? ORDER BY id LIMIT 1", (target,))
-            if row is None:
-                self._wake[target].clear()
-                await self._wake[target].wait()
+            limit = BATCH_ITEMS if target.repeated else 1
+            rows = self.store.db.execute(
+                "SELECT id, payload, recovery FROM outbox WHERE target=? ORDER BY id LIMIT ?", (name, limit)).fetchall()
+            if not rows:
+                self._wake[name].clear()
+                await self._wake[name].wait()
                 continue
-            outbox_id, method, payload = row
             try:
-                reply = await send(method, payload)
+                await target.method(self._batch(target, rows), timeout=self.timeout)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in PERMANENT:
-                    # The peer refused it for good: keep the order moving and say so loudly.
-                    log.error("outbox %s #%d refused by %s: %s %s", target, outbox_id, target, exc.code().name, exc.details())
-                    self.store.db.execute("DELETE FROM outbox WHERE id=?", (outbox_id,))
-                    self._resolve(outbox_id, exc)
+                    # The order must hold, so nothing behind this batch may overtake it: stop here.
+                    self.blocked[name] = f"{exc.code().name}: {exc.details()}"
+                    log.error("outbox %s blocked at #%d: %s %s", name, rows[0][0], exc.code().name, exc.details())
+                    self._wake[name].clear()
+                    await self._wake[name].wait()
+                    self.blocked.pop(name, None)
                     continue
+                self._mark_failed(name, rows)
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
-                self.failing.add(target)
-                self.store.db.execute("UPDATE outbox SET attempts=attempts+1 WHERE id=?", (outbox_id,))
-                log.warning("outbox %s #%d: %s, retry in %.2fs", target, outbox_id, exc.code().name, delay)
+                log.warning("outbox %s: %d items undelivered (%s), retry in %.2fs", name, len(rows), exc.code().name, delay)
                 await asyncio.sleep(delay)
                 continue
             failures = 0
-            self.failing.discard(target)
-            self.store.db.execute("DELETE FROM outbox WHERE id=?", (outbox_id,))
-            self._resolve(outbox_id, reply)
+            self.store.db.execute("DELETE FROM outbox WHERE target=? AND id<=?", (name, rows[-1][0]))
 
-    def _resolve(self, outbox_id: int, result) -> None:
-        fut = self._waiters.pop(outbox_id, None)
-        if fut is not None and not fut.done():
-            fut.set_result(result)
+    def _mark_failed(self, name: str, rows) -> None:
+        """Count the attempt and give each item its recovery number the first time it fails."""
+        with self.store.transaction() as db:
+            for outbox_id, _, recovery in rows:
+                if recovery is None:
+                    db.execute("UPDATE outbox SET attempts=attempts+1, recovery=? WHERE id=?",
+                               (next_counter(db, "recovery_sequence"), outbox_id))
+                else:
+                    db.execute("UPDATE outbox SET attempts=attempts+1 WHERE id=?", (outbox_id,))

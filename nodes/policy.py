@@ -46,25 +46,34 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("terminal", SAME_MUNICIPALITY, _m("Kizon", "*")),
     ),
     "cs": (
-        Allow("kizon", SAME_MUNICIPALITY, _m("CommunicationServer", "SubmitIdentityUpdate", "GetIdentity")),
-        Allow("terminal", SAME_MUNICIPALITY, _m("CommunicationServer", "GetIdentity")),
+        Allow("kizon", SAME_MUNICIPALITY, _m(
+            "CommunicationServer", "SubmitIdentityUpdates", "GetIdentity", "SearchIdentity", "DrawResidentCodes",
+            "GetPoolStatus", "AssignIndividualNumbers", "OfferResidentCodes", "TakeMoveOutCertificate",
+            "TakeMoveInNotices")),
+        Allow("terminal", SAME_MUNICIPALITY, _m(
+            "CommunicationServer", "GetIdentity", "SearchIdentity", "GetPoolStatus", "CheckConsistency",
+            "PurgeExpiredCertificates")),
+        # CS ↔ CS between municipalities: 転出証明書情報 and 転入通知 only.
+        Allow("cs", ANY, _m("CommunicationServer", "ReceiveMoveOutCertificate", "ReceiveMoveInNotice")),
     ),
     "atena": (
         Allow("kizon", SAME_MUNICIPALITY, _m("Atena", "*")),
     ),
     "prefecture": (
-        Allow("cs", SAME_PREFECTURE, _m("PrefectureServer", "ApplyIdentityUpdates", "GetIdentity")),
+        Allow("cs", SAME_PREFECTURE, _m("PrefectureServer", "ApplyIdentityUpdates", "GetIdentity", "IdentityDigests",
+                                        "GetIdentities")),
     ),
     "national": (
         Allow("prefecture", ANY, _m("NationalServer", "ApplyIdentityUpdates")),
-        Allow("cs", ANY, _m("NationalServer", "GetIdentity")),
+        Allow("cs", ANY, _m("NationalServer", "GetIdentity", "SearchIdentity", "IssueResidentCodePool",
+                            "AssignIndividualNumbers", "OfferResidentCodes", "IdentityDigests", "GetIdentities")),
         Allow("atena", ANY, _m("NationalServer", "IssueFugo")),
     ),
     "card": (
         Allow("cs", ANY, _m("CardManagement", "*")),
     ),
     "intermediate": (
-        Allow("atena", ANY, _m("IntermediateServer", "RegisterCopy")),
+        Allow("atena", ANY, _m("IntermediateServer", "RegisterCopies")),
         Allow("infonws", ANY, _m("IntermediateServer", "ProvideInfo")),
     ),
 }
@@ -107,7 +116,7 @@ def rules_for(server_kind: str) -> tuple[Allow, ...]:
     """The server's rules, with introspection open to its callers and its domain's monitor."""
     rules = POLICY.get(server_kind, ())
     extra = [Allow(r.caller, r.scope, INTROSPECTION) for r in rules]
-    extra.append(Allow("monitor", OWN_DOMAIN, INTROSPECTION))
+    extra.append(Allow("monitor", OWN_DOMAIN, INTROSPECTION + ("/testbed.v1.Operations/*",)))
     return rules + tuple(extra)
 
 

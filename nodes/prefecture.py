@@ -1,9 +1,10 @@
 """都道府県サーバ: the 都道府県知事保存本人確認情報ファイル, applied in 更新順番号 order and forwarded to national."""
 from __future__ import annotations
 
-from nodes.runtime import current_call
 from nodes import audit, identityfile, rules
-from protos import common_pb2, national_pb2_grpc, prefecture_pb2, prefecture_pb2_grpc
+from nodes.outbox import Target
+from nodes.runtime import current_call
+from protos import common_pb2, identity_pb2, national_pb2_grpc, prefecture_pb2, prefecture_pb2_grpc
 
 SERVICE_NAME = prefecture_pb2.DESCRIPTOR.services_by_name["PrefectureServer"].full_name
 SCHEMA = identityfile.SCHEMA
@@ -20,25 +21,46 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
     def __init__(self, runtime):
         self.rt = runtime
         national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
-        self.outbox = runtime.use_outbox({"national": (national, prefecture_pb2.IdentityUpdateBatch)})
+        # One outbox target per municipality: each batch to national carries one municipality's updates.
+        self.outbox = runtime.use_outbox({
+            m.code: Target(national.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates", {"municipality_code": m.code})
+            for m in runtime.topology.municipalities if m.prefecture == runtime.node.prefecture
+        })
 
     async def ApplyIdentityUpdates(self, request, context):
         """本人確認情報の通知 from a CS: in order, duplicates ignored, gaps refused."""
         caller = current_call().peer.identity
         if request.municipality_code != caller.municipality:
             raise rules.denied(f"市町村コード rule: the CS of {caller.municipality} may send only its own updates")
+        if request.municipality_code not in self.outbox.targets:
+            raise rules.denied(f"都道府県 rule: {request.municipality_code} is not a municipality of {self.rt.node.prefecture}")
         if request.updates:
-            audit.set_subject(request.updates[-1].info.resident_code)
+            audit.set_subject(f"{request.updates[0].info.resident_code}..({len(request.updates)})")
         with self.rt.store.transaction() as db:
             applied, last = identityfile.apply_updates(db, request.municipality_code, request.updates)
-            queued = {}
-            if applied:
-                queued["national"] = self.outbox.put(db, "national", "ApplyIdentityUpdates", prefecture_pb2.IdentityUpdateBatch(
-                    municipality_code=request.municipality_code, updates=applied))
-        await self.outbox.send(queued)
-        return common_pb2.UpdateAck(accepted=True, update_sequence=last)
+            self.outbox.put_many(db, request.municipality_code, applied)
+        if applied:
+            self.outbox.wake(request.municipality_code)
+        return common_pb2.UpdateAck(accepted=True, update_sequence=last, applied=len(applied))
 
     async def GetIdentity(self, request, context):
-        """本人確認情報の照会 (a CS's consistency check)."""
+        """本人確認情報の照会 for a CS of this prefecture."""
         audit.set_subject(request.resident_code)
         return identityfile.read_identity(self.rt.store, request.resident_code)
+
+    async def IdentityDigests(self, request, context):
+        """整合性確認 material: (住民票コード, digest) of the calling CS's people."""
+        self._own(request.municipality_code)
+        for batch in identityfile.digest_batches(self.rt.store, request.municipality_code):
+            yield batch
+
+    async def GetIdentities(self, request, context):
+        """The 本人確認情報 of several people, for a consistency report."""
+        audit.set_subject(f"{len(request.resident_codes)} records")
+        return identityfile.read_identities(self.rt.store, request.resident_codes)
+
+    def _own(self, municipality: str) -> None:
+        caller = current_call().peer.identity.municipality
+        audit.set_subject(municipality)
+        if municipality != caller:
+            raise rules.denied(f"整合性確認 rule: the CS of {caller} may compare only its own records")

@@ -9,13 +9,13 @@ import asyncio
 import contextvars
 import importlib
 import logging
-import re
 import signal
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import psutil
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -23,18 +23,24 @@ from certs.identity import parse
 from certs.pki import PKI
 from nodes import NODE_MODULES, audit
 from nodes.authn import AuthenticationError, Authenticator
-from nodes.outbox import Outbox
+from nodes.outbox import Outbox, Target
+from nodes.sessions import OperatorSession, TokenError, check_session
 from nodes.policy import Decision, authorize
 from nodes.rules import Violation
 from nodes.store import Store
 from nodes.tls import ClientCert, aio_channel, server_credentials
+from protos import ops_pb2, ops_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 OPERATOR_KEY = "x-operator-id"
 TERMINAL_KEY = "x-terminal-id"
+SESSION_KEY = "x-operator-session"
+APPROVAL_KEY = "x-approval-token"
+REQUEST_KEY = "x-request-id"
+LOGIN_METHOD = "/testbed.v1.Kizon/Login"
+COUNTED_TABLES = ("residents", "identity", "code_pool", "delivery", "entries", "copies", "move_out_certificates")
 PEER_TIMEOUT = 10.0  # seconds a node waits on a peer's answer
-OPERATOR_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 _call_var: contextvars.ContextVar = contextvars.ContextVar("call")
@@ -52,6 +58,13 @@ class CallContext:
     peer: object
     operator: str = ""
     terminal: str = ""
+    session: OperatorSession | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether a counter terminal (not another node) is calling."""
+        return self.peer.identity.kind == "terminal"
 
 
 class NodeRuntime:
@@ -71,7 +84,12 @@ class NodeRuntime:
         cert, key = self.pki.node_files(node_name, "client")
         self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._background: list = []
+        self._tasks: list[asyncio.Task] = []
         self.outbox: Outbox | None = None
+        self.peer_timeout = PEER_TIMEOUT
+        key_path = self.pki.session_key_path(self.node.municipality) if self.node.municipality else None
+        self.session_key = key_path.read_bytes() if key_path and key_path.exists() else None
 
     def channel(self, node) -> grpc.aio.Channel:
         """A cached mTLS channel to a peer node, presenting this node's client certificate."""
@@ -84,17 +102,38 @@ class NodeRuntime:
         """A stub of stub_class on the peer node of kind (for a municipality or prefecture)."""
         return stub_class(self.channel(self.topology.find(kind, municipality, prefecture)))
 
-    def use_outbox(self, targets: dict) -> Outbox:
-        """Give this node a durable outbox; targets maps a name to (stub, request message class)."""
-        def sender(stub, request_class):
-            async def send(method: str, payload: bytes):
-                return await getattr(stub, method)(request_class.FromString(payload), timeout=PEER_TIMEOUT)
-            return send
-        self.outbox = Outbox(self.store, {name: sender(*target) for name, target in targets.items()})
+    def use_outbox(self, targets: dict[str, Target]) -> Outbox:
+        """Give this node a durable outbox delivering to the given targets."""
+        self.outbox = Outbox(self.store, targets, timeout=PEER_TIMEOUT)
         return self.outbox
 
+    @property
+    def municipality(self):
+        """The municipality this node belongs to (its topology entry), or None."""
+        return self.topology.municipality(self.node.municipality) if self.node.municipality else None
+
+    def may_see_number(self, call: "CallContext") -> bool:
+        """個人番号 is shown to nodes, and to operators with the permission on registered terminals."""
+        if not call.is_terminal:
+            return True
+        return (call.session is not None and "individual_number" in call.session.roles
+                and call.terminal in self.municipality.number_terminals)
+
+    def background(self, coroutine_function) -> None:
+        """Run coroutine_function() as a task while the server runs (batches, pollers)."""
+        self._background.append(coroutine_function)
+
+    def start_background(self) -> None:
+        """Start the outbox and the background tasks once the server is up."""
+        if self.outbox is not None:
+            self.outbox.start()
+        self._tasks = [asyncio.create_task(f(), name=f.__name__) for f in self._background]
+
     async def close(self) -> None:
-        """Stop deliveries, close peer channels, the store and the audit log."""
+        """Stop background work and deliveries, close peer channels, the store and the audit log."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.outbox is not None:
             await self.outbox.stop()
         for ch in self._channels.values():
@@ -151,20 +190,41 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             authorize(self.runtime.identity, peer.identity, method)
         except Decision as exc:
             raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, str(exc), peer.identity.uri) from None
+        call.metadata = dict(context.invocation_metadata() or ())
         if peer.identity.kind == "terminal" and not method.startswith("/grpc."):
-            metadata = dict(context.invocation_metadata() or ())
-            call.operator = metadata.get(OPERATOR_KEY, "")
-            call.terminal = peer.identity.terminal
-            claimed = metadata.get(TERMINAL_KEY)
-            if not OPERATOR_ID.fullmatch(call.operator):
-                raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
-                               f"operator rule: a terminal call must carry {OPERATOR_KEY} (1-32 letters, digits, - or _)",
-                               peer.identity.uri, CallContext(peer, call.operator[:32], call.terminal))
-            if claimed and claimed != call.terminal:
-                raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                               f"terminal rule: {TERMINAL_KEY} {claimed} is not the certificate's terminal {call.terminal}",
-                               peer.identity.uri, call)
+            self._admit_operator(call, method)
         return call
+
+    def _admit_operator(self, call: CallContext, method: str) -> None:
+        """A terminal call needs a valid operator session for this very terminal (DESIGN §3)."""
+        peer, metadata = call.peer, call.metadata
+        call.terminal = peer.identity.terminal
+        claimed_terminal = metadata.get(TERMINAL_KEY)
+        if claimed_terminal and claimed_terminal != call.terminal:
+            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                           f"terminal rule: {TERMINAL_KEY} {claimed_terminal} is not the certificate's terminal {call.terminal}",
+                           peer.identity.uri, call)
+        claimed_operator = metadata.get(OPERATOR_KEY, "")
+        if method == LOGIN_METHOD:
+            call.operator = claimed_operator[:32]
+            return
+        token = metadata.get(SESSION_KEY)
+        if not token or self.runtime.session_key is None:
+            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
+                           f"operator rule: a terminal call must carry an operator session ({SESSION_KEY}) from Login",
+                           peer.identity.uri, CallContext(peer, claimed_operator[:32], call.terminal))
+        try:
+            call.session = check_session(self.runtime.session_key, token, self.runtime.node.municipality,
+                                         call.terminal, peer.fingerprint)
+        except TokenError as exc:
+            code = grpc.StatusCode.PERMISSION_DENIED if "terminal" in str(exc) else grpc.StatusCode.UNAUTHENTICATED
+            raise _Refusal(code, f"session rule: {exc}", peer.identity.uri,
+                           CallContext(peer, claimed_operator[:32], call.terminal)) from None
+        call.operator = call.session.operator
+        if claimed_operator and claimed_operator != call.operator:
+            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                           f"operator rule: {OPERATOR_KEY} {claimed_operator} is not the session's operator {call.operator}",
+                           peer.identity.uri, call)
 
     def _record(self, call: CallContext | None, caller: str, method: str, status: str) -> None:
         self.runtime.audit.append(
@@ -209,6 +269,28 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         return guarded
 
 
+class OperationsServicer(ops_pb2_grpc.OperationsServicer):
+    """Metrics every node answers to its domain's monitor."""
+
+    def __init__(self, runtime: NodeRuntime):
+        self.rt = runtime
+
+    async def GetStatus(self, request, context):
+        """Memory, outbox backlog, applied 更新順番号 and record counts of this node."""
+        status = ops_pb2.NodeStatus(node=self.rt.node.name, rss_mb=psutil.Process().memory_info().rss / 2**20,
+                                    audit_entries=self.rt.audit.seq)
+        if self.rt.outbox is not None:
+            status.outbox_pending = self.rt.outbox.pending()
+            status.blocked.extend(sorted(self.rt.outbox.blocked))
+        db = self.rt.store.db
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name='applied'").fetchone():
+            status.applied.update(dict(db.execute("SELECT municipality_code, last_sequence FROM applied")))
+        for table in COUNTED_TABLES:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone():
+                status.counts[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        return status
+
+
 class _Refusal(Exception):
     def __init__(self, code, message, caller, call=None):
         super().__init__(message)
@@ -222,16 +304,16 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
                              options=[("grpc.so_reuseport", 0)])
     servicer = runtime.module.Servicer(runtime)
     runtime.module.add_to_server(servicer, server)
+    ops_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(runtime), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (runtime.module.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME)
+    names = (runtime.module.SERVICE_NAME, ops_pb2.DESCRIPTOR.services_by_name["Operations"].full_name,
+             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     cert, key = runtime.pki.node_files(runtime.node.name, "server")
     port = server.add_secure_port(bind or runtime.node.address, server_credentials(cert, key, runtime.pki.trust_bundle))
     await server.start()
-    if runtime.outbox is not None:
-        runtime.outbox.start()
+    runtime.start_background()
     for name in ("", runtime.module.SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("%s serving on port %d", runtime.node.name, port)

@@ -29,6 +29,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(COUNTERS_SCHEMA)
         if schema:
             self.db.executescript(schema)
 

@@ -36,27 +36,19 @@ class NumberAssignments(_message.Message):
     assignments: _containers.RepeatedCompositeFieldContainer[NumberAssignment]
     def __init__(self, assignments: _Optional[_Iterable[_Union[NumberAssignment, _Mapping]]] = ...) -> None: ...
 
-class MoveInNotice(_message.Message):
-    __slots__ = ("resident_code", "from_municipality_code", "to_municipality_code", "new_address", "move_in_date", "notified_at")
-    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
-    FROM_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
-    TO_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
-    NEW_ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    MOVE_IN_DATE_FIELD_NUMBER: _ClassVar[int]
-    NOTIFIED_AT_FIELD_NUMBER: _ClassVar[int]
-    resident_code: str
-    from_municipality_code: str
-    to_municipality_code: str
-    new_address: str
-    move_in_date: str
-    notified_at: str
-    def __init__(self, resident_code: _Optional[str] = ..., from_municipality_code: _Optional[str] = ..., to_municipality_code: _Optional[str] = ..., new_address: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notified_at: _Optional[str] = ...) -> None: ...
-
 class MoveInNotices(_message.Message):
-    __slots__ = ("notices",)
+    __slots__ = ("notices", "last_id")
     NOTICES_FIELD_NUMBER: _ClassVar[int]
-    notices: _containers.RepeatedCompositeFieldContainer[MoveInNotice]
-    def __init__(self, notices: _Optional[_Iterable[_Union[MoveInNotice, _Mapping]]] = ...) -> None: ...
+    LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    notices: _containers.RepeatedCompositeFieldContainer[_identity_pb2.MoveInNotice]
+    last_id: int
+    def __init__(self, notices: _Optional[_Iterable[_Union[_identity_pb2.MoveInNotice, _Mapping]]] = ..., last_id: _Optional[int] = ...) -> None: ...
+
+class NoticeCursor(_message.Message):
+    __slots__ = ("processed_up_to",)
+    PROCESSED_UP_TO_FIELD_NUMBER: _ClassVar[int]
+    processed_up_to: int
+    def __init__(self, processed_up_to: _Optional[int] = ...) -> None: ...
 
 class CodeOfferRequest(_message.Message):
     __slots__ = ("resident_code", "count")

@@ -73,34 +73,24 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_cs__pb2.CodeOfferRequest.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.CodeOfferReply.FromString,
                 _registered_method=True)
-        self.SendMoveOutCertificate = channel.unary_unary(
-                '/testbed.v1.CommunicationServer/SendMoveOutCertificate',
-                request_serializer=protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
-                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
-                _registered_method=True)
         self.ReceiveMoveOutCertificate = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/ReceiveMoveOutCertificate',
-                request_serializer=protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
+                request_serializer=protos_dot_identity__pb2.MoveOutCertificate.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
         self.ReceiveMoveInNotice = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/ReceiveMoveInNotice',
-                request_serializer=protos_dot_cs__pb2.MoveInNotice.SerializeToString,
+                request_serializer=protos_dot_identity__pb2.MoveInNotice.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
         self.TakeMoveOutCertificate = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/TakeMoveOutCertificate',
                 request_serializer=protos_dot_kizon__pb2.MoveInRequest.SerializeToString,
-                response_deserializer=protos_dot_kizon__pb2.MoveOutCertificate.FromString,
-                _registered_method=True)
-        self.SendMoveInNotice = channel.unary_unary(
-                '/testbed.v1.CommunicationServer/SendMoveInNotice',
-                request_serializer=protos_dot_cs__pb2.MoveInNotice.SerializeToString,
-                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                response_deserializer=protos_dot_identity__pb2.MoveOutCertificate.FromString,
                 _registered_method=True)
         self.TakeMoveInNotices = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/TakeMoveInNotices',
-                request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
+                request_serializer=protos_dot_cs__pb2.NoticeCursor.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.MoveInNotices.FromString,
                 _registered_method=True)
         self.CheckConsistency = channel.unary_unary(
@@ -175,13 +165,6 @@ class CommunicationServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def SendMoveOutCertificate(self, request, context):
-        """特例転出: kizon hands the 転出証明書情報 to its CS, which sends it to the destination's CS.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def ReceiveMoveOutCertificate(self, request, context):
         """CS ↔ CS: 転出証明書情報 and 転入通知 between municipalities.
         """
@@ -197,13 +180,6 @@ class CommunicationServerServicer:
 
     def TakeMoveOutCertificate(self, request, context):
         """特例転入: kizon takes the 転出証明書情報 received for a person (windows and card checked).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SendMoveInNotice(self, request, context):
-        """転入通知 to another municipality, queued by kizon after a 転入.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -280,34 +256,24 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_cs__pb2.CodeOfferRequest.FromString,
                     response_serializer=protos_dot_cs__pb2.CodeOfferReply.SerializeToString,
             ),
-            'SendMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
-                    servicer.SendMoveOutCertificate,
-                    request_deserializer=protos_dot_kizon__pb2.MoveOutCertificate.FromString,
-                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
-            ),
             'ReceiveMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
                     servicer.ReceiveMoveOutCertificate,
-                    request_deserializer=protos_dot_kizon__pb2.MoveOutCertificate.FromString,
+                    request_deserializer=protos_dot_identity__pb2.MoveOutCertificate.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
             'ReceiveMoveInNotice': grpc.unary_unary_rpc_method_handler(
                     servicer.ReceiveMoveInNotice,
-                    request_deserializer=protos_dot_cs__pb2.MoveInNotice.FromString,
+                    request_deserializer=protos_dot_identity__pb2.MoveInNotice.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
             'TakeMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
                     servicer.TakeMoveOutCertificate,
                     request_deserializer=protos_dot_kizon__pb2.MoveInRequest.FromString,
-                    response_serializer=protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
-            ),
-            'SendMoveInNotice': grpc.unary_unary_rpc_method_handler(
-                    servicer.SendMoveInNotice,
-                    request_deserializer=protos_dot_cs__pb2.MoveInNotice.FromString,
-                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
+                    response_serializer=protos_dot_identity__pb2.MoveOutCertificate.SerializeToString,
             ),
             'TakeMoveInNotices': grpc.unary_unary_rpc_method_handler(
                     servicer.TakeMoveInNotices,
-                    request_deserializer=protos_dot_common__pb2.Empty.FromString,
+                    request_deserializer=protos_dot_cs__pb2.NoticeCursor.FromString,
                     response_serializer=protos_dot_cs__pb2.MoveInNotices.SerializeToString,
             ),
             'CheckConsistency': grpc.unary_unary_rpc_method_handler(
@@ -531,33 +497,6 @@ class CommunicationServer:
             _registered_method=True)
 
     @staticmethod
-    def SendMoveOutCertificate(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/testbed.v1.CommunicationServer/SendMoveOutCertificate',
-            protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
-            protos_dot_common__pb2.UpdateAck.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def ReceiveMoveOutCertificate(request,
             target,
             options=(),
@@ -572,7 +511,7 @@ class CommunicationServer:
             request,
             target,
             '/testbed.v1.CommunicationServer/ReceiveMoveOutCertificate',
-            protos_dot_kizon__pb2.MoveOutCertificate.SerializeToString,
+            protos_dot_identity__pb2.MoveOutCertificate.SerializeToString,
             protos_dot_common__pb2.UpdateAck.FromString,
             options,
             channel_credentials,
@@ -599,7 +538,7 @@ class CommunicationServer:
             request,
             target,
             '/testbed.v1.CommunicationServer/ReceiveMoveInNotice',
-            protos_dot_cs__pb2.MoveInNotice.SerializeToString,
+            protos_dot_identity__pb2.MoveInNotice.SerializeToString,
             protos_dot_common__pb2.UpdateAck.FromString,
             options,
             channel_credentials,
@@ -627,34 +566,7 @@ class CommunicationServer:
             target,
             '/testbed.v1.CommunicationServer/TakeMoveOutCertificate',
             protos_dot_kizon__pb2.MoveInRequest.SerializeToString,
-            protos_dot_kizon__pb2.MoveOutCertificate.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SendMoveInNotice(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/testbed.v1.CommunicationServer/SendMoveInNotice',
-            protos_dot_cs__pb2.MoveInNotice.SerializeToString,
-            protos_dot_common__pb2.UpdateAck.FromString,
+            protos_dot_identity__pb2.MoveOutCertificate.FromString,
             options,
             channel_credentials,
             insecure,
@@ -680,7 +592,7 @@ class CommunicationServer:
             request,
             target,
             '/testbed.v1.CommunicationServer/TakeMoveInNotices',
-            protos_dot_common__pb2.Empty.SerializeToString,
+            protos_dot_cs__pb2.NoticeCursor.SerializeToString,
             protos_dot_cs__pb2.MoveInNotices.FromString,
             options,
             channel_credentials,

@@ -7,15 +7,57 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class MoveOutCertificate(_message.Message):
+    __slots__ = ("certificate_number", "issuing_municipality_code", "person", "planned_move_out_date", "destination_address", "destination_municipality_code", "card_holder", "issued_at")
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ISSUING_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    PLANNED_MOVE_OUT_DATE_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    CARD_HOLDER_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    certificate_number: str
+    issuing_municipality_code: str
+    person: _records_pb2.ResidentRecord
+    planned_move_out_date: str
+    destination_address: str
+    destination_municipality_code: str
+    card_holder: bool
+    issued_at: str
+    def __init__(self, certificate_number: _Optional[str] = ..., issuing_municipality_code: _Optional[str] = ..., person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., planned_move_out_date: _Optional[str] = ..., destination_address: _Optional[str] = ..., destination_municipality_code: _Optional[str] = ..., card_holder: _Optional[bool] = ..., issued_at: _Optional[str] = ...) -> None: ...
+
+class MoveInNotice(_message.Message):
+    __slots__ = ("resident_code", "from_municipality_code", "to_municipality_code", "new_address", "move_in_date", "notified_at")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    TO_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    NEW_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MOVE_IN_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    from_municipality_code: str
+    to_municipality_code: str
+    new_address: str
+    move_in_date: str
+    notified_at: str
+    def __init__(self, resident_code: _Optional[str] = ..., from_municipality_code: _Optional[str] = ..., to_municipality_code: _Optional[str] = ..., new_address: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notified_at: _Optional[str] = ...) -> None: ...
+
 class IdentityUpdate(_message.Message):
-    __slots__ = ("municipality_code", "info", "delivery")
+    __slots__ = ("municipality_code", "info", "delivery", "move_out_certificate", "move_in_notice", "special_move_in")
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    MOVE_OUT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    MOVE_IN_NOTICE_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_MOVE_IN_FIELD_NUMBER: _ClassVar[int]
     municipality_code: str
     info: _records_pb2.IdentityInfo
     delivery: _records_pb2.DeliveryInfo
-    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ...) -> None: ...
+    move_out_certificate: MoveOutCertificate
+    move_in_notice: MoveInNotice
+    special_move_in: bool
+    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ..., move_out_certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., move_in_notice: _Optional[_Union[MoveInNotice, _Mapping]] = ..., special_move_in: _Optional[bool] = ...) -> None: ...
 
 class IdentityUpdateBatch(_message.Message):
     __slots__ = ("municipality_code", "updates")

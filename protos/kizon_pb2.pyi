@@ -1,4 +1,5 @@
 from protos import common_pb2 as _common_pb2
+from protos import identity_pb2 as _identity_pb2
 from protos import records_pb2 as _records_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -64,26 +65,6 @@ class BirthRequest(_message.Message):
     notification_date: str
     def __init__(self, household_number: _Optional[str] = ..., child: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., notification_date: _Optional[str] = ...) -> None: ...
 
-class MoveOutCertificate(_message.Message):
-    __slots__ = ("certificate_number", "issuing_municipality_code", "person", "planned_move_out_date", "destination_address", "destination_municipality_code", "card_holder", "issued_at")
-    CERTIFICATE_NUMBER_FIELD_NUMBER: _ClassVar[int]
-    ISSUING_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
-    PERSON_FIELD_NUMBER: _ClassVar[int]
-    PLANNED_MOVE_OUT_DATE_FIELD_NUMBER: _ClassVar[int]
-    DESTINATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    DESTINATION_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
-    CARD_HOLDER_FIELD_NUMBER: _ClassVar[int]
-    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
-    certificate_number: str
-    issuing_municipality_code: str
-    person: _records_pb2.ResidentRecord
-    planned_move_out_date: str
-    destination_address: str
-    destination_municipality_code: str
-    card_holder: bool
-    issued_at: str
-    def __init__(self, certificate_number: _Optional[str] = ..., issuing_municipality_code: _Optional[str] = ..., person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., planned_move_out_date: _Optional[str] = ..., destination_address: _Optional[str] = ..., destination_municipality_code: _Optional[str] = ..., card_holder: _Optional[bool] = ..., issued_at: _Optional[str] = ...) -> None: ...
-
 class MoveInRequest(_message.Message):
     __slots__ = ("person", "address", "household_number", "move_in_date", "notification_date", "special", "certificate", "from_abroad")
     PERSON_FIELD_NUMBER: _ClassVar[int]
@@ -100,9 +81,9 @@ class MoveInRequest(_message.Message):
     move_in_date: str
     notification_date: str
     special: bool
-    certificate: MoveOutCertificate
+    certificate: _identity_pb2.MoveOutCertificate
     from_abroad: bool
-    def __init__(self, person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., household_number: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., special: _Optional[bool] = ..., certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., from_abroad: _Optional[bool] = ...) -> None: ...
+    def __init__(self, person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., household_number: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., special: _Optional[bool] = ..., certificate: _Optional[_Union[_identity_pb2.MoveOutCertificate, _Mapping]] = ..., from_abroad: _Optional[bool] = ...) -> None: ...
 
 class MoveWithinRequest(_message.Message):
     __slots__ = ("resident_code", "address", "move_date", "notification_date", "whole_household")
@@ -139,8 +120,8 @@ class MoveOutReply(_message.Message):
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     change: ChangeReply
-    certificate: MoveOutCertificate
-    def __init__(self, change: _Optional[_Union[ChangeReply, _Mapping]] = ..., certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ...) -> None: ...
+    certificate: _identity_pb2.MoveOutCertificate
+    def __init__(self, change: _Optional[_Union[ChangeReply, _Mapping]] = ..., certificate: _Optional[_Union[_identity_pb2.MoveOutCertificate, _Mapping]] = ...) -> None: ...
 
 class DeathRequest(_message.Message):
     __slots__ = ("resident_code", "death_date", "notification_date")

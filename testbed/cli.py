@@ -89,6 +89,65 @@ def cmd_audit_verify(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_population_generate(args) -> int:
+    """testbed population generate: a deterministic population, summarised (and written with --out)."""
+    import time
+    from scenarios.population import Generator
+    from testbed.load import place_name
+    topology = _network(args).topology
+    started = time.perf_counter()
+    generator = Generator(args.municipality, place_name(topology, args.municipality), args.seed)
+    records = list(generator.residents(args.residents))
+    seconds = time.perf_counter() - started
+    if args.out:
+        write_population(Path(args.out), records)
+    shares = generator.summary.shares()
+    print(f"{len(records)} residents of {args.municipality} in {generator.summary.households} households "
+          f"(seed {args.seed}, {seconds:.1f} s)" + (f", written to {args.out}" if args.out else ""))
+    print("  " + ", ".join(f"{k} {v:.3f}" for k, v in shares.items()))
+    return 0
+
+
+def write_population(path: Path, records) -> None:
+    """Residents as JSON Lines (.jsonl) or length-delimited protobuf (anything else)."""
+    from google.protobuf import json_format
+    with path.open("wb") as f:
+        for record in records:
+            if path.suffix == ".jsonl":
+                f.write((json_format.MessageToJson(record, indent=None, ensure_ascii=False) + "\n").encode())
+            else:
+                data = record.SerializeToString()
+                f.write(len(data).to_bytes(4, "big") + data)
+
+
+def cmd_load(args) -> int:
+    """testbed load: generate and load residents into running municipalities (移行)."""
+    import asyncio
+    from testbed.load import generate_population, load_records
+    network = _network(args)
+    for municipality in args.municipality or [m.code for m in network.topology.municipalities]:
+        records, _ = generate_population(network, municipality, args.residents, args.seed)
+        result = asyncio.run(load_records(network, municipality, records))
+        print(f"{municipality}: {result['records']} residents through kizon → cs → prefecture → national in "
+              f"{result['seconds']:.1f} s ({result['records'] / result['seconds']:.0f}/s)")
+    return 0
+
+
+def cmd_consistency(args) -> int:
+    """testbed consistency MUNICIPALITY: compare cs, prefecture and national; list every difference."""
+    from protos import common_pb2
+    from testbed.client import Counter
+    network = _network(args)
+    with Counter(network, args.municipality, args.terminal, args.operator) as counter:
+        report = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=args.municipality),
+                         timeout=600)
+    print(f"整合性確認 {report.municipality_code}: cs {report.records_cs}, prefecture {report.records_prefecture}, "
+          f"national {report.records_national} records; {len(report.differences)} differences ({report.seconds:.2f} s)")
+    for diff in report.differences:
+        print(f"  {diff.resident_code}  {diff.node:10s}  {', '.join(diff.items)}")
+    return 1 if report.differences else 0
+
+
 def cmd_demo(args) -> int:
     """testbed demo: up, real calls across the nodes, down."""
     from testbed.demo import run_demo
@@ -124,6 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="audit files (default: every node's)")
     p.add_argument("--head", help="the head hash recorded earlier, to detect entries removed from the end")
     p.set_defaults(func=cmd_audit_verify)
+
+    pop = sub.add_parser("population", help="generated populations").add_subparsers(dest="population_command", required=True)
+    p = pop.add_parser("generate", help="generate a deterministic population and print its mix")
+    p.add_argument("--municipality", default="142140")
+    p.add_argument("--residents", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", help="write it: .jsonl for JSON Lines, else length-delimited protobuf")
+    p.set_defaults(func=cmd_population_generate)
+
+    p = sub.add_parser("load", help="generate and load residents into the running network (移行)")
+    p.add_argument("--residents", type=int, default=10_000, help="per municipality")
+    p.add_argument("--municipality", action="append", help="default: every municipality")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("consistency", help="整合性確認: compare cs, prefecture and national; exit 1 on any difference")
+    p.add_argument("municipality")
+    p.add_argument("--terminal", default="T0001")
+    p.add_argument("--operator", default="OP0001")
+    p.set_defaults(func=cmd_consistency)
 
     sub.add_parser("demo", help="bring the network up, make calls across the nodes, take it down").set_defaults(func=cmd_demo)
     return parser

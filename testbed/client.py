@@ -10,8 +10,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certs.identity import KIND_DOMAIN
 from certs.pki import PKI
-from nodes.runtime import OPERATOR_KEY
+from nodes.runtime import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
 from nodes.tls import ClientCert, aio_channel, sync_channel
+from protos import common_pb2, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, ops_pb2_grpc
 
 
 def terminal_cert(pki: PKI, municipality: str, terminal: str) -> ClientCert:
@@ -74,6 +75,56 @@ def eventually(call, timeout: float = 10.0):
             if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
                 raise
         time.sleep(0.05)
+
+
+class Counter:
+    """A counter terminal (窓口端末 / 統合端末) with an operator logged in: kizon and CS stubs and the session."""
+
+    def __init__(self, network, municipality: str, terminal: str = "T0001", operator: str = "OP0001"):
+        pki = network.pki
+        cert = terminal_cert(pki, municipality, terminal)
+        self.municipality = municipality
+        self._channels = [channel(network.topology.find("kizon", municipality), cert),
+                          channel(network.topology.find("cs", municipality), cert)]
+        self.kizon = kizon_pb2_grpc.KizonStub(self._channels[0])
+        self.cs = cs_pb2_grpc.CommunicationServerStub(self._channels[1])
+        credential = pki.operators(municipality)[operator]["credential"]
+        self.session = self.kizon.Login(kizon_pb2.LoginRequest(operator_id=operator, credential=credential), timeout=10)
+        self.metadata = ((SESSION_KEY, self.session.token),)
+
+    def __call__(self, method, request, *, request_id: str | None = None, metadata=(), timeout: float = 30):
+        """Call a stub method of this terminal with the operator's session."""
+        extra = ((REQUEST_KEY, request_id),) if request_id else ()
+        return method(request, metadata=self.metadata + extra + tuple(metadata), timeout=timeout)
+
+    def close(self) -> None:
+        """Close the terminal's channels."""
+        for ch in self._channels:
+            ch.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+async def async_login(network, municipality: str, terminal: str, operator: str):
+    """(kizon stub, cs stub, session metadata, channels) of an asyncio terminal."""
+    pki = network.pki
+    cert = terminal_cert(pki, municipality, terminal)
+    channels = [async_channel(network.topology.find("kizon", municipality), cert),
+                async_channel(network.topology.find("cs", municipality), cert)]
+    kizon = kizon_pb2_grpc.KizonStub(channels[0])
+    credential = pki.operators(municipality)[operator]["credential"]
+    session = await kizon.Login(kizon_pb2.LoginRequest(operator_id=operator, credential=credential), timeout=10)
+    return kizon, cs_pb2_grpc.CommunicationServerStub(channels[1]), ((SESSION_KEY, session.token),), channels
+
+
+def node_status(network, node) -> object:
+    """A node's operations status (metrics), read with its domain's monitor certificate."""
+    with channel(node, monitor_cert(network.pki, node.kind)) as ch:
+        return ops_pb2_grpc.OperationsStub(ch).GetStatus(common_pb2.Empty(), timeout=10)
 
 
 def default_state_dir() -> Path:

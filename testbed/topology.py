@@ -36,6 +36,14 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Operator:
+    """A staff member (操作者) with their own id and roles: clerk, individual_number, manager."""
+
+    id: str
+    roles: tuple[str, ...] = ("clerk",)
+
+
+@dataclass(frozen=True)
 class Municipality:
     """A municipality (市町村): its code, name, prefecture and counter terminals."""
 
@@ -43,6 +51,8 @@ class Municipality:
     name: str
     prefecture: str
     terminals: tuple[str, ...] = ()
+    number_terminals: tuple[str, ...] = ()  # terminals registered for 個人番号 display
+    operators: tuple[Operator, ...] = ()
 
 
 @dataclass
@@ -71,7 +81,9 @@ class Topology:
         """Build and validate a topology from its parsed form."""
         nodes = [Node(**{k: (str(v) if v is not None else None) for k, v in n.items()}) for n in data["nodes"]]
         municipalities = [
-            Municipality(str(m["code"]), m["name"], str(m["prefecture"]), tuple(m.get("terminals", ())))
+            Municipality(str(m["code"]), m["name"], str(m["prefecture"]), tuple(m.get("terminals", ())),
+                         tuple(m.get("number_terminals", ())),
+                         tuple(Operator(str(o["id"]), tuple(o.get("roles", ("clerk",)))) for o in m.get("operators", ())))
             for m in data.get("municipalities", ())
         ]
         prefectures = {str(p["code"]): p["name"] for p in data.get("prefectures", ())}
@@ -85,7 +97,9 @@ class Topology:
             "name": self.name,
             "prefectures": [{"code": c, "name": n} for c, n in self.prefectures.items()],
             "municipalities": [
-                {"code": m.code, "name": m.name, "prefecture": m.prefecture, "terminals": list(m.terminals)}
+                {"code": m.code, "name": m.name, "prefecture": m.prefecture, "terminals": list(m.terminals),
+                 "number_terminals": list(m.number_terminals),
+                 "operators": [{"id": o.id, "roles": list(o.roles)} for o in m.operators]}
                 for m in self.municipalities
             ],
             "nodes": [
@@ -116,6 +130,11 @@ class Topology:
         for m in self.municipalities:
             if not local_government_code_valid(m.code):
                 raise ValueError(f"municipality {m.name}: {m.code} fails the 地方公共団体コード check digit")
+            ids = [o.id for o in m.operators]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"municipality {m.name}: operator ids must be unique (no shared ids)")
+            if set(m.number_terminals) - set(m.terminals):
+                raise ValueError(f"municipality {m.name}: number_terminals must be among its terminals")
 
     def node(self, name: str) -> Node:
         """The node called name."""

@@ -1,0 +1,40 @@
+from protos import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class NodeStatus(_message.Message):
+    __slots__ = ("node", "rss_mb", "outbox_pending", "blocked", "applied", "counts", "audit_entries")
+    class AppliedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    RSS_MB_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_PENDING_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    rss_mb: float
+    outbox_pending: int
+    blocked: _containers.RepeatedScalarFieldContainer[str]
+    applied: _containers.ScalarMap[str, int]
+    counts: _containers.ScalarMap[str, int]
+    audit_entries: int
+    def __init__(self, node: _Optional[str] = ..., rss_mb: _Optional[float] = ..., outbox_pending: _Optional[int] = ..., blocked: _Optional[_Iterable[str]] = ..., applied: _Optional[_Mapping[str, int]] = ..., counts: _Optional[_Mapping[str, int]] = ..., audit_entries: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""Populations and SimPy workloads of the testbed."""

@@ -1,0 +1,69 @@
+"""The initial load (移行): a generated population streamed into kizon and carried through
+cs → prefecture → national, with a progress bar; done when national holds every record."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from tqdm import tqdm
+
+from protos import kizon_pb2
+from scenarios.population import Generator
+from testbed.client import async_login, node_status
+
+BATCH = 1000  # residents per streamed batch
+STREAMS = 2  # parallel streams, so that batches overlap across the hops
+
+
+def place_name(topology, municipality: str) -> str:
+    """都道府県名 + 市町村名 of a municipality, as addresses begin."""
+    m = topology.municipality(municipality)
+    return topology.prefectures.get(m.prefecture, "") + m.name
+
+
+async def _stream(kizon, metadata, records, bar):
+    async def batches():
+        for start in range(0, len(records), BATCH):
+            chunk = records[start:start + BATCH]
+            yield kizon_pb2.ResidentBatch(records=chunk)
+            bar.update(len(chunk))
+    return await kizon.BulkLoad(batches(), metadata=metadata, timeout=3600)
+
+
+async def load_records(network, municipality: str, records: list, *, operator: str = "OP0003",
+                       terminal: str = "T0003", show_progress: bool = True) -> dict:
+    """Stream records into a municipality's kizon; wait until national has them all; return timings."""
+    kizon, _, metadata, channels = await async_login(network, municipality, terminal, operator)
+    started = time.perf_counter()
+    bar = tqdm(total=len(records), unit="residents", desc=f"移行 {municipality}", disable=not show_progress,
+               file=sys.stderr, smoothing=0.1)
+    try:
+        share = -(-len(records) // STREAMS)
+        parts = [records[i:i + share] for i in range(0, len(records), share)] or [[]]
+        summaries = await asyncio.gather(*(_stream(kizon, metadata, part, bar) for part in parts))
+    finally:
+        bar.close()
+        for ch in channels:
+            await ch.close()
+    at_kizon = time.perf_counter() - started
+    last = max(s.last_update_sequence for s in summaries)
+    await wait_until_applied(network, municipality, last)
+    return {"records": sum(s.records for s in summaries), "seconds_at_kizon": at_kizon,
+            "seconds": time.perf_counter() - started, "last_update_sequence": last}
+
+
+async def wait_until_applied(network, municipality: str, sequence: int, timeout: float = 600) -> None:
+    """Wait until national has applied a municipality's updates up to sequence."""
+    national = network.topology.find("national")
+    deadline = time.monotonic() + timeout
+    while node_status(network, national).applied.get(municipality, 0) < sequence:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"national did not reach 更新順番号 {sequence} of {municipality} in {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+def generate_population(network, municipality: str, residents: int, seed: int):
+    """The generated residents of a municipality and their summary."""
+    generator = Generator(municipality, place_name(network.topology, municipality), seed)
+    return list(generator.residents(residents)), generator.summary
