@@ -40,7 +40,7 @@ CHANGE_ITEMS = {"change_reason", "change_date", "change_reason_detail", "notific
 NEW_PERSON_REASONS = {"出生", "転入", "国外転入", "移行"}
 CURRENT, REMOVED = 0, 1  # レコード状況フラグ
 
-SCHEMA = identityfile.SCHEMA + """
+SCHEMA = identityfile.SCHEMA + identityfile.SEARCH_SCHEMA + """
 CREATE TABLE IF NOT EXISTS code_pool (resident_code TEXT PRIMARY KEY);   -- 住民票コード not yet used
 CREATE TABLE IF NOT EXISTS code_offers (
     resident_code TEXT NOT NULL,            -- who asked for a 住民票コード変更
@@ -155,6 +155,8 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         seen: dict[str, records_pb2.IdentityInfo | None] = {}
         fresh, repeats = [], 0
         sequence = 0
+        # One look at the file for the whole batch: which of these people it holds, and how.
+        known = identityfile.statuses(db, {u.info.former_resident_code or u.info.resident_code for u in updates})
         for update in updates:
             info = update.info
             if update.municipality_code != self.municipality or info.municipality_code != self.municipality:
@@ -168,7 +170,12 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
                     sequence = max(sequence, done[0])
                     continue
             code = info.former_resident_code if info.change_reason == "住民票コード変更" else info.resident_code
-            before = seen[code] if code in seen else self._current(db, code)
+            if code in seen:
+                before = seen[code]
+            elif info.change_reason in NEW_PERSON_REASONS and code not in known:
+                before = None  # the common case of a load: a new person, nothing to read
+            else:
+                before = self._current(db, code)
             self._check_logic(db, update, before)
             seen[code] = info
             if info.change_reason == "住民票コード変更":
@@ -178,14 +185,18 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             return sequence, set()
         queued = {"prefecture"}
         forwarded = []
+        sequence = next_counter(db, "update_sequence", len(fresh)) - len(fresh)
+        stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        requests = []
         for update in fresh:
             info = update.info
-            info.update_sequence = next_counter(db, "update_sequence")
-            info.timestamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            sequence += 1
+            info.update_sequence, info.timestamp = sequence, stamp
             if info.request_control_number:
-                db.execute("INSERT OR IGNORE INTO requests VALUES (?,?)", (info.request_control_number, info.update_sequence))
+                requests.append((info.request_control_number, sequence))
             self._side_effects(db, update, queued)
             forwarded.append(identity_pb2.IdentityUpdate(municipality_code=self.municipality, info=info))
+        db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?)", requests)
         identityfile.store_identities(db, [u.info for u in fresh])
         identityfile.set_last_sequence(db, self.municipality, fresh[-1].info.update_sequence)
         self.outbox.put_many(db, "prefecture", forwarded)
@@ -229,7 +240,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
                                          f"to {info.former_resident_code}")
 
     def _side_effects(self, db, update, queued: set[str]) -> None:
-        """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, a used code."""
+        """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, a used offer."""
         info = update.info
         if update.HasField("delivery"):
             self.outbox.put(db, "card", update.delivery)
@@ -248,7 +259,6 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             db.execute("DELETE FROM move_out_certificates WHERE resident_code=?", (info.resident_code,))
         if info.change_reason == "住民票コード変更":
             db.execute("DELETE FROM code_offers WHERE resident_code=?", (info.former_resident_code,))
-        db.execute("DELETE FROM code_pool WHERE resident_code=?", (info.resident_code,))
 
     async def GetIdentity(self, request, context):
         """本人確認情報の照会 for this municipality's 統合端末 and kizon."""

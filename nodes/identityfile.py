@@ -23,24 +23,29 @@ CREATE TABLE IF NOT EXISTS identity (
     birth_date TEXT NOT NULL,
     sex TEXT NOT NULL,
     address TEXT NOT NULL,
+    status INTEGER NOT NULL,                -- レコード状況フラグ: 0 現存, 1 消除
     digest BLOB NOT NULL,                   -- SHA-1 of the items, for the 整合性確認
     info BLOB NOT NULL                      -- IdentityInfo, the 40 items
 );
 CREATE INDEX IF NOT EXISTS identity_municipality ON identity(municipality_code, resident_code);
-CREATE INDEX IF NOT EXISTS identity_number ON identity(individual_number);
-CREATE INDEX IF NOT EXISTS identity_kana ON identity(name_kana, birth_date);
-CREATE INDEX IF NOT EXISTS identity_kanji ON identity(name_kanji, birth_date);
 CREATE TABLE IF NOT EXISTS applied (
     municipality_code TEXT PRIMARY KEY,
     last_sequence INTEGER NOT NULL          -- highest 更新順番号 applied in order
 );
 """
 
+# The search keys of 本人確認情報検索: only where searches are answered (the CS and national).
+SEARCH_SCHEMA = """
+CREATE INDEX IF NOT EXISTS identity_number ON identity(individual_number);
+CREATE INDEX IF NOT EXISTS identity_kana ON identity(name_kana, birth_date);
+CREATE INDEX IF NOT EXISTS identity_kanji ON identity(name_kanji, birth_date);
+"""
+
 UPSERT = (
-    "INSERT INTO identity VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
+    "INSERT INTO identity VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
     "municipality_code=excluded.municipality_code, update_sequence=excluded.update_sequence, "
     "individual_number=excluded.individual_number, name_kana=excluded.name_kana, name_kanji=excluded.name_kanji, "
-    "birth_date=excluded.birth_date, sex=excluded.sex, address=excluded.address, digest=excluded.digest, info=excluded.info"
+    "birth_date=excluded.birth_date, sex=excluded.sex, address=excluded.address, status=excluded.status, digest=excluded.digest, info=excluded.info"
 )
 # Items that say how an update travelled, not what it says: left out of the digest.
 TRANSPORT_ITEMS = ("update_sequence", "recovery_update_sequence", "timestamp")
@@ -48,21 +53,29 @@ DIGEST_BATCH = 20_000
 SEARCH_LIMIT = 100  # the most matches one search returns
 
 
-def digest(info: records_pb2.IdentityInfo) -> bytes:
-    """SHA-1 of the 本人確認情報 items, without the transport items."""
-    saved = [getattr(info, name) for name in TRANSPORT_ITEMS]
+def _split(info: records_pb2.IdentityInfo) -> tuple[bytes, bytes]:
+    """(the items without the transport items, the transport items) serialized: the file keeps their
+    concatenation, which protobuf parses as the whole message, and the digest covers the first part."""
+    transport = records_pb2.IdentityInfo(update_sequence=info.update_sequence,
+                                         recovery_update_sequence=info.recovery_update_sequence, timestamp=info.timestamp)
     for name in TRANSPORT_ITEMS:
         info.ClearField(name)
-    data = info.SerializeToString(deterministic=True)
-    for name, value in zip(TRANSPORT_ITEMS, saved):
-        setattr(info, name, value)
-    return hashlib.sha1(data).digest()
+    core = info.SerializeToString(deterministic=True)
+    info.MergeFrom(transport)
+    return core, transport.SerializeToString()
+
+
+def digest(info: records_pb2.IdentityInfo) -> bytes:
+    """SHA-1 of the 本人確認情報 items, without the transport items."""
+    return hashlib.sha1(_split(info)[0]).digest()
 
 
 def row(info: records_pb2.IdentityInfo) -> tuple:
     """The identity table row of one person's 本人確認情報."""
+    core, transport = _split(info)
     return (info.resident_code, info.municipality_code, info.update_sequence, info.individual_number or None,
-            info.name_kana, info.name_kanji, info.birth_date, info.sex, info.address, digest(info), info.SerializeToString())
+            info.name_kana, info.name_kanji, info.birth_date, info.sex, info.address, info.record_status_flag,
+            hashlib.sha1(core).digest(), core + transport)
 
 
 def store_identities(db, infos) -> None:
@@ -111,6 +124,17 @@ def apply_updates(db, municipality: str, updates) -> tuple[list, int]:
     store_identities(db, [u.info for u in applied])
     set_last_sequence(db, municipality, last)
     return applied, last
+
+
+def statuses(db, resident_codes) -> dict[str, int]:
+    """レコード状況フラグ of those of the given people the file holds."""
+    codes = list(resident_codes)
+    found: dict[str, int] = {}
+    for start in range(0, len(codes), 500):
+        chunk = codes[start:start + 500]
+        found.update(db.execute(f"SELECT resident_code, status FROM identity WHERE resident_code IN ({','.join('?' * len(chunk))})",
+                                chunk))
+    return found
 
 
 def read_identity(store, resident_code: str) -> records_pb2.IdentityInfo:

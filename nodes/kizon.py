@@ -511,15 +511,18 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
             return self._shown_reply(kizon_pb2.ChangeReply.FromString(done[0]))
         audit.set_subject(records[0].resident_code if len(records) == 1 else f"{records[0].resident_code}..({len(records)})")
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        with self.rt.store.transaction() as db:  # numbers are drawn here but written only after the CS agrees
-            for record in records:
-                if record.resident_code in new and not record.atena_number:
-                    record.atena_number = f"{next_counter(db, 'atena_number'):015d}"
-                    record.history_number = 0
-                record.history_number += 1
-                record.is_latest = True
-                if not record.status:
-                    record.status = CURRENT
+        fresh = [r for r in records if r.resident_code in new and not r.atena_number]
+        if fresh:  # numbers are drawn now, written only once the CS agrees (a refusal leaves a gap)
+            with self.rt.store.transaction() as db:
+                first = next_counter(db, "atena_number", len(fresh)) - len(fresh) + 1
+            for offset, record in enumerate(fresh):
+                record.atena_number = f"{first + offset:015d}"
+                record.history_number = 0
+        for record in records:
+            record.history_number += 1
+            record.is_latest = True
+            if not record.status:
+                record.status = CURRENT
         batch = identity_pb2.IdentityUpdateBatch(municipality_code=self.municipality)
         for index, record in enumerate(records):
             record.municipality_code = self.municipality
@@ -539,15 +542,16 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         reply = kizon_pb2.ChangeReply(update_sequence=ack.update_sequence, request_control_number=request_id)
         if echo:
             reply.records.extend(records)
+        blobs = [r.SerializeToString() for r in records]
         with self.rt.store.transaction() as db:
             db.executemany("INSERT INTO residents VALUES (?,?,?,?,?,?,?) ON CONFLICT(atena_number) DO UPDATE SET "
                            "resident_code=excluded.resident_code, household_number=excluded.household_number, "
                            "history_number=excluded.history_number, status=excluded.status, "
                            "town_code=excluded.town_code, record=excluded.record",
                            [(r.atena_number, r.resident_code, r.household_number, r.history_number, r.status,
-                             r.town_code, r.SerializeToString()) for r in records])
+                             r.town_code, blob) for r, blob in zip(records, blobs)])
             db.executemany("INSERT INTO history VALUES (?,?,?)",
-                           [(r.atena_number, r.history_number, r.SerializeToString()) for r in records])
+                           [(r.atena_number, r.history_number, blob) for r, blob in zip(records, blobs)])
             if feed_atena:
                 self.outbox.put_many(db, "atena", [atena_pb2.ResidentChange(record=r) for r in records])
             db.execute("INSERT INTO requests VALUES (?,?)", (request_id, reply.SerializeToString()))

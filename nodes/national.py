@@ -17,7 +17,7 @@ from protos import common_pb2, cs_pb2, national_pb2, national_pb2_grpc
 
 SERVICE_NAME = national_pb2.DESCRIPTOR.services_by_name["NationalServer"].full_name
 MAX_POOL = 100_000  # the most codes one pool request may take
-SCHEMA = identityfile.SCHEMA + """
+SCHEMA = identityfile.SCHEMA + identityfile.SEARCH_SCHEMA + """
 CREATE TABLE IF NOT EXISTS resident_codes (
     resident_code TEXT PRIMARY KEY,         -- every 住民票コード issued, to whom and in which state
     municipality_code TEXT NOT NULL,
@@ -33,6 +33,15 @@ CREATE TABLE IF NOT EXISTS fugo (
 );
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
+
+
+def _lookup(db, select: str, keys: list[str]) -> list[tuple]:
+    """Rows of `select ... IN (keys)`, in chunks that SQLite accepts."""
+    rows = []
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        rows += db.execute(f"{select} IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return rows
 
 
 def add_to_server(servicer, server) -> None:
@@ -120,32 +129,51 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
     async def AssignIndividualNumbers(self, request, context):
         """個人番号 for each 住民票コード: generated here, the same answer if asked again."""
         municipality = current_call().peer.identity.municipality
-        for code in request.resident_codes:
+        codes = list(request.resident_codes)
+        for code in codes:
             rules.require_resident_code(code)
-        if request.resident_codes:
-            audit.set_subject(f"{request.resident_codes[0]}..({len(request.resident_codes)})")
-        reply = cs_pb2.NumberAssignments()
+        if codes:
+            audit.set_subject(f"{codes[0]}..({len(codes)})")
+        db = self.rt.store.db
+        numbers = dict(_lookup(db, "SELECT resident_code, individual_number FROM individual_numbers WHERE resident_code", codes))
+        owners = {c: (m, s) for c, m, s in _lookup(
+            db, "SELECT resident_code, municipality_code, state FROM resident_codes WHERE resident_code", codes)}
+        for code in codes:
+            owner = owners.get(code)
+            if owner and owner[0] != municipality and owner[1] != "used":
+                raise rules.denied(f"住民票コード rule: {code} was issued to {owner[0]}, not {municipality}")
         with self.rt.store.transaction() as db:
-            for code in request.resident_codes:
-                found = db.execute("SELECT individual_number FROM individual_numbers WHERE resident_code=?", (code,)).fetchone()
-                number = found[0] if found else self._generate_number(db, code)
-                owner = db.execute("SELECT municipality_code, state FROM resident_codes WHERE resident_code=?", (code,)).fetchone()
-                if owner is None:
-                    db.execute("INSERT INTO resident_codes VALUES (?,?,'used')", (code, municipality))
-                elif owner[0] != municipality and owner[1] != "used":
-                    raise rules.denied(f"住民票コード rule: {code} was issued to {owner[0]}, not {municipality}")
-                reply.assignments.add(resident_code=code, individual_number=number)
-        return reply
+            numbers.update(self._generate_numbers(db, [c for c in codes if c not in numbers]))
+            db.executemany("INSERT INTO resident_codes VALUES (?,?,'used') ON CONFLICT(resident_code) DO UPDATE SET state='used'",
+                           [(c, municipality) for c in codes if owners.get(c, ("", ""))[1] != "used"])
+        return cs_pb2.NumberAssignments(assignments=[cs_pb2.NumberAssignment(resident_code=c, individual_number=numbers[c])
+                                                     for c in codes])
 
-    def _generate_number(self, db, resident_code: str) -> str:
-        """個人番号 = keyed one-way function of the 住民票コード, re-drawn on the rare collision."""
+    def _generate_numbers(self, db, codes: list[str]) -> dict[str, str]:
+        """個人番号 = a keyed one-way function of the 住民票コード, re-drawn on the rare collision."""
+        result: dict[str, str] = {}
+        pending = list(dict.fromkeys(codes))
         for counter in range(100):
-            mac = hmac.new(self.number_key, f"{resident_code}:{counter}".encode(), hashlib.sha256).digest()
-            number = with_individual_number_check(f"{int.from_bytes(mac[:8], 'big') % 10**11:011d}")
-            if db.execute("SELECT 1 FROM individual_numbers WHERE individual_number=?", (number,)).fetchone() is None:
-                db.execute("INSERT INTO individual_numbers VALUES (?,?)", (number, resident_code))
-                return number
-        raise rules.precondition("個人番号 rule: no unique number could be generated")
+            if not pending:
+                break
+            candidates = {}
+            for code in pending:
+                mac = hmac.new(self.number_key, f"{code}:{counter}".encode(), hashlib.sha256).digest()
+                candidates[code] = with_individual_number_check(f"{int.from_bytes(mac[:8], 'big') % 10**11:011d}")
+            taken = {r[0] for r in _lookup(db, "SELECT individual_number FROM individual_numbers WHERE individual_number",
+                                             list(candidates.values()))}
+            seen: set[str] = set()
+            fresh = []
+            for code, number in candidates.items():
+                if number not in taken and number not in seen:
+                    seen.add(number)
+                    fresh.append((number, code))
+            db.executemany("INSERT INTO individual_numbers VALUES (?,?)", fresh)
+            result.update({code: number for number, code in fresh})
+            pending = [c for c in pending if c not in result]
+        if pending:
+            raise rules.precondition("個人番号 rule: no unique number could be generated")
+        return result
 
     async def IdentityDigests(self, request, context):
         """整合性確認 material: (住民票コード, digest) of the calling CS's people."""

@@ -5,11 +5,12 @@ Each rule lives in one function so that it can be swapped without touching its c
 from __future__ import annotations
 
 import re
+from operator import mul
 
 
 def _mod11_check(base: str, weights: tuple[int, ...]) -> int:
     """Check digit from weights applied to base from its rightmost digit: 0 if r <= 1 else 11 - r."""
-    total = sum(int(d) * w for d, w in zip(reversed(base), weights))
+    total = sum(map(mul, map(int, reversed(base)), weights))
     r = total % 11
     return 0 if r <= 1 else 11 - r
 

@@ -1,17 +1,26 @@
 """Conversions between the record messages: what of a 住民票 becomes 本人確認情報 or 送付先情報."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from protos import records_pb2
+
+
+@lru_cache(maxsize=None)
+def common_fields(source_class, target_class) -> tuple[str, ...]:
+    """Names of the fields two messages share under the same name and type."""
+    fields = source_class.DESCRIPTOR.fields_by_name
+    return tuple(f.name for f in target_class.DESCRIPTOR.fields
+                 if f.name in fields and fields[f.name].type == f.type and fields[f.name].is_repeated == f.is_repeated)
 
 
 def copy_common(source, target_class):
     """A target_class message holding every field that source has under the same name and type."""
     target = target_class()
-    fields = source.DESCRIPTOR.fields_by_name
-    for field in target.DESCRIPTOR.fields:
-        src = fields.get(field.name)
-        if src is not None and src.type == field.type and src.is_repeated == field.is_repeated:
-            setattr(target, field.name, getattr(source, field.name))
+    for name in common_fields(type(source), target_class):
+        value = getattr(source, name)
+        if value:
+            setattr(target, name, value)
     return target
 
 
