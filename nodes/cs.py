@@ -156,7 +156,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         fresh, repeats = [], 0
         sequence = 0
         # One look at the file for the whole batch: which of these people it holds, and how.
-        known = identityfile.statuses(db, {u.info.former_resident_code or u.info.resident_code for u in updates})
+        known = identityfile.statuses(db, self.municipality, {u.info.former_resident_code or u.info.resident_code for u in updates})
         for update in updates:
             info = update.info
             if update.municipality_code != self.municipality or info.municipality_code != self.municipality:
@@ -203,7 +203,8 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         return fresh[-1].info.update_sequence, queued
 
     def _current(self, db, resident_code: str) -> records_pb2.IdentityInfo | None:
-        found = db.execute("SELECT info FROM identity WHERE resident_code=?", (resident_code,)).fetchone()
+        found = db.execute("SELECT info FROM identity WHERE resident_code=? AND municipality_code=?",
+                           (resident_code, self.municipality)).fetchone()
         return records_pb2.IdentityInfo.FromString(found[0]) if found else None
 
     def _check_logic(self, db, update, before) -> None:
@@ -432,7 +433,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
 
     async def GetIdentities(self, request, context):
         """The 本人確認情報 of several people."""
-        return identityfile.read_identities(self.rt.store, request.resident_codes)
+        return identityfile.read_identities(self.rt.store, self.municipality, request.resident_codes)
 
     async def CheckConsistency(self, request, context):
         """整合性確認: every record that differs between this CS, the prefecture and national."""
@@ -469,7 +470,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             chunk = codes[start:start + 1000]
             theirs = {i.resident_code: i for i in (await stub.GetIdentities(common_pb2.ResidentKeys(resident_codes=chunk),
                                                                              timeout=60)).items}
-            ours = {i.resident_code: i for i in identityfile.read_identities(self.rt.store, chunk).items}
+            ours = {i.resident_code: i for i in identityfile.read_identities(self.rt.store, self.municipality, chunk).items}
             for code in chunk:
                 items = [n for n in changed_items(ours[code], theirs[code]) if n not in identityfile.TRANSPORT_ITEMS]
                 report.differences.add(resident_code=code, node=node, items=items)

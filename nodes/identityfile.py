@@ -13,8 +13,8 @@ from nodes.numbers import individual_number_valid
 from protos import common_pb2, identity_pb2, records_pb2
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS identity (
-    resident_code TEXT PRIMARY KEY,         -- 住民票コード
+CREATE TABLE IF NOT EXISTS identity (     -- one row per person and municipality: a 消除 record stays
+    resident_code TEXT NOT NULL,            -- 住民票コード
     municipality_code TEXT NOT NULL,        -- 市町村コード
     update_sequence INTEGER NOT NULL,       -- 更新順番号 of the last update applied
     individual_number TEXT,                 -- 個人番号 (search key)
@@ -24,8 +24,10 @@ CREATE TABLE IF NOT EXISTS identity (
     sex TEXT NOT NULL,
     address TEXT NOT NULL,
     status INTEGER NOT NULL,                -- レコード状況フラグ: 0 現存, 1 消除
+    updated_at TEXT NOT NULL,               -- タイムスタンプ given by the CS
     digest BLOB NOT NULL,                   -- SHA-1 of the items, for the 整合性確認
-    info BLOB NOT NULL                      -- IdentityInfo, the 40 items
+    info BLOB NOT NULL,                     -- IdentityInfo, the 40 items
+    PRIMARY KEY (resident_code, municipality_code)
 );
 CREATE INDEX IF NOT EXISTS identity_municipality ON identity(municipality_code, resident_code);
 CREATE TABLE IF NOT EXISTS applied (
@@ -42,8 +44,8 @@ CREATE INDEX IF NOT EXISTS identity_kanji ON identity(name_kanji, birth_date);
 """
 
 UPSERT = (
-    "INSERT INTO identity VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
-    "municipality_code=excluded.municipality_code, update_sequence=excluded.update_sequence, "
+    "INSERT INTO identity VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(resident_code, municipality_code) DO UPDATE SET "
+    "update_sequence=excluded.update_sequence, updated_at=excluded.updated_at, "
     "individual_number=excluded.individual_number, name_kana=excluded.name_kana, name_kanji=excluded.name_kanji, "
     "birth_date=excluded.birth_date, sex=excluded.sex, address=excluded.address, status=excluded.status, digest=excluded.digest, info=excluded.info"
 )
@@ -75,7 +77,7 @@ def row(info: records_pb2.IdentityInfo) -> tuple:
     core, transport = _split(info)
     return (info.resident_code, info.municipality_code, info.update_sequence, info.individual_number or None,
             info.name_kana, info.name_kanji, info.birth_date, info.sex, info.address, info.record_status_flag,
-            hashlib.sha1(core).digest(), core + transport)
+            info.timestamp, hashlib.sha1(core).digest(), core + transport)
 
 
 def store_identities(db, infos) -> None:
@@ -86,7 +88,8 @@ def store_identities(db, infos) -> None:
         # Row by row: a person renamed in this batch must not lose the row written just before.
         for info, values in zip(infos, rows):
             if info.change_reason == "住民票コード変更" and info.former_resident_code:
-                db.execute("DELETE FROM identity WHERE resident_code=?", (info.former_resident_code,))
+                db.execute("DELETE FROM identity WHERE resident_code=? AND municipality_code=?",
+                           (info.former_resident_code, info.municipality_code))
             db.execute(UPSERT, values)
         return
     db.executemany(UPSERT, rows)
@@ -126,34 +129,37 @@ def apply_updates(db, municipality: str, updates) -> tuple[list, int]:
     return applied, last
 
 
-def statuses(db, resident_codes) -> dict[str, int]:
-    """レコード状況フラグ of those of the given people the file holds."""
+def statuses(db, municipality: str, resident_codes) -> dict[str, int]:
+    """レコード状況フラグ of those of the given people the file holds for a municipality."""
     codes = list(resident_codes)
     found: dict[str, int] = {}
     for start in range(0, len(codes), 500):
         chunk = codes[start:start + 500]
-        found.update(db.execute(f"SELECT resident_code, status FROM identity WHERE resident_code IN ({','.join('?' * len(chunk))})",
-                                chunk))
+        found.update(db.execute("SELECT resident_code, status FROM identity WHERE municipality_code=? AND "
+                                f"resident_code IN ({','.join('?' * len(chunk))})", (municipality, *chunk)))
     return found
 
 
 def read_identity(store, resident_code: str) -> records_pb2.IdentityInfo:
     """One person's 本人確認情報, or NOT_FOUND."""
     rules.require_resident_code(resident_code)
-    found = store.one("SELECT info FROM identity WHERE resident_code=?", (resident_code,))
+    # The current record first; among 消除 records, the latest.
+    found = store.one("SELECT info FROM identity WHERE resident_code=? ORDER BY status, updated_at DESC LIMIT 1",
+                      (resident_code,))
     if found is None:
         raise rules.not_found(f"照会: no 本人確認情報 with 住民票コード {resident_code}")
     return records_pb2.IdentityInfo.FromString(found[0])
 
 
-def read_identities(store, resident_codes) -> identity_pb2.IdentityList:
-    """The 本人確認情報 of several people (those that exist)."""
+def read_identities(store, municipality: str, resident_codes) -> identity_pb2.IdentityList:
+    """The 本人確認情報 a municipality holds of several people (those that exist)."""
     result = identity_pb2.IdentityList()
     codes = list(resident_codes)
     for start in range(0, len(codes), 500):
         chunk = codes[start:start + 500]
         marks = ",".join("?" * len(chunk))
-        for (blob,) in store.db.execute(f"SELECT info FROM identity WHERE resident_code IN ({marks})", chunk):
+        for (blob,) in store.db.execute(f"SELECT info FROM identity WHERE municipality_code=? AND resident_code IN ({marks})",
+                                        (municipality, *chunk)):
             result.items.add().MergeFromString(blob)
     return result
 

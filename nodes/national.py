@@ -187,7 +187,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
     async def GetIdentities(self, request, context):
         """The 本人確認情報 of several people, for a consistency report."""
         audit.set_subject(f"{len(request.resident_codes)} records")
-        return identityfile.read_identities(self.rt.store, request.resident_codes)
+        return identityfile.read_identities(self.rt.store, current_call().peer.identity.municipality, request.resident_codes)
 
     async def IssueFugo(self, request, context):
         """符号の取得: the same person always gets the same 符号."""

@@ -57,7 +57,7 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
     async def GetIdentities(self, request, context):
         """The 本人確認情報 of several people, for a consistency report."""
         audit.set_subject(f"{len(request.resident_codes)} records")
-        return identityfile.read_identities(self.rt.store, request.resident_codes)
+        return identityfile.read_identities(self.rt.store, current_call().peer.identity.municipality, request.resident_codes)
 
     def _own(self, municipality: str) -> None:
         caller = current_call().peer.identity.municipality

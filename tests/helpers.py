@@ -1,26 +1,33 @@
 """Test helpers: people to register and calls to make against a live network."""
 from __future__ import annotations
 
+import datetime as dt
 import random
-from nodes.numbers import with_individual_number_check, with_resident_code_check
-from protos import kizon_pb2, kizon_pb2_grpc, records_pb2
-from testbed.client import channel, eventually, operator_metadata, terminal_cert  # noqa: F401 (eventually re-exported)
+
+from protos import kizon_pb2, records_pb2
+from testbed.client import Counter, eventually  # noqa: F401 (re-exported for the tests)
+
+TODAY = dt.date.today().isoformat()
+TOWNS = {"142140": "004000", "142115": "010000"}  # a 町字 of each municipality (伊勢原, 秦野市 …)
 
 
-def new_resident(rng: random.Random, municipality: str, name: str = "試験 太郎") -> records_pb2.ResidentRecord:
-    """A 住民票 with fresh, valid numbers."""
-    return records_pb2.ResidentRecord(
-        resident_code=with_resident_code_check(f"{rng.randrange(10**10):010d}"),
-        individual_number=with_individual_number_check(f"{rng.randrange(10**11):011d}"),
-        name_kanji=name, name_kana="シケン タロウ", birth_date="1990-01-02", sex="1",
-        address="神奈川県伊勢原市田中348番地", postal_code="259-1188", municipality_code=municipality,
-        change_reason="転入", change_date="2026-04-01",
-    )
+def person(name: str = "試験 太郎", kana: str = "シケン タロウ", birth: str = "1990-01-02", sex: str = "1",
+           **items) -> records_pb2.ResidentRecord:
+    """The person items a counter clerk types in."""
+    return records_pb2.ResidentRecord(name_kanji=name, name_kana=kana, birth_date=birth, sex=sex, **items)
 
 
-def record_resident(network, record, terminal: str = "T0001", operator: str = "OP0001"):
-    """Record a 住民票 at the kizon of its municipality through a counter terminal."""
-    node = network.topology.find("kizon", record.municipality_code)
-    with channel(node, terminal_cert(network.pki, record.municipality_code, terminal)) as ch:
-        return kizon_pb2_grpc.KizonStub(ch).RecordResident(
-            kizon_pb2.RecordResidentRequest(record=record), metadata=operator_metadata(operator), timeout=10)
+def address(municipality: str, line: str = "1番1号", katagaki: str = "") -> records_pb2.Address:
+    """An address on one of the municipality's own 町字."""
+    return records_pb2.Address(town_code=TOWNS[municipality], address_line=line, katagaki=katagaki)
+
+
+def move_in_from_abroad(counter: Counter, who: records_pb2.ResidentRecord | None = None, household: str = "",
+                        line: str | None = None, **kw) -> records_pb2.ResidentRecord:
+    """国外転入 of a new resident (a new 住民票コード and 個人番号); the new 住民票."""
+    who = who or person()
+    line = line or f"{random.randint(1, 2000)}番地"
+    reply = counter(counter.kizon.MoveIn, kizon_pb2.MoveInRequest(
+        person=who, address=address(counter.municipality, line), household_number=household, move_in_date=TODAY,
+        notification_date=TODAY, from_abroad=True), **kw)
+    return reply.records[0]
