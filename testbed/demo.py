@@ -1,7 +1,10 @@
-"""The demo: bring the network up, register residents at two counters, follow them through every
-node, show what the security layer refuses, verify the audit chains, and take the network down."""
+"""The demo: bring the network up, load a small population, follow residents through the counter
+operations across both municipalities and every node, show what the security layer refuses,
+check consistency and the audit chains, and take the network down."""
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import random
 import time
 
@@ -9,90 +12,181 @@ import grpc
 
 from nodes import audit
 from nodes.tls import channel_options
-from nodes.numbers import with_individual_number_check, with_resident_code_check
-from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, cs_pb2_grpc, intermediate_pb2,
+from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, identity_pb2, intermediate_pb2,
                     intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2_grpc, prefecture_pb2_grpc,
                     records_pb2)
-from testbed.client import bad_cert, eventually, channel, named_cert, node_cert, operator_metadata, terminal_cert
+from scenarios.towns import towns
+from testbed.client import Counter, bad_cert, channel, eventually, named_cert, node_cert
+from testbed.load import generate_population, load_records
 from testbed.network import Network, status_table
 
-PEOPLE = [  # (municipality, name, kana, birth date, sex, address, postal code)
-    ("142140", "伊勢原 太郎", "イセハラ タロウ", "1980-04-01", "1", "神奈川県伊勢原市田中348番地", "259-1188"),
-    ("142140", "伊勢原 花子", "イセハラ ハナコ", "1982-09-15", "2", "神奈川県伊勢原市田中348番地", "259-1188"),
-    ("142115", "秦野 一郎", "ハダノ イチロウ", "1975-12-03", "1", "神奈川県秦野市桜町一丁目3番2号", "257-8501"),
-]
+DEMO_RESIDENTS = 2_000  # per municipality, loaded before the counter operations
+ISEHARA, HADANO = "142140", "142115"
 
 
 def run_demo(network: Network) -> int:
     """Run the demo against network; return the exit code."""
-    rng = random.Random()  # new numbers each run: the register keeps what earlier demos wrote
     print("== bringing the network up")
     started = time.monotonic()
     rows = network.up()
     print(status_table(rows))
     print(f"{len(rows)} nodes healthy in {time.monotonic() - started:.1f} s\n")
-    topo, pki = network.topology, network.pki
     try:
-        for municipality, name, kana, birth, sex, address, postal in PEOPLE:
-            code = with_resident_code_check(f"{rng.randrange(10**10):010d}")
-            number = with_individual_number_check(f"{rng.randrange(10**11):011d}")
-            record = records_pb2.ResidentRecord(
-                resident_code=code, individual_number=number, name_kanji=name, name_kana=kana, birth_date=birth,
-                sex=sex, address=address, postal_code=postal, change_reason="転入", change_date="2026-04-01",
-                resident_type="日本人", household_number="H" + code[:6])
-            kizon = topo.find("kizon", municipality)
-            with channel(kizon, terminal_cert(pki, municipality, "T0001")) as ch:
-                reply = kizon_pb2_grpc.KizonStub(ch).RecordResident(
-                    kizon_pb2.RecordResidentRequest(record=record), metadata=operator_metadata("OP1001"), timeout=10)
-            print(f"== {name} ({municipality}) recorded at kizon: 宛名番号 {reply.atena_number}, 住民票コード {code}, "
-                  f"更新順番号 {reply.update_sequence}, 団体内統合宛名番号 {reply.unified_atena_number}")
-            key = common_pb2.ResidentKey(resident_code=code)
-            cs = topo.find("cs", municipality)
-            pref = topo.find("prefecture", prefecture=topo.municipality(municipality).prefecture)
-            with channel(pref, node_cert(pki, cs.name)) as ch:
-                info = eventually(lambda: prefecture_pb2_grpc.PrefectureServerStub(ch).GetIdentity(key, timeout=5))
-                print(f"   prefecture {pref.name}: 本人確認情報 {info.name_kanji}, 更新順番号 {info.update_sequence}")
-            with channel(topo.find("national"), node_cert(pki, cs.name)) as ch:
-                info = eventually(lambda: national_pb2_grpc.NationalServerStub(ch).GetIdentity(key, timeout=5))
-                print(f"   national: 本人確認情報 {info.name_kanji}, 住所 {info.address}")
-            with channel(topo.find("card"), node_cert(pki, cs.name)) as ch:
-                entry = eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
-                print(f"   card: 送付先情報 queued at {entry.received_at} for {entry.delivery.delivery_name_kanji}")
-            atena = topo.find("atena", municipality)
-            with channel(atena, node_cert(pki, kizon.name)) as ch:
-                entry = atena_pb2_grpc.AtenaStub(ch).GetEntry(
-                    atena_pb2.AtenaKey(unified_atena_number=reply.unified_atena_number), timeout=5)
-            print(f"   atena: 符号 {entry.fugo[:8]}… registered")
-            with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch:
-                provided = eventually(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
-                    intermediate_pb2.ProvisionRequest(tenant=municipality, fugo=entry.fugo, inquiry_id="INQ-1"), timeout=5))
-            print(f"   intermediate: 情報提供 by 符号 answered {provided.record.name_kanji} (記録 {provided.provision_id[:8]}…)")
-
-        print("\n== what the security layer refuses")
-        kizon = topo.find("kizon", "142140")
-        probes = [
-            ("no client certificate", None),
-            ("rogue CA", bad_cert(pki, "rogue_ca")),
-            ("expired", bad_cert(pki, "expired")),
-            ("revoked", bad_cert(pki, "revoked")),
-            ("wrong trust domain", bad_cert(pki, "wrong_domain")),
-            ("wrong municipality", bad_cert(pki, "wrong_municipality")),
-            ("wrong role (atena)", bad_cert(pki, "wrong_role")),
-        ]
-        for label, cert in probes:
-            code, detail = _probe(kizon, cert, pki)
-            print(f"   kizon-142140 ← {label:22s} {code:18s} {detail[:90]}")
-
-        print("\n== audit chains")
-        ok = True
-        for node in topo.nodes:
-            result = audit.verify(network.audit_file(node.name))
-            ok &= result.ok
-            print(f"   {'OK  ' if result.ok else 'FAIL'} {node.name:18s} {result.entries:4d} entries, head {result.head[:16]}")
-        return 0 if ok else 1
+        _load(network)
+        _counter_story(network)
+        _search_and_masking(network)
+        _security(network)
+        return _verify(network)
     finally:
         print("\n== taking the network down")
         print(f"   stopped {len(network.down())} nodes")
+
+
+def _load(network: Network) -> None:
+    print(f"== 移行: {DEMO_RESIDENTS:,} generated residents per municipality through kizon → cs → prefecture → national")
+    for code in (ISEHARA, HADANO):
+        records, summary = generate_population(network, code, DEMO_RESIDENTS, seed=random.randrange(1 << 30))
+        try:
+            result = asyncio.run(load_records(network, code, records, show_progress=False))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            print(f"   {code}: already loaded by an earlier demo")
+            continue
+        shares = summary.shares()
+        print(f"   {code}: {result['records']:,} residents in {result['seconds']:.1f} s; "
+              f"{shares['people_per_household']:.2f} per household, {shares['under_15']:.0%} under 15, "
+              f"{shares['aged_65_and_over']:.0%} 65+, {shares['foreign']:.1%} foreign, {shares['card_holders']:.0%} card holders")
+
+
+def _address(code: str, line: str) -> records_pb2.Address:
+    return records_pb2.Address(town_code=towns(code)[3].code, address_line=line)
+
+
+def _counter_story(network: Network) -> None:
+    today = dt.date.today().isoformat()
+    topo, pki = network.topology, network.pki
+    a, b = Counter(network, ISEHARA, "T0001", "OP0001"), Counter(network, HADANO, "T0001", "OP0001")
+    try:
+        print("\n== at the counter of 伊勢原市 (terminal T0001, operator OP0001)")
+        head = a(a.kizon.MoveIn, kizon_pb2.MoveInRequest(
+            person=records_pb2.ResidentRecord(name_kanji="山田 太郎", name_kana="ヤマダ タロウ", birth_date="1988-05-05",
+                                              sex="1", card_issued=True),
+            address=_address(ISEHARA, "348番地"), move_in_date=today, notification_date=today, from_abroad=True)).records[0]
+        print(f"   国外転入 {head.name_kanji}: 住民票コード {head.resident_code} (from the pool), 個人番号 {head.individual_number} "
+              f"(from national), 世帯 {head.household_number}, {head.address}")
+        child = a(a.kizon.Birth, kizon_pb2.BirthRequest(household_number=head.household_number, notification_date=today,
+                  child=records_pb2.ResidentRecord(name_kanji="山田 花子", name_kana="ヤマダ ハナコ", birth_date=today,
+                                                   sex="2"))).records[0]
+        print(f"   出生 {child.name_kanji}: 住民票コード {child.resident_code}, 続柄 {child.relationship}")
+        moved = a(a.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(resident_code=head.resident_code, move_date=today,
+                                                                  address=_address(ISEHARA, "1000番地"), whole_household=True))
+        print(f"   転居 (whole household) → {moved.records[0].address}, 更新順番号 {moved.update_sequence}")
+        out = a(a.kizon.MoveOut, kizon_pb2.MoveOutRequest(
+            resident_code=head.resident_code, destination_address="神奈川県秦野市桜町一丁目3番2号",
+            destination_municipality_code=HADANO, planned_date=today, special=True))
+        print(f"   特例転出 to 秦野市: 除票 kept, 転出証明書情報 {out.certificate.certificate_number} sent CS → CS")
+
+        print("\n== at the counter of 秦野市")
+        moved_in = eventually(lambda: b(b.kizon.MoveIn, kizon_pb2.MoveInRequest(
+            person=records_pb2.ResidentRecord(resident_code=head.resident_code), address=_address(HADANO, "3番2号"),
+            move_in_date=today, notification_date=today, special=True))).records[0]
+        print(f"   特例転入 with the card: {moved_in.name_kanji}, same 個人番号 {moved_in.individual_number}, "
+              f"転入前住所 {moved_in.previous_address}")
+        history = _poll_history(a, head.resident_code, "転出確定")
+        print(f"   転入通知 back to 伊勢原市: its 除票 now reads 転出先（確定） {history[-1].move_out_destination_confirmed}")
+        print("   history at 伊勢原市: " + " → ".join(f"{e.history_number}:{e.change_reason}" for e in history))
+
+        key = common_pb2.ResidentKey(resident_code=child.resident_code)
+        print(f"\n== following the newborn {child.resident_code} through every node")
+        pref = topo.find("prefecture", prefecture=topo.municipality(ISEHARA).prefecture)
+        with channel(pref, node_cert(pki, "cs-142140")) as ch:
+            info = eventually(lambda: prefecture_pb2_grpc.PrefectureServerStub(ch).GetIdentity(key, timeout=5))
+            print(f"   prefecture: 本人確認情報 {info.name_kanji}, 更新順番号 {info.update_sequence}")
+        with channel(topo.find("national"), node_cert(pki, "cs-142140")) as ch:
+            info = eventually(lambda: national_pb2_grpc.NationalServerStub(ch).GetIdentity(key, timeout=5))
+            print(f"   national: 本人確認情報 {info.name_kanji}, 更新順番号 {info.update_sequence}, 住所 {info.address}")
+        with channel(topo.find("card"), node_cert(pki, "cs-142140")) as ch:
+            entry = eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
+            print(f"   card: 送付先情報 queued for the 個人番号通知書 at {entry.received_at}")
+        with channel(topo.find("atena", ISEHARA), node_cert(pki, "kizon-142140")) as ch:
+            stub = atena_pb2_grpc.AtenaStub(ch)
+            replies = stub.NotifyResidentChanges(atena_pb2.ResidentChangeBatch(items=[atena_pb2.ResidentChange(
+                record=a(a.kizon.GetResident, key))]), timeout=10)
+            fugo = replies.replies[0].fugo
+            print(f"   atena: 団体内統合宛名番号 {replies.replies[0].unified_atena_number}, 符号 {fugo[:8]}…")
+        with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch:
+            provided = eventually(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
+                intermediate_pb2.ProvisionRequest(tenant=ISEHARA, fugo=fugo, inquiry_id="DEMO-1"), timeout=5))
+            print(f"   intermediate: 情報提供 by 符号 answered {provided.record.name_kanji} (記録 {provided.provision_id[:8]}…)")
+        died = a(a.kizon.Death, kizon_pb2.DeathRequest(resident_code=child.resident_code, death_date=today))
+        print(f"   死亡: {died.records[0].name_kanji} → 除票 ({died.records[0].removal_reason}), history kept")
+    finally:
+        a.close()
+        b.close()
+
+
+def _poll_history(counter, code, reason, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        history = list(counter(counter.kizon.GetHistory, common_pb2.ResidentKey(resident_code=code)).entries)
+        if history[-1].change_reason == reason or time.monotonic() > deadline:
+            return history
+        time.sleep(0.2)
+
+
+def _search_and_masking(network: Network) -> None:
+    print("\n== 本人確認情報検索 on the 統合端末 and who sees the 個人番号")
+    with Counter(network, ISEHARA, "T0001", "OP0001") as allowed, Counter(network, ISEHARA, "T0002", "OP0002") as clerk:
+        found = allowed(allowed.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="ヤマダ タロウ", birth_date="1988-05-05",
+                                                                                nationwide=True))
+        print(f"   氏名 + 生年月日, nationwide: {len(found.matches)} records "
+              f"({', '.join(sorted({m.municipality_code for m in found.matches}))}), 個人番号 {found.matches[0].individual_number}")
+        try:
+            allowed(allowed.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="ヤマダ タロウ", sex="1"))
+        except grpc.RpcError as exc:
+            print(f"   氏名 + 性別 only: {exc.code().name}: {exc.details()}")
+        masked = clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="ヤマダ タロウ", birth_date="1988-05-05"))
+        print(f"   the same search by OP0002 on T0002 (no 個人番号 permission): 個人番号 {masked.matches[0].individual_number}")
+        try:
+            list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest()))
+        except grpc.RpcError as exc:
+            print(f"   bulk output without approval: {exc.code().name}: {exc.details()[:80]}…")
+
+
+def _security(network: Network) -> None:
+    print("\n== what the security layer refuses (kizon-142140)")
+    kizon = network.topology.find("kizon", ISEHARA)
+    pki = network.pki
+    probes = [
+        ("no client certificate", None),
+        ("rogue CA", bad_cert(pki, "rogue_ca")),
+        ("expired", bad_cert(pki, "expired")),
+        ("revoked", bad_cert(pki, "revoked")),
+        ("wrong trust domain", bad_cert(pki, "wrong_domain")),
+        ("wrong municipality", bad_cert(pki, "wrong_municipality")),
+        ("wrong role (atena)", bad_cert(pki, "wrong_role")),
+    ]
+    for label, cert in probes:
+        code, detail = _probe(kizon, cert, pki)
+        print(f"   ← {label:22s} {code:18s} {detail[:80]}")
+
+
+def _verify(network: Network) -> int:
+    ok = True
+    print("\n== 整合性確認 (cs ↔ prefecture ↔ national)")
+    for code in (ISEHARA, HADANO):
+        with Counter(network, code) as counter:
+            report = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=code), timeout=120)
+        ok &= not report.differences
+        print(f"   {code}: cs {report.records_cs:,}, prefecture {report.records_prefecture:,}, national "
+              f"{report.records_national:,}; {len(report.differences)} differences ({report.seconds:.2f} s)")
+    print("\n== audit chains")
+    for node in network.topology.nodes:
+        result = audit.verify(network.audit_file(node.name))
+        ok &= result.ok
+        print(f"   {'OK  ' if result.ok else 'FAIL'} {node.name:18s} {result.entries:5d} entries, head {result.head[:16]}")
+    return 0 if ok else 1
 
 
 def _probe(node, cert, pki) -> tuple[str, str]:
@@ -104,8 +198,7 @@ def _probe(node, cert, pki) -> tuple[str, str]:
         ch = channel(node, cert)
     with ch:
         try:
-            kizon_pb2_grpc.KizonStub(ch).GetResident(common_pb2.ResidentKey(resident_code="24727059608"),
-                                                     metadata=operator_metadata("OP1001"), timeout=3)
+            kizon_pb2_grpc.KizonStub(ch).GetResident(common_pb2.ResidentKey(resident_code="24727059608"), timeout=3)
             return "OK", ""
         except grpc.RpcError as exc:
             return exc.code().name, (exc.details() or "").replace("\n", " ")

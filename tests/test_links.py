@@ -10,12 +10,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from helpers import eventually, new_resident, record_resident
+from helpers import eventually, move_in_from_abroad
+from helpers import person as person_items
 from nodes.tls import channel_options
-from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, cs_pb2_grpc, intermediate_pb2,
-                    intermediate_pb2_grpc, kizon_pb2_grpc, national_pb2, national_pb2_grpc, prefecture_pb2,
+from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2,
+                    intermediate_pb2, intermediate_pb2_grpc, kizon_pb2_grpc, national_pb2, national_pb2_grpc,
                     prefecture_pb2_grpc)
-from testbed.client import bad_cert, channel, monitor_cert, named_cert, node_cert, operator_metadata, terminal_cert
+from testbed.client import (Counter, bad_cert, channel, monitor_cert, named_cert, node_cert, operator_metadata,
+                            terminal_cert)
 
 OP = operator_metadata("OP0001")
 HOME, OTHER = "142140", "142115"
@@ -25,22 +27,41 @@ NODES = ["kizon-142140", "cs-142140", "atena-142140", "kizon-142115", "cs-142115
 
 @pytest.fixture(scope="module")
 def person(network):
-    """A resident of 伊勢原市 recorded at the counter and carried to every node."""
-    record = new_resident(random.Random(7), HOME, "連携 確認")
-    reply = record_resident(network, record)
-    assert reply.update_sequence >= 1 and reply.unified_atena_number
+    """A resident of 伊勢原市 recorded at the counter and carried to every node, and a terminal session."""
+    with Counter(network, HOME, "T0002", "OP0001") as counter:
+        record = move_in_from_abroad(counter, person_items("連携 確認", "レンケイ カクニン"))
+        session = counter.metadata
     topo, pki = network.topology, network.pki
     key = common_pb2.ResidentKey(resident_code=record.resident_code)
     with channel(topo.find("national"), node_cert(pki, "cs-142140")) as ch:
         eventually(lambda: national_pb2_grpc.NationalServerStub(ch).GetIdentity(key, timeout=5))
-    with channel(topo.find("atena", HOME), node_cert(pki, "kizon-142140")) as ch:
-        entry = atena_pb2_grpc.AtenaStub(ch).GetEntry(atena_pb2.AtenaKey(unified_atena_number=reply.unified_atena_number), timeout=5)
+    with channel(topo.find("card"), node_cert(pki, "cs-142140")) as ch:
+        eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
+    entry = eventually(lambda: _atena_entry(network, record))
     with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch:
         eventually(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
             intermediate_pb2.ProvisionRequest(tenant=HOME, fugo=entry.fugo, inquiry_id="T-1"), timeout=5))
-    with channel(topo.find("card"), node_cert(pki, "cs-142140")) as ch:
-        eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
-    return {"record": record, "key": key, "unified": reply.unified_atena_number, "fugo": entry.fugo}
+    full = _full_record(network, record)
+    return {"record": full, "key": key, "unified": entry.unified_atena_number, "fugo": entry.fugo, "session": session}
+
+
+def _full_record(network, record):
+    """The record with its 個人番号 as kizon holds it (the test's terminal may see it masked)."""
+    with Counter(network, HOME, "T0001", "OP0001") as counter:
+        return counter(counter.kizon.GetResident, common_pb2.ResidentKey(resident_code=record.resident_code))
+
+
+def _atena_entry(network, record):
+    """atena's entry of a person, found by asking atena to match the 住民票 again (as kizon does)."""
+    with channel(network.topology.find("atena", HOME), node_cert(network.pki, "kizon-142140")) as ch:
+        full = _full_record(network, record)
+        replies = atena_pb2_grpc.AtenaStub(ch).NotifyResidentChanges(
+            atena_pb2.ResidentChangeBatch(items=[atena_pb2.ResidentChange(record=full)]), timeout=10)
+        entry = atena_pb2_grpc.AtenaStub(ch).GetEntry(
+            atena_pb2.AtenaKey(unified_atena_number=replies.replies[0].unified_atena_number), timeout=5)
+    if not entry.fugo:
+        raise grpc.RpcError()
+    return entry
 
 
 def _key(p):
@@ -50,9 +71,9 @@ def _key(p):
 # (caller, certificate getter, server node, call) for every link the policy allows.
 LINKS = [
     ("terminal→kizon", lambda pki: terminal_cert(pki, HOME, "T0002"), "kizon-142140",
-     lambda ch, p: kizon_pb2_grpc.KizonStub(ch).GetResident(_key(p), metadata=OP, timeout=5)),
+     lambda ch, p: kizon_pb2_grpc.KizonStub(ch).GetResident(_key(p), metadata=p["session"], timeout=5)),
     ("terminal→cs", lambda pki: terminal_cert(pki, HOME, "T0002"), "cs-142140",
-     lambda ch, p: cs_pb2_grpc.CommunicationServerStub(ch).GetIdentity(_key(p), metadata=OP, timeout=5)),
+     lambda ch, p: cs_pb2_grpc.CommunicationServerStub(ch).GetIdentity(_key(p), metadata=p["session"], timeout=5)),
     ("kizon→cs", lambda pki: node_cert(pki, "kizon-142140"), "cs-142140",
      lambda ch, p: cs_pb2_grpc.CommunicationServerStub(ch).GetIdentity(_key(p), timeout=5)),
     ("kizon→atena", lambda pki: node_cert(pki, "kizon-142140"), "atena-142140",
@@ -61,7 +82,11 @@ LINKS = [
      lambda ch, p: prefecture_pb2_grpc.PrefectureServerStub(ch).GetIdentity(_key(p), timeout=5)),
     ("prefecture→national", lambda pki: node_cert(pki, "prefecture-140007"), "national",
      lambda ch, p: national_pb2_grpc.NationalServerStub(ch).ApplyIdentityUpdates(
-         prefecture_pb2.IdentityUpdateBatch(municipality_code=HOME), timeout=5)),
+         identity_pb2.IdentityUpdateBatch(municipality_code=HOME), timeout=5)),
+    ("cs→cs (転入通知)", lambda pki: node_cert(pki, "cs-142115"), "cs-142140",
+     lambda ch, p: cs_pb2_grpc.CommunicationServerStub(ch).ReceiveMoveInNotice(identity_pb2.MoveInNotice(
+         resident_code=p["record"].resident_code, from_municipality_code=OTHER, to_municipality_code=HOME,
+         new_address="神奈川県秦野市", move_in_date="2026-04-01"), timeout=5)),
     ("cs→national", lambda pki: node_cert(pki, "cs-142115"), "national",
      lambda ch, p: national_pb2_grpc.NationalServerStub(ch).GetIdentity(_key(p), timeout=5)),
     ("atena→national", lambda pki: node_cert(pki, "atena-142140"), "national",
@@ -70,12 +95,16 @@ LINKS = [
     ("cs→card", lambda pki: node_cert(pki, "cs-142140"), "card",
      lambda ch, p: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(_key(p), timeout=5)),
     ("atena→intermediate", lambda pki: node_cert(pki, "atena-142140"), "intermediate",
-     lambda ch, p: intermediate_pb2_grpc.IntermediateServerStub(ch).RegisterCopy(
-         intermediate_pb2.CopyRegistration(unified_atena_number=p["unified"], fugo=p["fugo"], record=p["record"]), timeout=5)),
+     lambda ch, p: intermediate_pb2_grpc.IntermediateServerStub(ch).RegisterCopies(intermediate_pb2.CopyBatch(items=[
+         intermediate_pb2.CopyRegistration(unified_atena_number=p["unified"], fugo=p["fugo"], record=p["record"])]),
+         timeout=5)),
     ("infonws→intermediate", lambda pki: named_cert(pki, "infonws"), "intermediate",
      lambda ch, p: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
          intermediate_pb2.ProvisionRequest(tenant=HOME, fugo=p["fugo"], inquiry_id="T-2"), timeout=5)),
 ]
+
+
+CALL = {name: call for name, _, _, call in LINKS}
 
 
 def _status(network, node_name, cert, call, person):
@@ -135,41 +164,44 @@ def test_bad_certificate_unauthenticated(network, person, link, case):
 # (caller certificate, server node, call, rule named in the refusal)
 REFUSED = [
     ("wrong municipality: terminal of 秦野市 → kizon of 伊勢原市", lambda pki: bad_cert(pki, "wrong_municipality"),
-     "kizon-142140", LINKS[0][3], "same-municipality"),
+     "kizon-142140", CALL["terminal→kizon"], "same-municipality"),
     ("wrong municipality: terminal of 秦野市 → cs of 伊勢原市", lambda pki: terminal_cert(pki, OTHER, "T0001"),
-     "cs-142140", LINKS[1][3], "same-municipality"),
+     "cs-142140", CALL["terminal→cs"], "same-municipality"),
     ("wrong municipality: kizon of 秦野市 → cs of 伊勢原市", lambda pki: node_cert(pki, "kizon-142115"),
-     "cs-142140", LINKS[2][3], "same-municipality"),
+     "cs-142140", CALL["kizon→cs"], "same-municipality"),
     ("wrong municipality: kizon of 秦野市 → atena of 伊勢原市", lambda pki: node_cert(pki, "kizon-142115"),
-     "atena-142140", LINKS[3][3], "same-municipality"),
-    ("wrong role: atena → kizon", lambda pki: bad_cert(pki, "wrong_role"), "kizon-142140", LINKS[0][3], "default deny"),
+     "atena-142140", CALL["kizon→atena"], "same-municipality"),
+    ("wrong role: atena → kizon", lambda pki: bad_cert(pki, "wrong_role"), "kizon-142140", CALL["terminal→kizon"], "default deny"),
     ("CS and atena never connect: atena → cs", lambda pki: node_cert(pki, "atena-142140"),
-     "cs-142140", LINKS[2][3], "never connect"),
+     "cs-142140", CALL["kizon→cs"], "never connect"),
     ("CS and atena never connect: cs → atena", lambda pki: node_cert(pki, "cs-142140"),
-     "atena-142140", LINKS[3][3], "never connect"),
+     "atena-142140", CALL["kizon→atena"], "never connect"),
     ("wrong role: cs of another municipality → cs", lambda pki: node_cert(pki, "cs-142115"),
-     "cs-142140", LINKS[2][3], "default deny"),
+     "cs-142140", CALL["kizon→cs"], "default deny"),
     ("wrong role: terminal → cs update (only kizon)", lambda pki: terminal_cert(pki, HOME, "T0001"), "cs-142140",
-     lambda ch, p: cs_pb2_grpc.CommunicationServerStub(ch).SubmitIdentityUpdate(
-         __import__("protos.cs_pb2", fromlist=["x"]).IdentityUpdate(municipality_code=HOME), metadata=OP, timeout=5),
+     lambda ch, p: cs_pb2_grpc.CommunicationServerStub(ch).SubmitIdentityUpdates(
+         identity_pb2.IdentityUpdateBatch(municipality_code=HOME), metadata=p["session"], timeout=5),
+     "default deny"),
+    ("cs ↔ cs: only 転出証明書情報 and 転入通知", lambda pki: node_cert(pki, "cs-142115"), "cs-142140",
+     lambda ch, p: cs_pb2_grpc.CommunicationServerStub(ch).TakeMoveInNotices(cs_pb2.NoticeCursor(), timeout=5),
      "default deny"),
     ("wrong trust domain: terminal → prefecture", lambda pki: terminal_cert(pki, HOME, "T0001"),
-     "prefecture-140007", LINKS[4][3], "trust-domain separation"),
+     "prefecture-140007", CALL["cs→prefecture"], "trust-domain separation"),
     ("wrong trust domain: infonws → kizon", lambda pki: named_cert(pki, "infonws"),
-     "kizon-142140", LINKS[0][3], "trust-domain separation"),
-    ("wrong role: card → prefecture", lambda pki: node_cert(pki, "card"), "prefecture-140007", LINKS[4][3], "default deny"),
-    ("wrong role: kizon → national", lambda pki: node_cert(pki, "kizon-142140"), "national", LINKS[6][3],
+     "kizon-142140", CALL["terminal→kizon"], "trust-domain separation"),
+    ("wrong role: card → prefecture", lambda pki: node_cert(pki, "card"), "prefecture-140007", CALL["cs→prefecture"], "default deny"),
+    ("wrong role: kizon → national", lambda pki: node_cert(pki, "kizon-142140"), "national", CALL["cs→national"],
      "default deny"),
     ("wrong role: cs → national updates (only the prefecture)", lambda pki: node_cert(pki, "cs-142140"), "national",
-     LINKS[5][3], "default deny"),
+     CALL["prefecture→national"], "default deny"),
     ("wrong method: atena → national identity (符号 only)", lambda pki: node_cert(pki, "atena-142140"), "national",
-     LINKS[6][3], "default deny"),
-    ("wrong role: prefecture → card", lambda pki: node_cert(pki, "prefecture-140007"), "card", LINKS[8][3], "default deny"),
-    ("wrong method: atena → 情報提供", lambda pki: node_cert(pki, "atena-142140"), "intermediate", LINKS[10][3],
+     CALL["cs→national"], "default deny"),
+    ("wrong role: prefecture → card", lambda pki: node_cert(pki, "prefecture-140007"), "card", CALL["cs→card"], "default deny"),
+    ("wrong method: atena → 情報提供", lambda pki: node_cert(pki, "atena-142140"), "intermediate", CALL["infonws→intermediate"],
      "default deny"),
-    ("wrong role: infonws → 副本 registration", lambda pki: named_cert(pki, "infonws"), "intermediate", LINKS[9][3],
+    ("wrong role: infonws → 副本 registration", lambda pki: named_cert(pki, "infonws"), "intermediate", CALL["atena→intermediate"],
      "default deny"),
-    ("wrong trust domain: cs → intermediate", lambda pki: node_cert(pki, "cs-142140"), "intermediate", LINKS[10][3],
+    ("wrong trust domain: cs → intermediate", lambda pki: node_cert(pki, "cs-142140"), "intermediate", CALL["infonws→intermediate"],
      "trust-domain separation"),
 ]
 
@@ -182,22 +214,33 @@ def test_refused_with_permission_denied(network, person, name, cert_of, node_nam
     assert rule in detail
 
 
-def test_terminal_call_without_operator_is_refused(network, person):
-    """A terminal call must name its operator (x-operator-id)."""
+def test_terminal_call_without_session_is_refused(network, person):
+    """A terminal call must carry an operator session; an operator id alone is not enough."""
     node = network.topology.node("kizon-142140")
     with channel(node, terminal_cert(network.pki, HOME, "T0001")) as ch:
         with pytest.raises(grpc.RpcError) as err:
-            kizon_pb2_grpc.KizonStub(ch).GetResident(person["key"], timeout=5)
+            kizon_pb2_grpc.KizonStub(ch).GetResident(person["key"], metadata=OP, timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "operator rule" in err.value.details()
+
+
+def test_session_replayed_from_another_terminal_is_refused(network, person):
+    """A session is bound to the terminal certificate it was issued to (here T0002's)."""
+    node = network.topology.node("kizon-142140")
+    with channel(node, terminal_cert(network.pki, HOME, "T0001")) as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            kizon_pb2_grpc.KizonStub(ch).GetResident(person["key"], metadata=person["session"], timeout=5)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "session rule" in err.value.details()
 
 
 def test_terminal_id_must_match_certificate(network, person):
     """A terminal may not claim another terminal's id in its metadata."""
     node = network.topology.node("kizon-142140")
-    with channel(node, terminal_cert(network.pki, HOME, "T0001")) as ch:
+    with channel(node, terminal_cert(network.pki, HOME, "T0002")) as ch:
         with pytest.raises(grpc.RpcError) as err:
-            kizon_pb2_grpc.KizonStub(ch).GetResident(person["key"], metadata=OP + (("x-terminal-id", "T0003"),), timeout=5)
+            kizon_pb2_grpc.KizonStub(ch).GetResident(
+                person["key"], metadata=person["session"] + (("x-terminal-id", "T0003"),), timeout=5)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -229,6 +272,6 @@ def test_monitor_of_another_domain_is_refused(network, node_name):
 
 def test_refusals_are_audited(network, person):
     """A refused call leaves an audit entry with the caller, method and status."""
-    _status(network, "kizon-142140", bad_cert(network.pki, "wrong_municipality"), LINKS[0][3], person)
+    _status(network, "kizon-142140", bad_cert(network.pki, "wrong_municipality"), CALL["terminal→kizon"], person)
     lines = network.audit_file("kizon-142140").read_text().splitlines()
     assert any('"status":"PERMISSION_DENIED"' in line and "X-OTHER" in line for line in lines)

@@ -1,37 +1,34 @@
 """The network's lifecycle with real processes: up, status, durable state across a restart,
-clean shutdown, CRL reload while running, and delivery after a node is killed."""
+clean shutdown, CRL reload while running, and no acknowledged update lost when a node is killed."""
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import grpc
 import pytest
 
-from helpers import eventually, new_resident, record_resident
-from protos import common_pb2, cs_pb2_grpc, kizon_pb2_grpc, national_pb2_grpc
-from testbed.client import channel, node_cert, operator_metadata, terminal_cert
-from testbed.network import Network
-
-OP = operator_metadata("OP0001")
+from helpers import TODAY, address, eventually, move_in_from_abroad, person
+from protos import common_pb2, identity_pb2, kizon_pb2, national_pb2_grpc
+from testbed.client import Counter, channel, node_cert, node_status
 
 
-def _get_resident(network, record, terminal="T0001"):
-    node = network.topology.find("kizon", record.municipality_code)
-    with channel(node, terminal_cert(network.pki, record.municipality_code, terminal)) as ch:
-        return kizon_pb2_grpc.KizonStub(ch).GetResident(
-            common_pb2.ResidentKey(resident_code=record.resident_code), metadata=OP, timeout=5)
-
-
-def _national_identity(network, record):
+def _national_identity(network, code, timeout=30):
     with channel(network.topology.find("national"), node_cert(network.pki, "cs-142140")) as ch:
         return eventually(lambda: national_pb2_grpc.NationalServerStub(ch).GetIdentity(
-            common_pb2.ResidentKey(resident_code=record.resident_code), timeout=5))
+            common_pb2.ResidentKey(resident_code=code), timeout=5), timeout)
+
+
+def _kill(network, name):
+    pid = network.pid(name)
+    os.kill(pid, signal.SIGKILL)
+    while _running(pid):
+        time.sleep(0.02)
 
 
 def test_up_status_down_with_restart(fresh_network):
@@ -39,9 +36,9 @@ def test_up_status_down_with_restart(fresh_network):
     rows = fresh_network.up()
     assert len(rows) == 10 and all(r["healthy"] for r in rows)
     assert len({r["pid"] for r in rows}) == 10
-    record = new_resident(random.Random(1), "142140")
-    record_resident(fresh_network, record)
-    assert _national_identity(fresh_network, record).name_kanji == record.name_kanji
+    with Counter(fresh_network, "142140") as counter:
+        record = move_in_from_abroad(counter)
+    assert _national_identity(fresh_network, record.resident_code).name_kanji == record.name_kanji
 
     pids = [r["pid"] for r in rows]
     assert len(fresh_network.down()) == 10
@@ -51,8 +48,10 @@ def test_up_status_down_with_restart(fresh_network):
         assert f"{node.name} stopped" in fresh_network.log_file(node.name).read_text(), "no clean SIGTERM shutdown"
 
     fresh_network.up()
-    assert _get_resident(fresh_network, record).name_kanji == record.name_kanji
-    assert _national_identity(fresh_network, record).resident_code == record.resident_code
+    with Counter(fresh_network, "142140") as counter:
+        again = counter(counter.kizon.GetResident, common_pb2.ResidentKey(resident_code=record.resident_code))
+    assert again == record
+    assert _national_identity(fresh_network, record.resident_code).resident_code == record.resident_code
 
 
 def test_cli_status_json_and_down(fresh_network):
@@ -78,58 +77,114 @@ def test_cli_status_json_and_down(fresh_network):
 def test_revocation_takes_effect_without_restart(fresh_network):
     """`testbed pki revoke` on a running network: the next call with that certificate is refused."""
     fresh_network.up()
-    record = new_resident(random.Random(2), "142140")
-    record_resident(fresh_network, record, terminal="T0002")
-    assert _get_resident(fresh_network, record, terminal="T0002").resident_code == record.resident_code
+    counter = Counter(fresh_network, "142140", "T0002", "OP0002")
+    record = move_in_from_abroad(counter)
+    key = common_pb2.ResidentKey(resident_code=record.resident_code)
+    assert counter(counter.kizon.GetResident, key).resident_code == record.resident_code
     cli = [sys.executable, "-m", "testbed.cli", "--state-dir", str(fresh_network.state_dir)]
     revoke = subprocess.run(cli + ["pki", "revoke", "spiffe://testbed.jp/lg/142140/terminal/T0002"],
                             capture_output=True, text=True, timeout=30)
     assert revoke.returncode == 0, revoke.stderr
     with pytest.raises(grpc.RpcError) as err:
-        _get_resident(fresh_network, record, terminal="T0002")
+        counter(counter.kizon.GetResident, key)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "revocation" in err.value.details()
-    assert _get_resident(fresh_network, record, terminal="T0001").resident_code == record.resident_code
+    counter.close()
+    with Counter(fresh_network, "142140", "T0001") as other:
+        assert other(other.kizon.GetResident, key).resident_code == record.resident_code
 
 
-def test_acknowledged_update_survives_kill_of_cs(fresh_network):
-    """kizon acknowledges a 住民票 while its CS is killed (-9); the update arrives once the CS is back."""
+def test_kill_cs_mid_stream_loses_no_acknowledged_update(fresh_network):
+    """kill -9 of the CS during a stream of 転居: calls refused meanwhile are retried with the same
+    x-request-id; every update reaches national exactly once and in order, none is written twice."""
     fresh_network.up()
-    cs_pid = fresh_network.pid("cs-142140")
-    os.kill(cs_pid, signal.SIGKILL)
-    while _running(cs_pid):
-        time.sleep(0.05)
-    records = [new_resident(random.Random(10 + i), "142140", f"停止中 {i}") for i in range(3)]
-    for record in records:
-        reply = record_resident(fresh_network, record)
-        assert reply.atena_number and reply.update_sequence == 0  # acknowledged, CS delivery still pending
-    fresh_network.up()  # restarts only the missing node
-    sequences = [_national_identity(fresh_network, r).update_sequence for r in records]
-    assert sequences == sorted(sequences) and len(set(sequences)) == 3, "order kept, nothing lost"
-    with channel(fresh_network.topology.find("cs", "142140"), node_cert(fresh_network.pki, "kizon-142140")) as ch:
-        info = cs_pb2_grpc.CommunicationServerStub(ch).GetIdentity(
-            common_pb2.ResidentKey(resident_code=records[-1].resident_code), timeout=5)
-    assert info.update_sequence == sequences[-1]
+    with Counter(fresh_network, "142140") as counter:
+        people = [move_in_from_abroad(counter, person(f"順序 {i}", "ジュンジョ テスト")) for i in range(4)]
+        acknowledged, refusals = [], []
+
+        def stream():
+            for i in range(300):
+                who = people[i % len(people)]
+                request = kizon_pb2.MoveWithinRequest(resident_code=who.resident_code,
+                                                      address=address("142140", f"{i + 1}番地"), move_date=TODAY)
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        reply = counter(counter.kizon.MoveWithin, request, request_id=f"stream-{i}", timeout=5)
+                        acknowledged.append((who.resident_code, i + 1, reply.update_sequence))
+                        break
+                    except grpc.RpcError as exc:
+                        assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc.details()
+                        assert time.monotonic() < deadline, "the CS did not come back"
+                        refusals.append(i + 1)
+                        time.sleep(0.05)
+
+        worker = threading.Thread(target=stream)
+        worker.start()
+        while len(acknowledged) < 40:
+            time.sleep(0.01)
+        _kill(fresh_network, "cs-142140")
+        time.sleep(0.5)
+        fresh_network.up()  # restarts only the missing node
+        worker.join(timeout=180)
+        assert not worker.is_alive()
+    assert refusals, "the kill came too late to refuse anything"
+    assert len(acknowledged) == 300
+    sequences = [seq for _, _, seq in acknowledged]
+    assert sequences == sorted(sequences) and len(set(sequences)) == 300, "one 更新順番号 per update, in order"
+    last = {code: line for code, line, _ in acknowledged}
+    for code, line in last.items():
+        info = eventually(lambda: _at_line(fresh_network, code, line), timeout=30)
+        assert info.address.endswith(f"{line}番地")
+    assert node_status(fresh_network, fresh_network.topology.find("national")).applied["142140"] == max(sequences)
+    with Counter(fresh_network, "142140") as counter:
+        for who in people:
+            history = counter(counter.kizon.GetHistory, common_pb2.ResidentKey(resident_code=who.resident_code))
+            lines = [e.address_line for e in history.entries if e.change_reason == "転居"]
+            assert len(lines) == len(set(lines)) == 75, "each 転居 written exactly once"
+
+
+def _at_line(network, code, line):
+    info = _national_identity(network, code)
+    if not info.address.endswith(f"{line}番地"):
+        raise _NotYet()
+    return info
+
+
+class _NotYet(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.NOT_FOUND
+
+
+def test_kill_prefecture_keeps_acknowledging_and_delivers_in_order(fresh_network):
+    """With the prefecture killed (-9), the counter still works; once it is back, everything arrives in order."""
+    fresh_network.up()
+    _kill(fresh_network, "prefecture-140007")
+    with Counter(fresh_network, "142140") as counter:
+        records = [move_in_from_abroad(counter, person(f"待機 {i}", "タイキ テスト")) for i in range(5)]
+    cs = node_status(fresh_network, fresh_network.topology.find("cs", "142140"))
+    assert cs.outbox_pending >= 5
+    fresh_network.up()
+    national = [_national_identity(fresh_network, r.resident_code) for r in records]
+    assert [i.update_sequence for i in national] == sorted(i.update_sequence for i in national)
+    assert any(i.recovery_update_sequence for i in national), "re-sent updates carry the 異常時更新順番号"
 
 
 def test_bad_input_names_the_rule_and_writes_nothing(network):
-    """A 住民票コード with a wrong check digit is INVALID_ARGUMENT naming the rule; nothing is written."""
-    record = new_resident(random.Random(3), "142140")
-    record.resident_code = record.resident_code[:10] + str((int(record.resident_code[10]) + 1) % 10)
-    with pytest.raises(grpc.RpcError) as err:
-        record_resident(network, record)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "住民票コード rule" in err.value.details()
-    with pytest.raises(grpc.RpcError) as err:
-        _get_resident(network, record)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-    good = new_resident(random.Random(4), "142140")
-    record_resident(network, good)
-    with pytest.raises(grpc.RpcError) as err:
-        record_resident(network, good)
-    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert _get_resident(network, good).history_number == 1
+    """A 転入 whose certificate carries a bad 住民票コード is INVALID_ARGUMENT naming the rule; nothing is written."""
+    with Counter(network, "142140") as counter:
+        bad = person(resident_code="24727059600")
+        certificate = identity_pb2.MoveOutCertificate(person=bad, issuing_municipality_code="142115",
+                                                   planned_move_out_date=TODAY)
+        with pytest.raises(grpc.RpcError) as err:
+            counter(counter.kizon.MoveIn, kizon_pb2.MoveInRequest(
+                person=bad, address=address("142140"), move_in_date=TODAY, notification_date=TODAY,
+                certificate=certificate))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "住民票コード rule" in err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            counter(counter.kizon.GetResident, common_pb2.ResidentKey(resident_code="24727059608"))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def _running(pid: int) -> bool:
