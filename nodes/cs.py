@@ -426,15 +426,6 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             await asyncio.sleep(PURGE_INTERVAL)
 
     # -- 整合性確認 ------------------------------------------------------------------------------
-    async def IdentityDigests(self, request, context):
-        """(住民票コード, digest) of this municipality's people."""
-        for batch in identityfile.digest_batches(self.rt.store, request.municipality_code):
-            yield batch
-
-    async def GetIdentities(self, request, context):
-        """The 本人確認情報 of several people."""
-        return identityfile.read_identities(self.rt.store, self.municipality, request.resident_codes)
-
     async def CheckConsistency(self, request, context):
         """整合性確認: every record that differs between this CS, the prefecture and national."""
         started = time.perf_counter()

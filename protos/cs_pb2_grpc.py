@@ -98,16 +98,6 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.ConsistencyReport.FromString,
                 _registered_method=True)
-        self.IdentityDigests = channel.unary_stream(
-                '/testbed.v1.CommunicationServer/IdentityDigests',
-                request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
-                response_deserializer=protos_dot_common__pb2.DigestBatch.FromString,
-                _registered_method=True)
-        self.GetIdentities = channel.unary_unary(
-                '/testbed.v1.CommunicationServer/GetIdentities',
-                request_serializer=protos_dot_common__pb2.ResidentKeys.SerializeToString,
-                response_deserializer=protos_dot_identity__pb2.IdentityList.FromString,
-                _registered_method=True)
         self.PurgeExpiredCertificates = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/PurgeExpiredCertificates',
                 request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
@@ -199,18 +189,6 @@ class CommunicationServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def IdentityDigests(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetIdentities(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def PurgeExpiredCertificates(self, request, context):
         """Nightly batch: delete 転出証明書情報 not used in time.
         """
@@ -280,16 +258,6 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     servicer.CheckConsistency,
                     request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
                     response_serializer=protos_dot_cs__pb2.ConsistencyReport.SerializeToString,
-            ),
-            'IdentityDigests': grpc.unary_stream_rpc_method_handler(
-                    servicer.IdentityDigests,
-                    request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
-                    response_serializer=protos_dot_common__pb2.DigestBatch.SerializeToString,
-            ),
-            'GetIdentities': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetIdentities,
-                    request_deserializer=protos_dot_common__pb2.ResidentKeys.FromString,
-                    response_serializer=protos_dot_identity__pb2.IdentityList.SerializeToString,
             ),
             'PurgeExpiredCertificates': grpc.unary_unary_rpc_method_handler(
                     servicer.PurgeExpiredCertificates,
@@ -621,60 +589,6 @@ class CommunicationServer:
             '/testbed.v1.CommunicationServer/CheckConsistency',
             protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
             protos_dot_cs__pb2.ConsistencyReport.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def IdentityDigests(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/testbed.v1.CommunicationServer/IdentityDigests',
-            protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
-            protos_dot_common__pb2.DigestBatch.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetIdentities(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/testbed.v1.CommunicationServer/GetIdentities',
-            protos_dot_common__pb2.ResidentKeys.SerializeToString,
-            protos_dot_identity__pb2.IdentityList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,16 +34,16 @@ def m(service: str, name: str) -> str:
 ALLOWED = [
     (KIZON, TERMINAL, m("Kizon", "RecordResident")),
     (KIZON, TERMINAL, m("Kizon", "GetResident")),
-    (CS, KIZON, m("CommunicationServer", "SubmitIdentityUpdate")),
+    (CS, KIZON, m("CommunicationServer", "SubmitIdentityUpdates")),
     (CS, TERMINAL, m("CommunicationServer", "GetIdentity")),
-    (ATENA, KIZON, m("Atena", "NotifyResidentChange")),
+    (ATENA, KIZON, m("Atena", "NotifyResidentChanges")),
     (PREF, CS, m("PrefectureServer", "ApplyIdentityUpdates")),
     (PREF, "lg/142115/cs", m("PrefectureServer", "GetIdentity")),
     (NATIONAL, PREF, m("NationalServer", "ApplyIdentityUpdates")),
     (NATIONAL, CS, m("NationalServer", "GetIdentity")),
     (NATIONAL, ATENA, m("NationalServer", "IssueFugo")),
-    (CARD, CS, m("CardManagement", "SubmitDeliveryInfo")),
-    (INTERMEDIATE, ATENA, m("IntermediateServer", "RegisterCopy")),
+    (CARD, CS, m("CardManagement", "SubmitDeliveryInfos")),
+    (INTERMEDIATE, ATENA, m("IntermediateServer", "RegisterCopies")),
     (INTERMEDIATE, INFONWS, m("IntermediateServer", "ProvideInfo")),
     (KIZON, "ops/lan/monitor", HEALTH),
     (CS, "ops/jukinet/monitor", HEALTH),
@@ -55,12 +55,12 @@ ALLOWED = [
 REFUSED = [
     (KIZON, TERMINAL_115, m("Kizon", "RecordResident"), "same-municipality"),
     (KIZON, TERMINAL_115, HEALTH, "same-municipality"),
-    (CS, "lg/142115/kizon", m("CommunicationServer", "SubmitIdentityUpdate"), "same-municipality"),
+    (CS, "lg/142115/kizon", m("CommunicationServer", "SubmitIdentityUpdates"), "same-municipality"),
     (CS, ATENA, m("CommunicationServer", "GetIdentity"), "CS–atena separation"),
     (CS, "lg/142115/atena", HEALTH, "CS–atena separation"),
-    (ATENA, CS, m("Atena", "NotifyResidentChange"), "CS–atena separation"),
+    (ATENA, CS, m("Atena", "NotifyResidentChanges"), "CS–atena separation"),
     (ATENA, CS, REFLECTION, "CS–atena separation"),
-    (CS, TERMINAL, m("CommunicationServer", "SubmitIdentityUpdate"), "default deny"),
+    (CS, TERMINAL, m("CommunicationServer", "SubmitIdentityUpdates"), "default deny"),
     (ATENA, TERMINAL, m("Atena", "GetEntry"), "default deny"),
     (NATIONAL, ATENA, m("NationalServer", "GetIdentity"), "default deny"),
     (NATIONAL, ATENA, m("NationalServer", "ApplyIdentityUpdates"), "default deny"),
@@ -72,7 +72,7 @@ REFUSED = [
     (NATIONAL, "ops/lan/monitor", HEALTH, "own-domain"),
     (KIZON, "ops/lan/monitor", m("Kizon", "GetResident"), "default deny"),
     (INTERMEDIATE, ATENA, m("IntermediateServer", "ProvideInfo"), "default deny"),
-    (INTERMEDIATE, INFONWS, m("IntermediateServer", "RegisterCopy"), "default deny"),
+    (INTERMEDIATE, INFONWS, m("IntermediateServer", "RegisterCopies"), "default deny"),
 ] + [
     # An unknown method on each server, from a caller its policy names: default deny.
     (server, caller, m("Admin", "Shutdown"), "default deny")
@@ -121,10 +121,10 @@ def test_every_node_kind_has_rules():
 
 
 def test_monitor_may_only_introspect():
-    """The domain monitor's rule covers health and reflection and nothing else."""
+    """The domain monitor's rule covers health, reflection and the operations metrics, nothing else."""
     for kind in POLICY:
         monitor = [r for r in rules_for(kind) if r.caller == "monitor"]
-        assert [r.methods for r in monitor] == [INTROSPECTION]
+        assert [r.methods for r in monitor] == [INTROSPECTION + ("/testbed.v1.Operations/*",)]
 
 
 def served_methods() -> dict[str, set[str]]:
@@ -152,7 +152,7 @@ def test_policy_methods_exist():
 
 def test_every_served_testbed_method_reachable():
     """Every testbed.v1 method except the benchmark echo is allowed to some caller by POLICY."""
-    named = {method for rules in POLICY.values() for rule in rules for method in rule.methods}
+    named = {method for kind in POLICY for rule in rules_for(kind) for method in rule.methods}
     for service, names in served_methods().items():
         if not service.startswith("testbed.v1.") or service == "testbed.v1.Echo":
             continue
