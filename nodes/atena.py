@@ -50,20 +50,22 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
                 raise rules.invalid(f"市町村コード rule: this atena serves {self.rt.node.municipality}")
         if request.items:
             audit.set_subject(f"{request.items[0].record.atena_number}..({len(request.items)})")
-        fugos = {}
+        fugos, wanted = {}, {}
         for item in request.items:
             record = item.record
             existing = self._find(record)
             if existing and existing[1]:
                 fugos[record.atena_number] = existing[1]
             elif record.individual_number:
-                # Asked before the transaction: no write is held open across a network call.
-                try:
-                    reply = await self.national.IssueFugo(national_pb2.FugoRequest(individual_number=record.individual_number),
-                                                          timeout=self.rt.peer_timeout)
-                except grpc.aio.AioRpcError as exc:
-                    raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"符号 request to national failed: {exc.details()}") from None
-                fugos[record.atena_number] = reply.fugo
+                wanted[record.atena_number] = record.individual_number
+        if wanted:
+            # One request for the batch, before the transaction: no write is held open across a network call.
+            try:
+                reply = await self.national.IssueFugos(national_pb2.FugoBatch(individual_numbers=list(wanted.values())),
+                                                       timeout=self.rt.peer_timeout)
+            except grpc.aio.AioRpcError as exc:
+                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"符号 request to national failed: {exc.details()}") from None
+            fugos.update({atena: reply.fugo[number] for atena, number in wanted.items()})
         replies = atena_pb2.AtenaReplies()
         with self.rt.store.transaction() as db:
             for item in request.items:

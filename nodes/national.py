@@ -191,13 +191,23 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
 
     async def IssueFugo(self, request, context):
         """符号の取得: the same person always gets the same 符号."""
-        rules.require_individual_number(request.individual_number)
-        with self.rt.store.transaction() as db:
-            found = db.execute("SELECT fugo FROM fugo WHERE individual_number=?", (request.individual_number,)).fetchone()
-            if found is None:
-                fugo = secrets.token_hex(12).upper()
-                db.execute("INSERT INTO fugo VALUES (?,?)", (request.individual_number, fugo))
-            else:
-                fugo = found[0]
+        fugo = self._fugos([request.individual_number])[request.individual_number]
         audit.set_subject(fugo)
         return national_pb2.FugoReply(fugo=fugo)
+
+    async def IssueFugos(self, request, context):
+        """符号の取得 for a batch of people."""
+        numbers = list(dict.fromkeys(request.individual_numbers))
+        audit.set_subject(f"{len(numbers)} 符号")
+        return national_pb2.FugoAssignments(fugo=self._fugos(numbers))
+
+    def _fugos(self, numbers: list[str]) -> dict[str, str]:
+        """符号 of each 個人番号, made (random, opaque) the first time it is asked for."""
+        for number in numbers:
+            rules.require_individual_number(number)
+        known = dict(_lookup(self.rt.store.db, "SELECT individual_number, fugo FROM fugo WHERE individual_number", numbers))
+        fresh = {n: secrets.token_hex(12).upper() for n in numbers if n not in known}
+        if fresh:
+            with self.rt.store.transaction() as db:
+                db.executemany("INSERT INTO fugo VALUES (?,?)", list(fresh.items()))
+        return known | fresh

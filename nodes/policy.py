@@ -67,7 +67,7 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("prefecture", ANY, _m("NationalServer", "ApplyIdentityUpdates")),
         Allow("cs", ANY, _m("NationalServer", "GetIdentity", "SearchIdentity", "IssueResidentCodePool",
                             "AssignIndividualNumbers", "OfferResidentCodes", "IdentityDigests", "GetIdentities")),
-        Allow("atena", ANY, _m("NationalServer", "IssueFugo")),
+        Allow("atena", ANY, _m("NationalServer", "IssueFugo", "IssueFugos")),
     ),
     "card": (
         Allow("cs", ANY, _m("CardManagement", "*")),

@@ -147,12 +147,19 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, runtime: NodeRuntime):
         self.runtime = runtime
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}  # one wrapped handler per method, made once
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
         method = handler_call_details.method
+        guarded = self._guarded.get(method)
+        if guarded is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            guarded = self._guarded[method] = self._wrap(handler, method)
+        return guarded
+
+    def _wrap(self, handler, method: str):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, method),

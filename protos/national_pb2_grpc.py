@@ -83,6 +83,11 @@ class NationalServerStub:
                 request_serializer=protos_dot_national__pb2.FugoRequest.SerializeToString,
                 response_deserializer=protos_dot_national__pb2.FugoReply.FromString,
                 _registered_method=True)
+        self.IssueFugos = channel.unary_unary(
+                '/testbed.v1.NationalServer/IssueFugos',
+                request_serializer=protos_dot_national__pb2.FugoBatch.SerializeToString,
+                response_deserializer=protos_dot_national__pb2.FugoAssignments.FromString,
+                _registered_method=True)
 
 
 class NationalServerServicer:
@@ -142,8 +147,14 @@ class NationalServerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IssueFugo(self, request, context):
-        """符号の取得: for a municipality's atena (the only method atena may call here).
+        """符号の取得: for a municipality's atena (the only methods atena may call here).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueFugos(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -195,6 +206,11 @@ def add_NationalServerServicer_to_server(servicer, server):
                     servicer.IssueFugo,
                     request_deserializer=protos_dot_national__pb2.FugoRequest.FromString,
                     response_serializer=protos_dot_national__pb2.FugoReply.SerializeToString,
+            ),
+            'IssueFugos': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueFugos,
+                    request_deserializer=protos_dot_national__pb2.FugoBatch.FromString,
+                    response_serializer=protos_dot_national__pb2.FugoAssignments.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +456,33 @@ class NationalServer:
             '/testbed.v1.NationalServer/IssueFugo',
             protos_dot_national__pb2.FugoRequest.SerializeToString,
             protos_dot_national__pb2.FugoReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueFugos(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.NationalServer/IssueFugos',
+            protos_dot_national__pb2.FugoBatch.SerializeToString,
+            protos_dot_national__pb2.FugoAssignments.FromString,
             options,
             channel_credentials,
             insecure,

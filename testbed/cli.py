@@ -148,6 +148,17 @@ def cmd_consistency(args) -> int:
     return 1 if report.differences else 0
 
 
+def cmd_bench(args) -> int:
+    """testbed bench: the DESIGN §9 figures on a fresh network, with the echo yardstick."""
+    from testbed.bench import report, run_bench, write_json
+    figures = run_bench(args.residents, args.flows, seed=args.seed)
+    print(report(figures))
+    if args.json:
+        write_json(figures, args.json)
+        print(f"written to {args.json}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """testbed demo: up, real calls across the nodes, down."""
     from testbed.demo import run_demo
@@ -203,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--terminal", default="T0001")
     p.add_argument("--operator", default="OP0001")
     p.set_defaults(func=cmd_consistency)
+
+    p = sub.add_parser("bench", help="measure the DESIGN §9 figures on a fresh network (its own ports and folder)")
+    p.add_argument("--residents", type=int, default=300_000)
+    p.add_argument("--flows", type=int, default=5_000, help="full-flow 異動 at the counter")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", help="also write the figures to this file")
+    p.set_defaults(func=cmd_bench)
 
     sub.add_parser("demo", help="bring the network up, make calls across the nodes, take it down").set_defaults(func=cmd_demo)
     return parser

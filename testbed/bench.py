@@ -1,0 +1,217 @@
+"""`testbed bench`: the figures of DESIGN §9 on a fresh network, with the bare mTLS echo measured in
+the same run as the yardstick (quote ratios: these machines are shared and noisy).
+
+Figures: residents, echo_calls_per_s, bulk_load_seconds, bulk_load_records_per_s, flow_per_s,
+flow_hops, search_p50_ms, search_p99_ms, consistency_seconds, max_node_rss_mb.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from protos import common_pb2, common_pb2_grpc, identity_pb2, kizon_pb2, records_pb2
+from scenarios.towns import towns
+from testbed.client import async_channel, async_login, monitor_cert, node_status
+from testbed.load import generate_population, load_records, wait_until_applied
+from testbed.network import Network
+from testbed.topology import Node, Topology
+
+MUNICIPALITY = "142140"
+FLOW_HOPS = 4  # terminal → kizon → cs → prefecture → national
+ECHO_SECONDS = 3.0
+CONCURRENCY = 32  # calls in flight from the one client process
+SEARCH_RATE = 50.0  # searches per second issued while the flows run
+FLOW_MIX = (("転居", 0.70), ("出生", 0.10), ("国外転入", 0.10), ("死亡", 0.05), ("転出", 0.05))
+
+
+async def measure_echo(node: Node, cert, seconds: float = ECHO_SECONDS) -> float:
+    """Calls per second of the bare echo over one mTLS channel, CONCURRENCY calls in flight."""
+    async with async_channel(node, cert) as ch:
+        stub = common_pb2_grpc.EchoStub(ch)
+        request = common_pb2.EchoRequest(payload=b"x" * 256)
+        await stub.Echo(request, timeout=10)
+        count = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker():
+            nonlocal count
+            while time.perf_counter() < deadline:
+                await stub.Echo(request, timeout=10)
+                count += 1
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return count / (time.perf_counter() - started)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+async def run_flows(network: Network, records: list, flows: int) -> dict:
+    """A mix of full-flow 異動 at the counter, with searches at the CS running alongside."""
+    kizon, cs, metadata, channels = await async_login(network, MUNICIPALITY, "T0001", "OP0001")
+    rng = random.Random(7)
+    today = dt.date.today().isoformat()
+    living = [r for r in records]
+    households = sorted({r.household_number for r in records})
+    town_codes = [t.code for t in towns(MUNICIPALITY)]
+    latencies: list[float] = []
+    done = asyncio.Event()
+    last_sequence = 0
+
+    def request_for(kind: str):
+        if kind == "転居":
+            who = rng.choice(living)
+            return kizon.MoveWithin, kizon_pb2.MoveWithinRequest(
+                resident_code=who.resident_code, move_date=today,
+                address=records_pb2.Address(town_code=rng.choice(town_codes), address_line=f"{rng.randint(1, 3000)}番地"))
+        if kind == "出生":
+            return kizon.Birth, kizon_pb2.BirthRequest(household_number=rng.choice(households), notification_date=today,
+                                                      child=records_pb2.ResidentRecord(name_kanji="新生 児", name_kana="シンセイ ジ",
+                                                                                       birth_date=today, sex="2"))
+        if kind == "国外転入":
+            return kizon.MoveIn, kizon_pb2.MoveInRequest(
+                person=records_pb2.ResidentRecord(name_kanji="転入 者", name_kana="テンニュウ シャ", birth_date="1990-01-01", sex="1"),
+                address=records_pb2.Address(town_code=rng.choice(town_codes), address_line="1番地"),
+                move_in_date=today, notification_date=today, from_abroad=True)
+        who = living.pop(rng.randrange(len(living)))
+        if kind == "死亡":
+            return kizon.Death, kizon_pb2.DeathRequest(resident_code=who.resident_code, death_date=today)
+        return kizon.MoveOut, kizon_pb2.MoveOutRequest(resident_code=who.resident_code, planned_date=today,
+                                                      destination_address="東京都千代田区", destination_municipality_code="131016")
+
+    kinds = [k for k, _ in FLOW_MIX]
+    weights = [w for _, w in FLOW_MIX]
+    plan = [request_for(rng.choices(kinds, weights)[0]) for _ in range(flows)]
+    errors = 0
+
+    async def worker(queue):
+        nonlocal last_sequence, errors
+        while queue:
+            method, request = queue.pop()
+            try:
+                reply = await method(request, metadata=metadata, timeout=30)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                continue
+            change = reply.change if hasattr(reply, "change") else reply
+            last_sequence = max(last_sequence, change.update_sequence)
+
+    async def searcher():
+        sample = rng.sample(records, min(len(records), 2000))
+        while not done.is_set():
+            who = rng.choice(sample)
+            query = identity_pb2.IdentitySearch(name_kana=who.name_kana, birth_date=who.birth_date)
+            started = time.perf_counter()
+            await cs.SearchIdentity(query, metadata=metadata, timeout=10)
+            latencies.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(1 / SEARCH_RATE)
+
+    queue = list(reversed(plan))
+    search_task = asyncio.create_task(searcher())
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(queue) for _ in range(CONCURRENCY)))
+    at_counter = time.perf_counter() - started
+    await wait_until_applied(network, MUNICIPALITY, last_sequence)
+    seconds = time.perf_counter() - started
+    done.set()
+    await search_task
+    for ch in channels:
+        await ch.close()
+    return {"flows": flows, "errors": errors, "seconds": seconds, "seconds_at_counter": at_counter,
+            "search_p50_ms": _percentile(latencies, 0.50), "search_p99_ms": _percentile(latencies, 0.99),
+            "searches": len(latencies)}
+
+
+async def run_consistency(network: Network) -> tuple[float, int]:
+    """Wall time of a 整合性確認 of the municipality, and the differences it found."""
+    _, cs, metadata, channels = await async_login(network, MUNICIPALITY, "T0001", "OP0001")
+    started = time.perf_counter()
+    report = await cs.CheckConsistency(common_pb2.ConsistencyRequest(municipality_code=MUNICIPALITY), metadata=metadata,
+                                       timeout=600)
+    seconds = time.perf_counter() - started
+    for ch in channels:
+        await ch.close()
+    return seconds, len(report.differences)
+
+
+def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: int = 1) -> dict:
+    """Bring up a fresh network, measure every figure, take it down; the figures."""
+    state_dir = state_dir or Path(tempfile.mkdtemp(prefix="testbed-bench-"))
+    topology = Topology.load().with_free_ports()
+    network = Network(state_dir, topology)
+    network.pki.init(topology)
+    echo_node = Node("echo", "national", Topology.load().with_free_ports().nodes[0].address)
+    echo_node = Node("national", "national", echo_node.address)
+    echo = subprocess.Popen([sys.executable, "-m", "nodes.echo", "--pki-dir", str(network.pki.dir),
+                             "--cert-of", "national", "--address", echo_node.address])
+    figures: dict = {"residents": residents, "flow_hops": FLOW_HOPS}
+    try:
+        network.up()
+        figures["echo_calls_per_s"] = asyncio.run(_echo_when_ready(echo_node, monitor_cert(network.pki, "national")))
+        print(f"echo (bare mTLS, {CONCURRENCY} in flight): {figures['echo_calls_per_s']:.0f} calls/s", file=sys.stderr)
+        records, _ = generate_population(network, MUNICIPALITY, residents, seed)
+        load = asyncio.run(load_records(network, MUNICIPALITY, records))
+        figures["bulk_load_seconds"] = load["seconds"]
+        figures["bulk_load_records_per_s"] = load["records"] / load["seconds"]
+        flow = asyncio.run(run_flows(network, records, flows))
+        figures["flow_per_s"] = flow["flows"] / flow["seconds"]
+        figures["flow_errors"] = flow["errors"]
+        figures["search_p50_ms"] = flow["search_p50_ms"]
+        figures["search_p99_ms"] = flow["search_p99_ms"]
+        figures["searches"] = flow["searches"]
+        figures["consistency_seconds"], figures["consistency_differences"] = asyncio.run(run_consistency(network))
+        figures["max_node_rss_mb"] = max(node_status(network, n).rss_mb for n in network.topology.nodes)
+    finally:
+        echo.terminate()
+        echo.wait(timeout=10)
+        network.down()
+    return figures
+
+
+async def _echo_when_ready(node: Node, cert) -> float:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return await measure_echo(node, cert)
+        except grpc.aio.AioRpcError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def report(figures: dict) -> str:
+    """The figures against the targets of DESIGN §9, as text."""
+    echo = figures["echo_calls_per_s"]
+    flow_target = 0.5 * echo / figures["flow_hops"]
+    rows = [
+        ("residents", f"{figures['residents']:,}", ""),
+        ("echo_calls_per_s", f"{echo:,.0f}", "yardstick (bare mTLS echo, same run)"),
+        ("bulk_load_seconds", f"{figures['bulk_load_seconds']:.1f}", f"target ≤ 60 s for 300,000 "
+         f"({figures['bulk_load_records_per_s']:,.0f} records/s)"),
+        ("flow_per_s", f"{figures['flow_per_s']:,.0f}", f"target ≥ {flow_target:,.0f} (50% of echo ÷ {figures['flow_hops']} hops); "
+         f"ratio {figures['flow_per_s'] / flow_target:.2f}"),
+        ("search_p50_ms", f"{figures['search_p50_ms']:.2f}", ""),
+        ("search_p99_ms", f"{figures['search_p99_ms']:.2f}", "target ≤ 10 ms under load"),
+        ("consistency_seconds", f"{figures['consistency_seconds']:.2f}", "target ≤ 5 s for 300,000 "
+         f"({figures['consistency_differences']} differences)"),
+        ("max_node_rss_mb", f"{figures['max_node_rss_mb']:.0f}", "target ≤ 300 MB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name.ljust(width)}  {value:>10}  {note}" for name, value, note in rows)
+
+
+def write_json(figures: dict, path: str) -> None:
+    """The figures as JSON."""
+    Path(path).write_text(json.dumps(figures, indent=2) + "\n")
