@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS move_in_notices (            -- 転入通知 received
 );
 CREATE TABLE IF NOT EXISTS requests (                   -- 依頼管理番号 already applied: retries are answered
     request_control_number TEXT PRIMARY KEY,
-    update_sequence INTEGER NOT NULL
+    update_sequence INTEGER NOT NULL,
+    digest BLOB NOT NULL                                -- of the update's items: a reused number must repeat them
 );
 """
 
@@ -166,8 +167,11 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             check_items(info)
             request_id = info.request_control_number
             if request_id:
-                done = db.execute("SELECT update_sequence FROM requests WHERE request_control_number=?", (request_id,)).fetchone()
+                done = db.execute("SELECT update_sequence, digest FROM requests WHERE request_control_number=?",
+                                  (request_id,)).fetchone()
                 if done:  # a retry of an update applied before: answer it, apply nothing
+                    if done[1] != identityfile.digest(info):
+                        raise rules.precondition(f"依頼管理番号 rule: {request_id} was used for a different update")
                     repeats += 1
                     sequence = max(sequence, done[0])
                     continue
@@ -195,10 +199,10 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             sequence += 1
             info.update_sequence, info.timestamp = sequence, stamp
             if info.request_control_number:
-                requests.append((info.request_control_number, sequence))
+                requests.append((info.request_control_number, sequence, identityfile.digest(info)))
             self._side_effects(db, update, queued)
             forwarded.append(identity_pb2.IdentityUpdate(municipality_code=self.municipality, info=info))
-        db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?)", requests)
+        db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?)", requests)
         identityfile.store_identities(db, [u.info for u in fresh])
         identityfile.set_last_sequence(db, self.municipality, fresh[-1].info.update_sequence)
         self.outbox.put_many(db, "prefecture", forwarded)

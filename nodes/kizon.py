@@ -37,6 +37,12 @@ LOCK_STRIPES = 256
 CURRENT = records_pb2.ResidentRecord.STATUS_CURRENT
 REMOVED = records_pb2.ResidentRecord.STATUS_REMOVED
 KANA = re.compile(r"[ァ-ヶー・ 　]+")
+# Items of the former municipality's 住民票 that a 転入 does not take over: its own numbering,
+# the state of the record there, and the trail of who wrote it.
+NOT_CARRIED_OVER = ("atena_number", "history_number", "is_latest", "household_number", "householder_name", "relationship",
+                    "status", "removal_reason", "removal_date", "move_out_destination_planned",
+                    "move_out_destination_confirmed", "planned_move_out_date", "request_control_number", "operator_id",
+                    "terminal_id", "recorded_at", "change_reason_detail", "town_code", "address_line", "katagaki")
 # Items a 職権修正 may not touch: the keys and numbers of the record and the trail of who wrote it.
 PROTECTED = {"municipality_code", "atena_number", "history_number", "is_latest", "resident_code", "individual_number",
              "status", "request_control_number", "operator_id", "terminal_id", "recorded_at", "household_number"}
@@ -266,7 +272,10 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
                 rules.require_resident_code(person.resident_code)
                 previous = self._existing(person.resident_code)
                 if request.special:
-                    certificate = await self._cs_call(self.cs.TakeMoveOutCertificate, request)
+                    asked = kizon_pb2.MoveInRequest()
+                    asked.CopyFrom(request)
+                    asked.notification_date = notified.isoformat()
+                    certificate = await self._cs_call(self.cs.TakeMoveOutCertificate, asked)
                 elif request.HasField("certificate"):
                     certificate = request.certificate
                     if certificate.person.resident_code != person.resident_code:
@@ -281,8 +290,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
                 number = source.individual_number or (await self._assign_numbers([code]))[code]
             record = records_pb2.ResidentRecord()
             record.CopyFrom(source)
-            for name in ("status", "removal_reason", "removal_date", "move_out_destination_planned",
-                         "move_out_destination_confirmed", "planned_move_out_date"):
+            for name in NOT_CARRIED_OVER:
                 record.ClearField(name)
             record.resident_code, record.individual_number = code, number
             if request.household_number:
@@ -300,7 +308,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
                 record.previous_municipality_code = certificate.issuing_municipality_code
                 record.previous_address = certificate.person.address
             record.resident_since = record.address_since = request.move_in_date
-            if previous is not None:
+            if previous is not None:  # a former resident coming back: the same person, the next history entry
                 record.atena_number = previous.atena_number
                 record.history_number = previous.history_number
             _mark(record, "国外転入" if request.from_abroad else "転入", request.move_in_date, notified.isoformat())
@@ -486,11 +494,18 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
                 record.status = CURRENT
             reply = await self._commit(records, new=set(codes), feed_atena=False, echo=False,
                                        request_id=f"{load_id}:{summary.batches}")
+            self._advance_household_numbers(records)
             summary.records += len(records)
             summary.batches += 1
             summary.last_update_sequence = reply.update_sequence
         audit.set_subject(f"移行:{summary.records}")
         return summary
+
+    def _advance_household_numbers(self, records) -> None:
+        """New households after a load must not reuse a loaded 世帯番号."""
+        loaded = max((int(r.household_number) for r in records if r.household_number.isdigit()), default=0)
+        self.rt.store.db.execute("INSERT INTO counters VALUES ('household_number', ?) ON CONFLICT(name) DO UPDATE SET "
+                                 "value = MAX(value, excluded.value)", (loaded,))
 
     def _taken(self, codes: list[str]) -> list[str]:
         found = []

@@ -82,7 +82,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
 
     async def SearchIdentity(self, request, context):
         """全国検索 under the two-item rule."""
-        audit.set_subject(request.resident_code or request.individual_number[:4] + "…" or "4情報")
+        audit.set_subject(request.resident_code or ("個人番号" if request.individual_number else "4情報"))
         return identityfile.search(self.rt.store, request)
 
     async def IssueResidentCodePool(self, request, context):
