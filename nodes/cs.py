@@ -73,12 +73,6 @@ def add_to_server(servicer, server) -> None:
     cs_pb2_grpc.add_CommunicationServerServicer_to_server(servicer, server)
 
 
-def _date(value: str, item: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise rules.invalid(f"{item} rule: {value!r} is not a date of the form YYYY-MM-DD") from None
-
 
 def check_items(info: records_pb2.IdentityInfo) -> None:
     """Malformed items of 本人確認情報 (PIA Ⅲ(2)5): numbers, required names, dates, codes."""
@@ -87,11 +81,11 @@ def check_items(info: records_pb2.IdentityInfo) -> None:
         raise rules.invalid(f"個人番号 rule: {info.individual_number!r} is not 12 digits with a valid check digit")
     rules.require_text(info.name_kanji, "漢字氏名")
     rules.require_text(info.name_kana, "ふりがな氏名")
-    _date(info.birth_date, "生年月日")
+    rules.require_date(info.birth_date, "生年月日")
     if info.sex not in ("1", "2", "9"):
         raise rules.invalid(f"性別 rule: {info.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
     rules.require_text(info.change_reason, "異動事由")
-    _date(info.change_date, "異動年月日")
+    rules.require_date(info.change_date, "異動年月日")
     rules.require_text(info.address, "住所")
 
 
@@ -102,9 +96,9 @@ def changed_items(before: records_pb2.IdentityInfo, after: records_pb2.IdentityI
 
 def check_special_move_in(certificate, move_in_date: str, notification_date: str) -> None:
     """特例転入 windows: within 14 days of moving in and 30 days of the planned move-out date."""
-    notified = _date(notification_date, "届出年月日")
-    moved_in = _date(move_in_date, "転入年月日")
-    planned = _date(certificate.planned_move_out_date, "転出予定年月日")
+    notified = rules.require_date(notification_date, "届出年月日")
+    moved_in = rules.require_date(move_in_date, "転入年月日")
+    planned = rules.require_date(certificate.planned_move_out_date, "転出予定年月日")
     if not certificate.card_holder:
         raise rules.precondition("特例転入 rule: only a 個人番号カード holder may move in without a 転出証明書")
     if notified > moved_in + dt.timedelta(days=MOVE_IN_DAYS):
@@ -376,7 +370,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         rules.require_resident_code(request.person.resident_code)
         if request.issuing_municipality_code != sender or request.destination_municipality_code != self.municipality:
             raise rules.denied(f"転出証明書情報 rule: {sender} may send only its own certificates, addressed to here")
-        _date(request.planned_move_out_date, "転出予定年月日")
+        rules.require_date(request.planned_move_out_date, "転出予定年月日")
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO move_out_certificates VALUES (?,?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
                        "from_municipality=excluded.from_municipality, planned_move_out_date=excluded.planned_move_out_date, "

@@ -81,19 +81,13 @@ def _today() -> str:
     return dt.date.today().isoformat()
 
 
-def _date(value: str, item: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise rules.invalid(f"{item} rule: {value!r} is not a date of the form YYYY-MM-DD") from None
-
 
 def require_person_items(record: records_pb2.ResidentRecord) -> None:
     """The items every 住民票 needs: 氏名 in kanji and katakana, 生年月日, 性別."""
     rules.require_text(record.name_kanji, "氏名")
     if not KANA.fullmatch(record.name_kana or ""):
         raise rules.invalid(f"ふりがな rule: {record.name_kana!r} is not written in katakana")
-    _date(record.birth_date, "生年月日")
+    rules.require_date(record.birth_date, "生年月日")
     if record.sex not in ("1", "2", "9"):
         raise rules.invalid(f"性別 rule: {record.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
 
@@ -231,8 +225,8 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         """出生: a new 住民票 in an existing household, with a 住民票コード from the pool and a new 個人番号."""
         child = request.child
         require_person_items(child)
-        born = _date(child.birth_date, "生年月日")
-        notified = _date(request.notification_date or _today(), "届出年月日")
+        born = rules.require_date(child.birth_date, "生年月日")
+        notified = rules.require_date(request.notification_date or _today(), "届出年月日")
         if born > notified:
             raise rules.invalid("出生 rule: the birth date is after the notification date")
         async with self._locked(request.household_number):
@@ -254,8 +248,8 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
     async def MoveIn(self, request, context):
         """転入: with a 転出証明書, by 特例 with the card, or from abroad."""
         person = request.person
-        moved_in = _date(request.move_in_date, "転入年月日")
-        notified = _date(request.notification_date or _today(), "届出年月日")
+        moved_in = rules.require_date(request.move_in_date, "転入年月日")
+        notified = rules.require_date(request.notification_date or _today(), "届出年月日")
         if notified < moved_in:
             raise rules.invalid("転入 rule: the notification comes after moving in, not before")
         if notified > moved_in + dt.timedelta(days=MOVE_IN_DAYS):
@@ -324,7 +318,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
     async def MoveWithin(self, request, context):
         """転居: a new address within the city (the whole household if asked)."""
         address = self._address(request.address)
-        moved = _date(request.move_date, "転居年月日")
+        moved = rules.require_date(request.move_date, "転居年月日")
         notified = request.notification_date or _today()
         person = self._current(request.resident_code)
         async with self._locked(person.household_number):
@@ -341,7 +335,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
 
     async def MoveOut(self, request, context):
         """転出 (or 特例転出 for a card holder): the 住民票 becomes a 除票; a 転出証明書 is issued."""
-        planned = _date(request.planned_date, "転出予定年月日")
+        planned = rules.require_date(request.planned_date, "転出予定年月日")
         notified = request.notification_date or _today()
         rules.require_text(request.destination_address, "転出先")
         person = self._current(request.resident_code)
@@ -372,7 +366,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
 
     async def Death(self, request, context):
         """死亡: the 住民票 becomes a 除票 (kept)."""
-        died = _date(request.death_date, "死亡年月日")
+        died = rules.require_date(request.death_date, "死亡年月日")
         person = self._current(request.resident_code)
         async with self._locked(person.household_number):
             record = _next(self._current(request.resident_code))

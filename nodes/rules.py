@@ -53,10 +53,10 @@ def require_individual_number(number: str) -> None:
         raise invalid(f"個人番号 rule: {number!r} is not 12 digits with a valid check digit")
 
 
-def require_date(value: str, item: str) -> None:
-    """A date item in ISO form (YYYY-MM-DD)."""
+def require_date(value: str, item: str) -> dt.date:
+    """A date item in ISO form (YYYY-MM-DD), as a date."""
     try:
-        dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(value)
     except ValueError:
         raise invalid(f"{item} rule: {value!r} is not a date of the form YYYY-MM-DD") from None
 
