@@ -486,7 +486,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
                 record.individual_number = numbers[record.resident_code]
                 record.municipality_code = self.municipality
                 record.status = CURRENT
-            reply = await self._commit(records, new=set(codes), feed_atena=False, echo=False,
+            reply = await self._commit(records, new=set(codes), echo=False, feed_atena=not batch.skip_atena,
                                        request_id=f"{load_id}:{summary.batches}")
             self._advance_household_numbers(records)
             summary.records += len(records)

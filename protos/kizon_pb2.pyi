@@ -208,10 +208,12 @@ class ExportRequest(_message.Message):
     def __init__(self, town_code: _Optional[str] = ..., include_removed: _Optional[bool] = ...) -> None: ...
 
 class ResidentBatch(_message.Message):
-    __slots__ = ("records",)
+    __slots__ = ("records", "skip_atena")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_ATENA_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[_records_pb2.ResidentRecord]
-    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.ResidentRecord, _Mapping]]] = ...) -> None: ...
+    skip_atena: bool
+    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.ResidentRecord, _Mapping]]] = ..., skip_atena: _Optional[bool] = ...) -> None: ...
 
 class LoadSummary(_message.Message):
     __slots__ = ("records", "batches", "last_update_sequence")

@@ -22,18 +22,21 @@ def place_name(topology, municipality: str) -> str:
     return topology.prefectures.get(m.prefecture, "") + m.name
 
 
-async def _stream(kizon, metadata, records, bar):
+async def _stream(kizon, metadata, records, bar, atena: bool):
     async def batches():
         for start in range(0, len(records), BATCH):
             chunk = records[start:start + BATCH]
-            yield kizon_pb2.ResidentBatch(records=chunk)
+            yield kizon_pb2.ResidentBatch(records=chunk, skip_atena=not atena)
             bar.update(len(chunk))
     return await kizon.BulkLoad(batches(), metadata=metadata, timeout=3600)
 
 
 async def load_records(network, municipality: str, records: list, *, operator: str = "OP0003",
-                       terminal: str = "T0003", show_progress: bool = True) -> dict:
-    """Stream records into a municipality's kizon; wait until national has them all; return timings."""
+                       terminal: str = "T0003", show_progress: bool = True, atena: bool = True) -> dict:
+    """Stream records into a municipality's kizon; wait until national has them all; return timings.
+
+    With atena, kizon also feeds the 宛名 system (and through it the 中間サーバ) from its outbox.
+    """
     kizon, _, metadata, channels = await async_login(network, municipality, terminal, operator)
     started = time.perf_counter()
     bar = tqdm(total=len(records), unit="residents", desc=f"移行 {municipality}", disable=not show_progress,
@@ -41,7 +44,7 @@ async def load_records(network, municipality: str, records: list, *, operator: s
     try:
         share = -(-len(records) // STREAMS)
         parts = [records[i:i + share] for i in range(0, len(records), share)] or [[]]
-        summaries = await asyncio.gather(*(_stream(kizon, metadata, part, bar) for part in parts))
+        summaries = await asyncio.gather(*(_stream(kizon, metadata, part, bar, atena) for part in parts))
     finally:
         bar.close()
         for ch in channels:
