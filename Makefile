@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: the march-peak scenario on the default network, with an HTML report in reports/.
 demo: $(STAMP)
-	$(BIN)/testbed demo
+	$(BIN)/testbed run march-peak --residents 5000 --minutes 1
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

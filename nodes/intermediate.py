@@ -75,3 +75,12 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
                        (provision_id, request.tenant, request.fugo, request.inquiry_id,
                         current_call().peer.identity.uri, dt.datetime.now(dt.timezone.utc).isoformat()))
         return intermediate_pb2.ProvisionReply(record=records_pb2.ResidentRecord.FromString(row[0]), provision_id=provision_id)
+
+    async def SampleFugo(self, request, context):
+        """Up to count 符号 of a tenant: what the 情報提供NWS would know from its own registry."""
+        rules.require_text(request.tenant, "tenant")
+        count = min(request.count or 100, 10_000)
+        audit.set_subject(f"{request.tenant}:{count}")
+        rows = self.rt.store.db.execute("SELECT fugo FROM copies WHERE tenant=? ORDER BY random() LIMIT ?",
+                                        (request.tenant, count)).fetchall()
+        return intermediate_pb2.FugoSample(fugo=[r[0] for r in rows])

@@ -74,7 +74,7 @@ POLICY: dict[str, tuple[Allow, ...]] = {
     ),
     "intermediate": (
         Allow("atena", ANY, _m("IntermediateServer", "RegisterCopies")),
-        Allow("infonws", ANY, _m("IntermediateServer", "ProvideInfo")),
+        Allow("infonws", ANY, _m("IntermediateServer", "ProvideInfo", "SampleFugo")),
     ),
 }
 

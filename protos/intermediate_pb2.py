@@ -26,7 +26,7 @@ from protos import common_pb2 as protos_dot_common__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19protos/intermediate.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x14protos/records.proto\"j\n\x10\x43opyRegistration\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12*\n\x06record\x18\x03 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\"D\n\x10ProvisionRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12\x12\n\ninquiry_id\x18\x03 \x01(\t\"R\n\x0eProvisionReply\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x14\n\x0cprovision_id\x18\x02 \x01(\t\"8\n\tCopyBatch\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.testbed.v1.CopyRegistration2\x9d\x01\n\x12IntermediateServer\x12>\n\x0eRegisterCopies\x12\x15.testbed.v1.CopyBatch\x1a\x15.testbed.v1.UpdateAck\x12G\n\x0bProvideInfo\x12\x1c.testbed.v1.ProvisionRequest\x1a\x1a.testbed.v1.ProvisionReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19protos/intermediate.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x14protos/records.proto\"j\n\x10\x43opyRegistration\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12*\n\x06record\x18\x03 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\"D\n\x10ProvisionRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12\x12\n\ninquiry_id\x18\x03 \x01(\t\"R\n\x0eProvisionReply\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x14\n\x0cprovision_id\x18\x02 \x01(\t\"2\n\x11\x46ugoSampleRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"\x1a\n\nFugoSample\x12\x0c\n\x04\x66ugo\x18\x01 \x03(\t\"8\n\tCopyBatch\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.testbed.v1.CopyRegistration2\xe2\x01\n\x12IntermediateServer\x12>\n\x0eRegisterCopies\x12\x15.testbed.v1.CopyBatch\x1a\x15.testbed.v1.UpdateAck\x12G\n\x0bProvideInfo\x12\x1c.testbed.v1.ProvisionRequest\x1a\x1a.testbed.v1.ProvisionReply\x12\x43\n\nSampleFugo\x12\x1d.testbed.v1.FugoSampleRequest\x1a\x16.testbed.v1.FugoSampleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,8 +39,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROVISIONREQUEST']._serialized_end=260
   _globals['_PROVISIONREPLY']._serialized_start=262
   _globals['_PROVISIONREPLY']._serialized_end=344
-  _globals['_COPYBATCH']._serialized_start=346
-  _globals['_COPYBATCH']._serialized_end=402
-  _globals['_INTERMEDIATESERVER']._serialized_start=405
-  _globals['_INTERMEDIATESERVER']._serialized_end=562
+  _globals['_FUGOSAMPLEREQUEST']._serialized_start=346
+  _globals['_FUGOSAMPLEREQUEST']._serialized_end=396
+  _globals['_FUGOSAMPLE']._serialized_start=398
+  _globals['_FUGOSAMPLE']._serialized_end=424
+  _globals['_COPYBATCH']._serialized_start=426
+  _globals['_COPYBATCH']._serialized_end=482
+  _globals['_INTERMEDIATESERVER']._serialized_start=485
+  _globals['_INTERMEDIATESERVER']._serialized_end=711
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,356 @@
+"""Replay a workload trace against the live network at a chosen time compression.
+
+Each event of the trace becomes real calls from the terminal that would make it: counter 異動 at
+kizon, identity checks and searches at the CS (統合端末), 情報提供 at the 中間サーバ (情報提供NWS), the
+nightly batch at the CS. Whom an event is about is chosen at replay time from the register as it
+stands (read once with a manager's approval, then kept up to date by the replay itself); a person
+with a call in flight is not chosen again until it returns, so concurrent events never contradict
+each other. Dates sent are the trace's simulated dates, moved by whole weeks to end near today.
+
+Result file (JSON): per operation the count, errors and latency percentiles; completions per second
+of wall time; the lag behind the schedule; the simulated counter's queue statistics.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import grpc
+from tqdm import tqdm
+
+from nodes.runtime import APPROVAL_KEY
+from protos import (common_pb2, cs_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, records_pb2)
+from scenarios.population import resident_code
+from scenarios.towns import towns
+from testbed.client import async_channel, async_login, named_cert
+
+OUTSIDE = "131016"  # 東京都千代田区: where people from outside the network come from and go to
+NOT_REPLAYED = {"コンビニ交付": "no kiosk identity in the network yet"}
+
+
+@dataclass
+class Person:
+    """What the replay knows of a resident."""
+
+    code: str
+    household: str
+    card: bool
+    busy: bool = False
+
+
+@dataclass
+class Register:
+    """The current residents of one municipality, as the replay keeps track of them."""
+
+    people: dict[str, Person] = field(default_factory=dict)
+    households: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, person: Person) -> None:
+        """Someone became a resident."""
+        self.people[person.code] = person
+        self.households[person.household].add(person.code)
+
+    def remove(self, code: str) -> None:
+        """Someone stopped being a resident."""
+        person = self.people.pop(code, None)
+        if person:
+            self.households[person.household].discard(code)
+
+    def pick(self, rng: random.Random, card: bool = False) -> Person | None:
+        """A resident with no call in flight (a card holder if asked)."""
+        codes = list(self.people)
+        for _ in range(50):
+            if not codes:
+                return None
+            person = self.people[rng.choice(codes)]
+            if not person.busy and (person.card or not card):
+                return person
+        return None
+
+
+@dataclass
+class Outcome:
+    """Latencies and errors of one operation."""
+
+    latencies: list = field(default_factory=list)
+    errors: dict = field(default_factory=lambda: defaultdict(int))
+    skipped: int = 0
+    examples: list = field(default_factory=list)
+
+
+class Replay:
+    """Replays one trace against one network."""
+
+    def __init__(self, network, header: dict, events, speed: float, concurrency: int = 16, seed: int = 1,
+                 show_progress: bool = True):
+        self.network = network
+        self.header = header
+        self.events = events
+        self.speed = speed
+        self.concurrency = concurrency
+        self.show_progress = show_progress
+        self.rng = random.Random(seed)
+        self.outcomes: dict[str, Outcome] = defaultdict(Outcome)
+        self.completions: list[float] = []
+        self.lags: list[float] = []
+        self.registers: dict[str, Register] = {}
+        self.terminals: dict[str, tuple] = {}
+        self.pairs: dict[int, str] = {}
+        self.fugo: dict[str, list[str]] = {}
+        start = dt.datetime.fromisoformat(header["start"])
+        end = start + dt.timedelta(days=header["days"])
+        self.shift = dt.timedelta(weeks=max(0, (dt.datetime.now() - end).days // 7))
+        self.start = start
+        self._outside = 0
+
+    # -- set-up ------------------------------------------------------------------------------------
+    async def _prepare(self) -> None:
+        for municipality in self.header["municipalities"]:
+            kizon, cs, metadata, channels = await async_login(self.network, municipality, "T0001", "OP0001")
+            self.terminals[municipality] = (kizon, cs, metadata, channels)
+            self.registers[municipality] = await self._read_register(municipality, kizon, metadata)
+        self._infonws = async_channel(self.network.topology.find("intermediate"), named_cert(self.network.pki, "infonws"))
+        self._intermediate = intermediate_pb2_grpc.IntermediateServerStub(self._infonws)
+        for municipality in self.header["municipalities"]:
+            sample = await self._intermediate.SampleFugo(intermediate_pb2.FugoSampleRequest(tenant=municipality, count=5000))
+            self.fugo[municipality] = list(sample.fugo)
+
+    async def _read_register(self, municipality, kizon, metadata) -> Register:
+        """The current residents, read with a manager's prior approval (bulk output rule)."""
+        manager, _, manager_metadata, channels = await async_login(self.network, municipality, "T0003", "OP0003")
+        approval = await manager.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
+            purpose="workload replay: the residents to act on", max_records=10_000_000), metadata=manager_metadata)
+        for ch in channels:
+            await ch.close()
+        register = Register()
+        async for record in kizon.ExportResidents(kizon_pb2.ExportRequest(), metadata=metadata + ((APPROVAL_KEY, approval.token),),
+                                                  timeout=600):
+            register.add(Person(record.resident_code, record.household_number, record.card_issued))
+        return register
+
+    async def _close(self) -> None:
+        for _, _, _, channels in self.terminals.values():
+            for ch in channels:
+                await ch.close()
+        await self._infonws.close()
+
+    # -- the run ----------------------------------------------------------------------------------------
+    async def run(self) -> dict:
+        """Replay every event on schedule; the result."""
+        await self._prepare()
+        gate = asyncio.Semaphore(self.concurrency)
+        tasks = set()
+        bar = tqdm(total=len(self.events), unit="events", desc=f"replay ×{self.speed:,.0f}", file=sys.stderr,
+                   disable=not self.show_progress)
+        first = self.events[0].t if self.events else 0.0
+        self.t0 = time.perf_counter()
+        for event in self.events:
+            due = self.t0 + (event.t - first) / self.speed
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await gate.acquire()
+            self.lags.append(max(0.0, time.perf_counter() - due))
+            task = asyncio.create_task(self._one(event, gate, bar))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+        bar.close()
+        wall = time.perf_counter() - self.t0
+        await self._close()
+        return self._result(wall)
+
+    async def _one(self, event, gate, bar) -> None:
+        try:
+            if event.op in NOT_REPLAYED:
+                self.outcomes[event.op].skipped += 1
+                return
+            started = time.perf_counter()
+            try:
+                done = await self._dispatch(event)
+            except grpc.aio.AioRpcError as exc:
+                outcome = self.outcomes[event.op]
+                outcome.errors[exc.code().name] += 1
+                if len(outcome.examples) < 5:
+                    outcome.examples.append(exc.details())
+                return
+            if done is False:
+                self.outcomes[event.op].skipped += 1
+                return
+            self.outcomes[event.op].latencies.append((time.perf_counter() - started) * 1000)
+            self.completions.append(time.perf_counter() - self.t0)
+        finally:
+            gate.release()
+            bar.update(1)
+
+    def _day(self, event, days: int = 0) -> str:
+        return (self.start + dt.timedelta(seconds=event.t) + self.shift + dt.timedelta(days=days)).date().isoformat()
+
+    async def _dispatch(self, event):
+        """The calls of one event; False when the event has nobody to act on."""
+        municipality = event.municipality
+        kizon, cs, metadata, _ = self.terminals[municipality]
+        register = self.registers[municipality]
+        today = self._day(event)
+        op = event.op
+        if op == "本人確認":
+            person = register.pick(self.rng)
+            if person is None:
+                return False
+            await cs.GetIdentity(common_pb2.ResidentKey(resident_code=person.code), metadata=metadata, timeout=30)
+            return True
+        if op == "検索":
+            person = register.pick(self.rng)
+            if person is None:
+                return False
+            found = await cs.SearchIdentity(identity_pb2.IdentitySearch(resident_code=person.code), metadata=metadata,
+                                            timeout=30)
+            if not found.matches:
+                return False
+            info = found.matches[0]
+            await cs.SearchIdentity(identity_pb2.IdentitySearch(name_kana=info.name_kana, birth_date=info.birth_date),
+                                    metadata=metadata, timeout=30)
+            return True
+        if op == "情報提供":
+            if not self.fugo.get(municipality):
+                return False
+            await self._intermediate.ProvideInfo(intermediate_pb2.ProvisionRequest(
+                tenant=municipality, fugo=self.rng.choice(self.fugo[municipality]), inquiry_id=f"R{event.t:.0f}"), timeout=30)
+            return True
+        if op == "夜間バッチ":
+            await cs.PurgeExpiredCertificates(common_pb2.Empty(), metadata=metadata, timeout=60)
+            return True
+        if op == "証明書":
+            person = register.pick(self.rng)
+            if person is None:
+                return False
+            # What a 住民票の写し is printed from: the person's 住民票 and household.
+            record = await kizon.GetResident(common_pb2.ResidentKey(resident_code=person.code), metadata=metadata, timeout=30)
+            await kizon.GetHousehold(kizon_pb2.HouseholdRequest(household_number=record.household_number), metadata=metadata,
+                                     timeout=30)
+            return True
+        return await self._change(event, municipality, kizon, metadata, register, today)
+
+    async def _change(self, event, municipality, kizon, metadata, register: Register, today: str):
+        """A counter 異動."""
+        op, args = event.op, event.args
+        address = self._address(municipality)
+        if op == "転入":
+            return await self._move_in(event, municipality, kizon, metadata, register, today, address)
+        person = register.pick(self.rng, card=bool(args.get("special")))
+        if person is None:
+            return False
+        person.busy = True
+        try:
+            if op == "出生":
+                reply = await kizon.Birth(kizon_pb2.BirthRequest(household_number=person.household, notification_date=today,
+                    child=records_pb2.ResidentRecord(name_kanji="新生 子", name_kana="シンセイ コ", birth_date=today,
+                                                     sex=self.rng.choice("12"))), metadata=metadata, timeout=60)
+                child = reply.records[0]
+                register.add(Person(child.resident_code, child.household_number, False))
+            elif op == "転居":
+                reply = await kizon.MoveWithin(kizon_pb2.MoveWithinRequest(
+                    resident_code=person.code, address=address, move_date=today, notification_date=today,
+                    whole_household=bool(args.get("whole_household"))), metadata=metadata, timeout=60)
+            elif op == "死亡":
+                register.remove(person.code)
+                await kizon.Death(kizon_pb2.DeathRequest(resident_code=person.code, death_date=today, notification_date=today),
+                                  metadata=metadata, timeout=60)
+            elif op == "転出":
+                register.remove(person.code)
+                destination = args.get("to", "outside")
+                await kizon.MoveOut(kizon_pb2.MoveOutRequest(
+                    resident_code=person.code, planned_date=self._day(event, 3), notification_date=today,
+                    destination_address="東京都千代田区千代田1番1号" if destination == "outside" else f"({destination})",
+                    destination_municipality_code=OUTSIDE if destination == "outside" else destination,
+                    special=bool(args.get("special"))), metadata=metadata, timeout=60)
+                if args.get("pair"):
+                    self.pairs[args["pair"]] = person.code
+            return True
+        finally:
+            person.busy = False
+
+    async def _move_in(self, event, municipality, kizon, metadata, register, today, address):
+        args = event.args
+        if args.get("special"):  # 特例転入 of someone whose 特例転出 was replayed before
+            code = self.pairs.pop(args.get("pair"), None)
+            if code is None:
+                return False
+            request = kizon_pb2.MoveInRequest(person=records_pb2.ResidentRecord(resident_code=code), address=address,
+                                              move_in_date=today, notification_date=today, special=True)
+            for attempt in range(50):  # the 転出証明書情報 may still be on its way CS → CS
+                try:
+                    reply = await kizon.MoveIn(request, metadata=metadata, timeout=60)
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.NOT_FOUND or attempt == 49:
+                        raise
+                    await asyncio.sleep(0.1)
+        elif args.get("from") == "abroad":
+            reply = await kizon.MoveIn(kizon_pb2.MoveInRequest(
+                person=records_pb2.ResidentRecord(name_kanji="MILLER ANNA", name_kana="ミラー アンナ", birth_date="1992-06-01",
+                                                  sex="2", resident_type="外国人住民", nationality="USA"),
+                address=address, move_in_date=today, notification_date=today, from_abroad=True), metadata=metadata, timeout=60)
+        else:  # from a municipality outside the network, with a paper 転出証明書
+            self._outside += 1
+            code = resident_code(OUTSIDE, self._outside + 10_000 * self.rng.randrange(90), self.rng.randrange(1 << 30))
+            person = records_pb2.ResidentRecord(resident_code=code, name_kanji="外部 転入", name_kana="ガイブ テンニュウ",
+                                                birth_date="1985-02-03", sex=self.rng.choice("12"), card_issued=self.rng.random() < 0.8,
+                                                address="東京都千代田区千代田1番1号", resident_type="日本人")
+            reply = await kizon.MoveIn(kizon_pb2.MoveInRequest(
+                person=person, address=address, move_in_date=today, notification_date=today,
+                certificate=identity_pb2.MoveOutCertificate(person=person, issuing_municipality_code=OUTSIDE,
+                                                            planned_move_out_date=today)), metadata=metadata, timeout=60)
+        record = reply.records[0]
+        register.add(Person(record.resident_code, record.household_number, record.card_issued))
+        return True
+
+    def _address(self, municipality: str) -> records_pb2.Address:
+        place = self.rng.choice(towns(municipality))
+        return records_pb2.Address(town_code=place.code, address_line=f"{self.rng.randint(1, 3000)}番地")
+
+    # -- the result -------------------------------------------------------------------------------------
+    def _result(self, wall: float) -> dict:
+        operations = {}
+        for op, outcome in sorted(self.outcomes.items()):
+            lat = sorted(outcome.latencies)
+            operations[op] = {
+                "count": len(lat), "errors": dict(outcome.errors), "skipped": outcome.skipped,
+                "p50_ms": _pct(lat, 0.50), "p90_ms": _pct(lat, 0.90), "p99_ms": _pct(lat, 0.99), "max_ms": lat[-1] if lat else 0.0,
+                "error_examples": outcome.examples, **({"note": NOT_REPLAYED[op]} if op in NOT_REPLAYED else {}),
+            }
+        seconds = int(wall) + 1
+        timeline = [0] * seconds
+        for t in self.completions:
+            timeline[min(seconds - 1, int(t))] += 1
+        lags = sorted(self.lags)
+        return {
+            "scenario": self.header["scenario"], "seed": self.header["seed"], "speed": self.speed,
+            "concurrency": self.concurrency, "events": len(self.events), "wall_seconds": wall,
+            "completed": len(self.completions), "errors": sum(sum(o["errors"].values()) for o in operations.values()),
+            "operations": operations, "throughput_per_s": timeline,
+            "lag_p50_s": _pct(lags, 0.5),
+            "lag_max_s": lags[-1] if lags else 0.0, "counter": self.header.get("counter", {}),
+        }
+
+
+def _pct(values: list[float], share: float) -> float:
+    return values[min(len(values) - 1, int(share * len(values)))] if values else 0.0
+
+
+def replay(network, header: dict, events, speed: float, concurrency: int = 16, seed: int = 1,
+           show_progress: bool = True) -> dict:
+    """Replay events against network; the result."""
+    return asyncio.run(Replay(network, header, events, speed, concurrency, seed, show_progress).run())
+
+
+def write_result(result: dict, path) -> None:
+    """The result as JSON."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False, indent=1)

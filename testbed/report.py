@@ -1,0 +1,99 @@
+"""The HTML report of a run: a summary, then charts drawn as inline SVG (no scripts, no downloads):
+throughput over time, latency percentiles per operation, and the simulated counter's queue."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+WIDTH, HEIGHT, PAD = 720, 220, 40
+
+
+def _polyline(points: list[tuple[float, float]], color: str) -> str:
+    return f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in points)}"/>'
+
+
+def line_chart(values: list[float], title: str, unit: str, x_label: str) -> str:
+    """A line chart of values over their index."""
+    top = max(values, default=0) or 1
+    n = max(len(values) - 1, 1)
+    points = [(PAD + i * (WIDTH - 2 * PAD) / n, HEIGHT - PAD - v * (HEIGHT - 2 * PAD) / top) for i, v in enumerate(values)]
+    return (f'<figure><figcaption>{html.escape(title)}</figcaption><svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+            f'height="{HEIGHT}" role="img">{_axes(top, unit, x_label, len(values))}{_polyline(points, "#1f6feb")}</svg></figure>')
+
+
+def _axes(top: float, unit: str, x_label: str, length: int) -> str:
+    return (f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
+            f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
+            f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end" font-size="11">{top:,.0f}</text>'
+            f'<text x="{PAD - 4}" y="{HEIGHT - PAD}" text-anchor="end" font-size="11">0</text>'
+            f'<text x="{PAD}" y="{PAD - 10}" font-size="11">{html.escape(unit)}</text>'
+            f'<text x="{WIDTH - PAD}" y="{HEIGHT - 10}" text-anchor="end" font-size="11">{html.escape(x_label)} ({length})</text>')
+
+
+def bar_chart(rows: list[tuple[str, float, float]], title: str) -> str:
+    """Paired bars (p50, p99 in ms) per operation."""
+    top = max((p99 for _, _, p99 in rows), default=0) or 1
+    row_height = 22
+    height = PAD + row_height * len(rows) + 10
+    label_width = 120
+    scale = (WIDTH - label_width - 80) / top
+    parts = []
+    for i, (name, p50, p99) in enumerate(rows):
+        y = PAD + i * row_height
+        parts.append(f'<text x="{label_width - 6}" y="{y + 13}" text-anchor="end" font-size="12">{html.escape(name)}</text>'
+                     f'<rect x="{label_width}" y="{y + 2}" width="{p99 * scale:.1f}" height="14" fill="#f0b429"/>'
+                     f'<rect x="{label_width}" y="{y + 2}" width="{p50 * scale:.1f}" height="14" fill="#1f6feb"/>'
+                     f'<text x="{label_width + p99 * scale + 4:.1f}" y="{y + 13}" font-size="11">{p50:.1f} / {p99:.1f} ms</text>')
+    legend = (f'<rect x="{label_width}" y="8" width="10" height="10" fill="#1f6feb"/><text x="{label_width + 14}" y="17" '
+              f'font-size="11">p50</text><rect x="{label_width + 50}" y="8" width="10" height="10" fill="#f0b429"/>'
+              f'<text x="{label_width + 64}" y="17" font-size="11">p99</text>')
+    return (f'<figure><figcaption>{html.escape(title)}</figcaption><svg viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
+            f'height="{height}" role="img">{legend}{"".join(parts)}</svg></figure>')
+
+
+def render(run: dict) -> str:
+    """The whole report as one HTML page."""
+    result = run["replay"]
+    ok = result["errors"] == 0 and run["consistency_ok"] and run["audit_ok"]
+    rows = "".join(
+        f"<tr><td>{html.escape(op)}</td><td>{o['count']:,}</td><td>{sum(o['errors'].values())}</td><td>{o['skipped']}</td>"
+        f"<td>{o['p50_ms']:.1f}</td><td>{o['p90_ms']:.1f}</td><td>{o['p99_ms']:.1f}</td>"
+        f"<td>{html.escape(o.get('note', '') or '; '.join(o['error_examples'][:1]))}</td></tr>"
+        for op, o in result["operations"].items())
+    checks = "".join(f"<li>{html.escape(line)}</li>" for line in run["checks"])
+    queues = "".join(
+        line_chart([q for _, q in stats.get("queue_by_hour", [])], f"Counter queue of {code} (simulated, max per hour)",
+                   "people waiting", "simulated hours")
+        + f"<p>{stats['served']:,} served; mean wait {stats['mean_wait_min']:.1f} min, p95 {stats['p95_wait_min']:.1f} min, "
+          f"max {stats['max_wait_min']:.1f} min; longest queue {stats['max_queue']}</p>"
+        for code, stats in result["counter"].items())
+    latency_rows = [(op, o["p50_ms"], o["p99_ms"]) for op, o in result["operations"].items() if o["count"]]
+    return f"""<!doctype html>
+<html lang="ja"><head><meta charset="utf-8"><title>testbed run: {html.escape(run['scenario'])}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:780px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+td:first-child,th:first-child,td:last-child{{text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600}}
+.verdict{{font-size:1.3em;padding:.4em .8em;display:inline-block;border-radius:4px;background:{'#d1f5d3' if ok else '#fdd'}}}</style>
+</head><body>
+<h1>{html.escape(run['scenario'])} — {'passed' if ok else 'problems found'}</h1>
+<p class="verdict">{result['completed']:,} of {result['events']:,} events completed, {result['errors']} errors,
+{result['wall_seconds']:.0f} s at ×{result['speed']:,.0f}</p>
+<p>Seed {run['seed']}; municipalities {html.escape(', '.join(f'{c} ({n:,} residents)' for c, n in run['municipalities'].items()))};
+trace {html.escape(run['trace'])}; {result['concurrency']} calls in flight at most; lag behind schedule p50 {result['lag_p50_s']:.2f} s,
+max {result['lag_max_s']:.2f} s.</p>
+<h2>Checks</h2><ul>{checks}</ul>
+<h2>Operations</h2>
+<table><tr><th>operation</th><th>done</th><th>errors</th><th>skipped</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>note</th></tr>{rows}</table>
+{line_chart(result['throughput_per_s'], 'Throughput over time', 'completed events per second', 'seconds of wall time')}
+{bar_chart(latency_rows, 'Latency per operation (p50 and p99)')}
+<h2>The simulated counter</h2>{queues}
+</body></html>
+"""
+
+
+def write(run: dict, path: str | Path) -> Path:
+    """Write the report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(run), encoding="utf-8")
+    return path

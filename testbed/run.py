@@ -1,0 +1,102 @@
+"""`testbed run SCENARIO`: the main job. Make or reuse the PKI and population, start the network,
+load, generate the scenario's trace, replay it, verify (整合性確認 and audit chains), print a
+summary, write the result and an HTML report, and stop the network."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from pathlib import Path
+
+from nodes import audit
+from protos import common_pb2
+from scenarios.workload import generate, write_trace
+from testbed import report
+from testbed.client import Counter, node_status
+from testbed.load import generate_population, load_records
+from testbed.network import Network, status_table
+from testbed.replay import replay, write_result
+
+
+def ensure_population(network: Network, residents: int, seed: int) -> dict[str, int]:
+    """Load residents into every municipality whose register is empty; the residents of each."""
+    sizes = {}
+    for m in network.topology.municipalities:
+        held = node_status(network, network.topology.find("kizon", m.code)).counts.get("residents", 0)
+        if held == 0:
+            records, _ = generate_population(network, m.code, residents, seed)
+            result = asyncio.run(load_records(network, m.code, records))
+            print(f"   {m.code} {m.name}: loaded {result['records']:,} residents in {result['seconds']:.1f} s")
+            held = result["records"]
+        else:
+            print(f"   {m.code} {m.name}: reusing the {held:,} residents already registered")
+        sizes[m.code] = held
+    return sizes
+
+
+def verify(network: Network) -> tuple[bool, bool, list[str]]:
+    """(consistency ok, audit ok, lines describing each check)."""
+    lines, consistent, chained = [], True, True
+    for m in network.topology.municipalities:
+        with Counter(network, m.code) as counter:
+            found = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=m.code), timeout=600)
+        consistent &= not found.differences
+        lines.append(f"整合性確認 {m.code}: cs {found.records_cs:,}, prefecture {found.records_prefecture:,}, national "
+                     f"{found.records_national:,} records, {len(found.differences)} differences ({found.seconds:.2f} s)")
+    for node in network.topology.nodes:
+        result = audit.verify(network.audit_file(node.name))
+        chained &= result.ok
+        lines.append(f"audit chain {node.name}: {'OK' if result.ok else 'BROKEN'}, {result.entries:,} entries")
+    return consistent, chained, lines
+
+
+def wait_for_quiet(network: Network, timeout: float = 300) -> None:
+    """Wait until every outbox has delivered what it holds (the last updates are still travelling)."""
+    deadline = time.monotonic() + timeout
+    while any(node_status(network, n).outbox_pending for n in network.topology.nodes):
+        if time.monotonic() > deadline:
+            raise TimeoutError("outboxes did not drain")
+        time.sleep(0.2)
+
+
+def run_scenario(network: Network, scenario: str, residents: int, seed: int, speed: float | None, minutes: float,
+                 concurrency: int, report_dir: Path, keep_up: bool = False) -> int:
+    """The whole run; the exit code (0 when every event succeeded and every check passed)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = report_dir / f"{scenario}-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"== {scenario}: bringing the network up ({network.state_dir})")
+    print(status_table(network.up()))
+    try:
+        print("== population")
+        sizes = ensure_population(network, residents, seed)
+        started = time.perf_counter()
+        header, events, counter = generate(scenario, sizes, seed)
+        trace = write_trace(out / "trace.jsonl", header, events, counter)
+        span = (events[-1].t - events[0].t) if events else 0.0
+        speed = speed or max(1.0, span / (minutes * 60))
+        print(f"== trace: {len(events):,} events over {span / 86400:.1f} simulated days in "
+              f"{time.perf_counter() - started:.1f} s → {trace}")
+        print(f"== replay at ×{speed:,.0f} (about {span / speed / 60:.1f} min), at most {concurrency} calls in flight")
+        result = replay(network, {**header, "counter": counter}, events, speed, concurrency, seed)
+        wait_for_quiet(network)
+        consistent, chained, checks = verify(network)
+    finally:
+        if not keep_up:
+            network.down()
+    run = {"scenario": scenario, "seed": seed, "municipalities": sizes, "trace": str(trace), "replay": result,
+           "consistency_ok": consistent, "audit_ok": chained, "checks": checks}
+    write_result(run, out / "result.json")
+    page = report.write(run, out / "report.html")
+    print("== summary")
+    for op, o in result["operations"].items():
+        errors = sum(o["errors"].values())
+        print(f"   {op:8s} {o['count']:7,} done {errors:4} errors {o['skipped']:5} skipped   p50 {o['p50_ms']:6.1f} ms   "
+              f"p99 {o['p99_ms']:7.1f} ms" + (f"   ({o['note']})" if o.get("note") else "")
+              + (f"   e.g. {o['error_examples'][0]}" if o["error_examples"] else ""))
+    for line in checks[:len(sizes)]:
+        print(f"   {line}")
+    print(f"   audit chains: {'all intact' if chained else 'BROKEN'}")
+    print(f"   {result['completed']:,}/{result['events']:,} events, {result['errors']} errors, {result['wall_seconds']:.0f} s")
+    print(f"\nreport: {page}\nresult: {out / 'result.json'}")
+    return 0 if result["errors"] == 0 and consistent and chained else 1
