@@ -1,0 +1,1 @@
+"""Locust users for every kind of terminal of the testbed."""

@@ -1,0 +1,153 @@
+"""Locust users over gRPC with mutual TLS, one class for each kind of terminal.
+
+    TESTBED_HOME=.testbed locust -f loadtests/locustfile.py --headless -u 20 -r 5 -t 1m \\
+        --csv reports/locust --html reports/locust.html
+
+Settings come from the environment: TESTBED_HOME (the running network's state folder, as for
+`testbed`), TESTBED_MUNICIPALITY (default 142140). Each call is one Locust request named after its
+service and method. The users read the register once per process (with a manager's approval) to know
+whom to act on; the 情報提供NWS user takes its 符号 from the 中間サーバ.
+"""
+from __future__ import annotations
+
+import grpc.experimental.gevent as grpc_gevent
+
+grpc_gevent.init_gevent()  # before any channel exists
+
+import datetime as dt  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import grpc  # noqa: E402
+from locust import User, between, task  # noqa: E402
+
+from nodes.runtime import APPROVAL_KEY  # noqa: E402
+from protos import common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, records_pb2  # noqa: E402
+from scenarios.towns import towns  # noqa: E402
+from testbed.client import Counter, channel, default_state_dir, named_cert  # noqa: E402
+from testbed.network import Network  # noqa: E402
+
+MUNICIPALITY = os.environ.get("TESTBED_MUNICIPALITY", "142140")
+_register: list[records_pb2.ResidentRecord] = []
+
+
+def network() -> Network:
+    """The running network of TESTBED_HOME."""
+    return Network.open(Path(os.environ.get("TESTBED_HOME") or default_state_dir()))
+
+
+def register() -> list[records_pb2.ResidentRecord]:
+    """Some current residents (one 町字's), read once per process with a manager's approval."""
+    if not _register:
+        net = network()
+        with Counter(net, MUNICIPALITY, "T0003", "OP0003") as manager, Counter(net, MUNICIPALITY, "T0003", "OP0001") as clerk:
+            approval = manager(manager.kizon.ApproveBulkOutput,
+                               kizon_pb2.BulkApprovalRequest(purpose="load test: whom to act on", max_records=1_000_000))
+            for place in towns(MUNICIPALITY):
+                _register.extend(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(town_code=place.code),
+                                       metadata=((APPROVAL_KEY, approval.token),), timeout=120))
+                if len(_register) >= 2000:
+                    break
+    return _register
+
+
+class GrpcUser(User):
+    """A terminal: calls are timed and reported to Locust as requests named service/method."""
+
+    abstract = True
+
+    def timed(self, name: str, call, *args, **kwargs):
+        """Make one call and report it."""
+        started = time.perf_counter()
+        exception, size = None, 0
+        try:
+            reply = call(*args, **kwargs)
+            size = reply.ByteSize() if hasattr(reply, "ByteSize") else 0
+            return reply
+        except grpc.RpcError as exc:
+            exception = exc
+        finally:
+            self.environment.events.request.fire(request_type="grpc", name=name, response_time=(time.perf_counter() - started) * 1000,
+                                                 response_length=size, exception=exception, context={})
+
+
+class CounterStaff(GrpcUser):
+    """窓口: 転居 and the reads behind a 住民票の写し, at a terminal of the municipality."""
+
+    weight = 3
+    wait_time = between(0.5, 2)
+
+    def on_start(self):
+        self.counter = Counter(network(), MUNICIPALITY, "T0001", "OP0001")
+        self.people = register()
+
+    def on_stop(self):
+        self.counter.close()
+
+    @task(3)
+    def certificate_read(self):
+        person = random.choice(self.people)
+        record = self.timed("kizon/GetResident", self.counter, self.counter.kizon.GetResident,
+                            common_pb2.ResidentKey(resident_code=person.resident_code))
+        if record is not None:
+            self.timed("kizon/GetHousehold", self.counter, self.counter.kizon.GetHousehold,
+                       kizon_pb2.HouseholdRequest(household_number=record.household_number))
+
+    @task(1)
+    def move_within(self):
+        person = random.choice(self.people)
+        place = random.choice(towns(MUNICIPALITY))
+        self.timed("kizon/MoveWithin", self.counter, self.counter.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(
+            resident_code=person.resident_code, move_date=dt.date.today().isoformat(),
+            address=records_pb2.Address(town_code=place.code, address_line=f"{random.randint(1, 3000)}番地")))
+
+
+class IntegratedTerminal(GrpcUser):
+    """統合端末: 本人確認 and 本人確認情報検索 at the CS."""
+
+    weight = 2
+    wait_time = between(0.5, 2)
+
+    def on_start(self):
+        self.counter = Counter(network(), MUNICIPALITY, "T0003", "OP0001")
+        self.people = register()
+
+    def on_stop(self):
+        self.counter.close()
+
+    @task(2)
+    def identity_check(self):
+        person = random.choice(self.people)
+        self.timed("cs/GetIdentity", self.counter, self.counter.cs.GetIdentity,
+                   common_pb2.ResidentKey(resident_code=person.resident_code))
+
+    @task(1)
+    def search(self):
+        person = random.choice(self.people)
+        self.timed("cs/SearchIdentity", self.counter, self.counter.cs.SearchIdentity,
+                   identity_pb2.IdentitySearch(name_kana=person.name_kana, birth_date=person.birth_date))
+
+
+class InfoProvisionNetwork(GrpcUser):
+    """情報提供ネットワークシステム: 情報照会 by 符号 at the 中間サーバ."""
+
+    weight = 1
+    wait_time = between(0.2, 1)
+
+    def on_start(self):
+        net = network()
+        self.channel = channel(net.topology.find("intermediate"), named_cert(net.pki, "infonws"))
+        self.stub = intermediate_pb2_grpc.IntermediateServerStub(self.channel)
+        self.fugo = list(self.stub.SampleFugo(intermediate_pb2.FugoSampleRequest(tenant=MUNICIPALITY, count=2000),
+                                              timeout=30).fugo)
+
+    def on_stop(self):
+        self.channel.close()
+
+    @task
+    def inquiry(self):
+        if self.fugo:
+            self.timed("intermediate/ProvideInfo", self.stub.ProvideInfo, intermediate_pb2.ProvisionRequest(
+                tenant=MUNICIPALITY, fugo=random.choice(self.fugo), inquiry_id=f"L{random.randrange(10**9)}"), timeout=30)
