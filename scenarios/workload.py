@@ -53,11 +53,13 @@ AFTER_HOLIDAY_FACTOR = 1.25
 MONTH_END_FACTOR = 1.2
 IN_NETWORK_SHARE = 0.10  # of 転出: to the other municipality of the network, by 特例 (card holders)
 FROM_ABROAD_SHARE = 0.06  # of 転入 from outside the network
-HOLIDAYS = {  # 国民の祝日 2026
+HOLIDAYS = {  # 国民の祝日 from 2026 to the end of the 2026 fiscal year (and 振替休日)
     dt.date(2026, 1, 1), dt.date(2026, 1, 12), dt.date(2026, 2, 11), dt.date(2026, 2, 23), dt.date(2026, 3, 20),
     dt.date(2026, 4, 29), dt.date(2026, 5, 4), dt.date(2026, 5, 5), dt.date(2026, 5, 6), dt.date(2026, 7, 20),
     dt.date(2026, 8, 11), dt.date(2026, 9, 21), dt.date(2026, 9, 22), dt.date(2026, 9, 23), dt.date(2026, 10, 12),
     dt.date(2026, 11, 3), dt.date(2026, 11, 23), dt.date(2026, 12, 31),
+    dt.date(2027, 1, 1), dt.date(2027, 1, 11), dt.date(2027, 2, 11), dt.date(2027, 2, 23), dt.date(2027, 3, 21),
+    dt.date(2027, 3, 22),
 }
 SCENARIOS = {
     # name: (first day, days, frozen interval as (start, end) datetimes or None)
@@ -186,7 +188,7 @@ class Workload:
         for offset in range(self.days):
             day = self.first_day + dt.timedelta(days=offset)
             factor = day_factor(day)
-            for municipality in self.municipalities:
+            for municipality in sorted(self.municipalities):  # the same trace whatever order they were named in
                 share = factor / _open_days(day.year, day.month)
                 for op in COUNTER_OPS:
                     for _ in range(self._count(op, municipality, day, share)):
@@ -237,7 +239,7 @@ class Workload:
     def _juki_time(self, after: float) -> float:
         """A moment during Juki-net hours two to six days after `after`."""
         day = (self.start + dt.timedelta(seconds=after)).date() + dt.timedelta(days=self.rng.randint(2, 6))
-        while day.weekday() >= 5 or day in HOLIDAYS:
+        while not day_factor(day):  # weekends, holidays and the year-end closure
             day += dt.timedelta(days=1)
         return self._moment(day, hour_weights(JUKINET_OPEN, None))
 

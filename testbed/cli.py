@@ -182,8 +182,8 @@ def cmd_trace(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    """testbed demo: up, real calls across the nodes, down."""
+def cmd_tour(args) -> int:
+    """testbed tour: up, a scripted walk through every node, down."""
     from testbed.demo import run_demo
     return run_demo(_network(args))
 
@@ -266,8 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_trace)
 
     sub.add_parser("tour", help="a scripted walk through every node: up, counter operations, probes, checks, down"
-                   ).set_defaults(func=cmd_demo)
-    sub.add_parser("demo", help="bring the network up, make calls across the nodes, take it down").set_defaults(func=cmd_demo)
+                   ).set_defaults(func=cmd_tour)
     return parser
 
 
