@@ -228,7 +228,8 @@ class Workload:
         with counter.request() as turn:
             yield turn
             stats.waits.append((self.env.now - arrival) / 60)
-            service = self.rng.expovariate(1 / (SERVICE_MINUTES[op] * 60))
+            mean = SERVICE_MINUTES[op] * 60
+            service = min(self.rng.expovariate(1 / mean), 3 * mean)  # no counter errand takes hours
             yield self.env.timeout(service)
             stats.served += 1
             self.events.append(Event(self.env.now, op, municipality, args))
