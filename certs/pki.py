@@ -113,48 +113,36 @@ class Authority:
         write_private(folder / "ca.key", key_pem(self.key))
 
 
-def make_root(common_name: str = "Testbed Root CA") -> Authority:
-    """A self-signed root CA."""
+def _make_ca(subject: x509.Name, issuer: Authority | None, path_length: int) -> Authority:
+    """A CA certificate and key: self-signed without an issuer, else signed by it."""
     key = _new_key()
-    name = _name(common_name)
     now = _now()
-    cert = (
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return Authority(cert, key)
+    if issuer:
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                                        critical=False)
+    return Authority(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
+
+
+def make_root(common_name: str = "Testbed Root CA") -> Authority:
+    """A self-signed root CA."""
+    return _make_ca(_name(common_name), None, path_length=1)
 
 
 def make_issuing_ca(root: Authority, domain: str) -> Authority:
     """An issuing CA for one trust domain, signed by the root."""
-    key = _new_key()
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(f"Testbed {domain} Issuing CA", domain))
-        .issuer_name(root.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()), critical=False
-        )
-        .sign(root.key, hashes.SHA256())
-    )
-    return Authority(cert, key)
+    return _make_ca(_name(f"Testbed {domain} Issuing CA", domain), root, path_length=0)
 
 
 def issue_leaf(

@@ -73,18 +73,26 @@ class GrpcUser(User):
                                                  response_length=size, exception=exception, context={})
 
 
-class CounterStaff(GrpcUser):
-    """窓口: 転居 and the reads behind a 住民票の写し, at a terminal of the municipality."""
+class TerminalUser(GrpcUser):
+    """A terminal of the municipality with an operator logged in, knowing some residents."""
 
-    weight = 3
-    wait_time = between(0.5, 2)
+    abstract = True
+    terminal = "T0001"
+    operator = "OP0001"
 
     def on_start(self):
-        self.counter = Counter(network(), MUNICIPALITY, "T0001", "OP0001")
+        self.counter = Counter(network(), MUNICIPALITY, self.terminal, self.operator)
         self.people = register()
 
     def on_stop(self):
         self.counter.close()
+
+
+class CounterStaff(TerminalUser):
+    """窓口: 転居 and the reads behind a 住民票の写し, at a terminal of the municipality."""
+
+    weight = 3
+    wait_time = between(0.5, 2)
 
     @task(3)
     def certificate_read(self):
@@ -104,18 +112,12 @@ class CounterStaff(GrpcUser):
             address=records_pb2.Address(town_code=place.code, address_line=f"{random.randint(1, 3000)}番地")))
 
 
-class IntegratedTerminal(GrpcUser):
+class IntegratedTerminal(TerminalUser):
     """統合端末: 本人確認 and 本人確認情報検索 at the CS."""
 
     weight = 2
     wait_time = between(0.5, 2)
-
-    def on_start(self):
-        self.counter = Counter(network(), MUNICIPALITY, "T0003", "OP0001")
-        self.people = register()
-
-    def on_stop(self):
-        self.counter.close()
+    terminal = "T0003"
 
     @task(2)
     def identity_check(self):
