@@ -27,6 +27,7 @@ KIND_DOMAIN = {
     "card": JUKINET,
     "intermediate": PLATFORM,
     "infonws": PLATFORM,
+    "kiosk": JUKINET,  # コンビニ交付 front end (J-LIS's 証明書交付センター)
 }
 
 _PATTERNS = (
@@ -34,6 +35,7 @@ _PATTERNS = (
     (re.compile(r"lg/(?P<municipality>[0-9]{6})/terminal/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "terminal"),
     (re.compile(r"pref/(?P<prefecture>[0-9]{6})/server"), "prefecture"),
     (re.compile(r"jlis/(?P<kind>national|card)"), None),
+    (re.compile(r"jlis/kiosk/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "kiosk"),
     (re.compile(r"platform/(?P<kind>intermediate|infonws)"), None),
     (re.compile(r"ops/(?P<domain>jukinet|lan|platform)/monitor"), "monitor"),
 )
@@ -108,6 +110,11 @@ def node_uri(kind: str, municipality: str | None = None, prefecture: str | None 
 def terminal_uri(municipality: str, terminal: str) -> str:
     """The URI SAN of a counter terminal (窓口端末 / 統合端末) of a municipality."""
     return f"{TRUST_ROOT}lg/{municipality}/terminal/{terminal}"
+
+
+def kiosk_uri(kiosk: str) -> str:
+    """The URI SAN of a コンビニ交付 kiosk front end."""
+    return f"{TRUST_ROOT}jlis/kiosk/{kiosk}"
 
 
 def monitor_uri(domain: str) -> str:

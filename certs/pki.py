@@ -28,12 +28,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.identity import DOMAINS, KIND_DOMAIN, LAN, PLATFORM, monitor_uri, terminal_uri
+from certs.identity import DOMAINS, JUKINET, KIND_DOMAIN, LAN, PLATFORM, kiosk_uri, monitor_uri, terminal_uri
 
 CA_DAYS = 3650
 LEAF_DAYS = 397
 CRL_DAYS = 30
 ORG = "Municipal Network Testbed"
+KIOSKS = ("K0001", "K0002")  # コンビニ交付 front ends
 
 # The bad-certificate kit: what each case is, for probing mutual authentication.
 BAD_CASES = {
@@ -290,6 +291,7 @@ class PKI:
 
         clients = [(f"terminal-{m.code}-{t}", terminal_uri(m.code, t), LAN) for m in topology.municipalities for t in m.terminals]
         clients.append(("infonws", "spiffe://testbed.jp/platform/infonws", PLATFORM))
+        clients += [(f"kiosk-{k}", kiosk_uri(k), JUKINET) for k in KIOSKS]
         clients += [(f"monitor-{d}", monitor_uri(d), d) for d in DOMAINS]
         for name, identity, domain in clients:
             cert, key = issue_leaf(cas[domain], identity)

@@ -1,19 +1,58 @@
-"""個人番号カード管理システム: takes 送付先情報 from the CSs, unedited, and queues the 個人番号通知書."""
+"""個人番号カード管理システム: 送付先情報 intake (unedited), the 個人番号通知書 queue, and the card
+lifecycle: application → manufacture → issue at the counter (PIN set) → suspension and lifting →
+revocation (on death, on request, on loss) → return. The CS asks it about cards: status for 特例
+and PIN checks for 本人確認 by card. 送付先情報 is kept for a set period only, then purged.
+"""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
+import hmac
+import os
+import re
+import secrets
 
-from nodes.runtime import current_call
 from nodes import audit, rules
+from nodes.runtime import current_call
 from protos import card_pb2, card_pb2_grpc, common_pb2, records_pb2
 
 SERVICE_NAME = card_pb2.DESCRIPTOR.services_by_name["CardManagement"].full_name
+PIN_ATTEMPTS = 3  # wrong PINs in a row before the card is locked
+RETENTION_DAYS = int(os.environ.get("TESTBED_DELIVERY_RETENTION_DAYS", "90"))  # 送付先情報 kept this long (PIA Ⅲ(3)7)
+BATCH_SECONDS = 1.0  # the manufacturing and printing batch runs this often
+PIN = re.compile(r"[0-9]{4}")
+# Which states each action may start from, and the state it leads to.
+TRANSITIONS = {
+    card_pb2.APPLY: ({"none", "revoked", "returned"}, "applied"),
+    card_pb2.ISSUE: ({"manufactured"}, "issued"),
+    card_pb2.SUSPEND: ({"issued"}, "suspended"),
+    card_pb2.LIFT: ({"suspended"}, "issued"),
+    card_pb2.REVOKE: ({"applied", "manufactured", "issued", "suspended"}, "revoked"),
+    card_pb2.RETURN: ({"issued", "suspended", "revoked"}, "returned"),
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery (
     resident_code TEXT PRIMARY KEY,         -- 住民票コード
     municipality_code TEXT NOT NULL,        -- the CS it came from
     received_at TEXT NOT NULL,
+    notice_printed_at TEXT,                 -- 個人番号通知書 printed (NULL: still queued)
     info BLOB NOT NULL                      -- DeliveryInfo exactly as received (the 67 items)
+);
+CREATE TABLE IF NOT EXISTS cards (
+    resident_code TEXT PRIMARY KEY,         -- one current card per person
+    card_number TEXT NOT NULL UNIQUE,
+    municipality_code TEXT NOT NULL,
+    state TEXT NOT NULL,
+    pin_hash BLOB,
+    pin_failures INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS card_events (
+    card_number TEXT NOT NULL,
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL
 );
 """
 
@@ -23,14 +62,24 @@ def add_to_server(servicer, server) -> None:
     card_pb2_grpc.add_CardManagementServicer_to_server(servicer, server)
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _pin_hash(card_number: str, pin: str) -> bytes:
+    return hashlib.pbkdf2_hmac("sha256", pin.encode(), card_number.encode(), 2_000)
+
+
 class Servicer(card_pb2_grpc.CardManagementServicer):
-    """送付先情報 intake; the card lifecycle comes with it."""
+    """送付先情報, 通知書 and the cards."""
 
     def __init__(self, runtime):
         self.rt = runtime
+        runtime.background(self._batches)
 
+    # -- 送付先情報 and the 個人番号通知書 --------------------------------------------------------------
     async def SubmitDeliveryInfos(self, request, context):
-        """送付先情報の受領: kept byte for byte as the CS sent it."""
+        """送付先情報の受領: kept byte for byte as the CS sent it, queued for printing."""
         caller = current_call().peer.identity
         for item in request.items:
             rules.require_resident_code(item.resident_code)
@@ -39,20 +88,117 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
                 raise rules.denied(f"送付先情報 rule: the CS of {caller.municipality} sent one of {item.municipality_code}")
         if request.items:
             audit.set_subject(f"{request.items[0].resident_code}..({len(request.items)})")
-        received = dt.datetime.now(dt.timezone.utc).isoformat()
         with self.rt.store.transaction() as db:
             db.executemany(
-                "INSERT INTO delivery VALUES (?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
-                "municipality_code=excluded.municipality_code, received_at=excluded.received_at, info=excluded.info",
-                [(i.resident_code, caller.municipality, received, i.SerializeToString()) for i in request.items],
+                "INSERT INTO delivery VALUES (?,?,?,NULL,?) ON CONFLICT(resident_code) DO UPDATE SET "
+                "municipality_code=excluded.municipality_code, received_at=excluded.received_at, notice_printed_at=NULL, "
+                "info=excluded.info",
+                [(i.resident_code, caller.municipality, _now(), i.SerializeToString()) for i in request.items],
             )
         return common_pb2.UpdateAck(accepted=True, applied=len(request.items))
 
     async def GetDeliveryInfo(self, request, context):
-        """The queued 送付先情報 of a person."""
+        """The 送付先情報 of a person and whether the 通知書 is printed."""
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
-        row = self.rt.store.one("SELECT info, received_at FROM delivery WHERE resident_code=?", (request.resident_code,))
+        row = self.rt.store.one("SELECT info, received_at, notice_printed_at FROM delivery WHERE resident_code=?",
+                                (request.resident_code,))
         if row is None:
-            raise rules.not_found(f"送付先情報: none queued for 住民票コード {request.resident_code}")
-        return card_pb2.DeliveryQueueEntry(delivery=records_pb2.DeliveryInfo.FromString(row[0]), received_at=row[1])
+            raise rules.not_found(f"送付先情報: none kept for 住民票コード {request.resident_code}")
+        return card_pb2.DeliveryQueueEntry(delivery=records_pb2.DeliveryInfo.FromString(row[0]), received_at=row[1],
+                                           notice_printed_at=row[2] or "")
+
+    def purge(self, today: dt.date | None = None) -> int:
+        """Delete 送付先情報 kept longer than RETENTION_DAYS (PIA Ⅲ(3)7)."""
+        cutoff = dt.datetime.combine((today or dt.date.today()) - dt.timedelta(days=RETENTION_DAYS), dt.time(),
+                                     dt.timezone.utc).isoformat()
+        with self.rt.store.transaction() as db:
+            return db.execute("DELETE FROM delivery WHERE received_at < ?", (cutoff,)).rowcount
+
+    async def _batches(self) -> None:
+        """Print queued 通知書, manufacture applied cards, purge old 送付先情報."""
+        while True:
+            with self.rt.store.transaction() as db:
+                db.execute("UPDATE delivery SET notice_printed_at=? WHERE notice_printed_at IS NULL", (_now(),))
+                for (number,) in db.execute("SELECT card_number FROM cards WHERE state='applied'").fetchall():
+                    db.execute("UPDATE cards SET state='manufactured', updated_at=? WHERE card_number=?", (_now(), number))
+                    db.execute("INSERT INTO card_events VALUES (?,?,?,?)", (number, _now(), "MANUFACTURE", ""))
+            self.purge()
+            await asyncio.sleep(BATCH_SECONDS)
+
+    # -- cards -------------------------------------------------------------------------------------
+    def _card(self, resident_code: str):
+        return self.rt.store.one("SELECT card_number, resident_code, municipality_code, state, pin_hash, pin_failures, "
+                                 "updated_at FROM cards WHERE resident_code=?", (resident_code,))
+
+    @staticmethod
+    def _status(row) -> card_pb2.CardStatus:
+        if row is None:
+            return card_pb2.CardStatus(state="none")
+        return card_pb2.CardStatus(card_number=row[0], resident_code=row[1], municipality_code=row[2], state=row[3],
+                                   pin_failures=row[5], pin_locked=row[5] >= PIN_ATTEMPTS, updated_at=row[6])
+
+    async def ChangeCard(self, request, context):
+        """One step of the card lifecycle; a step the card's state does not allow is refused."""
+        caller = current_call().peer.identity
+        audit.set_subject(request.resident_code)
+        rules.require_resident_code(request.resident_code)
+        if request.action not in TRANSITIONS:
+            raise rules.invalid("card rule: unknown action")
+        if request.municipality_code != caller.municipality:
+            raise rules.denied(f"card rule: the CS of {caller.municipality} acts only for its own residents")
+        allowed, target = TRANSITIONS[request.action]
+        name = card_pb2.CardAction.Name(request.action)
+        with self.rt.store.transaction() as db:
+            row = self._card(request.resident_code)
+            state = row[3] if row else "none"
+            if request.action == card_pb2.REVOKE and row is None and request.reason == "死亡":
+                return self._status(None)  # a death revokes whatever card there is; here there is none
+            if state not in allowed:
+                raise rules.precondition(f"card rule: {name} is not possible for a card that is {state}")
+            if row is not None and row[2] != caller.municipality and request.action != card_pb2.APPLY:
+                raise rules.denied(f"card rule: the card of {request.resident_code} belongs to {row[2]}")
+            now = _now()
+            if request.action == card_pb2.APPLY:
+                number = f"{secrets.randbelow(10**12):012d}"
+                db.execute("INSERT INTO cards VALUES (?,?,?,?,NULL,0,?) ON CONFLICT(resident_code) DO UPDATE SET "
+                           "card_number=excluded.card_number, municipality_code=excluded.municipality_code, state=excluded.state, "
+                           "pin_hash=NULL, pin_failures=0, updated_at=excluded.updated_at",
+                           (request.resident_code, number, caller.municipality, target, now))
+            else:
+                number = row[0]
+                if request.action == card_pb2.ISSUE:
+                    if not PIN.fullmatch(request.pin):
+                        raise rules.invalid("card rule: the PIN is four digits, set at the counter")
+                    db.execute("UPDATE cards SET pin_hash=?, pin_failures=0 WHERE card_number=?",
+                               (_pin_hash(number, request.pin), number))
+                db.execute("UPDATE cards SET state=?, updated_at=? WHERE card_number=?", (target, now, number))
+            db.execute("INSERT INTO card_events VALUES (?,?,?,?)", (number, now, name, request.reason))
+        return self._status(self._card(request.resident_code))
+
+    async def GetCardStatus(self, request, context):
+        """The state of a person's card ("none" without one)."""
+        audit.set_subject(request.resident_code)
+        rules.require_resident_code(request.resident_code)
+        return self._status(self._card(request.resident_code))
+
+    async def CheckPin(self, request, context):
+        """Card and PIN: the card's holder if the card is issued, not locked and the PIN is right."""
+        audit.set_subject(request.card_number)
+        row = self.rt.store.one("SELECT card_number, resident_code, municipality_code, state, pin_hash, pin_failures, "
+                                "updated_at FROM cards WHERE card_number=?", (request.card_number,))
+        if row is None:
+            raise rules.not_found("card rule: no such card")
+        if row[3] != "issued":
+            raise rules.precondition(f"card rule: the card is {row[3]}, not usable")
+        if row[5] >= PIN_ATTEMPTS:
+            raise rules.precondition(f"PIN rule: locked after {PIN_ATTEMPTS} wrong PINs; reset it at the counter")
+        if not hmac.compare_digest(row[4] or b"", _pin_hash(row[0], request.pin)):
+            with self.rt.store.transaction() as db:
+                db.execute("UPDATE cards SET pin_failures=pin_failures+1 WHERE card_number=?", (row[0],))
+            left = PIN_ATTEMPTS - row[5] - 1
+            raise rules.unauthenticated(f"PIN rule: wrong PIN ({left} attempt{'s' if left != 1 else ''} left)")
+        if row[5]:
+            with self.rt.store.transaction() as db:
+                db.execute("UPDATE cards SET pin_failures=0 WHERE card_number=?", (row[0],))
+        return self._status(self._card(row[1]))

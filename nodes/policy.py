@@ -44,17 +44,19 @@ def _m(service: str, *names: str) -> tuple[str, ...]:
 POLICY: dict[str, tuple[Allow, ...]] = {
     "kizon": (
         Allow("terminal", SAME_MUNICIPALITY, _m("Kizon", "*")),
+        # コンビニ交付: the kiosk front end crosses domains on purpose, for this one method.
+        Allow("kiosk", ANY, _m("Kizon", "IssueKioskCertificate")),
     ),
     "cs": (
         Allow("kizon", SAME_MUNICIPALITY, _m(
             "CommunicationServer", "SubmitIdentityUpdates", "GetIdentity", "SearchIdentity", "DrawResidentCodes",
             "GetPoolStatus", "AssignIndividualNumbers", "OfferResidentCodes", "TakeMoveOutCertificate",
-            "TakeMoveInNotices")),
+            "TakeMoveInNotices", "ChangeCard", "VerifyByCard", "WideAreaLookup")),
         Allow("terminal", SAME_MUNICIPALITY, _m(
             "CommunicationServer", "GetIdentity", "SearchIdentity", "GetPoolStatus", "CheckConsistency",
-            "PurgeExpiredCertificates")),
-        # CS ↔ CS between municipalities: 転出証明書情報 and 転入通知 only.
-        Allow("cs", ANY, _m("CommunicationServer", "ReceiveMoveOutCertificate", "ReceiveMoveInNotice")),
+            "PurgeExpiredCertificates", "VerifyByCard")),
+        # CS ↔ CS between municipalities: 転出証明書情報, 転入通知 and 広域交付 only.
+        Allow("cs", ANY, _m("CommunicationServer", "ReceiveMoveOutCertificate", "ReceiveMoveInNotice", "ProvideForWideArea")),
     ),
     "atena": (
         Allow("kizon", SAME_MUNICIPALITY, _m("Atena", "*")),

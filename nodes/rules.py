@@ -36,6 +36,11 @@ def already_exists(message: str) -> Violation:
     return Violation(grpc.StatusCode.ALREADY_EXISTS, message)
 
 
+def unauthenticated(message: str) -> Violation:
+    """A credential (PIN, operator credential) that does not prove who the caller says (UNAUTHENTICATED)."""
+    return Violation(grpc.StatusCode.UNAUTHENTICATED, message)
+
+
 def denied(message: str) -> Violation:
     """A caller asking for what its identity does not allow (PERMISSION_DENIED)."""
     return Violation(grpc.StatusCode.PERMISSION_DENIED, message)

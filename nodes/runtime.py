@@ -207,6 +207,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if verdict:
             raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, verdict, peer.identity.uri)
         call.metadata = dict(context.invocation_metadata() or ())
+        if peer.identity.kind == "kiosk":
+            call.terminal = peer.identity.terminal
         if peer.identity.kind == "terminal" and not method.startswith("/grpc."):
             self._admit_operator(call, method)
         return call

@@ -45,6 +45,21 @@ class CardManagementStub:
                 request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
                 response_deserializer=protos_dot_card__pb2.DeliveryQueueEntry.FromString,
                 _registered_method=True)
+        self.ChangeCard = channel.unary_unary(
+                '/testbed.v1.CardManagement/ChangeCard',
+                request_serializer=protos_dot_card__pb2.CardRequest.SerializeToString,
+                response_deserializer=protos_dot_card__pb2.CardStatus.FromString,
+                _registered_method=True)
+        self.GetCardStatus = channel.unary_unary(
+                '/testbed.v1.CardManagement/GetCardStatus',
+                request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
+                response_deserializer=protos_dot_card__pb2.CardStatus.FromString,
+                _registered_method=True)
+        self.CheckPin = channel.unary_unary(
+                '/testbed.v1.CardManagement/CheckPin',
+                request_serializer=protos_dot_card__pb2.PinCheck.SerializeToString,
+                response_deserializer=protos_dot_card__pb2.CardStatus.FromString,
+                _registered_method=True)
 
 
 class CardManagementServicer:
@@ -64,6 +79,26 @@ class CardManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeCard(self, request, context):
+        """The card lifecycle, from a CS on behalf of its kizon.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCardStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckPin(self, request, context):
+        """Card and PIN: the resident behind a card that is usable now (wrong PINs counted, then locked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CardManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +111,21 @@ def add_CardManagementServicer_to_server(servicer, server):
                     servicer.GetDeliveryInfo,
                     request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
                     response_serializer=protos_dot_card__pb2.DeliveryQueueEntry.SerializeToString,
+            ),
+            'ChangeCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeCard,
+                    request_deserializer=protos_dot_card__pb2.CardRequest.FromString,
+                    response_serializer=protos_dot_card__pb2.CardStatus.SerializeToString,
+            ),
+            'GetCardStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCardStatus,
+                    request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
+                    response_serializer=protos_dot_card__pb2.CardStatus.SerializeToString,
+            ),
+            'CheckPin': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckPin,
+                    request_deserializer=protos_dot_card__pb2.PinCheck.FromString,
+                    response_serializer=protos_dot_card__pb2.CardStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +182,87 @@ class CardManagement:
             '/testbed.v1.CardManagement/GetDeliveryInfo',
             protos_dot_common__pb2.ResidentKey.SerializeToString,
             protos_dot_card__pb2.DeliveryQueueEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CardManagement/ChangeCard',
+            protos_dot_card__pb2.CardRequest.SerializeToString,
+            protos_dot_card__pb2.CardStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCardStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CardManagement/GetCardStatus',
+            protos_dot_common__pb2.ResidentKey.SerializeToString,
+            protos_dot_card__pb2.CardStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckPin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CardManagement/CheckPin',
+            protos_dot_card__pb2.PinCheck.SerializeToString,
+            protos_dot_card__pb2.CardStatus.FromString,
             options,
             channel_credentials,
             insecure,

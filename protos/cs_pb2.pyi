@@ -1,3 +1,4 @@
+from protos import card_pb2 as _card_pb2
 from protos import common_pb2 as _common_pb2
 from protos import identity_pb2 as _identity_pb2
 from protos import kizon_pb2 as _kizon_pb2
@@ -89,6 +90,24 @@ class ConsistencyReport(_message.Message):
     differences: _containers.RepeatedCompositeFieldContainer[ConsistencyDifference]
     seconds: float
     def __init__(self, municipality_code: _Optional[str] = ..., records_cs: _Optional[int] = ..., records_prefecture: _Optional[int] = ..., records_national: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[ConsistencyDifference, _Mapping]]] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class CardIdentityCheck(_message.Message):
+    __slots__ = ("card_number", "pin")
+    CARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
+    card_number: str
+    pin: str
+    def __init__(self, card_number: _Optional[str] = ..., pin: _Optional[str] = ...) -> None: ...
+
+class WideAreaRequest(_message.Message):
+    __slots__ = ("home_municipality_code", "card_number", "pin")
+    HOME_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    CARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
+    home_municipality_code: str
+    card_number: str
+    pin: str
+    def __init__(self, home_municipality_code: _Optional[str] = ..., card_number: _Optional[str] = ..., pin: _Optional[str] = ...) -> None: ...
 
 class PoolStatus(_message.Message):
     __slots__ = ("available", "low_watermark", "low")

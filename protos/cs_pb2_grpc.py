@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from protos import card_pb2 as protos_dot_card__pb2
 from protos import common_pb2 as protos_dot_common__pb2
 from protos import cs_pb2 as protos_dot_cs__pb2
 from protos import identity_pb2 as protos_dot_identity__pb2
@@ -98,6 +99,26 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.ConsistencyReport.FromString,
                 _registered_method=True)
+        self.ChangeCard = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/ChangeCard',
+                request_serializer=protos_dot_card__pb2.CardRequest.SerializeToString,
+                response_deserializer=protos_dot_card__pb2.CardStatus.FromString,
+                _registered_method=True)
+        self.VerifyByCard = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/VerifyByCard',
+                request_serializer=protos_dot_cs__pb2.CardIdentityCheck.SerializeToString,
+                response_deserializer=protos_dot_records__pb2.IdentityInfo.FromString,
+                _registered_method=True)
+        self.WideAreaLookup = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/WideAreaLookup',
+                request_serializer=protos_dot_cs__pb2.WideAreaRequest.SerializeToString,
+                response_deserializer=protos_dot_records__pb2.IdentityInfo.FromString,
+                _registered_method=True)
+        self.ProvideForWideArea = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/ProvideForWideArea',
+                request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
+                response_deserializer=protos_dot_records__pb2.IdentityInfo.FromString,
+                _registered_method=True)
         self.PurgeExpiredCertificates = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/PurgeExpiredCertificates',
                 request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
@@ -189,6 +210,32 @@ class CommunicationServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeCard(self, request, context):
+        """The card lifecycle for kizon, and 本人確認 by card and PIN for the 統合端末.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyByCard(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WideAreaLookup(self, request, context):
+        """広域交付: this CS asks the CS of the person's municipality for the 本人確認情報, card checked first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProvideForWideArea(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PurgeExpiredCertificates(self, request, context):
         """Nightly batch: delete 転出証明書情報 not used in time.
         """
@@ -258,6 +305,26 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     servicer.CheckConsistency,
                     request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
                     response_serializer=protos_dot_cs__pb2.ConsistencyReport.SerializeToString,
+            ),
+            'ChangeCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeCard,
+                    request_deserializer=protos_dot_card__pb2.CardRequest.FromString,
+                    response_serializer=protos_dot_card__pb2.CardStatus.SerializeToString,
+            ),
+            'VerifyByCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyByCard,
+                    request_deserializer=protos_dot_cs__pb2.CardIdentityCheck.FromString,
+                    response_serializer=protos_dot_records__pb2.IdentityInfo.SerializeToString,
+            ),
+            'WideAreaLookup': grpc.unary_unary_rpc_method_handler(
+                    servicer.WideAreaLookup,
+                    request_deserializer=protos_dot_cs__pb2.WideAreaRequest.FromString,
+                    response_serializer=protos_dot_records__pb2.IdentityInfo.SerializeToString,
+            ),
+            'ProvideForWideArea': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProvideForWideArea,
+                    request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
+                    response_serializer=protos_dot_records__pb2.IdentityInfo.SerializeToString,
             ),
             'PurgeExpiredCertificates': grpc.unary_unary_rpc_method_handler(
                     servicer.PurgeExpiredCertificates,
@@ -589,6 +656,114 @@ class CommunicationServer:
             '/testbed.v1.CommunicationServer/CheckConsistency',
             protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
             protos_dot_cs__pb2.ConsistencyReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/ChangeCard',
+            protos_dot_card__pb2.CardRequest.SerializeToString,
+            protos_dot_card__pb2.CardStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyByCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/VerifyByCard',
+            protos_dot_cs__pb2.CardIdentityCheck.SerializeToString,
+            protos_dot_records__pb2.IdentityInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WideAreaLookup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/WideAreaLookup',
+            protos_dot_cs__pb2.WideAreaRequest.SerializeToString,
+            protos_dot_records__pb2.IdentityInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProvideForWideArea(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/ProvideForWideArea',
+            protos_dot_common__pb2.ResidentKey.SerializeToString,
+            protos_dot_records__pb2.IdentityInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,62 +22,75 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from protos import card_pb2 as protos_dot_card__pb2
 from protos import common_pb2 as protos_dot_common__pb2
 from protos import identity_pb2 as protos_dot_identity__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/kizon.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x15protos/identity.proto\x1a\x14protos/records.proto\"7\n\x0cLoginRequest\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\"P\n\x07Session\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0boperator_id\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\";\n\x13\x42ulkApprovalRequest\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\x13\n\x0bmax_records\x18\x02 \x01(\r\"1\n\x0c\x42ulkApproval\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\"s\n\x0b\x43hangeReply\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\x12\x1e\n\x16request_control_number\x18\x03 \x01(\t\"n\n\x0c\x42irthRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\x12)\n\x05\x63hild\x18\x02 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"\x87\x02\n\rMoveInRequest\x12*\n\x06person\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x18\n\x10household_number\x18\x03 \x01(\t\x12\x14\n\x0cmove_in_date\x18\x04 \x01(\t\x12\x19\n\x11notification_date\x18\x05 \x01(\t\x12\x0f\n\x07special\x18\x06 \x01(\x08\x12\x33\n\x0b\x63\x65rtificate\x18\x07 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\x12\x13\n\x0b\x66rom_abroad\x18\x08 \x01(\x08\"\x97\x01\n\x11MoveWithinRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x11\n\tmove_date\x18\x03 \x01(\t\x12\x19\n\x11notification_date\x18\x04 \x01(\t\x12\x17\n\x0fwhole_household\x18\x05 \x01(\x08\"\xad\x01\n\x0eMoveOutRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65stination_address\x18\x02 \x01(\t\x12%\n\x1d\x64\x65stination_municipality_code\x18\x03 \x01(\t\x12\x14\n\x0cplanned_date\x18\x04 \x01(\t\x12\x19\n\x11notification_date\x18\x05 \x01(\t\x12\x0f\n\x07special\x18\x06 \x01(\x08\"l\n\x0cMoveOutReply\x12\'\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x17.testbed.v1.ChangeReply\x12\x33\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\"T\n\x0c\x44\x65\x61thRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x12\n\ndeath_date\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"R\n\x11\x43orrectionRequest\x12-\n\tcorrected\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x11ResidentCodeOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x03(\t\"T\n\x19ResidentCodeChangeRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63hosen\x18\x03 \x01(\t\"I\n\x15HouseholdSplitRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11notification_date\x18\x02 \x01(\t\"b\n\x15HouseholdMergeRequest\x12\x16\n\x0e\x66rom_household\x18\x01 \x01(\t\x12\x16\n\x0einto_household\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"o\n\x18HouseholderChangeRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\x12\x1e\n\x16new_head_resident_code\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\";\n\x0cHistoryReply\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\",\n\x10HouseholdRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\";\n\rExportRequest\x12\x11\n\ttown_code\x18\x01 \x01(\t\x12\x17\n\x0finclude_removed\x18\x02 \x01(\x08\"P\n\rResidentBatch\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x12\n\nskip_atena\x18\x02 \x01(\x08\"M\n\x0bLoadSummary\x12\x0f\n\x07records\x18\x01 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\r\x12\x1c\n\x14last_update_sequence\x18\x03 \x01(\x04\x32\xfe\t\n\x05Kizon\x12\x36\n\x05Login\x12\x18.testbed.v1.LoginRequest\x1a\x13.testbed.v1.Session\x12N\n\x11\x41pproveBulkOutput\x12\x1f.testbed.v1.BulkApprovalRequest\x1a\x18.testbed.v1.BulkApproval\x12:\n\x05\x42irth\x12\x18.testbed.v1.BirthRequest\x1a\x17.testbed.v1.ChangeReply\x12<\n\x06MoveIn\x12\x19.testbed.v1.MoveInRequest\x1a\x17.testbed.v1.ChangeReply\x12\x44\n\nMoveWithin\x12\x1d.testbed.v1.MoveWithinRequest\x1a\x17.testbed.v1.ChangeReply\x12?\n\x07MoveOut\x12\x1a.testbed.v1.MoveOutRequest\x1a\x18.testbed.v1.MoveOutReply\x12:\n\x05\x44\x65\x61th\x12\x18.testbed.v1.DeathRequest\x1a\x17.testbed.v1.ChangeReply\x12\x41\n\x07\x43orrect\x12\x1d.testbed.v1.CorrectionRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x12OfferResidentCodes\x12\x17.testbed.v1.ResidentKey\x1a\x1d.testbed.v1.ResidentCodeOffer\x12T\n\x12\x43hangeResidentCode\x12%.testbed.v1.ResidentCodeChangeRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x0eSplitHousehold\x12!.testbed.v1.HouseholdSplitRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x0eMergeHousehold\x12!.testbed.v1.HouseholdMergeRequest\x1a\x17.testbed.v1.ChangeReply\x12R\n\x11\x43hangeHouseholder\x12$.testbed.v1.HouseholderChangeRequest\x1a\x17.testbed.v1.ChangeReply\x12\x42\n\x0bGetResident\x12\x17.testbed.v1.ResidentKey\x1a\x1a.testbed.v1.ResidentRecord\x12?\n\nGetHistory\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.HistoryReply\x12\x46\n\x0cGetHousehold\x12\x1c.testbed.v1.HouseholdRequest\x1a\x18.testbed.v1.HistoryReply\x12J\n\x0f\x45xportResidents\x12\x19.testbed.v1.ExportRequest\x1a\x1a.testbed.v1.ResidentRecord0\x01\x12@\n\x08\x42ulkLoad\x12\x19.testbed.v1.ResidentBatch\x1a\x17.testbed.v1.LoadSummary(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/kizon.proto\x12\ntestbed.v1\x1a\x11protos/card.proto\x1a\x13protos/common.proto\x1a\x15protos/identity.proto\x1a\x14protos/records.proto\"7\n\x0cLoginRequest\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\"P\n\x07Session\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0boperator_id\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\";\n\x13\x42ulkApprovalRequest\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\x13\n\x0bmax_records\x18\x02 \x01(\r\"1\n\x0c\x42ulkApproval\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\"s\n\x0b\x43hangeReply\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\x12\x1e\n\x16request_control_number\x18\x03 \x01(\t\"n\n\x0c\x42irthRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\x12)\n\x05\x63hild\x18\x02 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"\x87\x02\n\rMoveInRequest\x12*\n\x06person\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x18\n\x10household_number\x18\x03 \x01(\t\x12\x14\n\x0cmove_in_date\x18\x04 \x01(\t\x12\x19\n\x11notification_date\x18\x05 \x01(\t\x12\x0f\n\x07special\x18\x06 \x01(\x08\x12\x33\n\x0b\x63\x65rtificate\x18\x07 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\x12\x13\n\x0b\x66rom_abroad\x18\x08 \x01(\x08\"\x97\x01\n\x11MoveWithinRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x11\n\tmove_date\x18\x03 \x01(\t\x12\x19\n\x11notification_date\x18\x04 \x01(\t\x12\x17\n\x0fwhole_household\x18\x05 \x01(\x08\"\xad\x01\n\x0eMoveOutRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65stination_address\x18\x02 \x01(\t\x12%\n\x1d\x64\x65stination_municipality_code\x18\x03 \x01(\t\x12\x14\n\x0cplanned_date\x18\x04 \x01(\t\x12\x19\n\x11notification_date\x18\x05 \x01(\t\x12\x0f\n\x07special\x18\x06 \x01(\x08\"l\n\x0cMoveOutReply\x12\'\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x17.testbed.v1.ChangeReply\x12\x33\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\"T\n\x0c\x44\x65\x61thRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x12\n\ndeath_date\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"R\n\x11\x43orrectionRequest\x12-\n\tcorrected\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x11ResidentCodeOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x03(\t\"T\n\x19ResidentCodeChangeRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63hosen\x18\x03 \x01(\t\"I\n\x15HouseholdSplitRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11notification_date\x18\x02 \x01(\t\"b\n\x15HouseholdMergeRequest\x12\x16\n\x0e\x66rom_household\x18\x01 \x01(\t\x12\x16\n\x0einto_household\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"o\n\x18HouseholderChangeRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\x12\x1e\n\x16new_head_resident_code\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\";\n\x0cHistoryReply\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\",\n\x10HouseholdRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\";\n\rExportRequest\x12\x11\n\ttown_code\x18\x01 \x01(\t\x12\x17\n\x0finclude_removed\x18\x02 \x01(\x08\"\xe1\x01\n\x12\x43\x65rtificateRequest\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x15\n\rresident_code\x18\x02 \x01(\t\x12!\n\x19include_individual_number\x18\x03 \x01(\x08\x12\x15\n\rjustification\x18\x04 \x01(\t\x12\r\n\x05items\x18\x05 \x03(\t\x12\x1e\n\x16home_municipality_code\x18\x06 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x07 \x01(\t\x12\x0b\n\x03pin\x18\x08 \x01(\t\"\xa3\x01\n\x0b\x43\x65rtificate\x12\x14\n\x0cissue_number\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x11\n\tissued_at\x18\x03 \x01(\t\x12\r\n\x05place\x18\x04 \x01(\t\x12\x15\n\ritems_printed\x18\x05 \x03(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0c\n\x04html\x18\x07 \x01(\t\"[\n\x0cKioskRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\"\xff\x01\n\x0eIssuanceRecord\x12\x14\n\x0cissue_number\x18\x01 \x01(\t\x12\x11\n\tissued_at\x18\x02 \x01(\t\x12\r\n\x05place\x18\x03 \x01(\t\x12\x10\n\x08terminal\x18\x04 \x01(\t\x12\x10\n\x08operator\x18\x05 \x01(\t\x12)\n\x04kind\x18\x06 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x15\n\rresident_code\x18\x07 \x01(\t\x12\x15\n\ritems_printed\x18\x08 \x03(\t\x12!\n\x19individual_number_printed\x18\t \x01(\x08\x12\x15\n\rjustification\x18\n \x01(\t\">\n\x0fIssuanceHistory\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.IssuanceRecord\"P\n\rResidentBatch\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x12\n\nskip_atena\x18\x02 \x01(\x08\"M\n\x0bLoadSummary\x12\x0f\n\x07records\x18\x01 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\r\x12\x1c\n\x14last_update_sequence\x18\x03 \x01(\x04*\x8c\x01\n\x0f\x43\x65rtificateKind\x12 \n\x1c\x43\x45RTIFICATE_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rRESIDENT_COPY\x10\x01\x12\x12\n\x0eHOUSEHOLD_COPY\x10\x02\x12\x10\n\x0cSTATED_ITEMS\x10\x03\x12\x0c\n\x08MOVE_OUT\x10\x04\x12\x10\n\x0cREMOVED_COPY\x10\x05\x32\xa2\x0c\n\x05Kizon\x12\x36\n\x05Login\x12\x18.testbed.v1.LoginRequest\x1a\x13.testbed.v1.Session\x12N\n\x11\x41pproveBulkOutput\x12\x1f.testbed.v1.BulkApprovalRequest\x1a\x18.testbed.v1.BulkApproval\x12:\n\x05\x42irth\x12\x18.testbed.v1.BirthRequest\x1a\x17.testbed.v1.ChangeReply\x12<\n\x06MoveIn\x12\x19.testbed.v1.MoveInRequest\x1a\x17.testbed.v1.ChangeReply\x12\x44\n\nMoveWithin\x12\x1d.testbed.v1.MoveWithinRequest\x1a\x17.testbed.v1.ChangeReply\x12?\n\x07MoveOut\x12\x1a.testbed.v1.MoveOutRequest\x1a\x18.testbed.v1.MoveOutReply\x12:\n\x05\x44\x65\x61th\x12\x18.testbed.v1.DeathRequest\x1a\x17.testbed.v1.ChangeReply\x12\x41\n\x07\x43orrect\x12\x1d.testbed.v1.CorrectionRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x12OfferResidentCodes\x12\x17.testbed.v1.ResidentKey\x1a\x1d.testbed.v1.ResidentCodeOffer\x12T\n\x12\x43hangeResidentCode\x12%.testbed.v1.ResidentCodeChangeRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x0eSplitHousehold\x12!.testbed.v1.HouseholdSplitRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x0eMergeHousehold\x12!.testbed.v1.HouseholdMergeRequest\x1a\x17.testbed.v1.ChangeReply\x12R\n\x11\x43hangeHouseholder\x12$.testbed.v1.HouseholderChangeRequest\x1a\x17.testbed.v1.ChangeReply\x12\x42\n\x0bGetResident\x12\x17.testbed.v1.ResidentKey\x1a\x1a.testbed.v1.ResidentRecord\x12?\n\nGetHistory\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.HistoryReply\x12\x46\n\x0cGetHousehold\x12\x1c.testbed.v1.HouseholdRequest\x1a\x18.testbed.v1.HistoryReply\x12J\n\x0f\x45xportResidents\x12\x19.testbed.v1.ExportRequest\x1a\x1a.testbed.v1.ResidentRecord0\x01\x12=\n\nChangeCard\x12\x17.testbed.v1.CardRequest\x1a\x16.testbed.v1.CardStatus\x12K\n\x10IssueCertificate\x12\x1e.testbed.v1.CertificateRequest\x1a\x17.testbed.v1.Certificate\x12J\n\x12GetIssuanceHistory\x12\x17.testbed.v1.ResidentKey\x1a\x1b.testbed.v1.IssuanceHistory\x12J\n\x15IssueKioskCertificate\x12\x18.testbed.v1.KioskRequest\x1a\x17.testbed.v1.Certificate\x12@\n\x08\x42ulkLoad\x12\x19.testbed.v1.ResidentBatch\x1a\x17.testbed.v1.LoadSummary(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.kizon_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOGINREQUEST']._serialized_start=100
-  _globals['_LOGINREQUEST']._serialized_end=155
-  _globals['_SESSION']._serialized_start=157
-  _globals['_SESSION']._serialized_end=237
-  _globals['_BULKAPPROVALREQUEST']._serialized_start=239
-  _globals['_BULKAPPROVALREQUEST']._serialized_end=298
-  _globals['_BULKAPPROVAL']._serialized_start=300
-  _globals['_BULKAPPROVAL']._serialized_end=349
-  _globals['_CHANGEREPLY']._serialized_start=351
-  _globals['_CHANGEREPLY']._serialized_end=466
-  _globals['_BIRTHREQUEST']._serialized_start=468
-  _globals['_BIRTHREQUEST']._serialized_end=578
-  _globals['_MOVEINREQUEST']._serialized_start=581
-  _globals['_MOVEINREQUEST']._serialized_end=844
-  _globals['_MOVEWITHINREQUEST']._serialized_start=847
-  _globals['_MOVEWITHINREQUEST']._serialized_end=998
-  _globals['_MOVEOUTREQUEST']._serialized_start=1001
-  _globals['_MOVEOUTREQUEST']._serialized_end=1174
-  _globals['_MOVEOUTREPLY']._serialized_start=1176
-  _globals['_MOVEOUTREPLY']._serialized_end=1284
-  _globals['_DEATHREQUEST']._serialized_start=1286
-  _globals['_DEATHREQUEST']._serialized_end=1370
-  _globals['_CORRECTIONREQUEST']._serialized_start=1372
-  _globals['_CORRECTIONREQUEST']._serialized_end=1454
-  _globals['_RESIDENTCODEOFFER']._serialized_start=1456
-  _globals['_RESIDENTCODEOFFER']._serialized_end=1513
-  _globals['_RESIDENTCODECHANGEREQUEST']._serialized_start=1515
-  _globals['_RESIDENTCODECHANGEREQUEST']._serialized_end=1599
-  _globals['_HOUSEHOLDSPLITREQUEST']._serialized_start=1601
-  _globals['_HOUSEHOLDSPLITREQUEST']._serialized_end=1674
-  _globals['_HOUSEHOLDMERGEREQUEST']._serialized_start=1676
-  _globals['_HOUSEHOLDMERGEREQUEST']._serialized_end=1774
-  _globals['_HOUSEHOLDERCHANGEREQUEST']._serialized_start=1776
-  _globals['_HOUSEHOLDERCHANGEREQUEST']._serialized_end=1887
-  _globals['_HISTORYREPLY']._serialized_start=1889
-  _globals['_HISTORYREPLY']._serialized_end=1948
-  _globals['_HOUSEHOLDREQUEST']._serialized_start=1950
-  _globals['_HOUSEHOLDREQUEST']._serialized_end=1994
-  _globals['_EXPORTREQUEST']._serialized_start=1996
-  _globals['_EXPORTREQUEST']._serialized_end=2055
-  _globals['_RESIDENTBATCH']._serialized_start=2057
-  _globals['_RESIDENTBATCH']._serialized_end=2137
-  _globals['_LOADSUMMARY']._serialized_start=2139
-  _globals['_LOADSUMMARY']._serialized_end=2216
-  _globals['_KIZON']._serialized_start=2219
-  _globals['_KIZON']._serialized_end=3497
+  _globals['_CERTIFICATEKIND']._serialized_start=3047
+  _globals['_CERTIFICATEKIND']._serialized_end=3187
+  _globals['_LOGINREQUEST']._serialized_start=119
+  _globals['_LOGINREQUEST']._serialized_end=174
+  _globals['_SESSION']._serialized_start=176
+  _globals['_SESSION']._serialized_end=256
+  _globals['_BULKAPPROVALREQUEST']._serialized_start=258
+  _globals['_BULKAPPROVALREQUEST']._serialized_end=317
+  _globals['_BULKAPPROVAL']._serialized_start=319
+  _globals['_BULKAPPROVAL']._serialized_end=368
+  _globals['_CHANGEREPLY']._serialized_start=370
+  _globals['_CHANGEREPLY']._serialized_end=485
+  _globals['_BIRTHREQUEST']._serialized_start=487
+  _globals['_BIRTHREQUEST']._serialized_end=597
+  _globals['_MOVEINREQUEST']._serialized_start=600
+  _globals['_MOVEINREQUEST']._serialized_end=863
+  _globals['_MOVEWITHINREQUEST']._serialized_start=866
+  _globals['_MOVEWITHINREQUEST']._serialized_end=1017
+  _globals['_MOVEOUTREQUEST']._serialized_start=1020
+  _globals['_MOVEOUTREQUEST']._serialized_end=1193
+  _globals['_MOVEOUTREPLY']._serialized_start=1195
+  _globals['_MOVEOUTREPLY']._serialized_end=1303
+  _globals['_DEATHREQUEST']._serialized_start=1305
+  _globals['_DEATHREQUEST']._serialized_end=1389
+  _globals['_CORRECTIONREQUEST']._serialized_start=1391
+  _globals['_CORRECTIONREQUEST']._serialized_end=1473
+  _globals['_RESIDENTCODEOFFER']._serialized_start=1475
+  _globals['_RESIDENTCODEOFFER']._serialized_end=1532
+  _globals['_RESIDENTCODECHANGEREQUEST']._serialized_start=1534
+  _globals['_RESIDENTCODECHANGEREQUEST']._serialized_end=1618
+  _globals['_HOUSEHOLDSPLITREQUEST']._serialized_start=1620
+  _globals['_HOUSEHOLDSPLITREQUEST']._serialized_end=1693
+  _globals['_HOUSEHOLDMERGEREQUEST']._serialized_start=1695
+  _globals['_HOUSEHOLDMERGEREQUEST']._serialized_end=1793
+  _globals['_HOUSEHOLDERCHANGEREQUEST']._serialized_start=1795
+  _globals['_HOUSEHOLDERCHANGEREQUEST']._serialized_end=1906
+  _globals['_HISTORYREPLY']._serialized_start=1908
+  _globals['_HISTORYREPLY']._serialized_end=1967
+  _globals['_HOUSEHOLDREQUEST']._serialized_start=1969
+  _globals['_HOUSEHOLDREQUEST']._serialized_end=2013
+  _globals['_EXPORTREQUEST']._serialized_start=2015
+  _globals['_EXPORTREQUEST']._serialized_end=2074
+  _globals['_CERTIFICATEREQUEST']._serialized_start=2077
+  _globals['_CERTIFICATEREQUEST']._serialized_end=2302
+  _globals['_CERTIFICATE']._serialized_start=2305
+  _globals['_CERTIFICATE']._serialized_end=2468
+  _globals['_KIOSKREQUEST']._serialized_start=2470
+  _globals['_KIOSKREQUEST']._serialized_end=2561
+  _globals['_ISSUANCERECORD']._serialized_start=2564
+  _globals['_ISSUANCERECORD']._serialized_end=2819
+  _globals['_ISSUANCEHISTORY']._serialized_start=2821
+  _globals['_ISSUANCEHISTORY']._serialized_end=2883
+  _globals['_RESIDENTBATCH']._serialized_start=2885
+  _globals['_RESIDENTBATCH']._serialized_end=2965
+  _globals['_LOADSUMMARY']._serialized_start=2967
+  _globals['_LOADSUMMARY']._serialized_end=3044
+  _globals['_KIZON']._serialized_start=3190
+  _globals['_KIZON']._serialized_end=4760
 # @@protoc_insertion_point(module_scope)

@@ -1,13 +1,30 @@
+from protos import card_pb2 as _card_pb2
 from protos import common_pb2 as _common_pb2
 from protos import identity_pb2 as _identity_pb2
 from protos import records_pb2 as _records_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class CertificateKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CERTIFICATE_KIND_UNSPECIFIED: _ClassVar[CertificateKind]
+    RESIDENT_COPY: _ClassVar[CertificateKind]
+    HOUSEHOLD_COPY: _ClassVar[CertificateKind]
+    STATED_ITEMS: _ClassVar[CertificateKind]
+    MOVE_OUT: _ClassVar[CertificateKind]
+    REMOVED_COPY: _ClassVar[CertificateKind]
+CERTIFICATE_KIND_UNSPECIFIED: CertificateKind
+RESIDENT_COPY: CertificateKind
+HOUSEHOLD_COPY: CertificateKind
+STATED_ITEMS: CertificateKind
+MOVE_OUT: CertificateKind
+REMOVED_COPY: CertificateKind
 
 class LoginRequest(_message.Message):
     __slots__ = ("operator_id", "credential")
@@ -206,6 +223,84 @@ class ExportRequest(_message.Message):
     town_code: str
     include_removed: bool
     def __init__(self, town_code: _Optional[str] = ..., include_removed: _Optional[bool] = ...) -> None: ...
+
+class CertificateRequest(_message.Message):
+    __slots__ = ("kind", "resident_code", "include_individual_number", "justification", "items", "home_municipality_code", "card_number", "pin")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    HOME_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    CARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
+    kind: CertificateKind
+    resident_code: str
+    include_individual_number: bool
+    justification: str
+    items: _containers.RepeatedScalarFieldContainer[str]
+    home_municipality_code: str
+    card_number: str
+    pin: str
+    def __init__(self, kind: _Optional[_Union[CertificateKind, str]] = ..., resident_code: _Optional[str] = ..., include_individual_number: _Optional[bool] = ..., justification: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ..., home_municipality_code: _Optional[str] = ..., card_number: _Optional[str] = ..., pin: _Optional[str] = ...) -> None: ...
+
+class Certificate(_message.Message):
+    __slots__ = ("issue_number", "kind", "issued_at", "place", "items_printed", "text", "html")
+    ISSUE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    PLACE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_PRINTED_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    HTML_FIELD_NUMBER: _ClassVar[int]
+    issue_number: str
+    kind: CertificateKind
+    issued_at: str
+    place: str
+    items_printed: _containers.RepeatedScalarFieldContainer[str]
+    text: str
+    html: str
+    def __init__(self, issue_number: _Optional[str] = ..., kind: _Optional[_Union[CertificateKind, str]] = ..., issued_at: _Optional[str] = ..., place: _Optional[str] = ..., items_printed: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ..., html: _Optional[str] = ...) -> None: ...
+
+class KioskRequest(_message.Message):
+    __slots__ = ("card_number", "pin", "kind")
+    CARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    card_number: str
+    pin: str
+    kind: CertificateKind
+    def __init__(self, card_number: _Optional[str] = ..., pin: _Optional[str] = ..., kind: _Optional[_Union[CertificateKind, str]] = ...) -> None: ...
+
+class IssuanceRecord(_message.Message):
+    __slots__ = ("issue_number", "issued_at", "place", "terminal", "operator", "kind", "resident_code", "items_printed", "individual_number_printed", "justification")
+    ISSUE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    PLACE_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_PRINTED_FIELD_NUMBER: _ClassVar[int]
+    INDIVIDUAL_NUMBER_PRINTED_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    issue_number: str
+    issued_at: str
+    place: str
+    terminal: str
+    operator: str
+    kind: CertificateKind
+    resident_code: str
+    items_printed: _containers.RepeatedScalarFieldContainer[str]
+    individual_number_printed: bool
+    justification: str
+    def __init__(self, issue_number: _Optional[str] = ..., issued_at: _Optional[str] = ..., place: _Optional[str] = ..., terminal: _Optional[str] = ..., operator: _Optional[str] = ..., kind: _Optional[_Union[CertificateKind, str]] = ..., resident_code: _Optional[str] = ..., items_printed: _Optional[_Iterable[str]] = ..., individual_number_printed: _Optional[bool] = ..., justification: _Optional[str] = ...) -> None: ...
+
+class IssuanceHistory(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[IssuanceRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[IssuanceRecord, _Mapping]]] = ...) -> None: ...
 
 class ResidentBatch(_message.Message):
     __slots__ = ("records", "skip_atena")

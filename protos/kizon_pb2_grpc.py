@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from protos import card_pb2 as protos_dot_card__pb2
 from protos import common_pb2 as protos_dot_common__pb2
 from protos import kizon_pb2 as protos_dot_kizon__pb2
 from protos import records_pb2 as protos_dot_records__pb2
@@ -121,6 +122,26 @@ class KizonStub:
                 request_serializer=protos_dot_kizon__pb2.ExportRequest.SerializeToString,
                 response_deserializer=protos_dot_records__pb2.ResidentRecord.FromString,
                 _registered_method=True)
+        self.ChangeCard = channel.unary_unary(
+                '/testbed.v1.Kizon/ChangeCard',
+                request_serializer=protos_dot_card__pb2.CardRequest.SerializeToString,
+                response_deserializer=protos_dot_card__pb2.CardStatus.FromString,
+                _registered_method=True)
+        self.IssueCertificate = channel.unary_unary(
+                '/testbed.v1.Kizon/IssueCertificate',
+                request_serializer=protos_dot_kizon__pb2.CertificateRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.Certificate.FromString,
+                _registered_method=True)
+        self.GetIssuanceHistory = channel.unary_unary(
+                '/testbed.v1.Kizon/GetIssuanceHistory',
+                request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.IssuanceHistory.FromString,
+                _registered_method=True)
+        self.IssueKioskCertificate = channel.unary_unary(
+                '/testbed.v1.Kizon/IssueKioskCertificate',
+                request_serializer=protos_dot_kizon__pb2.KioskRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.Certificate.FromString,
+                _registered_method=True)
         self.BulkLoad = channel.stream_unary(
                 '/testbed.v1.Kizon/BulkLoad',
                 request_serializer=protos_dot_kizon__pb2.ResidentBatch.SerializeToString,
@@ -233,6 +254,33 @@ class KizonServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeCard(self, request, context):
+        """The 個人番号カード at the counter: application, issue with the PIN, suspension, revocation, return.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueCertificate(self, request, context):
+        """Certificates at the counter (and 広域交付 of another municipality's resident, with the card).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIssuanceHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueKioskCertificate(self, request, context):
+        """コンビニ交付: from the kiosk front end, the resident authenticated by card and PIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BulkLoad(self, request_iterator, context):
         """移行: the initial load of an existing register, streamed in batches.
         """
@@ -327,6 +375,26 @@ def add_KizonServicer_to_server(servicer, server):
                     servicer.ExportResidents,
                     request_deserializer=protos_dot_kizon__pb2.ExportRequest.FromString,
                     response_serializer=protos_dot_records__pb2.ResidentRecord.SerializeToString,
+            ),
+            'ChangeCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeCard,
+                    request_deserializer=protos_dot_card__pb2.CardRequest.FromString,
+                    response_serializer=protos_dot_card__pb2.CardStatus.SerializeToString,
+            ),
+            'IssueCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueCertificate,
+                    request_deserializer=protos_dot_kizon__pb2.CertificateRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.Certificate.SerializeToString,
+            ),
+            'GetIssuanceHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIssuanceHistory,
+                    request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
+                    response_serializer=protos_dot_kizon__pb2.IssuanceHistory.SerializeToString,
+            ),
+            'IssueKioskCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueKioskCertificate,
+                    request_deserializer=protos_dot_kizon__pb2.KioskRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.Certificate.SerializeToString,
             ),
             'BulkLoad': grpc.stream_unary_rpc_method_handler(
                     servicer.BulkLoad,
@@ -793,6 +861,114 @@ class Kizon:
             '/testbed.v1.Kizon/ExportResidents',
             protos_dot_kizon__pb2.ExportRequest.SerializeToString,
             protos_dot_records__pb2.ResidentRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/ChangeCard',
+            protos_dot_card__pb2.CardRequest.SerializeToString,
+            protos_dot_card__pb2.CardStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/IssueCertificate',
+            protos_dot_kizon__pb2.CertificateRequest.SerializeToString,
+            protos_dot_kizon__pb2.Certificate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIssuanceHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/GetIssuanceHistory',
+            protos_dot_common__pb2.ResidentKey.SerializeToString,
+            protos_dot_kizon__pb2.IssuanceHistory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueKioskCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/IssueKioskCertificate',
+            protos_dot_kizon__pb2.KioskRequest.SerializeToString,
+            protos_dot_kizon__pb2.Certificate.FromString,
             options,
             channel_credentials,
             insecure,
