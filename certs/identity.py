@@ -28,6 +28,7 @@ KIND_DOMAIN = {
     "intermediate": PLATFORM,
     "infonws": PLATFORM,
     "kiosk": JUKINET,  # コンビニ交付 front end (J-LIS's 証明書交付センター)
+    "portal": PLATFORM,  # マイナポータル: residents reading their own 情報提供等記録
 }
 
 _PATTERNS = (
@@ -36,7 +37,7 @@ _PATTERNS = (
     (re.compile(r"pref/(?P<prefecture>[0-9]{6})/server"), "prefecture"),
     (re.compile(r"jlis/(?P<kind>national|card)"), None),
     (re.compile(r"jlis/kiosk/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "kiosk"),
-    (re.compile(r"platform/(?P<kind>intermediate|infonws)"), None),
+    (re.compile(r"platform/(?P<kind>intermediate|infonws|portal)"), None),
     (re.compile(r"ops/(?P<domain>jukinet|lan|platform)/monitor"), "monitor"),
 )
 
@@ -102,7 +103,7 @@ def node_uri(kind: str, municipality: str | None = None, prefecture: str | None 
         return f"{TRUST_ROOT}pref/{prefecture}/server"
     if kind in ("national", "card"):
         return f"{TRUST_ROOT}jlis/{kind}"
-    if kind in ("intermediate", "infonws"):
+    if kind in ("intermediate", "infonws", "portal"):
         return f"{TRUST_ROOT}platform/{kind}"
     raise IdentityError(f"no node kind {kind!r}")
 

@@ -291,6 +291,7 @@ class PKI:
 
         clients = [(f"terminal-{m.code}-{t}", terminal_uri(m.code, t), LAN) for m in topology.municipalities for t in m.terminals]
         clients.append(("infonws", "spiffe://testbed.jp/platform/infonws", PLATFORM))
+        clients.append(("portal", "spiffe://testbed.jp/platform/portal", PLATFORM))
         clients += [(f"kiosk-{k}", kiosk_uri(k), JUKINET) for k in KIOSKS]
         clients += [(f"monitor-{d}", monitor_uri(d), d) for d in DOMAINS]
         for name, identity, domain in clients:

@@ -49,7 +49,7 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
             if record.municipality_code != self.rt.node.municipality:
                 raise rules.invalid(f"市町村コード rule: this atena serves {self.rt.node.municipality}")
         if request.items:
-            audit.set_subject(f"{request.items[0].record.atena_number}..({len(request.items)})")
+            audit.set_batch_subject(i.record.resident_code for i in request.items)
         fugos, wanted = {}, {}
         for item in request.items:
             record = item.record

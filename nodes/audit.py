@@ -26,6 +26,17 @@ def set_subject(subject: str) -> None:
     subject_var.set(subject)
 
 
+BATCH_SUBJECT_LIMIT = 20  # a batch names each of its people up to this many, so each can be followed
+
+
+def set_batch_subject(keys) -> None:
+    """Name the records of a batch call: each of them when few, else the first, the last and how many."""
+    keys = list(keys)
+    if not keys:
+        return
+    subject_var.set(",".join(keys) if len(keys) <= BATCH_SUBJECT_LIMIT else f"{keys[0]}..{keys[-1]} ({len(keys)})")
+
+
 def entry_hash(entry: dict) -> str:
     """The SHA-256 of an entry's canonical JSON, without its own hash field."""
     body = {k: v for k, v in entry.items() if k != "hash"}
@@ -82,6 +93,19 @@ def _tail(path: Path) -> tuple[int, str]:
             chunk *= 4
     entry = json.loads(lines[-1])
     return entry["seq"], entry["hash"]
+
+
+def follow(paths, key: str) -> list[dict]:
+    """Every entry of the given logs whose subject names key, in time order: one person's path."""
+    entries = []
+    for path in paths:
+        with Path(path).open(encoding="utf-8") as f:
+            for line in f:
+                if key in line:
+                    entry = json.loads(line)
+                    if key in entry.get("subject", ""):
+                        entries.append(entry)
+    return sorted(entries, key=lambda e: e["time"])
 
 
 @dataclass

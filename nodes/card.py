@@ -87,7 +87,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
             if item.municipality_code and item.municipality_code != caller.municipality:
                 raise rules.denied(f"送付先情報 rule: the CS of {caller.municipality} sent one of {item.municipality_code}")
         if request.items:
-            audit.set_subject(f"{request.items[0].resident_code}..({len(request.items)})")
+            audit.set_batch_subject(i.resident_code for i in request.items)
         with self.rt.store.transaction() as db:
             db.executemany(
                 "INSERT INTO delivery VALUES (?,?,?,NULL,?) ON CONFLICT(resident_code) DO UPDATE SET "
@@ -107,6 +107,10 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
             raise rules.not_found(f"送付先情報: none kept for 住民票コード {request.resident_code}")
         return card_pb2.DeliveryQueueEntry(delivery=records_pb2.DeliveryInfo.FromString(row[0]), received_at=row[1],
                                            notice_printed_at=row[2] or "")
+
+    def batches(self) -> dict:
+        """Batch jobs this node runs on demand."""
+        return {"purge": self.purge}
 
     def purge(self, today: dt.date | None = None) -> int:
         """Delete 送付先情報 kept longer than RETENTION_DAYS (PIA Ⅲ(3)7)."""

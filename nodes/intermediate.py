@@ -30,6 +30,13 @@ CREATE TABLE IF NOT EXISTS provisions (    -- 情報提供等記録
     provided_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS provisions_fugo ON provisions(tenant, fugo);
+CREATE TABLE IF NOT EXISTS staff_log (     -- 中間サーバ staff login and logout, per tenant
+    at TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    terminal TEXT NOT NULL,
+    event TEXT NOT NULL
+);
 """
 
 
@@ -53,7 +60,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
             if item.record.municipality_code != tenant:
                 raise rules.denied(f"tenant isolation: atena of {tenant} may not register data of {item.record.municipality_code}")
         if request.items:
-            audit.set_subject(f"{request.items[0].fugo}..({len(request.items)})")
+            audit.set_batch_subject(i.record.resident_code for i in request.items)
         with self.rt.store.transaction() as db:
             db.executemany("INSERT INTO copies VALUES (?,?,?,?) ON CONFLICT(tenant, fugo) DO UPDATE SET "
                            "unified_atena_number=excluded.unified_atena_number, record=excluded.record",
@@ -69,12 +76,14 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         row = self.rt.store.one("SELECT record FROM copies WHERE tenant=? AND fugo=?", (request.tenant, request.fugo))
         if row is None:
             raise rules.not_found(f"情報提供: tenant {request.tenant} holds no 副本 for this 符号")
+        record = records_pb2.ResidentRecord.FromString(row[0])
+        audit.set_subject(f"{request.fugo},{record.resident_code}")
         provision_id = uuid.uuid4().hex
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO provisions VALUES (?,?,?,?,?,?)",
                        (provision_id, request.tenant, request.fugo, request.inquiry_id,
                         current_call().peer.identity.uri, dt.datetime.now(dt.timezone.utc).isoformat()))
-        return intermediate_pb2.ProvisionReply(record=records_pb2.ResidentRecord.FromString(row[0]), provision_id=provision_id)
+        return intermediate_pb2.ProvisionReply(record=record, provision_id=provision_id)
 
     async def SampleFugo(self, request, context):
         """Up to count 符号 of a tenant: what the 情報提供NWS would know from its own registry."""
@@ -84,3 +93,32 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         rows = self.rt.store.db.execute("SELECT fugo FROM copies WHERE tenant=? ORDER BY random() LIMIT ?",
                                         (request.tenant, count)).fetchall()
         return intermediate_pb2.FugoSample(fugo=[r[0] for r in rows])
+
+    async def ListProvisions(self, request, context):
+        """情報提供等記録 about one 符号 of one tenant, for the person it belongs to (マイナポータル)."""
+        audit.set_subject(request.fugo)
+        rules.require_text(request.fugo, "符号")
+        rules.require_text(request.tenant, "tenant")
+        rows = self.rt.store.db.execute("SELECT provision_id, inquiry_id, requester, provided_at FROM provisions "
+                                        "WHERE tenant=? AND fugo=? ORDER BY provided_at", (request.tenant, request.fugo))
+        return intermediate_pb2.ProvisionRecords(records=[intermediate_pb2.ProvisionRecord(
+            provision_id=r[0], inquiry_id=r[1], requester=r[2], provided_at=r[3]) for r in rows])
+
+    async def StaffLogin(self, request, context):
+        """A municipality's staff member logs in to the municipality's own tenant (recorded)."""
+        return self._staff(request, "login")
+
+    async def StaffLogout(self, request, context):
+        """A municipality's staff member logs out (recorded)."""
+        return self._staff(request, "logout")
+
+    def _staff(self, request, event: str):
+        call = current_call()
+        if call.operator != request.operator_id:
+            raise rules.denied(f"staff rule: the session is {call.operator}'s, not {request.operator_id}'s")
+        tenant = call.peer.identity.municipality
+        audit.set_subject(f"{tenant}:{request.operator_id}")
+        at = dt.datetime.now(dt.timezone.utc).isoformat()
+        with self.rt.store.transaction() as db:
+            db.execute("INSERT INTO staff_log VALUES (?,?,?,?,?)", (at, tenant, request.operator_id, call.terminal, event))
+        return intermediate_pb2.StaffAck(recorded_at=at, tenant=tenant)

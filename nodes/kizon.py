@@ -613,7 +613,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         done = self.rt.store.one("SELECT reply FROM requests WHERE request_id=?", (request_id,))
         if done is not None:
             return self._shown_reply(kizon_pb2.ChangeReply.FromString(done[0]))
-        audit.set_subject(records[0].resident_code if len(records) == 1 else f"{records[0].resident_code}..({len(records)})")
+        audit.set_batch_subject(r.resident_code for r in records)
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         fresh = [r for r in records if r.resident_code in new and not r.atena_number]
         if fresh:  # numbers are drawn now, written only once the CS agrees (a refusal leaves a gap)

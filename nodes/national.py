@@ -67,7 +67,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         if request.municipality_code[:2] != caller.prefecture_prefix:
             raise rules.denied(f"都道府県 rule: prefecture {caller.prefecture} may not send updates of {request.municipality_code}")
         if request.updates:
-            audit.set_subject(f"{request.updates[0].info.resident_code}..{request.updates[-1].info.resident_code}")
+            audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
             applied, last = identityfile.apply_updates(db, request.municipality_code, request.updates)
             # Codes of the initial load and of other sources become known as used here.
@@ -133,7 +133,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         for code in codes:
             rules.require_resident_code(code)
         if codes:
-            audit.set_subject(f"{codes[0]}..({len(codes)})")
+            audit.set_batch_subject(codes)
         db = self.rt.store.db
         numbers = dict(_lookup(db, "SELECT resident_code, individual_number FROM individual_numbers WHERE resident_code", codes))
         owners = {c: (m, s) for c, m, s in _lookup(

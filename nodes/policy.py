@@ -77,6 +77,9 @@ POLICY: dict[str, tuple[Allow, ...]] = {
     "intermediate": (
         Allow("atena", ANY, _m("IntermediateServer", "RegisterCopies")),
         Allow("infonws", ANY, _m("IntermediateServer", "ProvideInfo", "SampleFugo")),
+        # Staff of a municipality log in to its own tenant; a resident reads their own 情報提供等記録.
+        Allow("terminal", ANY, _m("IntermediateServer", "StaffLogin", "StaffLogout")),
+        Allow("portal", ANY, _m("IntermediateServer", "ListProvisions")),
     ),
 }
 

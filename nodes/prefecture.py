@@ -35,7 +35,7 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
         if request.municipality_code not in self.outbox.targets:
             raise rules.denied(f"都道府県 rule: {request.municipality_code} is not a municipality of {self.rt.node.prefecture}")
         if request.updates:
-            audit.set_subject(f"{request.updates[0].info.resident_code}..({len(request.updates)})")
+            audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
             applied, last = identityfile.apply_updates(db, request.municipality_code, request.updates)
             self.outbox.put_many(db, request.municipality_code, applied)

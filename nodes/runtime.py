@@ -88,9 +88,12 @@ class NodeRuntime:
         self._background: list = []
         self._tasks: list[asyncio.Task] = []
         self.outbox: Outbox | None = None
+        self.servicer = None
         self.peer_timeout = PEER_TIMEOUT
-        key_path = self.pki.session_key_path(self.node.municipality) if self.node.municipality else None
-        self.session_key = key_path.read_bytes() if key_path and key_path.exists() else None
+        # Operator sessions are signed per municipality; a node of one municipality checks only its own.
+        self.session_keys = {m.code: self.pki.session_key_path(m.code).read_bytes() for m in topology.municipalities
+                             if (self.node.municipality in (None, m.code)) and self.pki.session_key_path(m.code).exists()}
+        self.session_key = self.session_keys.get(self.node.municipality)
 
     def channel(self, node) -> grpc.aio.Channel:
         """A cached mTLS channel to a peer node, presenting this node's client certificate."""
@@ -227,13 +230,13 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             call.operator = claimed_operator[:32]
             return
         token = metadata.get(SESSION_KEY)
-        if not token or self.runtime.session_key is None:
+        key = self.runtime.session_keys.get(peer.identity.municipality)
+        if not token or key is None:
             raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
                            f"operator rule: a terminal call must carry an operator session ({SESSION_KEY}) from Login",
                            peer.identity.uri, CallContext(peer, claimed_operator[:32], call.terminal))
         try:
-            call.session = check_session(self.runtime.session_key, token, self.runtime.node.municipality,
-                                         call.terminal, peer.fingerprint)
+            call.session = check_session(key, token, peer.identity.municipality, call.terminal, peer.fingerprint)
         except TokenError as exc:
             code = grpc.StatusCode.PERMISSION_DENIED if "terminal" in str(exc) else grpc.StatusCode.UNAUTHENTICATED
             raise _Refusal(code, f"session rule: {exc}", peer.identity.uri,
@@ -309,6 +312,17 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
         return status
 
 
+    async def RunBatch(self, request, context):
+        """A node's batch job on demand; nodes without one answer that they have none."""
+        audit.set_subject(request.name)
+        jobs = getattr(self.rt.servicer, "batches", lambda: {})()
+        if request.name not in jobs:
+            return ops_pb2.BatchResult(node=self.rt.node.name, name=request.name, detail="no such batch on this node")
+        affected = jobs[request.name]()
+        log.info("batch %s: %d records", request.name, affected)
+        return ops_pb2.BatchResult(node=self.rt.node.name, name=request.name, affected=affected, detail="done")
+
+
 class _Refusal(Exception):
     def __init__(self, code, message, caller, call=None):
         super().__init__(message)
@@ -320,7 +334,7 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
     """Start the node's gRPC server; yield (server, port). Port 0 in bind picks a free port."""
     server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)],
                              options=[("grpc.so_reuseport", 0)])
-    servicer = runtime.module.Servicer(runtime)
+    servicer = runtime.servicer = runtime.module.Servicer(runtime)
     runtime.module.add_to_server(servicer, server)
     ops_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(runtime), server)
     health_servicer = health.aio.HealthServicer()

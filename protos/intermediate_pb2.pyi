@@ -50,6 +50,46 @@ class FugoSample(_message.Message):
     fugo: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, fugo: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ProvisionQuery(_message.Message):
+    __slots__ = ("tenant", "fugo")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    FUGO_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    fugo: str
+    def __init__(self, tenant: _Optional[str] = ..., fugo: _Optional[str] = ...) -> None: ...
+
+class ProvisionRecord(_message.Message):
+    __slots__ = ("provision_id", "inquiry_id", "requester", "provided_at")
+    PROVISION_ID_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    provision_id: str
+    inquiry_id: str
+    requester: str
+    provided_at: str
+    def __init__(self, provision_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., requester: _Optional[str] = ..., provided_at: _Optional[str] = ...) -> None: ...
+
+class ProvisionRecords(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[ProvisionRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[ProvisionRecord, _Mapping]]] = ...) -> None: ...
+
+class StaffEvent(_message.Message):
+    __slots__ = ("operator_id",)
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    operator_id: str
+    def __init__(self, operator_id: _Optional[str] = ...) -> None: ...
+
+class StaffAck(_message.Message):
+    __slots__ = ("recorded_at", "tenant")
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    recorded_at: str
+    tenant: str
+    def __init__(self, recorded_at: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+
 class CopyBatch(_message.Message):
     __slots__ = ("items",)
     ITEMS_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,21 @@ class IntermediateServerStub:
                 request_serializer=protos_dot_intermediate__pb2.FugoSampleRequest.SerializeToString,
                 response_deserializer=protos_dot_intermediate__pb2.FugoSample.FromString,
                 _registered_method=True)
+        self.ListProvisions = channel.unary_unary(
+                '/testbed.v1.IntermediateServer/ListProvisions',
+                request_serializer=protos_dot_intermediate__pb2.ProvisionQuery.SerializeToString,
+                response_deserializer=protos_dot_intermediate__pb2.ProvisionRecords.FromString,
+                _registered_method=True)
+        self.StaffLogin = channel.unary_unary(
+                '/testbed.v1.IntermediateServer/StaffLogin',
+                request_serializer=protos_dot_intermediate__pb2.StaffEvent.SerializeToString,
+                response_deserializer=protos_dot_intermediate__pb2.StaffAck.FromString,
+                _registered_method=True)
+        self.StaffLogout = channel.unary_unary(
+                '/testbed.v1.IntermediateServer/StaffLogout',
+                request_serializer=protos_dot_intermediate__pb2.StaffEvent.SerializeToString,
+                response_deserializer=protos_dot_intermediate__pb2.StaffAck.FromString,
+                _registered_method=True)
 
 
 class IntermediateServerServicer:
@@ -73,6 +88,24 @@ class IntermediateServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProvisions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StaffLogin(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StaffLogout(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntermediateServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -90,6 +123,21 @@ def add_IntermediateServerServicer_to_server(servicer, server):
                     servicer.SampleFugo,
                     request_deserializer=protos_dot_intermediate__pb2.FugoSampleRequest.FromString,
                     response_serializer=protos_dot_intermediate__pb2.FugoSample.SerializeToString,
+            ),
+            'ListProvisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProvisions,
+                    request_deserializer=protos_dot_intermediate__pb2.ProvisionQuery.FromString,
+                    response_serializer=protos_dot_intermediate__pb2.ProvisionRecords.SerializeToString,
+            ),
+            'StaffLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.StaffLogin,
+                    request_deserializer=protos_dot_intermediate__pb2.StaffEvent.FromString,
+                    response_serializer=protos_dot_intermediate__pb2.StaffAck.SerializeToString,
+            ),
+            'StaffLogout': grpc.unary_unary_rpc_method_handler(
+                    servicer.StaffLogout,
+                    request_deserializer=protos_dot_intermediate__pb2.StaffEvent.FromString,
+                    response_serializer=protos_dot_intermediate__pb2.StaffAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +221,87 @@ class IntermediateServer:
             '/testbed.v1.IntermediateServer/SampleFugo',
             protos_dot_intermediate__pb2.FugoSampleRequest.SerializeToString,
             protos_dot_intermediate__pb2.FugoSample.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProvisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.IntermediateServer/ListProvisions',
+            protos_dot_intermediate__pb2.ProvisionQuery.SerializeToString,
+            protos_dot_intermediate__pb2.ProvisionRecords.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StaffLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.IntermediateServer/StaffLogin',
+            protos_dot_intermediate__pb2.StaffEvent.SerializeToString,
+            protos_dot_intermediate__pb2.StaffAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StaffLogout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.IntermediateServer/StaffLogout',
+            protos_dot_intermediate__pb2.StaffEvent.SerializeToString,
+            protos_dot_intermediate__pb2.StaffAck.FromString,
             options,
             channel_credentials,
             insecure,

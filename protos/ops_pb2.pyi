@@ -38,3 +38,21 @@ class NodeStatus(_message.Message):
     counts: _containers.ScalarMap[str, int]
     audit_entries: int
     def __init__(self, node: _Optional[str] = ..., rss_mb: _Optional[float] = ..., outbox_pending: _Optional[int] = ..., blocked: _Optional[_Iterable[str]] = ..., applied: _Optional[_Mapping[str, int]] = ..., counts: _Optional[_Mapping[str, int]] = ..., audit_entries: _Optional[int] = ...) -> None: ...
+
+class BatchRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class BatchResult(_message.Message):
+    __slots__ = ("node", "name", "affected", "detail")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AFFECTED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    name: str
+    affected: int
+    detail: str
+    def __init__(self, node: _Optional[str] = ..., name: _Optional[str] = ..., affected: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...

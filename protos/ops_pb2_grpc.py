@@ -40,6 +40,11 @@ class OperationsStub:
                 request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
                 response_deserializer=protos_dot_ops__pb2.NodeStatus.FromString,
                 _registered_method=True)
+        self.RunBatch = channel.unary_unary(
+                '/testbed.v1.Operations/RunBatch',
+                request_serializer=protos_dot_ops__pb2.BatchRequest.SerializeToString,
+                response_deserializer=protos_dot_ops__pb2.BatchResult.FromString,
+                _registered_method=True)
 
 
 class OperationsServicer:
@@ -51,6 +56,13 @@ class OperationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunBatch(self, request, context):
+        """Run a node's batch job now (the nightly window does it on a timer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperationsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +70,11 @@ def add_OperationsServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=protos_dot_common__pb2.Empty.FromString,
                     response_serializer=protos_dot_ops__pb2.NodeStatus.SerializeToString,
+            ),
+            'RunBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunBatch,
+                    request_deserializer=protos_dot_ops__pb2.BatchRequest.FromString,
+                    response_serializer=protos_dot_ops__pb2.BatchResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +104,33 @@ class Operations:
             '/testbed.v1.Operations/GetStatus',
             protos_dot_common__pb2.Empty.SerializeToString,
             protos_dot_ops__pb2.NodeStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Operations/RunBatch',
+            protos_dot_ops__pb2.BatchRequest.SerializeToString,
+            protos_dot_ops__pb2.BatchResult.FromString,
             options,
             channel_credentials,
             insecure,

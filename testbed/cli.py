@@ -182,6 +182,32 @@ def cmd_trace(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    """testbed batch NAME: run a batch job on every node that has it (as the nightly window would)."""
+    from protos import ops_pb2, ops_pb2_grpc
+    from testbed.client import channel, monitor_cert
+    network = _network(args)
+    for node in network.topology.nodes:
+        with channel(node, monitor_cert(network.pki, node.kind)) as ch:
+            result = ops_pb2_grpc.OperationsStub(ch).RunBatch(ops_pb2.BatchRequest(name=args.name), timeout=120)
+        if result.detail == "done":
+            print(f"{node.name:18s} {args.name}: {result.affected} records")
+    return 0
+
+
+def cmd_audit_follow(args) -> int:
+    """testbed audit follow KEY: every audit entry, on every node, about one 住民票コード (or other key)."""
+    network = _network(args)
+    paths = [network.audit_file(n.name) for n in network.topology.nodes if network.audit_file(n.name).exists()]
+    entries = audit.follow(paths, args.key)
+    for e in entries:
+        who = e["caller"].removeprefix("spiffe://testbed.jp/")
+        operator = f" operator {e['operator']} at {e['terminal']}" if e["operator"] else ""
+        print(f"{e['time']}  {e['node']:18s} {e['method'].rsplit('/', 1)[-1]:28s} {e['status']:18s} from {who}{operator}")
+    print(f"{len(entries)} entries on {len({e['node'] for e in entries})} nodes")
+    return 0 if entries else 1
+
+
 def cmd_tour(args) -> int:
     """testbed tour: up, a scripted walk through every node, down."""
     from testbed.demo import run_demo
@@ -217,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="audit files (default: every node's)")
     p.add_argument("--head", help="the head hash recorded earlier, to detect entries removed from the end")
     p.set_defaults(func=cmd_audit_verify)
+    p = aud.add_parser("follow", help="every audit entry about one 住民票コード, across all nodes, in time order")
+    p.add_argument("key", help="a 住民票コード (or any key the logs name)")
+    p.set_defaults(func=cmd_audit_follow)
 
     pop = sub.add_parser("population", help="generated populations").add_subparsers(dest="population_command", required=True)
     p = pop.add_parser("generate", help="generate a deterministic population and print its mix")
@@ -264,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="trace.jsonl")
     p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("batch", help="run a batch job now on every node that has it")
+    p.add_argument("name", choices=["purge"], help="purge: 送付先情報 past its retention, 転出証明書情報 past its deadline")
+    p.set_defaults(func=cmd_batch)
 
     sub.add_parser("tour", help="a scripted walk through every node: up, counter operations, probes, checks, down"
                    ).set_defaults(func=cmd_tour)
