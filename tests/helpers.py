@@ -4,10 +4,19 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import grpc
+
 from protos import kizon_pb2, records_pb2
 from testbed.client import Counter, eventually  # noqa: F401 (re-exported for the tests)
 
 TODAY = dt.date.today().isoformat()
+
+
+class NotYet(grpc.RpcError):
+    """Raised inside eventually(): what is awaited has not arrived yet (retried like NOT_FOUND)."""
+
+    def code(self):
+        return grpc.StatusCode.NOT_FOUND
 TOWNS = {"142140": "004000", "142115": "010000"}  # a 町字 of each municipality (伊勢原, 秦野市 …)
 
 

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from helpers import eventually, move_in_from_abroad
+from helpers import NotYet, eventually, move_in_from_abroad
 from helpers import person as person_items
 from nodes.tls import channel_options
 from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2,
@@ -60,7 +60,7 @@ def _atena_entry(network, record):
         entry = atena_pb2_grpc.AtenaStub(ch).GetEntry(
             atena_pb2.AtenaKey(unified_atena_number=replies.replies[0].unified_atena_number), timeout=5)
     if not entry.fugo:
-        raise grpc.RpcError()
+        raise NotYet()
     return entry
 
 

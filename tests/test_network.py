@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from helpers import TODAY, address, eventually, move_in_from_abroad, person
+from helpers import TODAY, NotYet, address, eventually, move_in_from_abroad, person
 from protos import common_pb2, identity_pb2, kizon_pb2, national_pb2_grpc
 from testbed.client import Counter, channel, node_cert, node_status
 
@@ -147,13 +147,8 @@ def test_kill_cs_mid_stream_loses_no_acknowledged_update(fresh_network):
 def _at_line(network, code, line):
     info = _national_identity(network, code)
     if not info.address.endswith(f"{line}番地"):
-        raise _NotYet()
+        raise NotYet()
     return info
-
-
-class _NotYet(grpc.RpcError):
-    def code(self):
-        return grpc.StatusCode.NOT_FOUND
 
 
 def test_kill_prefecture_keeps_acknowledging_and_delivers_in_order(fresh_network):
