@@ -6,7 +6,8 @@
 Settings come from the environment: TESTBED_HOME (the running network's state folder, as for
 `testbed`), TESTBED_MUNICIPALITY (default 142140). Each call is one Locust request named after its
 service and method. The users read the register once per process (with a manager's approval) to know
-whom to act on; the 情報提供NWS user takes its 符号 from the 中間サーバ.
+whom to act on; the 情報提供NWS user takes its 符号 from the 中間サーバ; the kiosk user issues cards with a PIN to a
+few card holders first (once per process).
 """
 from __future__ import annotations
 
@@ -21,16 +22,22 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import grpc  # noqa: E402
+from gevent.lock import Semaphore  # noqa: E402
 from locust import User, between, task  # noqa: E402
 
+from nodes.kizon import KIOSK_HOURS, kiosk_clock  # noqa: E402
 from nodes.runtime import APPROVAL_KEY  # noqa: E402
-from protos import common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, records_pb2  # noqa: E402
+from nodes.tls import ClientCert  # noqa: E402
+from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2,  # noqa: E402
+                    kizon_pb2_grpc, records_pb2)
 from scenarios.towns import towns  # noqa: E402
 from testbed.client import Counter, channel, default_state_dir, named_cert  # noqa: E402
 from testbed.network import Network  # noqa: E402
 
 MUNICIPALITY = os.environ.get("TESTBED_MUNICIPALITY", "142140")
 _register: list[records_pb2.ResidentRecord] = []
+_cards: list[str] = []
+_setup = Semaphore()  # users start together: one of them reads the register (and issues cards) for all
 
 
 def network() -> Network:
@@ -40,17 +47,45 @@ def network() -> Network:
 
 def register() -> list[records_pb2.ResidentRecord]:
     """Some current residents (one 町字's), read once per process with a manager's approval."""
-    if not _register:
-        net = network()
-        with Counter(net, MUNICIPALITY, "T0003", "OP0003") as manager, Counter(net, MUNICIPALITY, "T0003", "OP0001") as clerk:
-            approval = manager(manager.kizon.ApproveBulkOutput,
-                               kizon_pb2.BulkApprovalRequest(purpose="load test: whom to act on", max_records=1_000_000))
-            for place in towns(MUNICIPALITY):
-                _register.extend(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(town_code=place.code),
-                                       metadata=((APPROVAL_KEY, approval.token),), timeout=120))
-                if len(_register) >= 2000:
-                    break
+    with _setup:
+        if not _register:
+            _read_register()
     return _register
+
+
+def _read_register() -> None:
+    net = network()
+    with Counter(net, MUNICIPALITY, "T0003", "OP0003") as manager, Counter(net, MUNICIPALITY, "T0003", "OP0001") as clerk:
+        approval = manager(manager.kizon.ApproveBulkOutput,
+                           kizon_pb2.BulkApprovalRequest(purpose="load test: whom to act on", max_records=1_000_000))
+        for place in towns(MUNICIPALITY):
+            _register.extend(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(town_code=place.code),
+                                   metadata=((APPROVAL_KEY, approval.token),), timeout=120))
+            if len(_register) >= 2000:
+                break
+
+
+def kiosk_cards(net, count: int = 5) -> list[str]:
+    """Cards issued with PIN 1234 to a few card holders, once per process, for the kiosk users."""
+    holders = [r for r in register() if r.card_issued][:count]
+    with _setup:
+        if _cards:
+            return _cards
+        with Counter(net, MUNICIPALITY, "T0001", "OP0001") as clerk:
+            for person in holders:
+                clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=person.resident_code))
+            for person in holders:
+                for _ in range(100):  # the card system manufactures about every second
+                    try:
+                        status = clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(
+                            action=card_pb2.ISSUE, resident_code=person.resident_code, pin=Kiosk.pin))
+                        _cards.append(status.card_number)
+                        break
+                    except grpc.RpcError as exc:
+                        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                            raise
+                        time.sleep(0.1)
+    return _cards
 
 
 class GrpcUser(User):
@@ -130,6 +165,31 @@ class IntegratedTerminal(TerminalUser):
         person = random.choice(self.people)
         self.timed("cs/SearchIdentity", self.counter, self.counter.cs.SearchIdentity,
                    identity_pb2.IdentitySearch(name_kana=person.name_kana, birth_date=person.birth_date))
+
+
+class Kiosk(GrpcUser):
+    """コンビニ交付: a kiosk front end; residents prove themselves with card and PIN (06:30–23:00 JST)."""
+
+    weight = 1
+    wait_time = between(0.5, 2)
+    pin = "1234"
+
+    def on_start(self):
+        net = network()
+        self.cards = kiosk_cards(net)
+        pki = net.pki
+        self.channel = channel(net.topology.find("kizon", MUNICIPALITY), ClientCert(*pki.client_files("kiosk-K0002"),
+                                                                                   pki.trust_bundle))
+        self.stub = kizon_pb2_grpc.KizonStub(self.channel)
+
+    def on_stop(self):
+        self.channel.close()
+
+    @task
+    def resident_copy(self):
+        if self.cards and KIOSK_HOURS[0] <= kiosk_clock() < KIOSK_HOURS[1]:
+            self.timed("kizon/IssueKioskCertificate", self.stub.IssueKioskCertificate, kizon_pb2.KioskRequest(
+                card_number=random.choice(self.cards), pin=self.pin, kind=kizon_pb2.RESIDENT_COPY), timeout=30)
 
 
 class InfoProvisionNetwork(GrpcUser):

@@ -25,13 +25,20 @@ import grpc
 from tqdm import tqdm
 
 from nodes.runtime import APPROVAL_KEY
-from protos import (common_pb2, cs_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, records_pb2)
+from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc,
+                    records_pb2)
 from scenarios.population import resident_code
 from scenarios.towns import towns
+from nodes.kizon import KIOSK_HOURS, kiosk_clock
+from nodes.tls import ClientCert
 from testbed.client import async_channel, async_login, named_cert
 
 OUTSIDE = "131016"  # 東京都千代田区: where people from outside the network come from and go to
-NOT_REPLAYED = {"コンビニ交付": "no kiosk identity in the network yet"}
+NOT_REPLAYED: dict[str, str] = {}
+KIOSK_CARDS = 40  # residents per municipality whose cards are issued (with a PIN) for コンビニ交付
+KIOSK_PIN = "1234"
+CERTIFICATE_KINDS = {"住民票の写し": kizon_pb2.RESIDENT_COPY, "住民票記載事項証明書": kizon_pb2.STATED_ITEMS,
+                     "除票の写し": kizon_pb2.REMOVED_COPY}
 
 
 @dataclass
@@ -50,6 +57,8 @@ class Register:
 
     people: dict[str, Person] = field(default_factory=dict)
     households: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    removed: list[str] = field(default_factory=list)  # 除票: people who died or moved out during the replay
+    cards: list[tuple[str, str]] = field(default_factory=list)  # (card number, 住民票コード) usable at a kiosk
 
     def add(self, person: Person) -> None:
         """Someone became a resident."""
@@ -61,6 +70,8 @@ class Register:
         person = self.people.pop(code, None)
         if person:
             self.households[person.household].discard(code)
+            self.removed.append(code)
+        self.cards = [(number, holder) for number, holder in self.cards if holder != code]
 
     def pick(self, rng: random.Random, card: bool = False) -> Person | None:
         """A resident with no call in flight (a card holder if asked)."""
@@ -108,6 +119,7 @@ class Replay:
         self.shift = dt.timedelta(weeks=max(0, (dt.datetime.now() - end).days // 7))
         self.start = start
         self._outside = 0
+        self._extra_channels: list = []
 
     # -- set-up ------------------------------------------------------------------------------------
     async def _prepare(self) -> None:
@@ -115,11 +127,39 @@ class Replay:
             kizon, cs, metadata, channels = await async_login(self.network, municipality, "T0001", "OP0001")
             self.terminals[municipality] = (kizon, cs, metadata, channels)
             self.registers[municipality] = await self._read_register(municipality, kizon, metadata)
+        await asyncio.gather(*(self._issue_kiosk_cards(m) for m in self.header["municipalities"]))
+        self.kiosks = {m: kizon_pb2_grpc.KizonStub(self._kiosk_channel(m)) for m in self.header["municipalities"]}
         self._infonws = async_channel(self.network.topology.find("intermediate"), named_cert(self.network.pki, "infonws"))
         self._intermediate = intermediate_pb2_grpc.IntermediateServerStub(self._infonws)
         for municipality in self.header["municipalities"]:
             sample = await self._intermediate.SampleFugo(intermediate_pb2.FugoSampleRequest(tenant=municipality, count=5000))
             self.fugo[municipality] = list(sample.fugo)
+
+    def _kiosk_channel(self, municipality: str):
+        pki = self.network.pki
+        channel = async_channel(self.network.topology.find("kizon", municipality),
+                                ClientCert(*pki.client_files("kiosk-K0001"), pki.trust_bundle))
+        self._extra_channels.append(channel)
+        return channel
+
+    async def _issue_kiosk_cards(self, municipality: str) -> None:
+        """Cards with a PIN for some card holders, so that コンビニ交付 has someone to serve."""
+        kizon, _, metadata, _ = self.terminals[municipality]
+        register = self.registers[municipality]
+        holders = [p for p in register.people.values() if p.card][:KIOSK_CARDS]
+        for person in holders:
+            await kizon.ChangeCard(card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=person.code), metadata=metadata)
+        for person in holders:
+            for _ in range(100):  # the card system manufactures in a batch about every second
+                try:
+                    status = await kizon.ChangeCard(card_pb2.CardRequest(action=card_pb2.ISSUE, resident_code=person.code,
+                                                                         pin=KIOSK_PIN), metadata=metadata)
+                    register.cards.append((status.card_number, person.code))
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                        raise
+                    await asyncio.sleep(0.1)
 
     async def _read_register(self, municipality, kizon, metadata) -> Register:
         """The current residents, read with a manager's prior approval (bulk output rule)."""
@@ -139,6 +179,8 @@ class Replay:
             for ch in channels:
                 await ch.close()
         await self._infonws.close()
+        for ch in self._extra_channels:
+            await ch.close()
 
     # -- the run ----------------------------------------------------------------------------------------
     async def run(self) -> dict:
@@ -227,13 +269,26 @@ class Replay:
             await cs.PurgeExpiredCertificates(common_pb2.Empty(), metadata=metadata, timeout=60)
             return True
         if op == "証明書":
-            person = register.pick(self.rng)
-            if person is None:
+            kind = CERTIFICATE_KINDS.get(event.args.get("kind"), kizon_pb2.RESIDENT_COPY)
+            if kind == kizon_pb2.REMOVED_COPY and register.removed:
+                code = self.rng.choice(register.removed)
+            else:
+                kind = kind if kind != kizon_pb2.REMOVED_COPY else kizon_pb2.RESIDENT_COPY
+                person = register.pick(self.rng)
+                if person is None:
+                    return False
+                code = person.code
+            await kizon.IssueCertificate(kizon_pb2.CertificateRequest(
+                kind=kind, resident_code=code, items=["name_kanji", "address"] if kind == kizon_pb2.STATED_ITEMS else []),
+                metadata=metadata, timeout=30)
+            return True
+        if op == "コンビニ交付":
+            # The kiosk's hours are kept by the wall clock of the nodes; out of them the event is skipped.
+            if not register.cards or not KIOSK_HOURS[0] <= kiosk_clock() < KIOSK_HOURS[1]:
                 return False
-            # What a 住民票の写し is printed from: the person's 住民票 and household.
-            record = await kizon.GetResident(common_pb2.ResidentKey(resident_code=person.code), metadata=metadata, timeout=30)
-            await kizon.GetHousehold(kizon_pb2.HouseholdRequest(household_number=record.household_number), metadata=metadata,
-                                     timeout=30)
+            number, _ = self.rng.choice(register.cards)
+            await self.kiosks[municipality].IssueKioskCertificate(kizon_pb2.KioskRequest(
+                card_number=number, pin=KIOSK_PIN, kind=kizon_pb2.RESIDENT_COPY), timeout=30)
             return True
         return await self._change(event, municipality, kizon, metadata, register, today)
 

@@ -1,10 +1,17 @@
 """Shared fixtures: a throwaway PKI and a real network of node processes on free loopback ports."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from testbed.network import Network
 from testbed.topology import Topology
+
+
+# コンビニ交付 keeps its hours (06:30–23:00 JST) by the nodes' clock: the tests pin it to midday so that
+# they do not depend on when they run; a test of the hours rule sets its own before starting a network.
+os.environ.setdefault("TESTBED_KIOSK_CLOCK", "12:00")
 
 
 def make_network(state_dir, topology: Topology | None = None) -> Network:
