@@ -12,7 +12,7 @@ import grpc
 
 from nodes import audit
 from nodes.tls import channel_options
-from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, identity_pb2, intermediate_pb2,
+from protos import (card_pb2_grpc, common_pb2, identity_pb2, intermediate_pb2,
                     intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2_grpc, prefecture_pb2_grpc,
                     records_pb2)
 from scenarios.towns import towns
@@ -109,21 +109,39 @@ def _counter_story(network: Network) -> None:
         with channel(topo.find("card"), node_cert(pki, "cs-142140")) as ch:
             entry = eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
             print(f"   card: 送付先情報 queued for the 個人番号通知書 at {entry.received_at}")
-        with channel(topo.find("atena", ISEHARA), node_cert(pki, "kizon-142140")) as ch:
-            stub = atena_pb2_grpc.AtenaStub(ch)
-            replies = stub.NotifyResidentChanges(atena_pb2.ResidentChangeBatch(items=[atena_pb2.ResidentChange(
-                record=a(a.kizon.GetResident, key))]), timeout=10)
-            fugo = replies.replies[0].fugo
-            print(f"   atena: 団体内統合宛名番号 {replies.replies[0].unified_atena_number}, 符号 {fugo[:8]}…")
         with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch:
-            provided = eventually(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
-                intermediate_pb2.ProvisionRequest(tenant=ISEHARA, fugo=fugo, inquiry_id="DEMO-1"), timeout=5))
+            provided = eventually(lambda: _provide(intermediate_pb2_grpc.IntermediateServerStub(ch), child.resident_code))
             print(f"   intermediate: 情報提供 by 符号 answered {provided.record.name_kanji} (記録 {provided.provision_id[:8]}…)")
+        copy = a(a.kizon.IssueCertificate, kizon_pb2.CertificateRequest(kind=kizon_pb2.HOUSEHOLD_COPY,
+                                                                         resident_code=child.resident_code))
+        print(f"   住民票の写し (世帯) 発行番号 {copy.issue_number}:")
+        print("\n".join(f"      {line}" for line in copy.text.splitlines()[:8]))
         died = a(a.kizon.Death, kizon_pb2.DeathRequest(resident_code=child.resident_code, death_date=today))
         print(f"   死亡: {died.records[0].name_kanji} → 除票 ({died.records[0].removal_reason}), history kept")
+        trail = audit.follow([network.audit_file(n.name) for n in topo.nodes], child.resident_code)
+        print(f"   the audit logs follow {child.resident_code} through {len({e['node'] for e in trail})} nodes:")
+        for entry in trail:
+            print(f"      {entry['node']:18s} {entry['method'].rsplit('/', 1)[-1]:26s} {entry['status']}")
     finally:
         a.close()
         b.close()
+
+
+def _provide(stub, resident_code: str):
+    """情報提供 of one person: the NWS knows 符号, not 住民票コード, so look through the tenant's."""
+    for fugo in stub.SampleFugo(intermediate_pb2.FugoSampleRequest(tenant=ISEHARA, count=10_000), timeout=10).fugo:
+        provided = stub.ProvideInfo(intermediate_pb2.ProvisionRequest(tenant=ISEHARA, fugo=fugo, inquiry_id="TOUR-1"),
+                                    timeout=5)
+        if provided.record.resident_code == resident_code:
+            return provided
+    raise NotYet()
+
+
+class NotYet(grpc.RpcError):
+    """What is awaited has not arrived yet (eventually() retries it)."""
+
+    def code(self):
+        return grpc.StatusCode.NOT_FOUND
 
 
 def _poll_history(counter, code, reason, timeout=10.0):
