@@ -30,7 +30,11 @@ TRANSITIONS = {
     card_pb2.LIFT: ({"suspended"}, "issued"),
     card_pb2.REVOKE: ({"applied", "manufactured", "issued", "suspended"}, "revoked"),
     card_pb2.RETURN: ({"issued", "suspended", "revoked"}, "returned"),
+    card_pb2.RESET_PIN: ({"issued"}, "issued"),
 }
+# Steps the CSs take on their own when a holder dies, moves in elsewhere or gets a new code: they
+# must never stop the CS's delivery queue, so a step with nothing to act on is a no-op.
+HOUSEKEEPING = (card_pb2.TRANSFER, card_pb2.RECODE)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery (
     resident_code TEXT PRIMARY KEY,         -- 住民票コード
@@ -101,10 +105,13 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         """The 送付先情報 of a person and whether the 通知書 is printed."""
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
-        row = self.rt.store.one("SELECT info, received_at, notice_printed_at FROM delivery WHERE resident_code=?",
-                                (request.resident_code,))
+        row = self.rt.store.one("SELECT info, received_at, notice_printed_at, municipality_code FROM delivery "
+                                "WHERE resident_code=?", (request.resident_code,))
         if row is None:
             raise rules.not_found(f"送付先情報: none kept for 住民票コード {request.resident_code}")
+        caller = current_call().peer.identity.municipality
+        if row[3] != caller:
+            raise rules.denied(f"送付先情報 rule: the CS of {caller} may read only what it sent")
         return card_pb2.DeliveryQueueEntry(delivery=records_pb2.DeliveryInfo.FromString(row[0]), received_at=row[1],
                                            notice_printed_at=row[2] or "")
 
@@ -114,8 +121,8 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
 
     def purge(self, today: dt.date | None = None) -> int:
         """Delete 送付先情報 kept longer than RETENTION_DAYS (PIA Ⅲ(3)7)."""
-        cutoff = dt.datetime.combine((today or dt.date.today()) - dt.timedelta(days=RETENTION_DAYS), dt.time(),
-                                     dt.timezone.utc).isoformat()
+        today = today or dt.datetime.now(dt.timezone.utc).date()  # received_at is in UTC: count days in UTC too
+        cutoff = dt.datetime.combine(today - dt.timedelta(days=RETENTION_DAYS), dt.time(), dt.timezone.utc).isoformat()
         with self.rt.store.transaction() as db:
             return db.execute("DELETE FROM delivery WHERE received_at < ?", (cutoff,)).rowcount
 
@@ -147,17 +154,19 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         caller = current_call().peer.identity
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
-        if request.action not in TRANSITIONS:
+        if request.action not in TRANSITIONS and request.action not in HOUSEKEEPING:
             raise rules.invalid("card rule: unknown action")
         if request.municipality_code != caller.municipality:
             raise rules.denied(f"card rule: the CS of {caller.municipality} acts only for its own residents")
+        if request.action in HOUSEKEEPING:
+            return self._housekeeping(request, caller.municipality)
         allowed, target = TRANSITIONS[request.action]
         name = card_pb2.CardAction.Name(request.action)
         with self.rt.store.transaction() as db:
             row = self._card(request.resident_code)
             state = row[3] if row else "none"
-            if request.action == card_pb2.REVOKE and row is None and request.reason == "死亡":
-                return self._status(None)  # a death revokes whatever card there is; here there is none
+            if request.action == card_pb2.REVOKE and request.reason == "死亡" and state in ("none", "revoked", "returned"):
+                return self._status(row)  # a death revokes whatever card there is; here there is none in use
             if state not in allowed:
                 raise rules.precondition(f"card rule: {name} is not possible for a card that is {state}")
             if row is not None and row[2] != caller.municipality and request.action != card_pb2.APPLY:
@@ -171,7 +180,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
                            (request.resident_code, number, caller.municipality, target, now))
             else:
                 number = row[0]
-                if request.action == card_pb2.ISSUE:
+                if request.action in (card_pb2.ISSUE, card_pb2.RESET_PIN):
                     if not PIN.fullmatch(request.pin):
                         raise rules.invalid("card rule: the PIN is four digits, set at the counter")
                     db.execute("UPDATE cards SET pin_hash=?, pin_failures=0 WHERE card_number=?",
@@ -179,6 +188,22 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
                 db.execute("UPDATE cards SET state=?, updated_at=? WHERE card_number=?", (target, now, number))
             db.execute("INSERT INTO card_events VALUES (?,?,?,?)", (number, now, name, request.reason))
         return self._status(self._card(request.resident_code))
+
+    def _housekeeping(self, request, municipality: str) -> card_pb2.CardStatus:
+        """TRANSFER: the card now belongs to the holder's new municipality. RECODE: its new 住民票コード."""
+        with self.rt.store.transaction() as db:
+            if request.action == card_pb2.TRANSFER:
+                db.execute("UPDATE cards SET municipality_code=?, updated_at=? WHERE resident_code=?",
+                           (municipality, _now(), request.resident_code))
+            else:
+                rules.require_resident_code(request.former_resident_code)
+                db.execute("UPDATE cards SET resident_code=?, updated_at=? WHERE resident_code=? AND municipality_code=?",
+                           (request.resident_code, _now(), request.former_resident_code, municipality))
+            row = self._card(request.resident_code)
+            if row is not None:
+                db.execute("INSERT INTO card_events VALUES (?,?,?,?)",
+                           (row[0], _now(), card_pb2.CardAction.Name(request.action), request.former_resident_code))
+        return self._status(row)
 
     async def GetCardStatus(self, request, context):
         """The state of a person's card ("none" without one)."""
@@ -196,7 +221,8 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         if row[3] != "issued":
             raise rules.precondition(f"card rule: the card is {row[3]}, not usable")
         if row[5] >= PIN_ATTEMPTS:
-            raise rules.precondition(f"PIN rule: locked after {PIN_ATTEMPTS} wrong PINs; reset it at the counter")
+            raise rules.precondition(f"PIN rule: locked after {PIN_ATTEMPTS} wrong PINs; the PIN is reset at the counter "
+                                     "(RESET_PIN)")
         if not hmac.compare_digest(row[4] or b"", _pin_hash(row[0], request.pin)):
             with self.rt.store.transaction() as db:
                 db.execute("UPDATE cards SET pin_failures=pin_failures+1 WHERE card_number=?", (row[0],))

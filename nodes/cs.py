@@ -202,6 +202,13 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         self.outbox.put_many(db, "prefecture", forwarded)
         return fresh[-1].info.update_sequence, queued
 
+    def _card_housekeeping(self, db, action, resident_code: str, queued: set[str], former: str = "", reason: str = "") -> None:
+        """Queue a step the card system must take because of this update (in the same transaction)."""
+        self.outbox.put(db, "card-lifecycle", card_pb2.CardRequest(
+            action=action, resident_code=resident_code, municipality_code=self.municipality, reason=reason,
+            former_resident_code=former))
+        queued.add("card-lifecycle")
+
     def _current(self, db, resident_code: str) -> records_pb2.IdentityInfo | None:
         found = db.execute("SELECT info FROM identity WHERE resident_code=? AND municipality_code=?",
                            (resident_code, self.municipality)).fetchone()
@@ -259,11 +266,12 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         if update.special_move_in:
             db.execute("DELETE FROM move_out_certificates WHERE resident_code=?", (info.resident_code,))
         if info.change_reason == "死亡":  # the card of someone who died is revoked
-            self.outbox.put(db, "card-lifecycle", card_pb2.CardRequest(
-                action=card_pb2.REVOKE, resident_code=info.resident_code, municipality_code=self.municipality, reason="死亡"))
-            queued.add("card-lifecycle")
+            self._card_housekeeping(db, card_pb2.REVOKE, info.resident_code, queued, reason="死亡")
         if info.change_reason == "住民票コード変更":
             db.execute("DELETE FROM code_offers WHERE resident_code=?", (info.former_resident_code,))
+            self._card_housekeeping(db, card_pb2.RECODE, info.resident_code, queued, info.former_resident_code)
+        if info.change_reason == "転入":  # a card the mover holds follows them here
+            self._card_housekeeping(db, card_pb2.TRANSFER, info.resident_code, queued)
 
     async def GetIdentity(self, request, context):
         """本人確認情報の照会 for this municipality's 統合端末 and kizon."""

@@ -527,6 +527,8 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         """コンビニ交付: during its hours, to the holder of a card and PIN who lives here."""
         call = current_call()
         audit.set_subject(request.card_number)
+        if call.peer.identity.kind != "kiosk":
+            raise rules.denied("コンビニ交付 rule: only a kiosk front end issues at the kiosk")
         now = kiosk_clock()
         if not KIOSK_HOURS[0] <= now < KIOSK_HOURS[1]:
             raise rules.precondition(f"コンビニ交付 rule: the service runs 06:30–23:00 (it is {now.strftime('%H:%M')})")

@@ -18,6 +18,9 @@ class CardAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LIFT: _ClassVar[CardAction]
     REVOKE: _ClassVar[CardAction]
     RETURN: _ClassVar[CardAction]
+    RESET_PIN: _ClassVar[CardAction]
+    TRANSFER: _ClassVar[CardAction]
+    RECODE: _ClassVar[CardAction]
 CARD_ACTION_UNSPECIFIED: CardAction
 APPLY: CardAction
 ISSUE: CardAction
@@ -25,6 +28,9 @@ SUSPEND: CardAction
 LIFT: CardAction
 REVOKE: CardAction
 RETURN: CardAction
+RESET_PIN: CardAction
+TRANSFER: CardAction
+RECODE: CardAction
 
 class DeliveryQueueEntry(_message.Message):
     __slots__ = ("delivery", "received_at", "notice_printed_at")
@@ -43,18 +49,20 @@ class DeliveryBatch(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[_records_pb2.DeliveryInfo, _Mapping]]] = ...) -> None: ...
 
 class CardRequest(_message.Message):
-    __slots__ = ("action", "resident_code", "municipality_code", "pin", "reason")
+    __slots__ = ("action", "resident_code", "municipality_code", "pin", "reason", "former_resident_code")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
     PIN_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    FORMER_RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     action: CardAction
     resident_code: str
     municipality_code: str
     pin: str
     reason: str
-    def __init__(self, action: _Optional[_Union[CardAction, str]] = ..., resident_code: _Optional[str] = ..., municipality_code: _Optional[str] = ..., pin: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    former_resident_code: str
+    def __init__(self, action: _Optional[_Union[CardAction, str]] = ..., resident_code: _Optional[str] = ..., municipality_code: _Optional[str] = ..., pin: _Optional[str] = ..., reason: _Optional[str] = ..., former_resident_code: _Optional[str] = ...) -> None: ...
 
 class CardStatus(_message.Message):
     __slots__ = ("card_number", "resident_code", "municipality_code", "state", "pin_locked", "pin_failures", "updated_at")

@@ -182,7 +182,9 @@ def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: i
     network = Network(state_dir, topology)
     network.pki.init(topology)
     # The echo presents national's server certificate, on a port of its own.
-    echo_node = Node("national", "national", Topology.load().with_free_ports().nodes[0].address)
+    taken = {n.address for n in topology.nodes}
+    echo_address = next(a for a in (n.address for n in Topology.load().with_free_ports().nodes) if a not in taken)
+    echo_node = Node("national", "national", echo_address)
     echo = subprocess.Popen([sys.executable, "-m", "nodes.echo", "--pki-dir", str(network.pki.dir),
                              "--cert-of", "national", "--address", echo_node.address])
     figures: dict = {"residents": residents, "flow_hops": FLOW_HOPS}

@@ -163,12 +163,21 @@ class Topology:
         raise KeyError(f"no municipality {code} in topology {self.name}")
 
     def with_free_ports(self, host: str = "127.0.0.1") -> "Topology":
-        """A copy whose nodes listen on ports the OS reports free now (for tests)."""
-        nodes = [Node(n.name, n.kind, f"{host}:{_free_port(host)}", n.municipality, n.prefecture) for n in self.nodes]
+        """A copy whose nodes listen on ports the OS reports free now (for tests and benchmarks)."""
+        ports = _free_ports(host, len(self.nodes))
+        nodes = [Node(n.name, n.kind, f"{host}:{port}", n.municipality, n.prefecture) for n, port in zip(self.nodes, ports)]
         return Topology(self.name, nodes, list(self.municipalities), dict(self.prefectures))
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+def _free_ports(host: str, count: int) -> list[int]:
+    """count distinct free ports: every socket stays bound until all are chosen."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
