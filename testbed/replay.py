@@ -120,6 +120,7 @@ class Replay:
         self.start = start
         self._outside = 0
         self._extra_channels: list = []
+        self.notes: dict[str, str] = {}
 
     # -- set-up ------------------------------------------------------------------------------------
     async def _prepare(self) -> None:
@@ -284,7 +285,10 @@ class Replay:
             return True
         if op == "コンビニ交付":
             # The kiosk's hours are kept by the wall clock of the nodes; out of them the event is skipped.
-            if not register.cards or not KIOSK_HOURS[0] <= kiosk_clock() < KIOSK_HOURS[1]:
+            if not KIOSK_HOURS[0] <= kiosk_clock() < KIOSK_HOURS[1]:
+                self.notes[op] = "skipped: outside the kiosk's hours (06:30–23:00 JST) by the nodes' clock"
+                return False
+            if not register.cards:
                 return False
             number, _ = self.rng.choice(register.cards)
             await self.kiosks[municipality].IssueKioskCertificate(kizon_pb2.KioskRequest(
@@ -378,7 +382,8 @@ class Replay:
             operations[op] = {
                 "count": len(lat), "errors": dict(outcome.errors), "skipped": outcome.skipped,
                 "p50_ms": _pct(lat, 0.50), "p90_ms": _pct(lat, 0.90), "p99_ms": _pct(lat, 0.99), "max_ms": lat[-1] if lat else 0.0,
-                "error_examples": outcome.examples, **({"note": NOT_REPLAYED[op]} if op in NOT_REPLAYED else {}),
+                "error_examples": outcome.examples,
+                **({"note": NOT_REPLAYED.get(op) or self.notes[op]} if op in NOT_REPLAYED or op in self.notes else {}),
             }
         seconds = int(wall) + 1
         timeline = [0] * seconds
