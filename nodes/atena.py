@@ -11,7 +11,7 @@ from nodes import audit, rules
 from nodes.outbox import Target
 from nodes.store import next_counter
 from protos import (atena_pb2, atena_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, national_pb2,
-                    national_pb2_grpc, records_pb2)
+                    national_pb2_grpc)
 
 SERVICE_NAME = atena_pb2.DESCRIPTOR.services_by_name["Atena"].full_name
 SCHEMA = """

@@ -110,7 +110,7 @@ class Network:
         """Stop every node: SIGTERM, then SIGKILL after STOP_TIMEOUT; return the names stopped."""
         stopped = []
         running = {n.name: self.pid(n.name) for n in self.topology.nodes}
-        for name, pid in running.items():
+        for pid in running.values():
             if pid:
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT

@@ -3,7 +3,6 @@ negative matrix fails with the exact status: no client certificate, rogue CA, ex
 valid, no clientAuth, revoked, wrong trust domain, wrong municipality, wrong role."""
 from __future__ import annotations
 
-import random
 
 import grpc
 import pytest
