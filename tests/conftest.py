@@ -5,9 +5,9 @@ import os
 
 import pytest
 
+from testbed.client import Counter
 from testbed.network import Network
 from testbed.topology import Topology
-
 
 # コンビニ交付 keeps its hours (06:30–23:00 JST) by the nodes' clock: the tests pin it to midday so that
 # they do not depend on when they run; a test of the hours rule sets its own before starting a network.
@@ -37,3 +37,17 @@ def fresh_network(tmp_path):
     net = make_network(tmp_path)
     yield net
     net.down()
+
+
+@pytest.fixture(scope="module")
+def clerk(network):
+    """OP0001 (個人番号 permission) at T0001 (registered for 個人番号) of 伊勢原市."""
+    with Counter(network, "142140") as counter:
+        yield counter
+
+
+@pytest.fixture(scope="module")
+def clerk_b(network):
+    """OP0001 at T0001 of 秦野市."""
+    with Counter(network, "142115") as counter:
+        yield counter

@@ -3,13 +3,41 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
+from contextlib import contextmanager
 
 import grpc
+import pytest
 
-from protos import kizon_pb2, records_pb2
+from protos import common_pb2, kizon_pb2, records_pb2
 from testbed.client import Counter, eventually  # noqa: F401 (re-exported for the tests)
 
 TODAY = dt.date.today().isoformat()
+
+
+@contextmanager
+def refused(code: grpc.StatusCode, *rules: str):
+    """The call inside is refused with this status and a message naming each of the rules."""
+    with pytest.raises(grpc.RpcError) as caught:
+        yield caught
+    assert caught.value.code() == code, caught.value.details()
+    for rule in rules:
+        assert rule in caught.value.details(), caught.value.details()
+
+
+def poll(look, timeout: float = 10.0, what: str = "the condition"):
+    """look() until it returns something truthy (bounded in time); that value."""
+    deadline = time.monotonic() + timeout
+    while not (found := look()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return found
+
+
+def key(code: str) -> common_pb2.ResidentKey:
+    """The key of a person."""
+    return common_pb2.ResidentKey(resident_code=code)
+
 
 
 class NotYet(grpc.RpcError):

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
-from contextlib import contextmanager
 from types import SimpleNamespace
 
 import grpc
 import pytest
+from helpers import (
+    TODAY,
+    address,
+    eventually,
+    key,
+    move_in_from_abroad,
+    person,
+    poll,
+    refused,
+)
 
-from helpers import TODAY, address, eventually, move_in_from_abroad, person
 from nodes import card as card_node
 from nodes.store import Store
-from protos import card_pb2, card_pb2_grpc, common_pb2, cs_pb2, kizon_pb2, records_pb2
+from protos import card_pb2, card_pb2_grpc, cs_pb2, kizon_pb2, records_pb2
 from testbed.cli import main
 from testbed.client import Counter, channel, node_cert, node_status
 
@@ -30,28 +37,6 @@ Code = grpc.StatusCode
 
 
 # -- helpers ------------------------------------------------------------------------------------
-@contextmanager
-def refused(code: grpc.StatusCode, *rules: str):
-    """The call inside is refused with this status and a message naming each of the rules."""
-    with pytest.raises(grpc.RpcError) as caught:
-        yield caught
-    assert caught.value.code() == code, caught.value.details()
-    for rule in rules:
-        assert rule in caught.value.details(), caught.value.details()
-
-
-def poll(look, timeout: float = 10.0, what: str = "the condition"):
-    """look() until it returns something truthy (bounded in time); that value."""
-    deadline = time.monotonic() + timeout
-    while not (found := look()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
-
-
-def key(code: str) -> common_pb2.ResidentKey:
-    """The key of a person."""
-    return common_pb2.ResidentKey(resident_code=code)
 
 
 def change(counter: Counter, code: str, action, pin: str = "", reason: str = "") -> card_pb2.CardStatus:
@@ -96,18 +81,6 @@ def card_stub(network, ch_list: list):
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def clerk(network):
-    """OP0001 (個人番号 permission) at T0001 (registered for 個人番号) of 伊勢原市."""
-    with Counter(network, A) as counter:
-        yield counter
-
-
-@pytest.fixture(scope="module")
-def clerk_b(network):
-    """OP0001 at T0001 of 秦野市."""
-    with Counter(network, B) as counter:
-        yield counter
 
 
 @pytest.fixture(scope="module")

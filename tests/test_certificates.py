@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
-from contextlib import contextmanager
 from types import SimpleNamespace
 
 import grpc
 import pytest
-
 from conftest import make_network
-from helpers import TODAY, move_in_from_abroad, person
+from helpers import TODAY, key, move_in_from_abroad, person, poll, refused
+
 from nodes.certificates import STANDARD_ITEMS
-from protos import card_pb2, card_pb2_grpc, common_pb2, cs_pb2, kizon_pb2, kizon_pb2_grpc
+from protos import card_pb2, card_pb2_grpc, cs_pb2, kizon_pb2, kizon_pb2_grpc
 from testbed.client import ClientCert, Counter, channel, node_cert
 
 A, B = "142140", "142115"  # 伊勢原市, 秦野市
@@ -31,28 +29,6 @@ KIZON = kizon_pb2.DESCRIPTOR.services_by_name["Kizon"]
 
 
 # -- helpers ------------------------------------------------------------------------------------
-@contextmanager
-def refused(code: grpc.StatusCode, *rules: str):
-    """The call inside is refused with this status and a message naming each of the rules."""
-    with pytest.raises(grpc.RpcError) as caught:
-        yield caught
-    assert caught.value.code() == code, caught.value.details()
-    for rule in rules:
-        assert rule in caught.value.details(), caught.value.details()
-
-
-def poll(look, timeout: float = 10.0, what: str = "the condition"):
-    """look() until it returns something truthy (bounded in time); that value."""
-    deadline = time.monotonic() + timeout
-    while not (found := look()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
-
-
-def key(code: str) -> common_pb2.ResidentKey:
-    """The key of a person."""
-    return common_pb2.ResidentKey(resident_code=code)
 
 
 def issue(counter: Counter, kind, code: str = "", **kw) -> kizon_pb2.Certificate:
@@ -117,18 +93,6 @@ def kiosk_stub(network, ch_list: list, municipality: str = A, kiosk: str = "K000
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def clerk(network):
-    """OP0001 (個人番号 permission) at T0001 (registered for 個人番号) of 伊勢原市."""
-    with Counter(network, A) as counter:
-        yield counter
-
-
-@pytest.fixture(scope="module")
-def clerk_b(network):
-    """OP0001 at T0001 of 秦野市."""
-    with Counter(network, B) as counter:
-        yield counter
 
 
 @pytest.fixture(scope="module")

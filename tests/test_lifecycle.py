@@ -15,19 +15,31 @@ import random
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from contextlib import closing, contextmanager
 from types import SimpleNamespace
 
 import grpc
 import pytest
+from helpers import TODAY, address, eventually, key, move_in_from_abroad, person, poll
 
-from helpers import TODAY, address, eventually, move_in_from_abroad, person
 from nodes import audit, identityfile
-from nodes.numbers import individual_number_valid, resident_code_valid, with_resident_code_check
-from protos import (common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, kizon_pb2, kizon_pb2_grpc, national_pb2_grpc,
-                    prefecture_pb2_grpc, records_pb2)
+from nodes.numbers import (
+    individual_number_valid,
+    resident_code_valid,
+    with_resident_code_check,
+)
+from protos import (
+    common_pb2,
+    cs_pb2,
+    cs_pb2_grpc,
+    identity_pb2,
+    kizon_pb2,
+    kizon_pb2_grpc,
+    national_pb2_grpc,
+    prefecture_pb2_grpc,
+    records_pb2,
+)
 from testbed.client import Counter, channel, node_cert, node_status, terminal_cert
 from testbed.load import generate_population, load_records
 from testbed.network import Network
@@ -44,11 +56,6 @@ Code = grpc.StatusCode
 def days_from_today(days: int) -> str:
     """An ISO date relative to today."""
     return (dt.date.today() + dt.timedelta(days=days)).isoformat()
-
-
-def key(code: str) -> common_pb2.ResidentKey:
-    """The key of a person."""
-    return common_pb2.ResidentKey(resident_code=code)
 
 
 def broken(code: str) -> str:
@@ -80,15 +87,6 @@ def calling(network, node_name: str, as_node: str, stub_class):
     """A stub on node_name, called with as_node's client certificate (as that node would call)."""
     with channel(network.topology.node(node_name), node_cert(network.pki, as_node)) as ch:
         yield stub_class(ch)
-
-
-def poll(look, timeout: float = 10.0, what: str = "the condition"):
-    """look() until it returns something truthy (bounded in time); that value."""
-    deadline = time.monotonic() + timeout
-    while not (found := look()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
 
 
 def wait_applied(network, node_name: str, municipality: str, sequence: int) -> None:
@@ -171,18 +169,6 @@ def own_network(state_dir) -> Network:
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def clerk(network):
-    """OP0001 (個人番号 permission) at T0001 (registered for 個人番号) of 伊勢原市."""
-    with Counter(network, A) as counter:
-        yield counter
-
-
-@pytest.fixture(scope="module")
-def clerk_b(network):
-    """OP0001 at T0001 of 秦野市."""
-    with Counter(network, B) as counter:
-        yield counter
 
 
 @pytest.fixture(scope="module")

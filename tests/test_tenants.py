@@ -14,13 +14,29 @@ from types import SimpleNamespace
 
 import grpc
 import pytest
+from helpers import TODAY, eventually, key, move_in_from_abroad, person, refused
 
-from helpers import TODAY, eventually, move_in_from_abroad, person
 from nodes import audit
-from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, intermediate_pb2, intermediate_pb2_grpc,
-                    kizon_pb2, national_pb2, national_pb2_grpc, prefecture_pb2_grpc)
+from protos import (
+    atena_pb2,
+    atena_pb2_grpc,
+    card_pb2_grpc,
+    intermediate_pb2,
+    intermediate_pb2_grpc,
+    kizon_pb2,
+    national_pb2,
+    national_pb2_grpc,
+    prefecture_pb2_grpc,
+)
 from testbed.cli import main
-from testbed.client import ClientCert, Counter, channel, named_cert, node_cert, terminal_cert
+from testbed.client import (
+    ClientCert,
+    Counter,
+    channel,
+    named_cert,
+    node_cert,
+    terminal_cert,
+)
 
 A, B = "142140", "142115"  # 伊勢原市, 秦野市
 ROOT = "spiffe://testbed.jp/"
@@ -34,19 +50,6 @@ BAD_KIT = {"expired": Code.UNAVAILABLE, "not_yet_valid": Code.UNAVAILABLE, "rogu
 
 
 # -- helpers ------------------------------------------------------------------------------------
-@contextmanager
-def refused(code: grpc.StatusCode, *rules: str):
-    """The call inside is refused with this status and a message naming each of the rules."""
-    with pytest.raises(grpc.RpcError) as caught:
-        yield caught
-    assert caught.value.code() == code, caught.value.details()
-    for rule in rules:
-        assert rule in caught.value.details(), caught.value.details()
-
-
-def key(code: str) -> common_pb2.ResidentKey:
-    """The key of a person."""
-    return common_pb2.ResidentKey(resident_code=code)
 
 
 @contextmanager
