@@ -284,10 +284,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         identityfile.search_kind(request)
         audit.set_subject(request.resident_code or (request.individual_number and "個人番号") or "4情報")
         if request.nationwide:
-            try:
-                result = await self.national.SearchIdentity(request, timeout=self.rt.peer_timeout)
-            except grpc.aio.AioRpcError as exc:
-                raise rules.Violation(exc.code(), f"全国サーバ: {exc.details()}") from None
+            result = await self._national_call(self.national.SearchIdentity, request)
             result.source = "national"
         else:
             result = identityfile.search(self.rt.store, request, self.municipality)
@@ -369,10 +366,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         return reply
 
     async def _national_call(self, method, request):
-        try:
-            return await method(request, timeout=self.rt.peer_timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise rules.Violation(exc.code(), f"全国サーバ: {exc.details()}") from None
+        return await self.rt.call_peer(method, request, "全国サーバ")
 
     # -- between municipalities -----------------------------------------------------------------
     async def ReceiveMoveOutCertificate(self, request, context):
@@ -435,11 +429,8 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
                                      f"not {request.home_municipality_code}")
         audit.set_subject(card.resident_code)
         home = self.rt.stub(cs_pb2_grpc.CommunicationServerStub, "cs", request.home_municipality_code)
-        try:
-            return await home.ProvideForWideArea(common_pb2.ResidentKey(resident_code=card.resident_code),
-                                                 timeout=self.rt.peer_timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise rules.Violation(exc.code(), f"市町村CS of {request.home_municipality_code}: {exc.details()}") from None
+        return await self.rt.call_peer(home.ProvideForWideArea, common_pb2.ResidentKey(resident_code=card.resident_code),
+                                       f"市町村CS of {request.home_municipality_code}")
 
     async def ProvideForWideArea(self, request, context):
         """広域交付 elsewhere: the 本人確認情報 of a current resident of here, for another CS."""
@@ -450,10 +441,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         return info
 
     async def _card_call(self, method, request):
-        try:
-            return await method(request, timeout=self.rt.peer_timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise rules.Violation(exc.code(), f"個人番号カード管理システム: {exc.details()}") from None
+        return await self.rt.call_peer(method, request, "個人番号カード管理システム")
 
     async def ReceiveMoveInNotice(self, request, context):
         """転入通知 from the new municipality's CS about a former resident of here."""

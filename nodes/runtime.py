@@ -106,6 +106,13 @@ class NodeRuntime:
         """A stub of stub_class on the peer node of kind (for a municipality or prefecture)."""
         return stub_class(self.channel(self.topology.find(kind, municipality, prefecture)))
 
+    async def call_peer(self, method, request, peer: str):
+        """Call a peer; its refusal comes back as a Violation with the same status, naming the peer."""
+        try:
+            return await method(request, timeout=self.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise Violation(exc.code(), f"{peer}: {exc.details()}") from None
+
     def use_outbox(self, targets: dict[str, Target]) -> Outbox:
         """Give this node a durable outbox delivering to the given targets."""
         self.outbox = Outbox(self.store, targets, timeout=PEER_TIMEOUT)
