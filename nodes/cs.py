@@ -150,7 +150,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
     def _apply(self, db, updates) -> tuple[int, set[str]]:
         """Check every update against the file (and the batch before it), then number and queue them."""
         seen: dict[str, records_pb2.IdentityInfo | None] = {}
-        fresh, repeats = [], 0
+        fresh = []
         sequence = 0
         # One look at the file for the whole batch: which of these people it holds, and how.
         known = identityfile.statuses(db, self.municipality, {u.info.former_resident_code or u.info.resident_code for u in updates})
@@ -166,7 +166,6 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
                 if done:  # a retry of an update applied before: answer it, apply nothing
                     if done[1] != identityfile.digest(info):
                         raise rules.precondition(f"依頼管理番号 rule: {request_id} was used for a different update")
-                    repeats += 1
                     sequence = max(sequence, done[0])
                     continue
             code = info.former_resident_code if info.change_reason == "住民票コード変更" else info.resident_code

@@ -184,7 +184,7 @@ class Generator:
             status=records_pb2.ResidentRecord.STATUS_CURRENT)
         self.index += 1
         if foreign:
-            code, nation, _, given_names = self._nation
+            code, _, _, given_names = self._nation
             given, given_kana = rng.choice(given_names)
             record.resident_type = "外国人住民"
             record.name_romaji = f"{surname[0]} {given}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import heapq
 import json
 import random
 from dataclasses import dataclass, field
@@ -315,8 +314,3 @@ def read_trace(path: str | Path) -> tuple[dict, list[Event]]:
             raise ValueError(f"{path} is not a {TRACE_FORMAT} trace")
         events = [Event(e["t"], e["op"], e["m"], e.get("args", {})) for e in map(json.loads, f)]
     return header, events
-
-
-def merge(*streams):
-    """Events of several sorted streams in time order."""
-    return list(heapq.merge(*streams))
