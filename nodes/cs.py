@@ -183,22 +183,21 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         if not fresh:
             return sequence, set()
         queued = {"prefecture"}
-        forwarded = []
         sequence = next_counter(db, "update_sequence", len(fresh)) - len(fresh)
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        requests = []
+        requests, rows = [], []
         for update in fresh:
             info = update.info
             sequence += 1
             info.update_sequence, info.timestamp = sequence, stamp
+            rows.append(identityfile.row(info))  # serialized once: for the file, its digest and the outbox
             if info.request_control_number:
-                requests.append((info.request_control_number, sequence, identityfile.digest(info)))
+                requests.append((info.request_control_number, sequence, rows[-1][-2]))
             self._side_effects(db, update, queued)
-            forwarded.append(identity_pb2.IdentityUpdate(municipality_code=self.municipality, info=info))
         db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?)", requests)
-        identityfile.store_identities(db, [u.info for u in fresh])
+        identityfile.store_identities(db, [u.info for u in fresh], rows)
         identityfile.set_last_sequence(db, self.municipality, fresh[-1].info.update_sequence)
-        self.outbox.put_many(db, "prefecture", forwarded)
+        self.outbox.put_payloads(db, "prefecture", [identityfile.update_bytes(self.municipality, r[-1]) for r in rows])
         return fresh[-1].info.update_sequence, queued
 
     def _card_housekeeping(self, db, action, resident_code: str, queued: set[str], former: str = "", reason: str = "") -> None:

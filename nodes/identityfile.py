@@ -80,9 +80,10 @@ def row(info: records_pb2.IdentityInfo) -> tuple:
             info.timestamp, hashlib.sha1(core).digest(), core + transport)
 
 
-def store_identities(db, infos) -> None:
-    """Write people's 本人確認情報, replacing older versions (and the old code after a 住民票コード変更)."""
-    rows = [row(info) for info in infos]
+def store_identities(db, infos, rows: list[tuple] | None = None) -> None:
+    """Write people's 本人確認情報, replacing older versions (and the old code after a 住民票コード変更).
+    rows, when the caller has made them already with row(), saves making them again."""
+    rows = rows or [row(info) for info in infos]
     renamed = [(i.former_resident_code,) for i in infos if i.change_reason == "住民票コード変更" and i.former_resident_code]
     if renamed:
         # Row by row: a person renamed in this batch must not lose the row written just before.
@@ -93,6 +94,22 @@ def store_identities(db, infos) -> None:
             db.execute(UPSERT, values)
         return
     db.executemany(UPSERT, rows)
+
+
+def update_bytes(municipality: str, info_bytes: bytes) -> bytes:
+    """A serialized IdentityUpdate(municipality_code, info) made from already serialized info: protobuf's
+    wire format is a concatenation of fields, so the 40 items need not be serialized a second time."""
+    muni = municipality.encode()
+    return b"\x0a" + _varint(len(muni)) + muni + b"\x12" + _varint(len(info_bytes)) + info_bytes
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits, value = value & 0x7F, value >> 7
+        out.append(bits | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def last_sequence(db, municipality: str) -> int:
@@ -107,8 +124,9 @@ def set_last_sequence(db, municipality: str, sequence: int) -> None:
                (municipality, sequence))
 
 
-def apply_updates(db, municipality: str, updates) -> tuple[list, int]:
-    """Apply numbered updates of one municipality in order; return (applied updates, last sequence)."""
+def apply_updates(db, municipality: str, updates) -> tuple[list, int, list]:
+    """Apply numbered updates of one municipality in order; return (applied updates, last sequence,
+    their rows: row()[-1] is each one's serialized 本人確認情報, for passing them on)."""
     last = last_sequence(db, municipality)
     applied = []
     for update in updates:
@@ -124,9 +142,10 @@ def apply_updates(db, municipality: str, updates) -> tuple[list, int]:
             raise rules.precondition(f"更新順番号 rule: {municipality} sent {seq} but {last + 1} is due (gap)")
         last = seq
         applied.append(update)
-    store_identities(db, [u.info for u in applied])
+    rows = [row(u.info) for u in applied]
+    store_identities(db, [u.info for u in applied], rows)
     set_last_sequence(db, municipality, last)
-    return applied, last
+    return applied, last, rows
 
 
 def statuses(db, municipality: str, resident_codes) -> dict[str, int]:

@@ -69,7 +69,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
-            applied, last = identityfile.apply_updates(db, request.municipality_code, request.updates)
+            applied, last, _ = identityfile.apply_updates(db, request.municipality_code, request.updates)
             # Codes of the initial load and of other sources become known as used here.
             db.executemany("INSERT INTO resident_codes VALUES (?,?,'used') ON CONFLICT(resident_code) DO UPDATE SET state='used'",
                            [(u.info.resident_code, request.municipality_code) for u in applied])

@@ -71,7 +71,11 @@ class Outbox:
 
     def put_many(self, db, target: str, items) -> None:
         """Queue several items inside an open transaction, in order."""
-        db.executemany("INSERT INTO outbox(target, payload) VALUES (?,?)", [(target, i.SerializeToString()) for i in items])
+        self.put_payloads(db, target, [i.SerializeToString() for i in items])
+
+    def put_payloads(self, db, target: str, payloads: list[bytes]) -> None:
+        """Queue several already serialized items inside an open transaction, in order."""
+        db.executemany("INSERT INTO outbox(target, payload) VALUES (?,?)", [(target, p) for p in payloads])
 
     def wake(self, *targets: str) -> None:
         """Tell the delivery tasks that items were queued (call after the commit)."""

@@ -37,8 +37,9 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
-            applied, last = identityfile.apply_updates(db, request.municipality_code, request.updates)
-            self.outbox.put_many(db, request.municipality_code, applied)
+            applied, last, rows = identityfile.apply_updates(db, request.municipality_code, request.updates)
+            self.outbox.put_payloads(db, request.municipality_code,
+                                     [identityfile.update_bytes(request.municipality_code, r[-1]) for r in rows])
         if applied:
             self.outbox.wake(request.municipality_code)
         return common_pb2.UpdateAck(accepted=True, update_sequence=last, applied=len(applied))
