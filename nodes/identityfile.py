@@ -10,6 +10,7 @@ import hashlib
 
 from nodes import rules
 from nodes.numbers import individual_number_valid
+from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, records_pb2
 
 SCHEMA = """
@@ -150,13 +151,8 @@ def apply_updates(db, municipality: str, updates) -> tuple[list, int, list]:
 
 def statuses(db, municipality: str, resident_codes) -> dict[str, int]:
     """レコード状況フラグ of those of the given people the file holds for a municipality."""
-    codes = list(resident_codes)
-    found: dict[str, int] = {}
-    for start in range(0, len(codes), 500):
-        chunk = codes[start:start + 500]
-        found.update(db.execute("SELECT resident_code, status FROM identity WHERE municipality_code=? AND "
-                                f"resident_code IN ({','.join('?' * len(chunk))})", (municipality, *chunk)))
-    return found
+    return dict(rows_in(db, "SELECT resident_code, status FROM identity WHERE municipality_code=? AND resident_code",
+                        resident_codes, (municipality,)))
 
 
 def read_identity(store, resident_code: str) -> records_pb2.IdentityInfo:
@@ -173,13 +169,9 @@ def read_identity(store, resident_code: str) -> records_pb2.IdentityInfo:
 def read_identities(store, municipality: str, resident_codes) -> identity_pb2.IdentityList:
     """The 本人確認情報 a municipality holds of several people (those that exist)."""
     result = identity_pb2.IdentityList()
-    codes = list(resident_codes)
-    for start in range(0, len(codes), 500):
-        chunk = codes[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        for (blob,) in store.db.execute(f"SELECT info FROM identity WHERE municipality_code=? AND resident_code IN ({marks})",
-                                        (municipality, *chunk)):
-            result.items.add().MergeFromString(blob)
+    for (blob,) in rows_in(store.db, "SELECT info FROM identity WHERE municipality_code=? AND resident_code",
+                           resident_codes, (municipality,)):
+        result.items.add().MergeFromString(blob)
     return result
 
 

@@ -23,7 +23,7 @@ from nodes.outbox import Target
 from nodes.records import delivery_info, identity_info
 from nodes.runtime import APPROVAL_KEY, REQUEST_KEY, current_call
 from nodes.sessions import TokenError, issue_approval, issue_session, verify
-from nodes.store import next_counter
+from nodes.store import next_counter, rows_in
 from protos import (atena_pb2, atena_pb2_grpc, card_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, kizon_pb2, kizon_pb2_grpc,
                     records_pb2)
 from scenarios.towns import town
@@ -599,12 +599,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
                                  "value = MAX(value, excluded.value)", (loaded,))
 
     def _taken(self, codes: list[str]) -> list[str]:
-        found = []
-        for start in range(0, len(codes), 500):
-            chunk = codes[start:start + 500]
-            found += [r[0] for r in self.rt.store.db.execute(
-                f"SELECT resident_code FROM residents WHERE resident_code IN ({','.join('?' * len(chunk))})", chunk)]
-        return found
+        return [r[0] for r in rows_in(self.rt.store.db, "SELECT resident_code FROM residents WHERE resident_code", codes)]
 
     # -- how a change is made -------------------------------------------------------------------------
     async def _commit(self, records, *, new=frozenset(), delivery=frozenset(), extras=None, former=None,
@@ -673,13 +668,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
 
     async def _cs_call(self, method, request):
         """A call to this municipality's CS; its refusal is passed on, its absence says nothing was written."""
-        try:
-            return await method(request, timeout=self.rt.peer_timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise rules.Violation(grpc.StatusCode.UNAVAILABLE,
-                                      f"市町村CS unreachable ({exc.code().name}): nothing was recorded") from None
-            raise rules.Violation(exc.code(), f"市町村CS: {exc.details()}") from None
+        return await self.rt.call_peer(method, request, "市町村CS", unreachable="nothing was recorded")
 
     async def _new_numbers(self) -> tuple[str, str]:
         """A 住民票コード from the pool and the 個人番号 national generates for it."""

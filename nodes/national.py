@@ -13,6 +13,7 @@ import secrets
 from nodes import audit, identityfile, rules
 from nodes.numbers import with_individual_number_check, with_resident_code_check
 from nodes.runtime import current_call
+from nodes.store import rows_in
 from protos import common_pb2, cs_pb2, national_pb2, national_pb2_grpc
 
 SERVICE_NAME = national_pb2.DESCRIPTOR.services_by_name["NationalServer"].full_name
@@ -33,15 +34,6 @@ CREATE TABLE IF NOT EXISTS fugo (
 );
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
-
-
-def _lookup(db, select: str, keys: list[str]) -> list[tuple]:
-    """Rows of `select ... IN (keys)`, in chunks that SQLite accepts."""
-    rows = []
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        rows += db.execute(f"{select} IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-    return rows
 
 
 def add_to_server(servicer, server) -> None:
@@ -117,12 +109,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         while len(codes) < count:
             batch = {with_resident_code_check(f"{rng.randrange(10**10):010d}") for _ in range(count - len(codes))}
             batch -= codes
-            taken = set()
-            listed = list(batch)
-            for start in range(0, len(listed), 500):
-                chunk = listed[start:start + 500]
-                taken.update(r[0] for r in self.rt.store.db.execute(
-                    f"SELECT resident_code FROM resident_codes WHERE resident_code IN ({','.join('?' * len(chunk))})", chunk))
+            taken = {r[0] for r in rows_in(self.rt.store.db, "SELECT resident_code FROM resident_codes WHERE resident_code", batch)}
             codes |= batch - taken
         return sorted(codes)
 
@@ -135,8 +122,8 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         if codes:
             audit.set_batch_subject(codes)
         db = self.rt.store.db
-        numbers = dict(_lookup(db, "SELECT resident_code, individual_number FROM individual_numbers WHERE resident_code", codes))
-        owners = {c: (m, s) for c, m, s in _lookup(
+        numbers = dict(rows_in(db, "SELECT resident_code, individual_number FROM individual_numbers WHERE resident_code", codes))
+        owners = {c: (m, s) for c, m, s in rows_in(
             db, "SELECT resident_code, municipality_code, state FROM resident_codes WHERE resident_code", codes)}
         for code in codes:
             owner = owners.get(code)
@@ -160,7 +147,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
             for code in pending:
                 mac = hmac.new(self.number_key, f"{code}:{counter}".encode(), hashlib.sha256).digest()
                 candidates[code] = with_individual_number_check(f"{int.from_bytes(mac[:8], 'big') % 10**11:011d}")
-            taken = {r[0] for r in _lookup(db, "SELECT individual_number FROM individual_numbers WHERE individual_number",
+            taken = {r[0] for r in rows_in(db, "SELECT individual_number FROM individual_numbers WHERE individual_number",
                                              list(candidates.values()))}
             seen: set[str] = set()
             fresh = []
@@ -205,7 +192,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         """符号 of each 個人番号, made (random, opaque) the first time it is asked for."""
         for number in numbers:
             rules.require_individual_number(number)
-        known = dict(_lookup(self.rt.store.db, "SELECT individual_number, fugo FROM fugo WHERE individual_number", numbers))
+        known = dict(rows_in(self.rt.store.db, "SELECT individual_number, fugo FROM fugo WHERE individual_number", numbers))
         fresh = {n: secrets.token_hex(12).upper() for n in numbers if n not in known}
         if fresh:
             with self.rt.store.transaction() as db:

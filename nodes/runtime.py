@@ -106,11 +106,14 @@ class NodeRuntime:
         """A stub of stub_class on the peer node of kind (for a municipality or prefecture)."""
         return stub_class(self.channel(self.topology.find(kind, municipality, prefecture)))
 
-    async def call_peer(self, method, request, peer: str):
-        """Call a peer; its refusal comes back as a Violation with the same status, naming the peer."""
+    async def call_peer(self, method, request, peer: str, unreachable: str = ""):
+        """Call a peer; its refusal comes back as a Violation with the same status, naming the peer.
+        With `unreachable`, a peer that cannot be reached is UNAVAILABLE with that explanation."""
         try:
             return await method(request, timeout=self.peer_timeout)
         except grpc.aio.AioRpcError as exc:
+            if unreachable and exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise Violation(grpc.StatusCode.UNAVAILABLE, f"{peer} unreachable ({exc.code().name}): {unreachable}") from None
             raise Violation(exc.code(), f"{peer}: {exc.details()}") from None
 
     def use_outbox(self, targets: dict[str, Target]) -> Outbox:
@@ -304,7 +307,7 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
         self.rt = runtime
 
     async def GetStatus(self, request, context):
-        """Memory, outbox backlog, applied 更新順番号 and record counts of this node."""
+        """Memory, outbox backlog, applied 更新順番号 (and, when asked, record counts) of this node."""
         status = ops_pb2.NodeStatus(node=self.rt.node.name, rss_mb=psutil.Process().memory_info().rss / 2**20,
                                     audit_entries=self.rt.audit.seq)
         if self.rt.outbox is not None:
@@ -313,7 +316,7 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
         db = self.rt.store.db
         if db.execute("SELECT 1 FROM sqlite_master WHERE name='applied'").fetchone():
             status.applied.update(dict(db.execute("SELECT municipality_code, last_sequence FROM applied")))
-        for table in COUNTED_TABLES:
+        for table in COUNTED_TABLES if request.counts else ():
             if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone():
                 status.counts[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         return status

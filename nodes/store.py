@@ -9,6 +9,7 @@ from pathlib import Path
 
 CACHE_KIB = 64 * 1024  # page cache per node
 CHECKPOINT_SECONDS = 1.0
+IN_CHUNK = 500  # keys per IN (...) list: well inside SQLite's limit on bound parameters
 COUNTERS_SCHEMA = "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 
 
@@ -17,6 +18,17 @@ def next_counter(db, name: str, step: int = 1) -> int:
     db.execute("INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
                (name, step, step))
     return db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()[0]
+
+
+def rows_in(db, select: str, keys, params: tuple = ()) -> list[tuple]:
+    """Rows of `select IN (keys)` (select ends with the column to match), in chunks SQLite accepts;
+    params fill the select's own placeholders, before the keys."""
+    keys = list(keys)
+    rows: list[tuple] = []
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start:start + IN_CHUNK]
+        rows += db.execute(f"{select} IN ({','.join('?' * len(chunk))})", (*params, *chunk)).fetchall()
+    return rows
 
 
 class Store:

@@ -3,7 +3,6 @@
 import grpc
 import warnings
 
-from protos import common_pb2 as protos_dot_common__pb2
 from protos import ops_pb2 as protos_dot_ops__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -37,7 +36,7 @@ class OperationsStub:
         """
         self.GetStatus = channel.unary_unary(
                 '/testbed.v1.Operations/GetStatus',
-                request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
+                request_serializer=protos_dot_ops__pb2.StatusRequest.SerializeToString,
                 response_deserializer=protos_dot_ops__pb2.NodeStatus.FromString,
                 _registered_method=True)
         self.RunBatch = channel.unary_unary(
@@ -68,7 +67,7 @@ def add_OperationsServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
-                    request_deserializer=protos_dot_common__pb2.Empty.FromString,
+                    request_deserializer=protos_dot_ops__pb2.StatusRequest.FromString,
                     response_serializer=protos_dot_ops__pb2.NodeStatus.SerializeToString,
             ),
             'RunBatch': grpc.unary_unary_rpc_method_handler(
@@ -102,7 +101,7 @@ class Operations:
             request,
             target,
             '/testbed.v1.Operations/GetStatus',
-            protos_dot_common__pb2.Empty.SerializeToString,
+            protos_dot_ops__pb2.StatusRequest.SerializeToString,
             protos_dot_ops__pb2.NodeStatus.FromString,
             options,
             channel_credentials,

@@ -24,6 +24,7 @@ from scenarios.towns import towns
 from testbed.client import async_channel, async_login, monitor_cert, node_status
 from testbed.load import generate_population, load_records, wait_until_applied
 from testbed.network import Network
+from testbed.replay import percentile
 from testbed.topology import Node, Topology
 
 MUNICIPALITY = "142140"
@@ -53,11 +54,6 @@ async def measure_echo(node: Node, cert, seconds: float = ECHO_SECONDS) -> float
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         return count / (time.perf_counter() - started)
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
 async def run_flows(network: Network, records: list, flows: int, rate: float | None = None) -> dict:
@@ -138,7 +134,7 @@ async def run_flows(network: Network, records: list, flows: int, rate: float | N
     for ch in channels:
         await ch.close()
     return {"flows": flows, "errors": errors, "seconds": seconds, "seconds_at_counter": at_counter,
-            "search_p50_ms": _percentile(latencies, 0.50), "search_p99_ms": _percentile(latencies, 0.99),
+            "search_p50_ms": percentile(latencies, 0.50), "search_p99_ms": percentile(latencies, 0.99),
             "searches": len(latencies)}
 
 

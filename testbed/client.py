@@ -12,7 +12,7 @@ from certs.identity import KIND_DOMAIN
 from certs.pki import PKI
 from nodes.runtime import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
 from nodes.tls import ClientCert, aio_channel, sync_channel
-from protos import common_pb2, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, ops_pb2_grpc
+from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, ops_pb2, ops_pb2_grpc
 
 
 def terminal_cert(pki: PKI, municipality: str, terminal: str) -> ClientCert:
@@ -63,6 +63,13 @@ async def check_health(node, cert: ClientCert, timeout: float = 1.0) -> bool:
         except grpc.aio.AioRpcError:
             return False
     return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+class NotYet(grpc.RpcError):
+    """Raised inside eventually(): what is awaited has not arrived yet (retried like NOT_FOUND)."""
+
+    def code(self):
+        return grpc.StatusCode.NOT_FOUND
 
 
 def eventually(call, timeout: float = 10.0):
@@ -121,10 +128,11 @@ async def async_login(network, municipality: str, terminal: str, operator: str):
     return kizon, cs_pb2_grpc.CommunicationServerStub(channels[1]), ((SESSION_KEY, session.token),), channels
 
 
-def node_status(network, node) -> object:
-    """A node's operations status (metrics), read with its domain's monitor certificate."""
+def node_status(network, node, counts: bool = False) -> object:
+    """A node's operations status (metrics), read with its domain's monitor certificate; record counts
+    only when asked for, since they scan every table."""
     with channel(node, monitor_cert(network.pki, node.kind)) as ch:
-        return ops_pb2_grpc.OperationsStub(ch).GetStatus(common_pb2.Empty(), timeout=10)
+        return ops_pb2_grpc.OperationsStub(ch).GetStatus(ops_pb2.StatusRequest(counts=counts), timeout=10)
 
 
 def default_state_dir() -> Path:

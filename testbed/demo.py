@@ -16,7 +16,7 @@ from protos import (card_pb2_grpc, common_pb2, identity_pb2, intermediate_pb2,
                     intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2_grpc, prefecture_pb2_grpc,
                     records_pb2)
 from scenarios.towns import towns
-from testbed.client import Counter, bad_cert, channel, eventually, named_cert, node_cert
+from testbed.client import Counter, NotYet, bad_cert, channel, eventually, named_cert, node_cert
 from testbed.load import generate_population, load_records
 from testbed.network import Network, status_table
 
@@ -135,13 +135,6 @@ def _provide(stub, resident_code: str):
         if provided.record.resident_code == resident_code:
             return provided
     raise NotYet()
-
-
-class NotYet(grpc.RpcError):
-    """What is awaited has not arrived yet (eventually() retries it)."""
-
-    def code(self):
-        return grpc.StatusCode.NOT_FOUND
 
 
 def _poll_history(counter, code, reason, timeout=10.0):

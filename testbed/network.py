@@ -57,7 +57,7 @@ class Network:
             pid = int(self.pid_file(name).read_text())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def up(self) -> list[dict]:
         """Start every node not already running, wait until all are healthy, return the status."""
@@ -116,9 +116,9 @@ class Network:
         deadline = time.monotonic() + STOP_TIMEOUT
         for name, pid in running.items():
             if pid:
-                while _alive(pid) and time.monotonic() < deadline:
+                while alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.05)
-                if _alive(pid):
+                if alive(pid):
                     os.kill(pid, signal.SIGKILL)
                 stopped.append(name)
             self.pid_file(name).unlink(missing_ok=True)
@@ -129,7 +129,8 @@ async def _false() -> bool:
     return False
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not; a child of ours is reaped on the way)."""
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)
         if waited:

@@ -381,7 +381,7 @@ class Replay:
             lat = sorted(outcome.latencies)
             operations[op] = {
                 "count": len(lat), "errors": dict(outcome.errors), "skipped": outcome.skipped,
-                "p50_ms": _pct(lat, 0.50), "p90_ms": _pct(lat, 0.90), "p99_ms": _pct(lat, 0.99), "max_ms": lat[-1] if lat else 0.0,
+                "p50_ms": percentile(lat, 0.50), "p90_ms": percentile(lat, 0.90), "p99_ms": percentile(lat, 0.99), "max_ms": lat[-1] if lat else 0.0,
                 "error_examples": outcome.examples,
                 **({"note": NOT_REPLAYED.get(op) or self.notes[op]} if op in NOT_REPLAYED or op in self.notes else {}),
             }
@@ -395,13 +395,15 @@ class Replay:
             "concurrency": self.concurrency, "events": len(self.events), "wall_seconds": wall,
             "completed": len(self.completions), "errors": sum(sum(o["errors"].values()) for o in operations.values()),
             "operations": operations, "throughput_per_s": timeline,
-            "lag_p50_s": _pct(lags, 0.5),
+            "lag_p50_s": percentile(lags, 0.5),
             "lag_max_s": lags[-1] if lags else 0.0, "counter": self.header.get("counter", {}),
         }
 
 
-def _pct(values: list[float], share: float) -> float:
-    return values[min(len(values) - 1, int(share * len(values)))] if values else 0.0
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the values lie (nearest rank; 0 for none)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
 def replay(network, header: dict, events, speed: float, concurrency: int = 16, seed: int = 1,

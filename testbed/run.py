@@ -22,7 +22,7 @@ def ensure_population(network: Network, residents: int, seed: int) -> dict[str, 
     """Load residents into every municipality whose register is empty; the residents of each."""
     sizes = {}
     for m in network.topology.municipalities:
-        held = node_status(network, network.topology.find("kizon", m.code)).counts.get("residents", 0)
+        held = node_status(network, network.topology.find("kizon", m.code), counts=True).counts.get("residents", 0)
         if held == 0:
             records, _ = generate_population(network, m.code, residents, seed)
             result = asyncio.run(load_records(network, m.code, records))

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from protos import common_pb2, kizon_pb2, records_pb2
-from testbed.client import Counter, eventually  # noqa: F401 (re-exported for the tests)
+from testbed.client import Counter, NotYet, eventually  # noqa: F401 (re-exported for the tests)
 
 TODAY = dt.date.today().isoformat()
 
@@ -40,11 +40,6 @@ def key(code: str) -> common_pb2.ResidentKey:
 
 
 
-class NotYet(grpc.RpcError):
-    """Raised inside eventually(): what is awaited has not arrived yet (retried like NOT_FOUND)."""
-
-    def code(self):
-        return grpc.StatusCode.NOT_FOUND
 TOWNS = {"142140": "004000", "142115": "010000"}  # a 町字 of each municipality (伊勢原, 秦野市 …)
 
 

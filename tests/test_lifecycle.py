@@ -656,7 +656,7 @@ def approve(network, operator: str = "OP0003") -> str:
 
 def test_bulk_output_needs_a_managers_approval(loaded):
     """Over 100 records: refused without approval; with OP0003's approval OP0001 gets every record."""
-    total = node_status(loaded, loaded.topology.find("kizon", A)).counts["residents"]
+    total = node_status(loaded, loaded.topology.find("kizon", A), counts=True).counts["residents"]
     assert total > 100
     with Counter(loaded, A) as clerk:
         with refused(Code.PERMISSION_DENIED, "bulk output rule (PIA Ⅲ(2)3)"):

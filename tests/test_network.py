@@ -16,6 +16,7 @@ import pytest
 from helpers import TODAY, NotYet, address, eventually, move_in_from_abroad, person
 from protos import common_pb2, identity_pb2, kizon_pb2, national_pb2_grpc
 from testbed.client import Counter, channel, node_cert, node_status
+from testbed.network import alive
 
 
 def _national_identity(network, code, timeout=30):
@@ -27,7 +28,7 @@ def _national_identity(network, code, timeout=30):
 def _kill(network, name):
     pid = network.pid(name)
     os.kill(pid, signal.SIGKILL)
-    while _running(pid):
+    while alive(pid):
         time.sleep(0.02)
 
 
@@ -42,7 +43,7 @@ def test_up_status_down_with_restart(fresh_network):
 
     pids = [r["pid"] for r in rows]
     assert len(fresh_network.down()) == 10
-    assert not any(_running(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
     assert not any(r["healthy"] or r["pid"] for r in fresh_network.status())
     for node in fresh_network.topology.nodes:
         assert f"{node.name} stopped" in fresh_network.log_file(node.name).read_text(), "no clean SIGTERM shutdown"
@@ -180,15 +181,3 @@ def test_bad_input_names_the_rule_and_writes_nothing(network):
         with pytest.raises(grpc.RpcError) as err:
             counter(counter.kizon.GetResident, common_pb2.ResidentKey(resident_code="24727059608"))
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
