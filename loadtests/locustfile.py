@@ -25,7 +25,7 @@ import grpc  # noqa: E402
 from gevent.lock import Semaphore  # noqa: E402
 from locust import User, between, task  # noqa: E402
 
-from nodes.kizon import KIOSK_HOURS, kiosk_clock  # noqa: E402
+from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today  # noqa: E402
 from nodes.runtime import APPROVAL_KEY  # noqa: E402
 from nodes.tls import ClientCert  # noqa: E402
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2,  # noqa: E402
@@ -143,7 +143,7 @@ class CounterStaff(TerminalUser):
         person = random.choice(self.people)
         place = random.choice(towns(MUNICIPALITY))
         self.timed("kizon/MoveWithin", self.counter, self.counter.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(
-            resident_code=person.resident_code, move_date=dt.date.today().isoformat(),
+            resident_code=person.resident_code, move_date=office_today().isoformat(),
             address=records_pb2.Address(town_code=place.code, address_line=f"{random.randint(1, 3000)}番地")))
 
 

@@ -17,10 +17,11 @@ import time
 import grpc
 
 from nodes import audit, identityfile, rules
+from nodes.clock import office_today
 from nodes.numbers import individual_number_valid
 from nodes.outbox import Target
 from nodes.runtime import current_call
-from nodes.store import next_counter
+from nodes.store import next_counter, rows_in
 from protos import (card_pb2, card_pb2_grpc, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, national_pb2,
                     national_pb2_grpc, prefecture_pb2_grpc, records_pb2)
 
@@ -37,12 +38,28 @@ PURGE_INTERVAL = 3600.0  # seconds between runs of the 転出証明書情報 pur
 ADDRESS_ITEMS = {"oaza_aza_code", "postal_code", "address", "address_gaiji_count"}
 CHANGE_ITEMS = {"change_reason", "change_date", "change_reason_detail", "notification_date", "address_since",
                 "request_control_number", "operator_id", "terminal_id", "update_sequence",
-                "recovery_update_sequence", "timestamp"}
+                "recovery_update_sequence", "timestamp",
+                # what a 住民票コード変更 recorded: it describes that change, not the person's address
+                "former_resident_code", "resident_code_use_date"}
 NEW_PERSON_REASONS = {"出生", "転入", "国外転入", "移行"}
+POOL_REASONS = {"出生", "国外転入"}  # new people whose 住民票コード must come from this CS's pool
+RESERVATION_SECONDS = 3600  # a 住民票コード reserved and not used for this long goes back to the pool
+JOURNAL_KEEP = 200_000  # updates kept after delivery, to re-send when the prefecture reports a gap
+RESIDENCE_RETRIES = 10  # looks at national (0.3 s apart) for a 転出 that may still be on its way
 CURRENT, REMOVED = 0, 1  # レコード状況フラグ
 
 SCHEMA = identityfile.SCHEMA + identityfile.SEARCH_SCHEMA + """
 CREATE TABLE IF NOT EXISTS code_pool (resident_code TEXT PRIMARY KEY);   -- 住民票コード not yet used
+CREATE TABLE IF NOT EXISTS code_reservations (     -- 住民票コード drawn for a request, not yet used
+    resident_code TEXT PRIMARY KEY,
+    reservation TEXT NOT NULL,              -- the 依頼管理番号 (kizon's request key) it is kept for
+    reserved_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS code_reservations_by ON code_reservations(reservation);
+CREATE TABLE IF NOT EXISTS update_journal (             -- updates as sent to the prefecture, by 更新順番号
+    update_sequence INTEGER PRIMARY KEY,
+    payload BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS code_offers (
     resident_code TEXT NOT NULL,            -- who asked for a 住民票コード変更
     candidate TEXT NOT NULL,
@@ -75,7 +92,8 @@ def add_to_server(servicer, server) -> None:
 
 
 def check_items(info: records_pb2.IdentityInfo) -> None:
-    """Malformed items of 本人確認情報 (PIA Ⅲ(2)5): numbers, required names, dates, codes."""
+    """Malformed items of 本人確認情報 (PIA Ⅲ(2)5): numbers, required names, dates, codes, sizes, characters."""
+    rules.check_message_text(info)
     rules.require_resident_code(info.resident_code)
     if info.individual_number and not individual_number_valid(info.individual_number):
         raise rules.invalid(f"個人番号 rule: {info.individual_number!r} is not 12 digits with a valid check digit")
@@ -85,8 +103,13 @@ def check_items(info: records_pb2.IdentityInfo) -> None:
     if info.sex not in ("1", "2", "9"):
         raise rules.invalid(f"性別 rule: {info.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
     rules.require_text(info.change_reason, "異動事由")
-    rules.require_date(info.change_date, "異動年月日")
+    rules.require_past_date(info.birth_date, "生年月日")
+    changed = rules.require_date(info.change_date, "異動年月日")
+    if info.change_reason not in ("転出", "移行") and changed > office_today():
+        raise rules.invalid(f"異動年月日 rule: {changed} is in the future")
     rules.require_text(info.address, "住所")
+    if info.previous_municipality_code:
+        rules.require_municipality_code(info.previous_municipality_code, "前住所地市町村コード")
 
 
 def changed_items(before: records_pb2.IdentityInfo, after: records_pb2.IdentityInfo) -> list[str]:
@@ -94,9 +117,10 @@ def changed_items(before: records_pb2.IdentityInfo, after: records_pb2.IdentityI
     return [f.name for f in after.DESCRIPTOR.fields if getattr(before, f.name) != getattr(after, f.name)]
 
 
-def check_special_move_in(certificate, move_in_date: str, notification_date: str) -> None:
-    """特例転入 windows: within 14 days of moving in and 30 days of the planned move-out date."""
-    notified = rules.require_date(notification_date, "届出年月日")
+def check_special_move_in(certificate, move_in_date: str) -> None:
+    """特例転入 windows, measured to the office's today: within 14 days of moving in and 30 days of the
+    planned move-out date (the 届出 is today, whatever a request says)."""
+    notified = office_today()
     moved_in = rules.require_date(move_in_date, "転入年月日")
     planned = rules.require_date(certificate.planned_move_out_date, "転出予定年月日")
     if not certificate.card_holder:
@@ -122,7 +146,8 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         targets = {
             "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
             "prefecture": Target(self.prefecture.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates",
-                                 {"municipality_code": self.municipality}, mark_recovery=_mark_recovery),
+                                 {"municipality_code": self.municipality}, mark_recovery=_mark_recovery,
+                                 repair=self._resend_gap),
             "card": Target(card.SubmitDeliveryInfos, card_pb2.DeliveryBatch),
         }
         for other in runtime.topology.municipalities:
@@ -142,6 +167,9 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}, not {request.municipality_code}")
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
+        for update in request.updates:
+            if update.info.change_reason == "転入":
+                await self._check_one_residence(update.info)
         with self.rt.store.transaction() as db:
             sequence, queued = self._apply(db, request.updates)
         self.outbox.wake(*queued)
@@ -176,6 +204,8 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             else:
                 before = self._current(db, code)
             self._check_logic(db, update, before)
+            if info.change_reason in POOL_REASONS:
+                self._use_reserved_code(db, info)
             seen[code] = info
             if info.change_reason == "住民票コード変更":
                 seen[info.resident_code] = info
@@ -197,8 +227,63 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?)", requests)
         identityfile.store_identities(db, [u.info for u in fresh], rows)
         identityfile.set_last_sequence(db, self.municipality, fresh[-1].info.update_sequence)
-        self.outbox.put_payloads(db, "prefecture", [identityfile.update_bytes(self.municipality, r[-1]) for r in rows])
+        payloads = [identityfile.update_bytes(self.municipality, r[-1]) for r in rows]
+        self.outbox.put_payloads(db, "prefecture", payloads)
+        # Kept after delivery too: a prefecture that lost updates gets them again from here.
+        db.executemany("INSERT INTO update_journal VALUES (?,?)",
+                       [(u.info.update_sequence, p) for u, p in zip(fresh, payloads)])
         return fresh[-1].info.update_sequence, queued
+
+    def _use_reserved_code(self, db, info) -> None:
+        """A new person's 住民票コード must be one this CS reserved for this very request; it is used up."""
+        reservation = info.request_control_number.rsplit(":", 1)[0]
+        found = db.execute("DELETE FROM code_reservations WHERE resident_code=? AND reservation=?",
+                           (info.resident_code, reservation)).rowcount
+        if not found:
+            raise rules.precondition(f"住民票コード rule: {info.resident_code} was not drawn from the pool of "
+                                     f"{self.municipality} for this request")
+
+    async def _check_one_residence(self, info) -> None:
+        """One person, one current residence: a 転入 only of someone national knows as current nowhere else
+        (a 転出 there, on its way to national, is waited for a moment)."""
+        query = identity_pb2.ResidenceQuery(resident_code=info.resident_code, individual_number=info.individual_number,
+                                            municipality_code=self.municipality)
+        for attempt in range(RESIDENCE_RETRIES):
+            residence = await self.rt.call_peer(self.national.CheckResidence, query, "全国サーバ",
+                                                unreachable="the one-residence rule cannot be checked; nothing was recorded")
+            if not residence.current_in:
+                break
+            await asyncio.sleep(0.3)
+        else:
+            raise rules.precondition(f"住所 rule (one current residence): {info.resident_code} is a current resident of "
+                                     f"{', '.join(residence.current_in)}; a 転入 needs the 転出 there first")
+        if residence.known and info.individual_number and residence.individual_number != info.individual_number:
+            raise rules.invalid(f"個人番号 rule: {info.resident_code} has another 個人番号 at national")
+
+    async def _resend_gap(self, refusal) -> bool:
+        """The prefecture lacks updates it was sent before (a gap): re-send them from the journal, each with
+        its 異常時更新順番号, so that the blocked batch can follow."""
+        due = dict(refusal.trailing_metadata() or ()).get(identityfile.SEQUENCE_DUE_KEY)
+        if not due or not due.isdigit():
+            return False
+        rows = self.rt.store.db.execute("SELECT update_sequence, payload FROM update_journal WHERE update_sequence >= ? "
+                                        "ORDER BY update_sequence LIMIT 1000", (int(due),)).fetchall()
+        if not rows or rows[0][0] != int(due):
+            log.error("更新順番号 gap at the prefecture from %s: no longer in the journal, a full resend is needed", due)
+            return False
+        batch = identity_pb2.IdentityUpdateBatch(municipality_code=self.municipality)
+        with self.rt.store.transaction() as db:
+            for _, payload in rows:
+                update = batch.updates.add()
+                update.MergeFromString(payload)
+                _mark_recovery(update, next_counter(db, "recovery_sequence"))
+        try:
+            await self.prefecture.ApplyIdentityUpdates(batch, timeout=self.rt.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.error("re-sending %d updates from %s failed: %s %s", len(rows), due, exc.code().name, exc.details())
+            return False
+        log.warning("更新順番号 gap at the prefecture repaired: %d updates from %s re-sent", len(rows), due)
+        return True
 
     def _card_housekeeping(self, db, action, resident_code: str, queued: set[str], former: str = "", reason: str = "") -> None:
         """Queue a step the card system must take because of this update (in the same transaction)."""
@@ -225,8 +310,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
                                    (info.resident_code,)).fetchone()
                 if found is None:
                     raise rules.precondition(f"特例転入 rule: no 転出証明書情報 has arrived for {info.resident_code}")
-                check_special_move_in(identity_pb2.MoveOutCertificate.FromString(found[0]), info.change_date,
-                                      info.notification_date)
+                check_special_move_in(identity_pb2.MoveOutCertificate.FromString(found[0]), info.change_date)
             return
         if before is None:
             raise rules.precondition(f"{reason} rule: there is no 本人確認情報 of {info.former_resident_code or info.resident_code} "
@@ -299,31 +383,79 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
 
     # -- numbers --------------------------------------------------------------------------------
     async def DrawResidentCodes(self, request, context):
-        """住民票コード drawn at random from this municipality's pool; refilled from national when low."""
+        """住民票コード drawn at random from this municipality's pool and reserved for one request (the same
+        reservation draws the same codes again); refilled from national when low."""
         if not 1 <= request.count <= 1000:
             raise rules.invalid("pool rule: draw 1..1000 codes at a time")
-        if self._available() < request.count:
-            await self._refill_pool(max(POOL_REFILL, request.count))
+        rules.check_text(request.reservation, "reservation")
+        reservation = request.reservation or f"unreserved:{self._rng.getrandbits(64):016x}"
+        kept = [r[0] for r in self.rt.store.db.execute(
+            "SELECT resident_code FROM code_reservations WHERE reservation=? ORDER BY resident_code", (reservation,))]
+        if len(kept) >= request.count:  # a retry of the same request: the same codes
+            audit.set_subject(",".join(kept[:request.count]))
+            return cs_pb2.ResidentCodes(resident_codes=kept[:request.count])
+        wanted = request.count - len(kept)
+        if self._available() < wanted:
+            await self._refill_pool(max(POOL_REFILL, wanted))
         codes: list[str] = []
         with self.rt.store.transaction() as db:
             bounds = "SELECT (SELECT MIN(rowid) FROM code_pool), (SELECT MAX(rowid) FROM code_pool)"  # two O(log n) looks
             low, high = db.execute(bounds).fetchone()
-            while low is not None and len(codes) < request.count:
+            while low is not None and len(codes) < wanted:
                 # A random position in the pool: O(log n), where ORDER BY random() sorts the whole pool.
                 found = db.execute("SELECT rowid, resident_code FROM code_pool WHERE rowid >= ? ORDER BY rowid LIMIT 1",
                                    (self._rng.randint(low, high),)).fetchone()
                 db.execute("DELETE FROM code_pool WHERE rowid=?", (found[0],))
                 codes.append(found[1])
                 low, high = db.execute(bounds).fetchone()
+            if len(codes) < wanted:
+                raise rules.Violation(grpc.StatusCode.RESOURCE_EXHAUSTED, "pool rule: the 住民票コード pool is empty")
+            db.executemany("INSERT INTO code_reservations VALUES (?,?,?)", [(c, reservation, time.time()) for c in codes])
+        codes = kept + codes
         audit.set_subject(",".join(codes))
-        if len(codes) < request.count:
-            raise rules.Violation(grpc.StatusCode.RESOURCE_EXHAUSTED, "pool rule: the 住民票コード pool is empty")
         left = self._available()
         if left < POOL_LOW:
             log.warning("ALERT 住民票コード pool of %s is low: %d left (threshold %d)", self.municipality, left, POOL_LOW)
             if self._refill is None or self._refill.done():
                 self._refill = asyncio.create_task(self._refill_pool(POOL_REFILL))
         return cs_pb2.ResidentCodes(resident_codes=codes)
+
+    async def ReleaseResidentCodes(self, request, context):
+        """Codes reserved for a request that was refused or abandoned go back to the pool."""
+        audit.set_subject(request.reservation)
+        with self.rt.store.transaction() as db:
+            released = self._release(db, "reservation=?", (request.reservation,))
+        return common_pb2.UpdateAck(accepted=True, applied=released)
+
+    def _release(self, db, where: str, params: tuple) -> int:
+        codes = db.execute(f"SELECT resident_code FROM code_reservations WHERE {where}", params).fetchall()
+        db.executemany("INSERT OR IGNORE INTO code_pool(resident_code) VALUES (?)", codes)
+        db.execute(f"DELETE FROM code_reservations WHERE {where}", params)
+        return len(codes)
+
+    async def GetRequestStatus(self, request, context):
+        """Which 依頼管理番号 this CS has applied, with the 更新順番号 it gave each."""
+        audit.set_subject(f"{len(request.request_control_numbers)} requests")
+        reply = cs_pb2.RequestStatusReply()
+        for number, sequence in rows_in(self.rt.store.db, "SELECT request_control_number, update_sequence FROM requests "
+                                        "WHERE request_control_number", request.request_control_numbers):
+            reply.applied.add(request_control_number=number, update_sequence=sequence)
+        return reply
+
+    async def CheckResidence(self, request, context):
+        """One person, one current residence: national's view of a person about to move in here (relayed)."""
+        audit.set_subject(request.resident_code)
+        rules.require_resident_code(request.resident_code)
+        query = identity_pb2.ResidenceQuery()
+        query.CopyFrom(request)
+        query.municipality_code = self.municipality
+        return await self._national_call(self.national.CheckResidence, query)
+
+    async def RegisterDigests(self, request, context):
+        """整合性確認 of kizon: digests of the REGISTER_ITEMS of this municipality's 本人確認情報."""
+        audit.set_subject(self.municipality)
+        for batch in identityfile.register_digest_batches(self.rt.store, self.municipality):
+            yield batch
 
     def _available(self) -> int:
         return self.rt.store.scalar("SELECT COUNT(*) FROM code_pool", default=0)
@@ -392,7 +524,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         if found is None:
             raise rules.not_found(f"特例転入 rule: no 転出証明書情報 has arrived for {code}")
         certificate = identity_pb2.MoveOutCertificate.FromString(found[0])
-        check_special_move_in(certificate, request.move_in_date, request.notification_date)
+        check_special_move_in(certificate, request.move_in_date)
         card = await self._card_call(self.card.GetCardStatus, common_pb2.ResidentKey(resident_code=code))
         # A card the card system knows must be usable; cards from before the testbed are known only to kizon.
         if card.state not in ("none", "issued"):
@@ -448,6 +580,9 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         rules.require_resident_code(request.resident_code)
         if request.from_municipality_code != sender or request.to_municipality_code != self.municipality:
             raise rules.denied(f"転入通知 rule: {sender} may send only its own notices, addressed to here")
+        here = self._current(self.rt.store.db, request.resident_code)
+        if here is None or here.record_status_flag != REMOVED or here.change_reason != "転出":
+            raise rules.precondition(f"転入通知 rule: {request.resident_code} has no 転出 here to close")
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO move_in_notices(resident_code, notice) VALUES (?,?)",
                        (request.resident_code, request.SerializeToString()))
@@ -475,8 +610,11 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         return {"purge": self._purge}
 
     def _purge(self, today: dt.date | None = None) -> int:
-        cutoff = (today or dt.date.today()) - dt.timedelta(days=MOVE_OUT_DAYS)
+        cutoff = (today or office_today()) - dt.timedelta(days=MOVE_OUT_DAYS)
         with self.rt.store.transaction() as db:
+            self._release(db, "reserved_at < ?", (time.time() - RESERVATION_SECONDS,))
+            last = db.execute("SELECT MAX(update_sequence) FROM update_journal").fetchone()[0] or 0
+            db.execute("DELETE FROM update_journal WHERE update_sequence <= ?", (last - JOURNAL_KEEP,))
             return db.execute("DELETE FROM move_out_certificates WHERE planned_move_out_date < ?",
                               (cutoff.isoformat(),)).rowcount
 
@@ -496,13 +634,13 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             raise rules.denied(f"整合性確認 rule: this CS checks only {self.municipality}")
         audit.set_subject(municipality)
         query = common_pb2.ConsistencyRequest(municipality_code=municipality)
-        ours = _collect(identityfile.digest_batches(self.rt.store, municipality))
+        ours = identityfile.collect(identityfile.digest_batches(self.rt.store, municipality))
         try:
-            theirs = await asyncio.gather(_collect_stream(self.prefecture.IdentityDigests(query, timeout=120)),
-                                          _collect_stream(self.national.IdentityDigests(query, timeout=120)))
+            theirs = await asyncio.gather(identityfile.collect_digests(self.prefecture.IdentityDigests(query, timeout=120)),
+                                          identityfile.collect_digests(self.national.IdentityDigests(query, timeout=120)))
         except grpc.aio.AioRpcError as exc:
             raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: a peer did not answer: {exc.details()}") from None
-        report = cs_pb2.ConsistencyReport(municipality_code=municipality, records_cs=len(ours),
+        report = identity_pb2.ConsistencyReport(municipality_code=municipality, records_cs=len(ours),
                                           records_prefecture=len(theirs[0]), records_national=len(theirs[1]))
         for node, stub, digests in (("prefecture", self.prefecture, theirs[0]), ("national", self.national, theirs[1])):
             missing = sorted(c for c in ours if c not in digests)
@@ -532,17 +670,3 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
 def _mark_recovery(update, recovery: int) -> None:
     """A re-sent update carries its 異常時更新順番号."""
     update.info.recovery_update_sequence = recovery
-
-
-def _collect(batches) -> dict[str, bytes]:
-    result = {}
-    for batch in batches:
-        result.update(zip(batch.resident_codes, batch.digests))
-    return result
-
-
-async def _collect_stream(call) -> dict[str, bytes]:
-    result = {}
-    async for batch in call:
-        result.update(zip(batch.resident_codes, batch.digests))
-    return result

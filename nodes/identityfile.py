@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hashlib
 
+from google.protobuf.message import DecodeError
+
 from nodes import rules
+
 from nodes.numbers import individual_number_valid
+from nodes.records import register_view, view_digest
 from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, records_pb2
 
@@ -53,6 +57,7 @@ UPSERT = (
 # Items that say how an update travelled, not what it says: left out of the digest.
 TRANSPORT_ITEMS = ("update_sequence", "recovery_update_sequence", "timestamp")
 DIGEST_BATCH = 20_000
+SEQUENCE_DUE_KEY = "x-sequence-due"  # trailing metadata of a gap refusal: the 更新順番号 the receiver needs next
 SEARCH_LIMIT = 100  # the most matches one search returns
 
 
@@ -140,7 +145,8 @@ def apply_updates(db, municipality: str, updates) -> tuple[list, int, list]:
         if seq <= last:
             continue  # a duplicate of what is already applied: re-sends are harmless
         if seq != last + 1:
-            raise rules.precondition(f"更新順番号 rule: {municipality} sent {seq} but {last + 1} is due (gap)")
+            raise rules.Violation(rules.precondition("").code, f"更新順番号 rule: {municipality} sent {seq} but {last + 1} "
+                                  "is due (gap)", trailing=((SEQUENCE_DUE_KEY, str(last + 1)),))
         last = seq
         applied.append(update)
     rows = [row(u.info) for u in applied]
@@ -176,15 +182,50 @@ def read_identities(store, municipality: str, resident_codes) -> identity_pb2.Id
 
 
 def digest_batches(store, municipality: str):
-    """(住民票コード, digest) of a municipality's people in 住民票コード order, in batches."""
-    cursor = store.db.execute("SELECT resident_code, digest FROM identity WHERE municipality_code=? ORDER BY resident_code",
+    """(住民票コード, digest) of a municipality's people in 住民票コード order, in batches; each digest is
+    computed from the stored 本人確認情報 itself, so that a damaged record cannot hide behind its old digest."""
+    cursor = store.db.execute("SELECT resident_code, info FROM identity WHERE municipality_code=? ORDER BY resident_code",
                               (municipality,))
+    yield from _batches(cursor, lambda blob: digest(records_pb2.IdentityInfo.FromString(blob)))
+
+
+def register_digest_batches(store, municipality: str):
+    """(住民票コード, digest of the REGISTER_ITEMS) of a municipality's people: what kizon's 住民票 must match."""
+    cursor = store.db.execute("SELECT resident_code, info FROM identity WHERE municipality_code=? ORDER BY resident_code",
+                              (municipality,))
+    yield from _batches(cursor, lambda blob: view_digest(register_view(records_pb2.IdentityInfo.FromString(blob))))
+
+
+def _batches(cursor, digest_of):
     while True:
         rows = cursor.fetchmany(DIGEST_BATCH)
         if not rows:
             return
-        codes, digests = zip(*rows)
+        codes = []
+        digests = []
+        for code, blob in rows:
+            codes.append(code)
+            try:
+                digests.append(digest_of(blob))
+            except DecodeError:  # an unreadable record differs from every readable one
+                digests.append(b"unreadable")
         yield common_pb2.DigestBatch(resident_codes=codes, digests=digests)
+
+
+def collect(batches) -> dict[str, bytes]:
+    """住民票コード → digest from DigestBatch messages."""
+    result = {}
+    for batch in batches:
+        result.update(zip(batch.resident_codes, batch.digests))
+    return result
+
+
+async def collect_digests(call) -> dict[str, bytes]:
+    """住民票コード → digest from a stream of DigestBatch messages."""
+    result = {}
+    async for batch in call:
+        result.update(zip(batch.resident_codes, batch.digests))
+    return result
 
 
 def search_kind(query: identity_pb2.IdentitySearch) -> str:

@@ -14,7 +14,7 @@ from nodes import audit, identityfile, rules
 from nodes.numbers import with_individual_number_check, with_resident_code_check
 from nodes.runtime import current_call
 from nodes.store import rows_in
-from protos import common_pb2, cs_pb2, national_pb2, national_pb2_grpc
+from protos import common_pb2, cs_pb2, identity_pb2, national_pb2, national_pb2_grpc, records_pb2
 
 SERVICE_NAME = national_pb2.DESCRIPTOR.services_by_name["NationalServer"].full_name
 MAX_POOL = 100_000  # the most codes one pool request may take
@@ -161,6 +161,28 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         if pending:
             raise rules.precondition("個人番号 rule: no unique number could be generated")
         return result
+
+    async def CheckResidence(self, request, context):
+        """One person, one current residence: where national knows the person as current (other than the
+        calling CS's municipality), where a 転出 is still open, and the person's 個人番号."""
+        rules.require_resident_code(request.resident_code)
+        audit.set_subject(request.resident_code)
+        caller = current_call().peer.identity.municipality
+        db = self.rt.store.db
+        reply = identity_pb2.ResidenceReply()
+        found = db.execute("SELECT individual_number FROM individual_numbers WHERE resident_code=?",
+                           (request.resident_code,)).fetchone()
+        if found:
+            reply.known, reply.individual_number = True, found[0]
+        for municipality, status, blob in db.execute("SELECT municipality_code, status, info FROM identity WHERE resident_code=?",
+                                                     (request.resident_code,)):
+            if municipality == caller:
+                continue
+            if status == 0:
+                reply.current_in.append(municipality)
+            elif records_pb2.IdentityInfo.FromString(blob).change_reason == "転出":
+                reply.moving_out_of.append(municipality)
+        return reply
 
     async def IdentityDigests(self, request, context):
         """整合性確認 material: (住民票コード, digest) of the calling CS's people."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from operator import mul
 
+from certs.identity import local_government_code_valid as municipality_code_valid  # noqa: F401 (one rule, shared)
+
 
 def _mod11_check(base: str, weights: tuple[int, ...]) -> int:
     """Check digit from weights applied to base from its rightmost digit: 0 if r <= 1 else 11 - r."""
@@ -43,3 +45,4 @@ def with_resident_code_check(base: str) -> str:
 def with_individual_number_check(base: str) -> str:
     """A full 個人番号 from 11 base digits."""
     return base + str(individual_number_check_digit(base))
+

@@ -49,6 +49,7 @@ class Target:
     repeated: str | None = "items"
     header: dict = field(default_factory=dict)
     mark_recovery: Callable | None = None  # (item message, recovery number) -> None, for re-sends
+    repair: Callable | None = None  # async (refusal) -> bool: True when it fixed what the receiver refused
 
 
 class Outbox:
@@ -125,6 +126,9 @@ class Outbox:
             try:
                 await target.method(self._batch(target, rows), timeout=self.timeout)
             except grpc.aio.AioRpcError as exc:
+                if exc.code() in PERMANENT and target.repair is not None and await target.repair(exc):
+                    log.warning("outbox %s: %s repaired, sending again", name, exc.details())
+                    continue
                 if exc.code() in PERMANENT:
                     # The order must hold, so nothing behind this batch may overtake it: stop here.
                     self.blocked[name] = f"{exc.code().name}: {exc.details()}"

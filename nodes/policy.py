@@ -51,7 +51,8 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("kizon", SAME_MUNICIPALITY, _m(
             "CommunicationServer", "SubmitIdentityUpdates", "GetIdentity", "SearchIdentity", "DrawResidentCodes",
             "GetPoolStatus", "AssignIndividualNumbers", "OfferResidentCodes", "TakeMoveOutCertificate",
-            "TakeMoveInNotices", "ChangeCard", "VerifyByCard", "WideAreaLookup")),
+            "TakeMoveInNotices", "ChangeCard", "VerifyByCard", "WideAreaLookup", "ReleaseResidentCodes",
+            "GetRequestStatus", "CheckResidence", "RegisterDigests", "CheckConsistency")),
         Allow("terminal", SAME_MUNICIPALITY, _m(
             "CommunicationServer", "GetIdentity", "SearchIdentity", "GetPoolStatus", "CheckConsistency",
             "PurgeExpiredCertificates", "VerifyByCard")),
@@ -68,7 +69,8 @@ POLICY: dict[str, tuple[Allow, ...]] = {
     "national": (
         Allow("prefecture", ANY, _m("NationalServer", "ApplyIdentityUpdates")),
         Allow("cs", ANY, _m("NationalServer", "GetIdentity", "SearchIdentity", "IssueResidentCodePool",
-                            "AssignIndividualNumbers", "OfferResidentCodes", "IdentityDigests", "GetIdentities")),
+                            "AssignIndividualNumbers", "OfferResidentCodes", "IdentityDigests", "GetIdentities",
+                            "CheckResidence")),
         Allow("atena", ANY, _m("NationalServer", "IssueFugo", "IssueFugos")),
     ),
     "card": (

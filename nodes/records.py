@@ -1,6 +1,7 @@
 """Conversions between the record messages: what of a 住民票 becomes 本人確認情報 or 送付先情報."""
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 
 from protos import records_pb2
@@ -41,3 +42,38 @@ def delivery_info(record: records_pb2.ResidentRecord) -> records_pb2.DeliveryInf
     info.delivery_name_kanji = record.name_kanji
     info.delivery_name_kanji_length = len(record.name_kanji)
     return info
+
+
+# The 本人確認情報 items that kizon's 住民票 and the CS's file must agree on (整合性確認 kizon ↔ CS): the
+# person, not the trail of the last change (a 転出確定 or a card step changes kizon alone).
+REGISTER_ITEMS = ("resident_code", "individual_number", "name_kanji", "name_kana", "birth_date", "sex",
+                  "municipality_code", "postal_code", "address", "resident_since", "address_since",
+                  "previous_municipality_code", "previous_address", "former_surname_kanji", "former_surname_kana",
+                  "record_status_flag")
+
+
+def register_view(info: records_pb2.IdentityInfo) -> records_pb2.IdentityInfo:
+    """Only the REGISTER_ITEMS of 本人確認情報."""
+    view = records_pb2.IdentityInfo()
+    for name in REGISTER_ITEMS:
+        value = getattr(info, name)
+        if value:
+            setattr(view, name, value)
+    return view
+
+
+def record_view(record: records_pb2.ResidentRecord) -> records_pb2.IdentityInfo:
+    """The REGISTER_ITEMS of a 住民票, as its 本人確認情報 would hold them."""
+    view = records_pb2.IdentityInfo()
+    for name in REGISTER_ITEMS[:-1]:
+        value = getattr(record, name)
+        if value:
+            setattr(view, name, value)
+    if record.status == records_pb2.ResidentRecord.STATUS_REMOVED:
+        view.record_status_flag = 1
+    return view
+
+
+def view_digest(view: records_pb2.IdentityInfo) -> bytes:
+    """SHA-1 of a register view, computed from the items themselves."""
+    return hashlib.sha1(view.SerializeToString(deterministic=True)).digest()

@@ -57,6 +57,7 @@ class CallContext:
     """What the interceptor learned about the caller, handed to the servicer."""
 
     peer: object
+    method: str = ""
     operator: str = ""
     terminal: str = ""
     session: OperatorSession | None = None
@@ -207,7 +208,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             peer = self.runtime.authenticator.authenticate(pem)
         except AuthenticationError as exc:
             raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, str(exc), "") from None
-        call = CallContext(peer)
+        call = CallContext(peer, method)
         key = (peer.identity, method)
         verdict = self._verdicts.get(key)
         if verdict is None:  # the policy is static: decide once per (caller, method)
@@ -244,13 +245,13 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if not token or key is None:
             raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
                            f"operator rule: a terminal call must carry an operator session ({SESSION_KEY}) from Login",
-                           peer.identity.uri, CallContext(peer, claimed_operator[:32], call.terminal))
+                           peer.identity.uri, CallContext(peer, method, claimed_operator[:32], call.terminal))
         try:
             call.session = check_session(key, token, peer.identity.municipality, call.terminal, peer.fingerprint)
         except TokenError as exc:
             code = grpc.StatusCode.PERMISSION_DENIED if "terminal" in str(exc) else grpc.StatusCode.UNAUTHENTICATED
             raise _Refusal(code, f"session rule: {exc}", peer.identity.uri,
-                           CallContext(peer, claimed_operator[:32], call.terminal)) from None
+                           CallContext(peer, method, claimed_operator[:32], call.terminal)) from None
         call.operator = call.session.operator
         if claimed_operator and claimed_operator != call.operator:
             raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
@@ -278,7 +279,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             yield
         except Violation as violation:
             status = violation.code.name
-            await context.abort(violation.code, str(violation))
+            await context.abort(violation.code, str(violation), violation.trailing or ())
         except BaseException:
             code = context.code()
             status = code.name if isinstance(code, grpc.StatusCode) else "CANCELLED"

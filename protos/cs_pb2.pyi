@@ -12,10 +12,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CodeDraw(_message.Message):
-    __slots__ = ("count",)
+    __slots__ = ("count", "reservation")
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
     count: int
-    def __init__(self, count: _Optional[int] = ...) -> None: ...
+    reservation: str
+    def __init__(self, count: _Optional[int] = ..., reservation: _Optional[str] = ...) -> None: ...
+
+class CodeRelease(_message.Message):
+    __slots__ = ("reservation",)
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    reservation: str
+    def __init__(self, reservation: _Optional[str] = ...) -> None: ...
+
+class RequestStatusQuery(_message.Message):
+    __slots__ = ("request_control_numbers",)
+    REQUEST_CONTROL_NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    request_control_numbers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_control_numbers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RequestState(_message.Message):
+    __slots__ = ("request_control_number", "update_sequence")
+    REQUEST_CONTROL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    request_control_number: str
+    update_sequence: int
+    def __init__(self, request_control_number: _Optional[str] = ..., update_sequence: _Optional[int] = ...) -> None: ...
+
+class RequestStatusReply(_message.Message):
+    __slots__ = ("applied",)
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    applied: _containers.RepeatedCompositeFieldContainer[RequestState]
+    def __init__(self, applied: _Optional[_Iterable[_Union[RequestState, _Mapping]]] = ...) -> None: ...
 
 class ResidentCodes(_message.Message):
     __slots__ = ("resident_codes",)
@@ -64,32 +92,6 @@ class CodeOfferReply(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, candidates: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class ConsistencyDifference(_message.Message):
-    __slots__ = ("resident_code", "node", "items")
-    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
-    NODE_FIELD_NUMBER: _ClassVar[int]
-    ITEMS_FIELD_NUMBER: _ClassVar[int]
-    resident_code: str
-    node: str
-    items: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, resident_code: _Optional[str] = ..., node: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class ConsistencyReport(_message.Message):
-    __slots__ = ("municipality_code", "records_cs", "records_prefecture", "records_national", "differences", "seconds")
-    MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_CS_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_PREFECTURE_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_NATIONAL_FIELD_NUMBER: _ClassVar[int]
-    DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
-    SECONDS_FIELD_NUMBER: _ClassVar[int]
-    municipality_code: str
-    records_cs: int
-    records_prefecture: int
-    records_national: int
-    differences: _containers.RepeatedCompositeFieldContainer[ConsistencyDifference]
-    seconds: float
-    def __init__(self, municipality_code: _Optional[str] = ..., records_cs: _Optional[int] = ..., records_prefecture: _Optional[int] = ..., records_national: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[ConsistencyDifference, _Mapping]]] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class CardIdentityCheck(_message.Message):
     __slots__ = ("card_number", "pin")

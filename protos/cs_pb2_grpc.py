@@ -74,6 +74,26 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_cs__pb2.CodeOfferRequest.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.CodeOfferReply.FromString,
                 _registered_method=True)
+        self.ReleaseResidentCodes = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/ReleaseResidentCodes',
+                request_serializer=protos_dot_cs__pb2.CodeRelease.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                _registered_method=True)
+        self.GetRequestStatus = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/GetRequestStatus',
+                request_serializer=protos_dot_cs__pb2.RequestStatusQuery.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.RequestStatusReply.FromString,
+                _registered_method=True)
+        self.CheckResidence = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/CheckResidence',
+                request_serializer=protos_dot_identity__pb2.ResidenceQuery.SerializeToString,
+                response_deserializer=protos_dot_identity__pb2.ResidenceReply.FromString,
+                _registered_method=True)
+        self.RegisterDigests = channel.unary_stream(
+                '/testbed.v1.CommunicationServer/RegisterDigests',
+                request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.DigestBatch.FromString,
+                _registered_method=True)
         self.ReceiveMoveOutCertificate = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/ReceiveMoveOutCertificate',
                 request_serializer=protos_dot_identity__pb2.MoveOutCertificate.SerializeToString,
@@ -97,7 +117,7 @@ class CommunicationServerStub:
         self.CheckConsistency = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/CheckConsistency',
                 request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
-                response_deserializer=protos_dot_cs__pb2.ConsistencyReport.FromString,
+                response_deserializer=protos_dot_identity__pb2.ConsistencyReport.FromString,
                 _registered_method=True)
         self.ChangeCard = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/ChangeCard',
@@ -171,6 +191,34 @@ class CommunicationServerServicer:
 
     def OfferResidentCodes(self, request, context):
         """住民票コード変更請求: candidates offered by national.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseResidentCodes(self, request, context):
+        """Codes reserved for a refused or abandoned request go back to the pool.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRequestStatus(self, request, context):
+        """Which 依頼管理番号 are applied here: kizon settles its pending intents with the answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckResidence(self, request, context):
+        """One person, one current residence: national's view of a person who moves in (relayed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterDigests(self, request, context):
+        """整合性確認 of kizon against this CS: digests of the register items of the 本人確認情報.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -281,6 +329,26 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_cs__pb2.CodeOfferRequest.FromString,
                     response_serializer=protos_dot_cs__pb2.CodeOfferReply.SerializeToString,
             ),
+            'ReleaseResidentCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseResidentCodes,
+                    request_deserializer=protos_dot_cs__pb2.CodeRelease.FromString,
+                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
+            ),
+            'GetRequestStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRequestStatus,
+                    request_deserializer=protos_dot_cs__pb2.RequestStatusQuery.FromString,
+                    response_serializer=protos_dot_cs__pb2.RequestStatusReply.SerializeToString,
+            ),
+            'CheckResidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckResidence,
+                    request_deserializer=protos_dot_identity__pb2.ResidenceQuery.FromString,
+                    response_serializer=protos_dot_identity__pb2.ResidenceReply.SerializeToString,
+            ),
+            'RegisterDigests': grpc.unary_stream_rpc_method_handler(
+                    servicer.RegisterDigests,
+                    request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
+                    response_serializer=protos_dot_common__pb2.DigestBatch.SerializeToString,
+            ),
             'ReceiveMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
                     servicer.ReceiveMoveOutCertificate,
                     request_deserializer=protos_dot_identity__pb2.MoveOutCertificate.FromString,
@@ -304,7 +372,7 @@ def add_CommunicationServerServicer_to_server(servicer, server):
             'CheckConsistency': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckConsistency,
                     request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
-                    response_serializer=protos_dot_cs__pb2.ConsistencyReport.SerializeToString,
+                    response_serializer=protos_dot_identity__pb2.ConsistencyReport.SerializeToString,
             ),
             'ChangeCard': grpc.unary_unary_rpc_method_handler(
                     servicer.ChangeCard,
@@ -532,6 +600,114 @@ class CommunicationServer:
             _registered_method=True)
 
     @staticmethod
+    def ReleaseResidentCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/ReleaseResidentCodes',
+            protos_dot_cs__pb2.CodeRelease.SerializeToString,
+            protos_dot_common__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRequestStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/GetRequestStatus',
+            protos_dot_cs__pb2.RequestStatusQuery.SerializeToString,
+            protos_dot_cs__pb2.RequestStatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckResidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/CheckResidence',
+            protos_dot_identity__pb2.ResidenceQuery.SerializeToString,
+            protos_dot_identity__pb2.ResidenceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/RegisterDigests',
+            protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+            protos_dot_common__pb2.DigestBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ReceiveMoveOutCertificate(request,
             target,
             options=(),
@@ -655,7 +831,7 @@ class CommunicationServer:
             target,
             '/testbed.v1.CommunicationServer/CheckConsistency',
             protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
-            protos_dot_cs__pb2.ConsistencyReport.FromString,
+            protos_dot_identity__pb2.ConsistencyReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -104,3 +104,53 @@ class IdentityList(_message.Message):
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[_records_pb2.IdentityInfo]
     def __init__(self, items: _Optional[_Iterable[_Union[_records_pb2.IdentityInfo, _Mapping]]] = ...) -> None: ...
+
+class ResidenceQuery(_message.Message):
+    __slots__ = ("resident_code", "individual_number", "municipality_code")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    individual_number: str
+    municipality_code: str
+    def __init__(self, resident_code: _Optional[str] = ..., individual_number: _Optional[str] = ..., municipality_code: _Optional[str] = ...) -> None: ...
+
+class ResidenceReply(_message.Message):
+    __slots__ = ("known", "individual_number", "current_in", "moving_out_of")
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_IN_FIELD_NUMBER: _ClassVar[int]
+    MOVING_OUT_OF_FIELD_NUMBER: _ClassVar[int]
+    known: bool
+    individual_number: str
+    current_in: _containers.RepeatedScalarFieldContainer[str]
+    moving_out_of: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, known: _Optional[bool] = ..., individual_number: _Optional[str] = ..., current_in: _Optional[_Iterable[str]] = ..., moving_out_of: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConsistencyDifference(_message.Message):
+    __slots__ = ("resident_code", "node", "items")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    node: str
+    items: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, resident_code: _Optional[str] = ..., node: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConsistencyReport(_message.Message):
+    __slots__ = ("municipality_code", "records_cs", "records_prefecture", "records_national", "differences", "seconds", "records_kizon")
+    MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_CS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_PREFECTURE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_NATIONAL_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_KIZON_FIELD_NUMBER: _ClassVar[int]
+    municipality_code: str
+    records_cs: int
+    records_prefecture: int
+    records_national: int
+    differences: _containers.RepeatedCompositeFieldContainer[ConsistencyDifference]
+    seconds: float
+    records_kizon: int
+    def __init__(self, municipality_code: _Optional[str] = ..., records_cs: _Optional[int] = ..., records_prefecture: _Optional[int] = ..., records_national: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[ConsistencyDifference, _Mapping]]] = ..., seconds: _Optional[float] = ..., records_kizon: _Optional[int] = ...) -> None: ...

@@ -5,6 +5,7 @@ import warnings
 
 from protos import card_pb2 as protos_dot_card__pb2
 from protos import common_pb2 as protos_dot_common__pb2
+from protos import identity_pb2 as protos_dot_identity__pb2
 from protos import kizon_pb2 as protos_dot_kizon__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
@@ -141,6 +142,11 @@ class KizonStub:
                 '/testbed.v1.Kizon/IssueKioskCertificate',
                 request_serializer=protos_dot_kizon__pb2.KioskRequest.SerializeToString,
                 response_deserializer=protos_dot_kizon__pb2.Certificate.FromString,
+                _registered_method=True)
+        self.CheckConsistency = channel.unary_unary(
+                '/testbed.v1.Kizon/CheckConsistency',
+                request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+                response_deserializer=protos_dot_identity__pb2.ConsistencyReport.FromString,
                 _registered_method=True)
         self.BulkLoad = channel.stream_unary(
                 '/testbed.v1.Kizon/BulkLoad',
@@ -281,6 +287,13 @@ class KizonServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckConsistency(self, request, context):
+        """整合性確認 of the whole chain: kizon's 住民票 against the CS, and the CS against the prefecture and national.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BulkLoad(self, request_iterator, context):
         """移行: the initial load of an existing register, streamed in batches.
         """
@@ -395,6 +408,11 @@ def add_KizonServicer_to_server(servicer, server):
                     servicer.IssueKioskCertificate,
                     request_deserializer=protos_dot_kizon__pb2.KioskRequest.FromString,
                     response_serializer=protos_dot_kizon__pb2.Certificate.SerializeToString,
+            ),
+            'CheckConsistency': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckConsistency,
+                    request_deserializer=protos_dot_common__pb2.ConsistencyRequest.FromString,
+                    response_serializer=protos_dot_identity__pb2.ConsistencyReport.SerializeToString,
             ),
             'BulkLoad': grpc.stream_unary_rpc_method_handler(
                     servicer.BulkLoad,
@@ -969,6 +987,33 @@ class Kizon:
             '/testbed.v1.Kizon/IssueKioskCertificate',
             protos_dot_kizon__pb2.KioskRequest.SerializeToString,
             protos_dot_kizon__pb2.Certificate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckConsistency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/CheckConsistency',
+            protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
+            protos_dot_identity__pb2.ConsistencyReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,11 @@ class NationalServerStub:
                 request_serializer=protos_dot_cs__pb2.CodeOfferRequest.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.CodeOfferReply.FromString,
                 _registered_method=True)
+        self.CheckResidence = channel.unary_unary(
+                '/testbed.v1.NationalServer/CheckResidence',
+                request_serializer=protos_dot_identity__pb2.ResidenceQuery.SerializeToString,
+                response_deserializer=protos_dot_identity__pb2.ResidenceReply.FromString,
+                _registered_method=True)
         self.IdentityDigests = channel.unary_stream(
                 '/testbed.v1.NationalServer/IdentityDigests',
                 request_serializer=protos_dot_common__pb2.ConsistencyRequest.SerializeToString,
@@ -133,6 +138,13 @@ class NationalServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckResidence(self, request, context):
+        """One person, one current residence: checked before a 転入 is acknowledged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def IdentityDigests(self, request, context):
         """整合性確認 material for a CS.
         """
@@ -191,6 +203,11 @@ def add_NationalServerServicer_to_server(servicer, server):
                     servicer.OfferResidentCodes,
                     request_deserializer=protos_dot_cs__pb2.CodeOfferRequest.FromString,
                     response_serializer=protos_dot_cs__pb2.CodeOfferReply.SerializeToString,
+            ),
+            'CheckResidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckResidence,
+                    request_deserializer=protos_dot_identity__pb2.ResidenceQuery.FromString,
+                    response_serializer=protos_dot_identity__pb2.ResidenceReply.SerializeToString,
             ),
             'IdentityDigests': grpc.unary_stream_rpc_method_handler(
                     servicer.IdentityDigests,
@@ -375,6 +392,33 @@ class NationalServer:
             '/testbed.v1.NationalServer/OfferResidentCodes',
             protos_dot_cs__pb2.CodeOfferRequest.SerializeToString,
             protos_dot_cs__pb2.CodeOfferReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckResidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.NationalServer/CheckResidence',
+            protos_dot_identity__pb2.ResidenceQuery.SerializeToString,
+            protos_dot_identity__pb2.ResidenceReply.FromString,
             options,
             channel_credentials,
             insecure,

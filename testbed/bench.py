@@ -19,6 +19,7 @@ from pathlib import Path
 
 import grpc
 
+from nodes.clock import office_today
 from protos import common_pb2, common_pb2_grpc, identity_pb2, kizon_pb2, records_pb2
 from scenarios.towns import towns
 from testbed.client import async_channel, async_login, monitor_cert, node_status
@@ -61,7 +62,7 @@ async def run_flows(network: Network, records: list, flows: int, rate: float | N
     second), with searches at the CS running alongside."""
     kizon, _, metadata, channels = await async_login(network, MUNICIPALITY, "T0001", "OP0001")
     rng = random.Random(7)
-    today = dt.date.today().isoformat()
+    today = office_today().isoformat()
     living = [r for r in records]
     households = sorted({r.household_number for r in records})
     town_codes = [t.code for t in towns(MUNICIPALITY)]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -134,15 +135,26 @@ def cmd_load(args) -> int:
 
 
 def cmd_consistency(args) -> int:
-    """testbed consistency MUNICIPALITY: compare cs, prefecture and national; list every difference."""
+    """testbed consistency MUNICIPALITY: compare kizon, cs, prefecture and national; list every difference."""
     from protos import common_pb2
     from testbed.client import Counter
     network = _network(args)
     with Counter(network, args.municipality, args.terminal, args.operator) as counter:
-        report = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=args.municipality),
+        report = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=args.municipality),
                          timeout=600)
-    print(f"整合性確認 {report.municipality_code}: cs {report.records_cs}, prefecture {report.records_prefecture}, "
-          f"national {report.records_national} records; {len(report.differences)} differences ({report.seconds:.2f} s)")
+    if args.json:
+        print(json.dumps({
+            "municipality": report.municipality_code,
+            "compared": {"kizon": report.records_kizon, "cs": report.records_cs, "prefecture": report.records_prefecture,
+                         "national": report.records_national},
+            "differences": [{"resident_code": d.resident_code, "node": d.node, "items": list(d.items)}
+                            for d in report.differences],
+            "seconds": round(report.seconds, 3),
+        }, ensure_ascii=False, indent=2))
+        return 1 if report.differences else 0
+    print(f"整合性確認 {report.municipality_code}: kizon {report.records_kizon}, cs {report.records_cs}, prefecture "
+          f"{report.records_prefecture}, national {report.records_national} records; {len(report.differences)} differences "
+          f"({report.seconds:.2f} s)")
     for diff in report.differences:
         print(f"  {diff.resident_code}  {diff.node:10s}  {', '.join(diff.items)}")
     return 1 if report.differences else 0
@@ -261,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_load)
 
-    p = sub.add_parser("consistency", help="整合性確認: compare cs, prefecture and national; exit 1 on any difference")
+    p = sub.add_parser("consistency", help="整合性確認: compare kizon, cs, prefecture and national; exit 1 on any difference")
     p.add_argument("municipality")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--terminal", default="T0001")
     p.add_argument("--operator", default="OP0001")
     p.set_defaults(func=cmd_consistency)

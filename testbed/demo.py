@@ -10,6 +10,7 @@ import time
 
 import grpc
 
+from nodes.clock import office_today
 from nodes import audit
 from nodes.tls import channel_options
 from protos import (card_pb2_grpc, common_pb2, identity_pb2, intermediate_pb2,
@@ -64,7 +65,7 @@ def _address(code: str, line: str) -> records_pb2.Address:
 
 
 def _counter_story(network: Network) -> None:
-    today = dt.date.today().isoformat()
+    today = office_today().isoformat()
     topo, pki = network.topology, network.pki
     a, b = Counter(network, ISEHARA, "T0001", "OP0001"), Counter(network, HADANO, "T0001", "OP0001")
     try:

@@ -5,7 +5,7 @@ kizon, identity checks and searches at the CS (統合端末), 情報提供 at th
 nightly batch at the CS. Whom an event is about is chosen at replay time from the register as it
 stands (read once with a manager's approval, then kept up to date by the replay itself); a person
 with a call in flight is not chosen again until it returns, so concurrent events never contradict
-each other. Dates sent are the trace's simulated dates, moved by whole weeks to end near today.
+each other. Dates sent are the office's today (the nodes decide the dates they record).
 
 Result file (JSON): per operation the count, errors and latency percentiles; completions per second
 of wall time; the lag behind the schedule; the simulated counter's queue statistics.
@@ -29,7 +29,7 @@ from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, interm
                     records_pb2)
 from scenarios.population import resident_code
 from scenarios.towns import towns
-from nodes.kizon import KIOSK_HOURS, kiosk_clock
+from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today
 from nodes.tls import ClientCert
 from testbed.client import async_channel, async_login, named_cert
 
@@ -114,10 +114,6 @@ class Replay:
         self.terminals: dict[str, tuple] = {}
         self.pairs: dict[int, str] = {}
         self.fugo: dict[str, list[str]] = {}
-        start = dt.datetime.fromisoformat(header["start"])
-        end = start + dt.timedelta(days=header["days"])
-        self.shift = dt.timedelta(weeks=max(0, (dt.datetime.now() - end).days // 7))
-        self.start = start
         self._outside = 0
         self._extra_channels: list = []
         self.notes: dict[str, str] = {}
@@ -232,15 +228,14 @@ class Replay:
             gate.release()
             bar.update(1)
 
-    def _day(self, event, days: int = 0) -> str:
-        return (self.start + dt.timedelta(seconds=event.t) + self.shift + dt.timedelta(days=days)).date().isoformat()
-
     async def _dispatch(self, event):
         """The calls of one event; False when the event has nobody to act on."""
         municipality = event.municipality
         kizon, cs, metadata, _ = self.terminals[municipality]
         register = self.registers[municipality]
-        today = self._day(event)
+        # The office's clock decides every date a node records (届出年月日, 異動日): the simulated day is
+        # the trace's, the dates sent are today's in Japan.
+        today = office_today().isoformat()
         op = event.op
         if op == "本人確認":
             person = register.pick(self.rng)
@@ -325,7 +320,7 @@ class Replay:
                 register.remove(person.code)
                 destination = args.get("to", "outside")
                 await kizon.MoveOut(kizon_pb2.MoveOutRequest(
-                    resident_code=person.code, planned_date=self._day(event, 3), notification_date=today,
+                    resident_code=person.code, planned_date=(office_today() + dt.timedelta(days=3)).isoformat(), notification_date=today,
                     destination_address="東京都千代田区千代田1番1号" if destination == "outside" else f"({destination})",
                     destination_municipality_code=OUTSIDE if destination == "outside" else destination,
                     special=bool(args.get("special"))), metadata=metadata, timeout=60)

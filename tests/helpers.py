@@ -9,10 +9,11 @@ from contextlib import contextmanager
 import grpc
 import pytest
 
+from nodes.clock import office_today
 from protos import common_pb2, kizon_pb2, records_pb2
 from testbed.client import Counter, NotYet, eventually  # noqa: F401 (re-exported for the tests)
 
-TODAY = dt.date.today().isoformat()
+TODAY = office_today().isoformat()  # the nodes measure dates by the office's clock (Japan)
 
 
 @contextmanager
