@@ -168,7 +168,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         for update in request.updates:
-            if update.info.change_reason == "転入":
+            if update.info.change_reason == "転入" and not update.migration:
                 await self._check_one_residence(update.info)
         with self.rt.store.transaction() as db:
             sequence, queued = self._apply(db, request.updates)
@@ -199,12 +199,12 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
             code = info.former_resident_code if info.change_reason == "住民票コード変更" else info.resident_code
             if code in seen:
                 before = seen[code]
-            elif info.change_reason in NEW_PERSON_REASONS and code not in known:
+            elif (update.migration or info.change_reason in NEW_PERSON_REASONS) and code not in known:
                 before = None  # the common case of a load: a new person, nothing to read
             else:
                 before = self._current(db, code)
             self._check_logic(db, update, before)
-            if info.change_reason in POOL_REASONS:
+            if info.change_reason in POOL_REASONS and not update.migration:
                 self._use_reserved_code(db, info)
             seen[code] = info
             if info.change_reason == "住民票コード変更":
@@ -301,7 +301,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         """The CS's logic checks of an update against what the file holds (PIA Ⅲ(2)5)."""
         info = update.info
         reason = info.change_reason
-        if reason in NEW_PERSON_REASONS:
+        if reason in NEW_PERSON_REASONS or update.migration:
             if before is not None and before.record_status_flag == CURRENT:
                 raise rules.precondition(f"{reason} rule (PIA Ⅲ(2)5): 住民票コード {info.resident_code} is already "
                                          f"a current resident of {self.municipality}")

@@ -58,9 +58,6 @@ PERSON_ITEMS = {"name_kanji", "name_kana", "name_romaji", "former_surname_kanji"
 BIRTH_ITEMS = {"name_kanji", "name_kana", "name_romaji", "alias_kanji", "alias_kana", "birth_date", "sex", "relationship",
                "nationality"}
 MOVE_IN_ITEMS = {"resident_code", "relationship"}  # 転入: the rest comes from the 転出証明書
-# The items of a paper 転出証明書 that the former municipality certifies about the person.
-CERTIFIED_ITEMS = PERSON_ITEMS | {"resident_code", "individual_number", "card_issued", "address", "town_code",
-                                  "address_line", "katagaki", "postal_code", "municipality_code"} | set(NOT_CARRIED_OVER)
 ITEM_REPORT_LIMIT = 1000  # records of a consistency report whose differing items are named one by one
 SETTLE_WAIT = 5.0  # seconds a counter change waits for pending changes to be settled with the CS
 MOVE_WITHIN_DAYS = 14  # a 転居届 within 14 days of moving (住基法第23条)
@@ -165,18 +162,19 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         rules.check_text(client_id, "x-request-id")
         pending = PendingChange(request_key(call.peer.identity.uri, call.operator, call.method, client_id),
                                 request_digest(call.method, request))
+        answer = self._answered(pending, client_id)
+        if answer is not None:
+            return answer
+        await self._wait_settled()  # (an intent of this very request may be among those being settled)
         if pending.key in self._inflight:
             raise rules.Violation(grpc.StatusCode.ABORTED, f"依頼管理番号 rule: {REQUEST_KEY} {client_id} is being "
                                   "served; retry once it has been answered")
+        answer = self._answered(pending, client_id)
+        if answer is not None:
+            return answer
         self._inflight.add(pending.key)
         token = _pending_var.set(pending)
         try:
-            answer = self._answered(pending, client_id)
-            if answer is None:
-                await self._wait_settled()
-                answer = self._answered(pending, client_id)
-            if answer is not None:
-                return answer
             rules.check_message_text(request)
             return await handler(self, request, context)
         except rules.Violation:
@@ -420,8 +418,9 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
             require_person_items(person)
             rules.require_past_date(person.birth_date, "生年月日")
         else:
-            rules.refuse_set(person, {f.name for f in person.DESCRIPTOR.fields} - MOVE_IN_ITEMS, "転入 rule")
             rules.require_resident_code(person.resident_code)
+            rules.refuse_set(person, {f.name for f in person.DESCRIPTOR.fields} - MOVE_IN_ITEMS, "転入 rule",
+                             "taken from the 転出証明書 (or set by the office)")
         async with self._locked(request.household_number or person.resident_code or "new"):
             previous = None
             if request.from_abroad:
@@ -481,8 +480,6 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         """A paper 転出証明書 as typed at the counter: the person's items, codes and dates must hold up."""
         if certificate.person.resident_code != person.resident_code:
             raise rules.invalid("転入 rule: the 転出証明書 is for another person")
-        rules.refuse_set(certificate.person, {f.name for f in certificate.person.DESCRIPTOR.fields} - CERTIFIED_ITEMS,
-                         "転出証明書 rule")
         rules.require_municipality_code(certificate.issuing_municipality_code, "転出証明書 rule: 発行市町村コード")
         if certificate.issuing_municipality_code == self.municipality:
             raise rules.invalid("転入 rule: a 転出証明書 of this municipality is a 転居, not a 転入")
@@ -864,7 +861,9 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
             record.municipality_code = self.municipality
             record.status = CURRENT
             record.history_number = 0
-        reply = await self._commit(records, new=set(codes), echo=False, feed_atena=not batch.skip_atena)
+        migration = identity_pb2.IdentityUpdate(migration=True)
+        reply = await self._commit(records, new=set(codes), echo=False, feed_atena=not batch.skip_atena,
+                                   extras={code: migration for code in codes})
         self._advance_household_numbers(records)
         return reply
 

@@ -137,9 +137,9 @@ def require_past_date(value: str, item: str, *, not_before: dt.date = OLDEST_BIR
     return date
 
 
-def refuse_set(message, items, rule: str) -> None:
-    """Items the office derives: a request that sets one is refused, naming it."""
+def refuse_set(message, items, rule: str, source: str = "set by the office") -> None:
+    """Items that do not come from the request (the office derives them, or a document carries them):
+    a request that sets one is refused, naming it."""
     given = sorted(f.name for f, _ in message.ListFields() if f.name in items)
     if given:
-        raise invalid(f"{rule}: {', '.join(given)} {'is' if len(given) == 1 else 'are'} set by the office, "
-                      "not by the request")
+        raise invalid(f"{rule}: {', '.join(given)} {'is' if len(given) == 1 else 'are'} {source}, not by the request")

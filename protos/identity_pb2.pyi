@@ -44,20 +44,22 @@ class MoveInNotice(_message.Message):
     def __init__(self, resident_code: _Optional[str] = ..., from_municipality_code: _Optional[str] = ..., to_municipality_code: _Optional[str] = ..., new_address: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notified_at: _Optional[str] = ...) -> None: ...
 
 class IdentityUpdate(_message.Message):
-    __slots__ = ("municipality_code", "info", "delivery", "move_out_certificate", "move_in_notice", "special_move_in")
+    __slots__ = ("municipality_code", "info", "delivery", "move_out_certificate", "move_in_notice", "special_move_in", "migration")
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     MOVE_OUT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     MOVE_IN_NOTICE_FIELD_NUMBER: _ClassVar[int]
     SPECIAL_MOVE_IN_FIELD_NUMBER: _ClassVar[int]
+    MIGRATION_FIELD_NUMBER: _ClassVar[int]
     municipality_code: str
     info: _records_pb2.IdentityInfo
     delivery: _records_pb2.DeliveryInfo
     move_out_certificate: MoveOutCertificate
     move_in_notice: MoveInNotice
     special_move_in: bool
-    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ..., move_out_certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., move_in_notice: _Optional[_Union[MoveInNotice, _Mapping]] = ..., special_move_in: _Optional[bool] = ...) -> None: ...
+    migration: bool
+    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ..., move_out_certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., move_in_notice: _Optional[_Union[MoveInNotice, _Mapping]] = ..., special_move_in: _Optional[bool] = ..., migration: _Optional[bool] = ...) -> None: ...
 
 class IdentityUpdateBatch(_message.Message):
     __slots__ = ("municipality_code", "updates")

@@ -162,9 +162,9 @@ def search_worker(state_dir, topology: dict, sample, stop, results) -> None:
 
 async def run_consistency(network: Network) -> tuple[float, int]:
     """Wall time of a 整合性確認 of the municipality, and the differences it found."""
-    _, cs, metadata, channels = await async_login(network, MUNICIPALITY, "T0001", "OP0001")
+    kizon, _, metadata, channels = await async_login(network, MUNICIPALITY, "T0001", "OP0001")
     started = time.perf_counter()
-    report = await cs.CheckConsistency(common_pb2.ConsistencyRequest(municipality_code=MUNICIPALITY), metadata=metadata,
+    report = await kizon.CheckConsistency(common_pb2.ConsistencyRequest(municipality_code=MUNICIPALITY), metadata=metadata,
                                        timeout=600)
     seconds = time.perf_counter() - started
     for ch in channels:
@@ -240,7 +240,7 @@ def report(figures: dict) -> str:
         ("search_p50_ms", f"{figures['search_p50_ms']:.2f}", ""),
         ("search_p99_ms", f"{figures['search_p99_ms']:.2f}", f"target ≤ 10 ms under load ({figures['paced_flow_per_s']:,.0f} "
          f"flows/s); {figures['search_p99_ms_saturated']:.1f} ms with the counters saturated"),
-        ("consistency_seconds", f"{figures['consistency_seconds']:.2f}", "target ≤ 5 s for 300,000 "
+        ("consistency_seconds", f"{figures['consistency_seconds']:.2f}", "target ≤ 5 s for 300,000 (kizon, cs, prefecture, national) "
          f"({figures['consistency_differences']} differences)"),
         ("max_node_rss_mb", f"{figures['max_node_rss_mb']:.0f}", "target ≤ 300 MB"),
     ]

@@ -189,7 +189,7 @@ def _verify(network: Network) -> int:
     print("\n== 整合性確認 (cs ↔ prefecture ↔ national)")
     for code in (ISEHARA, HADANO):
         with Counter(network, code) as counter:
-            report = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=code), timeout=120)
+            report = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=code), timeout=120)
         ok &= not report.differences
         print(f"   {code}: cs {report.records_cs:,}, prefecture {report.records_prefecture:,}, national "
               f"{report.records_national:,}; {len(report.differences)} differences ({report.seconds:.2f} s)")

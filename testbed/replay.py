@@ -358,7 +358,8 @@ class Replay:
                                                 birth_date="1985-02-03", sex=self.rng.choice("12"), card_issued=self.rng.random() < 0.8,
                                                 address="東京都千代田区千代田1番1号", resident_type="日本人")
             reply = await kizon.MoveIn(kizon_pb2.MoveInRequest(
-                person=person, address=address, move_in_date=today, notification_date=today,
+                person=records_pb2.ResidentRecord(resident_code=code), address=address, move_in_date=today,
+                notification_date=today,
                 certificate=identity_pb2.MoveOutCertificate(person=person, issuing_municipality_code=OUTSIDE,
                                                             planned_move_out_date=today)), metadata=metadata, timeout=60)
         record = reply.records[0]

@@ -39,9 +39,9 @@ def verify(network: Network) -> tuple[bool, bool, list[str]]:
     lines, consistent, chained = [], True, True
     for m in network.topology.municipalities:
         with Counter(network, m.code) as counter:
-            found = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=m.code), timeout=600)
+            found = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=m.code), timeout=600)
         consistent &= not found.differences
-        lines.append(f"整合性確認 {m.code}: cs {found.records_cs:,}, prefecture {found.records_prefecture:,}, national "
+        lines.append(f"整合性確認 {m.code}: kizon {found.records_kizon:,}, cs {found.records_cs:,}, prefecture {found.records_prefecture:,}, national "
                      f"{found.records_national:,} records, {len(found.differences)} differences ({found.seconds:.2f} s)")
     for node in network.topology.nodes:
         result = audit.verify(network.audit_file(node.name))

@@ -9,11 +9,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from helpers import NotYet, eventually, move_in_from_abroad
+from helpers import TODAY, NotYet, eventually, move_in_from_abroad
 from helpers import person as person_items
 from nodes.tls import channel_options
 from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2,
-                    intermediate_pb2, intermediate_pb2_grpc, kizon_pb2_grpc, national_pb2, national_pb2_grpc,
+                    intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2, national_pb2_grpc,
                     prefecture_pb2_grpc)
 from testbed.client import (Counter, bad_cert, channel, monitor_cert, named_cert, node_cert, operator_metadata,
                             terminal_cert)
@@ -29,6 +29,11 @@ def person(network):
     """A resident of 伊勢原市 recorded at the counter and carried to every node, and a terminal session."""
     with Counter(network, HOME, "T0002", "OP0001") as counter:
         record = move_in_from_abroad(counter, person_items("連携 確認", "レンケイ カクニン"))
+        # Someone who moved out to 秦野市: the 転入通知 link closes a 転出 that exists.
+        mover = move_in_from_abroad(counter, person_items("連携 転出", "レンケイ テンシュツ"))
+        counter(counter.kizon.MoveOut, kizon_pb2.MoveOutRequest(
+            resident_code=mover.resident_code, destination_address="神奈川県秦野市", destination_municipality_code=OTHER,
+            planned_date=TODAY))
         session = counter.metadata
     topo, pki = network.topology, network.pki
     key = common_pb2.ResidentKey(resident_code=record.resident_code)
@@ -41,7 +46,8 @@ def person(network):
         eventually(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
             intermediate_pb2.ProvisionRequest(tenant=HOME, fugo=entry.fugo, inquiry_id="T-1"), timeout=5))
     full = _full_record(network, record)
-    return {"record": full, "key": key, "unified": entry.unified_atena_number, "fugo": entry.fugo, "session": session}
+    return {"record": full, "key": key, "unified": entry.unified_atena_number, "fugo": entry.fugo, "session": session,
+            "mover": mover}
 
 
 def _full_record(network, record):
@@ -84,7 +90,7 @@ LINKS = [
          identity_pb2.IdentityUpdateBatch(municipality_code=HOME), timeout=5)),
     ("cs→cs (転入通知)", lambda pki: node_cert(pki, "cs-142115"), "cs-142140",
      lambda ch, p: cs_pb2_grpc.CommunicationServerStub(ch).ReceiveMoveInNotice(identity_pb2.MoveInNotice(
-         resident_code=p["record"].resident_code, from_municipality_code=OTHER, to_municipality_code=HOME,
+         resident_code=p["mover"].resident_code, from_municipality_code=OTHER, to_municipality_code=HOME,
          new_address="神奈川県秦野市", move_in_date="2026-04-01"), timeout=5)),
     ("cs→national", lambda pki: node_cert(pki, "cs-142115"), "national",
      lambda ch, p: national_pb2_grpc.NationalServerStub(ch).GetIdentity(_key(p), timeout=5)),
