@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import grpc
 import pytest
-from helpers import TODAY, address, eventually, key, move_in_from_abroad, person, poll
+from helpers import TODAY, address, card_holder, eventually, key, move_in_from_abroad, person, poll
 
 from nodes import audit, identityfile
 from nodes.numbers import (
@@ -54,8 +54,8 @@ Code = grpc.StatusCode
 
 # -- helpers ------------------------------------------------------------------------------------
 def days_from_today(days: int) -> str:
-    """An ISO date relative to today."""
-    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
+    """An ISO date relative to the office's today (in Japan)."""
+    return (dt.date.fromisoformat(TODAY) + dt.timedelta(days=days)).isoformat()
 
 
 def broken(code: str) -> str:
@@ -268,10 +268,12 @@ def test_birth_into_an_unknown_household(clerk):
         born(clerk, "9999999999")
 
 
-def test_birth_after_the_notification(clerk):
-    """A birth date after the notification date is INVALID_ARGUMENT."""
+def test_birth_in_the_future_or_notified_on_another_day(clerk):
+    """A birth date after today, or a 届出年月日 other than the office's today, is INVALID_ARGUMENT."""
     head = move_in_from_abroad(clerk)
-    with refused(Code.INVALID_ARGUMENT, "出生 rule"):
+    with refused(Code.INVALID_ARGUMENT, "生年月日 rule"):
+        born(clerk, head.household_number, birth=days_from_today(1))
+    with refused(Code.INVALID_ARGUMENT, "届出年月日 rule"):
         born(clerk, head.household_number, birth=TODAY, notified=days_from_today(-1))
     assert [m.resident_code for m in household(clerk, head.household_number)] == [head.resident_code]
 
@@ -367,7 +369,7 @@ def test_move_out_keeps_a_removed_record(clerk):
 # -- 特例転出 / 特例転入 ----------------------------------------------------------------------------
 def test_special_move_out_and_in(moves):
     """特例転出 of a card holder, 特例転入 at 秦野市 with the same 個人番号, then 転出確定 at 伊勢原市."""
-    who = move_in_from_abroad(moves.a, person(card_issued=True))
+    who = card_holder(moves.a)
     out = move_out(moves.a, who.resident_code, special=True)
     assert out.certificate.card_holder
     arrived = eventually(lambda: moves.b(moves.b.kizon.MoveIn, special_move_in(moves.b, who.resident_code))).records[0]
@@ -390,7 +392,7 @@ def test_special_move_out_needs_a_card(clerk):
 
 def test_special_move_in_more_than_14_days_after_moving_in(moves):
     """A 特例転入 notified 15 days after moving in is FAILED_PRECONDITION, at kizon and at the CS."""
-    who = move_in_from_abroad(moves.a, person(card_issued=True))
+    who = card_holder(moves.a)
     move_out(moves.a, who.resident_code, special=True)
     late = special_move_in(moves.b, who.resident_code, moved_in=days_from_today(-15))
     with refused(Code.FAILED_PRECONDITION, "特例転入 rule"):
@@ -401,19 +403,39 @@ def test_special_move_in_more_than_14_days_after_moving_in(moves):
         moves.b(moves.b.kizon.GetResident, key(who.resident_code))
 
 
+def certificate_from_a(network, who, planned: str) -> None:
+    """A 転出証明書情報 of 伊勢原市 about who, planned for that day, sent CS → CS as 伊勢原市's CS sends it
+    (the counter takes a 転出届 at most 14 days after moving out, so an old one can only be one that waited)."""
+    certificate = identity_pb2.MoveOutCertificate(
+        certificate_number=f"{A}-T{who.resident_code}", issuing_municipality_code=A, person=who,
+        planned_move_out_date=planned, destination_address="神奈川県秦野市", destination_municipality_code=B,
+        card_holder=True, issued_at=planned)
+    with calling(network, f"cs-{B}", f"cs-{A}", cs_pb2_grpc.CommunicationServerStub) as cs:
+        cs.ReceiveMoveOutCertificate(certificate, timeout=10)
+
+
+def test_move_out_dates_inside_their_window(clerk):
+    """A 転出 planned more than 14 days ago or more than 30 days ahead is FAILED_PRECONDITION."""
+    who = move_in_from_abroad(clerk)
+    for planned in (days_from_today(-15), days_from_today(31)):
+        with refused(Code.FAILED_PRECONDITION, "転出 rule (住基法第24条)"):
+            move_out(clerk, who.resident_code, planned=planned)
+    assert clerk(clerk.kizon.GetResident, key(who.resident_code)).status == CURRENT
+
+
 def test_special_move_in_more_than_30_days_after_the_planned_move_out(moves):
     """A 特例転入 notified 31 days after the planned move-out date is FAILED_PRECONDITION."""
-    who = move_in_from_abroad(moves.a, person(card_issued=True))
-    move_out(moves.a, who.resident_code, special=True, planned=days_from_today(-31))
+    who = card_holder(moves.a)
+    certificate_from_a(moves.network, who, days_from_today(-31))
     with refused(Code.FAILED_PRECONDITION, "特例転入 rule") as caught:
-        eventually(lambda: moves.b(moves.b.kizon.MoveIn, special_move_in(moves.b, who.resident_code)))
+        moves.b(moves.b.kizon.MoveIn, special_move_in(moves.b, who.resident_code))
     assert "planned move-out" in caught.value.details()
 
 
 def test_expired_certificates_are_purged(moves):
     """A 転出証明書情報 planned 40 days ago is deleted by the purge; a later 特例転入 is NOT_FOUND."""
-    who = move_in_from_abroad(moves.a, person(card_issued=True))
-    move_out(moves.a, who.resident_code, special=True, planned=days_from_today(-40))
+    who = card_holder(moves.a)
+    certificate_from_a(moves.network, who, days_from_today(-40))
     request = special_move_in(moves.b, who.resident_code)
     with refused(Code.FAILED_PRECONDITION, "特例転入 rule"):
         take_certificate(moves.network, request)  # it has arrived (and is out of time)
@@ -424,7 +446,7 @@ def test_expired_certificates_are_purged(moves):
 
 def test_special_move_in_without_a_notification_date(moves):
     """A 特例転入 without a notification date counts as notified today, as every other 届出 does."""
-    who = move_in_from_abroad(moves.a, person(card_issued=True))
+    who = card_holder(moves.a)
     move_out(moves.a, who.resident_code, special=True)
     request = special_move_in(moves.b, who.resident_code, notified="")
     arrived = eventually(lambda: moves.b(moves.b.kizon.MoveIn, request)).records[0]
