@@ -10,10 +10,10 @@ import time
 
 import grpc
 
-from nodes.clock import office_today
 from nodes import audit
+from nodes.clock import office_today
 from nodes.tls import channel_options
-from protos import (card_pb2_grpc, common_pb2, identity_pb2, intermediate_pb2,
+from protos import (card_pb2, card_pb2_grpc, common_pb2, identity_pb2, intermediate_pb2,
                     intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2_grpc, prefecture_pb2_grpc,
                     records_pb2)
 from scenarios.towns import towns
@@ -64,6 +64,20 @@ def _address(code: str, line: str) -> records_pb2.Address:
     return records_pb2.Address(town_code=towns(code)[3].code, address_line=line)
 
 
+def _issue_card(counter: Counter, code: str, pin: str = "1234", timeout: float = 30.0) -> None:
+    """APPLY, wait for the manufacturing batch, ISSUE with a PIN: the card a 特例転出 needs."""
+    counter(counter.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=code))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            counter(counter.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.ISSUE, resident_code=code, pin=pin))
+            return
+        except grpc.RpcError as exc:  # FAILED_PRECONDITION until the card has been made
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _counter_story(network: Network) -> None:
     today = office_today().isoformat()
     topo, pki = network.topology, network.pki
@@ -72,10 +86,12 @@ def _counter_story(network: Network) -> None:
         print("\n== at the counter of 伊勢原市 (terminal T0001, operator OP0001)")
         head = a(a.kizon.MoveIn, kizon_pb2.MoveInRequest(
             person=records_pb2.ResidentRecord(name_kanji="山田 太郎", name_kana="ヤマダ タロウ", birth_date="1988-05-05",
-                                              sex="1", card_issued=True),
+                                              sex="1"),
             address=_address(ISEHARA, "348番地"), move_in_date=today, notification_date=today, from_abroad=True)).records[0]
         print(f"   国外転入 {head.name_kanji}: 住民票コード {head.resident_code} (from the pool), 個人番号 {head.individual_number} "
               f"(from national), 世帯 {head.household_number}, {head.address}")
+        _issue_card(a, head.resident_code)
+        print("   個人番号カード applied for, made by the card system's batch, issued at the counter with a PIN")
         child = a(a.kizon.Birth, kizon_pb2.BirthRequest(household_number=head.household_number, notification_date=today,
                   child=records_pb2.ResidentRecord(name_kanji="山田 花子", name_kana="ヤマダ ハナコ", birth_date=today,
                                                    sex="2"))).records[0]
@@ -186,12 +202,12 @@ def _security(network: Network) -> None:
 
 def _verify(network: Network) -> int:
     ok = True
-    print("\n== 整合性確認 (cs ↔ prefecture ↔ national)")
+    print("\n== 整合性確認 (kizon ↔ cs ↔ prefecture ↔ national)")
     for code in (ISEHARA, HADANO):
         with Counter(network, code) as counter:
             report = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=code), timeout=120)
         ok &= not report.differences
-        print(f"   {code}: cs {report.records_cs:,}, prefecture {report.records_prefecture:,}, national "
+        print(f"   {code}: kizon {report.records_kizon:,}, cs {report.records_cs:,}, prefecture {report.records_prefecture:,}, national "
               f"{report.records_national:,}; {len(report.differences)} differences ({report.seconds:.2f} s)")
     print("\n== audit chains")
     for node in network.topology.nodes:
