@@ -72,16 +72,17 @@ class NotYet(grpc.RpcError):
         return grpc.StatusCode.NOT_FOUND
 
 
-def eventually(call, timeout: float = 10.0):
-    """Retry call while it answers NOT_FOUND (an update still on its way through the outboxes)."""
+def eventually(call, timeout: float = 10.0, codes=(grpc.StatusCode.NOT_FOUND,), pause: float = 0.05):
+    """Retry call while it answers one of codes (by default NOT_FOUND: an update still on its way through
+    the outboxes; UNAVAILABLE for a peer just restarted), bounded by timeout."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return call()
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+            if exc.code() not in codes or time.monotonic() > deadline:
                 raise
-        time.sleep(0.05)
+        time.sleep(pause)
 
 
 class Counter:

@@ -13,9 +13,9 @@ import grpc
 import pytest
 from grpc import StatusCode as Code
 
-from helpers import TODAY, address, card_holder, key, move_in_from_abroad, person, poll, refused
-from protos import common_pb2, cs_pb2, identity_pb2, kizon_pb2, records_pb2
-from testbed.client import Counter, node_status
+from helpers import TODAY, address, card_holder, eventually, key, move_in_from_abroad, person, poll, refused
+from protos import common_pb2, cs_pb2_grpc, identity_pb2, kizon_pb2, records_pb2
+from testbed.client import Counter, channel, node_cert, node_status
 from testbed.network import alive
 
 A, B = "142140", "142115"
@@ -45,18 +45,6 @@ def consistent(counter, timeout: float = 30.0):
         report = counter(counter.kizon.CheckConsistency, request, timeout=120)
         if not report.differences or time.monotonic() > deadline:
             return report
-        time.sleep(0.3)
-
-
-def retried(call, timeout: float = 20.0):
-    """call() retried while a peer that was just restarted is still UNAVAILABLE (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return call()
-        except grpc.RpcError as exc:
-            if exc.code() != Code.UNAVAILABLE or time.monotonic() > deadline:
-                raise
         time.sleep(0.3)
 
 
@@ -166,9 +154,6 @@ def test_move_in_from_abroad_of_a_known_person_is_refused(clerk):
 
 def test_move_in_notice_for_someone_not_moving_out_is_refused(network, clerk):
     """A 転入通知 about a current resident (no 転出 to close) is refused by the former municipality's CS."""
-    from helpers import eventually  # noqa: F401
-    from testbed.client import channel, node_cert
-    from protos import cs_pb2_grpc
     who = move_in_from_abroad(clerk)
     with channel(network.topology.find("cs", A), node_cert(network.pki, f"cs-{B}")) as ch:
         with refused(Code.FAILED_PRECONDITION, "転入通知 rule"):
@@ -255,8 +240,8 @@ def test_refused_births_give_their_codes_back(fresh_network):
                 birth(counter, head.household_number, person(f"待機 {n}", "タイキ コ", TODAY), request_id=f"pool-{n}")
         assert pool() == before
         fresh_network.up()
-        child = retried(lambda: birth(counter, head.household_number, person("待機 0", "タイキ コ", TODAY),
-                                      request_id="pool-0")).records[0]
+        child = eventually(lambda: birth(counter, head.household_number, person("待機 0", "タイキ コ", TODAY),
+                                         request_id="pool-0"), timeout=20, codes=(Code.UNAVAILABLE,), pause=0.3).records[0]
         assert pool() == before - 1 and child.resident_code
         report = consistent(counter)
         assert not report.differences and report.records_kizon == report.records_national
