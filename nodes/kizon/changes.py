@@ -1,0 +1,276 @@
+"""How a counter change is made: 依頼管理番号, the intent, the CS's answer, the commit, and settling what a crash left."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as dt
+import functools
+import logging
+import uuid
+
+import grpc
+
+from nodes import audit, rules
+from nodes.intents import Intent, change_of, control_number, request_digest, request_key, set_sequence
+from nodes.kizon.items import CURRENT, today_iso
+from nodes.records import delivery_info, identity_info
+from nodes.runtime import REQUEST_KEY, current_call
+from nodes.store import next_counter
+from protos import atena_pb2, cs_pb2, identity_pb2, kizon_pb2
+
+log = logging.getLogger("nodes.kizon")  # one logger name for the whole node
+
+LOCK_STRIPES = 256
+SETTLE_WAIT = 5.0  # seconds a counter change waits for pending changes to be settled with the CS
+AMBIGUOUS = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
+             grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}  # the CS may or may not have applied the change
+pending_var: contextvars.ContextVar = contextvars.ContextVar("pending_change", default=None)
+
+
+class PendingChange:
+    """The request being served: its scoped 依頼管理番号, what it asked, and what it reserved at the CS."""
+
+    def __init__(self, key: str, digest: bytes):
+        self.key, self.digest = key, digest
+        self.reserved = False  # 住民票コード reserved at the CS under this key
+
+
+def counter_change(handler):
+    """A counter change (異動): answered once per scoped 依頼管理番号, refused when the id is reused for
+    another request, held while earlier changes are being settled with the CS."""
+    @functools.wraps(handler)
+    async def change(self, request, context):
+        return await self._change(handler, request, context)
+    return change
+
+
+class ChangeMixin:
+    """The change machinery of the kizon servicer."""
+
+    # -- 依頼管理番号 and pending changes -------------------------------------------------------------
+    async def _change(self, handler, request, context):
+        call = current_call()
+        client_id = call.metadata.get(REQUEST_KEY) or uuid.uuid4().hex
+        rules.check_text(client_id, "x-request-id")
+        pending = PendingChange(request_key(call.peer.identity.uri, call.operator, call.method, client_id),
+                                request_digest(call.method, request))
+        answer = self._answered(pending, client_id)
+        if answer is not None:
+            return answer
+        await self._wait_settled()  # (an intent of this very request may be among those being settled)
+        if pending.key in self._inflight:
+            raise rules.Violation(grpc.StatusCode.ABORTED, f"依頼管理番号 rule: {REQUEST_KEY} {client_id} is being "
+                                  "served; retry once it has been answered")
+        answer = self._answered(pending, client_id)
+        if answer is not None:
+            return answer
+        self._inflight.add(pending.key)
+        token = pending_var.set(pending)
+        try:
+            rules.check_message_text(request)
+            return await handler(self, request, context)
+        except rules.Violation:
+            if pending.reserved and self.ledger.intent(pending.key) is None:
+                await self._release(pending.key)  # a refused change gives its 住民票コード back to the pool
+            raise
+        finally:
+            pending_var.reset(token)
+            self._inflight.discard(pending.key)
+
+    def _answered(self, pending: PendingChange, client_id: str):
+        """The first reply to this request if it was applied; a reused id with another request is refused."""
+        found = self.ledger.answered(pending.key)
+        if found is None:
+            intent = self.ledger.intent(pending.key)
+            if intent is not None and intent.digest != pending.digest:
+                raise rules.precondition(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a different request")
+            return None
+        digest, reply = found
+        if digest != pending.digest:
+            raise rules.precondition(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a different request")
+        return self._shown_reply(reply)
+
+    async def _wait_settled(self) -> None:
+        if self._settled_event.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._settled_event.wait(), SETTLE_WAIT)
+        except asyncio.TimeoutError:
+            count = len(self.ledger.pending())
+            raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合 rule: {count} changes sent to the 市町村CS wait for "
+                                  "its answer (it is unreachable); no change is made until they are settled — retry "
+                                  f"later with the same {REQUEST_KEY}") from None
+
+    def _unsettled(self) -> None:
+        """A change's outcome at the CS is unknown: hold new changes and settle it in the background."""
+        self._settled_event.clear()
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.create_task(self._settle())
+
+    async def _settle(self) -> None:
+        """Ask the CS which pending intents it applied: commit those here, drop the others."""
+        delay = 0.1
+        while True:
+            keys = [k for k in self.ledger.pending() if k not in self._inflight]
+            if not keys:  # (intents of changes in flight are settled by their own calls)
+                self._settled_event.set()
+                return
+            try:
+                reply = await self.cs.GetRequestStatus(cs_pb2.RequestStatusQuery(
+                    request_control_numbers=[control_number(k, 0) for k in keys]), timeout=self.rt.peer_timeout)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("settling %d pending changes: the CS did not answer (%s); retrying", len(keys), exc.code().name)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            applied = {s.request_control_number.rsplit(":", 1)[0]: s.update_sequence for s in reply.applied}
+            for key in keys:
+                intent = self.ledger.intent(key)
+                if intent is None or key in self._inflight:
+                    continue
+                if key in applied:
+                    self._write(intent, applied[key])
+                    log.info("settled %s: applied at the CS (更新順番号 %d), committed here", key, applied[key])
+                else:
+                    self.ledger.drop(key)
+                    await self._release(key)
+                    log.info("settled %s: never applied at the CS, dropped", key)
+                self.rt.audit.append(caller=self.rt.node.identity, method="kizon/整合", status="OK",
+                                     subject=",".join(u.info.resident_code for u in intent.batch.updates))
+
+    async def _release(self, reservation: str) -> None:
+        """Give 住民票コード reserved for a change that was not made back to the pool (best effort: the CS
+        also releases reservations left unused for an hour)."""
+        try:
+            await self.cs.ReleaseResidentCodes(cs_pb2.CodeRelease(reservation=reservation), timeout=self.rt.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("住民票コード reserved for %s not released now (%s); the CS releases them later", reservation,
+                        exc.code().name)
+
+    def _notified(self, request) -> str:
+        """届出年月日: the office's today; a request may repeat it but never set another date."""
+        today = today_iso()
+        if request.notification_date and request.notification_date != today:
+            raise rules.invalid(f"届出年月日 rule: the office records the day of the 届出 itself ({today}), "
+                                f"not {request.notification_date}")
+        return today
+
+    # -- how a change is made -------------------------------------------------------------------------
+    async def _commit(self, records, *, new=frozenset(), delivery=frozenset(), extras=None, former=None,
+                      feed_atena: bool = True, echo: bool = True, wrap=None):
+        """Write the change down (an intent), have the CS check and apply the 本人確認情報, then commit the
+        records here; a refusal leaves nothing written, a lost answer is settled with the CS."""
+        call = current_call()
+        pending = pending_var.get()
+        audit.set_batch_subject(r.resident_code for r in records)
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        fresh = [r for r in records if r.resident_code in new and not r.atena_number]
+        if fresh:  # numbers are drawn now and kept in the intent (a refusal leaves a gap)
+            with self.rt.store.transaction() as db:
+                first = next_counter(db, "atena_number", len(fresh)) - len(fresh) + 1
+            for offset, record in enumerate(fresh):
+                record.atena_number = f"{first + offset:015d}"
+                record.history_number = 0
+        for record in records:
+            record.history_number += 1
+            record.is_latest = True
+            if not record.status:
+                record.status = CURRENT
+        batch = identity_pb2.IdentityUpdateBatch(municipality_code=self.municipality)
+        for index, record in enumerate(records):
+            record.municipality_code = self.municipality
+            record.request_control_number = control_number(pending.key, index)
+            record.operator_id, record.terminal_id, record.recorded_at = call.operator, call.terminal, now
+            update = batch.updates.add(municipality_code=self.municipality)
+            if extras and record.resident_code in extras:
+                update.MergeFrom(extras[record.resident_code])
+            update.info.CopyFrom(identity_info(record, operator=call.operator, terminal=call.terminal))
+            update.info.record_status_flag = 0 if record.status == CURRENT else 1
+            if former and record.resident_code in former:
+                update.info.former_resident_code = former[record.resident_code]
+                update.info.resident_code_use_date = today_iso()
+            if record.resident_code in delivery:
+                update.delivery.CopyFrom(delivery_info(record))
+        change = kizon_pb2.ChangeReply(request_control_number=pending.key)
+        if echo:
+            change.records.extend(records)
+        intent = Intent(pending.key, pending.digest, wrap(change) if wrap else change, list(records), batch, feed_atena)
+        self.ledger.write(intent)
+        try:
+            ack = await self.cs.SubmitIdentityUpdates(batch, timeout=self.rt.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in AMBIGUOUS:  # the CS may have applied it: keep the intent, settle it when the CS answers
+                self._inflight.discard(pending.key)
+                self._unsettled()
+                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"市町村CS unreachable ({exc.code().name}): the change "
+                                      "is settled with the CS when it is back; retry with the same "
+                                      f"{REQUEST_KEY} for its answer") from None
+            self.ledger.drop(pending.key)
+            raise rules.Violation(exc.code(), f"市町村CS: {exc.details()}") from None
+        self._write(intent, ack.update_sequence)
+        return self._shown_reply(intent.reply)
+
+    def _write(self, intent: Intent, sequence: int) -> None:
+        """Commit an intent the CS has applied: the records, the feed to atena and the answer, at once."""
+        set_sequence(intent.reply, sequence)
+        records = intent.records
+        blobs = [r.SerializeToString() for r in records]
+        with self.rt.store.transaction() as db:
+            db.executemany("INSERT INTO residents VALUES (?,?,?,?,?,?,?) ON CONFLICT(atena_number) DO UPDATE SET "
+                           "resident_code=excluded.resident_code, household_number=excluded.household_number, "
+                           "history_number=excluded.history_number, status=excluded.status, "
+                           "town_code=excluded.town_code, record=excluded.record",
+                           [(r.atena_number, r.resident_code, r.household_number, r.history_number, r.status,
+                             r.town_code, blob) for r, blob in zip(records, blobs)])
+            db.executemany("INSERT INTO history VALUES (?,?,?)",
+                           [(r.atena_number, r.history_number, blob) for r, blob in zip(records, blobs)])
+            if intent.feed_atena:
+                self.outbox.put_many(db, "atena", [atena_pb2.ResidentChange(record=r) for r in records])
+            self.ledger.finish(db, intent)
+        if intent.feed_atena:
+            self.outbox.wake("atena")
+
+    def _shown_reply(self, reply):
+        """A reply as this caller may see it (個人番号 masked without the permission)."""
+        change = change_of(reply)
+        shown = [self._shown(r) for r in change.records]
+        del change.records[:]
+        change.records.extend(shown)
+        if isinstance(reply, kizon_pb2.MoveOutReply) and reply.HasField("certificate"):
+            reply.certificate.person.CopyFrom(self._shown(reply.certificate.person))
+        return reply
+
+    async def _cs_call(self, method, request):
+        """A call to this municipality's CS; its refusal is passed on, its absence says nothing was written."""
+        return await self.rt.call_peer(method, request, "市町村CS", unreachable="nothing was recorded")
+
+    async def _new_numbers(self) -> tuple[str, str]:
+        """A 住民票コード from the pool (reserved for this request: a retry draws the same one, a refusal gives
+        it back) and the 個人番号 national generates for it."""
+        pending = pending_var.get()
+        pending.reserved = True
+        codes = await self._cs_call(self.cs.DrawResidentCodes, cs_pb2.CodeDraw(count=1, reservation=pending.key))
+        code = codes.resident_codes[0]
+        return code, (await self._assign_numbers([code]))[code]
+
+    async def _assign_numbers(self, codes: list[str]) -> dict[str, str]:
+        reply = await self._cs_call(self.cs.AssignIndividualNumbers, cs_pb2.ResidentCodes(resident_codes=codes))
+        return {a.resident_code: a.individual_number for a in reply.assignments}
+
+    def _locked(self, *keys: str):
+        """Serialize changes to the same households (striped locks, taken in a fixed order)."""
+        stripes = sorted({hash(k) % LOCK_STRIPES for k in keys})
+        return _MultiLock([self._locks[i] for i in stripes])
+
+
+class _MultiLock:
+    def __init__(self, locks):
+        self.locks = locks
+
+    async def __aenter__(self):
+        for lock in self.locks:
+            await lock.acquire()
+
+    async def __aexit__(self, *exc):
+        for lock in reversed(self.locks):
+            lock.release()

@@ -1,0 +1,377 @@
+"""The counter operations (異動): 出生, 転入, 転居, 転出, 死亡, 職権修正, 住民票コード変更, 世帯 changes, 転入通知."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import grpc
+
+from nodes import audit, rules
+from nodes.clock import office_today
+from nodes.kizon.changes import counter_change
+from nodes.kizon.items import (BIRTH_ITEMS, CORRECTABLE, MOVE_IN_DAYS, MOVE_IN_ITEMS, MOVE_OUT_DAYS_AFTER,
+                               MOVE_OUT_DAYS_AHEAD, MOVE_WITHIN_DAYS, NOTICE_POLL, NOT_CARRIED_OVER, PERSON_ITEMS,
+                               REMOVED, head_of, mark, next_entry, require_person_items, set_address, take_household,
+                               today_iso)
+from nodes.store import next_counter
+from protos import cs_pb2, identity_pb2, kizon_pb2, records_pb2
+
+log = logging.getLogger("nodes.kizon")  # one logger name for the whole node
+
+
+class CounterMixin:
+    """異動 at the counter."""
+
+    # -- the counter operations ---------------------------------------------------------------
+    @counter_change
+    async def Birth(self, request, context):
+        """出生: a new 住民票 in an existing household, with a 住民票コード from the pool and a new 個人番号."""
+        child = request.child
+        rules.refuse_set(child, {f.name for f in child.DESCRIPTOR.fields} - BIRTH_ITEMS, "出生 rule")
+        require_person_items(child)
+        notified = self._notified(request)
+        rules.require_past_date(child.birth_date, "生年月日", not_before=office_today() - dt.timedelta(days=366))
+        async with self._locked(request.household_number):
+            members = self._household(request.household_number)
+            head = head_of(members)
+            code, number = await self._new_numbers()
+            record = records_pb2.ResidentRecord()
+            record.CopyFrom(child)
+            take_household(record, head)
+            record.relationship = child.relationship or "子"
+            record.resident_code, record.individual_number = code, number
+            record.resident_type = head.resident_type
+            if head.resident_type != "外国人住民":
+                record.honseki, record.hittousha = head.honseki, head.hittousha
+            record.resident_since = record.address_since = child.birth_date
+            mark(record, "出生", child.birth_date, notified)
+            return await self._commit([record], new={code}, delivery={code})
+
+    @counter_change
+    async def MoveIn(self, request, context):
+        """転入: with a 転出証明書, by 特例 with the card, or from abroad."""
+        person = request.person
+        notified = self._notified(request)
+        moved_in = rules.require_past_date(request.move_in_date, "転入年月日")
+        if moved_in < office_today() - dt.timedelta(days=MOVE_IN_DAYS):
+            raise rules.precondition(f"転入 rule (住基法第22条): the 転入届 came {(office_today() - moved_in).days} days "
+                                     f"after moving in (at most {MOVE_IN_DAYS})")
+        address = self._address(request.address)
+        if request.from_abroad:
+            if person.resident_code or person.individual_number:
+                await self._refuse_known_person(person)
+            rules.refuse_set(person, {f.name for f in person.DESCRIPTOR.fields} - PERSON_ITEMS, "国外転入 rule")
+            require_person_items(person)
+            rules.require_past_date(person.birth_date, "生年月日")
+        else:
+            rules.require_resident_code(person.resident_code)
+            rules.refuse_set(person, {f.name for f in person.DESCRIPTOR.fields} - MOVE_IN_ITEMS, "転入 rule",
+                             "taken from the 転出証明書 (or set by the office)")
+        async with self._locked(request.household_number or person.resident_code or "new"):
+            previous = None
+            if request.from_abroad:
+                code, number = await self._new_numbers()
+                source = person
+            else:
+                previous = self._existing(person.resident_code)
+                if request.special:
+                    asked = kizon_pb2.MoveInRequest()
+                    asked.CopyFrom(request)
+                    asked.notification_date = notified
+                    certificate = await self._cs_call(self.cs.TakeMoveOutCertificate, asked)
+                elif request.HasField("certificate"):
+                    certificate = request.certificate
+                    self._check_paper_certificate(certificate, person)
+                else:
+                    raise rules.invalid("転入 rule: a 転出証明書 is required (or 特例転入 with the card)")
+                source = records_pb2.ResidentRecord()
+                source.CopyFrom(certificate.person)
+                require_person_items(source)
+                code = source.resident_code
+                number = await self._national_number(code, source.individual_number)
+            record = records_pb2.ResidentRecord()
+            record.CopyFrom(source)
+            for name in NOT_CARRIED_OVER:
+                record.ClearField(name)
+            record.resident_code, record.individual_number = code, number
+            if request.household_number:
+                head = head_of(self._household(request.household_number))
+                take_household(record, head)
+                if not person.relationship:
+                    raise rules.invalid("転入 rule: 続柄 is required to join a household")
+                record.relationship = person.relationship
+            else:
+                record.household_number = self._new_household_number()
+                record.relationship = "世帯主"
+                record.householder_name = record.name_kanji
+                set_address(record, address)
+            if not request.from_abroad:
+                record.previous_municipality_code = certificate.issuing_municipality_code
+                record.previous_address = certificate.person.address
+            record.resident_since = record.address_since = moved_in.isoformat()
+            if previous is not None:  # a former resident coming back: the same person, the next history entry
+                record.atena_number = previous.atena_number
+                record.history_number = previous.history_number
+            mark(record, "国外転入" if request.from_abroad else "転入", moved_in.isoformat(), notified)
+            extras = identity_pb2.IdentityUpdate(special_move_in=request.special)
+            if not request.from_abroad:
+                extras.move_in_notice.CopyFrom(identity_pb2.MoveInNotice(
+                    resident_code=code, from_municipality_code=self.municipality,
+                    to_municipality_code=certificate.issuing_municipality_code, new_address=record.address,
+                    move_in_date=moved_in.isoformat(), notified_at=notified))
+            return await self._commit([record], new={code}, delivery={code} if request.from_abroad else set(),
+                                      extras={code: extras})
+
+    def _check_paper_certificate(self, certificate, person) -> None:
+        """A paper 転出証明書 as typed at the counter: the person's items, codes and dates must hold up."""
+        if certificate.person.resident_code != person.resident_code:
+            raise rules.invalid("転入 rule: the 転出証明書 is for another person")
+        rules.require_municipality_code(certificate.issuing_municipality_code, "転出証明書 rule: 発行市町村コード")
+        if certificate.issuing_municipality_code == self.municipality:
+            raise rules.invalid("転入 rule: a 転出証明書 of this municipality is a 転居, not a 転入")
+        if certificate.person.individual_number:
+            rules.require_individual_number(certificate.person.individual_number)
+        rules.require_past_date(certificate.person.birth_date, "生年月日")
+        if certificate.planned_move_out_date:
+            rules.require_date(certificate.planned_move_out_date, "転出予定年月日")
+
+    async def _national_number(self, code: str, typed: str) -> str:
+        """The 個人番号 national holds for a 住民票コード (generated now if it has none); a number typed from a
+        paper 転出証明書 must be that one."""
+        residence = await self._cs_call(self.cs.CheckResidence, identity_pb2.ResidenceQuery(
+            resident_code=code, individual_number=typed, municipality_code=self.municipality))
+        number = residence.individual_number if residence.known else (await self._assign_numbers([code]))[code]
+        if typed and typed != number:
+            raise rules.invalid(f"個人番号 rule: the 個人番号 on the 転出証明書 of {code} is not the one national holds")
+        return number
+
+    async def _refuse_known_person(self, person) -> None:
+        """A 国外転入 is a new person: numbers that national knows make it a 転入; numbers it does not are invented."""
+        if person.resident_code:
+            rules.require_resident_code(person.resident_code)
+            residence = await self._cs_call(self.cs.CheckResidence, identity_pb2.ResidenceQuery(
+                resident_code=person.resident_code, municipality_code=self.municipality))
+            if residence.known:
+                raise rules.precondition(f"国外転入 rule: {person.resident_code} already has a 住民票コード and 個人番号; "
+                                         "record a 転入 with the 転出証明書, not a new person")
+        raise rules.invalid("国外転入 rule: resident_code, individual_number are set by the office, not by the request")
+
+    @counter_change
+    async def MoveWithin(self, request, context):
+        """転居: a new address within the city (the whole household if asked)."""
+        address = self._address(request.address)
+        notified = self._notified(request)
+        moved = rules.require_past_date(request.move_date, "転居年月日")
+        if moved < office_today() - dt.timedelta(days=MOVE_WITHIN_DAYS):
+            raise rules.precondition(f"転居 rule (住基法第23条): the 転居届 came {(office_today() - moved).days} days after "
+                                     f"moving (at most {MOVE_WITHIN_DAYS})")
+        person = self._current(request.resident_code)
+        async with self._locked(person.household_number):
+            person = self._current(request.resident_code)
+            people = self._members(person.household_number) if request.whole_household else [person]
+            changed = []
+            for member in people:
+                record = next_entry(member)
+                set_address(record, address)
+                record.address_since = moved.isoformat()
+                mark(record, "転居", moved.isoformat(), notified)
+                changed.append(record)
+            return await self._commit(changed)
+
+    @counter_change
+    async def MoveOut(self, request, context):
+        """転出 (or 特例転出 for a card holder): the 住民票 becomes a 除票; a 転出証明書 is issued."""
+        planned = rules.require_date(request.planned_date, "転出予定年月日")
+        today = office_today()
+        if not today - dt.timedelta(days=MOVE_OUT_DAYS_AFTER) <= planned <= today + dt.timedelta(days=MOVE_OUT_DAYS_AHEAD):
+            raise rules.precondition(f"転出 rule (住基法第24条): the planned date {planned} must lie between "
+                                     f"{MOVE_OUT_DAYS_AFTER} days ago and {MOVE_OUT_DAYS_AHEAD} days ahead of today ({today})")
+        notified = self._notified(request)
+        rules.require_text(request.destination_address, "転出先")
+        if request.destination_municipality_code or request.special:
+            rules.require_municipality_code(request.destination_municipality_code, "転出先市町村コード")
+        if request.destination_municipality_code == self.municipality:
+            raise rules.invalid("転出 rule: a move within the municipality is a 転居")
+        person = self._current(request.resident_code)
+        if request.special and not person.card_issued:
+            raise rules.precondition("特例転出 rule: only a 個人番号カード holder may move out without a 転出証明書")
+        async with self._locked(person.household_number):
+            person = self._current(request.resident_code)
+            record = next_entry(person)
+            record.status = REMOVED
+            record.removal_reason, record.removal_date = "転出", planned.isoformat()
+            record.move_out_destination_planned = request.destination_address
+            record.planned_move_out_date = planned.isoformat()
+            mark(record, "転出", planned.isoformat(), notified)
+            certificate = identity_pb2.MoveOutCertificate(
+                certificate_number=f"{self.municipality}-{next_counter(self.rt.store.db, 'certificate_number'):08d}",
+                issuing_municipality_code=self.municipality, person=record, planned_move_out_date=planned.isoformat(),
+                destination_address=request.destination_address,
+                destination_municipality_code=request.destination_municipality_code, card_holder=person.card_issued,
+                issued_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+            extras = identity_pb2.IdentityUpdate()
+            if request.special:
+                extras.move_out_certificate.CopyFrom(certificate)
+
+            def with_certificate(change):
+                # The 転出証明書 carries the 住民票 as committed (its trail and 個人履歴番号 included).
+                certificate.person.CopyFrom(change.records[0])
+                return kizon_pb2.MoveOutReply(change=change, certificate=certificate)
+            return await self._commit([record], extras={record.resident_code: extras}, wrap=with_certificate)
+
+    @counter_change
+    async def Death(self, request, context):
+        """死亡: the 住民票 becomes a 除票 (kept)."""
+        notified = self._notified(request)
+        died = rules.require_past_date(request.death_date, "死亡年月日")
+        person = self._current(request.resident_code)
+        if died < rules.require_date(person.birth_date, "生年月日"):
+            raise rules.invalid(f"死亡年月日 rule: {died} is before the birth date {person.birth_date}")
+        async with self._locked(person.household_number):
+            record = next_entry(self._current(request.resident_code))
+            record.status = REMOVED
+            record.removal_reason, record.removal_date = "死亡", died.isoformat()
+            mark(record, "死亡", died.isoformat(), notified)
+            return await self._commit([record])
+
+    @counter_change
+    async def Correct(self, request, context):
+        """職権修正: correct items of a 住民票, never its numbers or keys."""
+        rules.require_text(request.reason, "修正理由")
+        wanted = request.corrected
+        person = self._person(wanted.resident_code)
+        touched = [f.name for f, _ in wanted.ListFields() if f.name not in ("resident_code",)]
+        forbidden = sorted(set(touched) - CORRECTABLE)
+        if forbidden:
+            raise rules.invalid(f"職権修正 rule: {', '.join(forbidden)} cannot be corrected this way")
+        if not touched:
+            raise rules.invalid("職権修正 rule: nothing to correct")
+        if "birth_date" in touched:
+            rules.require_past_date(wanted.birth_date, "生年月日")
+        async with self._locked(person.household_number):
+            record = next_entry(self._person(wanted.resident_code))
+            for name in touched:
+                setattr(record, name, getattr(wanted, name))
+            require_person_items(record)
+            mark(record, "職権修正", today_iso(), today_iso(), detail=request.reason)
+            return await self._commit([record])
+
+    async def OfferResidentCodes(self, request, context):
+        """住民票コード変更請求, first step: candidates offered by national through the CS."""
+        audit.set_subject(request.resident_code)
+        self._current(request.resident_code)
+        reply = await self._cs_call(self.cs.OfferResidentCodes,
+                                    cs_pb2.CodeOfferRequest(resident_code=request.resident_code, count=3))
+        return kizon_pb2.ResidentCodeOffer(offer_id=request.resident_code, candidates=reply.candidates)
+
+    @counter_change
+    async def ChangeResidentCode(self, request, context):
+        """住民票コード変更請求, second step: the person's choice among the offered codes."""
+        rules.require_resident_code(request.chosen)
+        person = self._current(request.resident_code)
+        async with self._locked(person.household_number):
+            record = next_entry(self._current(request.resident_code))
+            record.resident_code = request.chosen
+            mark(record, "住民票コード変更", today_iso(), today_iso())
+            return await self._commit([record], former={request.chosen: request.resident_code})
+
+    @counter_change
+    async def SplitHousehold(self, request, context):
+        """世帯分離: a member leaves to head a household of their own at the same address."""
+        notified = self._notified(request)
+        person = self._current(request.resident_code)
+        async with self._locked(person.household_number):
+            person = self._current(request.resident_code)
+            if len(self._members(person.household_number)) < 2 or person.relationship == "世帯主":
+                raise rules.precondition("世帯分離 rule: a member other than the 世帯主 of a household of two or more")
+            record = next_entry(person)
+            record.household_number = self._new_household_number()
+            record.relationship, record.householder_name = "世帯主", record.name_kanji
+            mark(record, "世帯分離", today_iso(), notified)
+            return await self._commit([record])
+
+    @counter_change
+    async def MergeHousehold(self, request, context):
+        """世帯合併: the members of one household join another at the same address."""
+        notified = self._notified(request)
+        if request.from_household == request.into_household:
+            raise rules.invalid("世帯合併 rule: two different households are needed")
+        async with self._locked(request.from_household, request.into_household):
+            leaving, staying = self._household(request.from_household), self._household(request.into_household)
+            head = head_of(staying)
+            if leaving[0].address != head.address:
+                raise rules.precondition("世帯合併 rule: households merge only at the same address")
+            changed = []
+            for member in leaving:
+                record = next_entry(member)
+                take_household(record, head)
+                record.relationship = "同居人"
+                mark(record, "世帯合併", today_iso(), notified)
+                changed.append(record)
+            return await self._commit(changed)
+
+    @counter_change
+    async def ChangeHouseholder(self, request, context):
+        """世帯主変更: another member becomes the 世帯主."""
+        notified = self._notified(request)
+        async with self._locked(request.household_number):
+            members = self._household(request.household_number)
+            chosen = [m for m in members if m.resident_code == request.new_head_resident_code]
+            if not chosen:
+                raise rules.precondition(f"世帯主変更 rule: {request.new_head_resident_code} is not a member of the household")
+            if chosen[0].relationship == "世帯主":
+                raise rules.precondition("世帯主変更 rule: that member is already the 世帯主")
+            changed = []
+            for member in members:
+                record = next_entry(member)
+                if member.resident_code == request.new_head_resident_code:
+                    record.relationship = "世帯主"
+                elif member.relationship == "世帯主":
+                    record.relationship = "同居人"
+                record.householder_name = chosen[0].name_kanji
+                mark(record, "世帯主変更", today_iso(), notified)
+                changed.append(record)
+            return await self._commit(changed)
+
+    # -- 転入通知 --------------------------------------------------------------------------------
+    async def _poll_move_in_notices(self) -> None:
+        """Take 転入通知 from the CS and finalize the 除票 of each former resident (転出確定)."""
+        cursor = self.rt.store.scalar("SELECT value FROM counters WHERE name='notice_cursor'", default=0)
+        while True:
+            await asyncio.sleep(NOTICE_POLL)
+            try:
+                reply = await self.cs.TakeMoveInNotices(cs_pb2.NoticeCursor(processed_up_to=cursor),
+                                                        timeout=self.rt.peer_timeout)
+            except grpc.aio.AioRpcError:
+                continue
+            if not reply.notices:
+                continue
+            with self.rt.store.transaction() as db:
+                for notice in reply.notices:
+                    self._confirm_move_out(db, notice)
+                db.execute("INSERT INTO counters VALUES ('notice_cursor', ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                           (reply.last_id,))
+            cursor = reply.last_id
+
+    def _confirm_move_out(self, db, notice) -> None:
+        found = db.execute("SELECT record FROM residents WHERE resident_code=?", (notice.resident_code,)).fetchone()
+        if found is None:
+            log.warning("転入通知 for %s, who is not in this register", notice.resident_code)
+            return
+        record = next_entry(records_pb2.ResidentRecord.FromString(found[0]))
+        if record.status != REMOVED or record.removal_reason != "転出" or record.move_out_destination_confirmed:
+            log.warning("転入通知 for %s, whose 住民票 is not 転出予定 here: ignored", notice.resident_code)
+            self.rt.audit.append(caller=self.rt.node.identity, method="kizon/転入通知受理", status="FAILED_PRECONDITION",
+                                 subject=notice.resident_code)
+            return
+        record.history_number += 1
+        record.move_out_destination_confirmed = notice.new_address
+        mark(record, "転出確定", notice.move_in_date, notice.notified_at)
+        record.recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        blob = record.SerializeToString()
+        db.execute("UPDATE residents SET history_number=?, record=? WHERE atena_number=?",
+                   (record.history_number, blob, record.atena_number))
+        db.execute("INSERT INTO history VALUES (?,?,?)", (record.atena_number, record.history_number, blob))
+        self.rt.audit.append(caller=self.rt.node.identity, method="kizon/転入通知受理", status="OK",
+                             subject=notice.resident_code)

@@ -1,0 +1,99 @@
+"""Certificates (交付, 広域交付, コンビニ交付) and the 個人番号カード steps at the counter."""
+from __future__ import annotations
+
+from nodes import audit, certificates, rules
+from nodes.clock import KIOSK_HOURS, kiosk_clock
+from nodes.kizon.items import CURRENT, REMOVED
+from nodes.runtime import current_call
+from protos import card_pb2, cs_pb2, kizon_pb2
+
+
+class IssuanceMixin:
+    """証明書の交付 and card steps."""
+
+    # -- certificates -------------------------------------------------------------------------------
+    async def IssueCertificate(self, request, context):
+        """住民票の写し, 記載事項証明書, 転出証明書, 除票の写し at the counter; 広域交付 with the card."""
+        call = current_call()
+        audit.set_subject(request.resident_code or request.card_number)
+        if request.kind not in certificates.TITLES:
+            raise rules.invalid("証明書 rule: unknown kind of certificate")
+        items = certificates.items_for(request, certificates.RESIDENT_FIELDS)
+        if request.include_individual_number and not self.rt.may_see_number(call):
+            raise rules.denied("個人番号 rule: this operator or terminal may not print the 個人番号")
+        if request.home_municipality_code and request.home_municipality_code != self.municipality:
+            return await self._wide_area(request, call, items)
+        person = self._person(request.resident_code)
+        removed = person.status == REMOVED
+        if request.kind in (kizon_pb2.REMOVED_COPY, kizon_pb2.MOVE_OUT) and not removed:
+            raise rules.precondition(f"証明書 rule: {request.resident_code} is a current resident: no 除票 to certify")
+        if request.kind == kizon_pb2.MOVE_OUT and person.removal_reason != "転出":
+            raise rules.precondition("転出証明書 rule: only for a 転出")
+        if request.kind not in (kizon_pb2.REMOVED_COPY, kizon_pb2.MOVE_OUT) and removed:
+            raise rules.precondition(f"除票 rule: {request.resident_code} is no longer a resident; ask for a 除票の写し")
+        people = self._members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
+        return self._issue(request.kind, request.resident_code, people, items, f"{self.place_name} 窓口", call.terminal,
+                           call.operator, request.justification)
+
+    async def _wide_area(self, request, call, items):
+        """広域交付: the 住民票の写し of a resident of another municipality, who proves themself with the card."""
+        if request.kind != kizon_pb2.RESIDENT_COPY or request.include_individual_number:
+            raise rules.invalid("広域交付 rule: a 住民票の写し (個人) only, without the 個人番号")
+        info = await self._cs_call(self.cs.WideAreaLookup, cs_pb2.WideAreaRequest(
+            home_municipality_code=request.home_municipality_code, card_number=request.card_number, pin=request.pin))
+        audit.set_subject(info.resident_code)
+        items = [i for i in items if i in set(f.name for f in info.DESCRIPTOR.fields)]
+        return self._issue(request.kind, info.resident_code, [info], items, f"{self.place_name} 窓口（広域交付）", call.terminal,
+                           call.operator, request.justification)
+
+    def _issue(self, kind, resident_code, people, items, place, terminal, operator, justification):
+        with self.rt.store.transaction() as db:
+            number, issued_at = certificates.record_issuance(db, self.municipality, kind, resident_code, place, terminal,
+                                                             operator, items, justification)
+        text, page = certificates.render(kind, number, issued_at, place, people, items)
+        return kizon_pb2.Certificate(issue_number=number, kind=kind, issued_at=issued_at, place=place, items_printed=items,
+                                     text=text, html=page)
+
+    async def GetIssuanceHistory(self, request, context):
+        """交付履歴: every certificate issued here about a person."""
+        audit.set_subject(request.resident_code)
+        rules.require_resident_code(request.resident_code)
+        return certificates.history(self.rt.store.db, request.resident_code)
+
+    async def IssueKioskCertificate(self, request, context):
+        """コンビニ交付: during its hours, to the holder of a card and PIN who lives here."""
+        call = current_call()
+        audit.set_subject(request.card_number)
+        if call.peer.identity.kind != "kiosk":
+            raise rules.denied("コンビニ交付 rule: only a kiosk front end issues at the kiosk")
+        now = kiosk_clock()
+        if not KIOSK_HOURS[0] <= now < KIOSK_HOURS[1]:
+            raise rules.precondition(f"コンビニ交付 rule: the service runs 06:30–23:00 (it is {now.strftime('%H:%M')})")
+        if request.kind not in (kizon_pb2.RESIDENT_COPY, kizon_pb2.HOUSEHOLD_COPY):
+            raise rules.invalid("コンビニ交付 rule: 住民票の写し (個人 or 世帯) only")
+        info = await self._cs_call(self.cs.VerifyByCard, cs_pb2.CardIdentityCheck(card_number=request.card_number, pin=request.pin))
+        audit.set_subject(info.resident_code)
+        person = self._person(info.resident_code)
+        if person.status != CURRENT:
+            raise rules.precondition(f"コンビニ交付 rule: the card holder is not a resident of {self.municipality}")
+        people = self._members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
+        return self._issue(request.kind, person.resident_code, people, list(certificates.STANDARD_ITEMS),
+                           f"コンビニ交付 ({call.peer.identity.terminal})", call.peer.identity.terminal, "", "")
+
+    # -- the 個人番号カード -------------------------------------------------------------------------------
+    async def ChangeCard(self, request, context):
+        """A step of the card's lifecycle at the counter, through the CS to the card system."""
+        audit.set_subject(request.resident_code)
+        person = self._person(request.resident_code)
+        if request.action in (card_pb2.APPLY, card_pb2.ISSUE) and person.status != CURRENT:
+            raise rules.precondition(f"card rule: {request.resident_code} is not a resident of {self.municipality}")
+        asked = card_pb2.CardRequest()
+        asked.CopyFrom(request)
+        asked.municipality_code = self.municipality
+        status = await self._cs_call(self.cs.ChangeCard, asked)
+        holds = status.state in ("issued", "suspended")
+        if holds != person.card_issued:
+            person.card_issued = holds  # 交付状況 follows the card; not a change of the 住民票's items
+            with self.rt.store.transaction() as db:
+                db.execute("UPDATE residents SET record=? WHERE atena_number=?", (person.SerializeToString(), person.atena_number))
+        return status

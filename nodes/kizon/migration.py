@@ -1,0 +1,123 @@
+"""移行: the initial load of an existing register, and the 整合性確認 of kizon against the chain."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import grpc
+
+from nodes import audit, identityfile, rules
+from nodes.intents import request_digest, request_key
+from nodes.kizon.changes import PendingChange, pending_var
+from nodes.kizon.items import CURRENT, ITEM_REPORT_LIMIT, require_person_items
+from nodes.records import REGISTER_ITEMS, record_view, register_view, view_digest
+from nodes.runtime import REQUEST_KEY, current_call
+from nodes.store import rows_in
+from protos import common_pb2, identity_pb2, kizon_pb2, records_pb2
+
+
+class MigrationMixin:
+    """BulkLoad and CheckConsistency."""
+
+    # -- 整合性確認 ----------------------------------------------------------------------------------------
+    async def CheckConsistency(self, request, context):
+        """整合性確認 of the whole chain: kizon's 住民票 against the CS's 本人確認情報 (REGISTER_ITEMS), and the CS
+        against the prefecture and national; digests are computed from the records, never read back."""
+        started = time.perf_counter()
+        if request.municipality_code and request.municipality_code != self.municipality:
+            raise rules.denied(f"整合性確認 rule: this kizon checks only {self.municipality}")
+        audit.set_subject(self.municipality)
+        query = common_pb2.ConsistencyRequest(municipality_code=self.municipality)
+        try:
+            report, theirs = await asyncio.gather(
+                self.cs.CheckConsistency(query, timeout=600),
+                identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600)))
+        except grpc.aio.AioRpcError as exc:
+            raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: the 市町村CS did not answer: {exc.details()}") from None
+        ours = {}
+        for code, blob in self.rt.store.db.execute("SELECT resident_code, record FROM residents"):
+            ours[code] = view_digest(record_view(records_pb2.ResidentRecord.FromString(blob)))
+        report.records_kizon = len(ours)
+        kizon_differences = []
+        for code in sorted(c for c in ours if c not in theirs):
+            kizon_differences.append(identity_pb2.ConsistencyDifference(resident_code=code, node="cs", items=["missing"]))
+        for code in sorted(c for c in theirs if c not in ours):
+            kizon_differences.append(identity_pb2.ConsistencyDifference(resident_code=code, node="kizon", items=["missing"]))
+        differing = sorted(c for c, d in ours.items() if c in theirs and theirs[c] != d)
+        for code in differing[:ITEM_REPORT_LIMIT]:
+            mine = record_view(self._person(code))
+            other = register_view(await self._cs_call(self.cs.GetIdentity, common_pb2.ResidentKey(resident_code=code)))
+            items = [n for n in REGISTER_ITEMS if getattr(mine, n) != getattr(other, n)]
+            kizon_differences.append(identity_pb2.ConsistencyDifference(resident_code=code, node="cs", items=items or ["digest"]))
+        kizon_differences += [identity_pb2.ConsistencyDifference(resident_code=c, node="cs", items=["digest"])
+                              for c in differing[ITEM_REPORT_LIMIT:]]
+        # The kizon ↔ cs differences first: they come before those further down the chain.
+        rest = list(report.differences)
+        del report.differences[:]
+        report.differences.extend(kizon_differences + rest)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- the initial load ---------------------------------------------------------------------------
+    async def BulkLoad(self, request_iterator, context):
+        """移行: existing residents in batches, numbered by national, checked and stored by the CS. Each batch is
+        a change of its own (依頼管理番号 x-request-id:N): a load resumed with the same id skips what is in."""
+        call = current_call()
+        if call.session is None or "manager" not in call.session.roles:
+            raise rules.denied("移行 rule: the initial load is run by a manager")
+        summary = kizon_pb2.LoadSummary()
+        load_id = call.metadata.get(REQUEST_KEY) or uuid.uuid4().hex
+        rules.check_text(load_id, "x-request-id")
+        await self._wait_settled()
+        async for batch in request_iterator:
+            key = request_key(call.peer.identity.uri, call.operator, call.method, f"{load_id}:{summary.batches}")
+            pending = PendingChange(key, request_digest(call.method, batch))
+            token = pending_var.set(pending)
+            try:
+                if self._answered(pending, f"{load_id}:{summary.batches}") is None:
+                    reply = await self._load_batch(batch)
+                    summary.last_update_sequence = reply.update_sequence
+            finally:
+                pending_var.reset(token)
+            summary.records += len(batch.records)
+            summary.batches += 1
+        audit.set_subject(f"移行:{summary.records}")
+        return summary
+
+    async def _load_batch(self, batch) -> kizon_pb2.ChangeReply:
+        """One batch of the initial load: existing numbers are kept, an existing resident is never overwritten."""
+        rules.check_message_text(batch)
+        records = list(batch.records)
+        for record in records:
+            rules.require_resident_code(record.resident_code)
+            require_person_items(record)
+            rules.require_past_date(record.birth_date, "生年月日")
+        codes = [r.resident_code for r in records]
+        atena_numbers = [r.atena_number for r in records if r.atena_number]
+        if len(set(codes)) < len(codes) or len(set(atena_numbers)) < len(atena_numbers):
+            raise rules.invalid("移行 rule: a 住民票コード or 宛名番号 appears twice in one batch")
+        taken = self._taken(codes) or [r[0] for r in rows_in(
+            self.rt.store.db, "SELECT atena_number FROM residents WHERE atena_number", atena_numbers)]
+        if taken:
+            raise rules.already_exists(f"移行 rule: {len(taken)} of these residents are already recorded, e.g. {taken[0]}")
+        numbers = await self._assign_numbers(codes)
+        for record in records:
+            record.individual_number = numbers[record.resident_code]
+            record.municipality_code = self.municipality
+            record.status = CURRENT
+            record.history_number = 0
+        migration = identity_pb2.IdentityUpdate(migration=True)
+        reply = await self._commit(records, new=set(codes), echo=False, feed_atena=not batch.skip_atena,
+                                   extras={code: migration for code in codes})
+        self._advance_household_numbers(records)
+        return reply
+
+    def _advance_household_numbers(self, records) -> None:
+        """New households after a load must not reuse a loaded 世帯番号."""
+        loaded = max((int(r.household_number) for r in records if r.household_number.isdigit()), default=0)
+        self.rt.store.db.execute("INSERT INTO counters VALUES ('household_number', ?) ON CONFLICT(name) DO UPDATE SET "
+                                 "value = MAX(value, excluded.value)", (loaded,))
+
+    def _taken(self, codes: list[str]) -> list[str]:
+        return [r[0] for r in rows_in(self.rt.store.db, "SELECT resident_code FROM residents WHERE resident_code", codes)]

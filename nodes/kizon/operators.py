@@ -1,0 +1,42 @@
+"""Operators at the counter: login at a terminal, and a manager's approval of bulk output."""
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+
+from nodes import audit, rules
+from nodes.runtime import current_call
+from nodes.sessions import issue_approval, issue_session
+from protos import kizon_pb2
+
+
+class OperatorsMixin:
+    """操作者認証 and bulk-output approvals."""
+
+    # -- operators ------------------------------------------------------------------------------
+    async def Login(self, request, context):
+        """操作者認証 at a terminal: a session bound to this terminal's certificate."""
+        call = current_call()
+        audit.set_subject(request.operator_id)
+        if not call.is_terminal:
+            raise rules.denied("login rule: operators log in at a terminal")
+        operator = self.rt.pki.operators(self.municipality).get(request.operator_id)
+        if operator is None or not hmac.compare_digest(operator["credential"], request.credential):
+            raise rules.unauthenticated(f"operator rule: authentication failed for {request.operator_id!r}")
+        token, expires = issue_session(self.rt.session_key, request.operator_id, operator["roles"], self.municipality,
+                                       call.terminal, call.peer.fingerprint)
+        return kizon_pb2.Session(token=token, operator_id=request.operator_id, roles=operator["roles"],
+                                 expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())
+
+    async def ApproveBulkOutput(self, request, context):
+        """A manager's prior approval of one bulk output (PIA Ⅲ(2)3 その他)."""
+        session = current_call().session
+        audit.set_subject(f"approval:{request.max_records}")
+        if session is None or "manager" not in session.roles:
+            raise rules.denied("bulk output rule (PIA Ⅲ(2)3): only a manager approves bulk output")
+        rules.require_text(request.purpose, "目的")
+        if request.max_records == 0:
+            raise rules.invalid("bulk output rule: max_records must be at least 1")
+        token, expires = issue_approval(self.rt.session_key, session.operator, self.municipality, request.purpose,
+                                        request.max_records)
+        return kizon_pb2.BulkApproval(token=token, expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())
