@@ -7,7 +7,6 @@ from nodes.kizon.items import CURRENT, REMOVED
 from nodes.runtime import current_call
 from protos import card_pb2, cs_pb2, kizon_pb2
 
-
 class IssuanceMixin:
     """証明書の交付 and card steps."""
 

@@ -16,7 +16,6 @@ from nodes.runtime import REQUEST_KEY, current_call
 from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, kizon_pb2, records_pb2
 
-
 class MigrationMixin:
     """BulkLoad and CheckConsistency."""
 

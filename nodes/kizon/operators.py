@@ -9,7 +9,6 @@ from nodes.runtime import current_call
 from nodes.sessions import issue_approval, issue_session
 from protos import kizon_pb2
 
-
 class OperatorsMixin:
     """操作者認証 and bulk-output approvals."""
 

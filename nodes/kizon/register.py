@@ -9,7 +9,6 @@ from nodes.store import next_counter
 from protos import kizon_pb2, records_pb2
 from scenarios.towns import town
 
-
 class RegisterMixin:
     """照会 and export of the register."""
 

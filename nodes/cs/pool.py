@@ -1,0 +1,110 @@
+"""住民票コード: the pool national issued, reservations per request, offers for a 住民票コード変更, 個人番号 relayed."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+
+from nodes import audit, rules
+from nodes.cs.checks import POOL_LOW, POOL_REFILL
+from protos import common_pb2, cs_pb2, national_pb2
+
+log = logging.getLogger("nodes.cs")  # one logger name for the whole node
+
+
+class PoolMixin:
+    """Numbers."""
+
+    async def DrawResidentCodes(self, request, context):
+        """住民票コード drawn at random from this municipality's pool and reserved for one request (the same
+        reservation draws the same codes again); refilled from national when low."""
+        if not 1 <= request.count <= 1000:
+            raise rules.invalid("pool rule: draw 1..1000 codes at a time")
+        rules.check_text(request.reservation, "reservation")
+        reservation = request.reservation or f"unreserved:{self._rng.getrandbits(64):016x}"
+        kept = [r[0] for r in self.rt.store.db.execute(
+            "SELECT resident_code FROM code_reservations WHERE reservation=? ORDER BY resident_code", (reservation,))]
+        if len(kept) >= request.count:  # a retry of the same request: the same codes
+            audit.set_subject(",".join(kept[:request.count]))
+            return cs_pb2.ResidentCodes(resident_codes=kept[:request.count])
+        wanted = request.count - len(kept)
+        if self._available() < wanted:
+            await self._refill_pool(max(POOL_REFILL, wanted))
+        codes: list[str] = []
+        with self.rt.store.transaction() as db:
+            bounds = "SELECT (SELECT MIN(rowid) FROM code_pool), (SELECT MAX(rowid) FROM code_pool)"  # two O(log n) looks
+            low, high = db.execute(bounds).fetchone()
+            while low is not None and len(codes) < wanted:
+                # A random position in the pool: O(log n), where ORDER BY random() sorts the whole pool.
+                found = db.execute("SELECT rowid, resident_code FROM code_pool WHERE rowid >= ? ORDER BY rowid LIMIT 1",
+                                   (self._rng.randint(low, high),)).fetchone()
+                db.execute("DELETE FROM code_pool WHERE rowid=?", (found[0],))
+                codes.append(found[1])
+                low, high = db.execute(bounds).fetchone()
+            if len(codes) < wanted:
+                raise rules.Violation(grpc.StatusCode.RESOURCE_EXHAUSTED, "pool rule: the 住民票コード pool is empty")
+            db.executemany("INSERT INTO code_reservations VALUES (?,?,?)", [(c, reservation, time.time()) for c in codes])
+        codes = kept + codes
+        audit.set_subject(",".join(codes))
+        left = self._available()
+        if left < POOL_LOW:
+            log.warning("ALERT 住民票コード pool of %s is low: %d left (threshold %d)", self.municipality, left, POOL_LOW)
+            if self._refill is None or self._refill.done():
+                self._refill = asyncio.create_task(self._refill_pool(POOL_REFILL))
+        return cs_pb2.ResidentCodes(resident_codes=codes)
+
+    async def ReleaseResidentCodes(self, request, context):
+        """Codes reserved for a request that was refused or abandoned go back to the pool."""
+        audit.set_subject(request.reservation)
+        with self.rt.store.transaction() as db:
+            released = self._release(db, "reservation=?", (request.reservation,))
+        return common_pb2.UpdateAck(accepted=True, applied=released)
+
+    def _release(self, db, where: str, params: tuple) -> int:
+        codes = db.execute(f"SELECT resident_code FROM code_reservations WHERE {where}", params).fetchall()
+        db.executemany("INSERT OR IGNORE INTO code_pool(resident_code) VALUES (?)", codes)
+        db.execute(f"DELETE FROM code_reservations WHERE {where}", params)
+        return len(codes)
+
+    def _available(self) -> int:
+        return self.rt.store.scalar("SELECT COUNT(*) FROM code_pool", default=0)
+
+    async def _refill_pool(self, count: int) -> None:
+        try:
+            reply = await self.national.IssueResidentCodePool(
+                national_pb2.PoolRequest(municipality_code=self.municipality, count=count), timeout=self.rt.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.error("住民票コード pool refill failed: %s %s", exc.code().name, exc.details())
+            if self._available() == 0:
+                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"pool rule: the pool is empty and national did not "
+                                      f"answer ({exc.code().name})") from None
+            return
+        with self.rt.store.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO code_pool VALUES (?)", [(c,) for c in reply.resident_codes])
+        log.info("住民票コード pool refilled with %d codes", len(reply.resident_codes))
+
+    async def GetPoolStatus(self, request, context):
+        """How many codes are left, and whether that is below the alert threshold."""
+        left = self._available()
+        return cs_pb2.PoolStatus(available=left, low_watermark=POOL_LOW, low=left < POOL_LOW)
+
+    async def AssignIndividualNumbers(self, request, context):
+        """個人番号 for new residents, generated by national (the CS relays)."""
+        audit.set_batch_subject(request.resident_codes)
+        return await self._national_call(self.national.AssignIndividualNumbers, request)
+
+    async def OfferResidentCodes(self, request, context):
+        """住民票コード変更請求: candidates from national, remembered for the change that follows."""
+        audit.set_subject(request.resident_code)
+        if self._current(self.rt.store.db, request.resident_code) is None:
+            raise rules.not_found(f"変更請求: no 本人確認情報 of {request.resident_code} here")
+        reply = await self._national_call(self.national.OfferResidentCodes, request)
+        with self.rt.store.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO code_offers VALUES (?,?)",
+                           [(request.resident_code, c) for c in reply.candidates])
+        return reply
+
+    async def _national_call(self, method, request):
+        return await self.rt.call_peer(method, request, "全国サーバ")

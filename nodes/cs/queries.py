@@ -1,0 +1,97 @@
+"""照会, 本人確認情報検索 and the 整合性確認 against the prefecture and national."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+
+from nodes import audit, identityfile, rules
+from nodes.cs.checks import changed_items
+from nodes.runtime import current_call
+from protos import common_pb2, identity_pb2
+
+
+class QueriesMixin:
+    """Reads of the 本人確認情報ファイル."""
+
+    async def GetIdentity(self, request, context):
+        """本人確認情報の照会 for this municipality's 統合端末 and kizon."""
+        audit.set_subject(request.resident_code)
+        info = identityfile.read_identity(self.rt.store, request.resident_code)
+        return self._shown(info)
+
+    async def SearchIdentity(self, request, context):
+        """本人確認情報検索 under the two-item rule; nationwide asks national for other municipalities."""
+        identityfile.search_kind(request)
+        audit.set_subject(request.resident_code or (request.individual_number and "個人番号") or "4情報")
+        if request.nationwide:
+            result = await self._national_call(self.national.SearchIdentity, request)
+            result.source = "national"
+        else:
+            result = identityfile.search(self.rt.store, request, self.municipality)
+            result.source = "cs"
+        for info in result.matches:
+            self._shown(info)
+        return result
+
+    def _shown(self, info):
+        """The 本人確認情報 as this caller may see it: 個人番号 masked without the permission."""
+        if not self.rt.may_see_number(current_call()) and info.individual_number:
+            info.individual_number = "*" * 12
+        return info
+
+    async def CheckResidence(self, request, context):
+        """One person, one current residence: national's view of a person about to move in here (relayed)."""
+        audit.set_subject(request.resident_code)
+        rules.require_resident_code(request.resident_code)
+        query = identity_pb2.ResidenceQuery()
+        query.CopyFrom(request)
+        query.municipality_code = self.municipality
+        return await self._national_call(self.national.CheckResidence, query)
+
+    async def RegisterDigests(self, request, context):
+        """整合性確認 of kizon: digests of the REGISTER_ITEMS of this municipality's 本人確認情報."""
+        audit.set_subject(self.municipality)
+        for batch in identityfile.register_digest_batches(self.rt.store, self.municipality):
+            yield batch
+
+    async def CheckConsistency(self, request, context):
+        """整合性確認: every record that differs between this CS, the prefecture and national."""
+        started = time.perf_counter()
+        municipality = request.municipality_code or self.municipality
+        if municipality != self.municipality:
+            raise rules.denied(f"整合性確認 rule: this CS checks only {self.municipality}")
+        audit.set_subject(municipality)
+        query = common_pb2.ConsistencyRequest(municipality_code=municipality)
+        ours = identityfile.collect(identityfile.digest_batches(self.rt.store, municipality))
+        try:
+            theirs = await asyncio.gather(identityfile.collect_digests(self.prefecture.IdentityDigests(query, timeout=120)),
+                                          identityfile.collect_digests(self.national.IdentityDigests(query, timeout=120)))
+        except grpc.aio.AioRpcError as exc:
+            raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: a peer did not answer: {exc.details()}") from None
+        report = identity_pb2.ConsistencyReport(municipality_code=municipality, records_cs=len(ours),
+                                          records_prefecture=len(theirs[0]), records_national=len(theirs[1]))
+        for node, stub, digests in (("prefecture", self.prefecture, theirs[0]), ("national", self.national, theirs[1])):
+            missing = sorted(c for c in ours if c not in digests)
+            extra = sorted(c for c in digests if c not in ours)
+            differing = sorted(c for c, d in ours.items() if c in digests and digests[c] != d)
+            for code in missing:
+                report.differences.add(resident_code=code, node=node, items=["missing"])
+            for code in extra:
+                report.differences.add(resident_code=code, node=node, items=["extra"])
+            if differing:
+                await self._item_differences(report, node, stub, differing)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def _item_differences(self, report, node: str, stub, codes: list[str]) -> None:
+        """Name the differing items of each record whose digests differ."""
+        for start in range(0, len(codes), 1000):
+            chunk = codes[start:start + 1000]
+            theirs = {i.resident_code: i for i in (await stub.GetIdentities(common_pb2.ResidentKeys(resident_codes=chunk),
+                                                                             timeout=60)).items}
+            ours = {i.resident_code: i for i in identityfile.read_identities(self.rt.store, self.municipality, chunk).items}
+            for code in chunk:
+                items = [n for n in changed_items(ours[code], theirs[code]) if n not in identityfile.TRANSPORT_ITEMS]
+                report.differences.add(resident_code=code, node=node, items=items)

@@ -1,0 +1,223 @@
+"""本人確認情報の更新 from kizon: checked (PIA Ⅲ(2)5), numbered, stored, journaled and queued for the prefecture."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import grpc
+
+from nodes import audit, identityfile, rules
+from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, NEW_PERSON_REASONS, POOL_REASONS,
+                             RESIDENCE_RETRIES, changed_items, check_items, check_special_move_in, mark_recovery)
+from nodes.store import next_counter, rows_in
+from protos import card_pb2, common_pb2, cs_pb2, identity_pb2, records_pb2
+
+log = logging.getLogger("nodes.cs")  # one logger name for the whole node
+
+
+class UpdatesMixin:
+    """The 本人確認情報 updates."""
+
+    async def SubmitIdentityUpdates(self, request, context):
+        """本人確認情報の更新 from kizon: checked, numbered, stored and queued, all or nothing."""
+        if request.municipality_code != self.municipality:
+            raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}, not {request.municipality_code}")
+        if request.updates:
+            audit.set_batch_subject(u.info.resident_code for u in request.updates)
+        for update in request.updates:
+            if update.info.change_reason == "転入" and not update.migration:
+                await self._check_one_residence(update.info)
+        with self.rt.store.transaction() as db:
+            sequence, queued = self._apply(db, request.updates)
+        self.outbox.wake(*queued)
+        return common_pb2.UpdateAck(accepted=True, update_sequence=sequence, applied=len(request.updates))
+
+    def _apply(self, db, updates) -> tuple[int, set[str]]:
+        """Check every update against the file (and the batch before it), then number and queue them."""
+        seen: dict[str, records_pb2.IdentityInfo | None] = {}
+        fresh = []
+        sequence = 0
+        # One look at the file for the whole batch: which of these people it holds, and how.
+        known = identityfile.statuses(db, self.municipality, {u.info.former_resident_code or u.info.resident_code for u in updates})
+        for update in updates:
+            info = update.info
+            if update.municipality_code != self.municipality or info.municipality_code != self.municipality:
+                raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}")
+            check_items(info)
+            request_id = info.request_control_number
+            if request_id:
+                done = db.execute("SELECT update_sequence, digest FROM requests WHERE request_control_number=?",
+                                  (request_id,)).fetchone()
+                if done:  # a retry of an update applied before: answer it, apply nothing
+                    if done[1] != identityfile.digest(info):
+                        raise rules.precondition(f"依頼管理番号 rule: {request_id} was used for a different update")
+                    sequence = max(sequence, done[0])
+                    continue
+            code = info.former_resident_code if info.change_reason == "住民票コード変更" else info.resident_code
+            if code in seen:
+                before = seen[code]
+            elif (update.migration or info.change_reason in NEW_PERSON_REASONS) and code not in known:
+                before = None  # the common case of a load: a new person, nothing to read
+            else:
+                before = self._current(db, code)
+            self._check_logic(db, update, before)
+            if info.change_reason in POOL_REASONS and not update.migration:
+                self._use_reserved_code(db, info)
+            seen[code] = info
+            if info.change_reason == "住民票コード変更":
+                seen[info.resident_code] = info
+            fresh.append(update)
+        if not fresh:
+            return sequence, set()
+        queued = {"prefecture"}
+        sequence = next_counter(db, "update_sequence", len(fresh)) - len(fresh)
+        stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        requests, rows = [], []
+        for update in fresh:
+            info = update.info
+            sequence += 1
+            info.update_sequence, info.timestamp = sequence, stamp
+            rows.append(identityfile.row(info))  # serialized once: for the file, its digest and the outbox
+            if info.request_control_number:
+                requests.append((info.request_control_number, sequence, rows[-1][-2]))
+            self._side_effects(db, update, queued)
+        db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?)", requests)
+        identityfile.store_identities(db, [u.info for u in fresh], rows)
+        identityfile.set_last_sequence(db, self.municipality, fresh[-1].info.update_sequence)
+        payloads = [identityfile.update_bytes(self.municipality, r[-1]) for r in rows]
+        self.outbox.put_payloads(db, "prefecture", payloads)
+        # Kept after delivery too: a prefecture that lost updates gets them again from here.
+        db.executemany("INSERT INTO update_journal VALUES (?,?)",
+                       [(u.info.update_sequence, p) for u, p in zip(fresh, payloads)])
+        return fresh[-1].info.update_sequence, queued
+
+    def _use_reserved_code(self, db, info) -> None:
+        """A new person's 住民票コード must be one this CS reserved for this very request; it is used up."""
+        reservation = info.request_control_number.rsplit(":", 1)[0]
+        found = db.execute("DELETE FROM code_reservations WHERE resident_code=? AND reservation=?",
+                           (info.resident_code, reservation)).rowcount
+        if not found:
+            raise rules.precondition(f"住民票コード rule: {info.resident_code} was not drawn from the pool of "
+                                     f"{self.municipality} for this request")
+
+    async def _check_one_residence(self, info) -> None:
+        """One person, one current residence: a 転入 only of someone national knows as current nowhere else
+        (a 転出 there, on its way to national, is waited for a moment)."""
+        query = identity_pb2.ResidenceQuery(resident_code=info.resident_code, individual_number=info.individual_number,
+                                            municipality_code=self.municipality)
+        for attempt in range(RESIDENCE_RETRIES):
+            residence = await self.rt.call_peer(self.national.CheckResidence, query, "全国サーバ",
+                                                unreachable="the one-residence rule cannot be checked; nothing was recorded")
+            if not residence.current_in:
+                break
+            await asyncio.sleep(0.3)
+        else:
+            raise rules.precondition(f"住所 rule (one current residence): {info.resident_code} is a current resident of "
+                                     f"{', '.join(residence.current_in)}; a 転入 needs the 転出 there first")
+        if residence.known and info.individual_number and residence.individual_number != info.individual_number:
+            raise rules.invalid(f"個人番号 rule: {info.resident_code} has another 個人番号 at national")
+
+    async def _resend_gap(self, refusal) -> bool:
+        """The prefecture lacks updates it was sent before (a gap): re-send them from the journal, each with
+        its 異常時更新順番号, so that the blocked batch can follow."""
+        due = dict(refusal.trailing_metadata() or ()).get(identityfile.SEQUENCE_DUE_KEY)
+        if not due or not due.isdigit():
+            return False
+        rows = self.rt.store.db.execute("SELECT update_sequence, payload FROM update_journal WHERE update_sequence >= ? "
+                                        "ORDER BY update_sequence LIMIT 1000", (int(due),)).fetchall()
+        if not rows or rows[0][0] != int(due):
+            log.error("更新順番号 gap at the prefecture from %s: no longer in the journal, a full resend is needed", due)
+            return False
+        batch = identity_pb2.IdentityUpdateBatch(municipality_code=self.municipality)
+        with self.rt.store.transaction() as db:
+            for _, payload in rows:
+                update = batch.updates.add()
+                update.MergeFromString(payload)
+                mark_recovery(update, next_counter(db, "recovery_sequence"))
+        try:
+            await self.prefecture.ApplyIdentityUpdates(batch, timeout=self.rt.peer_timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.error("re-sending %d updates from %s failed: %s %s", len(rows), due, exc.code().name, exc.details())
+            return False
+        log.warning("更新順番号 gap at the prefecture repaired: %d updates from %s re-sent", len(rows), due)
+        return True
+
+    def _card_housekeeping(self, db, action, resident_code: str, queued: set[str], former: str = "", reason: str = "") -> None:
+        """Queue a step the card system must take because of this update (in the same transaction)."""
+        self.outbox.put(db, "card-lifecycle", card_pb2.CardRequest(
+            action=action, resident_code=resident_code, municipality_code=self.municipality, reason=reason,
+            former_resident_code=former))
+        queued.add("card-lifecycle")
+
+    def _current(self, db, resident_code: str) -> records_pb2.IdentityInfo | None:
+        found = db.execute("SELECT info FROM identity WHERE resident_code=? AND municipality_code=?",
+                           (resident_code, self.municipality)).fetchone()
+        return records_pb2.IdentityInfo.FromString(found[0]) if found else None
+
+    def _check_logic(self, db, update, before) -> None:
+        """The CS's logic checks of an update against what the file holds (PIA Ⅲ(2)5)."""
+        info = update.info
+        reason = info.change_reason
+        if reason in NEW_PERSON_REASONS or update.migration:
+            if before is not None and before.record_status_flag == CURRENT:
+                raise rules.precondition(f"{reason} rule (PIA Ⅲ(2)5): 住民票コード {info.resident_code} is already "
+                                         f"a current resident of {self.municipality}")
+            if update.special_move_in:
+                found = db.execute("SELECT certificate FROM move_out_certificates WHERE resident_code=?",
+                                   (info.resident_code,)).fetchone()
+                if found is None:
+                    raise rules.precondition(f"特例転入 rule: no 転出証明書情報 has arrived for {info.resident_code}")
+                check_special_move_in(identity_pb2.MoveOutCertificate.FromString(found[0]), info.change_date)
+            return
+        if before is None:
+            raise rules.precondition(f"{reason} rule: there is no 本人確認情報 of {info.former_resident_code or info.resident_code} "
+                                     f"in {self.municipality} to change")
+        if before.record_status_flag != CURRENT and reason != "職権修正":
+            raise rules.precondition(f"{reason} rule: {before.resident_code} is no longer a resident (除票)")
+        if reason == "転居":
+            extra = [n for n in changed_items(before, info) if n not in ADDRESS_ITEMS | CHANGE_ITEMS]
+            if extra:
+                raise rules.precondition(f"転居 rule (PIA Ⅲ(2)5): only the address may change, but {', '.join(extra)} "
+                                         "changed too")
+        if reason == "住民票コード変更":
+            offered = db.execute("SELECT 1 FROM code_offers WHERE resident_code=? AND candidate=?",
+                                 (info.former_resident_code, info.resident_code)).fetchone()
+            if offered is None:
+                raise rules.precondition(f"住民票コード変更 rule: {info.resident_code} is not among the codes offered "
+                                         f"to {info.former_resident_code}")
+
+    def _side_effects(self, db, update, queued: set[str]) -> None:
+        """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, a used offer."""
+        info = update.info
+        if update.HasField("delivery"):
+            self.outbox.put(db, "card", update.delivery)
+            queued.add("card")
+        if update.HasField("move_out_certificate"):
+            target = f"certificate:{update.move_out_certificate.destination_municipality_code}"
+            if target in self.outbox.targets:
+                self.outbox.put(db, target, update.move_out_certificate)
+                queued.add(target)
+        if update.HasField("move_in_notice"):
+            target = f"notice:{update.move_in_notice.to_municipality_code}"
+            if target in self.outbox.targets:  # a former municipality outside this network hears nothing
+                self.outbox.put(db, target, update.move_in_notice)
+                queued.add(target)
+        if update.special_move_in:
+            db.execute("DELETE FROM move_out_certificates WHERE resident_code=?", (info.resident_code,))
+        if info.change_reason == "死亡":  # the card of someone who died is revoked
+            self._card_housekeeping(db, card_pb2.REVOKE, info.resident_code, queued, reason="死亡")
+        if info.change_reason == "住民票コード変更":
+            db.execute("DELETE FROM code_offers WHERE resident_code=?", (info.former_resident_code,))
+            self._card_housekeeping(db, card_pb2.RECODE, info.resident_code, queued, info.former_resident_code)
+        if info.change_reason == "転入":  # a card the mover holds follows them here
+            self._card_housekeeping(db, card_pb2.TRANSFER, info.resident_code, queued)
+
+    async def GetRequestStatus(self, request, context):
+        """Which 依頼管理番号 this CS has applied, with the 更新順番号 it gave each."""
+        audit.set_subject(f"{len(request.request_control_numbers)} requests")
+        reply = cs_pb2.RequestStatusReply()
+        for number, sequence in rows_in(self.rt.store.db, "SELECT request_control_number, update_sequence FROM requests "
+                                        "WHERE request_control_number", request.request_control_numbers):
+            reply.applied.add(request_control_number=number, update_sequence=sequence)
+        return reply
