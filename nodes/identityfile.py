@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 from nodes import rules
 
 from nodes.numbers import individual_number_valid
-from nodes.records import register_view, view_digest
+from nodes.records import register_digest
 from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, records_pb2
 
@@ -76,6 +76,18 @@ def _split(info: records_pb2.IdentityInfo) -> tuple[bytes, bytes]:
 def digest(info: records_pb2.IdentityInfo) -> bytes:
     """SHA-1 of the 本人確認情報 items, without the transport items."""
     return hashlib.sha1(_split(info)[0]).digest()
+
+
+def stored_digest(blob: bytes) -> bytes:
+    """digest() of a stored 本人確認情報, from its bytes: row() stores the items followed by the transport
+    items, so the items are the bytes before that suffix (checked; anything else is recomputed in full)."""
+    info = records_pb2.IdentityInfo.FromString(blob)
+    suffix = records_pb2.IdentityInfo(update_sequence=info.update_sequence,
+                                      recovery_update_sequence=info.recovery_update_sequence,
+                                      timestamp=info.timestamp).SerializeToString()
+    if suffix and blob.endswith(suffix):
+        return hashlib.sha1(blob[:-len(suffix)]).digest()
+    return digest(info)
 
 
 def row(info: records_pb2.IdentityInfo) -> tuple:
@@ -186,14 +198,14 @@ def digest_batches(store, municipality: str):
     computed from the stored 本人確認情報 itself, so that a damaged record cannot hide behind its old digest."""
     cursor = store.db.execute("SELECT resident_code, info FROM identity WHERE municipality_code=? ORDER BY resident_code",
                               (municipality,))
-    yield from _batches(cursor, lambda blob: digest(records_pb2.IdentityInfo.FromString(blob)))
+    yield from _batches(cursor, stored_digest)
 
 
 def register_digest_batches(store, municipality: str):
     """(住民票コード, digest of the REGISTER_ITEMS) of a municipality's people: what kizon's 住民票 must match."""
     cursor = store.db.execute("SELECT resident_code, info FROM identity WHERE municipality_code=? ORDER BY resident_code",
                               (municipality,))
-    yield from _batches(cursor, lambda blob: view_digest(register_view(records_pb2.IdentityInfo.FromString(blob))))
+    yield from _batches(cursor, lambda blob: register_digest(records_pb2.IdentityInfo.FromString(blob)))
 
 
 def _batches(cursor, digest_of):

@@ -52,28 +52,19 @@ REGISTER_ITEMS = ("resident_code", "individual_number", "name_kanji", "name_kana
                   "record_status_flag")
 
 
-def register_view(info: records_pb2.IdentityInfo) -> records_pb2.IdentityInfo:
-    """Only the REGISTER_ITEMS of 本人確認情報."""
-    view = records_pb2.IdentityInfo()
-    for name in REGISTER_ITEMS:
-        value = getattr(info, name)
-        if value:
-            setattr(view, name, value)
-    return view
+def register_digest(source) -> bytes:
+    """SHA-1 of the REGISTER_ITEMS of a 住民票 (ResidentRecord) or of 本人確認情報 (IdentityInfo), computed
+    from the items themselves; the two agree when the person's items do."""
+    if isinstance(source, records_pb2.ResidentRecord):
+        flag = 1 if source.status == records_pb2.ResidentRecord.STATUS_REMOVED else 0
+        values = [getattr(source, name) for name in REGISTER_ITEMS[:-1]] + [flag]
+    else:
+        values = [getattr(source, name) for name in REGISTER_ITEMS]
+    return hashlib.sha1("\x1f".join(map(str, values)).encode()).digest()
 
 
-def record_view(record: records_pb2.ResidentRecord) -> records_pb2.IdentityInfo:
-    """The REGISTER_ITEMS of a 住民票, as its 本人確認情報 would hold them."""
-    view = records_pb2.IdentityInfo()
-    for name in REGISTER_ITEMS[:-1]:
-        value = getattr(record, name)
-        if value:
-            setattr(view, name, value)
-    if record.status == records_pb2.ResidentRecord.STATUS_REMOVED:
-        view.record_status_flag = 1
-    return view
-
-
-def view_digest(view: records_pb2.IdentityInfo) -> bytes:
-    """SHA-1 of a register view, computed from the items themselves."""
-    return hashlib.sha1(view.SerializeToString(deterministic=True)).digest()
+def register_differences(record: records_pb2.ResidentRecord, info: records_pb2.IdentityInfo) -> list[str]:
+    """Names of the REGISTER_ITEMS in which a 住民票 and its 本人確認情報 differ."""
+    flag = 1 if record.status == records_pb2.ResidentRecord.STATUS_REMOVED else 0
+    return [name for name in REGISTER_ITEMS
+            if (flag if name == "record_status_flag" else getattr(record, name)) != getattr(info, name)]

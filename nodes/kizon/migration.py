@@ -11,7 +11,7 @@ from nodes import audit, identityfile, rules
 from nodes.intents import request_digest, request_key
 from nodes.kizon.changes import PendingChange, pending_var
 from nodes.kizon.items import CURRENT, ITEM_REPORT_LIMIT, require_person_items
-from nodes.records import REGISTER_ITEMS, record_view, register_view, view_digest
+from nodes.records import register_differences, register_digest
 from nodes.runtime import REQUEST_KEY, current_call
 from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, kizon_pb2, records_pb2
@@ -36,7 +36,7 @@ class MigrationMixin:
             raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: the 市町村CS did not answer: {exc.details()}") from None
         ours = {}
         for code, blob in self.rt.store.db.execute("SELECT resident_code, record FROM residents"):
-            ours[code] = view_digest(record_view(records_pb2.ResidentRecord.FromString(blob)))
+            ours[code] = register_digest(records_pb2.ResidentRecord.FromString(blob))
         report.records_kizon = len(ours)
         kizon_differences = []
         for code in sorted(c for c in ours if c not in theirs):
@@ -45,9 +45,8 @@ class MigrationMixin:
             kizon_differences.append(identity_pb2.ConsistencyDifference(resident_code=code, node="kizon", items=["missing"]))
         differing = sorted(c for c, d in ours.items() if c in theirs and theirs[c] != d)
         for code in differing[:ITEM_REPORT_LIMIT]:
-            mine = record_view(self._person(code))
-            other = register_view(await self._cs_call(self.cs.GetIdentity, common_pb2.ResidentKey(resident_code=code)))
-            items = [n for n in REGISTER_ITEMS if getattr(mine, n) != getattr(other, n)]
+            other = await self._cs_call(self.cs.GetIdentity, common_pb2.ResidentKey(resident_code=code))
+            items = register_differences(self._person(code), other)
             kizon_differences.append(identity_pb2.ConsistencyDifference(resident_code=code, node="cs", items=items or ["digest"]))
         kizon_differences += [identity_pb2.ConsistencyDifference(resident_code=c, node="cs", items=["digest"])
                               for c in differing[ITEM_REPORT_LIMIT:]]
