@@ -23,15 +23,42 @@ import pytest
 
 from helpers import TODAY, address, key, move_in_from_abroad, person
 from protos import common_pb2, kizon_pb2
-from testbed.client import Counter
+from testbed.client import Counter, node_status
 from testbed.network import alive
 
 MUNICIPALITY = "142140"
-PER_KIND = 12  # 出生 and 国外転入 each: 24 new people and the 世帯主, well under the bulk-output limit of 100
-KILL_AFTER = (2, 7, 12, 17)  # acknowledged calls before each kill (4 kills, spread over the stream)
+PER_KIND = 20  # 出生 and 国外転入 each: 40 new people and the 世帯主, well under the bulk-output limit of 100
+KILL_EVERY = 4  # acknowledged calls between two kills
+KILLS = (3, 8)  # at least 3 kills; more (up to 8) until one of them has left kizon an intent to settle
+# (every other kill comes right after kizon wrote an intent, the others at a random moment of the stream)
 RETRY_FOR = 90.0  # seconds one call is retried with its id before the drill gives up
 # What a call may meet while its node is down or settling: everything else is a real refusal and fails the drill.
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+def settled(network) -> list[str]:
+    """kizon's log lines of intents settled with the CS (left by a kill between the intent and the commit)."""
+    return [line for line in network.log_file(f"kizon-{MUNICIPALITY}").read_text(errors="replace").splitlines()
+            if "nodes.kizon: settled " in line]
+
+
+def intent_written(network, timeout: float = 3.0) -> bool:
+    """Wait (bounded) until kizon has written an intent it has not committed yet: a change is then between
+    kizon and the CS. Polls kizon's store read-only (WAL: the reader never blocks the node)."""
+    path = network.state_dir / "data" / f"kizon-{MUNICIPALITY}" / "store.sqlite"
+    deadline = time.monotonic() + timeout
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1, isolation_level=None)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if db.execute("SELECT 1 FROM intents LIMIT 1").fetchone():
+                    return True
+            except sqlite3.OperationalError:
+                pass
+            time.sleep(0.0005)
+        return False
+    finally:
+        db.close()
 
 
 def _kill(network, name):
@@ -91,6 +118,17 @@ def leftovers(network) -> tuple[int, int]:
     return count(f"kizon-{MUNICIPALITY}", "intents"), count(f"cs-{MUNICIPALITY}", "code_reservations")
 
 
+def atena_entries(network, expected: int, timeout: float = 30.0) -> int:
+    """The 団体内統合宛名 entries once kizon's feed has delivered (one per person: a ghost would show here too)."""
+    atena = network.topology.find("atena", MUNICIPALITY)
+    deadline = time.monotonic() + timeout
+    while (entries := node_status(network, atena, counts=True).counts["entries"]) != expected:
+        if time.monotonic() > deadline:
+            return entries
+        time.sleep(0.2)
+    return entries
+
+
 def export(counter):
     """Every 住民票 of the municipality, 除票 included (small populations only: no approval needed)."""
     return list(counter(counter.kizon.ExportResidents, kizon_pb2.ExportRequest(include_removed=True)))
@@ -104,7 +142,7 @@ def assert_exactly_once(counter, head, births, arrivals):
     names = Tally(r.name_kanji for r in everyone)
     duplicated = {n: c for n, c in names.items() if c > 1}
     assert not duplicated, f"written more than once: {duplicated}"
-    assert set(names) == {head.name_kanji} | set(born) | set(came), "a 住民票 nobody acknowledged (a ghost), or one missing"
+    assert set(names) == {head.name_kanji} | set(born) | set(came), "a ghost (nobody acknowledged it), or one missing"
     assert len({r.resident_code for r in everyone}) == len(everyone) == 1 + len(born) + len(came)
     for name, reply in {**born, **came}.items():
         (record,) = reply.records
@@ -119,7 +157,7 @@ def assert_exactly_once(counter, head, births, arrivals):
 
 @pytest.mark.parametrize("victim", ["kizon-142140", "cs-142140"])
 def test_kill_during_births_and_moves_from_abroad(fresh_network, victim):
-    """kill -9 of kizon (or of the CS) four times while two counters' worth of 出生 and 国外転入 stream in;
+    """kill -9 of kizon (or of the CS) several times while 出生 and 国外転入 stream in from two threads;
     every call is retried with its own x-request-id until answered: each change exactly once, no ghosts,
     the same reply on a retry, and the four registers agree."""
     network = fresh_network
@@ -135,11 +173,13 @@ def test_kill_during_births_and_moves_from_abroad(fresh_network, victim):
             "birth": (counter.kizon.Birth, births, [
                 (f"drill-birth-{i}", kizon_pb2.BirthRequest(
                     household_number=head.household_number, notification_date=TODAY,
-                    child=person(f"訓練 出生{i}", "クンレン シュッセイ", birth=TODAY))) for i in range(PER_KIND)]),
+                    child=person(f"訓練 出生{i}", "クンレン シュッセイ", birth=TODAY)))
+                for i in range(PER_KIND)]),
             "abroad": (counter.kizon.MoveIn, arrivals, [
                 (f"drill-abroad-{i}", kizon_pb2.MoveInRequest(
                     person=person(f"訓練 転入{i}", "クンレン テンニュウ"), from_abroad=True,
-                    address=address(MUNICIPALITY, f"{100 + i}番地"), move_in_date=TODAY, notification_date=TODAY)) for i in range(PER_KIND)]),
+                    address=address(MUNICIPALITY, f"{100 + i}番地"), move_in_date=TODAY, notification_date=TODAY))
+                for i in range(PER_KIND)]),
         }
 
         def stream(method, answers, requests):
@@ -155,16 +195,21 @@ def test_kill_during_births_and_moves_from_abroad(fresh_network, victim):
         workers = [threading.Thread(target=stream, args=spec, daemon=True) for spec in calls.values()]
         for worker in workers:
             worker.start()
-        taken, kills = 0, []
-        for threshold in KILL_AFTER:
-            while taken < threshold:
+        taken, kills = 0, 0
+        while kills < KILLS[1] and 2 + kills * KILL_EVERY < 2 * PER_KIND:
+            while taken < 2 + kills * KILL_EVERY:
                 assert acknowledged.acquire(timeout=RETRY_FOR), "the stream stalled"
                 taken += 1
-            time.sleep(rng.uniform(0, 0.03))  # somewhere inside the next calls (each takes ~15 ms)
+            if kills % 2 == 0:  # right after kizon wrote an intent: the change is on its way to the CS
+                intent_written(network)
+            else:  # anywhere inside the next calls (each takes ~15 ms)
+                time.sleep(rng.uniform(0, 0.03))
             _kill(network, victim)
-            kills.append(time.monotonic())
+            kills += 1
             time.sleep(rng.uniform(0.1, 0.5))
             network.up()  # restarts only the killed node
+            if kills >= KILLS[0] and settled(network):
+                break
         for worker in workers:
             worker.join(timeout=4 * RETRY_FOR)
         assert not any(w.is_alive() for w in workers), "a stream never finished"
@@ -173,26 +218,27 @@ def test_kill_during_births_and_moves_from_abroad(fresh_network, victim):
         assert len(births) == len(arrivals) == PER_KIND
         assert refusals, f"no call met the killed {victim}: the kills came between calls only"
 
-        # A retry with the same id is answered with the first reply: nothing is applied a second time.
-        for answers, method in ((births, counter.kizon.Birth), (arrivals, counter.kizon.MoveIn)):
-            for request_id, (request, reply) in answers.items():
-                assert counter(method, request, request_id=request_id) == reply, f"{request_id}: another reply"
         codes = [reply.records[0].resident_code for _, reply in [*births.values(), *arrivals.values()]]
         assert len(set(codes)) == len(codes), "a 住民票コード given twice"
         sequences = [reply.update_sequence for _, reply in [*births.values(), *arrivals.values()]]
         assert len(set(sequences)) == len(sequences), "one 更新順番号 per change"
+        assert_exactly_once(counter, head, births, arrivals)
 
+        # Once more with the same ids: the first replies again, and nothing applied a second time.
+        for answers, method in ((births, counter.kizon.Birth), (arrivals, counter.kizon.MoveIn)):
+            for request_id, (request, reply) in answers.items():
+                assert counter(method, request, request_id=request_id) == reply, f"{request_id}: another reply"
         assert_exactly_once(counter, head, births, arrivals)
         everyone = 1 + 2 * PER_KIND
         report = settled_report(counter, everyone)
         assert report.records_kizon == report.records_cs == report.records_prefecture == report.records_national
         assert leftovers(network) == (0, 0), "(unsettled intents at kizon, 住民票コード left reserved at the CS)"
+        assert atena_entries(network, everyone) == everyone, "団体内統合宛名 entries: one per acknowledged person"
 
     status, shown, stderr = cli_consistency(network)
     assert status == 0, (status, shown, stderr)
     assert "kizon" in shown["compared"] and shown["differences"] == []
     assert set(shown["compared"].values()) == {everyone}, shown["compared"]
-    settled = [line for line in network.log_file("kizon-142140").read_text().splitlines() if "nodes.kizon: settled " in line]
-    print(f"{victim}: {len(kills)} kills, {len(refusals)} refusals on the way, "
-          f"{len(settled)} intents settled after a restart")
+    print(f"{victim}: {kills} kills, {len(refusals)} refusals on the way, "
+          f"{len(settled(network))} intents settled after a restart")
 
