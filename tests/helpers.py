@@ -1,8 +1,10 @@
 """Test helpers: people to register and calls to make against a live network."""
 from __future__ import annotations
 
-import datetime as dt
+import os
 import random
+import signal
+import sqlite3
 import time
 from contextlib import contextmanager
 
@@ -84,3 +86,32 @@ def card_holder(counter: Counter, who: records_pb2.ResidentRecord | None = None,
                 raise
             time.sleep(0.2)
     return counter(counter.kizon.GetResident, key(record.resident_code))
+
+
+def kill(network, name: str) -> None:
+    """kill -9 of one node; returns once the process is gone."""
+    from testbed.network import alive
+    pid = network.pid(name)
+    assert pid, f"{name} is not running"
+    os.kill(pid, signal.SIGKILL)
+    while alive(pid):
+        time.sleep(0.01)
+
+
+def intent_written(network, municipality: str = "142140", timeout: float = 3.0) -> bool:
+    """Wait (bounded) until kizon holds an intent not yet committed: a change is then between kizon and its
+    CS. Polled read-only from kizon's store (WAL: the reader never blocks the node)."""
+    path = network.state_dir / "data" / f"kizon-{municipality}" / "store.sqlite"
+    deadline = time.monotonic() + timeout
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1, isolation_level=None)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if db.execute("SELECT 1 FROM intents LIMIT 1").fetchone():
+                    return True
+            except sqlite3.OperationalError:
+                pass
+            time.sleep(0.0005)
+        return False
+    finally:
+        db.close()

@@ -7,9 +7,7 @@ the first reply, and kizon, the CS, the prefecture and national agree (整合性
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -21,10 +19,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from helpers import TODAY, address, key, move_in_from_abroad, person
+from helpers import TODAY, address, intent_written, key, kill, move_in_from_abroad, person
 from protos import common_pb2, kizon_pb2
 from testbed.client import Counter, node_status
-from testbed.network import alive
 
 MUNICIPALITY = "142140"
 PER_KIND = 20  # 出生 and 国外転入 each: 40 new people and the 世帯主, well under the bulk-output limit of 100
@@ -42,31 +39,8 @@ def settled(network) -> list[str]:
             if "nodes.kizon: settled " in line]
 
 
-def intent_written(network, timeout: float = 3.0) -> bool:
-    """Wait (bounded) until kizon has written an intent it has not committed yet: a change is then between
-    kizon and the CS. Polls kizon's store read-only (WAL: the reader never blocks the node)."""
-    path = network.state_dir / "data" / f"kizon-{MUNICIPALITY}" / "store.sqlite"
-    deadline = time.monotonic() + timeout
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1, isolation_level=None)
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if db.execute("SELECT 1 FROM intents LIMIT 1").fetchone():
-                    return True
-            except sqlite3.OperationalError:
-                pass
-            time.sleep(0.0005)
-        return False
-    finally:
-        db.close()
 
 
-def _kill(network, name):
-    pid = network.pid(name)
-    assert pid, f"{name} is not running"
-    os.kill(pid, signal.SIGKILL)
-    while alive(pid):
-        time.sleep(0.01)
 
 
 def until_answered(counter, method, request, request_id, refusals, timeout=RETRY_FOR):
@@ -204,7 +178,7 @@ def test_kill_during_births_and_moves_from_abroad(fresh_network, victim):
                 intent_written(network)
             else:  # anywhere inside the next calls (each takes ~15 ms)
                 time.sleep(rng.uniform(0, 0.03))
-            _kill(network, victim)
+            kill(network, victim)
             kills += 1
             time.sleep(rng.uniform(0.1, 0.5))
             network.up()  # restarts only the killed node

@@ -4,8 +4,6 @@ keeps what refused births drew, and the 整合性確認 covers kizon and finds w
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import sqlite3
 import time
 
@@ -13,10 +11,9 @@ import grpc
 import pytest
 from grpc import StatusCode as Code
 
-from helpers import TODAY, address, card_holder, eventually, key, move_in_from_abroad, person, poll, refused
+from helpers import TODAY, address, card_holder, eventually, key, kill, move_in_from_abroad, person, poll, refused
 from protos import common_pb2, cs_pb2_grpc, identity_pb2, kizon_pb2, records_pb2
 from testbed.client import Counter, channel, node_cert, node_status
-from testbed.network import alive
 
 A, B = "142140", "142115"
 
@@ -48,12 +45,6 @@ def consistent(counter, timeout: float = 30.0):
         time.sleep(0.3)
 
 
-def kill(network, name):
-    """kill -9 of one node; wait until it is gone."""
-    pid = network.pid(name)
-    os.kill(pid, signal.SIGKILL)
-    while alive(pid):
-        time.sleep(0.02)
 
 
 # -- 1. the server derives what it owns -----------------------------------------------------------------

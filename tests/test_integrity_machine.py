@@ -15,8 +15,6 @@ person as current in 142140 at most (one current residence).
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import sqlite3
 import threading
 import time
@@ -31,12 +29,11 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  run_state_machine_as_test)
 
 from conftest import make_network
-from helpers import TODAY, key, person, refused
+from helpers import TODAY, intent_written, key, kill, person, refused
 from nodes.runtime import APPROVAL_KEY
 from protos import common_pb2, identity_pb2, kizon_pb2, national_pb2_grpc, records_pb2
 from scenarios.towns import towns
 from testbed.client import Counter, channel, node_cert, node_status
-from testbed.network import alive
 
 MUNICIPALITY = "142140"
 KIZON, CS = f"kizon-{MUNICIPALITY}", f"cs-{MUNICIPALITY}"
@@ -70,12 +67,6 @@ class Person:
     history: int = 1
 
 
-def _kill(network, name):
-    pid = network.pid(name)
-    assert pid, f"{name} is not running"
-    os.kill(pid, signal.SIGKILL)
-    while alive(pid):
-        time.sleep(0.01)
 
 
 def _leftovers(network) -> tuple[int, int]:
@@ -87,22 +78,6 @@ def _leftovers(network) -> tuple[int, int]:
     return count(KIZON, "intents"), count(CS, "code_reservations")
 
 
-def _intent_written(network, timeout: float = 3.0) -> bool:
-    """Wait (bounded) until kizon holds an intent not yet committed; polled read-only (WAL: never blocks the node)."""
-    path = network.state_dir / "data" / KIZON / "store.sqlite"
-    deadline = time.monotonic() + timeout
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1, isolation_level=None)
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if db.execute("SELECT 1 FROM intents LIMIT 1").fetchone():
-                    return True
-            except sqlite3.OperationalError:
-                pass
-            time.sleep(0.0005)
-        return False
-    finally:
-        db.close()
 
 
 def _address(town: str, line: str) -> records_pb2.Address:
@@ -388,10 +363,10 @@ class IntegrityMachine(RuleBasedStateMachine):
         caller = threading.Thread(target=attempt, daemon=True)
         caller.start()
         if moment == "intent":
-            _intent_written(NET)
+            intent_written(NET)
         else:
             time.sleep(moment)
-        _kill(NET, victim)
+        kill(NET, victim)
         caller.join(timeout=30)
         assert not caller.is_alive(), "the call to the killed node never returned"
         time.sleep(0.2)

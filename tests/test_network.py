@@ -3,8 +3,6 @@ clean shutdown, CRL reload while running, and no acknowledged update lost when a
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -13,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from helpers import TODAY, NotYet, address, eventually, move_in_from_abroad, person
+from helpers import TODAY, NotYet, address, eventually, kill, move_in_from_abroad, person
 from protos import common_pb2, identity_pb2, kizon_pb2, national_pb2_grpc
 from testbed.client import Counter, channel, node_cert, node_status
 from testbed.network import alive
@@ -25,11 +23,6 @@ def _national_identity(network, code, timeout=30):
             common_pb2.ResidentKey(resident_code=code), timeout=5), timeout)
 
 
-def _kill(network, name):
-    pid = network.pid(name)
-    os.kill(pid, signal.SIGKILL)
-    while alive(pid):
-        time.sleep(0.02)
 
 
 def test_up_status_down_with_restart(fresh_network):
@@ -124,7 +117,7 @@ def test_kill_cs_mid_stream_loses_no_acknowledged_update(fresh_network):
         worker.start()
         while len(acknowledged) < 40:
             time.sleep(0.01)
-        _kill(fresh_network, "cs-142140")
+        kill(fresh_network, "cs-142140")
         time.sleep(0.5)
         fresh_network.up()  # restarts only the missing node
         worker.join(timeout=180)
@@ -155,7 +148,7 @@ def _at_line(network, code, line):
 def test_kill_prefecture_keeps_acknowledging_and_delivers_in_order(fresh_network):
     """With the prefecture killed (-9), the counter still works; once it is back, everything arrives in order."""
     fresh_network.up()
-    _kill(fresh_network, "prefecture-140007")
+    kill(fresh_network, "prefecture-140007")
     with Counter(fresh_network, "142140") as counter:
         records = [move_in_from_abroad(counter, person(f"待機 {i}", "タイキ テスト")) for i in range(5)]
     cs = node_status(fresh_network, fresh_network.topology.find("cs", "142140"))
