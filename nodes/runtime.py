@@ -82,7 +82,7 @@ class NodeRuntime:
         self.module = importlib.import_module(NODE_MODULES[self.node.kind])
         self.store = Store(data / "store.sqlite", self.module.SCHEMA)
         self.audit = audit.AuditLog(data / "audit.jsonl", node_name)
-        self.authenticator = Authenticator(pki_dir)
+        self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json")
         cert, key = self.pki.node_files(node_name, "client")
         self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
         self._channels: dict[str, grpc.aio.Channel] = {}
