@@ -125,3 +125,45 @@ def test_server_certificates_name_only_their_own_host(network):
         cert = x509.load_pem_x509_certificate(network.pki.node_files(node.name, "server")[0].read_bytes())
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
         assert names == [node.host_name]
+
+
+# -- authentication before parsing ---------------------------------------------------------------------------
+GARBAGE = b"\xff\xff\xff\xff\x0f"  # not a protobuf message: a field tag with no end
+
+
+def raw_call(node, cert, method: str, body: bytes):
+    """A unary call with a raw body, as a fuzzer sends it."""
+    with channel(node, cert) as ch:
+        try:
+            ch.unary_unary(method)(body, timeout=5)
+        except grpc.RpcError as exc:
+            return exc.code(), exc.details()
+    return grpc.StatusCode.OK, ""
+
+
+def test_a_malformed_body_is_invalid_argument_and_audited(network):
+    """A body that is not a message: INVALID_ARGUMENT naming the rule, with an audit entry."""
+    node = network.topology.find("cs", A)
+    cert = ClientCert(*network.pki.node_files(f"kizon-{A}", "client"), network.pki.trust_bundle)
+    code, details = raw_call(node, cert, "/testbed.v1.CommunicationServer/GetPoolStatus", GARBAGE)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "message rule" in details, details
+    lines = network.audit_file(node.name).read_text().splitlines()
+    assert any("GetPoolStatus" in line and '"status":"INVALID_ARGUMENT"' in line for line in lines[-20:])
+
+
+@pytest.mark.parametrize("case", ["revoked", "wrong_domain"])
+def test_a_refused_caller_is_refused_before_its_body_is_read(network, case):
+    """A revoked or wrong-domain certificate with a malformed body: refused as a caller, not as a body."""
+    code, details = raw_call(network.topology.find("kizon", A), bad_cert(network.pki, case),
+                             "/testbed.v1.Kizon/GetResident", GARBAGE)
+    assert code == grpc.StatusCode.UNAUTHENTICATED, details
+
+
+def test_an_unknown_method_is_audited(network):
+    """A method no service has: UNIMPLEMENTED for an admitted caller, with an audit entry naming it."""
+    node = network.topology.find("national")
+    cert = ClientCert(*network.pki.node_files(f"cs-{A}", "client"), network.pki.trust_bundle)
+    code, details = raw_call(node, cert, "/testbed.v1.NationalServer/DropEverything", b"")
+    assert code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED), details
+    lines = network.audit_file(node.name).read_text().splitlines()
+    assert any("DropEverything" in line for line in lines[-20:])
