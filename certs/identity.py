@@ -15,6 +15,11 @@ JUKINET = "jukinet"  # 住基ネット: cs, prefecture, national, card
 LAN = "lan"  # 庁内LAN of each municipality: kizon, atena, terminals
 PLATFORM = "platform"  # 中間サーバ・プラットフォーム: intermediate, 情報提供NWS
 DOMAINS = (JUKINET, LAN, PLATFORM)
+# The bad-certificate kit's cases. A kit certificate names ``kit/<case>/`` before the identity it
+# imitates: it can be told apart (and revoked) on its own, and the policy never lets it work.
+KIT_CASES = ("expired", "not_yet_valid", "rogue_ca", "revoked", "wrong_domain", "wrong_municipality", "wrong_role",
+             "no_client_auth")
+_KIT = re.compile(r"kit/(?P<case>[a-z_]+)/(?P<path>.+)")
 
 # The domain each kind of holder belongs to; monitors name their domain in the path.
 KIND_DOMAIN = {
@@ -56,6 +61,7 @@ class Identity:
     municipality: str | None = None
     prefecture: str | None = None
     terminal: str | None = None
+    kit: str | None = None  # the bad-certificate kit case this identity belongs to, if any
 
     @property
     def path(self) -> str:
@@ -74,6 +80,12 @@ def parse(uri: str) -> Identity:
     if not uri.startswith(TRUST_ROOT):
         raise IdentityError(f"identity {uri!r} is outside the testbed trust root {TRUST_ROOT}")
     path = uri[len(TRUST_ROOT):]
+    kit = None
+    in_kit = _KIT.fullmatch(path)
+    if in_kit:
+        kit, path = in_kit["case"], in_kit["path"]
+        if kit not in KIT_CASES:
+            raise IdentityError(f"identity {uri!r}: {kit!r} is not a case of the bad-certificate kit")
     for pattern, fixed_kind in _PATTERNS:
         match = pattern.fullmatch(path)
         if not match:
@@ -91,6 +103,7 @@ def parse(uri: str) -> Identity:
             municipality=groups.get("municipality"),
             prefecture=groups.get("prefecture"),
             terminal=groups.get("terminal"),
+            kit=kit,
         )
     raise IdentityError(f"identity {uri!r} names no known holder")
 
@@ -108,6 +121,11 @@ def node_uri(kind: str, municipality: str | None = None, prefecture: str | None 
     raise IdentityError(f"no node kind {kind!r}")
 
 
+def platform_uri(kind: str) -> str:
+    """The URI SAN of a platform client (情報提供NWS, portal)."""
+    return f"{TRUST_ROOT}platform/{kind}"
+
+
 def terminal_uri(municipality: str, terminal: str) -> str:
     """The URI SAN of a counter terminal (窓口端末 / 統合端末) of a municipality."""
     return f"{TRUST_ROOT}lg/{municipality}/terminal/{terminal}"
@@ -116,6 +134,11 @@ def terminal_uri(municipality: str, terminal: str) -> str:
 def kiosk_uri(kiosk: str) -> str:
     """The URI SAN of a コンビニ交付 kiosk front end."""
     return f"{TRUST_ROOT}jlis/kiosk/{kiosk}"
+
+
+def kit_uri(case: str, imitated: str) -> str:
+    """The URI SAN of a bad-certificate kit case imitating another identity."""
+    return f"{TRUST_ROOT}kit/{case}/{imitated[len(TRUST_ROOT):]}"
 
 
 def monitor_uri(domain: str) -> str:

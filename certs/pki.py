@@ -28,13 +28,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.identity import DOMAINS, JUKINET, KIND_DOMAIN, LAN, PLATFORM, kiosk_uri, monitor_uri, terminal_uri
+from certs.identity import (DOMAINS, JUKINET, KIND_DOMAIN, LAN, PLATFORM, kiosk_uri, kit_uri, monitor_uri, node_uri,
+                            platform_uri, terminal_uri)
 
 CA_DAYS = 3650
 LEAF_DAYS = 397
 CRL_DAYS = 30
 ORG = "Municipal Network Testbed"
-KIOSKS = ("K0001", "K0002")  # コンビニ交付 front ends
 
 # The bad-certificate kit: what each case is, for probing mutual authentication.
 BAD_CASES = {
@@ -43,8 +43,8 @@ BAD_CASES = {
     "rogue_ca": "a terminal identity signed by a self-signed CA outside the testbed",
     "revoked": "a terminal certificate on the LAN CA's revocation list",
     "wrong_domain": "a kizon identity issued by the platform CA instead of the LAN CA",
-    "wrong_municipality": "a valid terminal of another municipality",
-    "wrong_role": "a valid atena certificate (atena may not call kizon's counter or the CS)",
+    "wrong_municipality": "a terminal of another municipality (refused by the same-municipality rule)",
+    "wrong_role": "an atena identity (atena may not call kizon's counter or the CS; never a working credential)",
     "no_client_auth": "a terminal certificate without the clientAuth extended key usage",
 }
 
@@ -155,9 +155,10 @@ def issue_leaf(
     dns_names: tuple[str, ...] = (),
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
+    key=None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """Issue a leaf certificate carrying identity as its URI SAN."""
-    key = _new_key()
+    """Issue a leaf certificate carrying identity as its URI SAN (for a new P-256 key unless one is given)."""
+    key = key or _new_key()
     now = _now()
     usages = []
     if server:
@@ -183,20 +184,30 @@ def issue_leaf(
     return builder.sign(ca.key, hashes.SHA256()), key
 
 
-def make_crl(ca: Authority, revoked: dict[int, dt.datetime]) -> x509.CertificateRevocationList:
-    """A CRL signed by ca listing the revoked serials."""
+def make_crl(ca: Authority, revoked: dict[int, dt.datetime], number: int = 1) -> x509.CertificateRevocationList:
+    """A CRL signed by ca listing the revoked serials, with its CRL number (each new CRL a higher one:
+    nodes refuse one older than the last they saw) and its nextUpdate (nodes refuse it once past)."""
     now = _now()
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject)
         .last_update(now - dt.timedelta(minutes=5))
         .next_update(now + dt.timedelta(days=CRL_DAYS))
+        .add_extension(x509.CRLNumber(number), critical=False)
     )
     for serial, when in sorted(revoked.items()):
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
         )
     return builder.sign(ca.key, hashes.SHA256())
+
+
+def crl_number(crl: x509.CertificateRevocationList) -> int:
+    """The CRL number of a CRL (0 when it has none)."""
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return 0
 
 
 class PKI:
@@ -260,7 +271,7 @@ class PKI:
         write_public(self.dir / "index.json", json.dumps(entries, indent=1, ensure_ascii=False).encode())
 
     # -- creation ------------------------------------------------------------------------------
-    def init(self, topology, *, force: bool = False) -> None:
+    def init(self, topology, *, force: bool = False, localhost_san: bool = False) -> None:
         """Create the whole PKI for a topology: CAs, CRLs, node, client and bad-kit certificates."""
         if self.exists() and not force:
             raise FileExistsError(f"a PKI already exists in {self.dir} (use --force to replace it)")
@@ -283,16 +294,16 @@ class PKI:
         for node in topology.nodes:
             domain = KIND_DOMAIN[node.kind]
             ca = cas[domain]
-            dns = (node.host_name, "localhost")
+            # One DNS name per server, which no other server carries ("localhost" only when asked for).
+            dns = (node.host_name, "localhost") if localhost_san else (node.host_name,)
             cert, key = issue_leaf(ca, node.identity, server=True, client=False, dns_names=dns)
             record(cert, key, *self.node_files(node.name, "server"), node.identity, domain, "server", ca)
             cert, key = issue_leaf(ca, node.identity, server=False, client=True)
             record(cert, key, *self.node_files(node.name, "client"), node.identity, domain, "client", ca)
 
         clients = [(f"terminal-{m.code}-{t}", terminal_uri(m.code, t), LAN) for m in topology.municipalities for t in m.terminals]
-        clients.append(("infonws", "spiffe://testbed.jp/platform/infonws", PLATFORM))
-        clients.append(("portal", "spiffe://testbed.jp/platform/portal", PLATFORM))
-        clients += [(f"kiosk-{k}", kiosk_uri(k), JUKINET) for k in KIOSKS]
+        clients += [(kind, platform_uri(kind), PLATFORM) for kind in ("infonws", "portal")]
+        clients += [(f"kiosk-{k}", kiosk_uri(k), JUKINET) for k in topology.kiosks]
         clients += [(f"monitor-{d}", monitor_uri(d), d) for d in DOMAINS]
         for name, identity, domain in clients:
             cert, key = issue_leaf(cas[domain], identity)
@@ -321,34 +332,39 @@ class PKI:
             record(cert, key, *self.bad_files(case), identity, domain, f"bad:{case}", ca)
             return cert
 
-        bad("expired", lan, terminal_uri(home, "X-EXPIRED"), LAN,
+        terminal = terminal_uri(home, topology.municipalities[0].terminals[0] if topology.municipalities[0].terminals
+                                else "T0001")
+        bad("expired", lan, kit_uri("expired", terminal), LAN,
             not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1))
-        bad("not_yet_valid", lan, terminal_uri(home, "X-FUTURE"), LAN,
+        bad("not_yet_valid", lan, kit_uri("not_yet_valid", terminal), LAN,
             not_before=now + dt.timedelta(days=30), not_after=now + dt.timedelta(days=400))
         rogue = make_root("Rogue Root CA")
-        bad("rogue_ca", rogue, terminal_uri(home, "T0001"), "rogue")
-        cert = bad("revoked", lan, terminal_uri(home, "X-REVOKED"), LAN)
+        bad("rogue_ca", rogue, kit_uri("rogue_ca", terminal), "rogue")
+        cert = bad("revoked", lan, kit_uri("revoked", terminal), LAN)
         revoked.setdefault(LAN, {})[cert.serial_number] = now
-        bad("wrong_domain", cas[PLATFORM], f"spiffe://testbed.jp/lg/{home}/kizon", PLATFORM)
-        bad("wrong_municipality", lan, terminal_uri(other, "X-OTHER"), LAN)
-        bad("wrong_role", lan, f"spiffe://testbed.jp/lg/{home}/atena", LAN)
-        bad("no_client_auth", lan, terminal_uri(home, "X-NOEKU"), LAN, server=True, client=False)
+        bad("wrong_domain", cas[PLATFORM], kit_uri("wrong_domain", node_uri("kizon", home)), PLATFORM)
+        bad("wrong_municipality", lan, kit_uri("wrong_municipality", terminal_uri(other, "T0001")), LAN)
+        bad("wrong_role", lan, kit_uri("wrong_role", node_uri("atena", home)), LAN)
+        bad("no_client_auth", lan, kit_uri("no_client_auth", terminal), LAN, server=True, client=False)
         return revoked
 
     # -- revocation ----------------------------------------------------------------------------
-    def revoke(self, identity: str) -> list[str]:
-        """Put every certificate issued for identity on its CA's CRL; return the serials revoked."""
-        entries = [e for e in self.index() if e["identity"] == identity and e["domain"] in DOMAINS]
+    def revoke(self, identity: str | None = None, serial: int | None = None) -> list[str]:
+        """Put every certificate issued for identity (or the one with this serial) on its CA's CRL; return
+        the serials revoked."""
+        entries = [e for e in self.index() if e["domain"] in DOMAINS and
+                   (e["identity"] == identity if serial is None else int(e["serial"]) == serial)]
         if not entries:
-            raise KeyError(f"no certificate was issued here for {identity}")
+            raise KeyError(f"no certificate was issued here for {identity if serial is None else f'serial {serial}'}")
         serials = []
         for domain in sorted({e["domain"] for e in entries}):
             ca = Authority.load(self.ca_dir(domain))
             crl = x509.load_pem_x509_crl(self.crl_path(domain).read_bytes())
             revoked = {r.serial_number: r.revocation_date_utc for r in crl}
+            number = crl_number(crl) + 1
             for e in entries:
                 if e["domain"] == domain:
                     revoked.setdefault(int(e["serial"]), _now())
                     serials.append(e["serial"])
-            write_public(self.crl_path(domain), make_crl(ca, revoked).public_bytes(serialization.Encoding.PEM))
+            write_public(self.crl_path(domain), make_crl(ca, revoked, number).public_bytes(serialization.Encoding.PEM))
         return serials

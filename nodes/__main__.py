@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from nodes.runtime import serve
-from testbed.topology import Topology
+from nodes.topology import Topology
 
 
 def main() -> None:

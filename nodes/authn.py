@@ -7,6 +7,9 @@ that its serial is not on that CA's CRL (re-read whenever the CRL file changes).
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +17,16 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs.identity import DOMAINS, Identity, IdentityError, parse
 
+log = logging.getLogger(__name__)
+
 PEER_CACHE_SIZE = 4096
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
 
 
 class AuthenticationError(Exception):
@@ -35,47 +43,97 @@ class Peer:
 
 
 class _Crl:
-    """One CA's CRL, re-read when its file changes; fails closed if unreadable or badly signed."""
+    """One CA's CRL, re-read when its file changes. Fails closed when it is unreadable, badly signed,
+    past its nextUpdate, or older (by CRL number) than one seen before: a CRL copied back from an
+    earlier day must not re-admit what was revoked since."""
 
-    def __init__(self, path: Path, ca_cert: x509.Certificate):
+    def __init__(self, path: Path, ca_cert: x509.Certificate, seen: "_SeenNumbers", domain: str):
         self.path = path
         self.ca_cert = ca_cert
+        self.seen, self.domain = seen, domain
         self.stamp: tuple[int, int] | None = None
         self.serials: frozenset[int] | None = None
+        self.next_update: dt.datetime | None = None
+        self.problem = "not read yet"
 
     def revoked(self, serial: int) -> bool:
         try:
             st = os.stat(self.path)
-            stamp = (st.st_mtime_ns, st.st_ino)
+            stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
         except OSError:
             stamp = None
         if stamp != self.stamp:
-            self.stamp, self.serials = stamp, self._load()
+            self.stamp = stamp
+            self.serials, self.next_update, self.problem = self._load()
+            if self.serials is None:
+                log.error("CRL %s refused, failing closed: %s", self.path, self.problem)
+        if self.serials is not None and self.next_update is not None and _utcnow() > self.next_update:
+            self.serials, self.problem = None, f"stale: its nextUpdate {self.next_update:%Y-%m-%d %H:%M} UTC has passed"
+            log.error("CRL %s refused, failing closed: %s", self.path, self.problem)
         if self.serials is None:
-            raise AuthenticationError(f"revocation status unknown: CRL {self.path} is missing or invalid")
+            raise AuthenticationError(f"revocation status unknown: the {self.domain} CRL is {self.problem}")
         return serial in self.serials
 
-    def _load(self) -> frozenset[int] | None:
+    def _load(self):
         try:
             crl = x509.load_pem_x509_crl(self.path.read_bytes())
         except (OSError, ValueError):
-            return None
+            return None, None, "missing or unreadable"
         if crl.issuer != self.ca_cert.subject or not crl.is_signature_valid(self.ca_cert.public_key()):
-            return None
-        return frozenset(r.serial_number for r in crl)
+            return None, None, "not signed by its CA"
+        if crl.next_update_utc is None:
+            return None, None, "without a nextUpdate"
+        try:
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except x509.ExtensionNotFound:
+            return None, None, "without a CRL number"
+        last = self.seen.get(self.domain)
+        if number < last:
+            return None, None, f"rolled back: CRL number {number} is older than {last}, seen before"
+        self.seen.put(self.domain, number)
+        return frozenset(r.serial_number for r in crl), crl.next_update_utc, ""
+
+
+class _SeenNumbers:
+    """The highest CRL number seen per domain, kept in a file of the node's own so that a restart does not
+    forget it."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.numbers: dict[str, int] = {}
+        if path is not None and path.exists():
+            try:
+                self.numbers = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+            except (ValueError, OSError, AttributeError):
+                log.error("CRL numbers in %s unreadable: starting from none", path)
+
+    def get(self, domain: str) -> int:
+        return self.numbers.get(domain, 0)
+
+    def put(self, domain: str, number: int) -> None:
+        if self.numbers.get(domain) == number:
+            return
+        self.numbers[domain] = number
+        if self.path is not None:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.numbers))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
 
 
 class Authenticator:
     """Turns a peer certificate into a Peer, or raises AuthenticationError naming the rule."""
 
-    def __init__(self, pki_dir: str | Path):
+    def __init__(self, pki_dir: str | Path, roster: frozenset[str] | None = None, crl_numbers: Path | None = None):
         pki_dir = Path(pki_dir)
+        self.roster = roster  # the identities the topology names (None: any well-formed one, for tools)
         self.cas: dict[str, x509.Certificate] = {}
         self.crls: dict[str, _Crl] = {}
+        seen = _SeenNumbers(crl_numbers)
         for domain in DOMAINS:
             ca = x509.load_pem_x509_certificate((pki_dir / "ca" / domain / "ca.pem").read_bytes())
             self.cas[domain] = ca
-            self.crls[domain] = _Crl(pki_dir / "ca" / domain / "crl.pem", ca)
+            self.crls[domain] = _Crl(pki_dir / "ca" / domain / "crl.pem", ca, seen, domain)
         self._cache: dict[bytes, Peer | AuthenticationError] = {}
 
     def authenticate(self, pem: bytes | None) -> Peer:
@@ -123,7 +181,28 @@ class Authenticator:
                 f"trust-domain separation: {identity.uri} belongs to the {identity.domain} domain but its "
                 f"certificate was not issued by the {identity.domain} CA"
             )
+        weak = weak_key(cert)
+        if weak:
+            return AuthenticationError(f"key size rule: the certificate of {identity.uri} has {weak}")
+        if identity.kit is None and self.roster is not None and identity.uri not in self.roster:
+            return AuthenticationError(f"identity rule: {identity.uri} is not named in the topology")
         return Peer(identity, cert.serial_number, cert.fingerprint(hashes.SHA256()).hex())
+
+
+def weak_key(cert: x509.Certificate) -> str:
+    """What is too weak about a certificate's key ("" when nothing): RSA under 2048 bits, EC under 256."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"an RSA key of {key.key_size} bits (at least {MIN_RSA_BITS})"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        return f"an EC key of {key.curve.key_size} bits (at least {MIN_EC_BITS})"
+    if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)):
+        return f"a key of a kind the testbed does not accept ({type(key).__name__})"
+    return ""
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:

@@ -135,7 +135,15 @@ def accepted_domains(server_kind: str) -> set[str]:
 
 
 def authorize(server, caller, method: str) -> None:
-    """Allow the call or raise Decision naming the rule that refuses it (default deny)."""
+    """Allow the call or raise Decision naming the rule that refuses it (default deny). An identity of the
+    bad-certificate kit is refused by the rule that refuses what it imitates, else by the kit rule."""
+    _decide(server, caller, method)
+    if caller.kit:
+        raise Decision(f"kit rule: {caller.uri} belongs to the bad-certificate kit ({caller.kit}) and is never a "
+                       "working credential")
+
+
+def _decide(server, caller, method: str) -> None:
     never = NEVER.get((caller.kind, server.kind))
     if never:
         raise Decision(f"{never} ({caller.uri})")

@@ -82,7 +82,7 @@ class NodeRuntime:
         self.module = importlib.import_module(NODE_MODULES[self.node.kind])
         self.store = Store(data / "store.sqlite", self.module.SCHEMA)
         self.audit = audit.AuditLog(data / "audit.jsonl", node_name)
-        self.authenticator = Authenticator(pki_dir)
+        self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json")
         cert, key = self.pki.node_files(node_name, "client")
         self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -170,35 +170,34 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         guarded = self._guarded.get(method)
         if guarded is None:
             handler = await continuation(handler_call_details)
-            if handler is None:
-                return None
+            if handler is None:  # an unknown method: still authenticated and audited (not cached: names are free)
+                return grpc.unary_unary_rpc_method_handler(self._unknown(method))
             guarded = self._guarded[method] = self._wrap(handler, method)
         return guarded
 
     def _wrap(self, handler, method: str):
+        """The handler behind authentication: it receives the request's bytes and parses them only once the
+        caller has been authenticated and authorized (a refused caller's body is never deserialized)."""
+        parse = handler.request_deserializer or (lambda data: data)
+        serialize = handler.response_serializer
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return grpc.unary_unary_rpc_method_handler(self._wrap_unary(handler.unary_unary, method, parse),
+                                                       response_serializer=serialize)
         if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(handler.stream_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return grpc.stream_stream_rpc_method_handler(self._wrap_stream(handler.stream_stream, method, _each(parse)),
+                                                         response_serializer=serialize)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.stream_unary_rpc_method_handler(
-            self._wrap_unary(handler.stream_unary, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            return grpc.unary_stream_rpc_method_handler(self._wrap_stream(handler.unary_stream, method, parse),
+                                                        response_serializer=serialize)
+        return grpc.stream_unary_rpc_method_handler(self._wrap_unary(handler.stream_unary, method, _each(parse)),
+                                                    response_serializer=serialize)
+
+    def _unknown(self, method: str):
+        async def unknown(request, context):
+            async with self._guard(context, method):
+                raise Violation(grpc.StatusCode.UNIMPLEMENTED, f"method rule: {method} is not a method of "
+                                f"{self.runtime.node.name}")
+        return unknown
 
     def _admit(self, context, method: str) -> CallContext:
         """Authenticate the peer and apply the policy; raise (code, message) on refusal."""
@@ -287,18 +286,39 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         finally:
             self._record(call, call.peer.identity.uri, method, status)
 
-    def _wrap_unary(self, behavior, method):
+    def _wrap_unary(self, behavior, method, parse):
         async def guarded(request, context):
             async with self._guard(context, method):
-                return await behavior(request, context)
+                return await behavior(_parsed(parse, request, method), context)
         return guarded
 
-    def _wrap_stream(self, behavior, method):
+    def _wrap_stream(self, behavior, method, parse):
         async def guarded(request_or_iterator, context):
             async with self._guard(context, method):
-                async for item in behavior(request_or_iterator, context):
+                async for item in behavior(_parsed(parse, request_or_iterator, method), context):
                     yield item
         return guarded
+
+
+def _parsed(parse, data, method: str):
+    """The request parsed from its bytes; a malformed body is INVALID_ARGUMENT naming the method."""
+    try:
+        return parse(data)
+    except Violation:
+        raise
+    except Exception:  # protobuf's DecodeError, or any parser's own
+        raise Violation(grpc.StatusCode.INVALID_ARGUMENT, f"message rule: the request is not a valid message for "
+                        f"{method}") from None
+
+
+def _each(parse):
+    """A parser for a stream of requests: each item parsed as it arrives, after authentication."""
+    def parse_stream(iterator):
+        async def items():
+            async for data in iterator:
+                yield _parsed(parse, data, "this stream")
+        return items()
+    return parse_stream
 
 
 class OperationsServicer(ops_pb2_grpc.OperationsServicer):

@@ -21,7 +21,8 @@ def cmd_pki_init(args) -> int:
     """testbed pki init: create the PKI for a topology."""
     pki = PKI(args.pki_dir or args.state_dir / "pki")
     try:
-        pki.init(Topology.load(args.topology) if args.topology else _network(args).topology, force=args.force)
+        pki.init(Topology.load(args.topology) if args.topology else _network(args).topology, force=args.force,
+                 localhost_san=args.localhost_san)
     except FileExistsError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -34,14 +35,19 @@ def cmd_pki_init(args) -> int:
 
 
 def cmd_pki_revoke(args) -> int:
-    """testbed pki revoke IDENTITY: put its certificates on the CRL."""
+    """testbed pki revoke IDENTITY | --serial N: put certificates on their CA's CRL."""
     pki = PKI(args.pki_dir or args.state_dir / "pki")
-    try:
-        serials = pki.revoke(args.identity)
-    except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
+    if (args.identity is None) == (args.serial is None):
+        print("pki revoke: give an identity (URI SAN) or --serial N, not both; see `testbed pki revoke --help`",
+              file=sys.stderr)
         return 2
-    print(f"revoked {args.identity}: serial{'s' if len(serials) > 1 else ''} {', '.join(serials)}")
+    try:
+        serials = pki.revoke(args.identity, args.serial)
+    except KeyError as exc:
+        print(f"{exc.args[0]}; `pki/index.json` lists every certificate issued", file=sys.stderr)
+        return 2
+    what = args.identity or f"serial {args.serial}"
+    print(f"revoked {what}: serial{'s' if len(serials) > 1 else ''} {', '.join(serials)}")
     return 0
 
 
@@ -238,9 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = pki.add_parser("init", help="create root CA, issuing CAs, CRLs, node/terminal certificates and the bad kit")
     p.add_argument("--pki-dir", type=Path, help="default: STATE_DIR/pki")
     p.add_argument("--force", action="store_true", help="replace an existing PKI")
+    p.add_argument("--localhost-san", action="store_true",
+                   help="also name 'localhost' in every server certificate (off: each server has a name of its own)")
     p.set_defaults(func=cmd_pki_init)
-    p = pki.add_parser("revoke", help="revoke every certificate of an identity (URI SAN)")
-    p.add_argument("identity", help="e.g. spiffe://testbed.jp/lg/142140/terminal/T0001")
+    p = pki.add_parser("revoke", help="revoke every certificate of an identity (URI SAN), or one by serial")
+    p.add_argument("identity", nargs="?", help="e.g. spiffe://testbed.jp/lg/142140/terminal/T0001")
+    p.add_argument("--serial", type=int, help="revoke only the certificate with this serial (see pki/index.json)")
     p.add_argument("--pki-dir", type=Path)
     p.set_defaults(func=cmd_pki_revoke)
 

@@ -279,4 +279,4 @@ def test_refusals_are_audited(network, person):
     """A refused call leaves an audit entry with the caller, method and status."""
     _status(network, "kizon-142140", bad_cert(network.pki, "wrong_municipality"), CALL["terminal→kizon"], person)
     lines = network.audit_file("kizon-142140").read_text().splitlines()
-    assert any('"status":"PERMISSION_DENIED"' in line and "X-OTHER" in line for line in lines)
+    assert any('"status":"PERMISSION_DENIED"' in line and "kit/wrong_municipality" in line for line in lines)

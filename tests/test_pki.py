@@ -223,13 +223,27 @@ def test_revoke_puts_serials_on_crl(fresh_pki, topology):
     assert not {int(e["serial"]) for e in fresh_pki.index() if e["identity"] == other} & crl_serials(fresh_pki, LAN)
 
 
-def test_revoke_across_domains(fresh_pki):
-    """An identity issued by two CAs (kizon, and the wrong_domain kit) is revoked on both CRLs."""
-    identity = "spiffe://testbed.jp/lg/142140/kizon"
-    serials = {int(s) for s in fresh_pki.revoke(identity)}
-    assert serials == {int(e["serial"]) for e in fresh_pki.index() if e["identity"] == identity}
-    assert serials & crl_serials(fresh_pki, LAN) and serials & crl_serials(fresh_pki, PLATFORM)
+def test_revoke_the_kit_apart_from_the_real_identity(fresh_pki):
+    """The kit's wrong_domain case names itself (kit/...): revoking the real kizon leaves the kit alone, and
+    the kit case is revoked on its own, by identity or by serial."""
+    real = "spiffe://testbed.jp/lg/142140/kizon"
+    kit = "spiffe://testbed.jp/kit/wrong_domain/lg/142140/kizon"
+    serials = {int(s) for s in fresh_pki.revoke(real)}
+    assert serials == {int(e["serial"]) for e in fresh_pki.index() if e["identity"] == real}
+    assert serials <= crl_serials(fresh_pki, LAN) and not serials & crl_serials(fresh_pki, PLATFORM)
+    kit_serial = next(int(e["serial"]) for e in fresh_pki.index() if e["identity"] == kit)
+    assert fresh_pki.revoke(serial=kit_serial) == [str(kit_serial)]
+    assert kit_serial in crl_serials(fresh_pki, PLATFORM)
     assert not serials & crl_serials(fresh_pki, JUKINET)
+
+
+def test_each_new_crl_has_a_higher_number(fresh_pki):
+    """Every CRL carries a nextUpdate and a CRL number; a revocation writes a higher number."""
+    from certs.pki import crl_number
+    before = x509.load_pem_x509_crl(fresh_pki.crl_path(LAN).read_bytes())
+    fresh_pki.revoke("spiffe://testbed.jp/lg/142140/terminal/T0002")
+    after = x509.load_pem_x509_crl(fresh_pki.crl_path(LAN).read_bytes())
+    assert crl_number(after) == crl_number(before) + 1 and after.next_update_utc is not None
 
 
 def test_revoke_unknown_identity(fresh_pki):

@@ -1,0 +1,202 @@
+"""A topology: which nodes exist, where they listen, which terminals and kiosks there are.
+
+The topology is also the roster of identities: a certificate is admitted only if the topology names
+its holder (DESIGN §3, trust hygiene). Nodes read it; the testbed commands write it.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from certs.identity import (DOMAINS, kiosk_uri, local_government_code_valid, monitor_uri, node_uri, platform_uri,
+                            terminal_uri)
+
+DNS_SUFFIX = "testbed.internal"
+NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")
+DEFAULT_KIOSKS = ("K0001", "K0002")  # コンビニ交付 front ends, when a topology names none
+PLATFORM_CLIENTS = ("infonws", "portal")  # 情報提供NWS and the マイナポータル stand-in
+
+
+@dataclass(frozen=True)
+class Node:
+    """One emulated system: its name, kind, place and listening address."""
+
+    name: str
+    kind: str
+    address: str
+    municipality: str | None = None
+    prefecture: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """The URI SAN this node's certificates carry."""
+        return node_uri(self.kind, self.municipality, self.prefecture)
+
+    @property
+    def host_name(self) -> str:
+        """The DNS name in the server certificate, used as the TLS target name."""
+        return f"{self.name}.{DNS_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A staff member (操作者) with their own id and roles: clerk, individual_number, manager."""
+
+    id: str
+    roles: tuple[str, ...] = ("clerk",)
+
+
+@dataclass(frozen=True)
+class Municipality:
+    """A municipality (市町村): its code, name, prefecture and counter terminals."""
+
+    code: str
+    name: str
+    prefecture: str
+    terminals: tuple[str, ...] = ()
+    number_terminals: tuple[str, ...] = ()  # terminals registered for 個人番号 display
+    operators: tuple[Operator, ...] = ()
+
+
+@dataclass
+class Topology:
+    """The whole emulated network."""
+
+    name: str
+    nodes: list[Node]
+    municipalities: list[Municipality]
+    prefectures: dict[str, str] = field(default_factory=dict)
+    source: Path | None = None
+    kiosks: tuple[str, ...] = DEFAULT_KIOSKS
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Topology":
+        """Read a topology file; with no path, the default kanagawa network."""
+        if path is None:
+            text = resources.files("nodes").joinpath("topologies/kanagawa.yaml").read_text("utf-8")
+            source = None
+        else:
+            source = Path(path)
+            text = source.read_text("utf-8")
+        return cls.from_dict(yaml.safe_load(text), source)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: Path | None = None) -> "Topology":
+        """Build and validate a topology from its parsed form."""
+        nodes = [Node(**{k: (str(v) if v is not None else None) for k, v in n.items()}) for n in data["nodes"]]
+        municipalities = [
+            Municipality(str(m["code"]), m["name"], str(m["prefecture"]), tuple(m.get("terminals", ())),
+                         tuple(m.get("number_terminals", ())),
+                         tuple(Operator(str(o["id"]), tuple(o.get("roles", ("clerk",)))) for o in m.get("operators", ())))
+            for m in data.get("municipalities", ())
+        ]
+        prefectures = {str(p["code"]): p["name"] for p in data.get("prefectures", ())}
+        kiosks = tuple(str(k) for k in data.get("kiosks", DEFAULT_KIOSKS))
+        topology = cls(data.get("name", "unnamed"), nodes, municipalities, prefectures, source, kiosks)
+        topology.validate()
+        return topology
+
+    def to_dict(self) -> dict:
+        """The topology in its file form."""
+        return {
+            "name": self.name,
+            "prefectures": [{"code": c, "name": n} for c, n in self.prefectures.items()],
+            "municipalities": [
+                {"code": m.code, "name": m.name, "prefecture": m.prefecture, "terminals": list(m.terminals),
+                 "number_terminals": list(m.number_terminals),
+                 "operators": [{"id": o.id, "roles": list(o.roles)} for o in m.operators]}
+                for m in self.municipalities
+            ],
+            "kiosks": list(self.kiosks),
+            "nodes": [
+                {k: v for k, v in vars(n).items() if v is not None} for n in self.nodes
+            ],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the topology as YAML."""
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False), "utf-8")
+        self.source = path
+        return path
+
+    def validate(self) -> None:
+        """Refuse a topology with unknown kinds, bad codes, duplicate names or addresses."""
+        names, addresses = set(), set()
+        for node in self.nodes:
+            if node.kind not in NODE_KINDS:
+                raise ValueError(f"node {node.name}: unknown kind {node.kind!r}")
+            if node.name in names or node.address in addresses:
+                raise ValueError(f"node {node.name}: duplicate name or address {node.address}")
+            names.add(node.name)
+            addresses.add(node.address)
+            for code in (node.municipality, node.prefecture):
+                if code is not None and not local_government_code_valid(code):
+                    raise ValueError(f"node {node.name}: {code} fails the 地方公共団体コード check digit")
+        for m in self.municipalities:
+            if not local_government_code_valid(m.code):
+                raise ValueError(f"municipality {m.name}: {m.code} fails the 地方公共団体コード check digit")
+            ids = [o.id for o in m.operators]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"municipality {m.name}: operator ids must be unique (no shared ids)")
+            if set(m.number_terminals) - set(m.terminals):
+                raise ValueError(f"municipality {m.name}: number_terminals must be among its terminals")
+
+    def identities(self) -> frozenset[str]:
+        """Every identity this topology names: its nodes, terminals, kiosks, platform clients and monitors."""
+        names = {n.identity for n in self.nodes}
+        names |= {terminal_uri(m.code, t) for m in self.municipalities for t in m.terminals}
+        names |= {kiosk_uri(k) for k in self.kiosks}
+        names |= {platform_uri(p) for p in PLATFORM_CLIENTS}
+        names |= {monitor_uri(d) for d in DOMAINS}
+        return frozenset(names)
+
+    def node(self, name: str) -> Node:
+        """The node called name."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no node {name!r} in topology {self.name}")
+
+    def find(self, kind: str, municipality: str | None = None, prefecture: str | None = None) -> Node:
+        """The node of a kind, for a municipality or prefecture where that matters."""
+        for node in self.nodes:
+            if node.kind != kind:
+                continue
+            if municipality is not None and node.municipality != municipality:
+                continue
+            if prefecture is not None and node.prefecture != prefecture:
+                continue
+            return node
+        raise KeyError(f"no {kind} node for {municipality or prefecture or 'the network'}")
+
+    def municipality(self, code: str) -> Municipality:
+        """The municipality with this code."""
+        for m in self.municipalities:
+            if m.code == code:
+                return m
+        raise KeyError(f"no municipality {code} in topology {self.name}")
+
+    def with_free_ports(self, host: str = "127.0.0.1") -> "Topology":
+        """A copy whose nodes listen on ports the OS reports free now (for tests and benchmarks)."""
+        ports = _free_ports(host, len(self.nodes))
+        nodes = [Node(n.name, n.kind, f"{host}:{port}", n.municipality, n.prefecture) for n, port in zip(self.nodes, ports)]
+        return Topology(self.name, nodes, list(self.municipalities), dict(self.prefectures), kiosks=self.kiosks)
+
+
+def _free_ports(host: str, count: int) -> list[int]:
+    """count distinct free ports: every socket stays bound until all are chosen."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
