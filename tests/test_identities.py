@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from certs.identity import JUKINET, LAN, node_uri, terminal_uri
 from certs.pki import Authority, cert_pem, issue_leaf, key_pem, write_private, write_public
-from helpers import key
+from helpers import key, poll
 from nodes.tls import ClientCert
 from protos import common_pb2, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2, national_pb2_grpc
 from testbed.client import Counter, bad_cert, channel
@@ -147,8 +147,8 @@ def test_a_malformed_body_is_invalid_argument_and_audited(network):
     cert = ClientCert(*network.pki.node_files(f"kizon-{A}", "client"), network.pki.trust_bundle)
     code, details = raw_call(node, cert, "/testbed.v1.CommunicationServer/GetPoolStatus", GARBAGE)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "message rule" in details, details
-    lines = network.audit_file(node.name).read_text().splitlines()
-    assert any("GetPoolStatus" in line and '"status":"INVALID_ARGUMENT"' in line for line in lines[-20:])
+    poll(lambda: any("GetPoolStatus" in line and '"status":"INVALID_ARGUMENT"' in line
+                     for line in network.audit_file(node.name).read_text().splitlines()), what="the audit entry")
 
 
 @pytest.mark.parametrize("case", ["revoked", "wrong_domain"])
@@ -165,5 +165,4 @@ def test_an_unknown_method_is_audited(network):
     cert = ClientCert(*network.pki.node_files(f"cs-{A}", "client"), network.pki.trust_bundle)
     code, details = raw_call(node, cert, "/testbed.v1.NationalServer/DropEverything", b"")
     assert code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED), details
-    lines = network.audit_file(node.name).read_text().splitlines()
-    assert any("DropEverything" in line for line in lines[-20:])
+    poll(lambda: "DropEverything" in network.audit_file(node.name).read_text(), what="the audit entry")
