@@ -245,6 +245,17 @@ class PKI:
         folder = self.dir / "bad" / case
         return folder / "client.pem", folder / "client.key"
 
+    def audit_key_path(self, node_name: str) -> Path:
+        """The key a node chains its audit log with (HMAC), in the node's own folder."""
+        return self.dir / "nodes" / node_name / "audit.key"
+
+    def audit_key(self, node_name: str, create: bool = False) -> bytes:
+        """A node's audit key (made now if asked and there is none, for a PKI made before audit keys)."""
+        path = self.audit_key_path(node_name)
+        if create and not path.exists():
+            write_private(path, os.urandom(32))
+        return path.read_bytes()
+
     def session_key_path(self, municipality: str) -> Path:
         """The operator-session signing key of a municipality (shared by its kizon and CS)."""
         return self.dir / "sessions" / f"{municipality}.key"
@@ -300,6 +311,7 @@ class PKI:
             record(cert, key, *self.node_files(node.name, "server"), node.identity, domain, "server", ca)
             cert, key = issue_leaf(ca, node.identity, server=False, client=True)
             record(cert, key, *self.node_files(node.name, "client"), node.identity, domain, "client", ca)
+            write_private(self.audit_key_path(node.name), os.urandom(32))
 
         clients = [(f"terminal-{m.code}-{t}", terminal_uri(m.code, t), LAN) for m in topology.municipalities for t in m.terminals]
         clients += [(kind, platform_uri(kind), PLATFORM) for kind in ("infonws", "portal")]

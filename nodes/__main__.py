@@ -6,6 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from nodes.audit import AuditDamaged
 from nodes.runtime import serve
 from nodes.topology import Topology
 
@@ -20,7 +21,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(name)s: %(message)s")
     topology = Topology.load(args.topology)
-    asyncio.run(serve(topology, args.node, args.state_dir, args.pki_dir or args.state_dir / "pki"))
+    try:
+        asyncio.run(serve(topology, args.node, args.state_dir, args.pki_dir or args.state_dir / "pki"))
+    except AuditDamaged as exc:
+        logging.getLogger("nodes").error("refusing to start: the audit log is damaged: %s; keep it as evidence, "
+                                         "run `testbed audit verify` to see every problem, and move it aside to start "
+                                         "a new chain", exc)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import psutil
+from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -45,6 +46,11 @@ PEER_TIMEOUT = 10.0  # seconds a node waits on a peer's answer
 
 
 _call_var: contextvars.ContextVar = contextvars.ContextVar("call")
+
+
+def checkpoints_path(state_dir: Path, node_name: str) -> Path:
+    """Where a node publishes its audit checkpoints: outside its own data folder."""
+    return Path(state_dir) / "checkpoints" / f"{node_name}.jsonl"
 
 
 def current_call() -> "CallContext":
@@ -81,7 +87,11 @@ class NodeRuntime:
         data = self.state_dir / "data" / node_name
         self.module = importlib.import_module(NODE_MODULES[self.node.kind])
         self.store = Store(data / "store.sqlite", self.module.SCHEMA)
-        self.audit = audit.AuditLog(data / "audit.jsonl", node_name)
+        cert_path, key_path = self.pki.node_files(node_name, "client")
+        public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
+        self.audit = audit.AuditLog(data / "audit.jsonl", node_name, self.pki.audit_key(node_name, create=True),
+                                    checkpoints_path(self.state_dir, node_name), audit.Signer(key_path.read_bytes()),
+                                    public_key)
         self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json")
         cert, key = self.pki.node_files(node_name, "client")
         self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
@@ -142,7 +152,14 @@ class NodeRuntime:
         """Start the outbox and the background tasks once the server is up."""
         if self.outbox is not None:
             self.outbox.start()
+        self._background.append(self._checkpoints)
         self._tasks = [asyncio.create_task(f(), name=f.__name__) for f in self._background]
+
+    async def _checkpoints(self) -> None:
+        """Publish a signed checkpoint of the audit log every few seconds while entries are added."""
+        while True:
+            await asyncio.sleep(audit.CHECKPOINT_SECONDS)
+            self.audit.checkpoint()
 
     async def close(self) -> None:
         """Stop background work and deliveries, close peer channels, the store and the audit log."""
@@ -237,8 +254,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                            peer.identity.uri, call)
         claimed_operator = metadata.get(OPERATOR_KEY, "")
         if method == LOGIN_METHOD:
-            call.operator = claimed_operator[:32]
-            return
+            return  # the operator is known once Login has checked the credential (it sets call.operator)
         token = metadata.get(SESSION_KEY)
         key = self.runtime.session_keys.get(peer.identity.municipality)
         if not token or key is None:

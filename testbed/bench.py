@@ -7,7 +7,6 @@ flow_hops, search_p50_ms, search_p99_ms, consistency_seconds, max_node_rss_mb.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import multiprocessing
 import random

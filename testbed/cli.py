@@ -78,22 +78,41 @@ def cmd_down(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
-    """testbed audit verify: check the hash chain of audit logs (files, or every node of the network)."""
-    paths = [Path(p) for p in args.paths]
-    if not paths:
-        network = _network(args)
-        paths = [network.audit_file(n.name) for n in network.topology.nodes if network.audit_file(n.name).exists()]
-    if not paths:
-        print("no audit logs found", file=sys.stderr)
+    """testbed audit verify: check every node's keyed audit chain against its signed checkpoints."""
+    network = _network(args)
+    if args.paths:
+        targets = []
+        for path in map(Path, args.paths):
+            node = audit_node(path)
+            if node is None:
+                print(f"{path}: not an audit log of a node of this network (its first entry names no node of "
+                      f"{network.topology.name}); give the node's own file", file=sys.stderr)
+                return 2
+            targets.append((node, path))
+    else:
+        targets = [(n.name, network.audit_file(n.name)) for n in network.topology.nodes if network.audit_file(n.name).exists()]
+    if not targets:
+        print(f"no audit logs in {network.state_dir}; run `testbed up` first", file=sys.stderr)
         return 2
     failed = 0
-    for path in paths:
-        result = audit.verify(path, args.head)
-        print(f"{'OK  ' if result.ok else 'FAIL'} {path}: {result.entries} entries, head {result.head[:16]}")
+    for node, path in targets:
+        result = network.verify_audit(node, path)
+        print(f"{'OK  ' if result.ok else 'FAIL'} {node}: {result.entries} entries, {result.checkpointed} checkpointed, "
+              f"head {result.head}")
         for problem in result.problems:
             print(f"     {problem}")
         failed += not result.ok
     return 1 if failed else 0
+
+
+def audit_node(path: Path) -> str | None:
+    """The node an audit file belongs to, from its first entry."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = json.loads(f.readline() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return first.get("node") if isinstance(first, dict) else None
 
 
 def cmd_population_generate(args) -> int:
@@ -260,9 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop every node").set_defaults(func=cmd_down)
 
     aud = sub.add_parser("audit", help="audit logs").add_subparsers(dest="audit_command", required=True)
-    p = aud.add_parser("verify", help="verify hash chains; exit 1 if any entry was edited, removed, inserted or reordered")
+    p = aud.add_parser("verify", help="check every node's keyed audit chain against its signed checkpoints; exit 1 on "
+                                      "any edited, removed, inserted, reordered or cut entry, or a rewritten chain")
     p.add_argument("paths", nargs="*", help="audit files (default: every node's)")
-    p.add_argument("--head", help="the head hash recorded earlier, to detect entries removed from the end")
     p.set_defaults(func=cmd_audit_verify)
     p = aud.add_parser("follow", help="every audit entry about one 住民票コード, across all nodes, in time order")
     p.add_argument("key", help="a 住民票コード (or any key the logs name)")

@@ -4,7 +4,6 @@ check consistency and the audit chains, and take the network down."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 import time
 
@@ -211,9 +210,10 @@ def _verify(network: Network) -> int:
               f"{report.records_national:,}; {len(report.differences)} differences ({report.seconds:.2f} s)")
     print("\n== audit chains")
     for node in network.topology.nodes:
-        result = audit.verify(network.audit_file(node.name))
+        result = network.verify_audit(node.name)
         ok &= result.ok
-        print(f"   {'OK  ' if result.ok else 'FAIL'} {node.name:18s} {result.entries:5d} entries, head {result.head[:16]}")
+        print(f"   {'OK  ' if result.ok else 'FAIL'} {node.name:18s} {result.entries:5d} entries, checkpointed "
+              f"{result.checkpointed:5d}, head {result.head[:16]}")
     return 0 if ok else 1
 
 

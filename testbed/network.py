@@ -11,7 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+
 from certs.pki import PKI
+from nodes import audit
+from nodes.runtime import checkpoints_path
 from testbed.client import check_health, monitor_cert
 from testbed.topology import Topology
 
@@ -50,6 +54,21 @@ class Network:
     def audit_file(self, name: str) -> Path:
         """A node's hash-chained audit log."""
         return self.state_dir / "data" / name / "audit.jsonl"
+
+    def checkpoints_file(self, name: str) -> Path:
+        """Where a node publishes the signed checkpoints of its audit log (outside its data folder)."""
+        return checkpoints_path(self.state_dir, name)
+
+    def verify_audit(self, name: str, path: Path | None = None) -> audit.Verification:
+        """Check a node's audit log: its keyed chain, and every signed checkpoint it published."""
+        path = path or self.audit_file(name)
+        cert = x509.load_pem_x509_certificate(self.pki.node_files(name, "client")[0].read_bytes())
+        marks, forged = audit.read_checkpoints(self.checkpoints_file(name), cert.public_key())
+        result = audit.verify(path, self.pki.audit_key(name), marks)
+        result.problems[:0] = forged
+        if result.entries and not marks and not forged:
+            result.problems.append(f"no checkpoint published for {result.entries} entries (checkpoints removed?)")
+        return result
 
     def pid(self, name: str) -> int | None:
         """The running process of a node, or None."""

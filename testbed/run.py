@@ -8,7 +8,6 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from nodes import audit
 from protos import common_pb2
 from scenarios.workload import generate, write_trace
 from testbed import report
@@ -44,7 +43,7 @@ def verify(network: Network) -> tuple[bool, bool, list[str]]:
         lines.append(f"整合性確認 {m.code}: kizon {found.records_kizon:,}, cs {found.records_cs:,}, prefecture {found.records_prefecture:,}, national "
                      f"{found.records_national:,} records, {len(found.differences)} differences ({found.seconds:.2f} s)")
     for node in network.topology.nodes:
-        result = audit.verify(network.audit_file(node.name))
+        result = network.verify_audit(node.name)
         chained &= result.ok
         lines.append(f"audit chain {node.name}: {'OK' if result.ok else 'BROKEN'}, {result.entries:,} entries")
     return consistent, chained, lines

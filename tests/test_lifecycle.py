@@ -746,10 +746,13 @@ def test_audit_records_the_operation(network, clerk):
     who = move_in_from_abroad(clerk)
     move_within(clerk, who.resident_code)
     path = network.audit_file(f"kizon-{A}")
-    entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert any(e["operator"] == "OP0001" and e["terminal"] == "T0001" and e["subject"] == who.resident_code and
-               e["method"] == "/testbed.v1.Kizon/MoveWithin" and e["status"] == "OK" for e in entries)
-    result = audit.verify(path)
+
+    def recorded():  # the entry is written as the call ends, just after its answer
+        entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        return any(e["operator"] == "OP0001" and e["terminal"] == "T0001" and e["subject"] == who.resident_code and
+                   e["method"] == "/testbed.v1.Kizon/MoveWithin" and e["status"] == "OK" for e in entries)
+    poll(recorded, what="the audit entry of the 転居")
+    result = network.verify_audit(f"kizon-{A}")
     assert result.ok, result.problems
 
 

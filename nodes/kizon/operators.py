@@ -22,6 +22,7 @@ class OperatorsMixin:
         operator = self.rt.pki.operators(self.municipality).get(request.operator_id)
         if operator is None or not hmac.compare_digest(operator["credential"], request.credential):
             raise rules.unauthenticated(f"operator rule: authentication failed for {request.operator_id!r}")
+        call.operator = request.operator_id  # audited under the operator the credential proved
         token, expires = issue_session(self.rt.session_key, request.operator_id, operator["roles"], self.municipality,
                                        call.terminal, call.peer.fingerprint)
         return kizon_pb2.Session(token=token, operator_id=request.operator_id, roles=operator["roles"],
