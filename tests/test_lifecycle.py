@@ -23,7 +23,7 @@ import grpc
 import pytest
 from helpers import TODAY, address, card_holder, eventually, key, move_in_from_abroad, person, poll
 
-from nodes import audit, identityfile
+from nodes import identityfile
 from nodes.numbers import (
     individual_number_valid,
     resident_code_valid,
