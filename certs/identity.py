@@ -44,6 +44,7 @@ _PATTERNS = (
     (re.compile(r"jlis/kiosk/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "kiosk"),
     (re.compile(r"platform/(?P<kind>intermediate|infonws|portal)"), None),
     (re.compile(r"ops/(?P<domain>jukinet|lan|platform)/monitor"), "monitor"),
+    (re.compile(r"ops/(?P<domain>jukinet|lan|platform)/console"), "console"),
 )
 
 
@@ -142,8 +143,13 @@ def kit_uri(case: str, imitated: str) -> str:
 
 
 def monitor_uri(domain: str) -> str:
-    """The URI SAN of the operations monitor that health-checks the nodes of one trust domain."""
+    """The URI SAN of the operations monitor that health-checks the nodes of one trust domain (read only)."""
     return f"{TRUST_ROOT}ops/{domain}/monitor"
+
+
+def console_uri(domain: str) -> str:
+    """The URI SAN of the operations console of one trust domain: it alone runs batch jobs on demand."""
+    return f"{TRUST_ROOT}ops/{domain}/console"
 
 
 def local_government_code_valid(code: str) -> bool:

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.identity import (DOMAINS, JUKINET, KIND_DOMAIN, LAN, PLATFORM, kiosk_uri, kit_uri, monitor_uri, node_uri,
-                            platform_uri, terminal_uri)
+from certs.identity import (DOMAINS, JUKINET, KIND_DOMAIN, LAN, PLATFORM, console_uri, kiosk_uri, kit_uri, monitor_uri,
+                            node_uri, platform_uri, terminal_uri)
 
 CA_DAYS = 3650
 LEAF_DAYS = 397
@@ -317,6 +317,7 @@ class PKI:
         clients += [(kind, platform_uri(kind), PLATFORM) for kind in ("infonws", "portal")]
         clients += [(f"kiosk-{k}", kiosk_uri(k), JUKINET) for k in topology.kiosks]
         clients += [(f"monitor-{d}", monitor_uri(d), d) for d in DOMAINS]
+        clients += [(f"console-{d}", console_uri(d), d) for d in DOMAINS]
         for name, identity, domain in clients:
             cert, key = issue_leaf(cas[domain], identity)
             record(cert, key, *self.client_files(name), identity, domain, "client", cas[domain])

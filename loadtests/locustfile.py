@@ -15,7 +15,6 @@ import grpc.experimental.gevent as grpc_gevent
 
 grpc_gevent.init_gevent()  # before any channel exists
 
-import datetime as dt  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
@@ -31,7 +30,7 @@ from nodes.tls import ClientCert  # noqa: E402
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2,  # noqa: E402
                     kizon_pb2_grpc, records_pb2)
 from scenarios.towns import towns  # noqa: E402
-from testbed.client import Counter, channel, default_state_dir, named_cert  # noqa: E402
+from testbed.client import Counter, bulk_approval, channel, default_state_dir, named_cert  # noqa: E402
 from testbed.network import Network  # noqa: E402
 
 MUNICIPALITY = os.environ.get("TESTBED_MUNICIPALITY", "142140")
@@ -55,13 +54,15 @@ def register() -> list[records_pb2.ResidentRecord]:
 
 def _read_register() -> None:
     net = network()
-    with Counter(net, MUNICIPALITY, "T0003", "OP0003") as manager, Counter(net, MUNICIPALITY, "T0003", "OP0001") as clerk:
-        approval = manager(manager.kizon.ApproveBulkOutput,
-                           kizon_pb2.BulkApprovalRequest(purpose="load test: whom to act on", max_records=1_000_000))
-        for place in towns(MUNICIPALITY):
-            _register.extend(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(town_code=place.code),
-                                   metadata=((APPROVAL_KEY, approval.token),), timeout=120))
+    purpose = "load test: whom to act on"
+    token = bulk_approval(net, MUNICIPALITY, "OP0001", "T0003", purpose, 10_000_000)  # one output, one approval
+    with Counter(net, MUNICIPALITY, "T0003", "OP0001") as clerk:
+        stream = clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose=purpose),
+                       metadata=((APPROVAL_KEY, token),), timeout=600)
+        for record in stream:
+            _register.append(record)
             if len(_register) >= 2000:
+                stream.cancel()  # enough people to act on
                 break
 
 

@@ -7,6 +7,7 @@ Each row keeps a digest of its items for the 整合性確認 and the columns tha
 from __future__ import annotations
 
 import hashlib
+import re
 
 from google.protobuf.message import DecodeError
 
@@ -59,6 +60,7 @@ TRANSPORT_ITEMS = ("update_sequence", "recovery_update_sequence", "timestamp")
 DIGEST_BATCH = 20_000
 SEQUENCE_DUE_KEY = "x-sequence-due"  # trailing metadata of a gap refusal: the 更新順番号 the receiver needs next
 SEARCH_LIMIT = 100  # the most matches one search returns
+MUNICIPALITY_IN_ADDRESS = re.compile(r".{2,4}?[都道府県].+?[市区町村]")  # a 住所 key names 都道府県 and 市区町村
 
 
 def _split(info: records_pb2.IdentityInfo) -> tuple[bytes, bytes]:
@@ -250,6 +252,9 @@ def search_kind(query: identity_pb2.IdentitySearch) -> str:
             raise rules.invalid("個人番号 rule: the search key is not 12 digits with a valid check digit")
         return "individual_number"
     name = query.name_kana or query.name_kanji
+    if query.address and not MUNICIPALITY_IN_ADDRESS.match(query.address):
+        raise rules.invalid("検索 rule (PIA Ⅲ(2)2): the 住所 key must name at least the prefecture and the municipality "
+                            "(e.g. 神奈川県伊勢原市…)")
     if name and (query.birth_date or query.address):
         return "four_items"
     raise rules.invalid("検索 rule (PIA Ⅲ(2)2): search by 住民票コード, by 個人番号, or by 氏名 with 生年月日 or 住所; "

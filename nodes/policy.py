@@ -123,7 +123,9 @@ def rules_for(server_kind: str) -> tuple[Allow, ...]:
     """The server's rules, with introspection open to its callers and its domain's monitor."""
     rules = POLICY.get(server_kind, ())
     extra = [Allow(r.caller, r.scope, INTROSPECTION) for r in rules]
-    extra.append(Allow("monitor", OWN_DOMAIN, INTROSPECTION + ("/testbed.v1.Operations/*",)))
+    # The monitor reads (health, reflection, status); only the operations console runs batches.
+    extra.append(Allow("monitor", OWN_DOMAIN, INTROSPECTION + ("/testbed.v1.Operations/GetStatus",)))
+    extra.append(Allow("console", OWN_DOMAIN, INTROSPECTION + ("/testbed.v1.Operations/*",)))
     return rules + tuple(extra)
 
 

@@ -75,6 +75,9 @@ def require_text(value: str, item: str) -> None:
         raise invalid(f"{item} rule: the item is required")
 
 
+OPERATIONS_ROLES = {"manager", "operations"}  # roles that run batches and full 整合性確認 from a terminal
+
+
 # -- items the client types: sizes, characters, codes and dates ---------------------------------------
 # Item lengths in characters. The seed names the items of 別添1 without their sizes; these follow the
 # 住基ネット 本人確認情報 layout where it is public (漢字氏名 and 住所 in full-width characters) and are

@@ -74,6 +74,12 @@ class CallContext:
         """Whether a counter terminal (not another node) is calling."""
         return self.peer.identity.kind == "terminal"
 
+    def require_role(self, roles: set[str], rule: str) -> None:
+        """At a terminal, the operator must hold one of roles (nodes calling each other are not asked)."""
+        if self.is_terminal and not (self.session is not None and roles & set(self.session.roles)):
+            raise Violation(grpc.StatusCode.PERMISSION_DENIED, f"{rule}: operator {self.operator or '?'} needs the role "
+                            f"{' or '.join(sorted(roles))}")
+
 
 class NodeRuntime:
     """Everything a servicer needs: its node, the topology, store, audit log, outbox and peers."""

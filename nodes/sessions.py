@@ -89,8 +89,7 @@ def check_session(key: bytes, token: str, municipality: str, terminal: str, fing
     return OperatorSession(payload["op"], tuple(payload["roles"]), terminal, municipality)
 
 
-def issue_approval(key: bytes, approver: str, municipality: str, purpose: str, max_records: int) -> tuple[str, float]:
-    """A manager's approval for one bulk output of at most max_records."""
+def issue_approval(key: bytes, approval_id: str, approver: str, municipality: str) -> tuple[str, float]:
+    """A manager's approval token naming one approval kept by kizon (which binds and spends it)."""
     exp = time.time() + APPROVAL_SECONDS
-    return sign(key, {"kind": "approval", "approver": approver, "muni": municipality, "purpose": purpose,
-                      "max": max_records, "exp": exp}), exp
+    return sign(key, {"kind": "approval", "id": approval_id, "approver": approver, "muni": municipality, "exp": exp}), exp

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from certs.identity import (DOMAINS, kiosk_uri, local_government_code_valid, monitor_uri, node_uri, platform_uri,
+from certs.identity import (DOMAINS, console_uri, kiosk_uri, local_government_code_valid, monitor_uri, node_uri, platform_uri,
                             terminal_uri)
 
 DNS_SUFFIX = "testbed.internal"
@@ -152,7 +152,7 @@ class Topology:
         names |= {terminal_uri(m.code, t) for m in self.municipalities for t in m.terminals}
         names |= {kiosk_uri(k) for k in self.kiosks}
         names |= {platform_uri(p) for p in PLATFORM_CLIENTS}
-        names |= {monitor_uri(d) for d in DOMAINS}
+        names |= {monitor_uri(d) for d in DOMAINS} | {console_uri(d) for d in DOMAINS}
         return frozenset(names)
 
     def node(self, name: str) -> Node:

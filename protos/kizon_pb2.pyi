@@ -47,20 +47,26 @@ class Session(_message.Message):
     def __init__(self, token: _Optional[str] = ..., operator_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., expires_at: _Optional[str] = ...) -> None: ...
 
 class BulkApprovalRequest(_message.Message):
-    __slots__ = ("purpose", "max_records")
+    __slots__ = ("purpose", "max_records", "requester_operator_id", "terminal_id")
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     purpose: str
     max_records: int
-    def __init__(self, purpose: _Optional[str] = ..., max_records: _Optional[int] = ...) -> None: ...
+    requester_operator_id: str
+    terminal_id: str
+    def __init__(self, purpose: _Optional[str] = ..., max_records: _Optional[int] = ..., requester_operator_id: _Optional[str] = ..., terminal_id: _Optional[str] = ...) -> None: ...
 
 class BulkApproval(_message.Message):
-    __slots__ = ("token", "expires_at")
+    __slots__ = ("token", "expires_at", "approval_id")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
     token: str
     expires_at: str
-    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+    approval_id: str
+    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[str] = ..., approval_id: _Optional[str] = ...) -> None: ...
 
 class ChangeReply(_message.Message):
     __slots__ = ("records", "update_sequence", "request_control_number")
@@ -217,12 +223,14 @@ class HouseholdRequest(_message.Message):
     def __init__(self, household_number: _Optional[str] = ...) -> None: ...
 
 class ExportRequest(_message.Message):
-    __slots__ = ("town_code", "include_removed")
+    __slots__ = ("town_code", "include_removed", "purpose")
     TOWN_CODE_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     town_code: str
     include_removed: bool
-    def __init__(self, town_code: _Optional[str] = ..., include_removed: _Optional[bool] = ...) -> None: ...
+    purpose: str
+    def __init__(self, town_code: _Optional[str] = ..., include_removed: _Optional[bool] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class CertificateRequest(_message.Message):
     __slots__ = ("kind", "resident_code", "include_individual_number", "justification", "items", "home_municipality_code", "card_number", "pin")

@@ -161,7 +161,7 @@ def search_worker(state_dir, topology: dict, sample, stop, results) -> None:
 
 async def run_consistency(network: Network) -> tuple[float, int]:
     """Wall time of a 整合性確認 of the municipality, and the differences it found."""
-    kizon, _, metadata, channels = await async_login(network, MUNICIPALITY, "T0001", "OP0001")
+    kizon, _, metadata, channels = await async_login(network, MUNICIPALITY, "T0003", "OP0003")  # a manager's check
     started = time.perf_counter()
     report = await kizon.CheckConsistency(common_pb2.ConsistencyRequest(municipality_code=MUNICIPALITY), metadata=metadata,
                                        timeout=600)

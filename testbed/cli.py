@@ -222,10 +222,10 @@ def cmd_trace(args) -> int:
 def cmd_batch(args) -> int:
     """testbed batch NAME: run a batch job on every node that has it (as the nightly window would)."""
     from protos import ops_pb2, ops_pb2_grpc
-    from testbed.client import channel, monitor_cert
+    from testbed.client import channel, console_cert
     network = _network(args)
     for node in network.topology.nodes:
-        with channel(node, monitor_cert(network.pki, node.kind)) as ch:
+        with channel(node, console_cert(network.pki, node.kind)) as ch:
             result = ops_pb2_grpc.OperationsStub(ch).RunBatch(ops_pb2.BatchRequest(name=args.name), timeout=120)
         if result.detail == "done":
             print(f"{node.name:18s} {args.name}: {result.affected} records")
@@ -304,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("consistency", help="整合性確認: compare kizon, cs, prefecture and national; exit 1 on any difference")
     p.add_argument("municipality")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--terminal", default="T0001")
-    p.add_argument("--operator", default="OP0001")
+    p.add_argument("--terminal", default="T0003")
+    p.add_argument("--operator", default="OP0003", help="an operator with the manager or operations role")
     p.set_defaults(func=cmd_consistency)
 
     p = sub.add_parser("bench", help="measure the DESIGN §9 figures on a fresh network (its own ports and folder)")

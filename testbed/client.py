@@ -25,6 +25,11 @@ def monitor_cert(pki: PKI, node_kind: str) -> ClientCert:
     return ClientCert(*pki.client_files(f"monitor-{KIND_DOMAIN[node_kind]}"), pki.trust_bundle)
 
 
+def console_cert(pki: PKI, node_kind: str) -> ClientCert:
+    """The operations console certificate of the trust domain a node kind belongs to (runs batches)."""
+    return ClientCert(*pki.client_files(f"console-{KIND_DOMAIN[node_kind]}"), pki.trust_bundle)
+
+
 def node_cert(pki: PKI, node_name: str) -> ClientCert:
     """A node's own client certificate (to call as that node would)."""
     return ClientCert(*pki.node_files(node_name, "client"), pki.trust_bundle)
@@ -91,7 +96,7 @@ class Counter:
     def __init__(self, network, municipality: str, terminal: str = "T0001", operator: str = "OP0001"):
         pki = network.pki
         cert = terminal_cert(pki, municipality, terminal)
-        self.municipality = municipality
+        self.network, self.municipality, self.terminal, self.operator = network, municipality, terminal, operator
         self._channels = [channel(network.topology.find("kizon", municipality), cert),
                           channel(network.topology.find("cs", municipality), cert)]
         self.kizon = kizon_pb2_grpc.KizonStub(self._channels[0])
@@ -115,6 +120,31 @@ class Counter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+MANAGER = ("T0003", "OP0003")  # the terminal and operator that approve bulk output in the default topology
+
+
+def bulk_approval(network, municipality: str, operator: str, terminal: str, purpose: str, max_records: int,
+                  manager: tuple[str, str] = MANAGER) -> str:
+    """A manager's approval token for one bulk output by operator at terminal (PIA Ⅲ(2)3)."""
+    with Counter(network, municipality, *manager) as approver:
+        return approver(approver.kizon.ApproveBulkOutput, kizon_pb2.BulkApprovalRequest(
+            purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal)).token
+
+
+async def async_bulk_approval(network, municipality: str, operator: str, terminal: str, purpose: str, max_records: int,
+                              manager: tuple[str, str] = MANAGER) -> str:
+    """bulk_approval() from an asyncio program."""
+    kizon, _, metadata, channels = await async_login(network, municipality, *manager)
+    try:
+        approval = await kizon.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
+            purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal),
+            metadata=metadata, timeout=30)
+    finally:
+        for ch in channels:
+            await ch.close()
+    return approval.token
 
 
 async def async_login(network, municipality: str, terminal: str, operator: str):

@@ -203,7 +203,7 @@ def _verify(network: Network) -> int:
     ok = True
     print("\n== 整合性確認 (kizon ↔ cs ↔ prefecture ↔ national)")
     for code in (ISEHARA, HADANO):
-        with Counter(network, code) as counter:
+        with Counter(network, code, "T0003", "OP0003") as counter:  # the full 整合性確認 is a manager's
             report = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=code), timeout=120)
         ok &= not report.differences
         print(f"   {code}: kizon {report.records_kizon:,}, cs {report.records_cs:,}, prefecture {report.records_prefecture:,}, national "

@@ -26,12 +26,12 @@ from tqdm import tqdm
 
 from nodes.runtime import APPROVAL_KEY
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc,
-                    records_pb2)
+                    ops_pb2, ops_pb2_grpc, records_pb2)
 from scenarios.population import resident_code
 from scenarios.towns import towns
 from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today
 from nodes.tls import ClientCert
-from testbed.client import async_channel, async_login, named_cert
+from testbed.client import async_bulk_approval, async_channel, console_cert, async_login, named_cert
 
 OUTSIDE = "131016"  # 東京都千代田区: where people from outside the network come from and go to
 NOT_REPLAYED: dict[str, str] = {}
@@ -116,6 +116,7 @@ class Replay:
         self.fugo: dict[str, list[str]] = {}
         self._outside = 0
         self._extra_channels: list = []
+        self._consoles: dict[str, ops_pb2_grpc.OperationsStub] = {}
         self.notes: dict[str, str] = {}
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -139,6 +140,15 @@ class Replay:
         self._extra_channels.append(channel)
         return channel
 
+    def _console(self, municipality: str) -> ops_pb2_grpc.OperationsStub:
+        """The operations console's stub on a municipality's CS (for the nightly batch)."""
+        if municipality not in self._consoles:
+            node = self.network.topology.find("cs", municipality)
+            channel = async_channel(node, console_cert(self.network.pki, "cs"))
+            self._extra_channels.append(channel)
+            self._consoles[municipality] = ops_pb2_grpc.OperationsStub(channel)
+        return self._consoles[municipality]
+
     async def _issue_kiosk_cards(self, municipality: str) -> None:
         """Cards with a PIN for some card holders, so that コンビニ交付 has someone to serve."""
         kizon, _, metadata, _ = self.terminals[municipality]
@@ -160,14 +170,11 @@ class Replay:
 
     async def _read_register(self, municipality, kizon, metadata) -> Register:
         """The current residents, read with a manager's prior approval (bulk output rule)."""
-        manager, _, manager_metadata, channels = await async_login(self.network, municipality, "T0003", "OP0003")
-        approval = await manager.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
-            purpose="workload replay: the residents to act on", max_records=10_000_000), metadata=manager_metadata)
-        for ch in channels:
-            await ch.close()
+        purpose = "workload replay: the residents to act on"
+        token = await async_bulk_approval(self.network, municipality, "OP0001", "T0001", purpose, 10_000_000)
         register = Register()
-        async for record in kizon.ExportResidents(kizon_pb2.ExportRequest(), metadata=metadata + ((APPROVAL_KEY, approval.token),),
-                                                  timeout=600):
+        async for record in kizon.ExportResidents(kizon_pb2.ExportRequest(purpose=purpose),
+                                                  metadata=metadata + ((APPROVAL_KEY, token),), timeout=600):
             register.add(Person(record.resident_code, record.household_number, record.card_issued))
         return register
 
@@ -261,8 +268,9 @@ class Replay:
             await self._intermediate.ProvideInfo(intermediate_pb2.ProvisionRequest(
                 tenant=municipality, fugo=self.rng.choice(self.fugo[municipality]), inquiry_id=f"R{event.t:.0f}"), timeout=30)
             return True
-        if op == "夜間バッチ":
-            await cs.PurgeExpiredCertificates(common_pb2.Empty(), metadata=metadata, timeout=60)
+        if op == "夜間バッチ":  # run by operations (the domain's console), not by a clerk at the counter
+            console = self._console(municipality)
+            await console.RunBatch(ops_pb2.BatchRequest(name="purge"), timeout=60)
             return True
         if op == "証明書":
             kind = CERTIFICATE_KINDS.get(event.args.get("kind"), kizon_pb2.RESIDENT_COPY)

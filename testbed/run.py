@@ -11,7 +11,7 @@ from pathlib import Path
 from protos import common_pb2
 from scenarios.workload import generate, write_trace
 from testbed import report
-from testbed.client import Counter, node_status
+from testbed.client import Counter, MANAGER, node_status
 from testbed.load import generate_population, load_records
 from testbed.network import Network, status_table
 from testbed.replay import replay, write_result
@@ -37,7 +37,7 @@ def verify(network: Network) -> tuple[bool, bool, list[str]]:
     """(consistency ok, audit ok, lines describing each check)."""
     lines, consistent, chained = [], True, True
     for m in network.topology.municipalities:
-        with Counter(network, m.code) as counter:
+        with Counter(network, m.code, *MANAGER) as counter:  # the full 整合性確認 is a manager's
             found = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=m.code), timeout=600)
         consistent &= not found.differences
         lines.append(f"整合性確認 {m.code}: kizon {found.records_kizon:,}, cs {found.records_cs:,}, prefecture {found.records_prefecture:,}, national "

@@ -221,7 +221,7 @@ def test_move_within_after_a_resident_code_change(clerk):
 def test_refused_births_give_their_codes_back(fresh_network):
     """While national is down, births are refused and the CS pool keeps every code they drew."""
     fresh_network.up()
-    with Counter(fresh_network, A) as counter:
+    with Counter(fresh_network, A, "T0003", "OP0003") as counter:  # a manager: the 整合性確認 needs one
         head = move_in_from_abroad(counter)
         pool = lambda: counter(counter.cs.GetPoolStatus, common_pb2.Empty()).available  # noqa: E731
         before = pool()
@@ -242,7 +242,7 @@ def test_refused_births_give_their_codes_back(fresh_network):
 def test_consistency_finds_a_corrupted_record_behind_its_old_digest(fresh_network):
     """A 本人確認情報 changed in the CS's store with its digest left as it was is found, item by item."""
     fresh_network.up()
-    with Counter(fresh_network, A) as counter:
+    with Counter(fresh_network, A, "T0003", "OP0003") as counter:  # a manager: the 整合性確認 needs one
         who = move_in_from_abroad(counter, person("改竄 前", "カイザン マエ"))
         assert not consistent(counter).differences
         store = fresh_network.state_dir / "data" / f"cs-{A}" / "store.sqlite"
@@ -260,7 +260,7 @@ def test_consistency_finds_a_corrupted_record_behind_its_old_digest(fresh_networ
 def test_consistency_lists_a_record_kizon_lacks(fresh_network):
     """A 住民票 removed from kizon's store behind its back shows up as missing at kizon."""
     fresh_network.up()
-    with Counter(fresh_network, A) as counter:
+    with Counter(fresh_network, A, "T0003", "OP0003") as counter:  # a manager: the 整合性確認 needs one
         who = move_in_from_abroad(counter)
         assert not consistent(counter).differences
         store = fresh_network.state_dir / "data" / f"kizon-{A}" / "store.sqlite"
@@ -275,7 +275,7 @@ def test_prefecture_gap_is_refilled_from_the_cs_journal(fresh_network):
     """The prefecture loses its last updates (restored from an old copy); the CS re-sends them with their
     異常時更新順番号 when the gap is reported, and every node agrees again."""
     fresh_network.up()
-    with Counter(fresh_network, A) as counter:
+    with Counter(fresh_network, A, "T0003", "OP0003") as counter:  # a manager: the 整合性確認 needs one
         people = [move_in_from_abroad(counter, person(f"欠番 {i}", "ケツバン テスト")) for i in range(4)]
         assert not consistent(counter).differences
         prefecture = fresh_network.topology.find("prefecture", prefecture="140007")

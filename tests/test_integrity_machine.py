@@ -29,8 +29,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  run_state_machine_as_test)
 
 from conftest import make_network
-from helpers import TODAY, intent_written, key, kill, person, refused
-from nodes.runtime import APPROVAL_KEY
+from helpers import TODAY, export_all, intent_written, key, kill, person, refused
 from protos import common_pb2, identity_pb2, kizon_pb2, national_pb2_grpc, records_pb2
 from scenarios.towns import towns
 from testbed.client import Counter, channel, node_cert, node_status
@@ -167,10 +166,7 @@ class IntegrityMachine(RuleBasedStateMachine):
 
     def _register(self) -> list[records_pb2.ResidentRecord]:
         """Every 住民票 of the municipality, 除票 included (with a manager's approval: the run may pass 100)."""
-        approval = self.manager(self.manager.kizon.ApproveBulkOutput,
-                                kizon_pb2.BulkApprovalRequest(purpose="整合性試験", max_records=10_000))
-        return list(self.counter(self.counter.kizon.ExportResidents, kizon_pb2.ExportRequest(include_removed=True),
-                                 metadata=((APPROVAL_KEY, approval.token),)))
+        return export_all(NET, self.counter, "整合性試験")
 
     def _names_in_register(self) -> Tally:
         return Tally(r.name_kanji for r in self._register())
@@ -406,7 +402,7 @@ class IntegrityMachine(RuleBasedStateMachine):
         catches up through the outboxes)."""
         deadline = time.monotonic() + timeout
         while True:
-            report = self.counter(self.counter.kizon.CheckConsistency,
+            report = self.manager(self.manager.kizon.CheckConsistency,
                                   common_pb2.ConsistencyRequest(municipality_code=MUNICIPALITY))
             counts = (report.records_kizon, report.records_cs, report.records_prefecture, report.records_national)
             if not report.differences and counts == (len(ACKED),) * 4:

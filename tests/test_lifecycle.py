@@ -439,7 +439,8 @@ def test_expired_certificates_are_purged(moves):
     request = special_move_in(moves.b, who.resident_code)
     with refused(Code.FAILED_PRECONDITION, "特例転入 rule"):
         take_certificate(moves.network, request)  # it has arrived (and is out of time)
-    assert moves.b(moves.b.cs.PurgeExpiredCertificates, common_pb2.Empty()).applied >= 1
+    with Counter(moves.network, B, "T0003", "OP0003") as manager:  # batches need a manager (or operations)
+        assert manager(manager.cs.PurgeExpiredCertificates, common_pb2.Empty()).applied >= 1
     with refused(Code.NOT_FOUND, "特例転入 rule"):
         moves.b(moves.b.kizon.MoveIn, request)
 
@@ -662,18 +663,20 @@ def test_individual_number_masked_without_the_permission(network, clerk, termina
     assert clerk(clerk.kizon.GetResident, key(who.resident_code)).individual_number == who.individual_number
 
 
-def export(counter: Counter, approval: str | None = None) -> list[records_pb2.ResidentRecord]:
-    """Every record of the register (除票 included), with an approval token if given."""
+def export(counter: Counter, approval: str | None = None, purpose: str = "統計資料",
+           town: str = "") -> list[records_pb2.ResidentRecord]:
+    """Records of the register (除票 included; one 町字 if given), with an approval token if given."""
     metadata = (("x-approval-token", approval),) if approval else ()
-    request = kizon_pb2.ExportRequest(include_removed=True)
+    request = kizon_pb2.ExportRequest(include_removed=True, purpose=purpose, town_code=town)
     return list(counter(counter.kizon.ExportResidents, request, metadata=metadata))
 
 
-def approve(network, operator: str = "OP0003") -> str:
-    """A bulk output approval asked for by an operator at T0003."""
-    with Counter(network, A, "T0003", operator) as manager:
-        return manager(manager.kizon.ApproveBulkOutput, kizon_pb2.BulkApprovalRequest(
-            purpose="統計資料", max_records=100_000)).token
+def approve(network, operator: str = "OP0001", terminal: str = "T0001", manager: str = "OP0003",
+            purpose: str = "統計資料", max_records: int = 100_000) -> str:
+    """A manager's approval of one output by operator at terminal."""
+    with Counter(network, A, "T0003", manager) as approver:
+        return approver(approver.kizon.ApproveBulkOutput, kizon_pb2.BulkApprovalRequest(
+            purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal)).token
 
 
 def test_bulk_output_needs_a_managers_approval(loaded):
@@ -688,14 +691,48 @@ def test_bulk_output_needs_a_managers_approval(loaded):
 
 
 def test_bulk_output_approval_rules(loaded):
-    """Only a manager approves, and not for their own output."""
+    """Only a manager approves, never their own output; an approval is for one operator, terminal, purpose and
+    count, and good once."""
     with refused(Code.PERMISSION_DENIED, "bulk output rule (PIA Ⅲ(2)3)"):
-        approve(loaded, "OP0002")
-    token = approve(loaded, "OP0003")
-    with Counter(loaded, A, "T0003", "OP0003") as manager:
-        with refused(Code.PERMISSION_DENIED, "bulk output rule (PIA Ⅲ(2)3)") as caught:
-            export(manager, token)
-    assert "own output" in caught.value.details()
+        approve(loaded, manager="OP0002")
+    with refused(Code.PERMISSION_DENIED, "own output"):
+        approve(loaded, operator="OP0003", terminal="T0003")
+    with Counter(loaded, A, "T0002", "OP0002") as other, Counter(loaded, A) as clerk:
+        with refused(Code.PERMISSION_DENIED, "is for OP0001 at T0001"):
+            export(other, approve(loaded))  # someone else's approval
+        with refused(Code.PERMISSION_DENIED, "purpose"):
+            export(clerk, approve(loaded), purpose="別の目的")
+        with refused(Code.PERMISSION_DENIED, "covers 5 records"):
+            export(clerk, approve(loaded, max_records=5))
+        token = approve(loaded)
+        export(clerk, token)
+        with refused(Code.PERMISSION_DENIED, "used already"):
+            export(clerk, token)
+
+
+def test_split_exports_add_up(loaded):
+    """Exports one 町字 at a time count together: once an operator has had 100 records in a day, the next
+    export needs an approval too."""
+    from scenarios.towns import towns
+    with Counter(loaded, A, "T0002", "OP0002") as clerk:
+        had, refusal = 0, None
+        for place in towns(A):
+            try:
+                had += len(export(clerk, town=place.code))
+            except grpc.RpcError as exc:
+                refusal = exc
+                break
+        assert refusal is not None and refusal.code() == Code.PERMISSION_DENIED, "split exports were not added up"
+        assert "bulk output rule" in refusal.details() and had <= 100
+
+
+def test_an_approved_export_names_requester_and_approver(loaded):
+    """The audit entry of an approved output names the approval, the approver and the requester."""
+    with Counter(loaded, A) as clerk:
+        export(clerk, approve(loaded))
+    poll(lambda: any("ExportResidents" in line and "by OP0003 for OP0001" in line
+                     for line in loaded.audit_file(f"kizon-{A}").read_text().splitlines()),
+         what="the audit entry naming requester and approver")
 
 
 def test_new_household_after_the_initial_load(loaded):
@@ -809,7 +846,7 @@ def test_consistency_check_names_every_difference(fresh_network):
     network = fresh_network
     network.up()
     data = network.state_dir / "data"
-    with Counter(network, A) as counter:
+    with Counter(network, A, "T0003", "OP0003") as counter:  # a manager: the 整合性確認 needs one
         head, (child,) = family(counter)
         people = [head, child] + [move_in_from_abroad(counter) for _ in range(3)]
         move_within(counter, people[2].resident_code)

@@ -121,10 +121,13 @@ def test_every_node_kind_has_rules():
 
 
 def test_monitor_may_only_introspect():
-    """The domain monitor's rule covers health, reflection and the operations metrics, nothing else."""
+    """The domain monitor reads (health, reflection, the operations status) and nothing else; only the
+    operations console of the domain runs batches."""
     for kind in POLICY:
         monitor = [r for r in rules_for(kind) if r.caller == "monitor"]
-        assert [r.methods for r in monitor] == [INTROSPECTION + ("/testbed.v1.Operations/*",)]
+        assert [r.methods for r in monitor] == [INTROSPECTION + ("/testbed.v1.Operations/GetStatus",)]
+        console = [r for r in rules_for(kind) if r.caller == "console"]
+        assert [r.methods for r in console] == [INTROSPECTION + ("/testbed.v1.Operations/*",)]
 
 
 def served_methods() -> dict[str, set[str]]:

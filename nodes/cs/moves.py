@@ -10,6 +10,7 @@ from nodes import audit, rules
 from nodes.clock import office_today
 from nodes.cs.checks import (JOURNAL_KEEP, MOVE_OUT_DAYS, PURGE_INTERVAL, REMOVED, RESERVATION_SECONDS,
                              check_special_move_in)
+from nodes.rules import OPERATIONS_ROLES
 from nodes.runtime import current_call
 from protos import common_pb2, cs_pb2, identity_pb2
 
@@ -79,6 +80,7 @@ class MovesMixin:
 
     async def PurgeExpiredCertificates(self, request, context):
         """The batch that deletes 転出証明書情報 not used in time (PIA Ⅰ2 システム2 ③)."""
+        current_call().require_role(OPERATIONS_ROLES, "batch rule")
         purged = self._purge()
         audit.set_subject(f"{purged} purged")
         return common_pb2.UpdateAck(accepted=True, applied=purged)

@@ -8,6 +8,7 @@ import grpc
 
 from nodes import audit, identityfile, rules
 from nodes.cs.checks import changed_items
+from nodes.rules import OPERATIONS_ROLES
 from nodes.runtime import current_call
 from protos import common_pb2, identity_pb2
 
@@ -59,6 +60,7 @@ class QueriesMixin:
     async def CheckConsistency(self, request, context):
         """整合性確認: every record that differs between this CS, the prefecture and national."""
         started = time.perf_counter()
+        current_call().require_role(OPERATIONS_ROLES, "整合性確認 rule")
         municipality = request.municipality_code or self.municipality
         if municipality != self.municipality:
             raise rules.denied(f"整合性確認 rule: this CS checks only {self.municipality}")

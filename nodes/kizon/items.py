@@ -7,7 +7,8 @@ from nodes import rules
 from nodes.clock import office_today
 from protos import records_pb2
 
-BULK_OUTPUT_LIMIT = 100  # records one output may hold without a manager's approval (PIA Ⅲ(2)3)
+BULK_OUTPUT_LIMIT = 100  # records an operator may output without a manager's approval (PIA Ⅲ(2)3) …
+BULK_WINDOW_HOURS = 24  # … within this many hours (split exports add up)
 MOVE_IN_DAYS = 14  # a 転入届 within 14 days of moving in (住基法第22条)
 NOTICE_POLL = 1.0  # seconds between looks for 転入通知 at the CS
 CURRENT = records_pb2.ResidentRecord.STATUS_CURRENT

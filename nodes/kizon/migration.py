@@ -12,6 +12,7 @@ from nodes.intents import request_digest, request_key
 from nodes.kizon.changes import PendingChange, pending_var
 from nodes.kizon.items import CURRENT, ITEM_REPORT_LIMIT, require_person_items
 from nodes.records import register_differences, register_digest
+from nodes.rules import OPERATIONS_ROLES
 from nodes.runtime import REQUEST_KEY, current_call
 from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, kizon_pb2, records_pb2
@@ -24,6 +25,7 @@ class MigrationMixin:
         """整合性確認 of the whole chain: kizon's 住民票 against the CS's 本人確認情報 (REGISTER_ITEMS), and the CS
         against the prefecture and national; digests are computed from the records, never read back."""
         started = time.perf_counter()
+        current_call().require_role(OPERATIONS_ROLES, "整合性確認 rule")
         if request.municipality_code and request.municipality_code != self.municipality:
             raise rules.denied(f"整合性確認 rule: this kizon checks only {self.municipality}")
         audit.set_subject(self.municipality)

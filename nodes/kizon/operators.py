@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import uuid
 
 from nodes import audit, rules
 from nodes.runtime import current_call
@@ -29,14 +30,32 @@ class OperatorsMixin:
                                  expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())
 
     async def ApproveBulkOutput(self, request, context):
-        """A manager's prior approval of one bulk output (PIA Ⅲ(2)3 その他)."""
-        session = current_call().session
-        audit.set_subject(f"approval:{request.max_records}")
+        """A manager's prior approval of one bulk output (PIA Ⅲ(2)3 その他): for one operator at one terminal,
+        for one purpose, up to a count; good once, for an hour."""
+        call = current_call()
+        session = call.session
+        audit.set_subject(f"approval for {request.requester_operator_id or '?'} at {request.terminal_id or '?'}: "
+                          f"{request.max_records} records")
         if session is None or "manager" not in session.roles:
             raise rules.denied("bulk output rule (PIA Ⅲ(2)3): only a manager approves bulk output")
         rules.require_text(request.purpose, "目的")
         if request.max_records == 0:
             raise rules.invalid("bulk output rule: max_records must be at least 1")
-        token, expires = issue_approval(self.rt.session_key, session.operator, self.municipality, request.purpose,
-                                        request.max_records)
-        return kizon_pb2.BulkApproval(token=token, expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())
+        place = self.rt.topology.municipality(self.municipality)
+        if request.requester_operator_id not in {o.id for o in place.operators}:
+            raise rules.invalid(f"bulk output rule: {request.requester_operator_id!r} is not an operator of "
+                                f"{self.municipality}")
+        if request.terminal_id not in place.terminals:
+            raise rules.invalid(f"bulk output rule: {request.terminal_id!r} is not a terminal of {self.municipality}")
+        if request.requester_operator_id == session.operator:
+            raise rules.denied("bulk output rule (PIA Ⅲ(2)3): an operator may not approve their own output")
+        approval_id = uuid.uuid4().hex[:16]
+        token, expires = issue_approval(self.rt.session_key, approval_id, session.operator, self.municipality)
+        with self.rt.store.transaction() as db:
+            db.execute("INSERT INTO approvals VALUES (?,?,?,?,?,?,?,NULL)",
+                       (approval_id, session.operator, request.requester_operator_id, request.terminal_id,
+                        request.purpose, request.max_records, expires))
+        audit.set_subject(f"approval {approval_id} by {session.operator} for {request.requester_operator_id} at "
+                          f"{request.terminal_id}: {request.max_records} records, {request.purpose}")
+        return kizon_pb2.BulkApproval(token=token, approval_id=approval_id,
+                                      expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())

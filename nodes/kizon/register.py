@@ -1,8 +1,10 @@
 """Reading the register: 住民票, history, households, bulk output, and the lookups counter operations share."""
 from __future__ import annotations
 
+import time
+
 from nodes import audit, rules
-from nodes.kizon.items import BULK_OUTPUT_LIMIT, CURRENT
+from nodes.kizon.items import BULK_OUTPUT_LIMIT, BULK_WINDOW_HOURS, CURRENT
 from nodes.runtime import APPROVAL_KEY, current_call
 from nodes.sessions import TokenError, verify
 from nodes.store import next_counter
@@ -67,7 +69,8 @@ class RegisterMixin:
         return kizon_pb2.HistoryReply(entries=[self._shown(r) for r in self._household(request.household_number)])
 
     async def ExportResidents(self, request, context):
-        """Bulk output: more than BULK_OUTPUT_LIMIT records only with a manager's approval token."""
+        """Bulk output: an operator's records over BULK_WINDOW_HOURS add up (split exports count together);
+        beyond BULK_OUTPUT_LIMIT only with a manager's approval for this operator, terminal, purpose and count."""
         call = current_call()
         where, params = ["1=1"], []
         if request.town_code:
@@ -75,27 +78,54 @@ class RegisterMixin:
         if not request.include_removed:
             where.append("status=?"), params.append(CURRENT)
         count = self.rt.store.scalar(f"SELECT COUNT(*) FROM residents WHERE {' AND '.join(where)}", tuple(params), 0)
+        since = time.time() - BULK_WINDOW_HOURS * 3600
+        earlier = self.rt.store.scalar("SELECT SUM(records) FROM outputs WHERE operator=? AND at>? AND approval_id IS NULL",
+                                       (call.operator, since), 0)
         audit.set_subject(f"export:{count}")
-        if count > BULK_OUTPUT_LIMIT:
-            self._check_approval(call, count)
+        approval = None
+        if earlier + count > BULK_OUTPUT_LIMIT:
+            approval = self._spend_approval(call, request, count, earlier)
+            audit.set_subject(f"export:{count} approval {approval[0]} by {approval[1]} for {call.operator}")
+        with self.rt.store.transaction() as db:
+            db.execute("INSERT INTO outputs VALUES (?,?,?,?)", (call.operator, time.time(), count,
+                                                                approval[0] if approval else None))
         cursor = self.rt.store.db.execute(f"SELECT record FROM residents WHERE {' AND '.join(where)} ORDER BY atena_number",
                                           tuple(params))
         for (blob,) in cursor:
             yield self._shown(records_pb2.ResidentRecord.FromString(blob))
 
-    def _check_approval(self, call, count: int) -> None:
+    def _spend_approval(self, call, request, count: int, earlier: int) -> tuple[str, str]:
+        """Check the approval for this output and use it up: (approval id, approver)."""
         token = call.metadata.get(APPROVAL_KEY)
-        rule = f"bulk output rule (PIA Ⅲ(2)3): {count} records exceed {BULK_OUTPUT_LIMIT}"
+        rule = (f"bulk output rule (PIA Ⅲ(2)3): {count} records ({earlier + count} by {call.operator} in "
+                f"{BULK_WINDOW_HOURS} h) exceed {BULK_OUTPUT_LIMIT}")
         if not token:
             raise rules.denied(f"{rule}; a manager's approval ({APPROVAL_KEY}) is required")
         try:
-            approval = verify(self.rt.session_key, token, "approval")
+            claim = verify(self.rt.session_key, token, "approval")
         except TokenError as exc:
             raise rules.denied(f"{rule}; the approval is not valid: {exc}") from None
-        if approval["muni"] != self.municipality or approval["max"] < count:
-            raise rules.denied(f"{rule}; the approval covers {approval['max']} records of {approval['muni']}")
-        if call.session is not None and approval["approver"] == call.session.operator:
+        found = self.rt.store.one("SELECT approver, requester, terminal, purpose, max_records, used_at FROM approvals "
+                                  "WHERE id=?", (claim.get("id"),))
+        if claim.get("muni") != self.municipality or found is None:
+            raise rules.denied(f"{rule}; the approval is not one of {self.municipality}")
+        approver, requester, terminal, purpose, max_records, used_at = found
+        if used_at is not None:
+            raise rules.denied(f"{rule}; approval {claim['id']} was used already (one output each)")
+        if approver == call.operator:
             raise rules.denied(f"{rule}; an operator may not approve their own output")
+        if (requester, terminal) != (call.operator, call.terminal):
+            raise rules.denied(f"{rule}; approval {claim['id']} is for {requester} at {terminal}")
+        if purpose != request.purpose:
+            raise rules.denied(f"{rule}; approval {claim['id']} is for the purpose {purpose!r}")
+        if count > max_records:
+            raise rules.denied(f"{rule}; approval {claim['id']} covers {max_records} records")
+        with self.rt.store.transaction() as db:
+            spent = db.execute("UPDATE approvals SET used_at=? WHERE id=? AND used_at IS NULL",
+                               (time.time(), claim["id"])).rowcount
+        if not spent:
+            raise rules.denied(f"{rule}; approval {claim['id']} was used already (one output each)")
+        return claim["id"], approver
 
     def _existing(self, resident_code: str) -> records_pb2.ResidentRecord | None:
         """A person's record if they were ever registered here; a current resident may not move in."""

@@ -26,6 +26,23 @@ CREATE TABLE IF NOT EXISTS residents (
     record BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS residents_household ON residents(household_number);
+CREATE TABLE IF NOT EXISTS approvals (          -- a manager's approvals of bulk output, each good once
+    id TEXT PRIMARY KEY,
+    approver TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    terminal TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    max_records INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL
+);
+CREATE TABLE IF NOT EXISTS outputs (            -- every bulk output: who, when, how many, under which approval
+    operator TEXT NOT NULL,
+    at REAL NOT NULL,
+    records INTEGER NOT NULL,
+    approval_id TEXT
+);
+CREATE INDEX IF NOT EXISTS outputs_operator ON outputs(operator, at);
 CREATE INDEX IF NOT EXISTS residents_town ON residents(town_code);
 CREATE TABLE IF NOT EXISTS history (
     atena_number TEXT NOT NULL,
