@@ -28,7 +28,7 @@ from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today  # noqa: E402
 from nodes.runtime import APPROVAL_KEY  # noqa: E402
 from nodes.tls import ClientCert  # noqa: E402
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2,  # noqa: E402
-                    kizon_pb2_grpc, records_pb2)
+                    kizon_pb2_grpc, national_pb2, national_pb2_grpc, records_pb2)
 from scenarios.towns import towns  # noqa: E402
 from testbed.client import Counter, bulk_approval, channel, default_state_dir, named_cert  # noqa: E402
 from testbed.network import Network  # noqa: E402
@@ -203,8 +203,9 @@ class InfoProvisionNetwork(GrpcUser):
         net = network()
         self.channel = channel(net.topology.find("intermediate"), named_cert(net.pki, "infonws"))
         self.stub = intermediate_pb2_grpc.IntermediateServerStub(self.channel)
-        self.fugo = list(self.stub.SampleFugo(intermediate_pb2.FugoSampleRequest(tenant=MUNICIPALITY, count=2000),
-                                              timeout=30).fugo)
+        with channel(net.topology.find("national"), named_cert(net.pki, "infonws")) as registry:  # the NWS's 符号
+            self.fugo = list(national_pb2_grpc.NationalServerStub(registry).SampleFugo(
+                national_pb2.FugoSampleRequest(tenant=MUNICIPALITY, count=2000), timeout=30).fugo)
 
     def on_stop(self):
         self.channel.close()

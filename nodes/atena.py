@@ -11,7 +11,7 @@ from nodes import audit, rules
 from nodes.outbox import Target
 from nodes.store import next_counter
 from protos import (atena_pb2, atena_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, national_pb2,
-                    national_pb2_grpc)
+                    national_pb2_grpc, records_pb2)
 
 SERVICE_NAME = atena_pb2.DESCRIPTOR.services_by_name["Atena"].full_name
 SCHEMA = """
@@ -80,8 +80,11 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
                     (unified, record.individual_number or None, record.atena_number, fugo, record.SerializeToString()),
                 )
                 if fugo:
+                    copy = records_pb2.ResidentRecord()
+                    copy.CopyFrom(record)
+                    copy.ClearField("individual_number")  # 符号, never the 個人番号, leaves the municipality
                     self.outbox.put(db, "intermediate", intermediate_pb2.CopyRegistration(
-                        unified_atena_number=unified, fugo=fugo, record=record))
+                        unified_atena_number=unified, fugo=fugo, record=copy))
                 replies.replies.add(unified_atena_number=unified, fugo=fugo or "")
         self.outbox.wake("intermediate")
         return replies

@@ -59,6 +59,8 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
             rules.require_text(item.unified_atena_number, "団体内統合宛名番号")
             if item.record.municipality_code != tenant:
                 raise rules.denied(f"tenant isolation: atena of {tenant} may not register data of {item.record.municipality_code}")
+            if item.record.individual_number:
+                raise rules.invalid("符号 rule: a 副本 carries no 個人番号 (institutions identify people by 符号 only)")
         if request.items:
             audit.set_batch_subject(i.record.resident_code for i in request.items)
         with self.rt.store.transaction() as db:
@@ -77,6 +79,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         if row is None:
             raise rules.not_found(f"情報提供: tenant {request.tenant} holds no 副本 for this 符号")
         record = records_pb2.ResidentRecord.FromString(row[0])
+        record.ClearField("individual_number")  # never across institutions, whatever an old copy held
         audit.set_subject(f"{request.fugo},{record.resident_code}")
         provision_id = uuid.uuid4().hex
         with self.rt.store.transaction() as db:
@@ -84,15 +87,6 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
                        (provision_id, request.tenant, request.fugo, request.inquiry_id,
                         current_call().peer.identity.uri, dt.datetime.now(dt.timezone.utc).isoformat()))
         return intermediate_pb2.ProvisionReply(record=record, provision_id=provision_id)
-
-    async def SampleFugo(self, request, context):
-        """Up to count 符号 of a tenant: what the 情報提供NWS would know from its own registry."""
-        rules.require_text(request.tenant, "tenant")
-        count = min(request.count or 100, 10_000)
-        audit.set_subject(f"{request.tenant}:{count}")
-        rows = self.rt.store.db.execute("SELECT fugo FROM copies WHERE tenant=? ORDER BY random() LIMIT ?",
-                                        (request.tenant, count)).fetchall()
-        return intermediate_pb2.FugoSample(fugo=[r[0] for r in rows])
 
     async def ListProvisions(self, request, context):
         """情報提供等記録 about one 符号 of one tenant, for the person it belongs to (マイナポータル)."""

@@ -210,6 +210,17 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         audit.set_subject(f"{len(numbers)} 符号")
         return national_pb2.FugoAssignments(fugo=self._fugos(numbers))
 
+    async def SampleFugo(self, request, context):
+        """Up to count 符号 of a municipality's current residents: the 情報提供NWS's own registry (stand-in)."""
+        rules.require_municipality_code(request.tenant, "tenant")
+        count = min(request.count or 100, 10_000)
+        audit.set_subject(f"{request.tenant}:{count}")
+        rows = self.rt.store.db.execute(
+            "SELECT fugo.fugo FROM identity JOIN fugo ON fugo.individual_number = identity.individual_number "
+            "WHERE identity.municipality_code=? AND identity.status=0 ORDER BY random() LIMIT ?",
+            (request.tenant, count)).fetchall()
+        return national_pb2.FugoSample(fugo=[r[0] for r in rows])
+
     def _fugos(self, numbers: list[str]) -> dict[str, str]:
         """符号 of each 個人番号, made (random, opaque) the first time it is asked for."""
         for number in numbers:

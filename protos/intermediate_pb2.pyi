@@ -36,20 +36,6 @@ class ProvisionReply(_message.Message):
     provision_id: str
     def __init__(self, record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., provision_id: _Optional[str] = ...) -> None: ...
 
-class FugoSampleRequest(_message.Message):
-    __slots__ = ("tenant", "count")
-    TENANT_FIELD_NUMBER: _ClassVar[int]
-    COUNT_FIELD_NUMBER: _ClassVar[int]
-    tenant: str
-    count: int
-    def __init__(self, tenant: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
-
-class FugoSample(_message.Message):
-    __slots__ = ("fugo",)
-    FUGO_FIELD_NUMBER: _ClassVar[int]
-    fugo: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, fugo: _Optional[_Iterable[str]] = ...) -> None: ...
-
 class ProvisionQuery(_message.Message):
     __slots__ = ("tenant", "fugo")
     TENANT_FIELD_NUMBER: _ClassVar[int]

@@ -45,11 +45,6 @@ class IntermediateServerStub:
                 request_serializer=protos_dot_intermediate__pb2.ProvisionRequest.SerializeToString,
                 response_deserializer=protos_dot_intermediate__pb2.ProvisionReply.FromString,
                 _registered_method=True)
-        self.SampleFugo = channel.unary_unary(
-                '/testbed.v1.IntermediateServer/SampleFugo',
-                request_serializer=protos_dot_intermediate__pb2.FugoSampleRequest.SerializeToString,
-                response_deserializer=protos_dot_intermediate__pb2.FugoSample.FromString,
-                _registered_method=True)
         self.ListProvisions = channel.unary_unary(
                 '/testbed.v1.IntermediateServer/ListProvisions',
                 request_serializer=protos_dot_intermediate__pb2.ProvisionQuery.SerializeToString,
@@ -77,12 +72,6 @@ class IntermediateServerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ProvideInfo(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SampleFugo(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,11 +107,6 @@ def add_IntermediateServerServicer_to_server(servicer, server):
                     servicer.ProvideInfo,
                     request_deserializer=protos_dot_intermediate__pb2.ProvisionRequest.FromString,
                     response_serializer=protos_dot_intermediate__pb2.ProvisionReply.SerializeToString,
-            ),
-            'SampleFugo': grpc.unary_unary_rpc_method_handler(
-                    servicer.SampleFugo,
-                    request_deserializer=protos_dot_intermediate__pb2.FugoSampleRequest.FromString,
-                    response_serializer=protos_dot_intermediate__pb2.FugoSample.SerializeToString,
             ),
             'ListProvisions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListProvisions,
@@ -194,33 +178,6 @@ class IntermediateServer:
             '/testbed.v1.IntermediateServer/ProvideInfo',
             protos_dot_intermediate__pb2.ProvisionRequest.SerializeToString,
             protos_dot_intermediate__pb2.ProvisionReply.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SampleFugo(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/testbed.v1.IntermediateServer/SampleFugo',
-            protos_dot_intermediate__pb2.FugoSampleRequest.SerializeToString,
-            protos_dot_intermediate__pb2.FugoSample.FromString,
             options,
             channel_credentials,
             insecure,

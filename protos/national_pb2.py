@@ -28,7 +28,7 @@ from protos import identity_pb2 as protos_dot_identity__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/national.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x0fprotos/cs.proto\x1a\x15protos/identity.proto\x1a\x14protos/records.proto\"(\n\x0b\x46ugoRequest\x12\x19\n\x11individual_number\x18\x01 \x01(\t\"\x19\n\tFugoReply\x12\x0c\n\x04\x66ugo\x18\x01 \x01(\t\"\'\n\tFugoBatch\x12\x1a\n\x12individual_numbers\x18\x01 \x03(\t\"s\n\x0f\x46ugoAssignments\x12\x33\n\x04\x66ugo\x18\x01 \x03(\x0b\x32%.testbed.v1.FugoAssignments.FugoEntry\x1a+\n\tFugoEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"7\n\x0bPoolRequest\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r2\xc0\x06\n\x0eNationalServer\x12N\n\x14\x41pplyIdentityUpdates\x12\x1f.testbed.v1.IdentityUpdateBatch\x1a\x15.testbed.v1.UpdateAck\x12@\n\x0bGetIdentity\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.IdentityInfo\x12N\n\x0eSearchIdentity\x12\x1a.testbed.v1.IdentitySearch\x1a .testbed.v1.IdentitySearchResult\x12K\n\x15IssueResidentCodePool\x12\x17.testbed.v1.PoolRequest\x1a\x19.testbed.v1.ResidentCodes\x12S\n\x17\x41ssignIndividualNumbers\x12\x19.testbed.v1.ResidentCodes\x1a\x1d.testbed.v1.NumberAssignments\x12N\n\x12OfferResidentCodes\x12\x1c.testbed.v1.CodeOfferRequest\x1a\x1a.testbed.v1.CodeOfferReply\x12H\n\x0e\x43heckResidence\x12\x1a.testbed.v1.ResidenceQuery\x1a\x1a.testbed.v1.ResidenceReply\x12L\n\x0fIdentityDigests\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x17.testbed.v1.DigestBatch0\x01\x12\x43\n\rGetIdentities\x12\x18.testbed.v1.ResidentKeys\x1a\x18.testbed.v1.IdentityList\x12;\n\tIssueFugo\x12\x17.testbed.v1.FugoRequest\x1a\x15.testbed.v1.FugoReply\x12@\n\nIssueFugos\x12\x15.testbed.v1.FugoBatch\x1a\x1b.testbed.v1.FugoAssignmentsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/national.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x0fprotos/cs.proto\x1a\x15protos/identity.proto\x1a\x14protos/records.proto\"(\n\x0b\x46ugoRequest\x12\x19\n\x11individual_number\x18\x01 \x01(\t\"\x19\n\tFugoReply\x12\x0c\n\x04\x66ugo\x18\x01 \x01(\t\"\'\n\tFugoBatch\x12\x1a\n\x12individual_numbers\x18\x01 \x03(\t\"s\n\x0f\x46ugoAssignments\x12\x33\n\x04\x66ugo\x18\x01 \x03(\x0b\x32%.testbed.v1.FugoAssignments.FugoEntry\x1a+\n\tFugoEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x11\x46ugoSampleRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"\x1a\n\nFugoSample\x12\x0c\n\x04\x66ugo\x18\x01 \x03(\t\"7\n\x0bPoolRequest\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r2\x85\x07\n\x0eNationalServer\x12N\n\x14\x41pplyIdentityUpdates\x12\x1f.testbed.v1.IdentityUpdateBatch\x1a\x15.testbed.v1.UpdateAck\x12@\n\x0bGetIdentity\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.IdentityInfo\x12N\n\x0eSearchIdentity\x12\x1a.testbed.v1.IdentitySearch\x1a .testbed.v1.IdentitySearchResult\x12K\n\x15IssueResidentCodePool\x12\x17.testbed.v1.PoolRequest\x1a\x19.testbed.v1.ResidentCodes\x12S\n\x17\x41ssignIndividualNumbers\x12\x19.testbed.v1.ResidentCodes\x1a\x1d.testbed.v1.NumberAssignments\x12N\n\x12OfferResidentCodes\x12\x1c.testbed.v1.CodeOfferRequest\x1a\x1a.testbed.v1.CodeOfferReply\x12H\n\x0e\x43heckResidence\x12\x1a.testbed.v1.ResidenceQuery\x1a\x1a.testbed.v1.ResidenceReply\x12L\n\x0fIdentityDigests\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x17.testbed.v1.DigestBatch0\x01\x12\x43\n\rGetIdentities\x12\x18.testbed.v1.ResidentKeys\x1a\x18.testbed.v1.IdentityList\x12;\n\tIssueFugo\x12\x17.testbed.v1.FugoRequest\x1a\x15.testbed.v1.FugoReply\x12@\n\nIssueFugos\x12\x15.testbed.v1.FugoBatch\x1a\x1b.testbed.v1.FugoAssignments\x12\x43\n\nSampleFugo\x12\x1d.testbed.v1.FugoSampleRequest\x1a\x16.testbed.v1.FugoSampleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,8 +47,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FUGOASSIGNMENTS']._serialized_end=345
   _globals['_FUGOASSIGNMENTS_FUGOENTRY']._serialized_start=302
   _globals['_FUGOASSIGNMENTS_FUGOENTRY']._serialized_end=345
-  _globals['_POOLREQUEST']._serialized_start=347
-  _globals['_POOLREQUEST']._serialized_end=402
-  _globals['_NATIONALSERVER']._serialized_start=405
-  _globals['_NATIONALSERVER']._serialized_end=1237
+  _globals['_FUGOSAMPLEREQUEST']._serialized_start=347
+  _globals['_FUGOSAMPLEREQUEST']._serialized_end=397
+  _globals['_FUGOSAMPLE']._serialized_start=399
+  _globals['_FUGOSAMPLE']._serialized_end=425
+  _globals['_POOLREQUEST']._serialized_start=427
+  _globals['_POOLREQUEST']._serialized_end=482
+  _globals['_NATIONALSERVER']._serialized_start=485
+  _globals['_NATIONALSERVER']._serialized_end=1386
 # @@protoc_insertion_point(module_scope)

@@ -41,6 +41,20 @@ class FugoAssignments(_message.Message):
     fugo: _containers.ScalarMap[str, str]
     def __init__(self, fugo: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class FugoSampleRequest(_message.Message):
+    __slots__ = ("tenant", "count")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    count: int
+    def __init__(self, tenant: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class FugoSample(_message.Message):
+    __slots__ = ("fugo",)
+    FUGO_FIELD_NUMBER: _ClassVar[int]
+    fugo: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fugo: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class PoolRequest(_message.Message):
     __slots__ = ("municipality_code", "count")
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]

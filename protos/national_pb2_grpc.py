@@ -93,6 +93,11 @@ class NationalServerStub:
                 request_serializer=protos_dot_national__pb2.FugoBatch.SerializeToString,
                 response_deserializer=protos_dot_national__pb2.FugoAssignments.FromString,
                 _registered_method=True)
+        self.SampleFugo = channel.unary_unary(
+                '/testbed.v1.NationalServer/SampleFugo',
+                request_serializer=protos_dot_national__pb2.FugoSampleRequest.SerializeToString,
+                response_deserializer=protos_dot_national__pb2.FugoSample.FromString,
+                _registered_method=True)
 
 
 class NationalServerServicer:
@@ -171,6 +176,13 @@ class NationalServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SampleFugo(self, request, context):
+        """The 情報提供NWS's registry of 符号 (stand-in): for the NWS alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NationalServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -228,6 +240,11 @@ def add_NationalServerServicer_to_server(servicer, server):
                     servicer.IssueFugos,
                     request_deserializer=protos_dot_national__pb2.FugoBatch.FromString,
                     response_serializer=protos_dot_national__pb2.FugoAssignments.SerializeToString,
+            ),
+            'SampleFugo': grpc.unary_unary_rpc_method_handler(
+                    servicer.SampleFugo,
+                    request_deserializer=protos_dot_national__pb2.FugoSampleRequest.FromString,
+                    response_serializer=protos_dot_national__pb2.FugoSample.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -527,6 +544,33 @@ class NationalServer:
             '/testbed.v1.NationalServer/IssueFugos',
             protos_dot_national__pb2.FugoBatch.SerializeToString,
             protos_dot_national__pb2.FugoAssignments.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SampleFugo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.NationalServer/SampleFugo',
+            protos_dot_national__pb2.FugoSampleRequest.SerializeToString,
+            protos_dot_national__pb2.FugoSample.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,7 +13,7 @@ from nodes import audit
 from nodes.clock import office_today
 from nodes.tls import channel_options
 from protos import (card_pb2, card_pb2_grpc, common_pb2, identity_pb2, intermediate_pb2,
-                    intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2_grpc, prefecture_pb2_grpc,
+                    intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2, national_pb2_grpc, prefecture_pb2_grpc,
                     records_pb2)
 from scenarios.towns import towns
 from testbed.client import Counter, NotYet, bad_cert, channel, eventually, named_cert, node_cert
@@ -125,8 +125,10 @@ def _counter_story(network: Network) -> None:
         with channel(topo.find("card"), node_cert(pki, "cs-142140")) as ch:
             entry = eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
             print(f"   card: 送付先情報 queued for the 個人番号通知書 at {entry.received_at}")
-        with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch:
-            provided = eventually(lambda: _provide(intermediate_pb2_grpc.IntermediateServerStub(ch), child.resident_code))
+        with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch, \
+                channel(topo.find("national"), named_cert(pki, "infonws")) as registry:
+            provided = eventually(lambda: _provide(intermediate_pb2_grpc.IntermediateServerStub(ch),
+                                                   national_pb2_grpc.NationalServerStub(registry), child.resident_code))
             print(f"   intermediate: 情報提供 by 符号 answered {provided.record.name_kanji} (記録 {provided.provision_id[:8]}…)")
         copy = a(a.kizon.IssueCertificate, kizon_pb2.CertificateRequest(kind=kizon_pb2.HOUSEHOLD_COPY,
                                                                          resident_code=child.resident_code))
@@ -143,9 +145,9 @@ def _counter_story(network: Network) -> None:
         b.close()
 
 
-def _provide(stub, resident_code: str):
-    """情報提供 of one person: the NWS knows 符号, not 住民票コード, so look through the tenant's."""
-    for fugo in stub.SampleFugo(intermediate_pb2.FugoSampleRequest(tenant=ISEHARA, count=10_000), timeout=10).fugo:
+def _provide(stub, registry, resident_code: str):
+    """情報提供 of one person: the NWS knows 符号, not 住民票コード, so look through the 符号 it knows."""
+    for fugo in registry.SampleFugo(national_pb2.FugoSampleRequest(tenant=ISEHARA, count=10_000), timeout=10).fugo:
         provided = stub.ProvideInfo(intermediate_pb2.ProvisionRequest(tenant=ISEHARA, fugo=fugo, inquiry_id="TOUR-1"),
                                     timeout=5)
         if provided.record.resident_code == resident_code:

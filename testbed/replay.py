@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from nodes.runtime import APPROVAL_KEY
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc,
-                    ops_pb2, ops_pb2_grpc, records_pb2)
+                    national_pb2, national_pb2_grpc, ops_pb2, ops_pb2_grpc, records_pb2)
 from scenarios.population import resident_code
 from scenarios.towns import towns
 from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today
@@ -129,8 +129,11 @@ class Replay:
         self.kiosks = {m: kizon_pb2_grpc.KizonStub(self._kiosk_channel(m)) for m in self.header["municipalities"]}
         self._infonws = async_channel(self.network.topology.find("intermediate"), named_cert(self.network.pki, "infonws"))
         self._intermediate = intermediate_pb2_grpc.IntermediateServerStub(self._infonws)
-        for municipality in self.header["municipalities"]:
-            sample = await self._intermediate.SampleFugo(intermediate_pb2.FugoSampleRequest(tenant=municipality, count=5000))
+        registry = async_channel(self.network.topology.find("national"), named_cert(self.network.pki, "infonws"))
+        self._extra_channels.append(registry)
+        for municipality in self.header["municipalities"]:  # the NWS's own registry of 符号 (kept by national)
+            sample = await national_pb2_grpc.NationalServerStub(registry).SampleFugo(
+                national_pb2.FugoSampleRequest(tenant=municipality, count=5000), timeout=60)
             self.fugo[municipality] = list(sample.fugo)
 
     def _kiosk_channel(self, municipality: str):

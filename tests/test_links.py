@@ -14,7 +14,7 @@ from helpers import person as person_items
 from nodes.tls import channel_options
 from protos import (atena_pb2, atena_pb2_grpc, card_pb2_grpc, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2,
                     intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2, national_pb2_grpc,
-                    prefecture_pb2_grpc)
+                    prefecture_pb2_grpc, records_pb2)
 from testbed.client import (Counter, bad_cert, channel, monitor_cert, named_cert, node_cert, operator_metadata,
                             terminal_cert)
 
@@ -46,8 +46,11 @@ def person(network):
         eventually(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
             intermediate_pb2.ProvisionRequest(tenant=HOME, fugo=entry.fugo, inquiry_id="T-1"), timeout=5))
     full = _full_record(network, record)
-    return {"record": full, "key": key, "unified": entry.unified_atena_number, "fugo": entry.fugo, "session": session,
-            "mover": mover}
+    copy = records_pb2.ResidentRecord()
+    copy.CopyFrom(full)
+    copy.ClearField("individual_number")  # a 副本 carries 符号, never the 個人番号
+    return {"record": full, "copy": copy, "key": key, "unified": entry.unified_atena_number, "fugo": entry.fugo,
+            "session": session, "mover": mover}
 
 
 def _full_record(network, record):
@@ -101,7 +104,7 @@ LINKS = [
      lambda ch, p: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(_key(p), timeout=5)),
     ("atena→intermediate", lambda pki: node_cert(pki, "atena-142140"), "intermediate",
      lambda ch, p: intermediate_pb2_grpc.IntermediateServerStub(ch).RegisterCopies(intermediate_pb2.CopyBatch(items=[
-         intermediate_pb2.CopyRegistration(unified_atena_number=p["unified"], fugo=p["fugo"], record=p["record"])]),
+         intermediate_pb2.CopyRegistration(unified_atena_number=p["unified"], fugo=p["fugo"], record=p["copy"])]),
          timeout=5)),
     ("infonws→intermediate", lambda pki: named_cert(pki, "infonws"), "intermediate",
      lambda ch, p: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(

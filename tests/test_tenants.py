@@ -90,6 +90,14 @@ def full_record(network, municipality: str, code: str):
         return counter(counter.kizon.GetResident, key(code))
 
 
+def without_number(record):
+    """A 住民票 as its 副本 holds it: everything but the 個人番号 (符号 only, between institutions)."""
+    copy = type(record)()
+    copy.CopyFrom(record)
+    copy.ClearField("individual_number")
+    return copy
+
+
 def resident_of(network, municipality: str, who):
     """A new resident (国外転入) whose 副本 is on the municipality's tenant: SimpleNamespace(record, fugo, unified)."""
     with Counter(network, municipality) as counter:
@@ -97,14 +105,14 @@ def resident_of(network, municipality: str, who):
     record = full_record(network, municipality, record.resident_code)
     fugo = fugo_of(network, municipality, record.individual_number)
     copy = eventually(lambda: provide(network, municipality, fugo, "T-setup")).record
-    assert copy == record
+    assert copy == without_number(record) and not copy.individual_number
     # The 団体内統合宛名番号: atena answers it when kizon tells it of the person again (same entry, same 符号).
     with stub(network, "atena", node_cert(network.pki, f"kizon-{municipality}"), atena_pb2_grpc.AtenaStub,
               municipality) as atena:
         batch = atena_pb2.ResidentChangeBatch(items=[atena_pb2.ResidentChange(record=record)])
         reply = atena.NotifyResidentChanges(batch, timeout=10).replies[0]
     assert reply.fugo == fugo
-    return SimpleNamespace(record=record, fugo=fugo, unified=reply.unified_atena_number)
+    return SimpleNamespace(record=without_number(record), fugo=fugo, unified=reply.unified_atena_number)
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -133,14 +141,14 @@ def expected(identity: str, case: str | None, call: str) -> grpc.StatusCode:
     """The one identity each call is for; everyone else is refused (the bad kit as it always is)."""
     if case is not None:
         return BAD_KIT[case]
-    allowed = {"register": ATENA[B], "provide": INFONWS, "sample": INFONWS, "list": PORTAL}[call]
+    allowed = {"register": ATENA[B], "provide": INFONWS, "list": PORTAL}[call]
     return Code.OK if identity == allowed else Code.PERMISSION_DENIED
 
 
 def test_tenant_isolation_for_every_identity(network, people):
     """Every client certificate and every bad-kit certificate tries to register a 副本 of 142115, 情報提供 of
-    142140, the 情報提供等記録 and a 符号 sample: only atena-142115 registers, only infonws provides and samples,
-    only portal lists; everyone else is refused."""
+    142140 and the 情報提供等記録: only atena-142115 registers, only infonws provides, only portal lists; everyone
+    else is refused."""
     theirs, ours = people[B], people[A]
     calls = {
         "register": lambda s: s.RegisterCopies(intermediate_pb2.CopyBatch(items=[intermediate_pb2.CopyRegistration(
@@ -148,7 +156,6 @@ def test_tenant_isolation_for_every_identity(network, people):
         "provide": lambda s: s.ProvideInfo(intermediate_pb2.ProvisionRequest(tenant=A, fugo=ours.fugo,
                                                                               inquiry_id="T-matrix"), timeout=5),
         "list": lambda s: s.ListProvisions(intermediate_pb2.ProvisionQuery(tenant=A, fugo=ours.fugo), timeout=5),
-        "sample": lambda s: s.SampleFugo(intermediate_pb2.FugoSampleRequest(tenant=A, count=5), timeout=5),
     }
     identities = every_identity(network.pki)
     terminals = sum(len(m.terminals) for m in network.topology.municipalities)
@@ -161,7 +168,7 @@ def test_tenant_isolation_for_every_identity(network, people):
         with intermediate(network, cert) as server:
             for name, call in calls.items():
                 try:
-                    reply = call(server)
+                    call(server)
                     code, details = Code.OK, ""
                 except grpc.RpcError as exc:
                     code, details = exc.code(), exc.details() or ""
@@ -170,8 +177,6 @@ def test_tenant_isolation_for_every_identity(network, people):
                     wrong.append(f"{label} {name}: {code.name} ({details}), expected {want.name}")
                 elif identity == ATENA[A] and name == "register" and "tenant isolation" not in details:
                     wrong.append(f"{label} {name}: refused without naming tenant isolation ({details})")
-                elif code == Code.OK and name == "sample" and (not reply.fugo or theirs.fugo in reply.fugo):
-                    wrong.append(f"{label} {name}: a sample of 142140 holding {list(reply.fugo)}")
     assert not wrong, "\n".join(wrong)
     assert provide(network, B, theirs.fugo).record == theirs.record  # the one write allowed changed nothing
 
@@ -286,7 +291,7 @@ def test_birth_reaches_every_node(newborn):
     assert newborn.prefecture.update_sequence == newborn.national.update_sequence == newborn.cs.update_sequence
     assert (newborn.delivery.delivery.resident_code, newborn.delivery.delivery.delivery_name_kanji) == (
         child.resident_code, "出生 太郎")
-    assert newborn.provided.record == child
+    assert newborn.provided.record == without_number(child) and not newborn.provided.record.individual_number
 
 
 def test_information_inquiry_by_fugo_returns_the_newborn(network, newborn):
@@ -315,3 +320,32 @@ def test_audit_follow_traces_the_birth(network, newborn, capsys):
                          ("card", "SubmitDeliveryInfos"), (f"atena-{A}", "NotifyResidentChanges"),
                          ("intermediate", "RegisterCopies")):
         assert (node, method, "OK") in rows, (node, method, out)
+
+
+# -- 符号, never 個人番号, across institutions ----------------------------------------------------------------
+def test_a_copy_carrying_an_individual_number_is_refused(network, people):
+    """atena strips the 個人番号 from every 副本; a copy that carries one is refused by the 中間サーバ."""
+    ours = people[A]
+    carrying = type(ours.record)()
+    carrying.CopyFrom(ours.record)
+    carrying.individual_number = "123456789018"
+    with intermediate(network, node_cert(network.pki, f"atena-{A}")) as server:
+        with refused(Code.INVALID_ARGUMENT, "符号 rule"):
+            server.RegisterCopies(intermediate_pb2.CopyBatch(items=[intermediate_pb2.CopyRegistration(
+                unified_atena_number=ours.unified, fugo=ours.fugo, record=carrying)]), timeout=5)
+    assert not provide(network, A, ours.fugo).record.individual_number
+
+
+def test_the_nws_cannot_enumerate_a_tenants_fugo(network, people):
+    """The 中間サーバ lists no 符号 to anyone; the NWS's own registry (kept by national) answers the NWS alone."""
+    with channel(network.topology.find("intermediate"), named_cert(network.pki, "infonws")) as ch:
+        with pytest.raises(grpc.RpcError) as caught:
+            ch.unary_unary("/testbed.v1.IntermediateServer/SampleFugo")(b"", timeout=5)
+    assert caught.value.code() in (Code.UNIMPLEMENTED, Code.PERMISSION_DENIED)
+    request = national_pb2.FugoSampleRequest(tenant=A, count=100)
+    with stub(network, "national", named_cert(network.pki, "infonws"), national_pb2_grpc.NationalServerStub) as national:
+        assert people[A].fugo in national.SampleFugo(request, timeout=10).fugo
+    for cert in (named_cert(network.pki, "portal"), node_cert(network.pki, f"atena-{A}")):
+        with stub(network, "national", cert, national_pb2_grpc.NationalServerStub) as national:
+            with refused(Code.PERMISSION_DENIED):
+                national.SampleFugo(request, timeout=10)
