@@ -3,8 +3,10 @@
 Folder layout under the PKI directory (default ``.testbed/pki``):
 
     root/ca.pem                      the testbed root CA (the only trust anchor)
-    ca/<domain>/ca.pem, ca.key       issuing CA of a trust domain (jukinet, lan, platform)
+    ca/<domain>/ca.pem               issuing CA of a trust domain (jukinet, lan, platform)
     ca/<domain>/crl.pem              its certificate revocation list
+    private/root/ca.key, private/<domain>/ca.key
+                                     the CA keys: read by `testbed pki` alone, in a folder of mode 0700
     nodes/<node>/server.pem, .key    server certificate (serverAuth; URI SAN + DNS SANs), with chain
     nodes/<node>/client.pem, .key    client certificate (clientAuth; URI SAN), with chain
     clients/<name>/client.pem, .key  terminals, 情報提供NWS, monitors
@@ -102,16 +104,17 @@ class Authority:
     key: ec.EllipticCurvePrivateKey
 
     @classmethod
-    def load(cls, folder: Path) -> "Authority":
-        """Read a CA from ca.pem and ca.key in folder."""
+    def load(cls, folder: Path, key_folder: Path) -> "Authority":
+        """Read a CA from ca.pem in folder and ca.key in key_folder."""
         cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
-        key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+        key = serialization.load_pem_private_key((key_folder / "ca.key").read_bytes(), None)
         return cls(cert, key)
 
-    def save(self, folder: Path) -> None:
-        """Write ca.pem and ca.key into folder."""
+    def save(self, folder: Path, key_folder: Path) -> None:
+        """Write ca.pem into folder and ca.key into key_folder (made 0700)."""
         write_public(folder / "ca.pem", cert_pem(self.cert))
-        write_private(folder / "ca.key", key_pem(self.key))
+        key_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(key_folder / "ca.key", key_pem(self.key))
 
 
 def _make_ca(subject: x509.Name, issuer: Authority | None, path_length: int) -> Authority:
@@ -222,6 +225,15 @@ class PKI:
         """The root certificate every node and client trusts."""
         return self.dir / "root" / "ca.pem"
 
+    def private_dir(self, domain: str) -> Path:
+        """Where a CA's key lives ("root" or a trust domain): read only by the PKI commands."""
+        return self.dir / "private" / domain
+
+    def authority(self, domain: str) -> Authority:
+        """The issuing CA of a trust domain (or the root), able to sign: for the PKI commands and tests."""
+        folder = self.dir / "root" if domain == "root" else self.ca_dir(domain)
+        return Authority.load(folder, self.private_dir(domain))
+
     def ca_dir(self, domain: str) -> Path:
         """The folder of a trust domain's issuing CA."""
         return self.dir / "ca" / domain
@@ -287,10 +299,12 @@ class PKI:
         if self.exists() and not force:
             raise FileExistsError(f"a PKI already exists in {self.dir} (use --force to replace it)")
         root = make_root()
-        root.save(self.dir / "root")
+        (self.dir / "private").mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir / "private", 0o700)
+        root.save(self.dir / "root", self.private_dir("root"))
         cas = {d: make_issuing_ca(root, d) for d in DOMAINS}
         for domain, ca in cas.items():
-            ca.save(self.ca_dir(domain))
+            ca.save(self.ca_dir(domain), self.private_dir(domain))
         entries: list[dict] = []
 
         def record(cert, key, chain_path: Path, key_path: Path, identity: str, domain: str, role: str, ca=None):
@@ -371,7 +385,7 @@ class PKI:
             raise KeyError(f"no certificate was issued here for {identity if serial is None else f'serial {serial}'}")
         serials = []
         for domain in sorted({e["domain"] for e in entries}):
-            ca = Authority.load(self.ca_dir(domain))
+            ca = self.authority(domain)
             crl = x509.load_pem_x509_crl(self.crl_path(domain).read_bytes())
             revoked = {r.serial_number: r.revocation_date_utc for r in crl}
             number = crl_number(crl) + 1

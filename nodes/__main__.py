@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import logging
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("--state-dir", required=True, type=Path, help="where data and audit logs live")
     parser.add_argument("--pki-dir", type=Path, help="PKI directory (default: STATE_DIR/pki)")
     args = parser.parse_args()
+    os.umask(0o077)  # everything this node writes (store, WAL, checkpoints, secrets) is its owner's alone
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(name)s: %(message)s")
     topology = Topology.load(args.topology)
     try:

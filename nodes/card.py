@@ -70,7 +70,17 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _pin_hash(card_number: str, pin: str) -> bytes:
+PIN_HASH_PREFIX = b"k1:"  # a PIN hash keyed with the card system's own secret
+
+
+def pin_hash(key: bytes, card_number: str, pin: str) -> bytes:
+    """The stored form of a PIN: an HMAC under a secret the card system alone holds, so that a copy of the
+    store does not give the 10,000 PINs away to a brute force (the card number alone is no secret)."""
+    return PIN_HASH_PREFIX + hmac.new(key, f"{card_number}:{pin}".encode(), hashlib.sha256).digest()
+
+
+def _legacy_pin_hash(card_number: str, pin: str) -> bytes:
+    """The unkeyed PIN hash of earlier versions: still checked once, then replaced by the keyed one."""
     return hashlib.pbkdf2_hmac("sha256", pin.encode(), card_number.encode(), 2_000)
 
 
@@ -79,6 +89,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
+        self.pin_key = runtime.own_secret("pin.key")
         runtime.background(self._batches)
 
     # -- 送付先情報 and the 個人番号通知書 --------------------------------------------------------------
@@ -184,7 +195,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
                     if not PIN.fullmatch(request.pin):
                         raise rules.invalid("card rule: the PIN is four digits, set at the counter")
                     db.execute("UPDATE cards SET pin_hash=?, pin_failures=0 WHERE card_number=?",
-                               (_pin_hash(number, request.pin), number))
+                               (pin_hash(self.pin_key, number, request.pin), number))
                 db.execute("UPDATE cards SET state=?, updated_at=? WHERE card_number=?", (target, now, number))
             db.execute("INSERT INTO card_events VALUES (?,?,?,?)", (number, now, name, request.reason))
         return self._status(self._card(request.resident_code))
@@ -211,6 +222,16 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         rules.require_resident_code(request.resident_code)
         return self._status(self._card(request.resident_code))
 
+    def _pin_matches(self, stored: bytes, card_number: str, pin: str) -> bool:
+        if stored.startswith(PIN_HASH_PREFIX):
+            return hmac.compare_digest(stored, pin_hash(self.pin_key, card_number, pin))
+        if stored and hmac.compare_digest(stored, _legacy_pin_hash(card_number, pin)):
+            with self.rt.store.transaction() as db:  # a store of an earlier version: keyed from now on
+                db.execute("UPDATE cards SET pin_hash=? WHERE card_number=?",
+                           (pin_hash(self.pin_key, card_number, pin), card_number))
+            return True
+        return False
+
     async def CheckPin(self, request, context):
         """Card and PIN: the card's holder if the card is issued, not locked and the PIN is right."""
         audit.set_subject(request.card_number)
@@ -223,7 +244,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         if row[5] >= PIN_ATTEMPTS:
             raise rules.precondition(f"PIN rule: locked after {PIN_ATTEMPTS} wrong PINs; the PIN is reset at the counter "
                                      "(RESET_PIN)")
-        if not hmac.compare_digest(row[4] or b"", _pin_hash(row[0], request.pin)):
+        if not self._pin_matches(row[4] or b"", row[0], request.pin):
             with self.rt.store.transaction() as db:
                 db.execute("UPDATE cards SET pin_failures=pin_failures+1 WHERE card_number=?", (row[0],))
             left = PIN_ATTEMPTS - row[5] - 1

@@ -10,6 +10,7 @@ import contextvars
 import gc
 import importlib
 import logging
+import os
 import signal
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from certs.identity import parse
-from certs.pki import PKI
+from certs.pki import PKI, write_private
 from nodes import NODE_MODULES, audit
 from nodes.authn import AuthenticationError, Authenticator
 from nodes.outbox import Outbox, Target
@@ -111,6 +112,13 @@ class NodeRuntime:
         self.session_keys = {m.code: self.pki.session_key_path(m.code).read_bytes() for m in topology.municipalities
                              if (self.node.municipality in (None, m.code)) and self.pki.session_key_path(m.code).exists()}
         self.session_key = self.session_keys.get(self.node.municipality)
+
+    def own_secret(self, name: str, size: int = 32) -> bytes:
+        """A secret of this node alone, in its own PKI folder (made on first use)."""
+        path = self.pki.dir / "nodes" / self.node.name / name
+        if not path.exists():
+            write_private(path, os.urandom(size))
+        return path.read_bytes()
 
     def channel(self, node) -> grpc.aio.Channel:
         """A cached mTLS channel to a peer node, presenting this node's client certificate."""

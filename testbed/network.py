@@ -80,16 +80,16 @@ class Network:
 
     def up(self) -> list[dict]:
         """Start every node not already running, wait until all are healthy, return the status."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.pki.exists():
             self.pki.init(self.topology)
         self.topology.save(self.state_dir / "topology.yaml")
         for folder in ("run", "logs"):
-            (self.state_dir / folder).mkdir(exist_ok=True)
+            (self.state_dir / folder).mkdir(mode=0o700, exist_ok=True)
         for node in self.topology.nodes:
             if self.pid(node.name):
                 continue
-            log = self.log_file(node.name).open("ab")
+            log = open(os.open(self.log_file(node.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "nodes", "--topology", str(self.state_dir / "topology.yaml"),
                  "--node", node.name, "--state-dir", str(self.state_dir)],

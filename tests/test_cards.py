@@ -374,7 +374,8 @@ def test_delivery_retention_counts_whole_days(fresh_network, monkeypatch, capsys
     # The node's own purge on the node's own store (no row written by hand), run for later days.
     store = Store(fresh_network.state_dir / "data" / "card" / "store.sqlite", card_node.SCHEMA)
     try:
-        servicer = card_node.Servicer(SimpleNamespace(store=store, background=lambda job: None))
+        servicer = card_node.Servicer(SimpleNamespace(store=store, background=lambda job: None,
+                                                      own_secret=lambda name: b"k" * 32))
         received = dt.datetime.fromisoformat(entry.received_at).astimezone(dt.timezone.utc).date()
         monkeypatch.setattr(card_node, "RETENTION_DAYS", 90)
         assert servicer.purge(received + dt.timedelta(days=90)) == 0

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from certs.identity import JUKINET, LAN, node_uri, terminal_uri
-from certs.pki import Authority, cert_pem, issue_leaf, key_pem, write_private, write_public
+from certs.pki import cert_pem, issue_leaf, key_pem, write_private, write_public
 from helpers import key, poll
 from nodes.tls import ClientCert
 from protos import common_pb2, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, national_pb2, national_pb2_grpc
@@ -22,7 +22,7 @@ A = "142140"
 
 def own_cert(network, tmp_path, domain: str, identity: str, **kw) -> ClientCert:
     """A certificate an attacker obtained from the testbed's own CA for an identity of their choosing."""
-    ca = Authority.load(network.pki.ca_dir(domain))
+    ca = network.pki.authority(domain)
     cert, private = issue_leaf(ca, identity, **kw)
     folder = tmp_path / identity.rsplit("/", 2)[-1]
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def test_a_stale_crl_fails_closed(fresh_network):
     """A CRL whose nextUpdate has passed is refused, with a clear line in the node's log."""
     fresh_network.up()
     pki = fresh_network.pki
-    ca = Authority.load(pki.ca_dir(LAN))
+    ca = pki.authority(LAN)
     now = dt.datetime.now(dt.timezone.utc)
     stale = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
              .last_update(now - dt.timedelta(days=40)).next_update(now - dt.timedelta(days=10))
