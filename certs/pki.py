@@ -11,8 +11,10 @@ Folder layout under the PKI directory (default ``.testbed/pki``):
     nodes/<node>/client.pem, .key    client certificate (clientAuth; URI SAN), with chain
     clients/<name>/client.pem, .key  terminals, 情報提供NWS, monitors
     bad/<case>/client.pem, .key      the bad-certificate kit for probing (see BAD_CASES)
-    sessions/<municipality>.key      the key kizon and the CS sign and check operator sessions with
-    operators/<municipality>.json    each operator's roles and login credential (stands in for biometrics)
+    sessions/<municipality>.key      the Ed25519 key kizon signs operator sessions and approvals with
+    sessions/<municipality>.pub      its public key, which the CS and the 中間サーバ check them with
+    operators/<municipality>.json    each operator's roles and login credential (for the terminals' side)
+    nodes/kizon-<m>/operators.json   what kizon keeps: roles and a salted hash of each credential
     index.json                       every issued certificate: identity, serial, domain, files
 
 Private keys are written with mode 0600. Leaf files hold the leaf followed by its issuing CA.
@@ -20,6 +22,8 @@ Private keys are written with mode 0600. Leaf files hold the leaf followed by it
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 from dataclasses import dataclass
@@ -27,7 +31,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs.identity import (DOMAINS, JUKINET, KIND_DOMAIN, LAN, PLATFORM, console_uri, kiosk_uri, kit_uri, monitor_uri,
@@ -205,6 +209,18 @@ def make_crl(ca: Authority, revoked: dict[int, dt.datetime], number: int = 1) ->
     return builder.sign(ca.key, hashes.SHA256())
 
 
+def credential_verifier(credential: str, salt: bytes | None = None) -> dict:
+    """What kizon keeps of an operator's credential: a salt and a hash, never the credential itself."""
+    salt = salt or os.urandom(16)
+    return {"salt": salt.hex(), "verifier": hashlib.sha256(salt + credential.encode()).hexdigest()}
+
+
+def credential_matches(entry: dict, credential: str) -> bool:
+    """Whether a credential is the one a verifier was made from."""
+    made = credential_verifier(credential, bytes.fromhex(entry["salt"]))
+    return hmac.compare_digest(made["verifier"], entry["verifier"])
+
+
 def crl_number(crl: x509.CertificateRevocationList) -> int:
     """The CRL number of a CRL (0 when it has none)."""
     try:
@@ -269,8 +285,44 @@ class PKI:
         return path.read_bytes()
 
     def session_key_path(self, municipality: str) -> Path:
-        """The operator-session signing key of a municipality (shared by its kizon and CS)."""
+        """The operator-session signing key of a municipality (its kizon's alone)."""
         return self.dir / "sessions" / f"{municipality}.key"
+
+    def session_signing_key(self, municipality: str, create: bool = False) -> ed25519.Ed25519PrivateKey:
+        """The Ed25519 key a municipality's kizon signs sessions with (made, with its public key, if asked and
+        missing or of an earlier kind)."""
+        path = self.session_key_path(municipality)
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), None)
+            if isinstance(key, ed25519.Ed25519PrivateKey):
+                return key
+        except (OSError, ValueError, TypeError):
+            pass
+        if not create:
+            raise KeyError(f"no session key for {municipality} in {path.parent}")
+        key = ed25519.Ed25519PrivateKey.generate()
+        write_private(path, key_pem(key))
+        write_public(path.with_suffix(".pub"), key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        return key
+
+    def session_public_key(self, municipality: str) -> ed25519.Ed25519PublicKey | None:
+        """The public key sessions of a municipality are checked with (None when there is none)."""
+        try:
+            key = serialization.load_pem_public_key(self.session_key_path(municipality).with_suffix(".pub").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return key if isinstance(key, ed25519.Ed25519PublicKey) else None
+
+    def operator_verifiers(self, node_name: str, municipality: str, create: bool = False) -> dict:
+        """What a kizon keeps of its operators: roles and salted credential hashes (made from the operator
+        registry if asked and missing)."""
+        path = self.dir / "nodes" / node_name / "operators.json"
+        if not path.exists() and create:
+            registry = self.operators(municipality)
+            write_private(path, json.dumps({op: {"roles": e["roles"], **credential_verifier(e["credential"])}
+                                            for op, e in registry.items()}, indent=1).encode())
+        return json.loads(path.read_text())
 
     def operators_path(self, municipality: str) -> Path:
         """The operator registry of a municipality: roles and login credentials."""
@@ -337,9 +389,12 @@ class PKI:
             record(cert, key, *self.client_files(name), identity, domain, "client", cas[domain])
 
         for m in topology.municipalities:
-            write_private(self.session_key_path(m.code), os.urandom(32))
+            self.session_signing_key(m.code, create=True)
             registry = {o.id: {"roles": list(o.roles), "credential": os.urandom(16).hex()} for o in m.operators}
             write_private(self.operators_path(m.code), json.dumps(registry, indent=1).encode())
+            for node in topology.nodes:
+                if node.kind == "kizon" and node.municipality == m.code:
+                    self.operator_verifiers(node.name, m.code, create=True)
 
         revoked = self._issue_bad_kit(topology, cas, record)
         for domain, ca in cas.items():

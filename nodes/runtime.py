@@ -109,9 +109,11 @@ class NodeRuntime:
         self.servicer = None
         self.peer_timeout = PEER_TIMEOUT
         # Operator sessions are signed per municipality; a node of one municipality checks only its own.
-        self.session_keys = {m.code: self.pki.session_key_path(m.code).read_bytes() for m in topology.municipalities
-                             if (self.node.municipality in (None, m.code)) and self.pki.session_key_path(m.code).exists()}
-        self.session_key = self.session_keys.get(self.node.municipality)
+        # Sessions are checked with public keys: of this node's municipality, or of every municipality for a
+        # node without one (the 中間サーバ's staff logins). Only kizon holds a signing key (see session_signer).
+        self.session_keys = {m.code: key for m in topology.municipalities
+                             if self.node.municipality in (None, m.code)
+                             and (key := self.pki.session_public_key(m.code)) is not None}
 
     def own_secret(self, name: str, size: int = 32) -> bytes:
         """A secret of this node alone, in its own PKI folder (made on first use)."""

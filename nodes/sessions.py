@@ -1,18 +1,20 @@
-"""Operator sessions and approvals: short-lived tokens signed with the municipality's session key.
+"""Operator sessions and approvals: short-lived tokens signed (Ed25519) with the municipality's session key.
 
 An operator logs in at a terminal (the seed's biometric check stands in as a credential) and gets
 a session bound to that terminal's certificate: every later terminal call carries it, and a
 session replayed from another terminal is refused. A manager's approval for bulk output is a
-token of the same kind.
+token of the same kind. Only the municipality's kizon holds the private key and can issue tokens;
+the nodes that check them (its CS, the 中間サーバ) hold the public key, so they cannot mint one.
 """
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import time
 from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 SESSION_SECONDS = 8 * 3600  # one working day
 APPROVAL_SECONDS = 3600
@@ -30,19 +32,20 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign(key: bytes, payload: dict) -> str:
-    """A token: the payload and its HMAC-SHA256 under key."""
+def sign(key: ed25519.Ed25519PrivateKey, payload: dict) -> str:
+    """A token: the payload and its Ed25519 signature."""
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-    return body + "." + _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    return body + "." + _b64(key.sign(body.encode()))
 
 
-def verify(key: bytes, token: str, kind: str) -> dict:
+def verify(key: ed25519.Ed25519PublicKey, token: str, kind: str) -> dict:
     """The payload of a valid, unexpired token of kind, or TokenError."""
     try:
-        body, mac = token.split(".")
-        expected = hmac.new(key, body.encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(expected, _unb64(mac)):
-            raise TokenError("signature does not match")
+        body, signature = token.split(".")
+        try:
+            key.verify(_unb64(signature), body.encode())
+        except InvalidSignature:
+            raise TokenError("signature does not match") from None
         payload = json.loads(_unb64(body))
     except (ValueError, json.JSONDecodeError) as exc:
         raise TokenError(f"malformed token ({exc})") from None
@@ -63,7 +66,7 @@ class OperatorSession:
     municipality: str
 
 
-def issue_session(key: bytes, operator: str, roles, municipality: str, terminal: str, fingerprint: str) -> tuple[str, float]:
+def issue_session(key: ed25519.Ed25519PrivateKey, operator: str, roles, municipality: str, terminal: str, fingerprint: str) -> tuple[str, float]:
     """A session token bound to a terminal certificate; (token, expiry time)."""
     exp = time.time() + SESSION_SECONDS
     token = sign(key, {"kind": "session", "op": operator, "roles": list(roles), "muni": municipality,
@@ -74,7 +77,7 @@ def issue_session(key: bytes, operator: str, roles, municipality: str, terminal:
 _checked: dict[str, dict] = {}  # token → payload of a session already verified (checked again only for expiry)
 
 
-def check_session(key: bytes, token: str, municipality: str, terminal: str, fingerprint: str) -> OperatorSession:
+def check_session(key: ed25519.Ed25519PublicKey, token: str, municipality: str, terminal: str, fingerprint: str) -> OperatorSession:
     """The session a token proves for this terminal certificate, or TokenError."""
     payload = _checked.get(token)
     if payload is None or payload["exp"] < time.time():
@@ -89,7 +92,8 @@ def check_session(key: bytes, token: str, municipality: str, terminal: str, fing
     return OperatorSession(payload["op"], tuple(payload["roles"]), terminal, municipality)
 
 
-def issue_approval(key: bytes, approval_id: str, approver: str, municipality: str) -> tuple[str, float]:
+def issue_approval(key: ed25519.Ed25519PrivateKey, approval_id: str, approver: str, municipality: str) -> tuple[str, float]:
     """A manager's approval token naming one approval kept by kizon (which binds and spends it)."""
     exp = time.time() + APPROVAL_SECONDS
     return sign(key, {"kind": "approval", "id": approval_id, "approver": approver, "muni": municipality, "exp": exp}), exp
+

@@ -58,3 +58,33 @@ def test_a_copy_of_the_card_store_does_not_give_the_pin_away(network):
     assert mode(key_file) == 0o600
     with_key = [p for p in guesses if stored == pin_hash(key_file.read_bytes(), number, p)]
     assert with_key == ["4821"]  # the key, not the store, is what a brute force would need
+
+
+def test_sessions_are_signed_by_kizon_alone(network):
+    """Session tokens carry an Ed25519 signature: the CS and the 中間サーバ check them with the public key, and
+    a token signed with any other key (as a node holding only the public key would have to) is refused."""
+    import grpc
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from nodes.runtime import SESSION_KEY
+    from nodes.sessions import issue_session
+    from protos import common_pb2, cs_pb2_grpc
+    from testbed.client import channel, terminal_cert
+    pki = network.pki
+    assert pki.session_public_key(A) is not None
+    forged, _ = issue_session(ed25519.Ed25519PrivateKey.generate(), "OP0003", ["clerk", "manager"], A, "T0001", "x")
+    with channel(network.topology.find("cs", A), terminal_cert(pki, A, "T0001")) as ch:
+        try:
+            cs_pb2_grpc.CommunicationServerStub(ch).GetPoolStatus(common_pb2.Empty(), metadata=((SESSION_KEY, forged),),
+                                                                   timeout=5)
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAUTHENTICATED and "signature" in exc.details(), exc.details()
+        else:
+            raise AssertionError("a forged session was accepted")
+
+
+def test_kizon_keeps_no_operator_credential(network):
+    """kizon checks credentials against salted hashes; the credentials themselves are the terminals' side."""
+    kept = network.pki.operator_verifiers(f"kizon-{A}", A)
+    assert set(kept) == {o.id for o in network.topology.municipality(A).operators}
+    assert all(set(entry) == {"roles", "salt", "verifier"} for entry in kept.values())

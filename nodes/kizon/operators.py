@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import uuid
 
+from certs.pki import credential_matches
 from nodes import audit, rules
 from nodes.runtime import current_call
 from nodes.sessions import issue_approval, issue_session
@@ -20,11 +20,11 @@ class OperatorsMixin:
         audit.set_subject(request.operator_id)
         if not call.is_terminal:
             raise rules.denied("login rule: operators log in at a terminal")
-        operator = self.rt.pki.operators(self.municipality).get(request.operator_id)
-        if operator is None or not hmac.compare_digest(operator["credential"], request.credential):
+        operator = self.operators.get(request.operator_id)
+        if operator is None or not credential_matches(operator, request.credential):
             raise rules.unauthenticated(f"operator rule: authentication failed for {request.operator_id!r}")
         call.operator = request.operator_id  # audited under the operator the credential proved
-        token, expires = issue_session(self.rt.session_key, request.operator_id, operator["roles"], self.municipality,
+        token, expires = issue_session(self.session_signer, request.operator_id, operator["roles"], self.municipality,
                                        call.terminal, call.peer.fingerprint)
         return kizon_pb2.Session(token=token, operator_id=request.operator_id, roles=operator["roles"],
                                  expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())
@@ -50,7 +50,7 @@ class OperatorsMixin:
         if request.requester_operator_id == session.operator:
             raise rules.denied("bulk output rule (PIA Ⅲ(2)3): an operator may not approve their own output")
         approval_id = uuid.uuid4().hex[:16]
-        token, expires = issue_approval(self.rt.session_key, approval_id, session.operator, self.municipality)
+        token, expires = issue_approval(self.session_signer, approval_id, session.operator, self.municipality)
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO approvals VALUES (?,?,?,?,?,?,?,NULL)",
                        (approval_id, session.operator, request.requester_operator_id, request.terminal_id,

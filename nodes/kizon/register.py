@@ -102,7 +102,7 @@ class RegisterMixin:
         if not token:
             raise rules.denied(f"{rule}; a manager's approval ({APPROVAL_KEY}) is required")
         try:
-            claim = verify(self.rt.session_key, token, "approval")
+            claim = verify(self.rt.session_keys[self.municipality], token, "approval")
         except TokenError as exc:
             raise rules.denied(f"{rule}; the approval is not valid: {exc}") from None
         found = self.rt.store.one("SELECT approver, requester, terminal, purpose, max_records, used_at FROM approvals "

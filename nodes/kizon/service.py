@@ -72,6 +72,10 @@ class Servicer(CounterMixin, IssuanceMixin, MigrationMixin, OperatorsMixin, Regi
         self.outbox = runtime.use_outbox({"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)})
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self.ledger = Ledger(runtime.store)
+        # The municipality's session signing key and its operators' credential verifiers: this node's alone.
+        self.session_signer = runtime.pki.session_signing_key(self.municipality, create=True)
+        runtime.session_keys[self.municipality] = self.session_signer.public_key()
+        self.operators = runtime.pki.operator_verifiers(runtime.node.name, self.municipality, create=True)
         self._inflight: set[str] = set()
         self._settled_event = asyncio.Event()  # set while no intent waits to be settled with the CS
         self._settler: asyncio.Task | None = None
