@@ -22,7 +22,7 @@ from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from certs.identity import parse
+from certs.identity import KIND_DOMAIN, parse
 from certs.pki import PKI, write_private
 from nodes import NODE_MODULES, audit
 from nodes.authn import AuthenticationError, Authenticator
@@ -31,7 +31,7 @@ from nodes.sessions import OperatorSession, TokenError, check_session
 from nodes.policy import Decision, authorize
 from nodes.rules import Violation
 from nodes.store import Store
-from nodes.tls import ClientCert, aio_channel, server_credentials
+from nodes.tls import ClientCert, aio_channel, pinned, server_credentials
 from protos import ops_pb2, ops_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ class NodeRuntime:
         """A cached mTLS channel to a peer node, presenting this node's client certificate."""
         ch = self._channels.get(node.name)
         if ch is None:
-            ch = self._channels[node.name] = aio_channel(node.address, node.host_name, self.client_cert)
+            ch = self._channels[node.name] = aio_channel(node.address, node.host_name,
+                                                         pinned(self.client_cert, KIND_DOMAIN[node.kind]))
         return ch
 
     def stub(self, stub_class, kind: str, municipality: str | None = None, prefecture: str | None = None):

@@ -1,7 +1,7 @@
 """TLS material for servers and clients: mutual TLS everywhere, the testbed root as the one anchor."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -42,6 +42,13 @@ def server_credentials(cert: Path, key: Path, trust: Path) -> grpc.ServerCredent
 def channel_options(host_name: str) -> list[tuple[str, object]]:
     """Options that make the client check the server certificate against its DNS name."""
     return [("grpc.ssl_target_name_override", host_name), ("grpc.default_authority", host_name), *KEEPALIVE, *RECONNECT]
+
+
+def pinned(client: ClientCert, domain: str) -> ClientCert:
+    """The same certificate, trusting only the issuing CA of the server's trust domain (next to the root in the
+    PKI folder): a server certificate of any other domain fails the handshake, whatever name it carries."""
+    domain_ca = client.trust.parent.parent / "ca" / domain / "ca.pem"
+    return replace(client, trust=domain_ca) if domain_ca.exists() else client
 
 
 def aio_channel(address: str, host_name: str, client: ClientCert) -> grpc.aio.Channel:

@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from certs.identity import KIND_DOMAIN
 from certs.pki import PKI
 from nodes.runtime import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
-from nodes.tls import ClientCert, aio_channel, sync_channel
+from nodes.tls import ClientCert, aio_channel, pinned, sync_channel
 from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, ops_pb2, ops_pb2_grpc
 
 
@@ -46,13 +46,13 @@ def bad_cert(pki: PKI, case: str) -> ClientCert:
 
 
 def channel(node, cert: ClientCert) -> grpc.Channel:
-    """A blocking mTLS channel to a node."""
-    return sync_channel(node.address, node.host_name, cert)
+    """A blocking mTLS channel to a node, trusting only the issuing CA of the node's trust domain."""
+    return sync_channel(node.address, node.host_name, pinned(cert, KIND_DOMAIN[node.kind]))
 
 
 def async_channel(node, cert: ClientCert) -> grpc.aio.Channel:
-    """An asyncio mTLS channel to a node."""
-    return aio_channel(node.address, node.host_name, cert)
+    """An asyncio mTLS channel to a node, trusting only the issuing CA of the node's trust domain."""
+    return aio_channel(node.address, node.host_name, pinned(cert, KIND_DOMAIN[node.kind]))
 
 
 def operator_metadata(operator: str) -> tuple[tuple[str, str], ...]:

@@ -166,3 +166,36 @@ def test_an_unknown_method_is_audited(network):
     code, details = raw_call(node, cert, "/testbed.v1.NationalServer/DropEverything", b"")
     assert code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED), details
     poll(lambda: "DropEverything" in network.audit_file(node.name).read_text(), what="the audit entry")
+
+
+# -- clients verify servers ---------------------------------------------------------------------------------
+def test_a_server_of_another_trust_domain_posing_as_a_node_is_refused(network, tmp_path):
+    """A server presenting a platform-CA certificate for cs-142140.testbed.internal: a client pinned to the
+    Juki-net CA refuses the handshake; the same client reaches the real CS."""
+    from concurrent import futures
+
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from certs.identity import PLATFORM
+    from nodes.tls import server_credentials
+    from nodes.topology import Node
+    real = network.topology.find("cs", A)
+    pki = network.pki
+    ca = pki.authority(PLATFORM)
+    cert, private = issue_leaf(ca, node_uri("cs", A), server=True, client=False, dns_names=(real.host_name,))
+    write_public(tmp_path / "server.pem", cert_pem(cert) + cert_pem(ca.cert))
+    write_private(tmp_path / "server.key", key_pem(private))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    port = server.add_secure_port("127.0.0.1:0", server_credentials(tmp_path / "server.pem", tmp_path / "server.key",
+                                                                      pki.trust_bundle))
+    server.start()
+    try:
+        impostor = Node(real.name, real.kind, f"127.0.0.1:{port}", real.municipality)
+        as_kizon = ClientCert(*pki.node_files(f"kizon-{A}", "client"), pki.trust_bundle)
+        check = lambda ch: health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=3)  # noqa: E731
+        code, details = call_status(impostor, as_kizon, check)
+        assert code == grpc.StatusCode.UNAVAILABLE, details
+        assert call_status(real, as_kizon, check)[0] == grpc.StatusCode.OK
+    finally:
+        server.stop(None)
