@@ -342,6 +342,11 @@ class PKI:
         path = self.dir / "index.json"
         return json.loads(path.read_text()) if path.exists() else []
 
+    def record(self, cert: x509.Certificate, identity: str, domain: str, role: str, cert_path: Path, key_path: Path) -> None:
+        """Add a certificate issued outside `init` (e.g. by the probe) to the index, so it can be revoked."""
+        self._save_index(self.index() + [{"identity": identity, "serial": str(cert.serial_number), "domain": domain,
+                                          "role": role, "cert": str(cert_path), "key": str(key_path)}])
+
     def _save_index(self, entries: list[dict]) -> None:
         write_public(self.dir / "index.json", json.dumps(entries, indent=1, ensure_ascii=False).encode())
 

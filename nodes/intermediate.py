@@ -10,6 +10,7 @@ import uuid
 
 from nodes.runtime import current_call
 from nodes import audit, rules
+from nodes.weaken import weakened
 from protos import common_pb2, intermediate_pb2, intermediate_pb2_grpc, records_pb2
 
 SERVICE_NAME = intermediate_pb2.DESCRIPTOR.services_by_name["IntermediateServer"].full_name
@@ -59,7 +60,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
             rules.require_text(item.unified_atena_number, "団体内統合宛名番号")
             if item.record.municipality_code != tenant:
                 raise rules.denied(f"tenant isolation: atena of {tenant} may not register data of {item.record.municipality_code}")
-            if item.record.individual_number:
+            if item.record.individual_number and not weakened("number-in-copy"):
                 raise rules.invalid("符号 rule: a 副本 carries no 個人番号 (institutions identify people by 符号 only)")
         if request.items:
             audit.set_batch_subject(i.record.resident_code for i in request.items)
@@ -79,7 +80,8 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         if row is None:
             raise rules.not_found(f"情報提供: tenant {request.tenant} holds no 副本 for this 符号")
         record = records_pb2.ResidentRecord.FromString(row[0])
-        record.ClearField("individual_number")  # never across institutions, whatever an old copy held
+        if not weakened("number-in-copy"):
+            record.ClearField("individual_number")  # never across institutions, whatever an old copy held
         audit.set_subject(f"{request.fugo},{record.resident_code}")
         provision_id = uuid.uuid4().hex
         with self.rt.store.transaction() as db:

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from certs.identity import KIND_DOMAIN, parse
 from certs.pki import PKI, write_private
-from nodes import NODE_MODULES, audit
+from nodes import NODE_MODULES, audit, weaken
 from nodes.authn import AuthenticationError, Authenticator
 from nodes.outbox import Outbox, Target
 from nodes.sessions import OperatorSession, TokenError, check_session
@@ -32,6 +32,7 @@ from nodes.policy import Decision, authorize
 from nodes.rules import Violation
 from nodes.store import Store
 from nodes.tls import ClientCert, aio_channel, pinned, server_credentials
+from nodes.weaken import weakened
 from protos import ops_pb2, ops_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ class NodeRuntime:
         self.store = Store(data / "store.sqlite", self.module.SCHEMA)
         cert_path, key_path = self.pki.node_files(node_name, "client")
         public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
-        self.audit = audit.AuditLog(data / "audit.jsonl", node_name, self.pki.audit_key(node_name, create=True),
+        audit_key = b"" if weakened("audit-key") else self.pki.audit_key(node_name, create=True)
+        self.audit = audit.AuditLog(data / "audit.jsonl", node_name, audit_key,
                                     checkpoints_path(self.state_dir, node_name), audit.Signer(key_path.read_bytes()),
                                     public_key)
         self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json")
@@ -423,6 +425,9 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
 
 async def serve(topology, node_name: str, state_dir: Path, pki_dir: Path) -> None:
     """Run one node until SIGTERM or SIGINT, then stop cleanly."""
+    if weaken.active():
+        log.warning("WEAKENED ON PURPOSE (training mode, never for real use): %s",
+                    "; ".join(f"{n}: {weaken.WEAKNESSES[n]}" for n in sorted(weaken.active())))
     runtime = NodeRuntime(topology, node_name, state_dir, pki_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

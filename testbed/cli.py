@@ -55,18 +55,41 @@ def cmd_up(args) -> int:
     """testbed up: start every node and wait until all are healthy."""
     import time
     started = time.monotonic()
+    from nodes.weaken import WEAKNESSES, parse
+    weaken = None
+    if args.weaken:
+        if args.weaken == "list":
+            for name, what in WEAKNESSES.items():
+                print(f"{name:18s} {what}")
+            return 0
+        try:
+            weaken = parse(args.weaken)
+        except ValueError as exc:
+            print(f"testbed up: {exc}", file=sys.stderr)
+            return 2
     network = _network(args)
-    rows = network.up()
+    rows = network.up(weaken)
     print(status_table(rows))
     print(f"{sum(r['healthy'] for r in rows)}/{len(rows)} nodes healthy in {time.monotonic() - started:.1f} s "
           f"(state in {network.state_dir})")
+    _warn_weakened(network)
     return 0
+
+
+def _warn_weakened(network) -> None:
+    weakened = network.weakened()
+    if weakened:
+        print(f"WARNING: WEAKENED ON PURPOSE (training mode): {', '.join(weakened)} — never use this network for "
+              "anything but training; `testbed down` and `testbed up` restore every rule")
 
 
 def cmd_status(args) -> int:
     """testbed status: one line per node, or JSON."""
-    rows = _network(args).status()
-    print(status_json(rows) if args.json else status_table(rows))
+    network = _network(args)
+    rows = network.status()
+    print(status_json(rows, network.weakened()) if args.json else status_table(rows))
+    if not args.json:
+        _warn_weakened(network)
     return 0 if all(r["healthy"] for r in rows) else 1
 
 
@@ -185,6 +208,21 @@ def cmd_consistency(args) -> int:
     return 1 if report.differences else 0
 
 
+def cmd_probe(args) -> int:
+    """testbed probe: the security tester's run against the network; exit 1 if anything should have been refused."""
+    from testbed.probe import report_table, run_probe
+    network = _network(args)
+    down = [r["name"] for r in network.status() if not r["healthy"]]
+    if down:
+        print(f"testbed probe: {', '.join(down)} not running; run `testbed up` first", file=sys.stderr)
+        return 2
+    cases, seconds = run_probe(network, args.json and Path(args.json), args.html and Path(args.html))
+    print(report_table(cases))
+    print(f"({seconds:.1f} s" + (f"; JSON {args.json}" if args.json else "") + (f"; HTML {args.html}" if args.html else "")
+          + ")")
+    return 1 if any(c.verdict == "FAIL" for c in cases) else 0
+
+
 def cmd_bench(args) -> int:
     """testbed bench: the DESIGN §9 figures on a fresh network, with the echo yardstick."""
     from testbed.bench import report, run_bench, write_json
@@ -272,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pki-dir", type=Path)
     p.set_defaults(func=cmd_pki_revoke)
 
-    sub.add_parser("up", help="start every node as its own process").set_defaults(func=cmd_up)
+    p = sub.add_parser("up", help="start every node as its own process")
+    p.add_argument("--weaken", help="training mode: switch named weaknesses on (NAME[,NAME]); `--weaken list` lists them")
+    p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="health of every node")
     p.add_argument("--json", action="store_true", help="a JSON list of name, kind, municipality, address, identity, healthy")
     p.set_defaults(func=cmd_status)
@@ -307,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--terminal", default="T0003")
     p.add_argument("--operator", default="OP0003", help="an operator with the manager or operations role")
     p.set_defaults(func=cmd_consistency)
+
+    p = sub.add_parser("probe", help="security probe: kit, identities, policy matrix, TLS, CRLs, audit, rules; exit 1 "
+                                      "if anything was accepted that should not be")
+    p.add_argument("--json", help="also write every case to this JSON file")
+    p.add_argument("--html", help="also write an HTML report")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("bench", help="measure the DESIGN §9 figures on a fresh network (its own ports and folder)")
     p.add_argument("--residents", type=int, default=300_000)

@@ -16,6 +16,7 @@ from cryptography import x509
 from certs.pki import PKI
 from nodes import audit
 from nodes.runtime import checkpoints_path
+from nodes.weaken import ENV as WEAKEN_ENV
 from testbed.client import check_health, monitor_cert
 from testbed.topology import Topology
 
@@ -64,7 +65,8 @@ class Network:
         path = path or self.audit_file(name)
         cert = x509.load_pem_x509_certificate(self.pki.node_files(name, "client")[0].read_bytes())
         marks, forged = audit.read_checkpoints(self.checkpoints_file(name), cert.public_key())
-        result = audit.verify(path, self.pki.audit_key(name), marks)
+        key = b"" if "audit-key" in self.weakened() else self.pki.audit_key(name)  # as the nodes were told to
+        result = audit.verify(path, key, marks)
         result.problems[:0] = forged
         if result.entries and not marks and not forged:
             result.problems.append(f"no checkpoint published for {result.entries} entries (checkpoints removed?)")
@@ -78,9 +80,24 @@ class Network:
             return None
         return pid if alive(pid) else None
 
-    def up(self) -> list[dict]:
-        """Start every node not already running, wait until all are healthy, return the status."""
+    def weakened(self) -> tuple[str, ...]:
+        """The weaknesses this network was started with on purpose (training mode), if any."""
+        path = self.state_dir / "weaken"
+        return tuple(path.read_text().split(",")) if path.exists() and path.read_text().strip() else ()
+
+    def up(self, weaken: tuple[str, ...] | None = None) -> list[dict]:
+        """Start every node not already running, wait until all are healthy, return the status. With weaken,
+        the nodes start with those weaknesses switched on on purpose (training mode)."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        running = any(self.pid(n.name) for n in self.topology.nodes)
+        marker = self.state_dir / "weaken"
+        if weaken is not None:
+            if running and tuple(weaken) != self.weakened():
+                raise RuntimeError("nodes are running with other weaknesses; `testbed down` first")
+            marker.write_text(",".join(weaken))
+        elif not running:
+            marker.unlink(missing_ok=True)
+        env = {**os.environ, WEAKEN_ENV: ",".join(self.weakened())}
         if not self.pki.exists():
             self.pki.init(self.topology)
         self.topology.save(self.state_dir / "topology.yaml")
@@ -93,7 +110,7 @@ class Network:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "nodes", "--topology", str(self.state_dir / "topology.yaml"),
                  "--node", node.name, "--state-dir", str(self.state_dir)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
             )
             self.pid_file(node.name).write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT
@@ -179,7 +196,8 @@ def status_table(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
 
-def status_json(rows: list[dict]) -> str:
-    """The status rows in the documented JSON form."""
+def status_json(rows: list[dict], weakened: tuple[str, ...] = ()) -> str:
+    """The status rows in the documented JSON form (each with "weakened" when the network is in training mode)."""
     keys = ("name", "kind", "municipality", "address", "identity", "healthy")
-    return json.dumps([{k: r[k] for k in keys} for r in rows], ensure_ascii=False, indent=2)
+    return json.dumps([{**{k: r[k] for k in keys}, **({"weakened": list(weakened)} if weakened else {})} for r in rows],
+                      ensure_ascii=False, indent=2)

@@ -1,0 +1,39 @@
+"""Training mode: weaknesses switched on on purpose (`testbed up --weaken NAME`), for testers to find.
+
+Each name turns one rule off in every node of the network; the nodes say so loudly in their logs and
+`testbed status` shows it. `testbed probe` must then fail on exactly that rule.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+ENV = "TESTBED_WEAKEN"
+WEAKNESSES = {
+    "crl": "revocation is not checked: a revoked certificate is accepted",
+    "topology-identity": "any well-formed identity is admitted, named in the topology or not",
+    "search-rule": "本人確認情報検索 by 氏名 alone is answered (the two-item rule is off)",
+    "bulk-output": "bulk output needs no manager's approval",
+    "audit-key": "the audit chain is keyed with an empty key (anyone can re-chain it)",
+    "number-in-copy": "the 個人番号 travels in the 副本 to the 中間サーバ and in 情報提供",
+}
+
+
+def parse(text: str) -> tuple[str, ...]:
+    """The weakness names in a comma-separated list; ValueError naming an unknown one."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in WEAKNESSES]
+    if unknown:
+        raise ValueError(f"unknown weakness {', '.join(unknown)}; `testbed up --weaken list` lists them")
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def active() -> frozenset[str]:
+    """The weaknesses this process was started with."""
+    return frozenset(parse(os.environ.get(ENV, "")))
+
+
+def weakened(name: str) -> bool:
+    """Whether a weakness is switched on in this process."""
+    return name in active()

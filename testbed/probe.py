@@ -1,0 +1,428 @@
+"""`testbed probe`: the security tester's run against a network, as an attacker with the testbed's own kit.
+
+Every case says what it tries, against which node, what a well-run network answers and what this one did:
+the bad-certificate kit against every node; identities the topology does not name and weak keys (made
+for the run with the PKI's own CA, as a careless or compromised issuer would); the policy matrix of
+every client identity against every method of every node; the TLS protocol versions, ciphers and the
+client-certificate requirement of every port; CRL freshness; the audit chains and their checkpoints;
+the two-item search rule; bulk output; and that no 個人番号 leaves for the 中間サーバ. The run exits 1 if
+anything was accepted that should have been refused.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import socket
+import ssl
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from certs.identity import DOMAINS, JUKINET, LAN, KIND_DOMAIN, node_uri, parse, terminal_uri
+from certs.pki import BAD_CASES, cert_pem, crl_number, issue_leaf, key_pem, write_private, write_public
+from nodes import audit
+from nodes.policy import Decision, authorize
+from nodes.runtime import APPROVAL_KEY
+from nodes.tls import ClientCert, pinned
+from nodes.clock import office_today
+from protos import identity_pb2, intermediate_pb2, kizon_pb2, national_pb2, national_pb2_grpc, records_pb2
+from scenarios.towns import towns
+from testbed.client import Counter, channel, named_cert, node_cert
+
+REFUSED = "refused"
+HANDSHAKE = {"expired", "not_yet_valid", "rogue_ca", "no_client_auth"}
+# Refusals that come from authentication or the policy (anything else means the caller was let in).
+POLICY_MARKS = ("default deny", "same-municipality rule", "same-prefecture rule", "own-domain rule",
+                "trust-domain separation", "separation (PIA", "kit rule")
+AUTHN_MARKS = ("identity rule", "revocation", "trust-domain separation", "key size rule", "revocation status unknown")
+CALL_TIMEOUT = 5.0
+
+
+@dataclass
+class Case:
+    """One thing the probe tried."""
+
+    group: str  # kit, identity, policy, tls, crl, audit, search, bulk-output, 符号
+    case: str
+    node: str
+    expected: str
+    actual: str
+    verdict: str  # PASS, FAIL (accepted what should be refused, or the other way), SKIP (nothing to try it on)
+    rule: str = ""  # the rule this case exercises
+    detail: str = ""
+
+
+def _status(call) -> tuple[grpc.StatusCode, str]:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return exc.code(), exc.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
+def _refused_by_guard(code: grpc.StatusCode, details: str) -> bool:
+    """Whether authentication or the policy refused the call (rather than the application answering)."""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return True
+    if code == grpc.StatusCode.UNAUTHENTICATED and any(m in details for m in AUTHN_MARKS):
+        return True
+    return code == grpc.StatusCode.PERMISSION_DENIED and any(m in details for m in POLICY_MARKS)
+
+
+def _call_any(ch, method) -> tuple[grpc.StatusCode, str]:
+    """Call a method with an empty request, whatever its kind of streaming."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.client_streaming and method.server_streaming:
+        return _status(lambda: next(iter(ch.stream_stream(path)(iter(()), timeout=CALL_TIMEOUT)), None))
+    if method.client_streaming:
+        return _status(lambda: ch.stream_unary(path)(iter(()), timeout=CALL_TIMEOUT))
+    if method.server_streaming:
+        return _status(lambda: next(iter(ch.unary_stream(path)(b"", timeout=CALL_TIMEOUT)), None))
+    return _status(lambda: ch.unary_unary(path)(b"", timeout=CALL_TIMEOUT))
+
+
+class Probe:
+    """The run against one network (its PKI is the probe's kit and its issuer of attacker certificates)."""
+
+    def __init__(self, network, weakened: tuple[str, ...] = ()):
+        self.network = network
+        self.pki = network.pki
+        self.topology = network.topology
+        self.cases: list[Case] = []
+        self.scratch = Path(tempfile.mkdtemp(prefix="probe-"))
+        self.minted: list[int] = []  # certificates issued for the run: all revoked when it ends
+        self.weakened = weakened
+
+    def add(self, group, case, node, expected, actual, ok, rule="", detail=""):
+        verdict = "SKIP" if ok is None else "PASS" if ok else "FAIL"
+        self.cases.append(Case(group, case, node, expected, actual, verdict, rule, detail[:300]))
+
+    # -- the run ---------------------------------------------------------------------------------------------
+    def run(self) -> list[Case]:
+        """Every group of cases, in order."""
+        for step in (self.kit, self.identities, self.policy_matrix, self.tls, self.crls, self.audit_chains,
+                     self.search_rule, self.bulk_output, self.number_in_copies):
+            try:
+                step()
+            except Exception as exc:  # a probe step that breaks is itself a finding, not a crash of the run
+                self.add(step.__name__, "the step ran", "-", "completes", f"{type(exc).__name__}: {exc}", False)
+        for serial in self.minted:  # nothing the probe made stays usable after the run
+            try:
+                self.pki.revoke(serial=serial)
+            except KeyError:
+                pass
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        return self.cases
+
+    def kit(self) -> None:
+        """Every case of the bad-certificate kit against every node: refused, the way the README says."""
+        for case in BAD_CASES:
+            cert = ClientCert(*self.pki.bad_files(case), self.pki.trust_bundle)
+            for node in self.topology.nodes:
+                with channel(node, cert) as ch:
+                    code, details = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+                expected = "UNAVAILABLE (handshake)" if case in HANDSHAKE else REFUSED
+                ok = code == grpc.StatusCode.UNAVAILABLE if case in HANDSHAKE else _refused_by_guard(code, details)
+                self.add("kit", f"bad/{case}", node.name, expected, code.name, ok, _kit_rule(case), details)
+
+    def identities(self) -> None:
+        """Certificates the testbed's own CA would issue to a careless request: names not in the topology,
+        a municipality outside it, a short RSA key. Each must be refused at authentication."""
+        home = self.topology.municipalities[0].code
+        tries = [("terminal not in the topology", LAN, terminal_uri(home, "T9999"), None, "kizon", home),
+                 ("CS of a municipality not in the topology", JUKINET, node_uri("cs", "131016"), None, "national", None),
+                 ("RSA-1024 key", LAN, terminal_uri(home, self.topology.municipalities[0].terminals[0]),
+                  rsa.generate_private_key(public_exponent=65537, key_size=1024), "kizon", home)]
+        for label, domain, identity, key, kind, municipality in tries:
+            cert = self._mint(label, domain, identity, key)
+            node = self.topology.find(kind, municipality)
+            with channel(node, cert) as ch:
+                code, details = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+            rule = "key size rule" if key is not None else "identity rule"
+            ok = code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)
+            self.add("identity", label, node.name, "UNAUTHENTICATED", code.name, ok, rule, details)
+        # A certificate of a listed terminal, revoked by serial for the run: refused from the next call.
+        terminal = self.topology.municipalities[0].terminals[0]
+        cert = self._mint("revoked terminal", LAN, terminal_uri(home, terminal))
+        serial = x509.load_pem_x509_certificate(cert.cert.read_bytes()).serial_number
+        self.pki.revoke(serial=serial)
+        node = self.topology.find("kizon", home)
+        time.sleep(0.05)  # a node re-reads the CRL when its file changes
+        with channel(node, cert) as ch:
+            code, details = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+        self.add("identity", "revoked certificate of a listed terminal", node.name, "UNAUTHENTICATED", code.name,
+                 code == grpc.StatusCode.UNAUTHENTICATED and "revocation" in details, "crl", details)
+
+    def _mint(self, label: str, domain: str, identity: str, key=None) -> ClientCert:
+        ca = self.pki.authority(domain)
+        cert, private = issue_leaf(ca, identity, key=key)
+        folder = self.scratch / label.replace(" ", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        write_public(folder / "client.pem", cert_pem(cert) + cert_pem(ca.cert))
+        write_private(folder / "client.key", key_pem(private))
+        self.pki.record(cert, identity, domain, "probe", folder / "client.pem", folder / "client.key")
+        self.minted.append(cert.serial_number)
+        return ClientCert(folder / "client.pem", folder / "client.key", self.pki.trust_bundle)
+
+    def policy_matrix(self) -> None:
+        """Every client identity against every method of every node: let in exactly where the policy allows."""
+        from grpc_health.v1 import health_pb2
+
+        from nodes import NODE_MODULES
+        import importlib
+        clients = [e for e in self.pki.index() if e["role"] == "client" and e["domain"] in DOMAINS]
+        for node in self.topology.nodes:
+            server = parse(node.identity)
+            module = importlib.import_module(NODE_MODULES[node.kind])
+            services = [module.SERVICE_NAME, "testbed.v1.Operations"]
+            methods = [m for name in services for m in _service(name).methods]
+            methods.append(health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"])
+            for entry in clients:
+                caller = parse(entry["identity"])
+                cert = ClientCert(self.pki.dir / entry["cert"], self.pki.dir / entry["key"], self.pki.trust_bundle)
+                wrong = []
+                with channel(node, cert) as ch:
+                    for method in methods:
+                        path = f"/{method.containing_service.full_name}/{method.name}"
+                        try:
+                            authorize(server, caller, path)
+                            allowed = True
+                        except Decision:
+                            allowed = False
+                        code, details = _call_any(ch, method)
+                        if allowed == _refused_by_guard(code, details):
+                            wrong.append(f"{method.name}: {code.name} {details[:80]} (policy {'allows' if allowed else 'refuses'})")
+                self.add("policy", entry["identity"].removeprefix("spiffe://testbed.jp/"), node.name,
+                         f"{len(methods)} methods as the policy says", "as the policy says" if not wrong else
+                         f"{len(wrong)} differ", not wrong, "default deny (nodes/policy.py)", "; ".join(wrong))
+
+    def tls(self) -> None:
+        """Every port: TLS 1.2 and 1.3 only, a client certificate required, no cipher without forward secrecy."""
+        monitor = {d: ClientCert(*self.pki.client_files(f"monitor-{d}"), self.pki.trust_bundle) for d in DOMAINS}
+        for node in self.topology.nodes:
+            cert = pinned(monitor[KIND_DOMAIN[node.kind]], KIND_DOMAIN[node.kind])
+            for version, should in ((ssl.TLSVersion.TLSv1, False), (ssl.TLSVersion.TLSv1_1, False),
+                                    (ssl.TLSVersion.TLSv1_2, True), (ssl.TLSVersion.TLSv1_3, True)):
+                ok, detail = _handshake(node, cert, version)
+                self.add("tls", f"{version.name}", node.name, "accepted" if should else "refused",
+                         "accepted" if ok else "refused", ok == should, "TLS 1.2/1.3 only", detail)
+            ok, detail = _handshake(node, None, ssl.TLSVersion.TLSv1_3, trust=cert.trust)
+            self.add("tls", "no client certificate", node.name, "refused", "accepted" if ok else "refused", not ok,
+                     "mutual TLS", detail)
+            ok, detail = _handshake(node, cert, ssl.TLSVersion.TLSv1_2, ciphers="AES128-SHA:AES256-SHA:AES128-GCM-SHA256")
+            self.add("tls", "RSA key exchange (no forward secrecy)", node.name, "refused", "accepted" if ok else "refused",
+                     not ok, "ECDHE only", detail)
+
+    def crls(self) -> None:
+        """Every domain's CRL: signed, with a number and a nextUpdate still ahead."""
+        now = dt.datetime.now(dt.timezone.utc)
+        for domain in DOMAINS:
+            crl = x509.load_pem_x509_crl(self.pki.crl_path(domain).read_bytes())
+            fresh = crl.next_update_utc is not None and crl.next_update_utc > now
+            self.add("crl", f"{domain} CRL", "-", "numbered, fresh", f"number {crl_number(crl)}, next update "
+                     f"{crl.next_update_utc:%Y-%m-%d}" if crl.next_update_utc else "no next update",
+                     fresh and crl_number(crl) > 0, "CRL freshness")
+
+    def audit_chains(self) -> None:
+        """Every node's audit log: whole under its key and checkpoints, and not re-computable without the key."""
+        for node in self.topology.nodes:
+            result = self.network.verify_audit(node.name)
+            self.add("audit", "keyed chain and checkpoints", node.name, "whole", "whole" if result.ok else "broken",
+                     result.ok, "audit chain", "; ".join(result.problems[:3]))
+            unkeyed = audit.verify(self.network.audit_file(node.name), b"")
+            self.add("audit", "chain needs the node's key", node.name, "keyed", "unkeyed" if unkeyed.ok and unkeyed.entries
+                     else "keyed", not (unkeyed.ok and unkeyed.entries), "audit-key")
+
+    def search_rule(self) -> None:
+        """A 4情報 search with fewer than two items besides sex is refused."""
+        home = self.topology.municipalities[0].code
+        with Counter(self.network, home) as clerk:
+            for label, query in (("氏名 alone", identity_pb2.IdentitySearch(name_kana="シケン タロウ")),
+                                 ("氏名 and one character of 住所", identity_pb2.IdentitySearch(name_kana="シケン タロウ",
+                                                                                         address="神"))):
+                code, details = _status(lambda: clerk(clerk.cs.SearchIdentity, query))
+                self.add("search", label, f"cs-{home}", "INVALID_ARGUMENT", code.name,
+                         code == grpc.StatusCode.INVALID_ARGUMENT, "検索 rule (PIA Ⅲ(2)2)", details)
+
+    def bulk_output(self) -> None:
+        """A clerk without approval: one export over the limit, then split exports, are refused."""
+        home = self.topology.municipalities[0]
+        terminal = home.terminals[1] if len(home.terminals) > 1 else home.terminals[0]
+        clerk_id = next((o.id for o in home.operators if "manager" not in o.roles), home.operators[0].id)
+        with Counter(self.network, home.code, terminal, clerk_id) as clerk:
+            count = _count(clerk)
+            if count <= 100:
+                self.add("bulk-output", "export over the limit", f"kizon-{home.code}", "PERMISSION_DENIED",
+                         f"only {count} residents", None, "bulk output rule (PIA Ⅲ(2)3)",
+                         "load more than 100 residents (testbed load) to try the bulk-output rule")
+                return
+            code, details = _status(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest())))
+            self.add("bulk-output", f"one export of {count} records without approval", f"kizon-{home.code}",
+                     "PERMISSION_DENIED", code.name, code == grpc.StatusCode.PERMISSION_DENIED,
+                     "bulk output rule (PIA Ⅲ(2)3)", details)
+            code, details = _status(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose="x"),
+                                                       metadata=((APPROVAL_KEY, "forged.token"),))))
+            self.add("bulk-output", "a forged approval", f"kizon-{home.code}", "PERMISSION_DENIED",
+                     code.name, code == grpc.StatusCode.PERMISSION_DENIED, "bulk output rule (PIA Ⅲ(2)3)", details)
+
+    def _probe_person_fugo(self, home: str) -> str:
+        """Register a person now (国外転入 at the first terminal) and learn their 符号 as atena does ("" when the
+        first operator may not see the 個人番号)."""
+        place = self.topology.municipality(home)
+        with Counter(self.network, home, place.terminals[0], place.operators[0].id) as clerk:
+            record = clerk(clerk.kizon.MoveIn, kizon_pb2.MoveInRequest(
+                person=records_pb2.ResidentRecord(name_kanji="プローブ 確認", name_kana="プローブ カクニン",
+                                                  birth_date="1990-01-01", sex="9"),
+                address=records_pb2.Address(town_code=towns(home)[0].code, address_line="1番地"),
+                move_in_date=office_today().isoformat(), from_abroad=True), timeout=30).records[0]
+        if not record.individual_number.isdigit():
+            return ""
+        with channel(self.topology.find("national"), node_cert(self.pki, f"atena-{home}")) as ch:
+            return national_pb2_grpc.NationalServerStub(ch).IssueFugo(
+                national_pb2.FugoRequest(individual_number=record.individual_number), timeout=10).fugo
+
+    def number_in_copies(self) -> None:
+        """情報提供 to the NWS never carries a 個人番号: of people registered before, and of a person the probe
+        registers now (国外転入 of プローブ 確認) and follows to the 中間サーバ."""
+        home = self.topology.municipalities[0].code
+        infonws = named_cert(self.pki, "infonws")
+        with channel(self.topology.find("national"), infonws) as registry:
+            sample = list(national_pb2_grpc.NationalServerStub(registry).SampleFugo(
+                national_pb2.FugoSampleRequest(tenant=home, count=20), timeout=10).fugo)
+        sample.append(self._probe_person_fugo(home))
+        carrying = 0
+        sample = [f for f in sample if f]
+        with channel(self.topology.find("intermediate"), infonws) as ch:
+            stub = ch.unary_unary("/testbed.v1.IntermediateServer/ProvideInfo",
+                                  request_serializer=intermediate_pb2.ProvisionRequest.SerializeToString,
+                                  response_deserializer=intermediate_pb2.ProvisionReply.FromString)
+            for fugo in sample:
+                reply = _wait(lambda: stub(intermediate_pb2.ProvisionRequest(tenant=home, fugo=fugo, inquiry_id="PROBE"),
+                                           timeout=10))
+                carrying += bool(reply.record.individual_number)
+        self.add("符号", f"情報提供 of {len(sample)} people", "intermediate", "no 個人番号", f"{carrying} with 個人番号",
+                 (carrying == 0) if sample else None, "number-in-copy (符号 only)",
+                 "" if sample else "no resident with a 符号 yet: load residents (testbed load) to try it")
+
+
+def _wait(call, timeout: float = 15.0):
+    """call() until it stops answering NOT_FOUND (a copy on its way through the outboxes), bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def _count(counter) -> int:
+    from testbed.client import node_status
+    return node_status(counter.network, counter.network.topology.find("kizon", counter.municipality),
+                       counts=True).counts.get("residents", 0)
+
+
+def _service(name: str):
+    from google.protobuf import descriptor_pool
+    return descriptor_pool.Default().FindServiceByName(name)
+
+
+def _kit_rule(case: str) -> str:
+    return {"expired": "certificate validity", "not_yet_valid": "certificate validity", "rogue_ca": "trust anchor",
+            "no_client_auth": "clientAuth key usage", "revoked": "crl", "wrong_domain": "trust-domain separation",
+            "wrong_municipality": "same-municipality rule", "wrong_role": "default deny / kit rule"}[case]
+
+
+def _handshake(node, cert: ClientCert | None, version, ciphers: str | None = None, trust: Path | None = None
+               ) -> tuple[bool, str]:
+    """Whether a TLS handshake (with this client certificate, at exactly this version) completes."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with warnings.catch_warnings():  # offering the old versions is the point of the test
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = version
+    if version < ssl.TLSVersion.TLSv1_2:
+        context.set_ciphers("ALL:@SECLEVEL=0")
+    if ciphers:
+        context.set_ciphers(ciphers)
+    context.load_verify_locations(cert.trust if cert else trust)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the trust anchor is the domain's issuing CA
+    context.set_alpn_protocols(["h2"])
+    if cert is not None:
+        context.load_cert_chain(cert.cert, cert.key)
+    host, port = node.address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=CALL_TIMEOUT) as raw:
+            with context.wrap_socket(raw, server_hostname=node.host_name) as tls:
+                # TLS 1.3 reports a refused client certificate only after the handshake: the server then closes
+                # the connection (an empty read) instead of sending its HTTP/2 settings.
+                tls.settimeout(2.0)
+                try:
+                    first = tls.recv(1)
+                except socket.timeout:
+                    first = b"?"  # nothing said either way: counted as let in
+                if not first:
+                    return False, "the server closed the connection after the handshake"
+                return True, tls.version() or ""
+    except (ssl.SSLError, OSError) as exc:
+        return False, str(exc)[:120]
+
+
+def report_table(cases: list[Case]) -> str:
+    """The cases as a text table, failures first."""
+    rows = sorted(cases, key=lambda c: (c.verdict == "PASS", c.group))
+    width = max((len(c.case) for c in rows), default=10)
+    lines = [f"{'verdict':7s}  {'group':11s}  {'case':{width}s}  {'node':18s}  {'expected':24s}  actual"]
+    for c in rows:
+        lines.append(f"{c.verdict:7s}  {c.group:11s}  {c.case:{width}s}  {c.node:18s}  {c.expected[:24]:24s}  {c.actual}"
+                     + (f"  [{c.detail[:100]}]" if c.verdict != "PASS" and c.detail else ""))
+    failed = [c for c in cases if c.verdict == "FAIL"]
+    skipped = sum(c.verdict == "SKIP" for c in cases)
+    lines.append(f"{len(cases)} cases, {len(failed)} failed" + (f", {skipped} skipped" if skipped else "")
+                 + (": rules " + ", ".join(sorted({c.rule for c in failed})) if failed else ""))
+    return "\n".join(lines)
+
+
+def write_json(cases: list[Case], path: Path, meta: dict) -> None:
+    """The cases and the run's facts as JSON."""
+    Path(path).write_text(json.dumps({**meta, "cases": [asdict(c) for c in cases],
+                                      "failed": sum(c.verdict == "FAIL" for c in cases)}, ensure_ascii=False, indent=1))
+
+
+def write_html(cases: list[Case], path: Path, meta: dict) -> None:
+    """A self-contained HTML report of the run."""
+    rows = "".join(
+        f"<tr class='{c.verdict.lower()}'><td>{c.verdict}</td><td>{html.escape(c.group)}</td><td>{html.escape(c.case)}</td>"
+        f"<td>{html.escape(c.node)}</td><td>{html.escape(c.expected)}</td><td>{html.escape(c.actual)}</td>"
+        f"<td>{html.escape(c.rule)}</td><td>{html.escape(c.detail)}</td></tr>"
+        for c in sorted(cases, key=lambda c: (c.verdict == "PASS", c.group)))
+    failed = sum(c.verdict == "FAIL" for c in cases)
+    Path(path).write_text(f"""<!doctype html><meta charset="utf-8"><title>testbed probe</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}tr.fail{{background:#fdd}}tr.pass td:first-child{{color:#070}}</style>
+<h1>testbed probe</h1><p>{html.escape(meta.get('network', ''))} — {meta.get('time', '')} — {len(cases)} cases,
+<b>{failed} failed</b>{' — weakened: ' + html.escape(', '.join(meta.get('weakened', []))) if meta.get('weakened') else ''}</p>
+<table><tr><th>verdict</th><th>group</th><th>case</th><th>node</th><th>expected</th><th>actual</th><th>rule</th><th>detail</th></tr>
+{rows}</table>""", encoding="utf-8")
+
+
+def run_probe(network, json_path: Path | None = None, html_path: Path | None = None) -> tuple[list[Case], float]:
+    """Run every case against a running network; write the reports asked for; (cases, seconds)."""
+    started = time.monotonic()
+    weakened = tuple(network.weakened()) if hasattr(network, "weakened") else ()
+    cases = Probe(network, weakened).run()
+    meta = {"network": network.topology.name, "state_dir": str(network.state_dir), "weakened": list(weakened),
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    if json_path:
+        write_json(cases, json_path, meta)
+    if html_path:
+        write_html(cases, html_path, meta)
+    return cases, time.monotonic() - started

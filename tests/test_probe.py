@@ -1,0 +1,85 @@
+"""`testbed probe`: passes on a well-run network, and in training mode fails on exactly the weakened rule."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import make_network
+from nodes.weaken import WEAKNESSES
+from testbed.load import generate_population, load_records
+from testbed.probe import run_probe
+
+RULE_OF = {  # the rule each weakness must show up under, and nothing else
+    "crl": "crl",
+    "topology-identity": "identity rule",
+    "search-rule": "検索 rule (PIA Ⅲ(2)2)",
+    "bulk-output": "bulk output rule (PIA Ⅲ(2)3)",
+    "number-in-copy": "number-in-copy (符号 only)",
+    "audit-key": "audit-key",
+}
+GROUPS = {"kit", "identity", "policy", "tls", "crl", "audit", "search", "bulk-output", "符号"}
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    """A network of its own with 120 residents of 伊勢原市 (enough to try the bulk-output rule)."""
+    network = make_network(tmp_path_factory.mktemp("probe"))
+    network.up()
+    records, _ = generate_population(network, "142140", 120, seed=5)
+    asyncio.run(load_records(network, "142140", records, show_progress=False))
+    yield network
+    network.down()
+
+
+def failed_rules(cases) -> set[str]:
+    return {c.rule for c in cases if c.verdict == "FAIL"}
+
+
+def test_the_probe_passes_on_the_default_network(probed, tmp_path):
+    """`testbed probe --json --html` exits 0; the JSON lists every group of cases, none failed or skipped."""
+    out = tmp_path / "probe.json"
+    page = tmp_path / "probe.html"
+    run = subprocess.run([sys.executable, "-m", "testbed.cli", "--state-dir", str(probed.state_dir), "probe",
+                          "--json", str(out), "--html", str(page)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["failed"] == 0
+    assert {c["group"] for c in report["cases"]} == GROUPS
+    assert not [c for c in report["cases"] if c["verdict"] != "PASS"]
+    assert "0 failed" in page.read_text()
+
+
+@pytest.mark.parametrize("weakness", [w for w in WEAKNESSES if w != "audit-key"])
+def test_the_probe_names_exactly_the_weakened_rule(probed, weakness):
+    """With one weakness switched on, the probe fails on that rule and on nothing else."""
+    probed.down()
+    probed.up(weaken=(weakness,))
+    try:
+        assert probed.weakened() == (weakness,)
+        assert "WEAKENED ON PURPOSE" in probed.log_file("kizon-142140").read_text()
+        cases, _ = run_probe(probed)
+        assert failed_rules(cases) == {RULE_OF[weakness]}, [c for c in cases if c.verdict == "FAIL"][:3]
+    finally:
+        probed.down()
+        probed.up()
+
+
+def test_the_probe_finds_an_unkeyed_audit_chain(tmp_path):
+    """A network whose nodes key their audit chain with an empty key: the probe fails on audit-key alone (a
+    fresh state folder: a chain cannot change key half way)."""
+    network = make_network(tmp_path)
+    network.up(weaken=("audit-key",))
+    try:
+        cases, _ = run_probe(network)
+        assert failed_rules(cases) == {"audit-key"}
+    finally:
+        network.down()
+
+
+def test_every_weakness_has_its_rule():
+    """Every weakness `testbed up --weaken list` offers is one the probe knows how to find."""
+    assert set(WEAKNESSES) == set(RULE_OF)
