@@ -11,7 +11,7 @@ import uuid
 from nodes.runtime import current_call
 from nodes import audit, rules
 from nodes.weaken import weakened
-from protos import common_pb2, intermediate_pb2, intermediate_pb2_grpc, records_pb2
+from protos import card_pb2, card_pb2_grpc, common_pb2, intermediate_pb2, intermediate_pb2_grpc, records_pb2
 
 SERVICE_NAME = intermediate_pb2.DESCRIPTOR.services_by_name["IntermediateServer"].full_name
 SCHEMA = """
@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS provisions (    -- 情報提供等記録
     provided_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS provisions_fugo ON provisions(tenant, fugo);
+CREATE TABLE IF NOT EXISTS copy_people (   -- whose 副本 each 符号 is (for a card holder's own 情報提供等記録)
+    tenant TEXT NOT NULL,
+    resident_code TEXT NOT NULL,
+    fugo TEXT NOT NULL,
+    PRIMARY KEY (tenant, resident_code)
+);
 CREATE TABLE IF NOT EXISTS staff_log (     -- 中間サーバ staff login and logout, per tenant
     at TEXT NOT NULL,
     tenant TEXT NOT NULL,
@@ -51,6 +57,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
+        self.card = runtime.stub(card_pb2_grpc.CardManagementStub, "card")
 
     async def RegisterCopies(self, request, context):
         """副本の登録 into the caller's own tenant."""
@@ -68,6 +75,8 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
             db.executemany("INSERT INTO copies VALUES (?,?,?,?) ON CONFLICT(tenant, fugo) DO UPDATE SET "
                            "unified_atena_number=excluded.unified_atena_number, record=excluded.record",
                            [(tenant, i.fugo, i.unified_atena_number, i.record.SerializeToString()) for i in request.items])
+            db.executemany("INSERT INTO copy_people VALUES (?,?,?) ON CONFLICT(tenant, resident_code) DO UPDATE SET "
+                           "fugo=excluded.fugo", [(tenant, i.record.resident_code, i.fugo) for i in request.items])
         return common_pb2.UpdateAck(accepted=True, applied=len(request.items))
 
     async def ProvideInfo(self, request, context):
@@ -91,12 +100,23 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         return intermediate_pb2.ProvisionReply(record=record, provision_id=provision_id)
 
     async def ListProvisions(self, request, context):
-        """情報提供等記録 about one 符号 of one tenant, for the person it belongs to (マイナポータル)."""
-        audit.set_subject(request.fugo)
-        rules.require_text(request.fugo, "符号")
-        rules.require_text(request.tenant, "tenant")
+        """情報提供等記録 of the card holder (マイナポータル): card and PIN checked by the card system, then the
+        records of the holder's own 符号; no one reads another person's."""
+        audit.set_subject(request.card_number)
+        rules.require_text(request.card_number, "カード番号")
+        rules.require_text(request.pin, "暗証番号")
+        card = await self.rt.call_peer(self.card.CheckPin, card_pb2.PinCheck(card_number=request.card_number,
+                                                                             pin=request.pin), "個人番号カード管理システム")
+        found = self.rt.store.one("SELECT fugo FROM copy_people WHERE tenant=? AND resident_code=?",
+                                  (card.municipality_code, card.resident_code))
+        if found is None:
+            raise rules.not_found(f"情報提供等記録: no 副本 of the card holder in {card.municipality_code}")
+        tenant, fugo = card.municipality_code, found[0]
+        if (request.tenant and request.tenant != tenant) or (request.fugo and request.fugo != fugo):
+            raise rules.denied("portal rule: a card holder reads their own 情報提供等記録 only")
+        audit.set_subject(f"{fugo},{card.resident_code}")
         rows = self.rt.store.db.execute("SELECT provision_id, inquiry_id, requester, provided_at FROM provisions "
-                                        "WHERE tenant=? AND fugo=? ORDER BY provided_at", (request.tenant, request.fugo))
+                                        "WHERE tenant=? AND fugo=? ORDER BY provided_at", (tenant, fugo))
         return intermediate_pb2.ProvisionRecords(records=[intermediate_pb2.ProvisionRecord(
             provision_id=r[0], inquiry_id=r[1], requester=r[2], provided_at=r[3]) for r in rows])
 

@@ -77,6 +77,8 @@ POLICY: dict[str, tuple[Allow, ...]] = {
     ),
     "card": (
         Allow("cs", ANY, _m("CardManagement", "*")),
+        # マイナポータル: the 中間サーバ has the card system check a resident's card and PIN, that method alone.
+        Allow("intermediate", ANY, _m("CardManagement", "CheckPin")),
     ),
     "intermediate": (
         Allow("atena", ANY, _m("IntermediateServer", "RegisterCopies")),

@@ -37,12 +37,16 @@ class ProvisionReply(_message.Message):
     def __init__(self, record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., provision_id: _Optional[str] = ...) -> None: ...
 
 class ProvisionQuery(_message.Message):
-    __slots__ = ("tenant", "fugo")
+    __slots__ = ("tenant", "fugo", "card_number", "pin")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     FUGO_FIELD_NUMBER: _ClassVar[int]
+    CARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     fugo: str
-    def __init__(self, tenant: _Optional[str] = ..., fugo: _Optional[str] = ...) -> None: ...
+    card_number: str
+    pin: str
+    def __init__(self, tenant: _Optional[str] = ..., fugo: _Optional[str] = ..., card_number: _Optional[str] = ..., pin: _Optional[str] = ...) -> None: ...
 
 class ProvisionRecord(_message.Message):
     __slots__ = ("provision_id", "inquiry_id", "requester", "provided_at")

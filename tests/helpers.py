@@ -68,23 +68,26 @@ def move_in_from_abroad(counter: Counter, who: records_pb2.ResidentRecord | None
     return reply.records[0]
 
 
-def card_holder(counter: Counter, who: records_pb2.ResidentRecord | None = None, pin: str = "1234",
-                timeout: float = 15.0) -> records_pb2.ResidentRecord:
-    """A new resident (国外転入) holding an issued 個人番号カード: applied for, made by the card system's
-    batch, issued at the counter with a PIN. The 住民票 as it then stands."""
+def issue_card(counter: Counter, code: str, pin: str = "1234", timeout: float = 15.0):
+    """A 個人番号カード for a resident: applied for, made by the card system's batch, issued at the counter with a
+    PIN; the card's status (with its number)."""
     from protos import card_pb2
-    record = move_in_from_abroad(counter, who)
-    counter(counter.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=record.resident_code))
+    counter(counter.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=code))
     deadline = time.monotonic() + timeout
     while True:  # ISSUE is refused until the manufacturing batch has made the card
         try:
-            counter(counter.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.ISSUE, resident_code=record.resident_code,
-                                                                   pin=pin))
-            break
+            return counter(counter.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.ISSUE, resident_code=code, pin=pin))
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def card_holder(counter: Counter, who: records_pb2.ResidentRecord | None = None, pin: str = "1234",
+                timeout: float = 15.0) -> records_pb2.ResidentRecord:
+    """A new resident (国外転入) holding an issued 個人番号カード. The 住民票 as it then stands."""
+    record = move_in_from_abroad(counter, who)
+    issue_card(counter, record.resident_code, pin, timeout)
     return counter(counter.kizon.GetResident, key(record.resident_code))
 
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import grpc
 import pytest
-from helpers import TODAY, eventually, key, move_in_from_abroad, person, refused
+from helpers import TODAY, eventually, issue_card, key, move_in_from_abroad, person, refused
 
 from nodes import audit
 from protos import (
@@ -78,10 +78,14 @@ def provide(network, tenant: str, fugo: str, inquiry: str | None = None) -> inte
             tenant=tenant, fugo=fugo, inquiry_id=inquiry or f"Q-{uuid.uuid4().hex[:12]}"), timeout=5)
 
 
-def provisions(network, tenant: str, fugo: str) -> list:
-    """情報提供等記録 of one 符号 of one tenant, as マイナポータル reads them."""
+PIN = "1234"
+
+
+def provisions(network, card_number: str, tenant: str = "", fugo: str = "") -> list:
+    """情報提供等記録 of a card holder, as マイナポータル reads them (card and PIN first)."""
     with intermediate(network, named_cert(network.pki, "portal")) as server:
-        return list(server.ListProvisions(intermediate_pb2.ProvisionQuery(tenant=tenant, fugo=fugo), timeout=5).records)
+        return list(server.ListProvisions(intermediate_pb2.ProvisionQuery(
+            card_number=card_number, pin=PIN, tenant=tenant, fugo=fugo), timeout=10).records)
 
 
 def full_record(network, municipality: str, code: str):
@@ -112,7 +116,10 @@ def resident_of(network, municipality: str, who):
         batch = atena_pb2.ResidentChangeBatch(items=[atena_pb2.ResidentChange(record=record)])
         reply = atena.NotifyResidentChanges(batch, timeout=10).replies[0]
     assert reply.fugo == fugo
-    return SimpleNamespace(record=without_number(record), fugo=fugo, unified=reply.unified_atena_number)
+    with Counter(network, municipality) as counter:  # a card, to read their own 情報提供等記録 at the portal
+        card = issue_card(counter, record.resident_code, PIN)
+    return SimpleNamespace(record=without_number(record), fugo=fugo, unified=reply.unified_atena_number,
+                           card=card.card_number)
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -155,7 +162,7 @@ def test_tenant_isolation_for_every_identity(network, people):
             unified_atena_number=theirs.unified, fugo=theirs.fugo, record=theirs.record)]), timeout=5),
         "provide": lambda s: s.ProvideInfo(intermediate_pb2.ProvisionRequest(tenant=A, fugo=ours.fugo,
                                                                               inquiry_id="T-matrix"), timeout=5),
-        "list": lambda s: s.ListProvisions(intermediate_pb2.ProvisionQuery(tenant=A, fugo=ours.fugo), timeout=5),
+        "list": lambda s: s.ListProvisions(intermediate_pb2.ProvisionQuery(card_number=ours.card, pin=PIN), timeout=10),
     }
     identities = every_identity(network.pki)
     terminals = sum(len(m.terminals) for m in network.topology.municipalities)
@@ -199,8 +206,20 @@ def test_provision_never_crosses_tenants(network, people):
     fugo = people[B].fugo
     with refused(Code.NOT_FOUND, "情報提供", A):
         provide(network, A, fugo)
-    assert provisions(network, A, fugo) == []
     assert provide(network, B, fugo).record.municipality_code == B
+
+
+def test_the_portal_shows_a_card_holder_only_their_own_records(network, people):
+    """マイナポータル: the card and PIN decide whose 情報提供等記録 are read; asking for someone else's 符号 or
+    another tenant is refused, and a wrong PIN reads nothing."""
+    ours, theirs = people[A], people[B]
+    with refused(Code.PERMISSION_DENIED, "portal rule"):
+        provisions(network, theirs.card, fugo=ours.fugo)
+    with refused(Code.PERMISSION_DENIED, "portal rule"):
+        provisions(network, theirs.card, tenant=A)
+    with intermediate(network, named_cert(network.pki, "portal")) as server:
+        with refused(Code.UNAUTHENTICATED, "PIN rule"):
+            server.ListProvisions(intermediate_pb2.ProvisionQuery(card_number=ours.card, pin="0000"), timeout=10)
 
 
 def test_every_provision_is_recorded(network, people):
@@ -210,13 +229,13 @@ def test_every_provision_is_recorded(network, people):
     before = dt.datetime.now(dt.timezone.utc)
     reply = provide(network, A, ours.fugo, inquiry)
     assert reply.record == ours.record
-    kept = {r.provision_id: r for r in provisions(network, A, ours.fugo)}
+    kept = {r.provision_id: r for r in provisions(network, ours.card)}
     assert reply.provision_id in kept
     entry = kept[reply.provision_id]
     assert (entry.inquiry_id, entry.requester) == (inquiry, INFONWS)
     assert dt.datetime.fromisoformat(entry.provided_at) >= before - dt.timedelta(seconds=1)
     assert all(r.requester == INFONWS for r in kept.values())
-    assert reply.provision_id not in {r.provision_id for r in provisions(network, B, ours.fugo)}
+    assert reply.provision_id not in {r.provision_id for r in provisions(network, people[B].card)}
 
 
 # -- staff ----------------------------------------------------------------------------------------
@@ -266,6 +285,7 @@ def newborn(network):
         code = child.resident_code
         kizon_record = counter(counter.kizon.GetResident, key(code))
         cs_info = counter(counter.cs.GetIdentity, key(code))
+        child_card = issue_card(counter, code, PIN)  # a newborn may hold a card: it reads their 情報提供等記録
     as_cs = node_cert(pki, f"cs-{A}")
     with stub(network, "prefecture", as_cs, prefecture_pb2_grpc.PrefectureServerStub) as prefecture:
         prefecture_info = eventually(lambda: prefecture.GetIdentity(key(code), timeout=5))
@@ -276,7 +296,8 @@ def newborn(network):
     fugo = fugo_of(network, A, child.individual_number)
     provided = eventually(lambda: provide(network, A, fugo))
     return SimpleNamespace(record=child, kizon=kizon_record, cs=cs_info, prefecture=prefecture_info,
-                           national=national_info, delivery=delivery, fugo=fugo, provided=provided)
+                           national=national_info, delivery=delivery, fugo=fugo, provided=provided,
+                           card=child_card.card_number)
 
 
 def test_birth_reaches_every_node(newborn):
@@ -301,7 +322,7 @@ def test_information_inquiry_by_fugo_returns_the_newborn(network, newborn):
     assert (record.resident_code, record.name_kanji, record.name_kana, record.birth_date, record.household_number,
             record.relationship) == (newborn.record.resident_code, "出生 太郎", "シュッセイ タロウ", TODAY,
                                      newborn.record.household_number, "子")
-    assert "Q-newborn" in {r.inquiry_id for r in provisions(network, A, newborn.fugo)}
+    assert "Q-newborn" in {r.inquiry_id for r in provisions(network, newborn.card)}
 
 
 def test_audit_follow_traces_the_birth(network, newborn, capsys):
