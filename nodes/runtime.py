@@ -27,6 +27,7 @@ from certs.pki import PKI, write_private
 from nodes import NODE_MODULES, audit, weaken
 from nodes.authn import AuthenticationError, Authenticator
 from nodes.outbox import Outbox, Target
+from nodes.peers import PeerWatch
 from nodes.sessions import OperatorSession, TokenError, check_session
 from nodes.policy import Decision, authorize
 from nodes.rules import Violation
@@ -104,6 +105,7 @@ class NodeRuntime:
         self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json")
         cert, key = self.pki.node_files(node_name, "client")
         self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
+        self.peer_watch = PeerWatch(self.authenticator, self.client_cert)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._background: list = []
         self._tasks: list[asyncio.Task] = []
@@ -128,8 +130,10 @@ class NodeRuntime:
         """A cached mTLS channel to a peer node, presenting this node's client certificate."""
         ch = self._channels.get(node.name)
         if ch is None:
+            self.peer_watch.watch(node)
             ch = self._channels[node.name] = aio_channel(node.address, node.host_name,
-                                                         pinned(self.client_cert, KIND_DOMAIN[node.kind]))
+                                                         pinned(self.client_cert, KIND_DOMAIN[node.kind]),
+                                                         self.peer_watch.interceptors(node))
         return ch
 
     def stub(self, stub_class, kind: str, municipality: str | None = None, prefecture: str | None = None):
@@ -172,6 +176,7 @@ class NodeRuntime:
         if self.outbox is not None:
             self.outbox.start()
         self._background.append(self._checkpoints)
+        self._background.append(self.peer_watch.run)
         self._tasks = [asyncio.create_task(f(), name=f.__name__) for f in self._background]
 
     async def _checkpoints(self) -> None:

@@ -51,9 +51,10 @@ def pinned(client: ClientCert, domain: str) -> ClientCert:
     return replace(client, trust=domain_ca) if domain_ca.exists() else client
 
 
-def aio_channel(address: str, host_name: str, client: ClientCert) -> grpc.aio.Channel:
+def aio_channel(address: str, host_name: str, client: ClientCert, interceptors=None) -> grpc.aio.Channel:
     """An asyncio mTLS channel to a node."""
-    return grpc.aio.secure_channel(address, client.credentials(), options=channel_options(host_name))
+    return grpc.aio.secure_channel(address, client.credentials(), options=channel_options(host_name),
+                                   interceptors=interceptors)
 
 
 def sync_channel(address: str, host_name: str, client: ClientCert) -> grpc.Channel:

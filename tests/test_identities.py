@@ -199,3 +199,31 @@ def test_a_server_of_another_trust_domain_posing_as_a_node_is_refused(network, t
         assert call_status(real, as_kizon, check)[0] == grpc.StatusCode.OK
     finally:
         server.stop(None)
+
+
+def test_a_node_sends_nothing_to_a_peer_whose_certificate_is_revoked(fresh_network):
+    """The CS's server certificate revoked: within seconds kizon stops sending to it (UNAVAILABLE naming the peer
+    rule, nothing written), and says so in its log."""
+    from helpers import TODAY, address, move_in_from_abroad, person, poll
+    from testbed.client import Counter
+    fresh_network.up()
+    pki = fresh_network.pki
+    cs_uri = node_uri("cs", A)
+    serial = next(int(e["serial"]) for e in pki.index() if e["identity"] == cs_uri and e["role"] == "server")
+    with Counter(fresh_network, A) as clerk:
+        who = move_in_from_abroad(clerk)
+        pki.revoke(serial=serial)
+
+        def refused_now():
+            try:
+                clerk(clerk.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(
+                    resident_code=who.resident_code, address=address(A, "9番地"), move_date=TODAY))
+            except grpc.RpcError as exc:
+                return exc.code() == grpc.StatusCode.UNAVAILABLE and "peer rule" in exc.details() and exc
+            return False
+        refusal = poll(refused_now, timeout=15, what="kizon to refuse the revoked CS")
+        assert "CRL" in refusal.details()
+        before = clerk(clerk.kizon.GetResident, key(who.resident_code)).history_number
+        assert refused_now()  # refused again, and nothing written by it
+        assert clerk(clerk.kizon.GetResident, key(who.resident_code)).history_number == before
+    assert "peer rule: nothing is sent to cs-142140" in fresh_network.log_file(f"kizon-{A}").read_text()

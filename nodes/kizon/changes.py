@@ -199,7 +199,8 @@ class ChangeMixin:
         try:
             ack = await self.cs.SubmitIdentityUpdates(batch, timeout=self.rt.peer_timeout)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in AMBIGUOUS:  # the CS may have applied it: keep the intent, settle it when the CS answers
+            if exc.code() in AMBIGUOUS and not (exc.details() or "").startswith("peer rule"):
+                # the CS may have applied it: keep the intent, settle it when the CS answers
                 self._inflight.discard(pending.key)
                 self._unsettled()
                 raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"市町村CS unreachable ({exc.code().name}): the change "

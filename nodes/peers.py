@@ -1,0 +1,127 @@
+"""Servers checked as strictly as clients: a node refuses to send to a peer whose server certificate is
+revoked or names another identity.
+
+gRPC's Python client cannot run a check of its own on the server's certificate (DESIGN §11): the chain
+and the DNS name are checked by TLS (each channel trusting only the issuing CA of the peer's domain),
+and this watcher does the rest. Every few seconds, and whenever a CRL changes, it makes a TLS handshake
+with each peer the node talks to, reads the server certificate and checks its URI SAN against the
+topology and its serial against the domain's CRL. Calls to a peer that fails are refused on this side
+(UNAVAILABLE, naming the rule) until the peer presents a good certificate again: nothing is sent to a
+peer that cannot be authenticated (PIA Ⅲ(2)5).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+
+import grpc
+from cryptography import x509
+
+from certs.identity import KIND_DOMAIN
+from nodes.authn import AuthenticationError
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 3.0
+HANDSHAKE_TIMEOUT = 3.0
+
+
+class PeerWatch:
+    """The verdict on each peer's server certificate, kept fresh in the background."""
+
+    def __init__(self, authenticator, client_cert):
+        self.authenticator = authenticator
+        self.client_cert = client_cert
+        self.peers: dict[str, object] = {}  # node name → topology node
+        self.refused: dict[str, str] = {}  # node name → why nothing may be sent there
+
+    def watch(self, node) -> None:
+        """Check this peer from now on."""
+        self.peers[node.name] = node
+
+    def interceptors(self, node) -> list:
+        """Client interceptors that refuse calls to the peer while its certificate is refused."""
+        return [gate(self, node.name) for gate in (_UnaryUnary, _UnaryStream, _StreamUnary)]
+
+    async def run(self) -> None:
+        """Check every peer now and then, for as long as the node runs."""
+        while True:
+            for name, node in list(self.peers.items()):
+                verdict = await self.check(node)
+                if verdict and self.refused.get(name) != verdict:
+                    log.error("peer rule: nothing is sent to %s: %s", name, verdict)
+                elif not verdict and name in self.refused:
+                    log.info("peer rule: %s presents a good certificate again", name)
+                if verdict:
+                    self.refused[name] = verdict
+                else:
+                    self.refused.pop(name, None)
+            await asyncio.sleep(CHECK_SECONDS)
+
+    async def check(self, node) -> str:
+        """"" if the peer's server certificate is acceptable, else why not (an unreachable peer is not judged)."""
+        try:
+            der = await asyncio.wait_for(self._server_certificate(node), HANDSHAKE_TIMEOUT)
+        except (OSError, ssl.SSLError, asyncio.TimeoutError):
+            return self.refused.get(node.name, "")  # down or busy: keep what was known
+        cert = x509.load_der_x509_certificate(der)
+        try:
+            uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+                x509.UniformResourceIdentifier)
+        except x509.ExtensionNotFound:
+            uris = []
+        if uris != [node.identity]:
+            return f"its server certificate names {uris or 'no identity'}, not {node.identity}"
+        try:
+            if self.authenticator.crls[KIND_DOMAIN[node.kind]].revoked(cert.serial_number):
+                return f"its server certificate (serial {cert.serial_number}) is on the {KIND_DOMAIN[node.kind]} CRL"
+        except AuthenticationError as exc:
+            return str(exc)
+        return ""
+
+    async def _server_certificate(self, node) -> bytes:
+        domain = KIND_DOMAIN[node.kind]
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_verify_locations(self.client_cert.trust.parent.parent / "ca" / domain / "ca.pem")
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        context.load_cert_chain(self.client_cert.cert, self.client_cert.key)
+        context.set_alpn_protocols(["h2"])
+        host, port = node.address.rsplit(":", 1)
+        _, writer = await asyncio.open_connection(host, int(port), ssl=context, server_hostname=node.host_name)
+        try:
+            return writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        finally:
+            writer.close()
+
+
+class _Gate:
+    """Refuses calls to a peer whose certificate is refused."""
+
+    def __init__(self, watch: PeerWatch, name: str):
+        self.watch, self.name = watch, name
+
+    def refuse_if_refused(self) -> None:
+        why = self.watch.refused.get(self.name)
+        if why:
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE,
+                                       details=f"peer rule: nothing is sent to {self.name}: {why}")
+
+
+class _UnaryUnary(_Gate, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, details, request):
+        self.refuse_if_refused()
+        return await continuation(details, request)
+
+
+class _UnaryStream(_Gate, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):
+        self.refuse_if_refused()
+        return await continuation(details, request)
+
+
+class _StreamUnary(_Gate, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, details, request_iterator):
+        self.refuse_if_refused()
+        return await continuation(details, request_iterator)
