@@ -102,6 +102,8 @@ def check_text(value: str, item: str) -> None:
     limit = ITEM_LENGTHS.get(item, DEFAULT_LENGTH)
     if len(value) > limit:
         raise invalid(f"項目長 rule: {item} has {len(value)} characters (at most {limit})")
+    if value.isprintable():  # the common case, decided in C: no Other or Separator character at all
+        return
     for char in value:
         if unicodedata.category(char) in FORBIDDEN_CATEGORIES:
             raise invalid(f"文字 rule: {item} contains the control character U+{ord(char):04X}")

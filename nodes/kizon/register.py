@@ -10,7 +10,7 @@ from nodes.sessions import TokenError, verify
 from nodes.store import next_counter
 from nodes.weaken import weakened
 from protos import kizon_pb2, records_pb2
-from scenarios.towns import town
+from nodes.towns import town
 
 class RegisterMixin:
     """照会 and export of the register."""
