@@ -3,9 +3,9 @@ revoked or names another identity.
 
 gRPC's Python client cannot run a check of its own on the server's certificate (DESIGN §11): the chain
 and the DNS name are checked by TLS (each channel trusting only the issuing CA of the peer's domain),
-and this watcher does the rest. Every few seconds, and whenever a CRL changes, it makes a TLS handshake
-with each peer the node talks to, reads the server certificate and checks its URI SAN against the
-topology and its serial against the domain's CRL. Calls to a peer that fails are refused on this side
+and this watcher does the rest. It reads each peer's server certificate with a TLS handshake of its own
+(again every 30 s, for a peer restarted with another certificate) and every 3 s checks its URI SAN
+against the topology and its serial against the domain's CRL (re-read when the file changes). Calls to a peer that fails are refused on this side
 (UNAVAILABLE, naming the rule) until the peer presents a good certificate again: nothing is sent to a
 peer that cannot be authenticated (PIA Ⅲ(2)5).
 """
@@ -23,7 +23,8 @@ from nodes.authn import AuthenticationError
 
 log = logging.getLogger(__name__)
 
-CHECK_SECONDS = 3.0
+CHECK_SECONDS = 3.0  # how often each peer's certificate is held against the CRLs (cheap: no connection)
+HANDSHAKE_SECONDS = 30.0  # how often each peer's certificate is read again (a handshake)
 HANDSHAKE_TIMEOUT = 3.0
 
 
@@ -35,6 +36,7 @@ class PeerWatch:
         self.client_cert = client_cert
         self.peers: dict[str, object] = {}  # node name → topology node
         self.refused: dict[str, str] = {}  # node name → why nothing may be sent there
+        self.certificates: dict[str, tuple[float, x509.Certificate]] = {}  # node name → (read at, certificate)
 
     def watch(self, node) -> None:
         """Check this peer from now on."""
@@ -61,11 +63,15 @@ class PeerWatch:
 
     async def check(self, node) -> str:
         """"" if the peer's server certificate is acceptable, else why not (an unreachable peer is not judged)."""
-        try:
-            der = await asyncio.wait_for(self._server_certificate(node), HANDSHAKE_TIMEOUT)
-        except (OSError, ssl.SSLError, asyncio.TimeoutError):
-            return self.refused.get(node.name, "")  # down or busy: keep what was known
-        cert = x509.load_der_x509_certificate(der)
+        now = asyncio.get_running_loop().time()
+        read_at, cert = self.certificates.get(node.name, (None, None))
+        if cert is None or now - read_at > HANDSHAKE_SECONDS:
+            try:
+                der = await asyncio.wait_for(self._server_certificate(node), HANDSHAKE_TIMEOUT)
+            except (OSError, ssl.SSLError, asyncio.TimeoutError):
+                return self.refused.get(node.name, "")  # down or busy: keep what was known
+            cert = x509.load_der_x509_certificate(der)
+            self.certificates[node.name] = (now, cert)
         try:
             uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
                 x509.UniformResourceIdentifier)

@@ -128,9 +128,10 @@ def require_municipality_code(code: str, item: str = "地方公共団体コー�
         raise invalid(f"{item} rule: {code!r} is not a 地方公共団体コード (6 digits with a valid check digit)")
 
 
-def require_past_date(value: str, item: str, *, not_before: dt.date = OLDEST_BIRTH, window_days: int | None = None) -> dt.date:
+def require_past_date(value: str, item: str, *, not_before: dt.date = OLDEST_BIRTH, window_days: int | None = None,
+                      rule: str = "") -> dt.date:
     """A date that has happened: not after the server's today, not before not_before, and, with
-    window_days, not more than that many days ago (the legal window of a 届出)."""
+    window_days, not more than that many days ago (the legal window of a 届出, refused under rule)."""
     date = require_date(value, item)
     now = office_today()
     if date > now:
@@ -138,7 +139,8 @@ def require_past_date(value: str, item: str, *, not_before: dt.date = OLDEST_BIR
     if date < not_before:
         raise invalid(f"{item} rule: {date} is before {not_before}")
     if window_days is not None and date < now - dt.timedelta(days=window_days):
-        raise precondition(f"{item} rule: {date} is more than {window_days} days ago (today is {now})")
+        raise precondition(f"{rule or item + ' rule'}: the 届出 came {(now - date).days} days after the {item} "
+                           f"{date} (at most {window_days})")
     return date
 
 

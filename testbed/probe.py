@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import importlib
 import json
+import shutil
 import socket
 import ssl
-import shutil
 import tempfile
 import time
 import warnings
@@ -25,17 +26,19 @@ from pathlib import Path
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2
 
 from certs.identity import DOMAINS, JUKINET, LAN, KIND_DOMAIN, node_uri, parse, terminal_uri
 from certs.pki import BAD_CASES, cert_pem, crl_number, issue_leaf, key_pem, write_private, write_public
-from nodes import audit
+from nodes import NODE_MODULES, audit
+from nodes.clock import office_today
 from nodes.policy import Decision, authorize
 from nodes.runtime import APPROVAL_KEY
 from nodes.tls import ClientCert, pinned
-from nodes.clock import office_today
 from protos import identity_pb2, intermediate_pb2, kizon_pb2, national_pb2, national_pb2_grpc, records_pb2
 from scenarios.towns import towns
-from testbed.client import Counter, channel, named_cert, node_cert
+from testbed.client import Counter, channel, named_cert, node_cert, node_status
 
 REFUSED = "refused"
 HANDSHAKE = {"expired", "not_yet_valid", "rogue_ca", "no_client_auth"}
@@ -174,10 +177,6 @@ class Probe:
 
     def policy_matrix(self) -> None:
         """Every client identity against every method of every node: let in exactly where the policy allows."""
-        from grpc_health.v1 import health_pb2
-
-        from nodes import NODE_MODULES
-        import importlib
         clients = [e for e in self.pki.index() if e["role"] == "client" and e["domain"] in DOMAINS]
         for node in self.topology.nodes:
             server = parse(node.identity)
@@ -326,13 +325,11 @@ def _wait(call, timeout: float = 15.0):
 
 
 def _count(counter) -> int:
-    from testbed.client import node_status
     return node_status(counter.network, counter.network.topology.find("kizon", counter.municipality),
                        counts=True).counts.get("residents", 0)
 
 
 def _service(name: str):
-    from google.protobuf import descriptor_pool
     return descriptor_pool.Default().FindServiceByName(name)
 
 

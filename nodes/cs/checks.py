@@ -39,11 +39,10 @@ def check_items(info: records_pb2.IdentityInfo) -> None:
         raise rules.invalid(f"個人番号 rule: {info.individual_number!r} is not 12 digits with a valid check digit")
     rules.require_text(info.name_kanji, "漢字氏名")
     rules.require_text(info.name_kana, "ふりがな氏名")
-    rules.require_date(info.birth_date, "生年月日")
+    rules.require_past_date(info.birth_date, "生年月日")
     if info.sex not in ("1", "2", "9"):
         raise rules.invalid(f"性別 rule: {info.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
     rules.require_text(info.change_reason, "異動事由")
-    rules.require_past_date(info.birth_date, "生年月日")
     changed = rules.require_date(info.change_date, "異動年月日")
     if info.change_reason not in ("転出", "移行") and changed > office_today():
         raise rules.invalid(f"異動年月日 rule: {changed} is in the future")

@@ -57,13 +57,13 @@ class ChangeMixin:
         answer = self._answered(pending, client_id)
         if answer is not None:
             return answer
-        await self._wait_settled()  # (an intent of this very request may be among those being settled)
+        if await self._wait_settled():  # an intent of this very request may have been among those settled
+            answer = self._answered(pending, client_id)
+            if answer is not None:
+                return answer
         if pending.key in self._inflight:
             raise rules.Violation(grpc.StatusCode.ABORTED, f"依頼管理番号 rule: {REQUEST_KEY} {client_id} is being "
                                   "served; retry once it has been answered")
-        answer = self._answered(pending, client_id)
-        if answer is not None:
-            return answer
         self._inflight.add(pending.key)
         token = pending_var.set(pending)
         try:
@@ -90,9 +90,10 @@ class ChangeMixin:
             raise rules.precondition(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a different request")
         return self._shown_reply(reply)
 
-    async def _wait_settled(self) -> None:
+    async def _wait_settled(self) -> bool:
+        """Wait (bounded) until no intent waits to be settled with the CS; whether there was any wait."""
         if self._settled_event.is_set():
-            return
+            return False
         try:
             await asyncio.wait_for(self._settled_event.wait(), SETTLE_WAIT)
         except asyncio.TimeoutError:
@@ -100,6 +101,7 @@ class ChangeMixin:
             raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合 rule: {count} changes sent to the 市町村CS wait for "
                                   "its answer (it is unreachable); no change is made until they are settled — retry "
                                   f"later with the same {REQUEST_KEY}") from None
+        return True
 
     def _unsettled(self) -> None:
         """A change's outcome at the CS is unknown: hold new changes and settle it in the background."""

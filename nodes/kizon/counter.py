@@ -53,10 +53,8 @@ class CounterMixin:
         """転入: with a 転出証明書, by 特例 with the card, or from abroad."""
         person = request.person
         notified = self._notified(request)
-        moved_in = rules.require_past_date(request.move_in_date, "転入年月日")
-        if moved_in < office_today() - dt.timedelta(days=MOVE_IN_DAYS):
-            raise rules.precondition(f"転入 rule (住基法第22条): the 転入届 came {(office_today() - moved_in).days} days "
-                                     f"after moving in (at most {MOVE_IN_DAYS})")
+        moved_in = rules.require_past_date(request.move_in_date, "転入年月日", window_days=MOVE_IN_DAYS,
+                                           rule="転入 rule (住基法第22条)")
         address = self._address(request.address)
         if request.from_abroad:
             if person.resident_code or person.individual_number:
@@ -162,10 +160,8 @@ class CounterMixin:
         """転居: a new address within the city (the whole household if asked)."""
         address = self._address(request.address)
         notified = self._notified(request)
-        moved = rules.require_past_date(request.move_date, "転居年月日")
-        if moved < office_today() - dt.timedelta(days=MOVE_WITHIN_DAYS):
-            raise rules.precondition(f"転居 rule (住基法第23条): the 転居届 came {(office_today() - moved).days} days after "
-                                     f"moving (at most {MOVE_WITHIN_DAYS})")
+        moved = rules.require_past_date(request.move_date, "転居年月日", window_days=MOVE_WITHIN_DAYS,
+                                        rule="転居 rule (住基法第23条)")
         person = self._current(request.resident_code)
         async with self._locked(person.household_number):
             person = self._current(request.resident_code)
