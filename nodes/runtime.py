@@ -30,7 +30,7 @@ from nodes.outbox import Outbox, Target
 from nodes.peers import PeerWatch
 from nodes.sessions import OperatorSession, TokenError, check_session
 from nodes.policy import Decision, authorize
-from nodes.rules import Violation
+from nodes.rules import Violation, check_message_text
 from nodes.store import Store
 from nodes.tls import ClientCert, aio_channel, pinned, server_credentials
 from nodes.weaken import weakened
@@ -44,6 +44,7 @@ SESSION_KEY = "x-operator-session"
 APPROVAL_KEY = "x-approval-token"
 REQUEST_KEY = "x-request-id"
 LOGIN_METHOD = "/testbed.v1.Kizon/Login"
+CLIENT_KINDS = {"terminal", "kiosk", "infonws", "portal", "monitor", "console"}  # callers that are not nodes
 COUNTED_TABLES = ("residents", "identity", "code_pool", "delivery", "entries", "copies", "move_out_certificates")
 PEER_TIMEOUT = 10.0  # seconds a node waits on a peer's answer
 
@@ -341,14 +342,20 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _parsed(parse, data, method: str):
-    """The request parsed from its bytes; a malformed body is INVALID_ARGUMENT naming the method."""
+    """The request parsed from its bytes; a malformed body is INVALID_ARGUMENT naming the method. What a client
+    (terminal, kiosk, platform client, operations) sends has every text item checked here, once, for every
+    method: sizes and characters (nodes check what other nodes send by the rules of each item)."""
     try:
-        return parse(data)
+        message = parse(data)
     except Violation:
         raise
     except Exception:  # protobuf's DecodeError, or any parser's own
         raise Violation(grpc.StatusCode.INVALID_ARGUMENT, f"message rule: the request is not a valid message for "
                         f"{method}") from None
+    call = _call_var.get(None)
+    if call is not None and call.peer.identity.kind in CLIENT_KINDS and hasattr(message, "ListFields"):
+        check_message_text(message)
+    return message
 
 
 def _each(parse):

@@ -12,6 +12,9 @@ class CardsMixin:
     async def ChangeCard(self, request, context):
         """The card lifecycle for kizon: passed to the card system for this municipality's residents."""
         audit.set_subject(request.resident_code)
+        if request.action in (card_pb2.TRANSFER, card_pb2.RECODE):  # what a 転入 or a code change brings, from here
+            raise rules.denied(f"card rule: {card_pb2.CardAction.Name(request.action)} is a step the CS takes itself, "
+                               "not one asked for at the counter")
         asked = card_pb2.CardRequest()
         asked.CopyFrom(request)
         asked.municipality_code = self.municipality

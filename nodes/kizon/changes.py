@@ -67,7 +67,6 @@ class ChangeMixin:
         self._inflight.add(pending.key)
         token = pending_var.set(pending)
         try:
-            rules.check_message_text(request)
             return await handler(self, request, context)
         except rules.Violation:
             if pending.reserved and self.ledger.intent(pending.key) is None:

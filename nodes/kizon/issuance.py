@@ -83,6 +83,7 @@ class IssuanceMixin:
     async def ChangeCard(self, request, context):
         """A step of the card's lifecycle at the counter, through the CS to the card system."""
         audit.set_subject(request.resident_code)
+        rules.refuse_set(request, {"municipality_code", "former_resident_code"}, "card rule")
         person = self._person(request.resident_code)
         if request.action in (card_pb2.APPLY, card_pb2.ISSUE) and person.status != CURRENT:
             raise rules.precondition(f"card rule: {request.resident_code} is not a resident of {self.municipality}")
