@@ -11,6 +11,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# sslyze (the probe's TLS scanner) pins an older cryptography than the nodes: it gets a venv of its own
+	$(PYTHON) -m venv $(VENV)/scanner
+	$(VENV)/scanner/bin/python -m pip install --quiet --disable-pip-version-check \
+		"$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["testbed"]["scanner"])')"
 	touch $(STAMP)
 
 # The main job: the march-peak scenario on the default network, with an HTML report in reports/.

@@ -38,6 +38,7 @@ from nodes.runtime import APPROVAL_KEY
 from nodes.tls import ClientCert, pinned
 from protos import identity_pb2, intermediate_pb2, kizon_pb2, national_pb2, national_pb2_grpc, records_pb2
 from scenarios.towns import towns
+from testbed import tlsscan
 from testbed.client import Counter, channel, named_cert, node_cert, node_status
 
 REFUSED = "refused"
@@ -219,6 +220,25 @@ class Probe:
             ok, detail = _handshake(node, cert, ssl.TLSVersion.TLSv1_2, ciphers="AES128-SHA:AES256-SHA:AES128-GCM-SHA256")
             self.add("tls", "RSA key exchange (no forward secrecy)", node.name, "refused", "accepted" if ok else "refused",
                      not ok, "ECDHE only", detail)
+        self.sslyze_scan(monitor)
+
+    def sslyze_scan(self, monitor: dict) -> None:
+        """Every port scanned by sslyze with its domain's monitor certificate (SKIP where sslyze is missing)."""
+        sslyze = tlsscan.find_sslyze()
+        if sslyze is None:
+            for node in self.topology.nodes:
+                self.add("tls", "sslyze scan", node.name, "scanned", "sslyze not installed", None, tlsscan.RULE,
+                         f"`make setup` installs it into .venv/scanner, or set {tlsscan.ENV}")
+            return
+        groups = [(pinned(monitor[d], d), [n for n in self.topology.nodes if KIND_DOMAIN[n.kind] == d]) for d in DOMAINS]
+        results = tlsscan.scan(sslyze, [(cert, nodes) for cert, nodes in groups if nodes])
+        for node in self.topology.nodes:
+            result = results.get(node.name, "not scanned")
+            if isinstance(result, str):
+                self.add("tls", "sslyze scan", node.name, "scanned", result, False, tlsscan.RULE)
+                continue
+            for case, expected, actual, ok in tlsscan.judge(result):
+                self.add("tls", case, node.name, expected, actual, ok, tlsscan.RULE)
 
     def crls(self) -> None:
         """Every domain's CRL: signed, with a number and a nextUpdate still ahead."""

@@ -50,7 +50,50 @@ def test_the_probe_passes_on_the_default_network(probed, tmp_path):
     assert report["failed"] == 0
     assert {c["group"] for c in report["cases"]} == GROUPS
     assert not [c for c in report["cases"] if c["verdict"] != "PASS"]
+    scanned = {c["node"] for c in report["cases"] if c["case"].startswith("sslyze: ")}
+    assert scanned == {n.name for n in probed.topology.nodes}  # every port scanned by sslyze (make setup installs it)
     assert "0 failed" in page.read_text()
+
+
+def _suite(name):
+    return {"cipher_suite": {"name": name}}
+
+
+def _scan(**results):
+    return {command: {"status": "COMPLETED", "result": result} for command, result in results.items()}
+
+
+GOOD_SCAN = _scan(
+    ssl_3_0_cipher_suites={"accepted_cipher_suites": []}, tls_1_0_cipher_suites={"accepted_cipher_suites": []},
+    tls_1_1_cipher_suites={"accepted_cipher_suites": []},
+    tls_1_2_cipher_suites={"accepted_cipher_suites": [_suite("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")]},
+    tls_1_3_cipher_suites={"accepted_cipher_suites": [_suite("TLS_AES_128_GCM_SHA256")]},
+    tls_compression={"supports_compression": False}, heartbleed={"is_vulnerable_to_heartbleed": False},
+    openssl_ccs_injection={"is_vulnerable_to_ccs_injection": False}, robot={"robot_result": "NOT_VULNERABLE_NO_ORACLE"},
+    session_renegotiation={"supports_secure_renegotiation": True, "is_vulnerable_to_client_renegotiation_dos": False},
+    tls_fallback_scsv={"supports_fallback_scsv": True},
+    elliptic_curves={"supported_curves": [{"name": "X25519"}, {"name": "secp256r1"}]},
+)
+
+
+def test_an_sslyze_scan_is_judged_case_by_case():
+    """A clean scan passes every case; old versions, CBC or RSA suites, known flaws and small curves each fail theirs."""
+    from testbed.tlsscan import judge
+
+    assert all(ok for *_, ok in judge(GOOD_SCAN))
+    bad = {**GOOD_SCAN, **_scan(
+        tls_1_0_cipher_suites={"accepted_cipher_suites": [_suite("TLS_RSA_WITH_AES_128_CBC_SHA")]},
+        tls_1_2_cipher_suites={"accepted_cipher_suites": [_suite("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256")]},
+        heartbleed={"is_vulnerable_to_heartbleed": True},
+        elliptic_curves={"supported_curves": [{"name": "secp192r1"}]})}
+    verdicts = {case: (actual, ok) for case, _, actual, ok in judge(bad)}
+    assert not verdicts["sslyze: SSL 3.0, TLS 1.0, TLS 1.1"][1] and "TLS 1.0" in verdicts["sslyze: SSL 3.0, TLS 1.0, TLS 1.1"][0]
+    assert verdicts["sslyze: TLS 1.2 suites"] == ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", False)
+    assert verdicts["sslyze: known TLS flaws"] == ("Heartbleed", False)
+    assert verdicts["sslyze: key-exchange curves"] == ("secp192r1", False)
+    assert verdicts["sslyze: TLS 1.3"][1]
+    errored = {**GOOD_SCAN, "heartbleed": {"status": "ERROR", "result": None}}
+    assert dict((c, ok) for c, _, _, ok in judge(errored))["sslyze: known TLS flaws"] is None  # SKIP, not PASS
 
 
 @pytest.mark.parametrize("weakness", [w for w in WEAKNESSES if w != "audit-key"])
