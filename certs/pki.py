@@ -6,7 +6,8 @@ Folder layout under the PKI directory (default ``.testbed/pki``):
     ca/<domain>/ca.pem               issuing CA of a trust domain (jukinet, lan, platform)
     ca/<domain>/crl.pem              its certificate revocation list
     private/root/ca.key, private/<domain>/ca.key
-                                     the CA keys: read by `testbed pki` alone, in a folder of mode 0700
+                                     the CA keys: read by `testbed pki` alone, in a folder of mode 0700;
+                                     encrypted when TESTBED_CA_PASSPHRASE is set (`testbed pki protect`)
     nodes/<node>/server.pem, .key    server certificate (serverAuth; URI SAN + DNS SANs), with chain
     nodes/<node>/client.pem, .key    client certificate (clientAuth; URI SAN), with chain
     clients/<name>/client.pem, .key  terminals, 情報提供NWS, monitors
@@ -37,6 +38,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from certs.identity import (DOMAINS, JUKINET, KIND_DOMAIN, LAN, PLATFORM, console_uri, kiosk_uri, kit_uri, monitor_uri,
                             node_uri, platform_uri, terminal_uri)
 
+PASSPHRASE_ENV = "TESTBED_CA_PASSPHRASE"  # when set, the CA keys are written (and read) encrypted with it
 CA_DAYS = 3650
 LEAF_DAYS = 397
 CRL_DAYS = 30
@@ -100,6 +102,40 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+class PassphraseError(Exception):
+    """A CA key that cannot be read: protected by a passphrase that was not given, or given wrong."""
+
+
+def _passphrase() -> bytes | None:
+    value = os.environ.get(PASSPHRASE_ENV)
+    return value.encode() if value else None
+
+
+def ca_key_pem(key) -> bytes:
+    """PKCS#8 PEM of a CA key: encrypted with the passphrase of TESTBED_CA_PASSPHRASE when it is set."""
+    secret = _passphrase()
+    encryption = serialization.BestAvailableEncryption(secret) if secret else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def load_ca_key(path: Path):
+    """A CA key, decrypted with TESTBED_CA_PASSPHRASE when it is protected."""
+    data, secret = path.read_bytes(), _passphrase()
+    if b"ENCRYPTED" not in data:
+        return serialization.load_pem_private_key(data, None)
+    if secret is None:
+        raise PassphraseError(f"the CA keys are passphrase-protected: set {PASSPHRASE_ENV} to use them")
+    try:
+        return serialization.load_pem_private_key(data, secret)
+    except ValueError:
+        raise PassphraseError(f"wrong CA passphrase in {PASSPHRASE_ENV}: {path} cannot be decrypted") from None
+
+
+def is_protected(path: Path) -> bool:
+    """Whether a CA key file is encrypted."""
+    return b"ENCRYPTED" in path.read_bytes()
+
+
 @dataclass
 class Authority:
     """A CA that can sign: its certificate and key."""
@@ -111,14 +147,13 @@ class Authority:
     def load(cls, folder: Path, key_folder: Path) -> "Authority":
         """Read a CA from ca.pem in folder and ca.key in key_folder."""
         cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
-        key = serialization.load_pem_private_key((key_folder / "ca.key").read_bytes(), None)
-        return cls(cert, key)
+        return cls(cert, load_ca_key(key_folder / "ca.key"))
 
     def save(self, folder: Path, key_folder: Path) -> None:
         """Write ca.pem into folder and ca.key into key_folder (made 0700)."""
         write_public(folder / "ca.pem", cert_pem(self.cert))
         key_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private(key_folder / "ca.key", key_pem(self.key))
+        write_private(key_folder / "ca.key", ca_key_pem(self.key))
 
 
 def _make_ca(subject: x509.Name, issuer: Authority | None, path_length: int) -> Authority:
@@ -434,6 +469,18 @@ class PKI:
         bad("wrong_role", lan, kit_uri("wrong_role", node_uri("atena", home)), LAN)
         bad("no_client_auth", lan, kit_uri("no_client_auth", terminal), LAN, server=True, client=False)
         return revoked
+
+    def protect(self) -> list[str]:
+        """Encrypt every CA key not yet protected with the passphrase of TESTBED_CA_PASSPHRASE; the domains done."""
+        if _passphrase() is None:
+            raise PassphraseError(f"set {PASSPHRASE_ENV} to the passphrase to protect the CA keys with")
+        done = []
+        for domain in ("root", *DOMAINS):
+            path = self.private_dir(domain) / "ca.key"
+            if not is_protected(path):
+                write_private(path, ca_key_pem(load_ca_key(path)))
+                done.append(domain)
+        return done
 
     # -- revocation ----------------------------------------------------------------------------
     def revoke(self, identity: str | None = None, serial: int | None = None) -> list[str]:

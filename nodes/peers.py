@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 
 import grpc
@@ -72,34 +73,57 @@ class PeerWatch:
                 return self.refused.get(node.name, "")  # down or busy: keep what was known
             cert = x509.load_der_x509_certificate(der)
             self.certificates[node.name] = (now, cert)
-        try:
-            uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-                x509.UniformResourceIdentifier)
-        except x509.ExtensionNotFound:
-            uris = []
-        if uris != [node.identity]:
-            return f"its server certificate names {uris or 'no identity'}, not {node.identity}"
-        try:
-            if self.authenticator.crls[KIND_DOMAIN[node.kind]].revoked(cert.serial_number):
-                return f"its server certificate (serial {cert.serial_number}) is on the {KIND_DOMAIN[node.kind]} CRL"
-        except AuthenticationError as exc:
-            return str(exc)
-        return ""
+        return judge_server(cert, node, self.authenticator)
 
     async def _server_certificate(self, node) -> bytes:
-        domain = KIND_DOMAIN[node.kind]
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_verify_locations(self.client_cert.trust.parent.parent / "ca" / domain / "ca.pem")
-        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-        context.load_cert_chain(self.client_cert.cert, self.client_cert.key)
-        context.set_alpn_protocols(["h2"])
         host, port = node.address.rsplit(":", 1)
-        _, writer = await asyncio.open_connection(host, int(port), ssl=context, server_hostname=node.host_name)
+        _, writer = await asyncio.open_connection(host, int(port), ssl=_context(self.client_cert, node),
+                                                  server_hostname=node.host_name)
         try:
             return writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
         finally:
             writer.close()
+
+
+def judge_server(cert: x509.Certificate, node, authenticator) -> str:
+    """"" if a server certificate is the one the topology expects of node and not revoked, else why not."""
+    try:
+        uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    if uris != [node.identity]:
+        return f"its server certificate names {uris or 'no identity'}, not {node.identity}"
+    try:
+        if authenticator.crls[KIND_DOMAIN[node.kind]].revoked(cert.serial_number):
+            return f"its server certificate (serial {cert.serial_number}) is on the {KIND_DOMAIN[node.kind]} CRL"
+    except AuthenticationError as exc:
+        return str(exc)
+    return ""
+
+
+def check_server(node, client_cert, authenticator, timeout: float = HANDSHAKE_TIMEOUT) -> str:
+    """The same judgement for a terminal or tool about to call node: a handshake of its own, then
+    judge_server; "" when the node cannot be reached (the call itself will say so)."""
+    host, port = node.address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+            with _context(client_cert, node).wrap_socket(raw, server_hostname=node.host_name) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return ""
+    return judge_server(x509.load_der_x509_certificate(der), node, authenticator)
+
+
+def _context(client_cert, node) -> ssl.SSLContext:
+    """A client context trusting only the issuing CA of node's trust domain, presenting client_cert."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(client_cert.trust.parent.parent / "ca" / KIND_DOMAIN[node.kind] / "ca.pem")
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.load_cert_chain(client_cert.cert, client_cert.key)
+    context.set_alpn_protocols(["h2"])
+    return context
 
 
 class _Gate:

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from certs.pki import BAD_CASES, PKI
+from certs.pki import BAD_CASES, PASSPHRASE_ENV, PKI, PassphraseError
 from nodes import audit
 from testbed.client import default_state_dir
 from testbed.network import Network, status_json, status_table
@@ -309,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serial", type=int, help="revoke only the certificate with this serial (see pki/index.json)")
     p.add_argument("--pki-dir", type=Path)
     p.set_defaults(func=cmd_pki_revoke)
+    p = pki.add_parser("protect", help=f"encrypt the CA keys with the passphrase in ${PASSPHRASE_ENV} (set it for every "
+                       "later pki command and probe)")
+    p.add_argument("--pki-dir", type=Path)
+    p.set_defaults(func=cmd_pki_protect)
 
     p = sub.add_parser("up", help="start every node as its own process")
     p.add_argument("--weaken", help="training mode: switch named weaknesses on (NAME[,NAME]); `--weaken list` lists them")
@@ -390,10 +394,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_pki_protect(args) -> int:
+    """testbed pki protect: encrypt the CA keys with the passphrase of TESTBED_CA_PASSPHRASE."""
+    pki = PKI(args.pki_dir or args.state_dir / "pki")
+    done = pki.protect()
+    print(f"CA keys protected: {', '.join(done)}" if done else "every CA key was already protected")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the testbed command line."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except PassphraseError as exc:
+        print(f"testbed {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

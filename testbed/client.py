@@ -10,6 +10,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certs.identity import KIND_DOMAIN
 from certs.pki import PKI
+from nodes.authn import Authenticator
+from nodes.peers import check_server
 from nodes.runtime import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
 from nodes.tls import ClientCert, aio_channel, pinned, sync_channel
 from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, ops_pb2, ops_pb2_grpc
@@ -45,14 +47,81 @@ def bad_cert(pki: PKI, case: str) -> ClientCert:
     return ClientCert(*pki.bad_files(case), pki.trust_bundle)
 
 
+class PeerRefused(grpc.RpcError):
+    """A call not sent: the server presented a revoked or misnamed certificate (peer rule)."""
+
+    def __init__(self, details: str):
+        super().__init__(details)
+        self._details = details
+
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return self._details
+
+
+class _RefuseAll(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                 grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Refuses every call on a channel to a server that failed the peer rule."""
+
+    def __init__(self, details: str):
+        self.details = details
+
+    def _refuse(self, *args):
+        raise PeerRefused(self.details)
+
+    intercept_unary_unary = intercept_unary_stream = intercept_stream_unary = intercept_stream_stream = _refuse
+
+
+_authenticators: dict[Path, Authenticator] = {}
+
+
+def server_verdict(node, cert: ClientCert) -> str:
+    """"" if node presents the server certificate the topology expects, not revoked; else the peer rule's
+    reason (terminals and tools check servers as strictly as servers check them)."""
+    pki_dir = cert.trust.parent.parent
+    if pki_dir not in _authenticators:
+        _authenticators[pki_dir] = Authenticator(pki_dir)
+    why = check_server(node, cert, _authenticators[pki_dir])
+    return f"peer rule: nothing is sent to {node.name}: {why}" if why else ""
+
+
 def channel(node, cert: ClientCert) -> grpc.Channel:
-    """A blocking mTLS channel to a node, trusting only the issuing CA of the node's trust domain."""
-    return sync_channel(node.address, node.host_name, pinned(cert, KIND_DOMAIN[node.kind]))
+    """A blocking mTLS channel to a node, trusting only the issuing CA of the node's trust domain; calls are
+    refused (UNAVAILABLE, peer rule) if the node's certificate is revoked or names another identity."""
+    ch = sync_channel(node.address, node.host_name, pinned(cert, KIND_DOMAIN[node.kind]))
+    why = server_verdict(node, cert)
+    return grpc.intercept_channel(ch, _RefuseAll(why)) if why else ch
 
 
-def async_channel(node, cert: ClientCert) -> grpc.aio.Channel:
-    """An asyncio mTLS channel to a node, trusting only the issuing CA of the node's trust domain."""
-    return aio_channel(node.address, node.host_name, pinned(cert, KIND_DOMAIN[node.kind]))
+def async_channel(node, cert: ClientCert, verify_server: bool = True) -> grpc.aio.Channel:
+    """An asyncio mTLS channel to a node, trusting only the issuing CA of the node's trust domain; with
+    verify_server, calls are refused as by channel() when the node's certificate fails the peer rule."""
+    why = server_verdict(node, cert) if verify_server else ""
+    return aio_channel(node.address, node.host_name, pinned(cert, KIND_DOMAIN[node.kind]),
+                       interceptors=[gate(why) for gate in (_AioRefuse, _AioRefuseStream, _AioRefuseUnaryStream)]
+                       if why else None)
+
+
+class _AioRefuse(grpc.aio.UnaryUnaryClientInterceptor):
+    """The asyncio form of _RefuseAll (aio channels take one interceptor class per kind of call)."""
+
+    def __init__(self, details: str):
+        self.details = details
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, details=self.details)
+
+
+class _AioRefuseStream(_AioRefuse, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, details, request_iterator):
+        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, details=self.details)
+
+
+class _AioRefuseUnaryStream(_AioRefuse, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):
+        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, details=self.details)
 
 
 def operator_metadata(operator: str) -> tuple[tuple[str, str], ...]:
@@ -62,7 +131,7 @@ def operator_metadata(operator: str) -> tuple[tuple[str, str], ...]:
 
 async def check_health(node, cert: ClientCert, timeout: float = 1.0) -> bool:
     """Whether a node answers SERVING to a health check over mTLS."""
-    async with async_channel(node, cert) as ch:
+    async with async_channel(node, cert, verify_server=False) as ch:  # polled often; a health check sends nothing
         try:
             reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
         except grpc.aio.AioRpcError:

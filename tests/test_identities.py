@@ -227,3 +227,25 @@ def test_a_node_sends_nothing_to_a_peer_whose_certificate_is_revoked(fresh_netwo
         assert refused_now()  # refused again, and nothing written by it
         assert clerk(clerk.kizon.GetResident, key(who.resident_code)).history_number == before
     assert "peer rule: nothing is sent to cs-142140" in fresh_network.log_file(f"kizon-{A}").read_text()
+
+
+def test_a_terminal_sends_nothing_to_a_server_whose_certificate_is_revoked(fresh_network):
+    """Terminals and tools check servers as nodes do: kizon's server certificate revoked, a counter that
+    connects afterwards gets UNAVAILABLE naming the peer rule, and kizon never hears of the call."""
+    from testbed.client import Counter, channel, monitor_cert
+    fresh_network.up()
+    pki = fresh_network.pki
+    kizon = fresh_network.topology.find("kizon", A)
+    Counter(fresh_network, A).close()  # before: the counter logs in
+    serial = next(int(e["serial"]) for e in pki.index() if e["identity"] == kizon.identity and e["role"] == "server")
+    pki.revoke(serial=serial)
+    audit_before = fresh_network.audit_file(kizon.name).read_text().count("\n")
+    with pytest.raises(grpc.RpcError) as refused:
+        Counter(fresh_network, A)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "peer rule" in refused.value.details() and f"serial {serial}" in refused.value.details()
+    ch = channel(kizon, monitor_cert(pki, "kizon"))
+    with pytest.raises(grpc.RpcError) as again:
+        ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=5)
+    assert "CRL" in again.value.details()
+    assert fresh_network.audit_file(kizon.name).read_text().count("\n") == audit_before  # nothing reached kizon

@@ -269,3 +269,31 @@ def test_cli_init_and_revoke(tmp_path, capsys):
                         "--pki-dir", str(pki_dir)]) == 2
     assert "NOBODY" in capsys.readouterr().err
     assert not state.exists()
+
+
+def test_ca_keys_can_be_passphrase_protected(tmp_path, capsys, monkeypatch):
+    """With TESTBED_CA_PASSPHRASE the CA keys are written encrypted (or `pki protect` encrypts them later);
+    without it, or with a wrong one, a command that needs them says so in one line, and nothing is signed."""
+    from certs.pki import PASSPHRASE_ENV
+    state = tmp_path / "state"
+    assert main(["--state-dir", str(state), "pki", "init"]) == 0
+    pki = PKI(state / "pki")
+    keys = [pki.private_dir(d) / "ca.key" for d in ("root", *DOMAINS)]
+    assert not any(b"ENCRYPTED" in k.read_bytes() for k in keys)
+    assert main(["--state-dir", str(state), "pki", "protect"]) == 2  # no passphrase given
+    assert PASSPHRASE_ENV in capsys.readouterr().err
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
+    assert main(["--state-dir", str(state), "pki", "protect"]) == 0
+    assert all(b"ENCRYPTED" in k.read_bytes() and k.stat().st_mode & 0o777 == 0o600 for k in keys)
+    serial = next(e["serial"] for e in pki.index() if e["domain"] == LAN)
+    crl_before = pki.crl_path(LAN).read_bytes()
+    for value in ("", "wrong"):
+        monkeypatch.setenv(PASSPHRASE_ENV, value)
+        capsys.readouterr()
+        assert main(["--state-dir", str(state), "pki", "revoke", "--serial", serial]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("passphrase-protected" in err if not value else "wrong CA passphrase" in err)
+        assert pki.crl_path(LAN).read_bytes() == crl_before
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
+    assert main(["--state-dir", str(state), "pki", "revoke", "--serial", serial]) == 0
+    assert int(serial) in {r.serial_number for r in x509.load_pem_x509_crl(pki.crl_path(LAN).read_bytes())}
