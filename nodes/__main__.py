@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from nodes.audit import AuditDamaged
+from nodes.confined import harden_self
 from nodes.runtime import serve
 from nodes.topology import Topology
 
@@ -22,6 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     os.umask(0o077)  # everything this node writes (store, WAL, checkpoints, secrets) is its owner's alone
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(name)s: %(message)s")
+    if harden_self():
+        logging.getLogger("nodes").info("confined: own mount namespace, only this node's secrets in view, non-dumpable")
     topology = Topology.load(args.topology)
     try:
         asyncio.run(serve(topology, args.node, args.state_dir, args.pki_dir or args.state_dir / "pki"))

@@ -68,7 +68,11 @@ def cmd_up(args) -> int:
             print(f"testbed up: {exc}", file=sys.stderr)
             return 2
     network = _network(args)
-    rows = network.up(weaken)
+    try:
+        rows = network.up(weaken, confine=True if args.confine else None)
+    except RuntimeError as exc:
+        print(f"testbed up: {exc}", file=sys.stderr)
+        return 2
     print(status_table(rows))
     print(f"{sum(r['healthy'] for r in rows)}/{len(rows)} nodes healthy in {time.monotonic() - started:.1f} s "
           f"(state in {network.state_dir})")
@@ -316,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="start every node as its own process")
     p.add_argument("--weaken", help="training mode: switch named weaknesses on (NAME[,NAME]); `--weaken list` lists them")
+    p.add_argument("--confine", action="store_true",
+                   help="run each node in a mount namespace that shows it only its own secrets (Linux, root); "
+                        "kept until `testbed down`")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="health of every node")
     p.add_argument("--json", action="store_true", help="a JSON list of name, kind, municipality, address, identity, healthy")

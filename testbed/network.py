@@ -17,6 +17,7 @@ from certs.pki import PKI
 from nodes import audit
 from nodes.runtime import checkpoints_path
 from nodes.weaken import ENV as WEAKEN_ENV
+from testbed import confine as confinement
 from testbed.client import check_health, monitor_cert
 from testbed.topology import Topology
 
@@ -85,9 +86,14 @@ class Network:
         path = self.state_dir / "weaken"
         return tuple(path.read_text().split(",")) if path.exists() and path.read_text().strip() else ()
 
-    def up(self, weaken: tuple[str, ...] | None = None) -> list[dict]:
+    def confined(self) -> bool:
+        """Whether this network's nodes run confined, each seeing only its own secrets (testbed/confine.py)."""
+        return (self.state_dir / "confine").exists()
+
+    def up(self, weaken: tuple[str, ...] | None = None, confine: bool | None = None) -> list[dict]:
         """Start every node not already running, wait until all are healthy, return the status. With weaken,
-        the nodes start with those weaknesses switched on on purpose (training mode)."""
+        the nodes start with those weaknesses switched on on purpose (training mode); with confine, each in
+        a view of the state folder that holds only its own secrets (None: as the network was started)."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         running = any(self.pid(n.name) for n in self.topology.nodes)
         marker = self.state_dir / "weaken"
@@ -97,6 +103,14 @@ class Network:
             marker.write_text(",".join(weaken))
         elif not running:
             marker.unlink(missing_ok=True)
+        if confine is not None:
+            if running and confine != self.confined():
+                raise RuntimeError(f"nodes are running {'un' if confine else ''}confined; `testbed down` first")
+            if confine and (why := confinement.available()):
+                raise RuntimeError(why)
+            (self.state_dir / "confine").touch() if confine else (self.state_dir / "confine").unlink(missing_ok=True)
+        elif not running:
+            (self.state_dir / "confine").unlink(missing_ok=True)
         env = {**os.environ, WEAKEN_ENV: ",".join(self.weakened())}
         if not self.pki.exists():
             self.pki.init(self.topology)
@@ -107,11 +121,21 @@ class Network:
             if self.pid(node.name):
                 continue
             log = open(os.open(self.log_file(node.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "nodes", "--topology", str(self.state_dir / "topology.yaml"),
-                 "--node", node.name, "--state-dir", str(self.state_dir)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-            )
+            confined = {}
+            if self.confined():
+                view = confinement.view_for(self, node)
+                confinement.prepare(view)
+                confined = {"preexec_fn": confinement.enter(view), "env": {**env, confinement.ENV: "1"}}
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "nodes", "--topology", str(self.state_dir / "topology.yaml"),
+                     "--node", node.name, "--state-dir", str(self.state_dir)],
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                    **{"env": env, **confined},
+                )
+            except subprocess.SubprocessError as exc:  # the confinement failed in the child, before the node ran
+                raise RuntimeError(f"{node.name} could not be confined ({exc}); run `testbed up` without --confine"
+                                   ) from None
             self.pid_file(node.name).write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT
         while True:
