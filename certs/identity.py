@@ -38,6 +38,8 @@ KIND_DOMAIN = {
 
 _PATTERNS = (
     (re.compile(r"lg/(?P<municipality>[0-9]{6})/(?P<kind>kizon|cs|atena)"), None),
+    # a municipality's system at another site (the government cloud): lg/<m>/site/<site>/<kind>
+    (re.compile(r"lg/(?P<municipality>[0-9]{6})/site/(?P<site>[a-z][a-z0-9-]{0,15})/(?P<kind>kizon|atena)"), None),
     (re.compile(r"lg/(?P<municipality>[0-9]{6})/terminal/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "terminal"),
     (re.compile(r"pref/(?P<prefecture>[0-9]{6})/server"), "prefecture"),
     (re.compile(r"jlis/(?P<kind>national|card)"), None),
@@ -63,6 +65,7 @@ class Identity:
     prefecture: str | None = None
     terminal: str | None = None
     kit: str | None = None  # the bad-certificate kit case this identity belongs to, if any
+    site: str | None = None  # the site of a municipality's system other than its own office (e.g. gcloud)
 
     @property
     def path(self) -> str:
@@ -105,12 +108,17 @@ def parse(uri: str) -> Identity:
             prefecture=groups.get("prefecture"),
             terminal=groups.get("terminal"),
             kit=kit,
+            site=groups.get("site"),
         )
     raise IdentityError(f"identity {uri!r} names no known holder")
 
 
-def node_uri(kind: str, municipality: str | None = None, prefecture: str | None = None) -> str:
-    """The URI SAN of a node of the given kind."""
+def node_uri(kind: str, municipality: str | None = None, prefecture: str | None = None, site: str | None = None) -> str:
+    """The URI SAN of a node of the given kind (at a site of its own, for a municipality's moved system)."""
+    if site is not None:
+        if kind not in ("kizon", "atena") or not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", site):
+            raise IdentityError(f"no {kind} can be at site {site!r} (kizon and atena only; a short lowercase name)")
+        return f"{TRUST_ROOT}lg/{municipality}/site/{site}/{kind}"
     if kind in ("kizon", "cs", "atena"):
         return f"{TRUST_ROOT}lg/{municipality}/{kind}"
     if kind == "prefecture":

@@ -408,16 +408,8 @@ class PKI:
                 "cert": str(chain_path.relative_to(self.dir)), "key": str(key_path.relative_to(self.dir)),
             })
 
-        for node in topology.nodes:
-            domain = KIND_DOMAIN[node.kind]
-            ca = cas[domain]
-            # One DNS name per server, which no other server carries ("localhost" only when asked for).
-            dns = (node.host_name, "localhost") if localhost_san else (node.host_name,)
-            cert, key = issue_leaf(ca, node.identity, server=True, client=False, dns_names=dns)
-            record(cert, key, *self.node_files(node.name, "server"), node.identity, domain, "server", ca)
-            cert, key = issue_leaf(ca, node.identity, server=False, client=True)
-            record(cert, key, *self.node_files(node.name, "client"), node.identity, domain, "client", ca)
-            write_private(self.audit_key_path(node.name), os.urandom(32))
+        for node in topology.all_nodes:
+            self._issue_node(node, cas[KIND_DOMAIN[node.kind]], record, localhost_san)
 
         clients = [(f"terminal-{m.code}-{t}", terminal_uri(m.code, t), LAN) for m in topology.municipalities for t in m.terminals]
         clients += [(kind, platform_uri(kind), PLATFORM) for kind in ("infonws", "portal")]
@@ -432,7 +424,7 @@ class PKI:
             self.session_signing_key(m.code, create=True)
             registry = {o.id: {"roles": list(o.roles), "credential": os.urandom(16).hex()} for o in m.operators}
             write_private(self.operators_path(m.code), json.dumps(registry, indent=1).encode())
-            for node in topology.nodes:
+            for node in topology.all_nodes:
                 if node.kind == "kizon" and node.municipality == m.code:
                     self.operator_verifiers(node.name, m.code, create=True)
 
@@ -440,6 +432,39 @@ class PKI:
         for domain, ca in cas.items():
             write_public(self.crl_path(domain), make_crl(ca, revoked.get(domain, {})).public_bytes(serialization.Encoding.PEM))
         self._save_index(entries)
+
+    def _issue_node(self, node, ca: "Authority", record, localhost_san: bool = False) -> None:
+        """A node's server and client certificates and its audit key."""
+        domain = KIND_DOMAIN[node.kind]
+        # One DNS name per server, which no other server carries ("localhost" only when asked for).
+        dns = (node.host_name, "localhost") if localhost_san else (node.host_name,)
+        cert, key = issue_leaf(ca, node.identity, server=True, client=False, dns_names=dns)
+        record(cert, key, *self.node_files(node.name, "server"), node.identity, domain, "server", ca)
+        cert, key = issue_leaf(ca, node.identity, server=False, client=True)
+        record(cert, key, *self.node_files(node.name, "client"), node.identity, domain, "client", ca)
+        write_private(self.audit_key_path(node.name), os.urandom(32))
+
+    def issue_missing(self, topology) -> list[str]:
+        """Issue what a topology names that this PKI lacks (a target site added later): the nodes issued."""
+        entries, issued = self.index(), []
+        known = {(e["identity"], e["role"]) for e in entries}
+
+        def record(cert, key, chain_path: Path, key_path: Path, identity: str, domain: str, role: str, ca=None):
+            write_public(chain_path, cert_pem(cert) + (cert_pem(ca.cert) if ca is not None else b""))
+            write_private(key_path, key_pem(key))
+            entries.append({"identity": identity, "serial": str(cert.serial_number), "domain": domain, "role": role,
+                            "cert": str(chain_path.relative_to(self.dir)), "key": str(key_path.relative_to(self.dir))})
+
+        for node in topology.all_nodes:
+            if (node.identity, "server") in known and self.node_files(node.name, "server")[0].exists():
+                continue
+            self._issue_node(node, self.authority(KIND_DOMAIN[node.kind]), record)
+            if node.kind == "kizon":
+                self.operator_verifiers(node.name, node.municipality, create=True)
+            issued.append(node.name)
+        if issued:
+            self._save_index(entries)
+        return issued
 
     def _issue_bad_kit(self, topology, cas, record) -> dict[str, dict[int, dt.datetime]]:
         """Issue the bad-certificate kit against the first municipality; return serials to revoke."""

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import grpc
 
-from nodes import audit, rules
+from nodes import audit, rules, site
 from nodes.outbox import Target
 from nodes.store import next_counter
 from nodes.weaken import weakened
-from protos import (atena_pb2, atena_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, national_pb2,
-                    national_pb2_grpc, records_pb2)
+from protos import (atena_pb2, atena_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, migration_pb2,
+                    migration_pb2_grpc, national_pb2, national_pb2_grpc, records_pb2)
 
 SERVICE_NAME = atena_pb2.DESCRIPTOR.services_by_name["Atena"].full_name
-SCHEMA = """
+SCHEMA = site.SCHEMA + """
 CREATE TABLE IF NOT EXISTS entries (
     unified_atena_number TEXT PRIMARY KEY,  -- 団体内統合宛名番号
     individual_number TEXT UNIQUE,          -- 個人番号: the same-person key
@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS entries (
 def add_to_server(servicer, server) -> None:
     """Register the servicer on a gRPC server."""
     atena_pb2_grpc.add_AtenaServicer_to_server(servicer, server)
+    migration_pb2_grpc.add_MigrationServicer_to_server(servicer.site, server)
 
 
 class Servicer(atena_pb2_grpc.AtenaServicer):
@@ -39,9 +40,11 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
         self.national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
         intermediate = runtime.stub(intermediate_pb2_grpc.IntermediateServerStub, "intermediate")
         self.outbox = runtime.use_outbox({"intermediate": Target(intermediate.RegisterCopies, intermediate_pb2.CopyBatch)})
+        self.site = site.MigrationServicer(runtime, AtenaSite(self))  # 移行: the freeze, export and import
 
     async def NotifyResidentChanges(self, request, context):
         """異動の連携: find or make each person's entry, get a 符号, queue the 副本 for the 中間サーバ."""
+        self.site.state.refuse_if_frozen()  # (kizon's outbox keeps the change and delivers it after the window)
         for item in request.items:
             record = item.record
             rules.require_text(record.atena_number, "宛名番号")
@@ -108,3 +111,63 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
         if row is None:
             raise rules.not_found(f"団体内統合宛名番号 {request.unified_atena_number} is not known here")
         return atena_pb2.AtenaEntry(unified_atena_number=row[0], individual_number=row[1] or "", atena_number=row[2], fugo=row[3] or "")
+
+
+class AtenaSite:
+    """The 宛名 side of the Migration service: every entry with the 住民票 it was last notified, and the counters."""
+
+    def __init__(self, servicer):
+        self.atena = servicer
+        self.store = servicer.rt.store
+
+    def records(self) -> int:
+        """宛名 entries held."""
+        return self.store.one("SELECT COUNT(*) FROM entries")[0]
+
+    def pending_intents(self) -> int:
+        """atena makes no changes of its own that wait for an answer."""
+        return 0
+
+    def drain(self) -> None:
+        """Deliver the queued 副本 to the 中間サーバ now."""
+        self.atena.outbox.wake("intermediate")
+
+    def export_items(self):
+        """Counters, then every entry by 団体内統合宛名番号."""
+        db = self.store.db
+        for name, value in db.execute("SELECT name, value FROM counters ORDER BY name").fetchall():
+            yield migration_pb2.MigrationItem(counter=migration_pb2.NumberingCounter(name=name, value=value))
+        for unified, number, atena_number, fugo, blob in db.execute(
+                "SELECT unified_atena_number, individual_number, atena_number, fugo, record FROM entries "
+                "ORDER BY unified_atena_number"):
+            yield migration_pb2.MigrationItem(atena=migration_pb2.AtenaRow(
+                unified_atena_number=unified, individual_number=number or "", atena_number=atena_number, fugo=fugo or "",
+                record=records_pb2.ResidentRecord.FromString(blob)))
+
+    def import_items(self, items) -> migration_pb2.ImportSummary:
+        """Write a whole export in one transaction."""
+        entries, counters = [], []
+        for item in items:
+            kind = item.WhichOneof("item")
+            if kind == "atena":
+                row = item.atena
+                if row.record.municipality_code != self.atena.rt.node.municipality:
+                    raise rules.invalid(f"移行 rule: an entry of {row.record.municipality_code} in the export of "
+                                        f"{self.atena.rt.node.municipality}")
+                entries.append((row.unified_atena_number, row.individual_number or None, row.atena_number,
+                                row.fugo or None, row.record.SerializeToString()))
+            elif kind == "counter":
+                counters.append((item.counter.name, item.counter.value))
+            else:
+                raise rules.invalid(f"移行 rule: {kind or 'an empty item'} is not part of a 宛名 export")
+        with self.store.transaction() as db:
+            db.executemany("INSERT INTO entries VALUES (?,?,?,?,?)", entries)
+            db.executemany("INSERT INTO counters(name, value) VALUES (?,?) ON CONFLICT(name) DO UPDATE SET "
+                           "value=excluded.value", counters)
+        return migration_pb2.ImportSummary(atena=len(entries), counters=len(counters))
+
+    def wipe(self) -> None:
+        """Forget every entry (a target rolled back)."""
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM entries")
+            db.execute("DELETE FROM counters")

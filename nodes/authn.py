@@ -41,6 +41,7 @@ class Peer:
     identity: Identity
     serial: int
     fingerprint: str  # SHA-256 of the certificate: what operator sessions are bound to
+    target: bool = False  # a migration target not yet cut over to: admitted read-only (移行 rule)
 
 
 class _Crl:
@@ -127,9 +128,11 @@ class _SeenNumbers:
 class Authenticator:
     """Turns a peer certificate into a Peer, or raises AuthenticationError naming the rule."""
 
-    def __init__(self, pki_dir: str | Path, roster: frozenset[str] | None = None, crl_numbers: Path | None = None):
+    def __init__(self, pki_dir: str | Path, roster: frozenset[str] | None = None, crl_numbers: Path | None = None,
+                 targets: frozenset[str] = frozenset()):
         pki_dir = Path(pki_dir)
         self.roster = roster  # the identities the topology names (None: any well-formed one, for tools)
+        self.targets = targets  # the migration targets it names (admitted read-only until cut over)
         self.cas: dict[str, x509.Certificate] = {}
         self.crls: dict[str, _Crl] = {}
         seen = _SeenNumbers(crl_numbers)
@@ -138,6 +141,11 @@ class Authenticator:
             self.cas[domain] = ca
             self.crls[domain] = _Crl(pki_dir / "ca" / domain / "crl.pem", ca, seen, domain)
         self._cache: dict[bytes, Peer | AuthenticationError] = {}
+
+    def set_roster(self, roster: frozenset[str], targets: frozenset[str] = frozenset()) -> None:
+        """Admit from now on whom a new topology names (a cut over); what was decided before is forgotten."""
+        self.roster, self.targets = roster, targets
+        self._cache.clear()
 
     def authenticate(self, pem: bytes | None) -> Peer:
         """Check a peer certificate (PEM from the TLS session) and return who it is."""
@@ -187,10 +195,11 @@ class Authenticator:
         weak = weak_key(cert)
         if weak:
             return AuthenticationError(f"key size rule: the certificate of {identity.uri} has {weak}")
-        if identity.kit is None and self.roster is not None and identity.uri not in self.roster \
+        target = identity.uri in self.targets
+        if identity.kit is None and self.roster is not None and identity.uri not in self.roster and not target \
                 and not weakened("topology-identity"):
             return AuthenticationError(f"identity rule: {identity.uri} is not named in the topology")
-        return Peer(identity, cert.serial_number, cert.fingerprint(hashes.SHA256()).hex())
+        return Peer(identity, cert.serial_number, cert.fingerprint(hashes.SHA256()).hex(), target)
 
 
 def weak_key(cert: x509.Certificate) -> str:

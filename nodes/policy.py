@@ -46,6 +46,8 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("terminal", SAME_MUNICIPALITY, _m("Kizon", "*")),
         # コンビニ交付: the kiosk front end crosses domains on purpose, for this one method.
         Allow("kiosk", ANY, _m("Kizon", "IssueKioskCertificate")),
+        # 移行: the operations console of the LAN freezes, exports, imports and opens a site, and runs the 整合性確認.
+        Allow("console", OWN_DOMAIN, _m("Migration", "*") + _m("Kizon", "CheckConsistency")),
     ),
     "cs": (
         Allow("kizon", SAME_MUNICIPALITY, _m(
@@ -61,6 +63,8 @@ POLICY: dict[str, tuple[Allow, ...]] = {
     ),
     "atena": (
         Allow("kizon", SAME_MUNICIPALITY, _m("Atena", "*")),
+        # 移行: the operations console of the LAN freezes, exports, imports and opens a site.
+        Allow("console", OWN_DOMAIN, _m("Migration", "*")),
     ),
     "prefecture": (
         Allow("cs", SAME_PREFECTURE, _m("PrefectureServer", "ApplyIdentityUpdates", "GetIdentity", "IdentityDigests",
@@ -135,7 +139,7 @@ def rules_for(server_kind: str) -> tuple[Allow, ...]:
 
 def accepted_domains(server_kind: str) -> set[str]:
     """The trust domains whose certificates this kind of server accepts at all."""
-    domains = {KIND_DOMAIN[r.caller] for r in POLICY.get(server_kind, ())}
+    domains = {KIND_DOMAIN[r.caller] for r in POLICY.get(server_kind, ()) if r.caller in KIND_DOMAIN}
     domains.add(KIND_DOMAIN[server_kind])
     return domains
 

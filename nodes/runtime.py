@@ -34,7 +34,7 @@ from nodes.rules import Violation, check_message_text
 from nodes.store import Store
 from nodes.tls import ClientCert, aio_channel, pinned, server_credentials
 from nodes.weaken import weakened
-from protos import ops_pb2, ops_pb2_grpc
+from protos import migration_pb2, ops_pb2, ops_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ APPROVAL_KEY = "x-approval-token"
 REQUEST_KEY = "x-request-id"
 LOGIN_METHOD = "/testbed.v1.Kizon/Login"
 CLIENT_KINDS = {"terminal", "kiosk", "infonws", "portal", "monitor", "console"}  # callers that are not nodes
+# What a migration target not yet cut over to may call: the reads of the verification (移行 rule).
+TARGET_METHODS = frozenset({"/testbed.v1.CommunicationServer/RegisterDigests", "/testbed.v1.CommunicationServer/GetIdentity",
+                            "/testbed.v1.CommunicationServer/CheckConsistency", "/grpc.health.v1.Health/Check"})
 COUNTED_TABLES = ("residents", "identity", "code_pool", "delivery", "entries", "copies", "move_out_certificates")
 PEER_TIMEOUT = 10.0  # seconds a node waits on a peer's answer
 
@@ -103,7 +106,9 @@ class NodeRuntime:
         self.audit = audit.AuditLog(data / "audit.jsonl", node_name, audit_key,
                                     checkpoints_path(self.state_dir, node_name), audit.Signer(key_path.read_bytes()),
                                     public_key)
-        self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json")
+        self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json",
+                                           topology.target_identities())
+        self.topology_path: Path | None = topology.source
         cert, key = self.pki.node_files(node_name, "client")
         self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
         self.peer_watch = PeerWatch(self.authenticator, self.client_cert)
@@ -138,8 +143,30 @@ class NodeRuntime:
         return ch
 
     def stub(self, stub_class, kind: str, municipality: str | None = None, prefecture: str | None = None):
-        """A stub of stub_class on the peer node of kind (for a municipality or prefecture)."""
-        return stub_class(self.channel(self.topology.find(kind, municipality, prefecture)))
+        """A stub of stub_class on the peer node of kind (for a municipality or prefecture); a migration target
+        talks to the targets of its own site where there are some (its kizon to its atena)."""
+        own_site = [n for n in self.topology.targets if self.node.site and n.site == self.node.site
+                    and n.kind == kind and n.municipality == municipality]
+        return stub_class(self.channel(own_site[0] if own_site else self.topology.find(kind, municipality, prefecture)))
+
+    def reload_topology(self) -> bool:
+        """Read the topology file again (after a cut over, `testbed` sends SIGHUP): admit whom it names now, the
+        targets read-only. Whether anything changed."""
+        if self.topology_path is None:
+            return False
+        try:
+            topology = type(self.topology).load(self.topology_path)
+            node = topology.node(self.node.name)
+        except (OSError, ValueError, KeyError) as exc:
+            log.error("topology not reloaded from %s: %s; keeping the one in use", self.topology_path, exc)
+            return False
+        if topology.to_dict() == self.topology.to_dict():
+            return False
+        self.topology, self.node = topology, node
+        self.authenticator.set_roster(topology.identities(), topology.target_identities())
+        log.info("topology reloaded: %d nodes, %d targets; admitted identities updated", len(topology.nodes),
+                 len(topology.targets))
+        return True
 
     async def call_peer(self, method, request, peer: str, unreachable: str = ""):
         """Call a peer; its refusal comes back as a Violation with the same status, naming the peer.
@@ -261,6 +288,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             self._verdicts[key] = verdict
         if verdict:
             raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, verdict, peer.identity.uri)
+        if peer.target and method not in TARGET_METHODS:
+            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, f"移行 rule: {peer.identity.uri} is a migration target "
+                           f"not yet cut over to: it may only read ({method} is not a read)", peer.identity.uri)
         call.metadata = dict(context.invocation_metadata() or ())
         if peer.identity.kind == "kiosk":
             call.terminal = peer.identity.terminal
@@ -417,7 +447,11 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
     ops_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(runtime), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (runtime.module.SERVICE_NAME, ops_pb2.DESCRIPTOR.services_by_name["Operations"].full_name,
+    if hasattr(servicer, "site"):  # kizon and atena: the Migration service (移行)
+        names_extra = (migration_pb2.DESCRIPTOR.services_by_name["Migration"].full_name,)
+    else:
+        names_extra = ()
+    names = names_extra + (runtime.module.SERVICE_NAME, ops_pb2.DESCRIPTOR.services_by_name["Operations"].full_name,
              health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     cert, key = runtime.pki.node_files(runtime.node.name, "server")
@@ -445,6 +479,7 @@ async def serve(topology, node_name: str, state_dir: Path, pki_dir: Path) -> Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload_topology)  # a cut over: whom to admit has changed
     async with run_server(runtime):
         # What start-up allocated stays: keep it out of every later collection (fewer, shorter GC pauses).
         gc.collect()

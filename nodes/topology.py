@@ -30,11 +30,12 @@ class Node:
     address: str
     municipality: str | None = None
     prefecture: str | None = None
+    site: str | None = None  # a site other than the municipality's own office (e.g. gcloud: the government cloud)
 
     @property
     def identity(self) -> str:
         """The URI SAN this node's certificates carry."""
-        return node_uri(self.kind, self.municipality, self.prefecture)
+        return node_uri(self.kind, self.municipality, self.prefecture, self.site)
 
     @property
     def host_name(self) -> str:
@@ -72,6 +73,9 @@ class Topology:
     prefectures: dict[str, str] = field(default_factory=dict)
     source: Path | None = None
     kiosks: tuple[str, ...] = DEFAULT_KIOSKS
+    # Systems deployed at another site and not yet cut over to (移行 targets): started empty beside the
+    # running ones, admitted read-only until `testbed migrate` cuts over to them.
+    targets: list[Node] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Topology":
@@ -88,6 +92,7 @@ class Topology:
     def from_dict(cls, data: dict, source: Path | None = None) -> "Topology":
         """Build and validate a topology from its parsed form."""
         nodes = [Node(**{k: (str(v) if v is not None else None) for k, v in n.items()}) for n in data["nodes"]]
+        targets = [Node(**{k: (str(v) if v is not None else None) for k, v in n.items()}) for n in data.get("targets", ())]
         municipalities = [
             Municipality(str(m["code"]), m["name"], str(m["prefecture"]), tuple(m.get("terminals", ())),
                          tuple(m.get("number_terminals", ())),
@@ -96,7 +101,7 @@ class Topology:
         ]
         prefectures = {str(p["code"]): p["name"] for p in data.get("prefectures", ())}
         kiosks = tuple(str(k) for k in data.get("kiosks", DEFAULT_KIOSKS))
-        topology = cls(data.get("name", "unnamed"), nodes, municipalities, prefectures, source, kiosks)
+        topology = cls(data.get("name", "unnamed"), nodes, municipalities, prefectures, source, kiosks, targets)
         topology.validate()
         return topology
 
@@ -115,6 +120,8 @@ class Topology:
             "nodes": [
                 {k: v for k, v in vars(n).items() if v is not None} for n in self.nodes
             ],
+            **({"targets": [{k: v for k, v in vars(n).items() if v is not None} for n in self.targets]}
+               if self.targets else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -127,7 +134,12 @@ class Topology:
     def validate(self) -> None:
         """Refuse a topology with unknown kinds, bad codes, duplicate names or addresses."""
         names, addresses = set(), set()
-        for node in self.nodes:
+        for node in self.targets:
+            if node.site is None or node.kind not in ("kizon", "atena"):
+                raise ValueError(f"target {node.name}: a target names its site, and is a kizon or an atena")
+            if not any(n.kind == node.kind and n.municipality == node.municipality for n in self.nodes):
+                raise ValueError(f"target {node.name}: no {node.kind} of {node.municipality} to move from")
+        for node in self.nodes + self.targets:
             if node.kind not in NODE_KINDS:
                 raise ValueError(f"node {node.name}: unknown kind {node.kind!r}")
             if node.name in names or node.address in addresses:
@@ -155,9 +167,38 @@ class Topology:
         names |= {monitor_uri(d) for d in DOMAINS} | {console_uri(d) for d in DOMAINS}
         return frozenset(names)
 
-    def node(self, name: str) -> Node:
-        """The node called name."""
+    def target_identities(self) -> frozenset[str]:
+        """The identities of the target nodes (admitted read-only until cut over)."""
+        return frozenset(n.identity for n in self.targets)
+
+    @property
+    def all_nodes(self) -> list[Node]:
+        """The running network's nodes and the targets beside them: every process `testbed up` starts."""
+        return self.nodes + self.targets
+
+    def sites(self, municipality: str) -> list[str]:
+        """The sites this topology names as targets for a municipality's systems."""
+        return sorted({n.site for n in self.targets if n.municipality == municipality})
+
+    def cut_over(self, municipality: str, site: str) -> tuple["Topology", list[Node]]:
+        """The topology after a municipality's systems moved to site: the targets take the place of the nodes they
+        replace (same position), which leave the topology; (new topology, nodes replaced)."""
+        moving = [n for n in self.targets if n.municipality == municipality and n.site == site]
+        if not moving:
+            raise KeyError(f"the topology names no target at {site} for {municipality}")
+        replaced, nodes = [], []
         for node in self.nodes:
+            new = next((t for t in moving if t.kind == node.kind and node.municipality == municipality), None)
+            if new is not None:
+                replaced.append(node)
+            nodes.append(new or node)
+        targets = [t for t in self.targets if t not in moving]
+        return Topology(self.name, nodes, list(self.municipalities), dict(self.prefectures), None, self.kiosks,
+                        targets), replaced
+
+    def node(self, name: str) -> Node:
+        """The node called name (a target too)."""
+        for node in self.all_nodes:
             if node.name == name:
                 return node
         raise KeyError(f"no node {name!r} in topology {self.name}")
@@ -183,9 +224,11 @@ class Topology:
 
     def with_free_ports(self, host: str = "127.0.0.1") -> "Topology":
         """A copy whose nodes listen on ports the OS reports free now (for tests and benchmarks)."""
-        ports = _free_ports(host, len(self.nodes))
-        nodes = [Node(n.name, n.kind, f"{host}:{port}", n.municipality, n.prefecture) for n, port in zip(self.nodes, ports)]
-        return Topology(self.name, nodes, list(self.municipalities), dict(self.prefectures), kiosks=self.kiosks)
+        ports = _free_ports(host, len(self.all_nodes))
+        moved = [Node(n.name, n.kind, f"{host}:{port}", n.municipality, n.prefecture, n.site)
+                 for n, port in zip(self.all_nodes, ports)]
+        return Topology(self.name, moved[:len(self.nodes)], list(self.municipalities), dict(self.prefectures),
+                        kiosks=self.kiosks, targets=moved[len(self.nodes):])
 
 
 def _free_ports(host: str, count: int) -> list[int]:

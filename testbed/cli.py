@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import sys
 from pathlib import Path
@@ -69,13 +70,13 @@ def cmd_up(args) -> int:
             return 2
     network = _network(args)
     try:
-        rows = network.up(weaken, confine=True if args.confine else None)
+        rows = network.up(weaken, confine=args.confine)
     except RuntimeError as exc:
         print(f"testbed up: {exc}", file=sys.stderr)
         return 2
     print(status_table(rows))
     print(f"{sum(r['healthy'] for r in rows)}/{len(rows)} nodes healthy in {time.monotonic() - started:.1f} s "
-          f"(state in {network.state_dir})")
+          f"(state in {network.state_dir}; {'each node confined to its own secrets' if network.confined() else 'not confined'})")
     _warn_weakened(network)
     return 0
 
@@ -117,7 +118,7 @@ def cmd_audit_verify(args) -> int:
                 return 2
             targets.append((node, path))
     else:
-        targets = [(n.name, network.audit_file(n.name)) for n in network.topology.nodes if network.audit_file(n.name).exists()]
+        targets = [(n.name, network.audit_file(n.name)) for n in network.topology.all_nodes if network.audit_file(n.name).exists()]
     if not targets:
         print(f"no audit logs in {network.state_dir}; run `testbed up` first", file=sys.stderr)
         return 2
@@ -184,6 +185,41 @@ def cmd_load(args) -> int:
         print(f"{municipality}: {result['records']} residents through kizon → cs → prefecture → national in "
               f"{result['seconds']:.1f} s ({result['records'] / result['seconds']:.0f}/s)")
     return 0
+
+
+def cmd_migrate(args) -> int:
+    """testbed migrate M --to SITE: the migration rehearsal; exit 1 when a check failed (after the rollback)."""
+    from testbed.migration import layout, rehearsal, report
+    if args.layout:
+        print(layout.markdown())
+        return 0
+    unknown = [i for i in args.inject if i not in rehearsal.INJECTIONS]
+    if not args.municipality or not args.to or unknown:
+        what = f"unknown fault {', '.join(unknown)} (known: {', '.join(rehearsal.INJECTIONS)})" if unknown else \
+            "give the municipality and --to SITE"
+        print(f"testbed migrate: {what}; see `testbed migrate --help`", file=sys.stderr)
+        return 2
+    network = _network(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    try:
+        run = rehearsal.Rehearsal(network, args.municipality, args.to, tuple(args.inject)).run()
+    except rehearsal.StepFailed as exc:
+        print(f"testbed migrate: {exc}", file=sys.stderr)
+        return 2
+    for step in run["steps"]:
+        print(f"{step['name']:13s} {step['result']:10s} {step['seconds']:7.2f} s  {step['message']}")
+        for check, result, detail in step["checks"]:
+            print(f"{'':13s} {result:10s} {'':9s}  {check}: {detail}")
+    down = run["downtime"]
+    print(f"{'passed' if run['result'] == 'passed' else 'FAILED at ' + run['failed_step']}: downtime "
+          f"{down['seconds'] if down['seconds'] is not None else '-'} s ({down['start']} → {down['end']})"
+          + ("; rolled back, the old site is open again" if run["rolled_back"] else ""))
+    if args.json:
+        rehearsal.write_json(run, Path(args.json))
+    page = report.write(run, Path(args.report_dir) / f"migration-{run['run']}.html")
+    print(f"report: {page}" + (f", JSON {args.json}" if args.json else ""))
+    return 0 if run["result"] == "passed" else 1
 
 
 def cmd_consistency(args) -> int:
@@ -277,7 +313,7 @@ def cmd_batch(args) -> int:
 def cmd_audit_follow(args) -> int:
     """testbed audit follow KEY: every audit entry, on every node, about one 住民票コード (or other key)."""
     network = _network(args)
-    paths = [network.audit_file(n.name) for n in network.topology.nodes if network.audit_file(n.name).exists()]
+    paths = [network.audit_file(n.name) for n in network.topology.all_nodes if network.audit_file(n.name).exists()]
     entries = audit.follow(paths, args.key)
     for e in entries:
         who = e["caller"].removeprefix("spiffe://testbed.jp/")
@@ -320,9 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="start every node as its own process")
     p.add_argument("--weaken", help="training mode: switch named weaknesses on (NAME[,NAME]); `--weaken list` lists them")
-    p.add_argument("--confine", action="store_true",
-                   help="run each node in a mount namespace that shows it only its own secrets (Linux, root); "
-                        "kept until `testbed down`")
+    p.add_argument("--confine", action=argparse.BooleanOptionalAction, default=None,
+                   help="each node in a mount namespace that shows it only its own secrets (default: on where the "
+                        "machine allows it, Linux as root)")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="health of every node")
     p.add_argument("--json", action="store_true", help="a JSON list of name, kind, municipality, address, identity, healthy")
@@ -352,6 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_load)
 
+    p = sub.add_parser("migrate", help="移行 rehearsal: freeze, export, SFTP, load, verify, cut over, decommission "
+                       "(rolls back on a failed check)")
+    p.add_argument("municipality", nargs="?", help="e.g. 142140")
+    p.add_argument("--to", help="the target site the topology names (e.g. gcloud)")
+    p.add_argument("--inject", action="append", default=[], metavar="FAULT",
+                   help="make a fault happen in the run: corrupt-file, drop-record, interrupt-transfer, slow-link")
+    p.add_argument("--json", help="write the report as JSON to this file")
+    p.add_argument("--report-dir", default="reports", help="where the HTML report goes (default: reports)")
+    p.add_argument("--layout", action="store_true", help="print the migration layout (docs/migration-layout.md) and exit")
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("consistency", help="整合性確認: compare kizon, cs, prefecture and national; exit 1 on any difference")
     p.add_argument("municipality")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

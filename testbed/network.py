@@ -93,9 +93,10 @@ class Network:
     def up(self, weaken: tuple[str, ...] | None = None, confine: bool | None = None) -> list[dict]:
         """Start every node not already running, wait until all are healthy, return the status. With weaken,
         the nodes start with those weaknesses switched on on purpose (training mode); with confine, each in
-        a view of the state folder that holds only its own secrets (None: as the network was started)."""
+        a view of the state folder that holds only its own secrets (None: as the running nodes are, else
+        confined wherever the machine allows it)."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        running = any(self.pid(n.name) for n in self.topology.nodes)
+        running = any(self.pid(n.name) for n in self.topology.all_nodes)
         marker = self.state_dir / "weaken"
         if weaken is not None:
             if running and tuple(weaken) != self.weakened():
@@ -103,39 +104,32 @@ class Network:
             marker.write_text(",".join(weaken))
         elif not running:
             marker.unlink(missing_ok=True)
+        if confine is None and not running:
+            confine = not confinement.available()  # confined wherever the machine allows it
         if confine is not None:
             if running and confine != self.confined():
                 raise RuntimeError(f"nodes are running {'un' if confine else ''}confined; `testbed down` first")
             if confine and (why := confinement.available()):
-                raise RuntimeError(why)
+                raise RuntimeError(f"{why}; run `testbed up --no-confine`")
             (self.state_dir / "confine").touch() if confine else (self.state_dir / "confine").unlink(missing_ok=True)
-        elif not running:
-            (self.state_dir / "confine").unlink(missing_ok=True)
         env = {**os.environ, WEAKEN_ENV: ",".join(self.weakened())}
         if not self.pki.exists():
             self.pki.init(self.topology)
+        else:
+            self.pki.issue_missing(self.topology)  # a target site named since the PKI was made
         self.topology.save(self.state_dir / "topology.yaml")
         for folder in ("run", "logs"):
             (self.state_dir / folder).mkdir(mode=0o700, exist_ok=True)
-        for node in self.topology.nodes:
+        for node in self.topology.all_nodes:
             if self.pid(node.name):
                 continue
             log = open(os.open(self.log_file(node.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
-            confined = {}
+            program = [sys.executable, "-m", "nodes", "--topology", str(self.state_dir / "topology.yaml"),
+                       "--node", node.name, "--state-dir", str(self.state_dir)]
             if self.confined():
-                view = confinement.view_for(self, node)
-                confinement.prepare(view)
-                confined = {"preexec_fn": confinement.enter(view), "env": {**env, confinement.ENV: "1"}}
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "nodes", "--topology", str(self.state_dir / "topology.yaml"),
-                     "--node", node.name, "--state-dir", str(self.state_dir)],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                    **{"env": env, **confined},
-                )
-            except subprocess.SubprocessError as exc:  # the confinement failed in the child, before the node ran
-                raise RuntimeError(f"{node.name} could not be confined ({exc}); run `testbed up` without --confine"
-                                   ) from None
+                program = confinement.command(self, node, program)
+            proc = subprocess.Popen(program, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env)
             self.pid_file(node.name).write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -154,7 +148,7 @@ class Network:
         return asyncio.run(self._status())
 
     async def _status(self) -> list[dict]:
-        nodes = self.topology.nodes
+        nodes = self.topology.all_nodes
         pids = [self.pid(n.name) for n in nodes]
         pki = self.pki
         checks = [check_health(n, monitor_cert(pki, n.kind)) if pid and pki.exists() else _false()
@@ -162,14 +156,14 @@ class Network:
         healthy = await asyncio.gather(*checks)
         return [
             {"name": n.name, "kind": n.kind, "municipality": n.municipality, "address": n.address,
-             "identity": n.identity, "pid": pid, "healthy": bool(ok)}
+             "identity": n.identity, "pid": pid, "healthy": bool(ok), "target": n in self.topology.targets}
             for n, pid, ok in zip(nodes, pids, healthy)
         ]
 
     def down(self) -> list[str]:
         """Stop every node: SIGTERM, then SIGKILL after STOP_TIMEOUT; return the names stopped."""
         stopped = []
-        running = {n.name: self.pid(n.name) for n in self.topology.nodes}
+        running = {n.name: self.pid(n.name) for n in self.topology.all_nodes}
         for pid in running.values():
             if pid:
                 os.kill(pid, signal.SIGTERM)
@@ -212,7 +206,8 @@ def status_table(rows: list[dict]) -> str:
     """The status rows as a fixed-width table."""
     header = ("NODE", "KIND", "MUNICIPALITY", "ADDRESS", "PID", "HEALTH", "IDENTITY")
     lines = [header] + [
-        (r["name"], r["kind"], r["municipality"] or "-", r["address"], str(r["pid"] or "-"),
+        (r["name"] + (" (target)" if r.get("target") else ""), r["kind"], r["municipality"] or "-", r["address"],
+         str(r["pid"] or "-"),
          "SERVING" if r["healthy"] else "DOWN", r["identity"])
         for r in rows
     ]
@@ -222,6 +217,6 @@ def status_table(rows: list[dict]) -> str:
 
 def status_json(rows: list[dict], weakened: tuple[str, ...] = ()) -> str:
     """The status rows in the documented JSON form (each with "weakened" when the network is in training mode)."""
-    keys = ("name", "kind", "municipality", "address", "identity", "healthy")
+    keys = ("name", "kind", "municipality", "address", "identity", "healthy", "target")
     return json.dumps([{**{k: r[k] for k in keys}, **({"weakened": list(weakened)} if weakened else {})} for r in rows],
                       ensure_ascii=False, indent=2)

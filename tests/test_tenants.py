@@ -167,7 +167,7 @@ def test_tenant_isolation_for_every_identity(network, people):
     identities = every_identity(network.pki)
     terminals = sum(len(m.terminals) for m in network.topology.municipalities)
     # every node's client certificate, every terminal, infonws, portal, 2 kiosks, 3 monitors, 3 consoles; the 8 kit cases
-    assert len([i for i in identities if i[3] is None]) == len(network.topology.nodes) + terminals + 2 + 2 + 3 + 3
+    assert len([i for i in identities if i[3] is None]) == len(network.topology.all_nodes) + terminals + 2 + 2 + 3 + 3
     assert sorted(i[3] for i in identities if i[3]) == sorted(BAD_KIT)
     assert {ATENA[A], ATENA[B], INFONWS, PORTAL} <= {i[1] for i in identities if i[3] is None}
     wrong = []

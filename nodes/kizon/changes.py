@@ -49,6 +49,7 @@ class ChangeMixin:
 
     # -- 依頼管理番号 and pending changes -------------------------------------------------------------
     async def _change(self, handler, request, context):
+        self.site.state.refuse_if_frozen()
         call = current_call()
         client_id = call.metadata.get(REQUEST_KEY) or uuid.uuid4().hex
         rules.check_text(client_id, "x-request-id")

@@ -333,15 +333,18 @@ class CounterMixin:
     # -- 転入通知 --------------------------------------------------------------------------------
     async def _poll_move_in_notices(self) -> None:
         """Take 転入通知 from the CS and finalize the 除票 of each former resident (転出確定)."""
-        cursor = self.rt.store.scalar("SELECT value FROM counters WHERE name='notice_cursor'", default=0)
         while True:
             await asyncio.sleep(NOTICE_POLL)
+            if self.site.state.reason():  # frozen (移行中, or a target not yet open): the register does not change
+                continue
+            # read each time: an import (移行) brings the cursor of the site the register came from
+            cursor = self.rt.store.scalar("SELECT value FROM counters WHERE name='notice_cursor'", default=0)
             try:
                 reply = await self.cs.TakeMoveInNotices(cs_pb2.NoticeCursor(processed_up_to=cursor),
                                                         timeout=self.rt.peer_timeout)
             except grpc.aio.AioRpcError:
                 continue
-            if not reply.notices:
+            if not reply.notices or self.site.state.reason():  # (frozen while the CS answered: taken again later)
                 continue
             with self.rt.store.transaction() as db:
                 for notice in reply.notices:

@@ -13,6 +13,7 @@ class IssuanceMixin:
     # -- certificates -------------------------------------------------------------------------------
     async def IssueCertificate(self, request, context):
         """住民票の写し, 記載事項証明書, 転出証明書, 除票の写し at the counter; 広域交付 with the card."""
+        self.site.state.refuse_if_frozen()  # it writes the 交付履歴
         call = current_call()
         audit.set_subject(request.resident_code or request.card_number)
         if request.kind not in certificates.TITLES:
@@ -61,6 +62,7 @@ class IssuanceMixin:
 
     async def IssueKioskCertificate(self, request, context):
         """コンビニ交付: during its hours, to the holder of a card and PIN who lives here."""
+        self.site.state.refuse_if_frozen()
         call = current_call()
         audit.set_subject(request.card_number)
         if call.peer.identity.kind != "kiosk":
@@ -82,6 +84,7 @@ class IssuanceMixin:
     # -- the 個人番号カード -------------------------------------------------------------------------------
     async def ChangeCard(self, request, context):
         """A step of the card's lifecycle at the counter, through the CS to the card system."""
+        self.site.state.refuse_if_frozen()
         audit.set_subject(request.resident_code)
         rules.refuse_set(request, {"municipality_code", "former_resident_code"}, "card rule")
         person = self._person(request.resident_code)

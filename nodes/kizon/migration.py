@@ -63,6 +63,7 @@ class MigrationMixin:
     async def BulkLoad(self, request_iterator, context):
         """移行: existing residents in batches, numbered by national, checked and stored by the CS. Each batch is
         a change of its own (依頼管理番号 x-request-id:N): a load resumed with the same id skips what is in."""
+        self.site.state.refuse_if_frozen()
         call = current_call()
         if call.session is None or "manager" not in call.session.roles:
             raise rules.denied("移行 rule: the initial load is run by a manager")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from nodes import certificates
+from nodes import certificates, site
 from nodes.intents import Ledger
 from nodes.kizon.changes import LOCK_STRIPES, ChangeMixin
 from nodes.kizon.counter import CounterMixin
@@ -11,11 +11,12 @@ from nodes.kizon.issuance import IssuanceMixin
 from nodes.kizon.migration import MigrationMixin
 from nodes.kizon.operators import OperatorsMixin
 from nodes.kizon.register import RegisterMixin
+from nodes.kizon.relocation import KizonSite
 from nodes.outbox import Target
-from protos import atena_pb2, atena_pb2_grpc, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc
+from protos import atena_pb2, atena_pb2_grpc, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, migration_pb2_grpc
 
 SERVICE_NAME = kizon_pb2.DESCRIPTOR.services_by_name["Kizon"].full_name
-SCHEMA = certificates.SCHEMA + """
+SCHEMA = certificates.SCHEMA + site.SCHEMA + """
 CREATE TABLE IF NOT EXISTS residents (
     atena_number TEXT PRIMARY KEY,              -- 宛名番号: the person, for good
     resident_code TEXT NOT NULL UNIQUE,         -- 住民票コード (changes on a 住民票コード変更)
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS history (
 def add_to_server(servicer, server) -> None:
     """Register the servicer on a gRPC server."""
     kizon_pb2_grpc.add_KizonServicer_to_server(servicer, server)
+    migration_pb2_grpc.add_MigrationServicer_to_server(servicer.site, server)
 
 
 class Servicer(CounterMixin, IssuanceMixin, MigrationMixin, OperatorsMixin, RegisterMixin, ChangeMixin,
@@ -76,6 +78,7 @@ class Servicer(CounterMixin, IssuanceMixin, MigrationMixin, OperatorsMixin, Regi
         self.session_signer = runtime.pki.session_signing_key(self.municipality, create=True)
         runtime.session_keys[self.municipality] = self.session_signer.public_key()
         self.operators = runtime.pki.operator_verifiers(runtime.node.name, self.municipality, create=True)
+        self.site = site.MigrationServicer(runtime, KizonSite(self))  # 移行: the freeze, export and import
         self._inflight: set[str] = set()
         self._settled_event = asyncio.Event()  # set while no intent waits to be settled with the CS
         self._settler: asyncio.Task | None = None

@@ -1,0 +1,1 @@
+"""`testbed migrate`: the government-cloud migration rehearsal (DESIGN §7)."""

@@ -1,0 +1,466 @@
+"""`testbed migrate M --to SITE`: the government-cloud migration rehearsal as named, timed steps (DESIGN §7).
+
+freeze → export → transfer → load → verify → cut over → decommission, each step recorded with its start,
+end, result and figures. A failed verify (or any step before the cut over) rolls back: the target is wiped
+and the old site re-opens as it was. Faults can be injected to see the right step catch them.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+
+from certs.identity import KIND_DOMAIN
+from nodes.tls import ClientCert
+from protos import common_pb2, migration_pb2, migration_pb2_grpc, kizon_pb2_grpc
+from testbed.client import channel, console_cert
+from testbed.migration import layout, sftp
+
+INJECTIONS = {
+    "corrupt-file": "a byte of history.csv changed at the target after the transfer (caught by the arrival digest check; sent again)",
+    "drop-record": "one 住民票 entry left out of the export, its manifest made to match (caught by verify; rolled back)",
+    "interrupt-transfer": "the SFTP connection dropped halfway (the transfer resumes where it stopped)",
+    "slow-link": "the link to the target limited to a quarter of the export per second (the transfer reports its rate)",
+}
+FREEZE_REASON = "移行中"
+VENDOR = "vendor-migration"
+CALL_TIMEOUT = 600.0
+log = logging.getLogger("testbed.migrate")
+
+
+@dataclass
+class Step:
+    """One named step of the rehearsal."""
+
+    name: str
+    started: str = ""
+    ended: str = ""
+    seconds: float = 0.0
+    result: str = "not run"  # ok, recovered, failed, rolled back, not run
+    message: str = ""
+    figures: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)  # (check, result, detail) of verify
+
+
+class StepFailed(Exception):
+    """A step that cannot go on: names the step and what is wrong."""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Rehearsal:
+    """One rehearsal of moving a municipality's kizon and atena to a target site."""
+
+    def __init__(self, network, municipality: str, site: str, inject: tuple[str, ...] = (), vendor: str = VENDOR):
+        self.network, self.municipality, self.site, self.inject, self.vendor = network, municipality, site, inject, vendor
+        topology = network.topology
+        self.old = {n.kind: n for n in topology.nodes if n.municipality == municipality and n.kind in ("kizon", "atena")}
+        self.new = {n.kind: n for n in topology.targets if n.municipality == municipality and n.site == site}
+        self.run_id = f"{municipality}-{site}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        self.folder = network.state_dir / "migrations" / self.run_id
+        self.export_dir = self.folder / "export"  # at the old site
+        self.inbox = network.state_dir / "sites" / site / "inbox"  # at the target site (the SFTP server's root)
+        self.steps: list[Step] = []
+        self.downtime = {"start": "", "end": "", "seconds": None}
+        self.console = console_cert(network.pki, "kizon")
+        self._sftp: subprocess.Popen | None = None
+
+    # -- the run ---------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Every step in order; a failure before the cut over rolls back. The report (also when it failed)."""
+        started = time.monotonic()
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._check_ready()
+        plan = [("freeze", self.freeze), ("export", self.export), ("transfer", self.transfer), ("load", self.load),
+                ("verify", self.verify), ("cut over", self.cut_over), ("decommission", self.decommission)]
+        failed = None
+        try:
+            for name, action in plan:
+                step = Step(name)
+                self.steps.append(step)
+                step.started, begun = _now(), time.monotonic()
+                log.info("step %s: started", name)
+                try:
+                    action(step)
+                    step.result = step.result if step.result != "not run" else "ok"
+                except StepFailed as exc:
+                    step.result, step.message = "failed", str(exc)
+                    failed = step
+                finally:
+                    step.ended, step.seconds = _now(), round(time.monotonic() - begun, 3)
+                    log.info("step %s: %s in %.2f s %s", name, step.result, step.seconds, step.message)
+                if failed:
+                    break
+        finally:
+            self._stop_sftp()
+        if failed is not None and failed.name not in ("decommission",):
+            self.rollback(failed)
+        return self.report(time.monotonic() - started, failed)
+
+    def _check_ready(self) -> None:
+        if set(self.new) != {"kizon", "atena"} or set(self.old) != {"kizon", "atena"}:
+            sites = ", ".join(self.network.topology.sites(self.municipality)) or "none"
+            raise StepFailed(f"the topology names no kizon and atena of {self.municipality} at site {self.site} "
+                             f"(sites named for it: {sites})")
+        down = [n.name for n in [*self.old.values(), *self.new.values()] if not self.network.pid(n.name)]
+        if down:
+            raise StepFailed(f"{', '.join(down)} not running; run `testbed up` first")
+
+    def _stub(self, node, stub=migration_pb2_grpc.MigrationStub):
+        return stub(channel(node, self.console))
+
+    # -- freeze ----------------------------------------------------------------------------------------------
+    def freeze(self, step: Step) -> None:
+        """Close the counters of the old site (kizon first, then atena, so that kizon's feed drains into it)."""
+        for kind in ("kizon", "atena"):
+            state = self._call(self._stub(self.old[kind]).Freeze, migration_pb2.FreezeRequest(reason=FREEZE_REASON),
+                               f"freeze {self.old[kind].name}")
+            step.figures[f"{kind}_records"] = state.records
+            if kind == "kizon":
+                self.downtime["start"] = state.since
+        step.figures["frozen_since"] = self.downtime["start"]
+        for kind in ("kizon", "atena"):
+            state = self._call(self._stub(self.new[kind]).GetSiteState, migration_pb2.FreezeRequest(), "target state")
+            if state.records:
+                raise StepFailed(f"the target {self.new[kind].name} already holds {state.records} records; a rehearsal "
+                                 "starts from an empty target")
+
+    # -- export ----------------------------------------------------------------------------------------------
+    def export(self, step: Step) -> None:
+        """The register in the migration layout, at the old site: files and a manifest with counts and digests."""
+        self.export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        items = self._export_items(self.old)
+        if "drop-record" in self.inject:
+            history = [i for i, (_, item) in enumerate(items) if item.WhichOneof("item") == "history"]
+            dropped = items.pop(history[len(history) // 2])[1].history
+            step.figures["injected"] = f"dropped 住民票 entry {dropped.atena_number}/{dropped.history_number}"
+        entries = [layout.write_file(self.export_dir, spec, layout.rows_of(items, spec)) for spec in layout.FILES]
+        layout.write_manifest(self.export_dir, entries, {
+            "municipality": self.municipality, "source_site": "office", "target_site": self.site,
+            "created_at": _now(), "frozen_since": self.downtime["start"]})
+        step.figures.update({e["name"]: e["records"] for e in entries})
+        step.figures["bytes"] = sum(e["bytes"] for e in entries)
+
+    def _export_items(self, nodes: dict) -> list[tuple[str, migration_pb2.MigrationItem]]:
+        items = []
+        for kind in ("kizon", "atena"):
+            try:
+                items += [(kind, item) for item in self._stub(nodes[kind]).Export(
+                    migration_pb2.MigrationExportRequest(), timeout=CALL_TIMEOUT)]
+            except grpc.RpcError as exc:
+                raise StepFailed(f"export from {nodes[kind].name}: {exc.code().name}: {exc.details()}") from None
+        return items
+
+    # -- transfer --------------------------------------------------------------------------------------------
+    def transfer(self, step: Step) -> None:
+        """SFTP from the old site to the target's inbox, resumable; every file checked against the manifest."""
+        keys = self.network.state_dir / "pki" / "ssh"
+        vendor_key = sftp.ensure_key(keys / "vendors" / self.vendor / "id_ed25519")
+        host_key = sftp.ensure_key(keys / "sites" / self.site / "host_key")
+        vendors = self.network.state_dir / "sites" / self.site / "vendors"
+        vendors.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (vendors / f"{self.vendor}.pub").write_bytes(vendor_key.export_public_key())
+        address = self._start_sftp(keys / "sites" / self.site / "host_key", vendors)
+        manifest = layout.read_manifest(self.export_dir)
+        files = [self.export_dir / f["name"] for f in manifest["files"]] + [self.export_dir / layout.MANIFEST]
+        total = sum(p.stat().st_size for p in files)
+        link = sftp.Link()
+        if "interrupt-transfer" in self.inject:
+            link.drop_after = total // 2
+        if "slow-link" in self.inject:
+            link.rate = max(total // 4, 32 * 1024)
+            step.figures["link_rate_bytes_per_s"] = link.rate
+        host_pub = host_key.export_public_key()
+        sent = asyncio.run(sftp.send(address, self.vendor, vendor_key, host_pub, files, self.run_id, link))
+        if "corrupt-file" in self.inject:
+            target = self.inbox / self.run_id / "history.csv"
+            data = bytearray(target.read_bytes())
+            data[len(data) // 2] ^= 0x20
+            target.write_bytes(bytes(data))
+            step.figures["injected"] = "history.csv corrupted at the target after arrival"
+        bad = self._arrival_check(manifest)
+        resent = []
+        if bad:  # send the damaged files again, from the start
+            for name in bad:
+                (self.inbox / self.run_id / name).unlink()
+            again = asyncio.run(sftp.send(address, self.vendor, vendor_key, host_pub,
+                                          [self.export_dir / n for n in bad], self.run_id))
+            resent, sent.bytes = bad, sent.bytes + again.bytes
+            still = self._arrival_check(manifest)
+            if still:
+                raise StepFailed(f"digest still differs after sending again: {', '.join(still)}")
+            step.result = "recovered"
+            step.message = f"digest mismatch on arrival ({', '.join(bad)}): sent again, now equal"
+        if sent.resumed:
+            step.result = "recovered"
+            step.message = (step.message + "; " if step.message else "") + f"connection dropped: resumed " \
+                                                                          f"{'; '.join(sent.resumed)}"
+        step.figures.update({"files": len(files), "bytes": sent.bytes, "attempts": sent.attempts,
+                             "seconds": round(sent.seconds, 3), "resent": resent,
+                             "mb_per_s": round(total / max(sent.seconds, 1e-6) / 1e6, 2)})
+        if link.rate:
+            step.message = (step.message + "; " if step.message else "") + \
+                f"slow link: {step.figures['mb_per_s']} MB/s, {sent.seconds:.1f} s for {total:,} bytes"
+
+    def _arrival_check(self, manifest: dict) -> list[str]:
+        """The files whose size or SHA-256 at the target differs from the manifest."""
+        bad = []
+        for f in manifest["files"]:
+            path = self.inbox / self.run_id / f["name"]
+            if not path.exists() or path.stat().st_size != f["bytes"] or layout.file_digest(path) != f["sha256"]:
+                bad.append(f["name"])
+        return bad
+
+    def _start_sftp(self, host_key: Path, vendors: Path) -> str:
+        ready = self.folder / "sftp.port"
+        ready.unlink(missing_ok=True)
+        self._sftp = subprocess.Popen(
+            [sys.executable, "-m", "testbed.migration.sftp", "serve", "--listen", "127.0.0.1:0", "--root",
+             str(self.inbox), "--host-key", str(host_key), "--vendors", str(vendors), "--ready", str(ready),
+             "--log", str(self.network.state_dir / "logs" / f"sftp-{self.site}.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            if self._sftp.poll() is not None or time.monotonic() > deadline:
+                raise StepFailed(f"the SFTP server of {self.site} did not start: "
+                                 f"{self._sftp.stderr.read().decode(errors='replace').strip()[-300:]}")
+            time.sleep(0.05)
+        return f"127.0.0.1:{ready.read_text()}"
+
+    def _stop_sftp(self) -> None:
+        if self._sftp is not None and self._sftp.poll() is None:
+            self._sftp.send_signal(signal.SIGTERM)
+            try:
+                self._sftp.wait(5)
+            except subprocess.TimeoutExpired:
+                self._sftp.kill()
+        self._sftp = None
+
+    # -- load ------------------------------------------------------------------------------------------------
+    def load(self, step: Step) -> None:
+        """The files at the target, checked against the layout, into the target kizon and atena by their services."""
+        arrived = self.inbox / self.run_id
+        try:
+            layout.read_manifest(arrived)
+            kizon_items, atena_items = layout.items_from_files(arrived)
+        except layout.LayoutError as exc:
+            raise StepFailed(f"the export does not follow the layout: {exc}") from None
+        for kind, items in (("kizon", kizon_items), ("atena", atena_items)):
+            summary = self._call(self._stub(self.new[kind]).Import, iter(items), f"import into {self.new[kind].name}")
+            step.figures[kind] = {k: v for k, v in ((f.name, getattr(summary, f.name)) for f in summary.DESCRIPTOR.fields) if v}
+
+    # -- verify ----------------------------------------------------------------------------------------------
+    def verify(self, step: Step) -> None:
+        """Counts per file, every record old ↔ new by digest, and the 整合性確認 of the new kizon."""
+        old_items = self._export_items(self.old)
+        new_items = self._export_items(self.new)
+        manifest = layout.read_manifest(self.inbox / self.run_id)
+        failed = []
+        for spec in layout.FILES:
+            old_rows = {tuple(_key(spec, cells)): layout.record_digest(cells) for cells in layout.rows_of(old_items, spec)}
+            new_rows = {tuple(_key(spec, cells)): layout.record_digest(cells) for cells in layout.rows_of(new_items, spec)}
+            listed = next(f["records"] for f in manifest["files"] if f["name"] == spec.name)
+            counts = f"old {len(old_rows)}, file {listed}, new {len(new_rows)}"
+            ok = len(old_rows) == listed == len(new_rows)
+            step.checks.append((f"count {spec.name}", "ok" if ok else "failed", counts))
+            missing = sorted(k for k in old_rows if k not in new_rows)
+            extra = sorted(k for k in new_rows if k not in old_rows)
+            differ = sorted(k for k in old_rows if k in new_rows and old_rows[k] != new_rows[k])
+            detail = "; ".join(part for part in (
+                f"missing at the new site: {_keys(missing)}" if missing else "",
+                f"only at the new site: {_keys(extra)}" if extra else "",
+                f"different: {_keys(differ)}" if differ else "") if part) or f"{len(old_rows)} records equal"
+            step.checks.append((f"records {spec.name}", "failed" if missing or extra or differ else "ok", detail))
+        report = self._call(self._stub(self.new["kizon"], kizon_pb2_grpc.KizonStub).CheckConsistency,
+                            common_pb2.ConsistencyRequest(municipality_code=self.municipality),
+                            f"整合性確認 of {self.new['kizon'].name}")
+        differences = [f"{d.resident_code}@{d.node}: {','.join(d.items)}" for d in report.differences]
+        step.checks.append(("整合性確認 new kizon ↔ cs, prefecture, national",
+                            "failed" if differences else "ok",
+                            f"{report.records_kizon} records; " + ("; ".join(differences[:5]) or "no differences")))
+        step.figures["records_compared"] = sum(1 for _ in old_items)
+        failed = [c for c in step.checks if c[1] != "ok"]
+        if failed:
+            raise StepFailed("verify failed: " + "; ".join(f"{c[0]}: {c[2]}" for c in failed))
+
+    # -- cut over --------------------------------------------------------------------------------------------
+    def cut_over(self, step: Step) -> None:
+        """The topology names the new site; every node re-reads it; the old identities are revoked; the new site opens."""
+        topology, replaced = self.network.topology.cut_over(self.municipality, self.site)
+        self._retired = {n.kind: n for n in replaced}
+        self._old_client = self._keep_old_credentials()
+        topology.save(self.network.state_dir / "topology.yaml")
+        self.network.topology = topology
+        for node in topology.all_nodes + replaced:
+            pid = self.network.pid(node.name)
+            if pid:
+                os.kill(pid, signal.SIGHUP)
+        serials = []
+        for node in replaced:
+            serials += self.network.pki.revoke(node.identity)
+        step.figures["revoked_serials"] = len(serials)
+        self._wait_refused(self._old_client, "the CS to refuse the old kizon", 15.0)
+        for kind in ("kizon", "atena"):
+            self._reopen(self.new[kind])
+        self.downtime["end"] = _now()
+        step.figures["admitted"] = [n.identity for n in self.new.values()]
+
+    def _reopen(self, node, attempts: int = 50) -> None:
+        for _ in range(attempts):  # until the node has re-read the topology (it refuses while it thinks it a target)
+            try:
+                self._stub(node).Reopen(migration_pb2.FreezeRequest(reason="cut over: the new site opens"), timeout=10)
+                return
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise StepFailed(f"re-open {node.name}: {exc.code().name}: {exc.details()}") from None
+            time.sleep(0.1)
+        raise StepFailed(f"{node.name} did not take the new topology (still a target after {attempts / 10:.0f} s)")
+
+    def _keep_old_credentials(self) -> ClientCert:
+        """A copy of the old kizon's client certificate and key, to show after decommission that it is refused."""
+        scratch = Path(tempfile.mkdtemp(prefix="retired-"))
+        cert, key = self.network.pki.node_files(self.old["kizon"].name, "client")
+        shutil.copy(cert, scratch / "client.pem")
+        shutil.copy(key, scratch / "client.key")
+        os.chmod(scratch / "client.key", 0o600)
+        return ClientCert(scratch / "client.pem", scratch / "client.key", self.network.pki.trust_bundle)
+
+    def _wait_refused(self, cert: ClientCert, what: str, timeout: float) -> str:
+        cs = self.network.topology.find("cs", self.municipality)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with channel(cs, cert) as ch:
+                    ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=5)
+            except grpc.RpcError as exc:
+                if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                    return f"{exc.code().name}: {exc.details()}"
+            if time.monotonic() > deadline:
+                raise StepFailed(f"waited {timeout:.0f} s for {what}")
+            time.sleep(0.1)
+
+    # -- decommission ----------------------------------------------------------------------------------------
+    def decommission(self, step: Step) -> None:
+        """Stop the old site, keep its audit trail aside, destroy its data and keys, and show it is gone."""
+        archive = self.network.state_dir / "archive"
+        destroyed = []
+        for node in self._retired.values():
+            pid = self.network.pid(node.name)
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while self.network.pid(node.name) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if self.network.pid(node.name):
+                    os.kill(pid, signal.SIGKILL)
+            self.network.pid_file(node.name).unlink(missing_ok=True)
+            keep = archive / node.name
+            keep.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for evidence in (self.network.audit_file(node.name), self.network.checkpoints_file(node.name)):
+                if evidence.exists():
+                    shutil.copy2(evidence, keep / evidence.name)  # the audit trail outlives the site
+            for folder in (self.network.state_dir / "data" / node.name, self.network.state_dir / "pki" / "nodes" / node.name):
+                if folder.exists():
+                    shutil.rmtree(folder)
+                    destroyed.append(str(folder.relative_to(self.network.state_dir)))
+        for folder in (self.export_dir, self.inbox / self.run_id):
+            shutil.rmtree(folder, ignore_errors=True)
+            destroyed.append(str(folder.relative_to(self.network.state_dir)))
+        step.figures["destroyed"] = destroyed
+        left = [d for d in destroyed if (self.network.state_dir / d).exists()]
+        step.checks.append(("data and keys gone", "failed" if left else "ok", ", ".join(left) or f"{len(destroyed)} folders"))
+        revoked = self._on_crl([n.identity for n in self._retired.values()])
+        step.checks.append(("old identities on the CRL", "ok" if revoked[0] else "failed", revoked[1]))
+        refusal = self._wait_refused(self._old_client, "a refusal of the old identity", 5.0)
+        step.checks.append(("a connection with the old identity", "ok", f"refused: {refusal}"))
+        shutil.rmtree(self._old_client.cert.parent, ignore_errors=True)
+        failed = [c for c in step.checks if c[1] != "ok"]
+        if failed:
+            raise StepFailed("decommission not verified: " + "; ".join(f"{c[0]}: {c[2]}" for c in failed))
+
+    def _on_crl(self, identities: list[str]) -> tuple[bool, str]:
+        entries = [e for e in self.network.pki.index() if e["identity"] in identities]
+        missing = []
+        for e in entries:
+            crl = x509.load_pem_x509_crl(self.network.pki.crl_path(e["domain"]).read_bytes())
+            if crl.get_revoked_certificate_by_serial_number(int(e["serial"])) is None:
+                missing.append(f"{e['identity']} serial {e['serial']}")
+        return not missing, ("not revoked: " + ", ".join(missing)) if missing else f"{len(entries)} certificates revoked"
+
+    # -- rollback --------------------------------------------------------------------------------------------
+    def rollback(self, failed: Step) -> None:
+        """Wipe the target, re-open the old site as it was, remove the files of the run."""
+        step = Step("rollback", started=_now())
+        begun = time.monotonic()
+        problems = []
+        for kind in ("kizon", "atena"):
+            try:
+                self._stub(self.new[kind]).Wipe(migration_pb2.FreezeRequest(reason=f"rollback: {failed.name} failed"),
+                                                timeout=60)
+            except grpc.RpcError as exc:
+                problems.append(f"wipe {self.new[kind].name}: {exc.details()}")
+        for kind in ("atena", "kizon"):
+            try:
+                self._stub(self.old[kind]).Reopen(migration_pb2.FreezeRequest(reason=f"rollback: {failed.name} failed"),
+                                                  timeout=60)
+            except grpc.RpcError as exc:
+                problems.append(f"re-open {self.old[kind].name}: {exc.details()}")
+        for folder in (self.export_dir, self.inbox / self.run_id):
+            shutil.rmtree(folder, ignore_errors=True)
+        self.downtime["end"] = _now()
+        step.result = "failed" if problems else "ok"
+        step.message = "; ".join(problems) or f"the target wiped, {self.old['kizon'].name} and {self.old['atena'].name} open again"
+        step.ended, step.seconds = _now(), round(time.monotonic() - begun, 3)
+        self.steps.append(step)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _call(self, method, request, what: str):
+        try:
+            return method(request, timeout=CALL_TIMEOUT)
+        except grpc.RpcError as exc:
+            raise StepFailed(f"{what}: {exc.code().name}: {exc.details()}") from None
+
+    def report(self, seconds: float, failed: Step | None) -> dict:
+        """The run as a document: every step, the downtime window, the verdict."""
+        if self.downtime["start"] and self.downtime["end"]:
+            start = dt.datetime.fromisoformat(self.downtime["start"])
+            end = dt.datetime.fromisoformat(self.downtime["end"])
+            self.downtime["seconds"] = round((end - start).total_seconds(), 3)
+        return {
+            "run": self.run_id, "municipality": self.municipality, "site": self.site, "injected": list(self.inject),
+            "result": "failed" if failed else "passed", "failed_step": failed.name if failed else None,
+            "failure": failed.message if failed else None,
+            "rolled_back": bool(failed) and failed.name != "decommission",
+            "downtime": self.downtime, "seconds": round(seconds, 3),
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+def _key(spec, cells: list[str]) -> list[str]:
+    names = [i.name for i in spec.items]
+    return [cells[names.index(k)] for k in spec.key]
+
+
+def _keys(keys: list[tuple], limit: int = 5) -> str:
+    shown = ", ".join("/".join(k) for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def write_json(report: dict, path: Path) -> None:
+    """The report as JSON."""
+    path.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -1,0 +1,58 @@
+"""The migration rehearsal's HTML report: the verdict, the downtime window, every step with its figures and checks."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+COLORS = {"ok": "#070", "recovered": "#a60", "failed": "#c00", "not run": "#888"}
+
+
+def _bar(steps: list[dict], total: float) -> str:
+    """Each step's share of the run, as one stacked bar (inline SVG)."""
+    x, parts = 0.0, []
+    palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
+    for i, s in enumerate(steps):
+        width = 700 * s["seconds"] / total if total else 0
+        parts.append(f'<rect x="{x:.1f}" y="0" width="{max(width, 0.5):.1f}" height="24" fill="{palette[i % 8]}">'
+                     f'<title>{html.escape(s["name"])}: {s["seconds"]:.2f} s</title></rect>')
+        if width > 50:
+            parts.append(f'<text x="{x + 4:.1f}" y="16" font-size="11" fill="#fff">{html.escape(s["name"])}</text>')
+        x += width
+    return f'<svg width="700" height="24" role="img" aria-label="share of each step">{"".join(parts)}</svg>'
+
+
+def render(report: dict) -> str:
+    """The report as one self-contained HTML page."""
+    steps = report["steps"]
+    total = sum(s["seconds"] for s in steps) or 1.0
+    rows = []
+    for s in steps:
+        figures = ", ".join(f"{k}: {v}" for k, v in s["figures"].items())
+        rows.append(f'<tr><td>{html.escape(s["name"])}</td><td style="color:{COLORS.get(s["result"], "#000")}">'
+                    f'<b>{html.escape(s["result"])}</b></td><td>{s["started"][11:23]}</td><td>{s["seconds"]:.2f}</td>'
+                    f'<td>{100 * s["seconds"] / total:.0f}%</td><td>{html.escape(s["message"])}</td>'
+                    f'<td>{html.escape(figures)}</td></tr>')
+        for check, result, detail in s.get("checks", []):
+            rows.append(f'<tr class="check"><td></td><td style="color:{COLORS.get(result, "#000")}">{html.escape(result)}'
+                        f'</td><td colspan="3">{html.escape(check)}</td><td colspan="2">{html.escape(detail)}</td></tr>')
+    down = report["downtime"]
+    verdict = "passed" if report["result"] == "passed" else f"FAILED at {report['failed_step']}" + \
+        (" — rolled back, the old site is open again" if report["rolled_back"] else "")
+    return f"""<!doctype html><meta charset="utf-8"><title>移行 rehearsal {html.escape(report['run'])}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}}tr.check td{{background:#f8f8f8}}</style>
+<h1>移行 rehearsal: {html.escape(report['municipality'])} → {html.escape(report['site'])}</h1>
+<p><b>{html.escape(verdict)}</b>{' — injected: ' + html.escape(', '.join(report['injected'])) if report['injected'] else ''}</p>
+<p>Downtime window (counters closed): {html.escape(down['start'] or '-')} → {html.escape(down['end'] or '-')}
+<b>{'' if down['seconds'] is None else f"{down['seconds']:.2f} s"}</b>; the whole run {report['seconds']:.2f} s.</p>
+{_bar(steps, total)}
+<table><tr><th>step</th><th>result</th><th>started (UTC)</th><th>s</th><th>share</th><th>message</th><th>figures</th></tr>
+{''.join(rows)}</table>
+{f'<p style="color:#c00">{html.escape(report["failure"])}</p>' if report.get('failure') else ''}"""
+
+
+def write(report: dict, path: Path) -> Path:
+    """Write the page."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(report), encoding="utf-8")
+    return path
