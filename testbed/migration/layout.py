@@ -219,7 +219,7 @@ def write_file(folder: Path, spec: FileSpec, rows) -> dict:
     digest, count, size = hashlib.sha256(), 0, 0
     with open(path, "wb") as out:
         def emit(cells):
-            nonlocal count, size
+            nonlocal size
             buffer = io.StringIO()
             csv.writer(buffer, lineterminator="\n").writerow(cells)
             data = buffer.getvalue().encode("utf-8")

@@ -23,7 +23,6 @@ from pathlib import Path
 import grpc
 from cryptography import x509
 
-from certs.identity import KIND_DOMAIN
 from nodes.tls import ClientCert
 from protos import common_pb2, migration_pb2, migration_pb2_grpc, kizon_pb2_grpc
 from testbed.client import channel, console_cert
