@@ -100,6 +100,8 @@ def cmd_status(args) -> int:
 
 def cmd_down(args) -> int:
     """testbed down: stop every node."""
+    from testbed import bastion
+    bastion.stop(args.state_dir)
     stopped = _network(args).down()
     print(f"stopped {len(stopped)} node{'s' if len(stopped) != 1 else ''}" + (f": {', '.join(stopped)}" if stopped else ""))
     return 0
@@ -220,6 +222,54 @@ def cmd_migrate(args) -> int:
     page = report.write(run, Path(args.report_dir) / f"migration-{run['run']}.html")
     print(f"report: {page}" + (f", JSON {args.json}" if args.json else ""))
     return 0 if run["result"] == "passed" else 1
+
+
+def cmd_bastion(args) -> int:
+    """testbed bastion start|stop|add-vendor NAME: the SSH maintenance bastion."""
+    from testbed import bastion
+    paths = bastion.Paths(args.state_dir)
+    if args.action == "add-vendor":
+        if not args.name:
+            print("testbed bastion add-vendor: give the vendor's name (e.g. vendor-a)", file=sys.stderr)
+            return 2
+        try:
+            key = bastion.add_vendor(paths, args.name)
+        except ValueError as exc:
+            print(f"testbed bastion add-vendor: {exc}", file=sys.stderr)
+            return 2
+        print(f"vendor {args.name}: key {key} (keep it with the vendor); authorized at the bastion")
+        return 0
+    if args.action == "stop":
+        print("bastion stopped" if bastion.stop(args.state_dir) else "the bastion was not running")
+        return 0
+    try:
+        port = bastion.start(args.state_dir, args.port)
+    except RuntimeError as exc:
+        print(f"testbed bastion start: {exc}", file=sys.stderr)
+        return 1
+    print(f"bastion on 127.0.0.1:{port}; e.g. ssh -i {paths.vendor_key('VENDOR')} -p {port} -o "
+          f"UserKnownHostsFile={paths.known_hosts} -o IdentitiesOnly=yes VENDOR@127.0.0.1 status")
+    return 0
+
+
+def cmd_ssh(args) -> int:
+    """testbed ssh VENDOR COMMAND...: run an allowed command at the bastion with the vendor's key."""
+    import asyncio
+    from testbed import bastion
+    paths = bastion.Paths(args.state_dir)
+    if not bastion.running(paths):
+        print("testbed ssh: the bastion is not running; run `testbed bastion start`", file=sys.stderr)
+        return 2
+    if not paths.vendor_key(args.vendor).exists():
+        print(f"testbed ssh: no key for vendor {args.vendor}; run `testbed bastion add-vendor {args.vendor}`",
+              file=sys.stderr)
+        return 2
+    import shlex
+    try:
+        return asyncio.run(bastion.run_command(args.state_dir, args.vendor, shlex.join(args.words)))
+    except (OSError, Exception) as exc:  # asyncssh's refusals (PermissionDenied, ...) and connection errors
+        print(f"testbed ssh: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_consistency(args) -> int:
@@ -398,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", default="reports", help="where the HTML report goes (default: reports)")
     p.add_argument("--layout", action="store_true", help="print the migration layout (docs/migration-layout.md) and exit")
     p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("bastion", help="the SSH maintenance bastion: start, stop, add-vendor NAME")
+    p.add_argument("action", choices=["start", "stop", "add-vendor"])
+    p.add_argument("name", nargs="?", help="the vendor (add-vendor)")
+    p.add_argument("--port", type=int, default=0, help="where to listen (default: a free port)")
+    p.set_defaults(func=cmd_bastion)
+    p = sub.add_parser("ssh", help="run an allowed command at the bastion as a vendor: testbed ssh VENDOR migrate 142140 --to gcloud")
+    p.add_argument("vendor")
+    p.add_argument("words", nargs=argparse.REMAINDER, help="the command and its arguments")
+    p.set_defaults(func=cmd_ssh)
     p = sub.add_parser("consistency", help="整合性確認: compare kizon, cs, prefecture and national; exit 1 on any difference")
     p.add_argument("municipality")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
