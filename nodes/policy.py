@@ -46,8 +46,6 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("terminal", SAME_MUNICIPALITY, _m("Kizon", "*")),
         # コンビニ交付: the kiosk front end crosses domains on purpose, for this one method.
         Allow("kiosk", ANY, _m("Kizon", "IssueKioskCertificate")),
-        # 移行: the operations console of the LAN freezes, exports, imports and opens a site, and runs the 整合性確認.
-        Allow("console", OWN_DOMAIN, _m("Migration", "*") + _m("Kizon", "CheckConsistency")),
     ),
     "cs": (
         Allow("kizon", SAME_MUNICIPALITY, _m(
@@ -63,8 +61,6 @@ POLICY: dict[str, tuple[Allow, ...]] = {
     ),
     "atena": (
         Allow("kizon", SAME_MUNICIPALITY, _m("Atena", "*")),
-        # 移行: the operations console of the LAN freezes, exports, imports and opens a site.
-        Allow("console", OWN_DOMAIN, _m("Migration", "*")),
     ),
     "prefecture": (
         Allow("cs", SAME_PREFECTURE, _m("PrefectureServer", "ApplyIdentityUpdates", "GetIdentity", "IdentityDigests",
@@ -91,6 +87,14 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("terminal", ANY, _m("IntermediateServer", "StaffLogin", "StaffLogout")),
         Allow("portal", ANY, _m("IntermediateServer", "ListProvisions")),
     ),
+}
+
+
+# 移行: the operations console of the LAN freezes, exports, imports and opens kizon and atena (testbed migrate),
+# and runs kizon's 整合性確認 of a new site before it is opened.
+MIGRATION_RIGHTS = {
+    "kizon": _m("Migration", "*") + _m("Kizon", "CheckConsistency"),
+    "atena": _m("Migration", "*"),
 }
 
 
@@ -134,6 +138,8 @@ def rules_for(server_kind: str) -> tuple[Allow, ...]:
     # The monitor reads (health, reflection, status); only the operations console runs batches.
     extra.append(Allow("monitor", OWN_DOMAIN, INTROSPECTION + ("/testbed.v1.Operations/GetStatus",)))
     extra.append(Allow("console", OWN_DOMAIN, INTROSPECTION + ("/testbed.v1.Operations/*",)))
+    if server_kind in MIGRATION_RIGHTS:
+        extra.append(Allow("console", OWN_DOMAIN, MIGRATION_RIGHTS[server_kind]))
     return rules + tuple(extra)
 
 

@@ -327,8 +327,12 @@ def cmd_bench(args) -> int:
 def cmd_run(args) -> int:
     """testbed run SCENARIO: the main job, through the emulated network, with a report."""
     from testbed.run import run_scenario
-    return run_scenario(_network(args), args.scenario, args.residents, args.seed, args.speed, args.minutes,
-                        args.concurrency, Path(args.report_dir), args.keep_up)
+    try:
+        return run_scenario(_network(args), args.scenario, args.residents, args.seed, args.speed, args.minutes,
+                            args.concurrency, Path(args.report_dir), args.keep_up, args.migrate)
+    except ValueError as exc:
+        print(f"testbed run: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_trace(args) -> int:
@@ -487,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=16, help="calls in flight at most")
     p.add_argument("--report-dir", default="reports")
     p.add_argument("--keep-up", action="store_true", help="leave the network running afterwards")
+    p.add_argument("--migrate", nargs="?", const="auto", metavar="M:SITE",
+                   help="cutover-weekend: run the migration rehearsal in the freeze window (default: the first target "
+                        "the topology names) and replay Monday against the new site")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("trace", help="generate a scenario's workload trace (SimPy) into a file")

@@ -157,9 +157,25 @@ class Replay:
         kizon, _, metadata, _ = self.terminals[municipality]
         register = self.registers[municipality]
         holders = [p for p in register.people.values() if p.card][:KIOSK_CARDS]
+        issued = []
         for person in holders:
-            await kizon.ChangeCard(card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=person.code), metadata=metadata)
-        for person in holders:
+            try:
+                await kizon.ChangeCard(card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=person.code),
+                                       metadata=metadata)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                # an earlier run applied for or issued this card already: if issued, set the kiosk PIN again
+                try:
+                    status = await kizon.ChangeCard(card_pb2.CardRequest(
+                        action=card_pb2.RESET_PIN, resident_code=person.code, pin=KIOSK_PIN), metadata=metadata)
+                except grpc.aio.AioRpcError as again:
+                    if again.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                        raise
+                    continue  # applied or being made: issued below
+                register.cards.append((status.card_number, person.code))
+                issued.append(person)
+        for person in (p for p in holders if p not in issued):
             for _ in range(100):  # the card system manufactures in a batch about every second
                 try:
                     status = await kizon.ChangeCard(card_pb2.CardRequest(action=card_pb2.ISSUE, resident_code=person.code,

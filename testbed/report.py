@@ -87,8 +87,33 @@ max {result['lag_max_s']:.2f} s.</p>
 {line_chart(result['throughput_per_s'], 'Throughput over time', 'completed events per second', 'seconds of wall time')}
 {bar_chart(latency_rows, 'Latency per operation (p50 and p99)')}
 <h2>The simulated counter</h2>{queues}
+{_migration(run)}
 </body></html>
 """
+
+
+def _migration(run: dict) -> str:
+    """The migration inside the freeze window: downtime, steps, and the counters' load before and after."""
+    migration = run.get("migration")
+    if not migration:
+        return ""
+    from testbed.migration.report import steps_table
+    before, after = run["replay_before"]["operations"], run["replay"]["operations"]
+    rows = "".join(
+        f"<tr><td>{html.escape(op)}</td><td>{before.get(op, {}).get('count', 0):,}</td>"
+        f"<td>{before.get(op, {}).get('p50_ms', 0):.1f}</td><td>{before.get(op, {}).get('p99_ms', 0):.1f}</td>"
+        f"<td>{after.get(op, {}).get('count', 0):,}</td><td>{after.get(op, {}).get('p50_ms', 0):.1f}</td>"
+        f"<td>{after.get(op, {}).get('p99_ms', 0):.1f}</td></tr>"
+        for op in sorted(set(before) | set(after)))
+    down = migration["downtime"]
+    return f"""<h2>Migration of {html.escape(migration['municipality'])} to {html.escape(migration['site'])}:
+{html.escape(migration['result'])}</h2>
+<p>Downtime window (counters closed): {html.escape(down['start'] or '-')} → {html.escape(down['end'] or '-')},
+<b>{down['seconds']} s</b>.</p>
+{steps_table(migration)}
+<h3>Counter load before the freeze (old site) and after it (new site)</h3>
+<table><tr><th>operation</th><th>before: done</th><th>p50 ms</th><th>p99 ms</th><th>after: done</th><th>p50 ms</th>
+<th>p99 ms</th></tr>{rows}</table>"""
 
 
 def write(run: dict, path: str | Path) -> Path:

@@ -13,6 +13,8 @@ from scenarios.workload import generate, write_trace
 from testbed import report
 from testbed.client import Counter, MANAGER, node_status
 from testbed.load import generate_population, load_records
+from testbed.migration import report as migration_report
+from testbed.migration.rehearsal import Rehearsal, write_json
 from testbed.network import Network, status_table
 from testbed.replay import replay, write_result
 
@@ -42,7 +44,7 @@ def verify(network: Network) -> tuple[bool, bool, list[str]]:
         consistent &= not found.differences
         lines.append(f"整合性確認 {m.code}: kizon {found.records_kizon:,}, cs {found.records_cs:,}, prefecture {found.records_prefecture:,}, national "
                      f"{found.records_national:,} records, {len(found.differences)} differences ({found.seconds:.2f} s)")
-    for node in network.topology.nodes:
+    for node in network.topology.all_nodes:
         result = network.verify_audit(node.name)
         chained &= result.ok
         lines.append(f"audit chain {node.name}: {'OK' if result.ok else 'BROKEN'}, {result.entries:,} entries")
@@ -58,9 +60,22 @@ def wait_for_quiet(network: Network, timeout: float = 300) -> None:
         time.sleep(0.2)
 
 
+def migration_target(network: Network, asked: str) -> tuple[str, str]:
+    """(municipality, site) of `--migrate [M:SITE]`: by default the first target the topology names."""
+    if asked and asked != "auto":
+        municipality, _, site = asked.partition(":")
+        return municipality, site
+    if not network.topology.targets:
+        raise ValueError("the topology names no migration target (targets:); give --migrate M:SITE of one it names")
+    first = network.topology.targets[0]
+    return first.municipality, first.site
+
+
 def run_scenario(network: Network, scenario: str, residents: int, seed: int, speed: float | None, minutes: float,
-                 concurrency: int, report_dir: Path, keep_up: bool = False) -> int:
-    """The whole run; the exit code (0 when every event succeeded and every check passed)."""
+                 concurrency: int, report_dir: Path, keep_up: bool = False, migrate: str | None = None) -> int:
+    """The whole run; the exit code (0 when every event succeeded and every check passed). With migrate (a
+    scenario with a freeze), the replay stops at the freeze, the migration runs, and the rest is replayed
+    against the new site."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = report_dir / f"{scenario}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
@@ -77,6 +92,25 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
         print(f"== trace: {len(events):,} events over {span / 86400:.1f} simulated days in "
               f"{time.perf_counter() - started:.1f} s → {trace}")
         print(f"== replay at ×{speed:,.0f} (about {span / speed / 60:.1f} min), at most {concurrency} calls in flight")
+        migration, before = None, None
+        if migrate:
+            if not header.get("freeze"):
+                raise ValueError(f"{scenario} has no freeze window to migrate in (cutover-weekend has one)")
+            municipality, site = migration_target(network, migrate)
+            cut = (dt.datetime.fromisoformat(header["freeze"][0]) - dt.datetime.fromisoformat(header["start"])).total_seconds()
+            first, events = [e for e in events if e.t < cut], [e for e in events if e.t >= cut]
+            print(f"== replay until the freeze: {len(first):,} events")
+            before = replay(network, {**header, "counter": counter}, first, speed, concurrency, seed)
+            wait_for_quiet(network)
+            print(f"== migration of {municipality} to {site} in the freeze window")
+            migration = Rehearsal(network, municipality, site).run()
+            for step in migration["steps"]:
+                print(f"   {step['name']:13s} {step['result']:10s} {step['seconds']:7.2f} s  {step['message']}")
+            print(f"   downtime {migration['downtime']['seconds']} s; {migration['result']}")
+            write_json(migration, out / "migration.json")
+            migration_report.write(migration, out / "migration.html")
+            print(f"== replay after the freeze (deferred and new work) against "
+                  f"{network.topology.find('kizon', municipality).name}: {len(events):,} events")
         result = replay(network, {**header, "counter": counter}, events, speed, concurrency, seed)
         wait_for_quiet(network)
         consistent, chained, checks = verify(network)
@@ -85,6 +119,8 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
             network.down()
     run = {"scenario": scenario, "seed": seed, "municipalities": sizes, "trace": str(trace), "replay": result,
            "consistency_ok": consistent, "audit_ok": chained, "checks": checks}
+    if migration is not None:
+        run.update({"migration": migration, "replay_before": before})
     write_result(run, out / "result.json")
     page = report.write(run, out / "report.html")
     print("== summary")
@@ -98,4 +134,9 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
     print(f"   audit chains: {'all intact' if chained else 'BROKEN'}")
     print(f"   {result['completed']:,}/{result['events']:,} events, {result['errors']} errors, {result['wall_seconds']:.0f} s")
     print(f"\nreport: {page}\nresult: {out / 'result.json'}")
-    return 0 if result["errors"] == 0 and consistent and chained else 1
+    migrated = migration is None or migration["result"] == "passed"
+    if migration is not None:
+        print(f"   migration: {migration['result']}, downtime {migration['downtime']['seconds']} s "
+              f"({out / 'migration.html'})")
+    errors = result["errors"] + (before["errors"] if before else 0)
+    return 0 if errors == 0 and consistent and chained and migrated else 1

@@ -249,3 +249,20 @@ def test_unknown_fault_and_missing_site_are_one_line_errors(moving, tmp_path):
         run = subprocess.run([sys.executable, "-m", "testbed.cli", "--state-dir", str(moving.state_dir), "migrate", A,
                               *args], capture_output=True, text=True, timeout=60)
         assert run.returncode == 2 and words in run.stderr and run.stderr.count("\n") == 1, run.stderr
+
+
+def test_the_cutover_weekend_scenario_migrates_inside_its_freeze(tmp_path):
+    """`testbed run cutover-weekend --migrate`: Friday's load on the old site, the migration in the freeze window,
+    Monday's deferred and new work on the new site; the report shows the downtime, the steps and both loads."""
+    state, reports = tmp_path / "state", tmp_path / "reports"
+    run = subprocess.run([sys.executable, "-m", "testbed.cli", "--state-dir", str(state), "run", "cutover-weekend",
+                          "--residents", "300", "--minutes", "0.2", "--migrate", "--report-dir", str(reports)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    folder = next(reports.glob("cutover-weekend-*"))
+    result = json.loads((folder / "result.json").read_text())
+    assert result["migration"]["result"] == "passed" and result["migration"]["downtime"]["seconds"] > 0
+    assert result["replay_before"]["completed"] > 0 and result["replay"]["completed"] > 0
+    page = (folder / "report.html").read_text()
+    assert "Migration of 142140 to gcloud" in page and "Downtime window" in page and "before: done" in page
+    assert "against kizon-142140-gcloud" in run.stdout

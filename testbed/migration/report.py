@@ -21,8 +21,8 @@ def _bar(steps: list[dict], total: float) -> str:
     return f'<svg width="700" height="24" role="img" aria-label="share of each step">{"".join(parts)}</svg>'
 
 
-def render(report: dict) -> str:
-    """The report as one self-contained HTML page."""
+def steps_table(report: dict) -> str:
+    """The steps, their results, times, shares, messages, figures and checks: a bar and a table."""
     steps = report["steps"]
     total = sum(s["seconds"] for s in steps) or 1.0
     rows = []
@@ -35,6 +35,12 @@ def render(report: dict) -> str:
         for check, result, detail in s.get("checks", []):
             rows.append(f'<tr class="check"><td></td><td style="color:{COLORS.get(result, "#000")}">{html.escape(result)}'
                         f'</td><td colspan="3">{html.escape(check)}</td><td colspan="2">{html.escape(detail)}</td></tr>')
+    return (_bar(steps, total) + "<table><tr><th>step</th><th>result</th><th>started (UTC)</th><th>s</th><th>share</th>"
+            "<th>message</th><th>figures</th></tr>" + "".join(rows) + "</table>")
+
+
+def render(report: dict) -> str:
+    """The report as one self-contained HTML page."""
     down = report["downtime"]
     verdict = "passed" if report["result"] == "passed" else f"FAILED at {report['failed_step']}" + \
         (" — rolled back, the old site is open again" if report["rolled_back"] else "")
@@ -45,9 +51,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 <p><b>{html.escape(verdict)}</b>{' — injected: ' + html.escape(', '.join(report['injected'])) if report['injected'] else ''}</p>
 <p>Downtime window (counters closed): {html.escape(down['start'] or '-')} → {html.escape(down['end'] or '-')}
 <b>{'' if down['seconds'] is None else f"{down['seconds']:.2f} s"}</b>; the whole run {report['seconds']:.2f} s.</p>
-{_bar(steps, total)}
-<table><tr><th>step</th><th>result</th><th>started (UTC)</th><th>s</th><th>share</th><th>message</th><th>figures</th></tr>
-{''.join(rows)}</table>
+{steps_table(report)}
 {f'<p style="color:#c00">{html.escape(report["failure"])}</p>' if report.get('failure') else ''}"""
 
 
