@@ -5,6 +5,8 @@ tenant of the 中間サーバ from a durable outbox.
 """
 from __future__ import annotations
 
+import hashlib
+
 import grpc
 
 from nodes import audit, rules, site
@@ -143,6 +145,16 @@ class AtenaSite:
             yield migration_pb2.MigrationItem(atena=migration_pb2.AtenaRow(
                 unified_atena_number=unified, individual_number=number or "", atena_number=atena_number, fugo=fugo or "",
                 record=records_pb2.ResidentRecord.FromString(blob)))
+
+    def digests(self):
+        """(file, key, SHA-256) of every entry and counter, from the stored bytes."""
+        db = self.store.db
+        for name, value in db.execute("SELECT name, value FROM counters ORDER BY name").fetchall():
+            yield "counters.csv", f"atena/{name}", hashlib.sha256(str(value).encode()).digest()
+        for unified, number, atena_number, fugo, blob in db.execute(
+                "SELECT unified_atena_number, individual_number, atena_number, fugo, record FROM entries"):
+            head = f"{unified}|{number or ''}|{atena_number}|{fugo or ''}|".encode()
+            yield "atena.csv", unified, hashlib.sha256(head + blob).digest()
 
     def import_items(self, items) -> migration_pb2.ImportSummary:
         """Write a whole export in one transaction."""

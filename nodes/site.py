@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS site_state (         -- 移行: the freeze of this si
 """
 TARGET_REASON = "移行先: this site is a migration target and is not open until the cut over"
 DRAIN_SECONDS = 120.0  # how long a freeze waits for queued work to be delivered
+BATCH = 1000  # migration items per message
 
 
 class SiteState:
@@ -113,12 +114,30 @@ class MigrationServicer(migration_pb2_grpc.MigrationServicer):
         return self._reply()
 
     async def Export(self, request, context):
-        """Everything this node holds, as migration items (frozen first: nothing changes while it is read)."""
+        """Everything this node holds, as migration items in batches (frozen first: nothing changes while it is
+        read)."""
         if not self.state.reason():
             raise rules.precondition("移行 rule: export only from a frozen site (Freeze first), so that nothing changes "
-                               "while it is read")
+                                     "while it is read")
+        batch = migration_pb2.MigrationBatch()
         for item in self.node.export_items():
-            yield item
+            batch.items.append(item)
+            if len(batch.items) >= BATCH:
+                yield batch
+                batch = migration_pb2.MigrationBatch()
+        if batch.items:
+            yield batch
+
+    async def Digests(self, request, context):
+        """A SHA-256 of every record held, from the stored bytes, with its file and key in the layout."""
+        batch = migration_pb2.RecordDigestBatch()
+        for file, key, digest in self.node.digests():
+            batch.digests.add(file=file, key=key, digest=digest)
+            if len(batch.digests) >= 5 * BATCH:
+                yield batch
+                batch = migration_pb2.RecordDigestBatch()
+        if batch.digests:
+            yield batch
 
     async def Import(self, request_iterator, context):
         """Take a whole export into this target, which must be empty; one transaction: all or nothing."""
@@ -126,7 +145,7 @@ class MigrationServicer(migration_pb2_grpc.MigrationServicer):
             raise rules.precondition(f"移行 rule: {self.rt.node.name} is not a migration target; import only into one")
         if self.node.records():
             raise rules.precondition(f"移行 rule: {self.rt.node.name} already holds records; wipe it before a new import")
-        items = [item async for item in request_iterator]
+        items = [item async for batch in request_iterator for item in batch.items]
         summary = self.node.import_items(items)
         audit.set_subject(f"{summary.history or summary.atena} records")
         return summary

@@ -1,8 +1,9 @@
 from protos import kizon_pb2 as _kizon_pb2
 from protos import records_pb2 as _records_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -70,6 +71,28 @@ class MigrationItem(_message.Message):
     atena: AtenaRow
     counter: NumberingCounter
     def __init__(self, history: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., issuance: _Optional[_Union[_kizon_pb2.IssuanceRecord, _Mapping]] = ..., atena: _Optional[_Union[AtenaRow, _Mapping]] = ..., counter: _Optional[_Union[NumberingCounter, _Mapping]] = ...) -> None: ...
+
+class MigrationBatch(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[MigrationItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[MigrationItem, _Mapping]]] = ...) -> None: ...
+
+class RecordDigest(_message.Message):
+    __slots__ = ("file", "key", "digest")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    key: str
+    digest: bytes
+    def __init__(self, file: _Optional[str] = ..., key: _Optional[str] = ..., digest: _Optional[bytes] = ...) -> None: ...
+
+class RecordDigestBatch(_message.Message):
+    __slots__ = ("digests",)
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    digests: _containers.RepeatedCompositeFieldContainer[RecordDigest]
+    def __init__(self, digests: _Optional[_Iterable[_Union[RecordDigest, _Mapping]]] = ...) -> None: ...
 
 class ImportSummary(_message.Message):
     __slots__ = ("history", "residents", "issuances", "atena", "counters")

@@ -52,12 +52,17 @@ class MigrationStub:
         self.Export = channel.unary_stream(
                 '/testbed.v1.Migration/Export',
                 request_serializer=protos_dot_migration__pb2.MigrationExportRequest.SerializeToString,
-                response_deserializer=protos_dot_migration__pb2.MigrationItem.FromString,
+                response_deserializer=protos_dot_migration__pb2.MigrationBatch.FromString,
                 _registered_method=True)
         self.Import = channel.stream_unary(
                 '/testbed.v1.Migration/Import',
-                request_serializer=protos_dot_migration__pb2.MigrationItem.SerializeToString,
+                request_serializer=protos_dot_migration__pb2.MigrationBatch.SerializeToString,
                 response_deserializer=protos_dot_migration__pb2.ImportSummary.FromString,
+                _registered_method=True)
+        self.Digests = channel.unary_stream(
+                '/testbed.v1.Migration/Digests',
+                request_serializer=protos_dot_migration__pb2.MigrationExportRequest.SerializeToString,
+                response_deserializer=protos_dot_migration__pb2.RecordDigestBatch.FromString,
                 _registered_method=True)
         self.Wipe = channel.unary_unary(
                 '/testbed.v1.Migration/Wipe',
@@ -102,6 +107,13 @@ class MigrationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Digests(self, request, context):
+        """A digest of every record held, computed from the stored bytes (verify compares old and new, record by record).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Wipe(self, request, context):
         """A target only: forget everything imported (rollback of a failed rehearsal).
         """
@@ -130,12 +142,17 @@ def add_MigrationServicer_to_server(servicer, server):
             'Export': grpc.unary_stream_rpc_method_handler(
                     servicer.Export,
                     request_deserializer=protos_dot_migration__pb2.MigrationExportRequest.FromString,
-                    response_serializer=protos_dot_migration__pb2.MigrationItem.SerializeToString,
+                    response_serializer=protos_dot_migration__pb2.MigrationBatch.SerializeToString,
             ),
             'Import': grpc.stream_unary_rpc_method_handler(
                     servicer.Import,
-                    request_deserializer=protos_dot_migration__pb2.MigrationItem.FromString,
+                    request_deserializer=protos_dot_migration__pb2.MigrationBatch.FromString,
                     response_serializer=protos_dot_migration__pb2.ImportSummary.SerializeToString,
+            ),
+            'Digests': grpc.unary_stream_rpc_method_handler(
+                    servicer.Digests,
+                    request_deserializer=protos_dot_migration__pb2.MigrationExportRequest.FromString,
+                    response_serializer=protos_dot_migration__pb2.RecordDigestBatch.SerializeToString,
             ),
             'Wipe': grpc.unary_unary_rpc_method_handler(
                     servicer.Wipe,
@@ -250,7 +267,7 @@ class Migration:
             target,
             '/testbed.v1.Migration/Export',
             protos_dot_migration__pb2.MigrationExportRequest.SerializeToString,
-            protos_dot_migration__pb2.MigrationItem.FromString,
+            protos_dot_migration__pb2.MigrationBatch.FromString,
             options,
             channel_credentials,
             insecure,
@@ -276,8 +293,35 @@ class Migration:
             request_iterator,
             target,
             '/testbed.v1.Migration/Import',
-            protos_dot_migration__pb2.MigrationItem.SerializeToString,
+            protos_dot_migration__pb2.MigrationBatch.SerializeToString,
             protos_dot_migration__pb2.ImportSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Digests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/testbed.v1.Migration/Digests',
+            protos_dot_migration__pb2.MigrationExportRequest.SerializeToString,
+            protos_dot_migration__pb2.RecordDigestBatch.FromString,
             options,
             channel_credentials,
             insecure,

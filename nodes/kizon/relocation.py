@@ -8,6 +8,7 @@ with the site that granted them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
 from nodes import rules
@@ -50,6 +51,16 @@ class KizonSite:
                 issue_number=row[0], issued_at=row[1], place=row[2], terminal=row[3], operator=row[4], kind=row[5],
                 resident_code=row[6], items_printed=json.loads(row[7]), individual_number_printed=bool(row[8]),
                 justification=row[9]))
+
+    def digests(self):
+        """(file, key, SHA-256) of every record, from the stored bytes (the same bytes give the same digest)."""
+        db = self.store.db
+        for name, value in db.execute("SELECT name, value FROM counters ORDER BY name").fetchall():
+            yield "counters.csv", f"kizon/{name}", hashlib.sha256(str(value).encode()).digest()
+        for atena, number, blob in db.execute("SELECT atena_number, history_number, record FROM history"):
+            yield "history.csv", f"{atena}/{number}", hashlib.sha256(blob).digest()
+        for row in db.execute("SELECT * FROM issuances").fetchall():
+            yield "issuances.csv", row[0], hashlib.sha256(json.dumps(list(row), ensure_ascii=False).encode()).digest()
 
     def import_items(self, items) -> migration_pb2.ImportSummary:
         """Write a whole export in one transaction; the residents table is rebuilt from each person's latest entry."""

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import operator
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -115,59 +116,102 @@ class LayoutError(ValueError):
 
 
 # -- records ↔ rows ----------------------------------------------------------------------------------------
-def _cell(message, field, item: Item) -> str:
-    value = getattr(message, field.name)
+def _to_cell(item: Item, field) -> callable:
     if item.type == "B":
-        return "1" if value else "0"
+        return lambda v: "1" if v else "0"
     if field.is_repeated:
-        return ",".join(value)
-    return str(value)
+        return ",".join
+    return str
+
+
+def _from_cell(item: Item, field) -> callable:
+    if field.is_repeated:
+        return lambda v: [x for x in v.split(",") if x]
+    if item.type == "B":
+        return lambda v: v == "1"
+    if item.type == "9":
+        return int
+    return str
+
+
+class Codec:
+    """Turns records of one message type into the cells of a file's items (those with the prefix) and back."""
+
+    _cache: dict = {}
+
+    def __init__(self, spec_items, descriptor, prefix: str = ""):
+        fields = descriptor.fields_by_name
+        mine = [(i, fields[i.name[len(prefix):]]) for i in spec_items
+                if i.name.startswith(prefix) and i.name[len(prefix):] in fields]
+        self.names = [i.name for i, _ in mine]
+        self.fields = [f.name for _, f in mine]
+        self.getter = operator.attrgetter(*self.fields)
+        self.to_cell = [_to_cell(i, f) for i, f in mine]
+        # (item, field, converter, the cell of the field's default: such cells are left unset, as protobuf does)
+        self.from_cell = [(i.name, f.name, _from_cell(i, f), "0" if i.type in ("9", "B") else "") for i, f in mine]
+
+    @classmethod
+    def of(cls, spec: FileSpec, message_class, prefix: str = "") -> "Codec":
+        """The codec of a file's items for a message type (made once)."""
+        key = (spec.name, message_class.DESCRIPTOR.full_name, prefix)
+        if key not in cls._cache:
+            cls._cache[key] = cls(spec.items, message_class.DESCRIPTOR, prefix)
+        return cls._cache[key]
+
+    def row(self, message) -> list[str]:
+        """The cells of a record."""
+        return [convert(value) for convert, value in zip(self.to_cell, self.getter(message))]
+
+    def values(self, row: dict) -> dict:
+        """A record's fields from a row (only those not at their default, as protobuf keeps them)."""
+        return {field: convert(row[name]) for name, field, convert, default in self.from_cell
+                if row[name] != default and row[name] != ""}
 
 
 def message_row(message, spec_items, prefix: str = "") -> list[str]:
     """The cells of a record (a protobuf message) for the items of a file."""
-    fields = message.DESCRIPTOR.fields_by_name
-    return [_cell(message, fields[item.name[len(prefix):]], item) for item in spec_items
-            if item.name.startswith(prefix) and item.name[len(prefix):] in fields]
+    return Codec(spec_items, message.DESCRIPTOR, prefix).row(message)
 
 
 def fill(message, spec_items, row: dict, prefix: str = "") -> None:
     """Set a message's fields from a row (the items that belong to it)."""
-    fields = message.DESCRIPTOR.fields_by_name
-    for item in spec_items:
-        name = item.name[len(prefix):]
-        if not item.name.startswith(prefix) or name not in fields:
-            continue
-        field, value = fields[name], row[item.name]
-        if field.is_repeated:
-            getattr(message, name).extend([v for v in value.split(",") if v])
-        elif item.type == "B":
-            setattr(message, name, value == "1")
-        elif item.type == "9":
-            setattr(message, name, int(value or 0))
+    for field, value in Codec(spec_items, message.DESCRIPTOR, prefix).values(row).items():
+        if isinstance(value, list):
+            getattr(message, field).extend(value)
         else:
-            setattr(message, name, value)
+            setattr(message, field, value)
+
+
+class _Checks:
+    """The type and length checks of a file's items, grouped by kind for speed."""
+
+    def __init__(self, spec: FileSpec):
+        self.names = [i.name for i in spec.items]
+        self.lengths = [(i.name, i.length) for i in spec.items]
+        self.numbers = [i.name for i in spec.items if i.type == "9"]
+        self.flags = [i.name for i in spec.items if i.type == "B"]
+        self.dates = [i.name for i in spec.items if i.type == "D"]
+
+
+_CHECKS: dict[str, _Checks] = {}
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def check_row(spec: FileSpec, line: int, row: dict) -> None:
-    """Refuse a row that breaks the layout: unknown type, too long, not a number, not a flag, not a date."""
-    for item in spec.items:
-        value = row.get(item.name)
-        if value is None:
-            raise LayoutError(f"{spec.name} line {line}: item {item.name} is missing")
-        if len(value) > item.length:
-            raise LayoutError(f"{spec.name} line {line}: {item.name} has {len(value)} characters (at most {item.length})")
-        if item.type == "9" and value and not value.isdigit():
-            raise LayoutError(f"{spec.name} line {line}: {item.name} is not a number: {value!r}")
-        if item.type == "B" and value not in ("0", "1"):
-            raise LayoutError(f"{spec.name} line {line}: {item.name} is not a flag (0 or 1): {value!r}")
-        if item.type == "D" and value and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise LayoutError(f"{spec.name} line {line}: {item.name} is not a date (YYYY-MM-DD): {value!r}")
-
-
-def record_digest(cells: list[str]) -> str:
-    """The digest of one record: SHA-256 of its cells joined by the unit separator (old ↔ new comparison)."""
-    return hashlib.sha256("\x1f".join(cells).encode()).hexdigest()
+    """Refuse a row that breaks the layout: too long, not a number, not a flag, not a date."""
+    checks = _CHECKS.get(spec.name) or _CHECKS.setdefault(spec.name, _Checks(spec))
+    for name, length in checks.lengths:
+        if len(row[name]) > length:
+            raise LayoutError(f"{spec.name} line {line}: {name} has {len(row[name])} characters (at most {length})")
+    for name in checks.numbers:
+        if row[name] and not row[name].isdigit():
+            raise LayoutError(f"{spec.name} line {line}: {name} is not a number: {row[name]!r}")
+    for name in checks.flags:
+        if row[name] not in ("0", "1"):
+            raise LayoutError(f"{spec.name} line {line}: {name} is not a flag (0 or 1): {row[name]!r}")
+    for name in checks.dates:
+        if row[name] and not DATE.fullmatch(row[name]):
+            raise LayoutError(f"{spec.name} line {line}: {name} is not a date (YYYY-MM-DD): {row[name]!r}")
 
 
 def rows_of(items, spec: FileSpec):
@@ -177,19 +221,21 @@ def rows_of(items, spec: FileSpec):
             if item.WhichOneof("item") == "counter":
                 yield [system, item.counter.name, str(item.counter.value)]
     elif spec.name == "history.csv":
+        codec = Codec.of(spec, records_pb2.ResidentRecord)
         for _, item in items:
             if item.WhichOneof("item") == "history":
-                yield message_row(item.history, spec.items)
+                yield codec.row(item.history)
     elif spec.name == "issuances.csv":
+        codec = Codec.of(spec, kizon_pb2.IssuanceRecord)
         for _, item in items:
             if item.WhichOneof("item") == "issuance":
-                yield message_row(item.issuance, spec.items)
+                yield codec.row(item.issuance)
     elif spec.name == "atena.csv":
+        codec = Codec.of(spec, records_pb2.ResidentRecord, "record_")
         for _, item in items:
             if item.WhichOneof("item") == "atena":
                 a = item.atena
-                yield [a.unified_atena_number, a.individual_number, a.atena_number, a.fugo] + \
-                    message_row(a.record, spec.items, "record_")
+                yield [a.unified_atena_number, a.individual_number, a.atena_number, a.fugo] + codec.row(a.record)
     elif spec.name == "households.csv":
         yield from household_rows([item.history for _, item in items if item.WhichOneof("item") == "history"])
 
@@ -277,36 +323,30 @@ def read_rows(folder: Path, spec: FileSpec):
             yield line, row
 
 
-def items_from_files(folder: Path) -> tuple[list, list]:
-    """The migration items of an export folder for kizon and for atena, rebuilt from the files."""
+def items_from_files(folder: Path) -> tuple[list, list, list]:
+    """The migration items of an export folder for kizon and for atena, rebuilt from the files, and the
+    households as the file lists them (checked against the history by the caller)."""
     kizon, atena = [], []
     for _, row in read_rows(folder, BY_NAME["counters.csv"]):
         item = migration_pb2.MigrationItem(counter=migration_pb2.NumberingCounter(name=row["name"], value=int(row["value"])))
         (kizon if row["system"] == "kizon" else atena).append(item)
     spec = BY_NAME["history.csv"]
+    codec = Codec.of(spec, records_pb2.ResidentRecord)
     for _, row in read_rows(folder, spec):
-        record = records_pb2.ResidentRecord()
-        fill(record, spec.items, row)
-        kizon.append(migration_pb2.MigrationItem(history=record))
+        kizon.append(migration_pb2.MigrationItem(history=records_pb2.ResidentRecord(**codec.values(row))))
     spec = BY_NAME["issuances.csv"]
+    codec = Codec.of(spec, kizon_pb2.IssuanceRecord)
     for _, row in read_rows(folder, spec):
-        issuance = kizon_pb2.IssuanceRecord()
-        fill(issuance, spec.items, row)
-        kizon.append(migration_pb2.MigrationItem(issuance=issuance))
+        kizon.append(migration_pb2.MigrationItem(issuance=kizon_pb2.IssuanceRecord(**codec.values(row))))
     spec = BY_NAME["atena.csv"]
+    codec = Codec.of(spec, records_pb2.ResidentRecord, "record_")
     for _, row in read_rows(folder, spec):
-        entry = migration_pb2.AtenaRow(unified_atena_number=row["unified_atena_number"],
-                                       individual_number=row["individual_number"], atena_number=row["atena_number"],
-                                       fugo=row["fugo"])
-        fill(entry.record, spec.items, row, "record_")
-        atena.append(migration_pb2.MigrationItem(atena=entry))
-    return kizon, atena
-
-
-def record_digests(folder: Path, spec: FileSpec) -> dict[tuple, str]:
-    """key → digest of every record of a file (for the old ↔ new comparison)."""
-    names = [i.name for i in spec.items]
-    return {tuple(row[k] for k in spec.key): record_digest([row[n] for n in names]) for _, row in read_rows(folder, spec)}
+        atena.append(migration_pb2.MigrationItem(atena=migration_pb2.AtenaRow(
+            unified_atena_number=row["unified_atena_number"], individual_number=row["individual_number"],
+            atena_number=row["atena_number"], fugo=row["fugo"], record=records_pb2.ResidentRecord(**codec.values(row)))))
+    households = [[row[i.name] for i in BY_NAME["households.csv"].items]
+                  for _, row in read_rows(folder, BY_NAME["households.csv"])]
+    return kizon, atena, households
 
 
 def markdown() -> str:
