@@ -316,7 +316,7 @@ def cmd_probe(args) -> int:
 def cmd_bench(args) -> int:
     """testbed bench: the DESIGN §9 figures on a fresh network, with the echo yardstick."""
     from testbed.bench import report, run_bench, write_json
-    figures = run_bench(args.residents, args.flows, seed=args.seed)
+    figures = run_bench(args.residents, args.flows, seed=args.seed, migrate=args.migrate)
     print(report(figures))
     if args.json:
         write_json(figures, args.json)
@@ -479,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flows", type=int, default=5_000, help="full-flow 異動 at the counter")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--migrate", action="store_true",
+                   help="then move 伊勢原市 to its government-cloud target and time the migration (freeze to re-open)")
     p.set_defaults(func=cmd_bench)
 
     from scenarios.workload import SCENARIOS

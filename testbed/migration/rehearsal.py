@@ -425,18 +425,14 @@ class Rehearsal:
         step = Step("rollback", started=_now())
         begun = time.monotonic()
         problems = []
-        for kind in ("kizon", "atena"):
+        reason = migration_pb2.FreezeRequest(reason=f"rollback: {failed.name} failed")
+        # the target wiped first, then the old site opened (atena before kizon, so that kizon's feed is taken)
+        for what, node in [("Wipe", self.new[k]) for k in ("kizon", "atena")] + \
+                          [("Reopen", self.old[k]) for k in ("atena", "kizon")]:
             try:
-                self._stub(self.new[kind]).Wipe(migration_pb2.FreezeRequest(reason=f"rollback: {failed.name} failed"),
-                                                timeout=60)
+                getattr(self._stub(node), what)(reason, timeout=60)
             except grpc.RpcError as exc:
-                problems.append(f"wipe {self.new[kind].name}: {exc.details()}")
-        for kind in ("atena", "kizon"):
-            try:
-                self._stub(self.old[kind]).Reopen(migration_pb2.FreezeRequest(reason=f"rollback: {failed.name} failed"),
-                                                  timeout=60)
-            except grpc.RpcError as exc:
-                problems.append(f"re-open {self.old[kind].name}: {exc.details()}")
+                problems.append(f"{what.lower()} {node.name}: {exc.details()}")
         for folder in (self.export_dir, self.inbox / self.run_id):
             shutil.rmtree(folder, ignore_errors=True)
         self.downtime["end"] = _now()
