@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,7 +25,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     target TEXT NOT NULL,        -- the peer it goes to, e.g. 'prefecture'
     payload BLOB NOT NULL,       -- one serialized item of the target's batch message
     attempts INTEGER NOT NULL DEFAULT 0,
-    recovery INTEGER             -- recovery number, given at the first failed attempt
+    recovery INTEGER,            -- recovery number, given at the first failed attempt
+    queued_at REAL               -- when it was queued (for the age of the oldest entry, a metric)
 );
 CREATE INDEX IF NOT EXISTS outbox_target ON outbox(target, id);
 """
@@ -60,6 +62,8 @@ class Outbox:
         self.targets = targets
         self.timeout = timeout
         self.store.db.executescript(SCHEMA)
+        if "queued_at" not in {row[1] for row in self.store.db.execute("PRAGMA table_info(outbox)")}:
+            self.store.db.execute("ALTER TABLE outbox ADD COLUMN queued_at REAL")  # a store of an earlier version
         self._wake = {t: asyncio.Event() for t in targets}
         self._tasks: list[asyncio.Task] = []
         self.blocked: dict[str, str] = {}  # targets stopped by a refusal, and why
@@ -68,7 +72,8 @@ class Outbox:
         """Queue one item inside an open transaction; return its outbox id."""
         if target not in self.targets:
             raise KeyError(f"no outbox target {target!r}")
-        return db.execute("INSERT INTO outbox(target, payload) VALUES (?,?)", (target, item.SerializeToString())).lastrowid
+        return db.execute("INSERT INTO outbox(target, payload, queued_at) VALUES (?,?,?)",
+                          (target, item.SerializeToString(), time.time())).lastrowid
 
     def put_many(self, db, target: str, items) -> None:
         """Queue several items inside an open transaction, in order."""
@@ -76,7 +81,9 @@ class Outbox:
 
     def put_payloads(self, db, target: str, payloads: list[bytes]) -> None:
         """Queue several already serialized items inside an open transaction, in order."""
-        db.executemany("INSERT INTO outbox(target, payload) VALUES (?,?)", [(target, p) for p in payloads])
+        now = time.time()
+        db.executemany("INSERT INTO outbox(target, payload, queued_at) VALUES (?,?,?)",
+                       [(target, p, now) for p in payloads])
 
     def wake(self, *targets: str) -> None:
         """Tell the delivery tasks that items were queued (call after the commit)."""
@@ -88,6 +95,15 @@ class Outbox:
         if target is None:
             return self.store.scalar("SELECT COUNT(*) FROM outbox", default=0)
         return self.store.scalar("SELECT COUNT(*) FROM outbox WHERE target=?", (target,), default=0)
+
+    def depths(self) -> dict[str, tuple[int, float]]:
+        """target → (items waiting, age in seconds of the oldest of them), for every target."""
+        now = time.time()
+        found = {t: (0, 0.0) for t in self.targets}
+        for target, count, oldest in self.store.db.execute(
+                "SELECT target, COUNT(*), MIN(queued_at) FROM outbox GROUP BY target"):
+            found[target] = (count, max(0.0, now - oldest) if oldest else 0.0)
+        return found
 
     def start(self) -> None:
         """Start one delivery task per target."""

@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import signal
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,9 @@ from grpc_reflection.v1alpha import reflection
 
 from certs.identity import KIND_DOMAIN, parse
 from certs.pki import PKI, write_private
-from nodes import NODE_MODULES, audit, weaken
+from nodes import NODE_MODULES, audit, metrics, weaken
 from nodes.authn import AuthenticationError, Authenticator
+from nodes.metrics import NodeMetrics
 from nodes.outbox import Outbox, Target
 from nodes.peers import PeerWatch
 from nodes.sessions import OperatorSession, TokenError, check_session
@@ -112,6 +114,7 @@ class NodeRuntime:
         cert, key = self.pki.node_files(node_name, "client")
         self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
         self.peer_watch = PeerWatch(self.authenticator, self.client_cert)
+        self.metrics = NodeMetrics(self)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._background: list = []
         self._tasks: list[asyncio.Task] = []
@@ -338,10 +341,12 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
     async def _guard(self, context, method: str):
         """Admit the call or abort it; answer rule violations with their status; audit it either way."""
         audit.subject_var.set("")
+        started = time.perf_counter()
         try:
             call = self._admit(context, method)
         except _Refusal as refusal:
             self._record(refusal.call, refusal.caller, method, refusal.code.name)
+            self.runtime.metrics.observe(method, refusal.code.name, time.perf_counter() - started)
             await context.abort(refusal.code, refusal.message)
         _call_var.set(call)
         status = "OK"
@@ -356,6 +361,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             raise
         finally:
             self._record(call, call.peer.identity.uri, method, status)
+            self.runtime.metrics.observe(method, status, time.perf_counter() - started)
 
     def _wrap_unary(self, behavior, method, parse):
         async def guarded(request, context):
@@ -457,6 +463,9 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
     cert, key = runtime.pki.node_files(runtime.node.name, "server")
     port = server.add_secure_port(bind or runtime.node.address, server_credentials(cert, key, runtime.pki.trust_bundle))
     await server.start()
+    # the metrics endpoint beside it (on a free port of the same host when the caller chose where to bind)
+    scrape = await metrics.serve(runtime, runtime.metrics,
+                                 f"{bind.rsplit(':', 1)[0]}:0" if bind else runtime.node.metrics_address)
     runtime.start_background()
     for name in ("", runtime.module.SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -465,6 +474,7 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
         yield server, port
     finally:
         await health_servicer.enter_graceful_shutdown()
+        scrape.close()
         await server.stop(grace=2.0)
         await runtime.close()
 

@@ -16,6 +16,7 @@ from certs.identity import (DOMAINS, console_uri, kiosk_uri, local_government_co
                             terminal_uri)
 
 DNS_SUFFIX = "testbed.internal"
+METRICS_OFFSET = 1000  # a node's metrics port, when the topology gives none: its gRPC port + 1000
 NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")
 DEFAULT_KIOSKS = ("K0001", "K0002")  # コンビニ交付 front ends, when a topology names none
 PLATFORM_CLIENTS = ("infonws", "portal")  # 情報提供NWS and the マイナポータル stand-in
@@ -31,11 +32,20 @@ class Node:
     municipality: str | None = None
     prefecture: str | None = None
     site: str | None = None  # a site other than the municipality's own office (e.g. gcloud: the government cloud)
+    metrics: str | None = None  # where its Prometheus metrics are served (default: the gRPC port + 1000)
 
     @property
     def identity(self) -> str:
         """The URI SAN this node's certificates carry."""
         return node_uri(self.kind, self.municipality, self.prefecture, self.site)
+
+    @property
+    def metrics_address(self) -> str:
+        """host:port of the node's metrics endpoint (HTTPS, for its domain's monitor)."""
+        if self.metrics:
+            return self.metrics
+        host, port = self.address.rsplit(":", 1)
+        return f"{host}:{int(port) + METRICS_OFFSET}"
 
     @property
     def host_name(self) -> str:
@@ -224,9 +234,10 @@ class Topology:
 
     def with_free_ports(self, host: str = "127.0.0.1") -> "Topology":
         """A copy whose nodes listen on ports the OS reports free now (for tests and benchmarks)."""
-        ports = _free_ports(host, len(self.all_nodes))
-        moved = [Node(n.name, n.kind, f"{host}:{port}", n.municipality, n.prefecture, n.site)
-                 for n, port in zip(self.all_nodes, ports)]
+        count = len(self.all_nodes)
+        ports = _free_ports(host, 2 * count)
+        moved = [Node(n.name, n.kind, f"{host}:{port}", n.municipality, n.prefecture, n.site, f"{host}:{metrics}")
+                 for n, port, metrics in zip(self.all_nodes, ports[:count], ports[count:])]
         return Topology(self.name, moved[:len(self.nodes)], list(self.municipalities), dict(self.prefectures),
                         kiosks=self.kiosks, targets=moved[len(self.nodes):])
 

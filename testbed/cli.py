@@ -272,6 +272,30 @@ def cmd_ssh(args) -> int:
         return 2
 
 
+def cmd_metrics(args) -> int:
+    """testbed metrics NODE: a node's Prometheus metrics, read as its domain's monitor."""
+    from testbed.client import fetch_metrics, monitor_cert
+    network = _network(args)
+    try:
+        node = network.topology.node(args.node)
+    except KeyError:
+        names = ", ".join(n.name for n in network.topology.all_nodes)
+        print(f"testbed metrics: no node {args.node!r} (nodes: {names})", file=sys.stderr)
+        return 2
+    try:
+        status, body = fetch_metrics(node, monitor_cert(network.pki, node.kind))
+    except OSError as exc:
+        print(f"testbed metrics: {node.name} does not answer at {node.metrics_address} ({exc}); run `testbed up`",
+              file=sys.stderr)
+        return 2
+    if status != 200:
+        print(f"testbed metrics: {node.name} answered {status}: {body.strip()}", file=sys.stderr)
+        return 1
+    lines = [line for line in body.splitlines() if line and not line.startswith("#")]
+    print("\n".join(lines if not args.raw else body.splitlines()))
+    return 0
+
+
 def cmd_consistency(args) -> int:
     """testbed consistency MUNICIPALITY: compare kizon, cs, prefecture and national; list every difference."""
     from protos import common_pb2
@@ -452,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", default="reports", help="where the HTML report goes (default: reports)")
     p.add_argument("--layout", action="store_true", help="print the migration layout (docs/migration-layout.md) and exit")
     p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("metrics", help="a node's Prometheus metrics (HTTPS, as its domain's monitor)")
+    p.add_argument("node")
+    p.add_argument("--raw", action="store_true", help="the exposition as served (with HELP and TYPE lines)")
+    p.set_defaults(func=cmd_metrics)
     p = sub.add_parser("bastion", help="the SSH maintenance bastion: start, stop, add-vendor NAME")
     p.add_argument("action", choices=["start", "stop", "add-vendor"])
     p.add_argument("name", nargs="?", help="the vendor (add-vendor)")

@@ -238,3 +238,24 @@ def node_status(network, node, counts: bool = False) -> object:
 def default_state_dir() -> Path:
     """The testbed's working folder: $TESTBED_HOME or ./.testbed."""
     return Path(os.environ.get("TESTBED_HOME", ".testbed")).resolve()
+
+
+def fetch_metrics(node, cert: ClientCert, timeout: float = 5.0) -> tuple[int, str]:
+    """GET /metrics of a node over HTTPS with a client certificate: (HTTP status, body)."""
+    import http.client
+    import socket
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(pinned(cert, KIND_DOMAIN[node.kind]).trust)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.load_cert_chain(cert.cert, cert.key)
+    host, port = node.metrics_address.rsplit(":", 1)
+    conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=timeout)
+    # the server's own DNS name is checked, whatever address it is reached at
+    conn.sock = context.wrap_socket(socket.create_connection((host, int(port)), timeout), server_hostname=node.host_name)
+    try:
+        conn.request("GET", "/metrics")
+        reply = conn.getresponse()
+        return reply.status, reply.read().decode("utf-8", errors="replace")
+    finally:
+        conn.close()
