@@ -32,9 +32,10 @@ HANDSHAKE_TIMEOUT = 3.0
 class PeerWatch:
     """The verdict on each peer's server certificate, kept fresh in the background."""
 
-    def __init__(self, authenticator, client_cert):
+    def __init__(self, authenticator, client_cert, address_of=lambda node: node.address):
         self.authenticator = authenticator
         self.client_cert = client_cert
+        self.address_of = address_of  # where a peer is reached (its link's relay, when links are relayed)
         self.peers: dict[str, object] = {}  # node name → topology node
         self.refused: dict[str, str] = {}  # node name → why nothing may be sent there
         self.certificates: dict[str, tuple[float, x509.Certificate]] = {}  # node name → (read at, certificate)
@@ -76,7 +77,7 @@ class PeerWatch:
         return judge_server(cert, node, self.authenticator)
 
     async def _server_certificate(self, node) -> bytes:
-        host, port = node.address.rsplit(":", 1)
+        host, port = self.address_of(node).rsplit(":", 1)
         _, writer = await asyncio.open_connection(host, int(port), ssl=_context(self.client_cert, node),
                                                   server_hostname=node.host_name)
         try:

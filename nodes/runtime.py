@@ -9,6 +9,7 @@ import asyncio
 import contextvars
 import gc
 import importlib
+import json
 import logging
 import os
 import signal
@@ -113,7 +114,8 @@ class NodeRuntime:
         self.topology_path: Path | None = topology.source
         cert, key = self.pki.node_files(node_name, "client")
         self.client_cert = ClientCert(cert, key, self.pki.trust_bundle)
-        self.peer_watch = PeerWatch(self.authenticator, self.client_cert)
+        self.peer_addresses = self._links_plan()
+        self.peer_watch = PeerWatch(self.authenticator, self.client_cert, self.peer_address)
         self.metrics = NodeMetrics(self)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._background: list = []
@@ -135,12 +137,26 @@ class NodeRuntime:
             write_private(path, os.urandom(size))
         return path.read_bytes()
 
+    def _links_plan(self) -> dict[str, str]:
+        """callee → the address to reach it at, from the links plan when the network relays its links
+        (testbed/links.py): the relay of the link, with its profile; else every peer at its own address."""
+        try:
+            plan = json.loads((self.state_dir / "links" / "plan.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        prefix = f"{self.node.name}->"
+        return {name[len(prefix):]: spec["listen"] for name, spec in plan.items() if name.startswith(prefix)}
+
+    def peer_address(self, node) -> str:
+        """Where this node reaches a peer: the relay of their link, or the peer's own address."""
+        return self.peer_addresses.get(node.name, node.address)
+
     def channel(self, node) -> grpc.aio.Channel:
         """A cached mTLS channel to a peer node, presenting this node's client certificate."""
         ch = self._channels.get(node.name)
         if ch is None:
             self.peer_watch.watch(node)
-            ch = self._channels[node.name] = aio_channel(node.address, node.host_name,
+            ch = self._channels[node.name] = aio_channel(self.peer_address(node), node.host_name,
                                                          pinned(self.client_cert, KIND_DOMAIN[node.kind]),
                                                          self.peer_watch.interceptors(node))
         return ch

@@ -16,6 +16,10 @@ from certs.identity import (DOMAINS, console_uri, kiosk_uri, local_government_co
                             terminal_uri)
 
 DNS_SUFFIX = "testbed.internal"
+# Who calls whom (DESIGN §2): (caller kind, callee kind) → "same" (same municipality), "other" (another one) or "any".
+CALLS = {("kizon", "cs"): "same", ("kizon", "atena"): "same", ("cs", "prefecture"): "any", ("cs", "national"): "any",
+         ("cs", "card"): "any", ("cs", "cs"): "other", ("prefecture", "national"): "any", ("atena", "national"): "any",
+         ("atena", "intermediate"): "any", ("intermediate", "card"): "any"}
 METRICS_OFFSET = 1000  # a node's metrics port, when the topology gives none: its gRPC port + 1000
 NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")
 DEFAULT_KIOSKS = ("K0001", "K0002")  # コンビニ交付 front ends, when a topology names none
@@ -205,6 +209,50 @@ class Topology:
         targets = [t for t in self.targets if t not in moving]
         return Topology(self.name, nodes, list(self.municipalities), dict(self.prefectures), None, self.kiosks,
                         targets), replaced
+
+    def segments_of(self, node: Node) -> list[str]:
+        """The network segments a node is attached to (DESIGN §2): its municipality's 住基 LAN, 住基ネット,
+        LGWAN (with J-LIS's national and card systems, which serve 符号 and the portal's card checks there),
+        and the cloud segment of its site; a system moved to a site keeps a (WAN) line to the LAN."""
+        found = []
+        if node.municipality and node.kind in ("kizon", "cs", "atena"):
+            found.append(f"lan-{node.municipality}")
+        if node.kind in ("cs", "prefecture", "national", "card"):
+            found.append("jukinet")
+        if node.kind in ("atena", "intermediate", "national", "card"):
+            found.append("lgwan")  # J-LIS's systems face LGWAN too: 符号 for atena, card and PIN for the portal
+        if node.site:
+            found.append(f"cloud-{node.site}")
+        return found
+
+    def segments(self) -> dict[str, list[str]]:
+        """segment → the names of the nodes attached to it (targets included), in a stable order."""
+        found: dict[str, list[str]] = {}
+        for node in self.all_nodes:
+            for segment in self.segments_of(node):
+                found.setdefault(segment, []).append(node.name)
+        return dict(sorted(found.items()))
+
+    def links(self) -> list[tuple[Node, Node, str]]:
+        """Every (caller, callee, segment) the network has a path for: who calls whom (DESIGN §2), over the
+        segment they share (a line to or from a moved system is its site's cloud link)."""
+        found = []
+        for caller in self.all_nodes:
+            for callee in self.all_nodes:
+                if caller is callee or (caller.kind, callee.kind) not in CALLS:
+                    continue
+                if CALLS[(caller.kind, callee.kind)] == "same" and caller.municipality != callee.municipality:
+                    continue
+                if CALLS[(caller.kind, callee.kind)] == "other" and caller.municipality == callee.municipality:
+                    continue
+                if (caller.kind, callee.kind) == ("kizon", "atena") and caller.site != callee.site:
+                    continue  # each site's kizon feeds its own atena
+                shared = [s for s in self.segments_of(caller) if s in self.segments_of(callee)]
+                if not shared:
+                    continue
+                site = caller.site or callee.site
+                found.append((caller, callee, f"cloud-{site}" if site else shared[0]))
+        return found
 
     def node(self, name: str) -> Node:
         """The node called name (a target too)."""

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import grpc
+
 from certs.pki import BAD_CASES, PASSPHRASE_ENV, PKI, PassphraseError
 from nodes import audit
 from testbed.client import default_state_dir
@@ -70,7 +72,7 @@ def cmd_up(args) -> int:
             return 2
     network = _network(args)
     try:
-        rows = network.up(weaken, confine=args.confine)
+        rows = network.up(weaken, confine=args.confine, links=args.links)
     except RuntimeError as exc:
         print(f"testbed up: {exc}", file=sys.stderr)
         return 2
@@ -296,6 +298,36 @@ def cmd_metrics(args) -> int:
     return 0
 
 
+def cmd_link(args) -> int:
+    """testbed link list | cut A B | restore A B | set A B --profile P: the links of a relayed network."""
+    from testbed import links
+    network = _network(args)
+    paths = links.Paths(network.state_dir)
+    if not network.relayed():
+        print("testbed link: this network's links are not relayed; run `testbed down` and `testbed up --links`",
+              file=sys.stderr)
+        return 2
+    if args.action == "list":
+        for link in links.describe(paths):
+            state = "CUT" if link.get("cut") else link.get("profile", "lan")
+            values = link["profile_values"]
+            print(f"{link['link']:42s} {link['segment']:13s} {state:10s} rtt {values['rtt_ms']:g} ms ±{values['jitter_ms']:g}"
+                  f"  loss {values['loss']:g}  rate {values['rate'] or '-'}  via {link['listen']}")
+        return 0
+    if not args.a or not args.b or (args.action == "set" and not args.profile):
+        print(f"testbed link {args.action}: give two nodes" + (" and --profile P" if args.action == "set" else ""),
+              file=sys.stderr)
+        return 2
+    what = {"cut": {"cut": True}, "restore": {"cut": False}, "set": {"profile": args.profile}}[args.action]
+    try:
+        changed = links.change(paths, args.a, args.b, **what)
+    except KeyError as exc:
+        print(f"testbed link: {exc.args[0]}", file=sys.stderr)
+        return 2
+    print(f"{args.action}: {', '.join(changed)}" + (f" → {args.profile}" if args.action == "set" else ""))
+    return 0
+
+
 def cmd_consistency(args) -> int:
     """testbed consistency MUNICIPALITY: compare kizon, cs, prefecture and national; list every difference."""
     from protos import common_pb2
@@ -434,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="start every node as its own process")
     p.add_argument("--weaken", help="training mode: switch named weaknesses on (NAME[,NAME]); `--weaken list` lists them")
+    p.add_argument("--links", action=argparse.BooleanOptionalAction, default=None,
+                   help="relay every node-to-node link with its segment's profile (latency, jitter, loss, rate) so "
+                        "that `testbed link` can cut it or change it (default: direct)")
     p.add_argument("--confine", action=argparse.BooleanOptionalAction, default=None,
                    help="each node in a mount namespace that shows it only its own secrets (default: on where the "
                         "machine allows it, Linux as root)")
@@ -476,6 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", default="reports", help="where the HTML report goes (default: reports)")
     p.add_argument("--layout", action="store_true", help="print the migration layout (docs/migration-layout.md) and exit")
     p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("link", help="the links of a relayed network: list, cut A B, restore A B, set A B --profile P")
+    p.add_argument("action", choices=["list", "cut", "restore", "set"])
+    p.add_argument("a", nargs="?")
+    p.add_argument("b", nargs="?")
+    p.add_argument("--profile", help="lan, lgwan, jukinet, gcloud, wan-lossy")
+    p.set_defaults(func=cmd_link)
     p = sub.add_parser("metrics", help="a node's Prometheus metrics (HTTPS, as its domain's monitor)")
     p.add_argument("node")
     p.add_argument("--raw", action="store_true", help="the exposition as served (with HELP and TYPE lines)")
@@ -559,6 +600,12 @@ def main(argv: list[str] | None = None) -> int:
     except PassphraseError as exc:
         print(f"testbed {args.command}: {exc}", file=sys.stderr)
         return 2
+    except grpc.RpcError as exc:  # a node refused or could not be reached: one line, never a traceback
+        details = (exc.details() or "").splitlines()[0] if hasattr(exc, "details") else str(exc)
+        hint = "; is the network up? (`testbed status`)" if exc.code() in (
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else ""
+        print(f"testbed {args.command}: {exc.code().name}: {details}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from nodes import audit
 from nodes.runtime import checkpoints_path
 from nodes.weaken import ENV as WEAKEN_ENV
 from testbed import confine as confinement
+from testbed import links as relay
 from testbed.client import check_health, monitor_cert
 from testbed.topology import Topology
 
@@ -90,7 +91,12 @@ class Network:
         """Whether this network's nodes run confined, each seeing only its own secrets (testbed/confine.py)."""
         return (self.state_dir / "confine").exists()
 
-    def up(self, weaken: tuple[str, ...] | None = None, confine: bool | None = None) -> list[dict]:
+    def relayed(self) -> bool:
+        """Whether node-to-node links go through the links relay (profiles, cuts: testbed/links.py)."""
+        return relay.Paths(self.state_dir).plan.exists()
+
+    def up(self, weaken: tuple[str, ...] | None = None, confine: bool | None = None,
+           links: bool | None = None) -> list[dict]:
         """Start every node not already running, wait until all are healthy, return the status. With weaken,
         the nodes start with those weaknesses switched on on purpose (training mode); with confine, each in
         a view of the state folder that holds only its own secrets (None: as the running nodes are, else
@@ -112,6 +118,13 @@ class Network:
             if confine and (why := confinement.available()):
                 raise RuntimeError(f"{why}; run `testbed up --no-confine`")
             (self.state_dir / "confine").touch() if confine else (self.state_dir / "confine").unlink(missing_ok=True)
+        if links is not None or not running:
+            if running and bool(links) != self.relayed():
+                raise RuntimeError(f"nodes are running {'without' if links else 'with'} relayed links; `testbed down` first")
+            if links and not running:
+                relay.write_plan(relay.Paths(self.state_dir), relay.loopback_plan(self.topology))
+            elif not links:
+                relay.Paths(self.state_dir).plan.unlink(missing_ok=True)
         env = {**os.environ, WEAKEN_ENV: ",".join(self.weakened())}
         if not self.pki.exists():
             self.pki.init(self.topology)
@@ -120,6 +133,8 @@ class Network:
         self.topology.save(self.state_dir / "topology.yaml")
         for folder in ("run", "logs"):
             (self.state_dir / folder).mkdir(mode=0o700, exist_ok=True)
+        if self.relayed():
+            relay.start(self.state_dir, self.log_file("links"))
         for node in self.topology.all_nodes:
             if self.pid(node.name):
                 continue
@@ -176,6 +191,7 @@ class Network:
                     os.kill(pid, signal.SIGKILL)
                 stopped.append(name)
             self.pid_file(name).unlink(missing_ok=True)
+        relay.stop(self.state_dir)
         return stopped
 
 
