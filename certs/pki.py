@@ -12,8 +12,10 @@ Folder layout under the PKI directory (default ``.testbed/pki``):
     nodes/<node>/client.pem, .key    client certificate (clientAuth; URI SAN), with chain
     clients/<name>/client.pem, .key  terminals, 情報提供NWS, monitors
     bad/<case>/client.pem, .key      the bad-certificate kit for probing (see BAD_CASES)
-    sessions/<municipality>.key      the Ed25519 key kizon signs operator sessions and approvals with
-    sessions/<municipality>.pub      its public key, which the CS and the 中間サーバ check them with
+    sessions/<municipality>.key      the Ed25519 key a municipality's sessions and approvals are signed with
+                                     (the PKI's copy; each kizon of the municipality holds its own copy,
+                                     nodes/<kizon>/session.key, at every site it runs)
+    sessions/public/<municipality>.pub  its public key, which the CS and the 中間サーバ check them with
     operators/<municipality>.json    each operator's roles and login credential (for the terminals' side)
     nodes/kizon-<m>/operators.json   what kizon keeps: roles and a salted hash of each credential
     index.json                       every issued certificate: identity, serial, domain, files
@@ -337,17 +339,33 @@ class PKI:
             raise KeyError(f"no session key for {municipality} in {path.parent}")
         key = ed25519.Ed25519PrivateKey.generate()
         write_private(path, key_pem(key))
-        write_public(path.with_suffix(".pub"), key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        self._publish_session_key(municipality, key)
         return key
+
+    def _publish_session_key(self, municipality: str, key: ed25519.Ed25519PrivateKey) -> None:
+        write_public(self.session_public_path(municipality), key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+    def session_public_path(self, municipality: str) -> Path:
+        """Where the public session key of a municipality is published (a folder every node may read)."""
+        return self.dir / "sessions" / "public" / f"{municipality}.pub"
+
+    def node_session_key(self, node_name: str, municipality: str) -> ed25519.Ed25519PrivateKey:
+        """A kizon's own copy of its municipality's session key (made from the PKI's copy if it is missing)."""
+        path = self.dir / "nodes" / node_name / "session.key"
+        if not path.exists():
+            write_private(path, key_pem(self.session_signing_key(municipality, create=True)))
+        return serialization.load_pem_private_key(path.read_bytes(), None)
 
     def session_public_key(self, municipality: str) -> ed25519.Ed25519PublicKey | None:
         """The public key sessions of a municipality are checked with (None when there is none)."""
-        try:
-            key = serialization.load_pem_public_key(self.session_key_path(municipality).with_suffix(".pub").read_bytes())
-        except (OSError, ValueError):
-            return None
-        return key if isinstance(key, ed25519.Ed25519PublicKey) else None
+        for path in (self.session_public_path(municipality), self.session_key_path(municipality).with_suffix(".pub")):
+            try:
+                key = serialization.load_pem_public_key(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            return key if isinstance(key, ed25519.Ed25519PublicKey) else None
+        return None
 
     def operator_verifiers(self, node_name: str, municipality: str, create: bool = False) -> dict:
         """What a kizon keeps of its operators: roles and salted credential hashes (made from the operator
@@ -427,6 +445,7 @@ class PKI:
             for node in topology.all_nodes:
                 if node.kind == "kizon" and node.municipality == m.code:
                     self.operator_verifiers(node.name, m.code, create=True)
+                    self.node_session_key(node.name, m.code)
 
         revoked = self._issue_bad_kit(topology, cas, record)
         for domain, ca in cas.items():
@@ -455,12 +474,18 @@ class PKI:
             entries.append({"identity": identity, "serial": str(cert.serial_number), "domain": domain, "role": role,
                             "cert": str(chain_path.relative_to(self.dir)), "key": str(key_path.relative_to(self.dir))})
 
+        for m in topology.municipalities:  # a PKI made before public keys had a folder of their own
+            if not self.session_public_path(m.code).exists() and self.session_key_path(m.code).exists():
+                self._publish_session_key(m.code, self.session_signing_key(m.code))
         for node in topology.all_nodes:
+            if node.kind == "kizon" and (self.dir / "nodes" / node.name).exists():
+                self.node_session_key(node.name, node.municipality)  # a PKI made before kizon held its own copy
             if (node.identity, "server") in known and self.node_files(node.name, "server")[0].exists():
                 continue
             self._issue_node(node, self.authority(KIND_DOMAIN[node.kind]), record)
             if node.kind == "kizon":
                 self.operator_verifiers(node.name, node.municipality, create=True)
+                self.node_session_key(node.name, node.municipality)
             issued.append(node.name)
         if issued:
             self._save_index(entries)

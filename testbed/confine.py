@@ -7,7 +7,7 @@ node needs:
 
     pki/root, pki/ca             the trust anchors and CRLs (read-only)
     pki/nodes/<node>             its own keys, certificates and secrets (audit key, PIN key, verifiers)
-    pki/sessions/*.pub           the public session keys; kizon-<m> also its own <m>.key
+    pki/sessions/public          the public session keys (kizon holds its signing key in its own folder)
     data/<node>                  its own store and audit log
     checkpoints/<node>.jsonl     where it publishes its audit checkpoints
 
@@ -26,11 +26,8 @@ from nodes.confined import ENV, MASKED  # noqa: F401  (ENV: set in every confine
 
 def view_for(network, node) -> dict:
     """The view of a node: its own secrets and data, the trust anchors, CRLs and public session keys."""
-    readable = ["pki/root", "pki/ca"] + [f"pki/sessions/{pub.name}"
-                                         for pub in sorted((network.state_dir / "pki" / "sessions").glob("*.pub"))]
+    readable = ["pki/root", "pki/ca", "pki/sessions/public"]
     writable = [f"pki/nodes/{node.name}", f"data/{node.name}", f"checkpoints/{node.name}.jsonl"]
-    if node.kind == "kizon":
-        writable.append(f"pki/sessions/{node.municipality}.key")
     return {"state_dir": str(network.state_dir.resolve()), "readable": readable, "writable": writable}
 
 
@@ -53,7 +50,7 @@ def command(network, node, program: list[str]) -> list[str]:
         path = state / rel
         if rel.startswith("checkpoints/"):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        elif not rel.startswith("pki/sessions/"):
+        else:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = network.state_dir / "run" / f"{node.name}.view.json"
     path.parent.mkdir(mode=0o700, exist_ok=True)

@@ -40,8 +40,10 @@ def test_each_node_sees_only_its_own_secrets(confined):
     assert seen(confined, kizon, "pki/nodes") == [kizon]
     assert seen(confined, kizon, "data") == [kizon]
     assert seen(confined, kizon, "checkpoints") == [f"{kizon}.jsonl"]
-    assert seen(confined, kizon, "pki/sessions") == sorted([f"{A}.key", f"{A}.pub", "142115.pub"])
-    assert f"{A}.key" not in seen(confined, cs, "pki/sessions")  # only kizon signs sessions
+    assert seen(confined, kizon, "pki/sessions") == ["public"]
+    assert seen(confined, kizon, "pki/sessions/public") == ["142115.pub", f"{A}.pub"]
+    assert "session.key" in seen(confined, kizon, f"pki/nodes/{kizon}")  # only kizon signs sessions
+    assert "session.key" not in seen(confined, cs, f"pki/nodes/{cs}")
     assert seen(confined, "card", "pki/nodes") == ["card"] and "pin.key" in seen(confined, "card", "pki/nodes/card")
     assert seen(confined, cs, "logs") == []
     status = open(f"/proc/{confined.pid(kizon)}/status").read()

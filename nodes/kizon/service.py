@@ -75,7 +75,7 @@ class Servicer(CounterMixin, IssuanceMixin, MigrationMixin, OperatorsMixin, Regi
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self.ledger = Ledger(runtime.store)
         # The municipality's session signing key and its operators' credential verifiers: this node's alone.
-        self.session_signer = runtime.pki.session_signing_key(self.municipality, create=True)
+        self.session_signer = runtime.pki.node_session_key(runtime.node.name, self.municipality)
         runtime.session_keys[self.municipality] = self.session_signer.public_key()
         self.operators = runtime.pki.operator_verifiers(runtime.node.name, self.municipality, create=True)
         self.site = site.MigrationServicer(runtime, KizonSite(self))  # 移行: the freeze, export and import
