@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import uuid
+
+import grpc
 
 from tqdm import tqdm
 
+from nodes.runtime import REQUEST_KEY
 from protos import kizon_pb2
 from scenarios.population import Generator
 from testbed.client import async_login, node_status
 
 BATCH = 1000  # residents per streamed batch
+RETRIES = 5  # attempts of a stream that finds its node unreachable
 STREAMS = 2  # parallel streams, so that batches overlap across the hops
 
 
@@ -23,12 +28,27 @@ def place_name(topology, municipality: str) -> str:
 
 
 async def _stream(kizon, metadata, records, bar, atena: bool):
+    """One stream of the load; resumed with the same 依頼管理番号 when the node is briefly unreachable (the
+    batches already in are skipped by kizon, not loaded twice)."""
+    load_id = f"load-{uuid.uuid4().hex}"
+    sent = 0
+
     async def batches():
+        nonlocal sent
         for start in range(0, len(records), BATCH):
             chunk = records[start:start + BATCH]
             yield kizon_pb2.ResidentBatch(records=chunk, skip_atena=not atena)
-            bar.update(len(chunk))
-    return await kizon.BulkLoad(batches(), metadata=metadata, timeout=3600)
+            if start + len(chunk) > sent:
+                bar.update(start + len(chunk) - sent)
+                sent = start + len(chunk)
+    for attempt in range(RETRIES):
+        try:
+            return await kizon.BulkLoad(batches(), metadata=metadata + ((REQUEST_KEY, load_id),), timeout=3600)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                    or attempt == RETRIES - 1:
+                raise
+            await asyncio.sleep(1.0 + attempt)
 
 
 async def load_records(network, municipality: str, records: list, *, operator: str = "OP0003",

@@ -328,8 +328,9 @@ def test_card_follows_a_resident_code_change(clerk, card):
     new = clerk(clerk.kizon.ChangeResidentCode, kizon_pb2.ResidentCodeChangeRequest(
         resident_code=record.resident_code, offer_id=offer.offer_id, chosen=offer.candidates[0])).records[0]
     assert new.card_issued
-    assert verify(clerk, status.card_number, PIN).resident_code == new.resident_code
-    assert state(card, new.resident_code) == "issued"
+    # the card system hears of the new code from the CS's outbox: wait for it
+    assert eventually(lambda: verify(clerk, status.card_number, PIN)).resident_code == new.resident_code
+    assert eventually(lambda: state(card, new.resident_code)) == "issued"
     assert change(clerk, new.resident_code, card_pb2.SUSPEND).state == "suspended"
 
 

@@ -76,9 +76,11 @@ class MigrationMixin:
             pending = PendingChange(key, request_digest(call.method, batch))
             token = pending_var.set(pending)
             try:
-                if self._answered(pending, f"{load_id}:{summary.batches}") is None:
+                reply = self._answered(pending, f"{load_id}:{summary.batches}")
+                if reply is None:
                     reply = await self._load_batch(batch)
-                    summary.last_update_sequence = reply.update_sequence
+                # (a batch loaded by an earlier attempt of the same load counts with its own 更新順番号)
+                summary.last_update_sequence = max(summary.last_update_sequence, reply.update_sequence)
             finally:
                 pending_var.reset(token)
             summary.records += len(batch.records)
