@@ -47,6 +47,7 @@ SESSION_KEY = "x-operator-session"
 APPROVAL_KEY = "x-approval-token"
 REQUEST_KEY = "x-request-id"
 LOGIN_METHOD = "/testbed.v1.Kizon/Login"
+BIND_ENV = "TESTBED_BIND"
 CLIENT_KINDS = {"terminal", "kiosk", "infonws", "portal", "monitor", "console"}  # callers that are not nodes
 # What a migration target not yet cut over to may call: the reads of the verification (移行 rule).
 TARGET_METHODS = frozenset({"/testbed.v1.CommunicationServer/RegisterDigests", "/testbed.v1.CommunicationServer/GetIdentity",
@@ -459,6 +460,13 @@ class _Refusal(Exception):
         self.code, self.message, self.caller, self.call = code, message, caller, call
 
 
+def listen_address(address: str) -> str:
+    """Where to listen for an address of the topology: on TESTBED_BIND's host instead when it is set (a node on
+    several networks, in its own namespace or container, listens on all of them: TESTBED_BIND=0.0.0.0)."""
+    host = os.environ.get(BIND_ENV)
+    return f"{host}:{address.rsplit(':', 1)[1]}" if host else address
+
+
 @asynccontextmanager
 async def run_server(runtime: NodeRuntime, bind: str | None = None):
     """Start the node's gRPC server; yield (server, port). Port 0 in bind picks a free port."""
@@ -477,11 +485,12 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
              health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     cert, key = runtime.pki.node_files(runtime.node.name, "server")
-    port = server.add_secure_port(bind or runtime.node.address, server_credentials(cert, key, runtime.pki.trust_bundle))
+    port = server.add_secure_port(bind or listen_address(runtime.node.address),
+                                  server_credentials(cert, key, runtime.pki.trust_bundle))
     await server.start()
     # the metrics endpoint beside it (on a free port of the same host when the caller chose where to bind)
     scrape = await metrics.serve(runtime, runtime.metrics,
-                                 f"{bind.rsplit(':', 1)[0]}:0" if bind else runtime.node.metrics_address)
+                                 f"{bind.rsplit(':', 1)[0]}:0" if bind else listen_address(runtime.node.metrics_address))
     runtime.start_background()
     for name in ("", runtime.module.SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -23,6 +23,9 @@ def _network(args) -> Network:
 def cmd_pki_init(args) -> int:
     """testbed pki init: create the PKI for a topology."""
     pki = PKI(args.pki_dir or args.state_dir / "pki")
+    if args.if_missing and pki.exists():
+        print(f"a PKI exists in {pki.dir}: kept")
+        return 0
     try:
         pki.init(Topology.load(args.topology) if args.topology else _network(args).topology, force=args.force,
                  localhost_san=args.localhost_san)
@@ -328,6 +331,23 @@ def cmd_link(args) -> int:
     return 0
 
 
+def cmd_compose(args) -> int:
+    """testbed compose render [--check]: docker-compose.yml and its companions from the topology."""
+    from testbed import compose
+    topology = Topology.load(args.topology) if args.topology else Topology.load()
+    root = Path(args.root)
+    if args.check:
+        stale = compose.stale(root, topology)
+        if stale:
+            print(f"testbed compose: stale: {', '.join(map(str, stale))}; run `testbed compose render`", file=sys.stderr)
+            return 1
+        print("docker-compose.yml and its companions are current")
+        return 0
+    for path in compose.write(root, topology):
+        print(f"written {path}")
+    return 0
+
+
 def cmd_consistency(args) -> int:
     """testbed consistency MUNICIPALITY: compare kizon, cs, prefecture and national; list every difference."""
     from protos import common_pb2
@@ -451,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = pki.add_parser("init", help="create root CA, issuing CAs, CRLs, node/terminal certificates and the bad kit")
     p.add_argument("--pki-dir", type=Path, help="default: STATE_DIR/pki")
     p.add_argument("--force", action="store_true", help="replace an existing PKI")
+    p.add_argument("--if-missing", action="store_true", help="do nothing (exit 0) when a PKI exists (compose's pki service)")
     p.add_argument("--localhost-san", action="store_true",
                    help="also name 'localhost' in every server certificate (off: each server has a name of its own)")
     p.set_defaults(func=cmd_pki_init)
@@ -511,6 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", default="reports", help="where the HTML report goes (default: reports)")
     p.add_argument("--layout", action="store_true", help="print the migration layout (docs/migration-layout.md) and exit")
     p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("compose", help="render docker-compose.yml, deploy/prometheus.yml and the compose topology")
+    p.add_argument("action", choices=["render"])
+    p.add_argument("--check", action="store_true", help="only say whether the committed files are current (exit 1 if not)")
+    p.add_argument("--root", default=".", help="the repository root to write into (default: here)")
+    p.set_defaults(func=cmd_compose)
     p = sub.add_parser("link", help="the links of a relayed network: list, cut A B, restore A B, set A B --profile P")
     p.add_argument("action", choices=["list", "cut", "restore", "set"])
     p.add_argument("a", nargs="?")
