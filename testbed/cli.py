@@ -75,13 +75,15 @@ def cmd_up(args) -> int:
             return 2
     network = _network(args)
     try:
-        rows = network.up(weaken, confine=args.confine, links=args.links)
+        rows = network.up(weaken, confine=args.confine, links=args.links, isolated=args.isolated)
     except RuntimeError as exc:
         print(f"testbed up: {exc}", file=sys.stderr)
         return 2
     print(status_table(rows))
     print(f"{sum(r['healthy'] for r in rows)}/{len(rows)} nodes healthy in {time.monotonic() - started:.1f} s "
-          f"(state in {network.state_dir}; {'each node confined to its own secrets' if network.confined() else 'not confined'})")
+          f"(state in {network.state_dir}; {'each node confined to its own secrets' if network.confined() else 'not confined'}"
+          f"{'; isolated in network namespaces' if network.isolated() else ''}"
+          f"{'; links relayed' if network.relayed() else ''})")
     _warn_weakened(network)
     return 0
 
@@ -105,9 +107,17 @@ def cmd_status(args) -> int:
 
 def cmd_down(args) -> int:
     """testbed down: stop every node."""
-    from testbed import bastion
+    from testbed import bastion, netns
     bastion.stop(args.state_dir)
     stopped = _network(args).down()
+    spaces, links = netns.leftovers()
+    if spaces or links:
+        if args.namespaces:
+            removed = netns.destroy()
+            print(f"removed {len(removed)} namespaces and bridges left by an isolated network")
+        else:
+            print(f"note: {len(spaces)} network namespaces of another isolated network are left (e.g. {(spaces or links)[0]});"
+                  " `testbed --state-dir DIR down` of that network removes them, or `testbed down --namespaces`")
     print(f"stopped {len(stopped)} node{'s' if len(stopped) != 1 else ''}" + (f": {', '.join(stopped)}" if stopped else ""))
     return 0
 
@@ -487,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="start every node as its own process")
     p.add_argument("--weaken", help="training mode: switch named weaknesses on (NAME[,NAME]); `--weaken list` lists them")
+    p.add_argument("--isolated", action=argparse.BooleanOptionalAction, default=None,
+                   help="each node in its own network namespace on bridges per segment (root; links relayed)")
     p.add_argument("--links", action=argparse.BooleanOptionalAction, default=None,
                    help="relay every node-to-node link with its segment's profile (latency, jitter, loss, rate) so "
                         "that `testbed link` can cut it or change it (default: direct)")
@@ -497,7 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="health of every node")
     p.add_argument("--json", action="store_true", help="a JSON list of name, kind, municipality, address, identity, healthy")
     p.set_defaults(func=cmd_status)
-    sub.add_parser("down", help="stop every node").set_defaults(func=cmd_down)
+    p = sub.add_parser("down", help="stop every node (and remove the namespaces of an isolated network)")
+    p.add_argument("--namespaces", action="store_true", help="also remove every namespace, bridge and veth a testbed made "
+                   "(found by name), whichever network left them")
+    p.set_defaults(func=cmd_down)
 
     aud = sub.add_parser("audit", help="audit logs").add_subparsers(dest="audit_command", required=True)
     p = aud.add_parser("verify", help="check every node's keyed audit chain against its signed checkpoints; exit 1 on "

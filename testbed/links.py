@@ -238,6 +238,27 @@ def loopback_plan(topology) -> dict[str, dict]:
     return plan
 
 
+def isolated_plan(topology, layout) -> dict[str, dict]:
+    """Every link through a relay on the host's address of a segment caller and callee share (the relay runs
+    on the host, which is on every segment), towards the callee's address on that segment."""
+    plan, sockets = {}, []
+    try:
+        for caller, callee, segment in topology.links():
+            shared = next(s for s in topology.segments_of(caller) if s in topology.segments_of(callee))
+            host = layout.host_ip(shared)
+            sock = socket.socket()
+            sock.bind((host, 0))
+            sockets.append(sock)
+            port = callee.address.rsplit(":", 1)[1]
+            plan[link_name(caller.name, callee.name)] = {
+                "listen": f"{host}:{sock.getsockname()[1]}", "target": f"{layout.addresses[callee.name][shared]}:{port}",
+                "segment": segment}
+    finally:
+        for sock in sockets:
+            sock.close()
+    return plan
+
+
 def running(paths: Paths) -> int | None:
     """The relay's process id while it runs."""
     try:

@@ -15,13 +15,16 @@ from cryptography import x509
 
 from certs.pki import PKI
 from nodes import audit
-from nodes.runtime import checkpoints_path
+from nodes.runtime import BIND_ENV, checkpoints_path
 from nodes.weaken import ENV as WEAKEN_ENV
 from testbed import confine as confinement
 from testbed import links as relay
+from testbed import netns
 from testbed.client import check_health, monitor_cert
 from testbed.topology import Topology
 
+ISOLATED = "topology.isolated.yaml"  # the topology of an isolated network: each node at its segment address
+NETNS_PLAN = "netns.json"
 START_TIMEOUT = 30.0  # seconds to wait for every node's health check
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 
@@ -36,10 +39,34 @@ class Network:
     @classmethod
     def open(cls, state_dir: Path, topology_path: str | None = None) -> "Network":
         """The network of a state folder: its saved topology, else the given or default one."""
-        saved = state_dir / "topology.yaml"
+        saved, placed = state_dir / "topology.yaml", state_dir / ISOLATED
+        if topology_path is None and placed.exists():  # an isolated network: its nodes at their segment addresses
+            return cls(state_dir, Topology.load(placed))
         if topology_path is None and saved.exists():
             return cls(state_dir, Topology.load(saved))
         return cls(state_dir, Topology.load(topology_path))
+
+    def isolated(self) -> bool:
+        """Whether the nodes run in network namespaces of their own (testbed/netns.py)."""
+        return (self.state_dir / ISOLATED).exists()
+
+    @property
+    def topology_file(self) -> Path:
+        """The topology file the nodes read (and re-read on SIGHUP)."""
+        return self.state_dir / (ISOLATED if self.isolated() else "topology.yaml")
+
+    def replace_topology(self, topology: Topology) -> None:
+        """Make topology the one in use (a cut over): the nodes' file, and the logical one for the next `up`."""
+        if self.isolated():
+            topology.save(self.state_dir / ISOLATED)
+            logical = Topology.load(self.state_dir / "topology.yaml")
+            by_name = {n.name: n for n in logical.all_nodes}
+            Topology(topology.name, [by_name[n.name] for n in topology.nodes], list(topology.municipalities),
+                     dict(topology.prefectures), kiosks=topology.kiosks,
+                     targets=[by_name[n.name] for n in topology.targets]).save(self.state_dir / "topology.yaml")
+        else:
+            topology.save(self.state_dir / "topology.yaml")
+        self.topology = topology
 
     @property
     def pki(self) -> PKI:
@@ -96,7 +123,7 @@ class Network:
         return relay.Paths(self.state_dir).plan.exists()
 
     def up(self, weaken: tuple[str, ...] | None = None, confine: bool | None = None,
-           links: bool | None = None) -> list[dict]:
+           links: bool | None = None, isolated: bool | None = None) -> list[dict]:
         """Start every node not already running, wait until all are healthy, return the status. With weaken,
         the nodes start with those weaknesses switched on on purpose (training mode); with confine, each in
         a view of the state folder that holds only its own secrets (None: as the running nodes are, else
@@ -118,10 +145,27 @@ class Network:
             if confine and (why := confinement.available()):
                 raise RuntimeError(f"{why}; run `testbed up --no-confine`")
             (self.state_dir / "confine").touch() if confine else (self.state_dir / "confine").unlink(missing_ok=True)
+        if isolated is not None or not running:
+            if running and isolated is not None and isolated != self.isolated():
+                raise RuntimeError(f"nodes are running {'not ' if isolated else ''}isolated; `testbed down` first")
+            if isolated and not running:
+                if why := netns.available():
+                    raise RuntimeError(why)
+                self.topology.save(self.state_dir / "topology.yaml")  # the logical topology, for a later `up`
+                layout = netns.plan(self.topology)
+                netns.create(self.topology, layout)
+                netns.save(self.state_dir / NETNS_PLAN, layout)
+                placed = netns.placed(self.topology, layout)
+                placed.save(self.state_dir / ISOLATED)
+                self.topology = placed
+                relay.write_plan(relay.Paths(self.state_dir), relay.isolated_plan(self.topology, layout))
+                links = True
+            elif not isolated and not running and self.isolated():
+                self._leave_namespaces()
         if links is not None or not running:
-            if running and bool(links) != self.relayed():
+            if running and links is not None and bool(links) != self.relayed():
                 raise RuntimeError(f"nodes are running {'without' if links else 'with'} relayed links; `testbed down` first")
-            if links and not running:
+            if links and not running and not self.isolated():
                 relay.write_plan(relay.Paths(self.state_dir), relay.loopback_plan(self.topology))
             elif not links:
                 relay.Paths(self.state_dir).plan.unlink(missing_ok=True)
@@ -130,7 +174,8 @@ class Network:
             self.pki.init(self.topology)
         else:
             self.pki.issue_missing(self.topology)  # a target site named since the PKI was made
-        self.topology.save(self.state_dir / "topology.yaml")
+        if not self.isolated():
+            self.topology.save(self.state_dir / "topology.yaml")
         for folder in ("run", "logs"):
             (self.state_dir / folder).mkdir(mode=0o700, exist_ok=True)
         if self.relayed():
@@ -139,12 +184,15 @@ class Network:
             if self.pid(node.name):
                 continue
             log = open(os.open(self.log_file(node.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
-            program = [sys.executable, "-m", "nodes", "--topology", str(self.state_dir / "topology.yaml"),
+            program = [sys.executable, "-m", "nodes", "--topology", str(self.topology_file),
                        "--node", node.name, "--state-dir", str(self.state_dir)]
             if self.confined():
                 program = confinement.command(self, node, program)
+            if self.isolated():  # in its own namespace, listening on every segment it is on
+                program = netns.command(node.name, program)
             proc = subprocess.Popen(program, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)
+                                    start_new_session=True,
+                                    env={**env, BIND_ENV: "0.0.0.0"} if self.isolated() else env)
             self.pid_file(node.name).write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -192,7 +240,18 @@ class Network:
                 stopped.append(name)
             self.pid_file(name).unlink(missing_ok=True)
         relay.stop(self.state_dir)
+        if self.isolated():  # (the marker outlives a crash: what the crash left is found by name and removed)
+            self._leave_namespaces()
         return stopped
+
+    def _leave_namespaces(self) -> None:
+        """Remove the namespaces, bridges and veths (also those a crash left), and go back to the logical topology."""
+        netns.destroy()
+        for name in (ISOLATED, NETNS_PLAN):
+            (self.state_dir / name).unlink(missing_ok=True)
+        relay.Paths(self.state_dir).plan.unlink(missing_ok=True)
+        if (self.state_dir / "topology.yaml").exists():
+            self.topology = Topology.load(self.state_dir / "topology.yaml")
 
 
 async def _false() -> bool:

@@ -321,8 +321,7 @@ class Rehearsal:
         topology, replaced = self.network.topology.cut_over(self.municipality, self.site)
         self._retired = {n.kind: n for n in replaced}
         self._old_client = self._keep_old_credentials()
-        topology.save(self.network.state_dir / "topology.yaml")
-        self.network.topology = topology
+        self.network.replace_topology(topology)
         for node in topology.all_nodes + replaced:
             pid = self.network.pid(node.name)
             if pid:
