@@ -287,6 +287,21 @@ def cmd_ssh(args) -> int:
         return 2
 
 
+def cmd_health(args) -> int:
+    """testbed health NODE: exit 0 when the node answers SERVING to the gRPC health check (as its domain's monitor)."""
+    import asyncio
+    from testbed.client import check_health, monitor_cert
+    network = _network(args)
+    try:
+        node = network.topology.node(args.node)
+    except KeyError:
+        print(f"testbed health: no node {args.node!r} in the topology", file=sys.stderr)
+        return 2
+    healthy = asyncio.run(check_health(node, monitor_cert(network.pki, node.kind), timeout=args.timeout))
+    print(f"{node.name}: {'SERVING' if healthy else 'not serving'}")
+    return 0 if healthy else 1
+
+
 def cmd_metrics(args) -> int:
     """testbed metrics NODE: a node's Prometheus metrics, read as its domain's monitor."""
     from testbed.client import fetch_metrics, monitor_cert
@@ -558,6 +573,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", nargs="?")
     p.add_argument("--profile", help="lan, lgwan, jukinet, gcloud, wan-lossy")
     p.set_defaults(func=cmd_link)
+    p = sub.add_parser("health", help="one node's gRPC health check, as its domain's monitor (exit 0 when SERVING)")
+    p.add_argument("node")
+    p.add_argument("--timeout", type=float, default=3.0)
+    p.set_defaults(func=cmd_health)
     p = sub.add_parser("metrics", help="a node's Prometheus metrics (HTTPS, as its domain's monitor)")
     p.add_argument("node")
     p.add_argument("--raw", action="store_true", help="the exposition as served (with HELP and TYPE lines)")

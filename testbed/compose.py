@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from certs.identity import KIND_DOMAIN
 from nodes.topology import Node, Topology
 
 IMAGE = "municipal-testbed:0.1.0"
@@ -56,9 +57,11 @@ def compose(topology: Topology) -> dict:
     volumes: dict = {"state": {}}
     for node in topology.all_nodes:
         port = node.address.rsplit(":", 1)[1]
+        monitor = f"pki/clients/monitor-{KIND_DOMAIN[node.kind]}"
         mounts = [_subpath("pki/root", "/state/pki/root"), _subpath("pki/ca", "/state/pki/ca"),
                   _subpath("pki/sessions/public", "/state/pki/sessions/public"),
                   _subpath(f"pki/nodes/{node.name}", f"/state/pki/nodes/{node.name}", read_only=False),
+                  _subpath(monitor, f"/state/{monitor}"),  # for the health check alone (read-only calls)
                   {"type": "volume", "source": f"data-{node.name}", "target": f"/state/data/{node.name}"},
                   {"type": "volume", "source": f"checkpoints-{node.name}", "target": "/state/checkpoints"}]
         volumes[f"data-{node.name}"] = {}
@@ -73,6 +76,9 @@ def compose(topology: Topology) -> dict:
             "networks": {segment: {"aliases": [node.host_name]} for segment, members in segments.items()
                          if node.name in members},
             "expose": [port, node.metrics_address.rsplit(":", 1)[1]],
+            # through the gRPC health service, as the domain's monitor
+            "healthcheck": {"test": ["CMD", "testbed", "--state-dir", "/state", "--topology", f"/app/{TOPOLOGY}",
+                                     "health", node.name], "interval": "10s", "timeout": "5s", "retries": 3},
             "restart": "unless-stopped",
         }
     monitors = [_subpath(f"pki/clients/monitor-{d}", f"/etc/prometheus/monitor-{d}") for d in ("jukinet", "lan", "platform")]
@@ -104,7 +110,6 @@ def compose(topology: Topology) -> dict:
 
 def prometheus(topology: Topology) -> dict:
     """The scrape configuration: one job per node, over HTTPS with the monitor certificate of its domain."""
-    from certs.identity import KIND_DOMAIN
     topology = compose_topology(topology)
     jobs = []
     for node in topology.all_nodes:

@@ -56,6 +56,10 @@ def test_every_mount_exists_after_pki_init_and_holds_only_the_nodes_own_secrets(
         keys = [m["volume"]["subpath"] for m in services[node.name]["volumes"] if "volume" in m
                 and m["volume"]["subpath"].startswith("pki/nodes/")]
         assert keys == [f"pki/nodes/{node.name}"]
+        clients = [m["volume"]["subpath"] for m in services[node.name]["volumes"] if "volume" in m
+                   and m["volume"]["subpath"].startswith("pki/clients/")]
+        assert clients == [f"pki/clients/monitor-{KIND_DOMAIN[node.kind]}"]  # its health check's, read-only
+        assert services[node.name]["healthcheck"]["test"][-2:] == ["health", node.name]
         assert not [m for m in services[node.name]["volumes"] if m.get("source") == "state" and "volume" not in m]
 
 
