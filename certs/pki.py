@@ -532,6 +532,49 @@ class PKI:
                 done.append(domain)
         return done
 
+    def reissue(self, identity: str) -> list[dict]:
+        """A fresh certificate and key for every role of an identity, in the same files; the old ones revoked."""
+        entries = self.index()
+        current = {}
+        for entry in entries:  # the latest certificate of each role of the identity
+            if entry["identity"] == identity and entry["domain"] in DOMAINS:
+                current[entry["role"]] = entry
+        if not current:
+            raise KeyError(f"no certificate was issued here for {identity}")
+        ca = self.authority(next(iter(current.values()))["domain"])
+        old = [int(e["serial"]) for e in current.values()]
+        issued = []
+        for role, entry in current.items():
+            cert_path, key_path = self.dir / entry["cert"], self.dir / entry["key"]
+            previous = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            try:
+                dns = previous.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+                    x509.DNSName)
+            except x509.ExtensionNotFound:
+                dns = []
+            cert, key = issue_leaf(ca, identity, server=role == "server", client=role != "server", dns_names=tuple(dns))
+            write_public(cert_path, cert_pem(cert) + cert_pem(ca.cert))
+            write_private(key_path, key_pem(key))
+            fresh = {**entry, "serial": str(cert.serial_number)}
+            entries.append(fresh)
+            issued.append(fresh)
+        self._save_index(entries)
+        for serial in old:
+            self.revoke(serial=serial)
+        return issued
+
+    def revoked_already(self, identity: str | None = None, serial: int | None = None) -> list[str]:
+        """The serials asked for that are all on their CRLs already (empty when any one is not)."""
+        entries = [e for e in self.index() if e["domain"] in DOMAINS and
+                   (e["identity"] == identity if serial is None else int(e["serial"]) == serial)]
+        if not entries:
+            raise KeyError(f"no certificate was issued here for {identity if serial is None else f'serial {serial}'}")
+        for e in entries:
+            crl = x509.load_pem_x509_crl(self.crl_path(e["domain"]).read_bytes())
+            if crl.get_revoked_certificate_by_serial_number(int(e["serial"])) is None:
+                return []
+        return [e["serial"] for e in entries]
+
     # -- revocation ----------------------------------------------------------------------------
     def revoke(self, identity: str | None = None, serial: int | None = None) -> list[str]:
         """Put every certificate issued for identity (or the one with this serial) on its CA's CRL; return

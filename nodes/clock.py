@@ -10,6 +10,12 @@ import os
 
 JST = dt.timezone(dt.timedelta(hours=9))
 KIOSK_HOURS = (dt.time(6, 30), dt.time(23, 0))  # コンビニ交付, Japan time
+# The simulated clock (DESIGN §6: the same trace, the same outcome at any hour). A network started with
+# TESTBED_SIMULATED_CLOCK=1 (`testbed run` does, unless --wall-clock) takes the time of day for its
+# time-of-day rules from the call's metadata x-simulated-time, which the replay sets from the scenario's
+# clock; the node audits every call it judged by that clock. Without the switch the metadata is ignored.
+SIMULATED_ENV = "TESTBED_SIMULATED_CLOCK"
+SIMULATED_KEY = "x-simulated-time"
 
 
 def office_today() -> dt.date:
@@ -17,7 +23,21 @@ def office_today() -> dt.date:
     return dt.datetime.now(JST).date()
 
 
-def kiosk_clock() -> dt.time:
-    """The time of day in Japan (TESTBED_KIOSK_CLOCK=HH:MM pins it, for tests of the hours rule)."""
+def simulated(value: str | None) -> dt.datetime | None:
+    """The simulated time a call carries, when this process honours it (else None)."""
+    if not value or os.environ.get(SIMULATED_ENV) != "1":
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(JST) if moment.tzinfo else moment.replace(tzinfo=JST)
+
+
+def kiosk_clock(simulated_time: dt.datetime | None = None) -> dt.time:
+    """The time of day in Japan: the simulated one when given, else TESTBED_KIOSK_CLOCK=HH:MM (for tests of the
+    hours rule), else the wall clock."""
+    if simulated_time is not None:
+        return simulated_time.astimezone(JST).time()
     pinned = os.environ.get("TESTBED_KIOSK_CLOCK")
     return dt.time.fromisoformat(pinned) if pinned else dt.datetime.now(JST).time()

@@ -20,6 +20,19 @@ def _network(args) -> Network:
     return Network.open(args.state_dir, args.topology)
 
 
+class Refusal(Exception):
+    """A command that cannot go on: one line saying what is wrong and what to do (exit 2)."""
+
+
+def _municipality(network: Network, code: str) -> str:
+    """A municipality the topology names, or a Refusal listing those it does."""
+    known = {m.code: m.name for m in network.topology.municipalities}
+    if code not in known:
+        raise Refusal(f"no municipality {code!r} in the {network.topology.name} topology "
+                      f"({', '.join(f'{c} {n}' for c, n in known.items())})")
+    return code
+
+
 def cmd_pki_init(args) -> int:
     """testbed pki init: create the PKI for a topology."""
     pki = PKI(args.pki_dir or args.state_dir / "pki")
@@ -48,6 +61,11 @@ def cmd_pki_revoke(args) -> int:
               file=sys.stderr)
         return 2
     try:
+        already = pki.revoked_already(args.identity, args.serial)
+        if already:
+            print(f"{args.identity or f'serial {args.serial}'} is already revoked (serial{'s' if len(already) > 1 else ''} "
+                  f"{', '.join(already)}); nothing changed")
+            return 0
         serials = pki.revoke(args.identity, args.serial)
     except KeyError as exc:
         print(f"{exc.args[0]}; `pki/index.json` lists every certificate issued", file=sys.stderr)
@@ -197,8 +215,15 @@ def cmd_load(args) -> int:
     from testbed.load import generate_population, load_records
     network = _network(args)
     for municipality in args.municipality or [m.code for m in network.topology.municipalities]:
+        _municipality(network, municipality)
         records, _ = generate_population(network, municipality, args.residents, args.seed)
-        result = asyncio.run(load_records(network, municipality, records))
+        try:
+            result = asyncio.run(load_records(network, municipality, records))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            raise Refusal(f"{municipality} already holds residents of seed {args.seed} ({exc.details()}); "
+                          "give another --seed to add more") from None
         print(f"{municipality}: {result['records']} residents through kizon → cs → prefecture → national in "
               f"{result['seconds']:.1f} s ({result['records'] / result['seconds']:.0f}/s)")
     return 0
@@ -378,6 +403,7 @@ def cmd_consistency(args) -> int:
     from protos import common_pb2
     from testbed.client import Counter
     network = _network(args)
+    _municipality(network, args.municipality)
     with Counter(network, args.municipality, args.terminal, args.operator) as counter:
         report = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=args.municipality),
                          timeout=600)
@@ -428,9 +454,15 @@ def cmd_bench(args) -> int:
 def cmd_run(args) -> int:
     """testbed run SCENARIO: the main job, through the emulated network, with a report."""
     from testbed.run import run_scenario
+    from testbed.faults import PlanError, parse
+    network = _network(args)
     try:
-        return run_scenario(_network(args), args.scenario, args.residents, args.seed, args.speed, args.minutes,
-                            args.concurrency, Path(args.report_dir), args.keep_up, args.migrate)
+        faults = parse(args.faults, network.topology) if args.faults else None
+    except PlanError as exc:
+        raise Refusal(str(exc)) from None
+    try:
+        return run_scenario(network, args.scenario, args.residents, args.seed, args.speed, args.minutes,
+                            args.concurrency, Path(args.report_dir), args.keep_up, args.migrate, args.wall_clock, faults)
     except ValueError as exc:
         print(f"testbed run: {exc}", file=sys.stderr)
         return 2
@@ -467,6 +499,10 @@ def cmd_batch(args) -> int:
 
 def cmd_audit_follow(args) -> int:
     """testbed audit follow KEY: every audit entry, on every node, about one 住民票コード (or other key)."""
+    import re
+    if not re.fullmatch(r"[0-9]{11}|[0-9]{12}|[0-9]{15}|[0-9A-F]{24}", args.key):
+        raise Refusal(f"{args.key!r} is not a key the audit follows: give a 住民票コード (11 digits), a 個人番号 "
+                      "(12), a 宛名番号 (15) or a 符号 (24 hexadecimal characters)")
     network = _network(args)
     paths = [network.audit_file(n.name) for n in network.topology.all_nodes if network.audit_file(n.name).exists()]
     entries = audit.follow(paths, args.key)
@@ -479,9 +515,14 @@ def cmd_audit_follow(args) -> int:
 
 
 def cmd_tour(args) -> int:
-    """testbed tour: up, a scripted walk through every node, down."""
+    """testbed tour: a scripted walk through every node, on a network of its own (the user's is left alone)."""
+    import tempfile
     from testbed.demo import run_demo
-    return run_demo(_network(args))
+    from testbed.topology import Topology as Plan
+    with tempfile.TemporaryDirectory(prefix="testbed-tour-") as folder:
+        topology = Plan.load(args.topology).with_free_ports()  # its own ports too: the user's network may be up
+        print(f"== the tour runs on a network of its own in {folder} (yours, if any, is not touched)")
+        return run_demo(Network(Path(folder), topology))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -505,6 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serial", type=int, help="revoke only the certificate with this serial (see pki/index.json)")
     p.add_argument("--pki-dir", type=Path)
     p.set_defaults(func=cmd_pki_revoke)
+    p = pki.add_parser("reissue", help="issue a fresh certificate and key for one identity (URI SAN); the old one is revoked")
+    p.add_argument("identity", help="e.g. spiffe://testbed.jp/lg/142140/terminal/T0001")
+    p.add_argument("--pki-dir", type=Path)
+    p.set_defaults(func=cmd_pki_reissue)
     p = pki.add_parser("protect", help=f"encrypt the CA keys with the passphrase in ${PASSPHRASE_ENV} (set it for every "
                        "later pki command and probe)")
     p.add_argument("--pki-dir", type=Path)
@@ -622,6 +667,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=16, help="calls in flight at most")
     p.add_argument("--report-dir", default="reports")
     p.add_argument("--keep-up", action="store_true", help="leave the network running afterwards")
+    p.add_argument("--faults", metavar="PLAN",
+                   help="faults during the replay: a named plan (prefecture-outage, kizon-crash-loop, national-maintenance, "
+                        "jukinet-partition), a YAML file, or 'kill NODE at 30%% for 5s; stop NODE at 50%% for 3s; "
+                        "cut A B at 60%% for 4s'")
+    p.add_argument("--wall-clock", action="store_true",
+                   help="judge the time-of-day rules (kiosk hours) by the wall clock, not the scenario's (production-like)")
     p.add_argument("--migrate", nargs="?", const="auto", metavar="M:SITE",
                    help="cutover-weekend: run the migration rehearsal in the freeze window (default: the first target "
                         "the topology names) and replay Monday against the new site")
@@ -644,6 +695,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_pki_reissue(args) -> int:
+    """testbed pki reissue IDENTITY: a fresh certificate (and key) for one identity, the old one revoked."""
+    pki = PKI(args.pki_dir or args.state_dir / "pki")
+    try:
+        issued = pki.reissue(args.identity)
+    except KeyError as exc:
+        raise Refusal(f"{exc.args[0]}; `pki/index.json` lists every identity issued") from None
+    for entry in issued:
+        print(f"reissued {entry['identity']} ({entry['role']}): serial {entry['serial']} in {entry['cert']}")
+    print("the old certificate is revoked; a running node takes the new one when restarted (`testbed down`, `testbed up`)")
+    return 0
+
+
 def cmd_pki_protect(args) -> int:
     """testbed pki protect: encrypt the CA keys with the passphrase of TESTBED_CA_PASSPHRASE."""
     pki = PKI(args.pki_dir or args.state_dir / "pki")
@@ -652,11 +716,28 @@ def cmd_pki_protect(args) -> int:
     return 0
 
 
+def _everywhere(parser: argparse.ArgumentParser) -> None:
+    """--state-dir and --topology are taken before or after the subcommand (after it, they win)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if "--state-dir" not in sub._option_string_actions:
+                    sub.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                if "--topology" not in sub._option_string_actions:
+                    sub.add_argument("--topology", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                _everywhere(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the testbed command line."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _everywhere(parser)
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except Refusal as exc:
+        print(f"testbed {args.command}: {exc}", file=sys.stderr)
+        return 2
     except PassphraseError as exc:
         print(f"testbed {args.command}: {exc}", file=sys.stderr)
         return 2

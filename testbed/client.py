@@ -95,13 +95,13 @@ def channel(node, cert: ClientCert) -> grpc.Channel:
     return grpc.intercept_channel(ch, _RefuseAll(why)) if why else ch
 
 
-def async_channel(node, cert: ClientCert, verify_server: bool = True) -> grpc.aio.Channel:
+def async_channel(node, cert: ClientCert, verify_server: bool = True, interceptors=None) -> grpc.aio.Channel:
     """An asyncio mTLS channel to a node, trusting only the issuing CA of the node's trust domain; with
     verify_server, calls are refused as by channel() when the node's certificate fails the peer rule."""
     why = server_verdict(node, cert) if verify_server else ""
+    gates = [gate(why) for gate in (_AioRefuse, _AioRefuseStream, _AioRefuseUnaryStream)] if why else []
     return aio_channel(node.address, node.host_name, pinned(cert, KIND_DOMAIN[node.kind]),
-                       interceptors=[gate(why) for gate in (_AioRefuse, _AioRefuseStream, _AioRefuseUnaryStream)]
-                       if why else None)
+                       interceptors=(gates + list(interceptors or ())) or None)
 
 
 class _AioRefuse(grpc.aio.UnaryUnaryClientInterceptor):
@@ -216,12 +216,12 @@ async def async_bulk_approval(network, municipality: str, operator: str, termina
     return approval.token
 
 
-async def async_login(network, municipality: str, terminal: str, operator: str):
+async def async_login(network, municipality: str, terminal: str, operator: str, interceptors=None):
     """(kizon stub, cs stub, session metadata, channels) of an asyncio terminal."""
     pki = network.pki
     cert = terminal_cert(pki, municipality, terminal)
-    channels = [async_channel(network.topology.find("kizon", municipality), cert),
-                async_channel(network.topology.find("cs", municipality), cert)]
+    channels = [async_channel(network.topology.find("kizon", municipality), cert, interceptors=interceptors),
+                async_channel(network.topology.find("cs", municipality), cert, interceptors=interceptors)]
     kizon = kizon_pb2_grpc.KizonStub(channels[0])
     credential = pki.operators(municipality)[operator]["credential"]
     session = await kizon.Login(kizon_pb2.LoginRequest(operator_id=operator, credential=credential), timeout=10)

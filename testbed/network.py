@@ -11,10 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from cryptography import x509
 
 from certs.pki import PKI
 from nodes import audit
+from nodes.clock import SIMULATED_ENV
 from nodes.runtime import BIND_ENV, checkpoints_path
 from nodes.weaken import ENV as WEAKEN_ENV
 from testbed import confine as confinement
@@ -122,8 +124,12 @@ class Network:
         """Whether node-to-node links go through the links relay (profiles, cuts: testbed/links.py)."""
         return relay.Paths(self.state_dir).plan.exists()
 
+    def simulated_clock(self) -> bool:
+        """Whether the nodes take the time of day of their time-of-day rules from the replay (nodes/clock.py)."""
+        return (self.state_dir / "simulated-clock").exists()
+
     def up(self, weaken: tuple[str, ...] | None = None, confine: bool | None = None,
-           links: bool | None = None, isolated: bool | None = None) -> list[dict]:
+           links: bool | None = None, isolated: bool | None = None, simulated_clock: bool | None = None) -> list[dict]:
         """Start every node not already running, wait until all are healthy, return the status. With weaken,
         the nodes start with those weaknesses switched on on purpose (training mode); with confine, each in
         a view of the state folder that holds only its own secrets (None: as the running nodes are, else
@@ -169,7 +175,16 @@ class Network:
                 relay.write_plan(relay.Paths(self.state_dir), relay.loopback_plan(self.topology))
             elif not links:
                 relay.Paths(self.state_dir).plan.unlink(missing_ok=True)
-        env = {**os.environ, WEAKEN_ENV: ",".join(self.weakened())}
+        clock = self.state_dir / "simulated-clock"
+        if simulated_clock is not None:
+            if running and simulated_clock != self.simulated_clock():
+                raise RuntimeError(f"nodes are running {'without' if simulated_clock else 'with'} the simulated clock; "
+                                   "`testbed down` first")
+            clock.touch() if simulated_clock else clock.unlink(missing_ok=True)
+        elif not running:
+            clock.unlink(missing_ok=True)
+        env = {**os.environ, WEAKEN_ENV: ",".join(self.weakened()),
+               SIMULATED_ENV: "1" if self.simulated_clock() else "0"}
         if not self.pki.exists():
             self.pki.init(self.topology)
         else:
@@ -180,6 +195,16 @@ class Network:
             (self.state_dir / folder).mkdir(mode=0o700, exist_ok=True)
         if self.relayed():
             relay.start(self.state_dir, self.log_file("links"))
+        for node in self.topology.all_nodes:
+            pid = self.pid(node.name)
+            if pid and _stopped(pid):
+                os.kill(pid, signal.SIGCONT)  # stopped (SIGSTOP, a drill): `up` means running again
+        if not self.isolated():
+            taken = [_taken(address, node.name) for node in self.topology.all_nodes if not self.pid(node.name)
+                     for address in (node.address, node.metrics_address)]
+            taken = [t for t in taken if t]
+            if taken:
+                raise RuntimeError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
         for node in self.topology.all_nodes:
             if self.pid(node.name):
                 continue
@@ -201,7 +226,8 @@ class Network:
                 return status
             dead = [s["name"] for s in status if s["pid"] is None]
             if dead or time.monotonic() > deadline:
-                sick = ", ".join(f"{s['name']} (pid {s['pid']})" for s in status if not s["healthy"])
+                sick = ", ".join(f"{s['name']} (pid {s['pid']}{', stopped' if s['pid'] and _stopped(s['pid']) else ''})"
+                                 for s in status if not s["healthy"])
                 why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {START_TIMEOUT:.0f} s: {sick}"
                 raise RuntimeError(f"network did not come up ({why}); see {self.state_dir / 'logs'}")
             time.sleep(0.1)
@@ -256,6 +282,36 @@ class Network:
 
 async def _false() -> bool:
     return False
+
+
+def _stopped(pid: int) -> bool:
+    """Whether a process is stopped (SIGSTOP)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
+
+
+def _taken(address: str, node: str) -> str:
+    """"" if a node's address can be listened on, else who holds it."""
+    import socket
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+            return ""
+        except OSError:
+            pass
+    holder = ""
+    try:
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.laddr.port == int(port) and conn.status == psutil.CONN_LISTEN and conn.pid:
+                holder = f" by pid {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline()[:4])[:80]})"
+                break
+    except (psutil.Error, OSError):
+        pass
+    return f"port {port} of {node} ({address}) is taken{holder}"
 
 
 def alive(pid: int) -> bool:

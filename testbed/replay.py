@@ -18,20 +18,22 @@ import json
 import random
 import sys
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import grpc
 from tqdm import tqdm
 
-from nodes.runtime import APPROVAL_KEY
+from nodes.runtime import APPROVAL_KEY, REQUEST_KEY
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc,
                     national_pb2, national_pb2_grpc, ops_pb2, ops_pb2_grpc, records_pb2)
 from scenarios.population import resident_code
 from scenarios.towns import towns
-from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today
+from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, office_today
 from nodes.tls import ClientCert
 from testbed.client import async_bulk_approval, async_channel, console_cert, async_login, named_cert
+from testbed.faults import execute, records
 
 OUTSIDE = "131016"  # 東京都千代田区: where people from outside the network come from and go to
 NOT_REPLAYED: dict[str, str] = {}
@@ -39,6 +41,8 @@ KIOSK_CARDS = 40  # residents per municipality whose cards are issued (with a PI
 KIOSK_PIN = "1234"
 CERTIFICATE_KINDS = {"住民票の写し": kizon_pb2.RESIDENT_COPY, "住民票記載事項証明書": kizon_pb2.STATED_ITEMS,
                      "除票の写し": kizon_pb2.REMOVED_COPY}
+RETRY_SECONDS = 60.0  # how long a terminal keeps trying a call its node cannot answer
+RETRIED = {grpc.StatusCode.UNAVAILABLE}
 
 
 @dataclass
@@ -99,8 +103,13 @@ class Replay:
     """Replays one trace against one network."""
 
     def __init__(self, network, header: dict, events, speed: float, concurrency: int = 16, seed: int = 1,
-                 show_progress: bool = True):
+                 show_progress: bool = True, faults=None):
         self.network = network
+        self.faults = faults or []
+        self.retry = Retry()
+        self.acknowledged: list[tuple[str, str, int, str]] = []  # (municipality, 住民票コード, 個人履歴番号, 依頼管理番号)
+        self.failures: list[float] = []  # when calls failed (seconds from the start)
+        self.timed: list[tuple[float, float]] = []  # (when, latency ms) of every completed event
         self.header = header
         self.events = events
         self.speed = speed
@@ -122,12 +131,14 @@ class Replay:
     # -- set-up ------------------------------------------------------------------------------------
     async def _prepare(self) -> None:
         for municipality in self.header["municipalities"]:
-            kizon, cs, metadata, channels = await async_login(self.network, municipality, "T0001", "OP0001")
+            kizon, cs, metadata, channels = await async_login(self.network, municipality, "T0001", "OP0001",
+                                                              interceptors=[self.retry])
             self.terminals[municipality] = (kizon, cs, metadata, channels)
             self.registers[municipality] = await self._read_register(municipality, kizon, metadata)
         await asyncio.gather(*(self._issue_kiosk_cards(m) for m in self.header["municipalities"]))
         self.kiosks = {m: kizon_pb2_grpc.KizonStub(self._kiosk_channel(m)) for m in self.header["municipalities"]}
-        self._infonws = async_channel(self.network.topology.find("intermediate"), named_cert(self.network.pki, "infonws"))
+        self._infonws = async_channel(self.network.topology.find("intermediate"), named_cert(self.network.pki, "infonws"),
+                                      interceptors=[self.retry])
         self._intermediate = intermediate_pb2_grpc.IntermediateServerStub(self._infonws)
         registry = async_channel(self.network.topology.find("national"), named_cert(self.network.pki, "infonws"))
         self._extra_channels.append(registry)
@@ -139,7 +150,7 @@ class Replay:
     def _kiosk_channel(self, municipality: str):
         pki = self.network.pki
         channel = async_channel(self.network.topology.find("kizon", municipality),
-                                ClientCert(*pki.client_files("kiosk-K0001"), pki.trust_bundle))
+                                ClientCert(*pki.client_files("kiosk-K0001"), pki.trust_bundle), interceptors=[self.retry])
         self._extra_channels.append(channel)
         return channel
 
@@ -147,7 +158,7 @@ class Replay:
         """The operations console's stub on a municipality's CS (for the nightly batch)."""
         if municipality not in self._consoles:
             node = self.network.topology.find("cs", municipality)
-            channel = async_channel(node, console_cert(self.network.pki, "cs"))
+            channel = async_channel(node, console_cert(self.network.pki, "cs"), interceptors=[self.retry])
             self._extra_channels.append(channel)
             self._consoles[municipality] = ops_pb2_grpc.OperationsStub(channel)
         return self._consoles[municipality]
@@ -215,6 +226,8 @@ class Replay:
                    disable=not self.show_progress)
         first = self.events[0].t if self.events else 0.0
         self.t0 = time.perf_counter()
+        span = (self.events[-1].t - first) / self.speed if self.events else 0.0
+        faulting = asyncio.create_task(execute(self.network, self.faults, span, self.t0)) if self.faults else None
         for event in self.events:
             due = self.t0 + (event.t - first) / self.speed
             delay = due - time.perf_counter()
@@ -226,6 +239,8 @@ class Replay:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         await asyncio.gather(*tasks)
+        if faulting is not None:
+            await faulting
         bar.close()
         wall = time.perf_counter() - self.t0
         await self._close()
@@ -242,6 +257,7 @@ class Replay:
             except grpc.aio.AioRpcError as exc:
                 outcome = self.outcomes[event.op]
                 outcome.errors[exc.code().name] += 1
+                self.failures.append(time.perf_counter() - self.t0)
                 if len(outcome.examples) < 5:
                     outcome.examples.append(exc.details())
                 return
@@ -250,6 +266,7 @@ class Replay:
                 return
             self.outcomes[event.op].latencies.append((time.perf_counter() - started) * 1000)
             self.completions.append(time.perf_counter() - self.t0)
+            self.timed.append((self.completions[-1], self.outcomes[event.op].latencies[-1]))
         finally:
             gate.release()
             bar.update(1)
@@ -306,15 +323,22 @@ class Replay:
                 metadata=metadata, timeout=30)
             return True
         if op == "コンビニ交付":
-            # The kiosk's hours are kept by the wall clock of the nodes; out of them the event is skipped.
-            if not KIOSK_HOURS[0] <= kiosk_clock() < KIOSK_HOURS[1]:
-                self.notes[op] = "skipped: outside the kiosk's hours (06:30–23:00 JST) by the nodes' clock"
+            clock: tuple = ()
+            if self.network.simulated_clock():  # the kiosk's hours by the scenario's clock: same outcome at any hour
+                moment = dt.datetime.fromisoformat(self.header["start"]) + dt.timedelta(seconds=event.t)
+                clock = ((SIMULATED_KEY, moment.isoformat()),)
+                now = moment.time()
+            else:  # by the wall clock of the nodes (a network started without the simulated clock)
+                now = kiosk_clock()
+            if not KIOSK_HOURS[0] <= now < KIOSK_HOURS[1]:
+                self.notes[op] = ("skipped: outside the kiosk's hours (06:30–23:00 JST) by the "
+                                  + ("scenario's clock" if clock else "nodes' wall clock (started without the simulated clock)"))
                 return False
             if not register.cards:
                 return False
             number, _ = self.rng.choice(register.cards)
             await self.kiosks[municipality].IssueKioskCertificate(kizon_pb2.KioskRequest(
-                card_number=number, pin=KIOSK_PIN, kind=kizon_pb2.RESIDENT_COPY), timeout=30)
+                card_number=number, pin=KIOSK_PIN, kind=kizon_pb2.RESIDENT_COPY), metadata=clock, timeout=30)
             return True
         return await self._change(event, municipality, kizon, metadata, register, today)
 
@@ -335,22 +359,25 @@ class Replay:
                                                      sex=self.rng.choice("12"))), metadata=metadata, timeout=60)
                 child = reply.records[0]
                 register.add(Person(child.resident_code, child.household_number, False))
+                self._acknowledge(municipality, reply)
             elif op == "転居":
                 reply = await kizon.MoveWithin(kizon_pb2.MoveWithinRequest(
                     resident_code=person.code, address=address, move_date=today, notification_date=today,
                     whole_household=bool(args.get("whole_household"))), metadata=metadata, timeout=60)
+                self._acknowledge(municipality, reply)
             elif op == "死亡":
                 register.remove(person.code)
-                await kizon.Death(kizon_pb2.DeathRequest(resident_code=person.code, death_date=today, notification_date=today),
-                                  metadata=metadata, timeout=60)
+                self._acknowledge(municipality, await kizon.Death(kizon_pb2.DeathRequest(
+                    resident_code=person.code, death_date=today, notification_date=today), metadata=metadata, timeout=60))
             elif op == "転出":
                 register.remove(person.code)
                 destination = args.get("to", "outside")
-                await kizon.MoveOut(kizon_pb2.MoveOutRequest(
+                moved = await kizon.MoveOut(kizon_pb2.MoveOutRequest(
                     resident_code=person.code, planned_date=(office_today() + dt.timedelta(days=3)).isoformat(), notification_date=today,
                     destination_address="東京都千代田区千代田1番1号" if destination == "outside" else f"({destination})",
                     destination_municipality_code=OUTSIDE if destination == "outside" else destination,
                     special=bool(args.get("special"))), metadata=metadata, timeout=60)
+                self._acknowledge(municipality, moved)
                 if args.get("pair"):
                     self.pairs[args["pair"]] = person.code
             return True
@@ -391,7 +418,14 @@ class Replay:
                                                             planned_move_out_date=today)), metadata=metadata, timeout=60)
         record = reply.records[0]
         register.add(Person(record.resident_code, record.household_number, record.card_issued))
+        self._acknowledge(municipality, reply)
         return True
+
+    def _acknowledge(self, municipality: str, reply) -> None:
+        """Keep what the counter was told was recorded: checked against the register after the run."""
+        records = reply.records if hasattr(reply, "records") else getattr(reply, "change", reply).records
+        for r in records:
+            self.acknowledged.append((municipality, r.resident_code, r.history_number, r.request_control_number))
 
     def _address(self, municipality: str) -> records_pb2.Address:
         place = self.rng.choice(towns(municipality))
@@ -404,7 +438,8 @@ class Replay:
             lat = sorted(outcome.latencies)
             operations[op] = {
                 "count": len(lat), "errors": dict(outcome.errors), "skipped": outcome.skipped,
-                "p50_ms": percentile(lat, 0.50), "p90_ms": percentile(lat, 0.90), "p99_ms": percentile(lat, 0.99), "max_ms": lat[-1] if lat else 0.0,
+                "p50_ms": percentile(lat, 0.50), "p90_ms": percentile(lat, 0.90), "p99_ms": percentile(lat, 0.99),
+                "p999_ms": percentile(lat, 0.999), "max_ms": lat[-1] if lat else 0.0,
                 "error_examples": outcome.examples,
                 **({"note": NOT_REPLAYED.get(op) or self.notes[op]} if op in NOT_REPLAYED or op in self.notes else {}),
             }
@@ -412,14 +447,23 @@ class Replay:
         timeline = [0] * seconds
         for t in self.completions:
             timeline[min(seconds - 1, int(t))] += 1
+        errors_per_s = [0] * seconds
+        for t in self.failures:
+            errors_per_s[min(seconds - 1, int(t))] += 1
+        by_second: list[list[float]] = [[] for _ in range(seconds)]
+        for t, latency in self.timed:
+            by_second[min(seconds - 1, int(t))].append(latency)
         lags = sorted(self.lags)
         return {
             "scenario": self.header["scenario"], "seed": self.header["seed"], "speed": self.speed,
             "concurrency": self.concurrency, "events": len(self.events), "wall_seconds": wall,
             "completed": len(self.completions), "errors": sum(sum(o["errors"].values()) for o in operations.values()),
-            "operations": operations, "throughput_per_s": timeline,
+            "operations": operations, "throughput_per_s": timeline, "errors_per_s": errors_per_s,
+            "p99_ms_per_s": [percentile(values, 0.99) for values in by_second],
             "lag_p50_s": percentile(lags, 0.5),
             "lag_max_s": lags[-1] if lags else 0.0, "counter": self.header.get("counter", {}),
+            "retried_calls": self.retry.retried, "faults": records(self.faults),
+            "acknowledged": len(self.acknowledged),
         }
 
 
@@ -429,10 +473,44 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
+class Retry(grpc.aio.UnaryUnaryClientInterceptor):
+    """What a terminal does when its node is briefly unreachable (restarted, stopped, partitioned): it tries again
+    with the same 依頼管理番号 (x-request-id, given to every call), so that a change is made once however often it
+    is sent. Bounded by RETRY_SECONDS."""
+
+    def __init__(self):
+        self.retried = 0
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        metadata = list(details.metadata or ())
+        if not any(key == REQUEST_KEY for key, _ in metadata):
+            metadata.append((REQUEST_KEY, uuid.uuid4().hex))
+        details = grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
+                                             details.wait_for_ready)
+        deadline, pause = time.monotonic() + RETRY_SECONDS, 0.1
+        while True:
+            call = await continuation(details, request)
+            try:
+                await call
+                return call
+            except grpc.aio.AioRpcError as exc:
+                unreachable = exc.code() in RETRIED or (
+                    exc.code() == grpc.StatusCode.UNKNOWN and "failed to connect" in (exc.details() or "").lower())
+                if not unreachable or time.monotonic() > deadline:
+                    raise
+            self.retried += 1
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
 def replay(network, header: dict, events, speed: float, concurrency: int = 16, seed: int = 1,
-           show_progress: bool = True) -> dict:
-    """Replay events against network; the result."""
-    return asyncio.run(Replay(network, header, events, speed, concurrency, seed, show_progress).run())
+           show_progress: bool = True, faults=None) -> dict:
+    """Replay events against network (with a fault plan running beside it); the result, and what the counters
+    were told was recorded."""
+    run = Replay(network, header, events, speed, concurrency, seed, show_progress, faults)
+    result = asyncio.run(run.run())
+    result["acknowledged_records"] = run.acknowledged
+    return result
 
 
 def write_result(result: dict, path) -> None:

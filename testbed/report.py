@@ -12,22 +12,44 @@ def _polyline(points: list[tuple[float, float]], color: str) -> str:
     return f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in points)}"/>'
 
 
-def line_chart(values: list[float], title: str, unit: str, x_label: str) -> str:
-    """A line chart of values over their index."""
-    top = max(values, default=0) or 1
+TICKS = 5
+FEW = 20  # fewer samples than this: no percentiles, "too few samples"
+
+
+def line_chart(values: list[float], title: str, unit: str, x_label: str, markers=(), target: float | None = None,
+               target_label: str = "") -> str:
+    """A line chart of values over their index, with ticks on both axes, markers (x, label) drawn as dashed
+    lines (faults), and a target drawn as a horizontal line where one applies."""
+    top = max([*values, target or 0], default=0) or 1
     n = max(len(values) - 1, 1)
-    points = [(PAD + i * (WIDTH - 2 * PAD) / n, HEIGHT - PAD - v * (HEIGHT - 2 * PAD) / top) for i, v in enumerate(values)]
+    x = lambda i: PAD + i * (WIDTH - 2 * PAD) / n  # noqa: E731
+    y = lambda v: HEIGHT - PAD - v * (HEIGHT - 2 * PAD) / top  # noqa: E731
+    points = [(x(i), y(v)) for i, v in enumerate(values)]
+    extra = "".join(f'<line x1="{x(at):.1f}" y1="{PAD}" x2="{x(at):.1f}" y2="{HEIGHT - PAD}" stroke="#d00" '
+                    f'stroke-dasharray="4 3"/><text x="{x(at) + 3:.1f}" y="{PAD + 10 + 11 * (k % 3)}" font-size="10" '
+                    f'fill="#d00">{html.escape(label)}</text>' for k, (at, label) in enumerate(markers))
+    if target is not None:
+        extra += (f'<line x1="{PAD}" y1="{y(target):.1f}" x2="{WIDTH - PAD}" y2="{y(target):.1f}" stroke="#2a2" '
+                  f'stroke-dasharray="6 3"/><text x="{WIDTH - PAD}" y="{y(target) - 3:.1f}" text-anchor="end" '
+                  f'font-size="10" fill="#2a2">{html.escape(target_label)}</text>')
     return (f'<figure><figcaption>{html.escape(title)}</figcaption><svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-            f'height="{HEIGHT}" role="img">{_axes(top, unit, x_label, len(values))}{_polyline(points, "#1f6feb")}</svg></figure>')
+            f'height="{HEIGHT}" role="img">{_axes(top, unit, x_label, len(values))}{extra}'
+            f'{_polyline(points, "#1f6feb")}</svg></figure>')
 
 
 def _axes(top: float, unit: str, x_label: str, length: int) -> str:
+    ticks = []
+    for k in range(TICKS + 1):
+        value, yy = top * k / TICKS, HEIGHT - PAD - k * (HEIGHT - 2 * PAD) / TICKS
+        ticks.append(f'<line x1="{PAD - 3}" y1="{yy:.1f}" x2="{PAD}" y2="{yy:.1f}" stroke="#888"/>'
+                     f'<text x="{PAD - 5}" y="{yy + 4:.1f}" text-anchor="end" font-size="10">{value:,.{0 if top >= 10 else 1}f}</text>')
+        at, xx = round((length - 1) * k / TICKS), PAD + k * (WIDTH - 2 * PAD) / TICKS
+        ticks.append(f'<line x1="{xx:.1f}" y1="{HEIGHT - PAD}" x2="{xx:.1f}" y2="{HEIGHT - PAD + 3}" stroke="#888"/>'
+                     f'<text x="{xx:.1f}" y="{HEIGHT - PAD + 14}" text-anchor="middle" font-size="10">{at}</text>')
     return (f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
-            f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
-            f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end" font-size="11">{top:,.0f}</text>'
-            f'<text x="{PAD - 4}" y="{HEIGHT - PAD}" text-anchor="end" font-size="11">0</text>'
+            f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>{"".join(ticks)}'
             f'<text x="{PAD}" y="{PAD - 10}" font-size="11">{html.escape(unit)}</text>'
-            f'<text x="{WIDTH - PAD}" y="{HEIGHT - 10}" text-anchor="end" font-size="11">{html.escape(x_label)} ({length})</text>')
+            f'<text x="{WIDTH - PAD}" y="{HEIGHT - 4}" text-anchor="end" font-size="11">{html.escape(x_label)}</text>')
 
 
 def bar_chart(rows: list[tuple[str, float, float]], title: str) -> str:
@@ -54,12 +76,21 @@ def bar_chart(rows: list[tuple[str, float, float]], title: str) -> str:
 def render(run: dict) -> str:
     """The whole report as one HTML page."""
     result = run["replay"]
-    ok = result["errors"] == 0 and run["consistency_ok"] and run["audit_ok"]
+    invariants = run.get("invariants", {"ok": True})
+    ok = result["errors"] == 0 and run["consistency_ok"] and run["audit_ok"] and invariants.get("ok", True)
+    skipped = sum(o["skipped"] for o in result["operations"].values())
+    verdict = ("passed" if not skipped else f"passed, with {skipped:,} events skipped (see below)") if ok else "problems found"
+
+    def cells(o):
+        if o["count"] < FEW:
+            return f'<td colspan="5" style="text-align:center;color:#888">too few samples (n = {o["count"]})</td>'
+        return "".join(f"<td>{o[k]:.1f}</td>" for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"))
     rows = "".join(
         f"<tr><td>{html.escape(op)}</td><td>{o['count']:,}</td><td>{sum(o['errors'].values())}</td><td>{o['skipped']}</td>"
-        f"<td>{o['p50_ms']:.1f}</td><td>{o['p90_ms']:.1f}</td><td>{o['p99_ms']:.1f}</td>"
-        f"<td>{html.escape(o.get('note', '') or '; '.join(o['error_examples'][:1]))}</td></tr>"
+        f"{cells(o)}<td>{html.escape(o.get('note', '') or '; '.join(o['error_examples'][:1]))}</td></tr>"
         for op, o in result["operations"].items())
+    markers = [(f["started_s"], f["fault"]) for f in result.get("faults", []) if f.get("started_s") is not None]
+    faults = "".join(_fault_row(f) for f in result.get("faults", []))
     checks = "".join(f"<li>{html.escape(line)}</li>" for line in run["checks"])
     queues = "".join(
         line_chart([q for _, q in stats.get("queue_by_hour", [])], f"Counter queue of {code} (simulated, max per hour)",
@@ -75,21 +106,41 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 td:first-child,th:first-child,td:last-child{{text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600}}
 .verdict{{font-size:1.3em;padding:.4em .8em;display:inline-block;border-radius:4px;background:{'#d1f5d3' if ok else '#fdd'}}}</style>
 </head><body>
-<h1>{html.escape(run['scenario'])} — {'passed' if ok else 'problems found'}</h1>
+<h1>{html.escape(run['scenario'])} — {html.escape(verdict)}</h1>
 <p class="verdict">{result['completed']:,} of {result['events']:,} events completed, {result['errors']} errors,
 {result['wall_seconds']:.0f} s at ×{result['speed']:,.0f}</p>
 <p>Seed {run['seed']}; municipalities {html.escape(', '.join(f'{c} ({n:,} residents)' for c, n in run['municipalities'].items()))};
 trace {html.escape(run['trace'])}; {result['concurrency']} calls in flight at most; lag behind schedule p50 {result['lag_p50_s']:.2f} s,
 max {result['lag_max_s']:.2f} s.</p>
 <h2>Checks</h2><ul>{checks}</ul>
+{f'<h2>Faults</h2><table><tr><th>fault</th><th>began (s)</th><th>undone (s)</th><th>answering again after (s)</th><th>note</th></tr>{faults}</table><p>Calls the terminals retried with the same 依頼管理番号: {result.get("retried_calls", 0)}.</p>' if faults else ''}
 <h2>Operations</h2>
-<table><tr><th>operation</th><th>done</th><th>errors</th><th>skipped</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>note</th></tr>{rows}</table>
-{line_chart(result['throughput_per_s'], 'Throughput over time', 'completed events per second', 'seconds of wall time')}
+<table><tr><th>operation</th><th>done</th><th>errors</th><th>skipped</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>note</th></tr>{rows}</table>
+{line_chart(result['throughput_per_s'], 'Throughput over time', 'completed events per second', 'seconds of wall time', markers)}
+{line_chart(result.get('p99_ms_per_s', []), 'Latency over time (p99 of each second, every operation)', 'ms', 'seconds of wall time', markers)}
+{line_chart(result.get('errors_per_s', []), 'Errors over time', 'failed calls per second', 'seconds of wall time', markers)}
 {bar_chart(latency_rows, 'Latency per operation (p50 and p99)')}
 <h2>The simulated counter</h2>{queues}
 {_migration(run)}
+{_environment(run)}
 </body></html>
 """
+
+
+def _fault_row(fault: dict) -> str:
+    seconds = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
+    return (f"<tr><td>{html.escape(fault['fault'])}</td><td>{seconds(fault['started_s'])}</td>"
+            f"<td>{seconds(fault['undone_s'])}</td><td>{seconds(fault['recovered_s'])}</td>"
+            f"<td>{html.escape('; '.join(fault['notes']))}</td></tr>")
+
+
+def _environment(run: dict) -> str:
+    """Where and how the run was made: commit, versions, machine, topology, every option."""
+    env = run.get("environment")
+    if not env:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in env.items())
+    return f"<h2>Environment</h2><table>{rows}</table>"
 
 
 def _migration(run: dict) -> str:

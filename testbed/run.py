@@ -71,8 +71,48 @@ def migration_target(network: Network, asked: str) -> tuple[str, str]:
     return first.municipality, first.site
 
 
+def environment(network: Network, options: dict) -> dict:
+    """What a reader needs to trust or repeat a run: commit, versions, machine, topology, modes, options."""
+    import os
+    import platform
+    import subprocess
+    import grpc
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or "not a git checkout"
+    except OSError:
+        commit = "unknown"
+    return {"commit": commit, "python": platform.python_version(), "grpcio": grpc.__version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "topology": network.topology.name,
+            "nodes": len(network.topology.all_nodes), "confined": network.confined(), "isolated": network.isolated(),
+            "links relayed": network.relayed(), "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **options}
+
+
+def check_acknowledged(network: Network, acknowledged: list) -> dict:
+    """Every change the counters were told was recorded, held against kizon's register: none lost (its
+    個人履歴番号 is there, written by that 依頼管理番号), none applied twice (no 依頼管理番号 twice in a history)."""
+    lost, twice = [], []
+    by_municipality: dict[str, dict[str, list]] = {}
+    for municipality, code, history_number, control in acknowledged:
+        by_municipality.setdefault(municipality, {}).setdefault(code, []).append((history_number, control))
+    for municipality, people in by_municipality.items():
+        with Counter(network, municipality, *MANAGER) as counter:
+            for code, told in people.items():
+                entries = counter(counter.kizon.GetHistory, common_pb2.ResidentKey(resident_code=code)).entries
+                written = {e.history_number: e.request_control_number for e in entries}
+                for history_number, control in told:
+                    if written.get(history_number) != control:
+                        lost.append(f"{code}/{history_number}")
+                controls = [e.request_control_number for e in entries if e.request_control_number]
+                twice += [f"{code}: {c}" for c in sorted(set(controls)) if controls.count(c) > 1]
+    return {"acknowledged": len(acknowledged), "lost": lost, "applied_twice": twice,
+            "ok": not lost and not twice}
+
+
 def run_scenario(network: Network, scenario: str, residents: int, seed: int, speed: float | None, minutes: float,
-                 concurrency: int, report_dir: Path, keep_up: bool = False, migrate: str | None = None) -> int:
+                 concurrency: int, report_dir: Path, keep_up: bool = False, migrate: str | None = None,
+                 wall_clock: bool = False, faults: list | None = None) -> int:
     """The whole run; the exit code (0 when every event succeeded and every check passed). With migrate (a
     scenario with a freeze), the replay stops at the freeze, the migration runs, and the rest is replayed
     against the new site."""
@@ -80,7 +120,10 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
     out = report_dir / f"{scenario}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     print(f"== {scenario}: bringing the network up ({network.state_dir})")
-    print(status_table(network.up()))
+    running = any(network.pid(n.name) for n in network.topology.all_nodes)
+    # the time-of-day rules by the scenario's clock, unless asked for the wall clock (or the network runs as it is)
+    print(status_table(network.up(simulated_clock=None if running else not wall_clock)))
+    print(f"   time-of-day rules (kiosk hours) by the {'scenario' if network.simulated_clock() else 'wall'} clock")
     try:
         print("== population")
         sizes = ensure_population(network, residents, seed)
@@ -111,14 +154,24 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
             migration_report.write(migration, out / "migration.html")
             print(f"== replay after the freeze (deferred and new work) against "
                   f"{network.topology.find('kizon', municipality).name}: {len(events):,} events")
-        result = replay(network, {**header, "counter": counter}, events, speed, concurrency, seed)
+        if faults:
+            print("== faults: " + "; ".join(f.label() for f in faults))
+        result = replay(network, {**header, "counter": counter}, events, speed, concurrency, seed, faults=faults)
         wait_for_quiet(network)
         consistent, chained, checks = verify(network)
+        acknowledged = result.pop("acknowledged_records") + (before.pop("acknowledged_records") if before else [])
+        invariants = check_acknowledged(network, acknowledged)
+        checks.insert(0, f"acknowledged changes: {invariants['acknowledged']:,}, lost {len(invariants['lost'])}, "
+                         f"applied twice {len(invariants['applied_twice'])}")
     finally:
         if not keep_up:
             network.down()
     run = {"scenario": scenario, "seed": seed, "municipalities": sizes, "trace": str(trace), "replay": result,
-           "consistency_ok": consistent, "audit_ok": chained, "checks": checks}
+           "consistency_ok": consistent, "audit_ok": chained, "checks": checks, "invariants": invariants,
+           "environment": environment(network, {
+               "scenario": scenario, "residents": residents, "seed": seed, "speed": round(speed, 1), "minutes": minutes,
+               "concurrency": concurrency, "faults": "; ".join(f.label() for f in faults or []) or "none",
+               "migrate": migrate or "no", "clock": "scenario" if network.simulated_clock() else "wall"})}
     if migration is not None:
         run.update({"migration": migration, "replay_before": before})
     write_result(run, out / "result.json")
@@ -129,8 +182,14 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
         print(f"   {op:8s} {o['count']:7,} done {errors:4} errors {o['skipped']:5} skipped   p50 {o['p50_ms']:6.1f} ms   "
               f"p99 {o['p99_ms']:7.1f} ms" + (f"   ({o['note']})" if o.get("note") else "")
               + (f"   e.g. {o['error_examples'][0]}" if o["error_examples"] else ""))
-    for line in checks[:len(sizes)]:
+    for line in checks[:len(sizes) + 1]:
         print(f"   {line}")
+    for fault in result.get("faults", []):
+        recovered = f"answered again {fault['recovered_s']:.1f} s after" if fault["recovered_s"] is not None else \
+            "; ".join(fault["notes"]) or "not undone"
+        print(f"   fault {fault['fault']}: at {fault['started_s'] or 0:.1f} s, {recovered}")
+    if result.get("retried_calls"):
+        print(f"   calls retried by the terminals (same 依頼管理番号): {result['retried_calls']}")
     print(f"   audit chains: {'all intact' if chained else 'BROKEN'}")
     print(f"   {result['completed']:,}/{result['events']:,} events, {result['errors']} errors, {result['wall_seconds']:.0f} s")
     print(f"\nreport: {page}\nresult: {out / 'result.json'}")
@@ -139,4 +198,4 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
         print(f"   migration: {migration['result']}, downtime {migration['downtime']['seconds']} s "
               f"({out / 'migration.html'})")
     errors = result["errors"] + (before["errors"] if before else 0)
-    return 0 if errors == 0 and consistent and chained and migrated else 1
+    return 0 if errors == 0 and consistent and chained and migrated and invariants["ok"] else 1

@@ -404,3 +404,26 @@ def test_terminal_may_not_use_the_kiosk_method(morning):
             card_number=morning.card, pin=PIN, kind=kizon_pb2.RESIDENT_COPY))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "コンビニ交付 rule" in err.value.details()
+
+
+def test_the_kiosk_hours_follow_the_scenarios_clock_only_when_switched_on(fresh_network, morning):
+    """With the simulated clock (as `testbed run` starts the network), the hours rule takes the time the replay
+    sends (x-simulated-time) and says so in the audit trail; without it, that metadata is ignored."""
+    from nodes.clock import SIMULATED_KEY
+    night = ((SIMULATED_KEY, "2026-03-07T03:00:00+09:00"),)
+    # the morning network runs without the simulated clock: its pinned 06:30 decides, not the metadata
+    cert = morning.kiosk.IssueKioskCertificate(kizon_pb2.KioskRequest(
+        card_number=morning.card, pin=PIN, kind=kizon_pb2.RESIDENT_COPY), metadata=night, timeout=10)
+    assert cert.issue_number
+    fresh_network.up(simulated_clock=True)  # (wall clock pinned to 12:00 by conftest)
+    chans: list = []
+    try:
+        kiosk = kiosk_stub(fresh_network, chans)
+        with refused(Code.FAILED_PRECONDITION, "コンビニ交付 rule", "03:00"):
+            kiosk.IssueKioskCertificate(kizon_pb2.KioskRequest(card_number="000000000000", pin=PIN,
+                                                                kind=kizon_pb2.RESIDENT_COPY), metadata=night, timeout=10)
+    finally:
+        for ch in chans:
+            ch.close()
+    trail = fresh_network.audit_file(f"kizon-{A}").read_text()
+    assert "simulated clock 2026-03-07T03:00+09:00" in trail
