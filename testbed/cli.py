@@ -377,6 +377,8 @@ def cmd_link(args) -> int:
     except KeyError as exc:
         print(f"testbed link: {exc.args[0]}", file=sys.stderr)
         return 2
+    import time
+    time.sleep(links.POLL_SECONDS * 3)  # the relay has taken the change when the command returns
     print(f"{args.action}: {', '.join(changed)}" + (f" → {args.profile}" if args.action == "set" else ""))
     return 0
 

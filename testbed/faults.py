@@ -126,6 +126,7 @@ async def _one(network, fault: Fault, span_s: float, t0: float) -> None:
     except KeyError as exc:
         fault.notes.append(f"skipped: {exc.args[0]}")
         return
+    await asyncio.sleep(relay.POLL_SECONDS * 3)  # taken by the relay
     await asyncio.sleep(fault.hold)
     control = relay.read_control(paths)
     for name in (relay.link_name(a, b), relay.link_name(b, a)):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import grpc
 from tqdm import tqdm
 
+from certs.identity import KIND_DOMAIN
 from nodes.runtime import APPROVAL_KEY, REQUEST_KEY
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc,
                     national_pb2, national_pb2_grpc, ops_pb2, ops_pb2_grpc, records_pb2)
@@ -109,6 +110,8 @@ class Replay:
         self.retry = Retry()
         self.acknowledged: list[tuple[str, str, int, str]] = []  # (municipality, 住民票コード, 個人履歴番号, 依頼管理番号)
         self.failures: list[float] = []  # when calls failed (seconds from the start)
+        self.acked_at: list[tuple[float, str, int]] = []  # (when, municipality, 更新順番号) of each acknowledged change
+        self.samples: list[dict] = []  # once a second: CPU, memory and outbox of every node, national's applied
         self.timed: list[tuple[float, float]] = []  # (when, latency ms) of every completed event
         self.header = header
         self.events = events
@@ -228,6 +231,7 @@ class Replay:
         self.t0 = time.perf_counter()
         span = (self.events[-1].t - first) / self.speed if self.events else 0.0
         faulting = asyncio.create_task(execute(self.network, self.faults, span, self.t0)) if self.faults else None
+        sampling = asyncio.create_task(self._sample())
         for event in self.events:
             due = self.t0 + (event.t - first) / self.speed
             delay = due - time.perf_counter()
@@ -241,6 +245,8 @@ class Replay:
         await asyncio.gather(*tasks)
         if faulting is not None:
             await faulting
+        sampling.cancel()
+        await asyncio.gather(sampling, return_exceptions=True)
         bar.close()
         wall = time.perf_counter() - self.t0
         await self._close()
@@ -422,10 +428,58 @@ class Replay:
         return True
 
     def _acknowledge(self, municipality: str, reply) -> None:
-        """Keep what the counter was told was recorded: checked against the register after the run."""
-        records = reply.records if hasattr(reply, "records") else getattr(reply, "change", reply).records
-        for r in records:
+        """Keep what the counter was told was recorded: checked against the register after the run, and timed
+        until national has applied it (the propagation lag)."""
+        change = reply if hasattr(reply, "records") else reply.change
+        for r in change.records:
             self.acknowledged.append((municipality, r.resident_code, r.history_number, r.request_control_number))
+        self.acked_at.append((time.perf_counter() - self.t0, municipality, change.update_sequence))
+
+    async def _sample(self) -> None:
+        """Every second: each node's CPU and memory, its outbox, and what national has applied."""
+        import psutil
+        processes = {}
+        stubs = {}
+        national = self.network.topology.find("national")
+        while True:
+            now = time.perf_counter() - self.t0
+            row = {"t": round(now, 2), "cpu_s": {}, "rss_mb": {}, "outbox": {}, "applied": {}}
+            for node in self.network.topology.all_nodes:
+                pid = self.network.pid(node.name)
+                try:
+                    if pid and (node.name not in processes or processes[node.name].pid != pid):
+                        processes[node.name] = psutil.Process(pid)
+                    if node.name in processes:
+                        times = processes[node.name].cpu_times()
+                        row["cpu_s"][node.name] = round(times.user + times.system, 2)
+                        row["rss_mb"][node.name] = round(processes[node.name].memory_info().rss / 2**20, 1)
+                except psutil.Error:
+                    processes.pop(node.name, None)
+                try:
+                    if node.name not in stubs:
+                        ch = async_channel(node, ClientCert(*self.network.pki.client_files(f"monitor-{KIND_DOMAIN[node.kind]}"),
+                                                            self.network.pki.trust_bundle), verify_server=False)
+                        self._extra_channels.append(ch)
+                        stubs[node.name] = ops_pb2_grpc.OperationsStub(ch)
+                    status = await stubs[node.name].GetStatus(ops_pb2.StatusRequest(), timeout=1)
+                    row["outbox"][node.name] = status.outbox_pending
+                    if node.name == national.name:
+                        row["applied"] = dict(status.applied)
+                except grpc.aio.AioRpcError:
+                    pass  # down (a fault) or busy: no reading this second
+            self.samples.append(row)
+            await asyncio.sleep(1.0)
+
+    def _propagation(self) -> list[float]:
+        """Per second of the run: the largest lag (s) from an acknowledgement to national applying it."""
+        lags: dict[int, float] = {}
+        for acked, municipality, sequence in self.acked_at:
+            applied_at = next((s["t"] for s in self.samples if s["t"] >= acked
+                               and s["applied"].get(municipality, 0) >= sequence), None)
+            if applied_at is not None:
+                second = int(acked)
+                lags[second] = max(lags.get(second, 0.0), applied_at - acked)
+        return [lags.get(i, 0.0) for i in range(int(max(lags, default=-1)) + 1)]
 
     def _address(self, municipality: str) -> records_pb2.Address:
         place = self.rng.choice(towns(municipality))
@@ -463,6 +517,8 @@ class Replay:
             "lag_p50_s": percentile(lags, 0.5),
             "lag_max_s": lags[-1] if lags else 0.0, "counter": self.header.get("counter", {}),
             "retried_calls": self.retry.retried, "faults": records(self.faults),
+            "samples": self.samples, "propagation_lag_s": self._propagation(),
+            "latencies": [(round(t, 3), round(latency, 3)) for t, latency in self.timed],
             "acknowledged": len(self.acknowledged),
         }
 

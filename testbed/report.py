@@ -37,6 +37,60 @@ def line_chart(values: list[float], title: str, unit: str, x_label: str, markers
             f'{_polyline(points, "#1f6feb")}</svg></figure>')
 
 
+PALETTE = ["#1f6feb", "#f0883e", "#2da44e", "#cf222e", "#8250df", "#bf8700", "#0a3069", "#e16f24", "#57606a", "#1b7c83",
+           "#a40e26", "#6639ba"]
+
+
+def multi_line_chart(series: dict[str, list[float]], title: str, unit: str, x_label: str, markers=(),
+                     target: float | None = None, target_label: str = "") -> str:
+    """Several named series on one chart (one colour each, a legend), with markers and a target as line_chart."""
+    length = max((len(v) for v in series.values()), default=0)
+    top = max([v for values in series.values() for v in values] + [target or 0], default=0) or 1
+    n = max(length - 1, 1)
+    x = lambda i: PAD + i * (WIDTH - 2 * PAD) / n  # noqa: E731
+    y = lambda v: HEIGHT - PAD - v * (HEIGHT - 2 * PAD) / top  # noqa: E731
+    lines, legend = [], []
+    for k, (name, values) in enumerate(series.items()):
+        color = PALETTE[k % len(PALETTE)]
+        lines.append(_polyline([(x(i), y(v)) for i, v in enumerate(values)], color))
+        legend.append(f'<span style="color:{color}">■</span> {html.escape(name)}')
+    extra = "".join(f'<line x1="{x(at):.1f}" y1="{PAD}" x2="{x(at):.1f}" y2="{HEIGHT - PAD}" stroke="#d00" '
+                    f'stroke-dasharray="4 3"/>' for at, _ in markers)
+    if target is not None:
+        extra += (f'<line x1="{PAD}" y1="{y(target):.1f}" x2="{WIDTH - PAD}" y2="{y(target):.1f}" stroke="#2a2" '
+                  f'stroke-dasharray="6 3"/><text x="{WIDTH - PAD}" y="{y(target) - 3:.1f}" text-anchor="end" '
+                  f'font-size="10" fill="#2a2">{html.escape(target_label)}</text>')
+    return (f'<figure><figcaption>{html.escape(title)}</figcaption><svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+            f'height="{HEIGHT}" role="img">{_axes(top, unit, x_label, length)}{extra}{"".join(lines)}</svg>'
+            f'<div style="font-size:11px">{" ".join(legend)}</div></figure>')
+
+
+def histogram(values: list[float], title: str, unit: str, bins: int = 24) -> str:
+    """A histogram of values on a log scale of ms (1 µs … the largest), as bars."""
+    import math
+    values = [v for v in values if v > 0]
+    if not values:
+        return ""
+    low, high = math.log10(min(values)), math.log10(max(values)) + 1e-9
+    width = (high - low) / bins or 1
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int((math.log10(v) - low) / width))] += 1
+    top = max(counts)
+    bar = (WIDTH - 2 * PAD) / bins
+    bars = "".join(f'<rect x="{PAD + i * bar:.1f}" y="{HEIGHT - PAD - c * (HEIGHT - 2 * PAD) / top:.1f}" '
+                   f'width="{bar - 1:.1f}" height="{c * (HEIGHT - 2 * PAD) / top:.1f}" fill="#1f6feb"><title>'
+                   f'{10 ** (low + i * width):.1f}–{10 ** (low + (i + 1) * width):.1f} {unit}: {c}</title></rect>'
+                   for i, c in enumerate(counts))
+    ticks = "".join(f'<text x="{PAD + i * bar:.1f}" y="{HEIGHT - PAD + 14}" font-size="10" text-anchor="middle">'
+                    f'{10 ** (low + i * width):.3g}</text>' for i in range(0, bins + 1, 4))
+    return (f'<figure><figcaption>{html.escape(title)}</figcaption><svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+            f'height="{HEIGHT}" role="img"><line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" '
+            f'stroke="#888"/>{bars}{ticks}<text x="{PAD}" y="{PAD - 10}" font-size="11">calls (max {top:,})</text>'
+            f'<text x="{WIDTH - PAD}" y="{HEIGHT - 4}" text-anchor="end" font-size="11">{html.escape(unit)} (log scale)'
+            f'</text></svg></figure>')
+
+
 def _axes(top: float, unit: str, x_label: str, length: int) -> str:
     ticks = []
     for k in range(TICKS + 1):
@@ -119,12 +173,32 @@ max {result['lag_max_s']:.2f} s.</p>
 {line_chart(result['throughput_per_s'], 'Throughput over time', 'completed events per second', 'seconds of wall time', markers)}
 {line_chart(result.get('p99_ms_per_s', []), 'Latency over time (p99 of each second, every operation)', 'ms', 'seconds of wall time', markers)}
 {line_chart(result.get('errors_per_s', []), 'Errors over time', 'failed calls per second', 'seconds of wall time', markers)}
+{histogram([lat for _, lat in result.get('latencies', [])], 'Latency of every completed event', 'ms')}
+{line_chart(result.get('propagation_lag_s', []), 'Propagation lag: acknowledged at the counter → applied at national (the largest of each second)', 'seconds', 'seconds of wall time', markers)}
+{_node_charts(result, markers)}
 {bar_chart(latency_rows, 'Latency per operation (p50 and p99)')}
 <h2>The simulated counter</h2>{queues}
 {_migration(run)}
 {_environment(run)}
 </body></html>
 """
+
+
+def _node_charts(result: dict, markers) -> str:
+    """Outbox depth, CPU (share of a core) and resident memory of every node, once a second."""
+    samples = result.get("samples", [])
+    if len(samples) < 2:
+        return ""
+    nodes = sorted({name for s in samples for name in s["cpu_s"]})
+    outbox = {n: [s["outbox"].get(n, 0) for s in samples] for n in nodes if any(s["outbox"].get(n) for s in samples)}
+    cpu = {n: [max(0.0, 100 * (b["cpu_s"].get(n, 0) - a["cpu_s"].get(n, 0)) / max(b["t"] - a["t"], 1e-3))
+               for a, b in zip(samples, samples[1:])] for n in nodes}
+    rss = {n: [s["rss_mb"].get(n, 0) for s in samples] for n in nodes}
+    return (multi_line_chart(outbox, "Outbox depth per node (items waiting to be delivered)", "items", "seconds of wall time",
+                             markers) if outbox else "<p>No outbox held anything at the samples (every delivery was immediate).</p>") + \
+        multi_line_chart(cpu, "CPU per node", "% of one core", "seconds of wall time", markers) + \
+        multi_line_chart(rss, "Resident memory per node", "MB", "seconds of wall time", markers, target=300,
+                         target_label="target ≤ 300 MB (DESIGN §9)")
 
 
 def _fault_row(fault: dict) -> str:
