@@ -1,11 +1,13 @@
 """Locust users over gRPC with mutual TLS, one class for each kind of terminal.
 
-    TESTBED_HOME=.testbed locust -f loadtests/locustfile.py --headless -u 20 -r 5 -t 1m \\
+    locust -f loadtests/locustfile.py --testbed-home .testbed --municipality 142140 --headless -u 20 -r 5 -t 1m \\
         --csv reports/locust --html reports/locust.html
 
-Settings come from the environment: TESTBED_HOME (the running network's state folder, as for
-`testbed`), TESTBED_MUNICIPALITY (default 142140). Each call is one Locust request named after its
-service and method. The users read the register once per process (with a manager's approval) to know
+Settings are Locust options (also fields of the web UI, and environment variables TESTBED_HOME and
+TESTBED_MUNICIPALITY): --testbed-home (the running network's state folder, as for `testbed`) and
+--municipality (default 142140). Every call is timed by a gRPC client interceptor, as in Locust's own
+gRPC example, and reported as one request named after its service and method. The users read the
+register once per process (with a manager's approval) to know
 whom to act on; the 情報提供NWS user takes its 符号 from the 中間サーバ; the kiosk user issues cards with a PIN to a
 few card holders first (once per process).
 """
@@ -17,12 +19,13 @@ grpc_gevent.init_gevent()  # before any channel exists
 
 import os  # noqa: E402
 import random  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import grpc  # noqa: E402
 from gevent.lock import Semaphore  # noqa: E402
-from locust import User, between, task  # noqa: E402
+from locust import User, between, events, task  # noqa: E402
 
 from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today  # noqa: E402
 from nodes.runtime import APPROVAL_KEY  # noqa: E402
@@ -33,15 +36,60 @@ from scenarios.towns import towns  # noqa: E402
 from testbed.client import Counter, bulk_approval, channel, default_state_dir, named_cert  # noqa: E402
 from testbed.network import Network  # noqa: E402
 
-MUNICIPALITY = os.environ.get("TESTBED_MUNICIPALITY", "142140")
 _register: list[records_pb2.ResidentRecord] = []
 _cards: list[str] = []
 _setup = Semaphore()  # users start together: one of them reads the register (and issues cards) for all
 
 
+@events.init_command_line_parser.add_listener
+def _options(parser):
+    parser.add_argument("--testbed-home", env_var="TESTBED_HOME", default=str(default_state_dir()),
+                        include_in_web_ui=True, help="the running network's state folder (as `testbed --state-dir`)")
+    parser.add_argument("--municipality", env_var="TESTBED_MUNICIPALITY", default="142140", include_in_web_ui=True,
+                        help="the municipality whose terminals the users are")
+
+
+SETTINGS = {"home": os.environ.get("TESTBED_HOME") or str(default_state_dir()),
+            "municipality": os.environ.get("TESTBED_MUNICIPALITY", "142140")}
+
+
+@events.test_start.add_listener
+def _settings(environment, **_):
+    options = environment.parsed_options
+    if options is not None:
+        SETTINGS.update(home=options.testbed_home, municipality=options.municipality)
+
+
 def network() -> Network:
-    """The running network of TESTBED_HOME."""
-    return Network.open(Path(os.environ.get("TESTBED_HOME") or default_state_dir()))
+    """The running network of --testbed-home."""
+    return Network.open(Path(SETTINGS["home"]))
+
+
+SERVICES = {"Kizon": "kizon", "CommunicationServer": "cs", "IntermediateServer": "intermediate"}
+
+
+class Timing(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Times every call and reports it to Locust as a request named service/method (Locust's gRPC example)."""
+
+    def __init__(self, environment):
+        self.environment = environment
+
+    def _report(self, details, started, response_length, exception):
+        service, method = details.method.rsplit("/", 2)[-2:]
+        self.environment.events.request.fire(
+            request_type="grpc", name=f"{SERVICES.get(service.rsplit('.', 1)[-1], service)}/{method}",
+            response_time=(time.perf_counter() - started) * 1000, response_length=response_length,
+            exception=exception, context={})
+
+    def intercept_unary_unary(self, continuation, details, request):
+        started = time.perf_counter()
+        call = continuation(details, request)
+        exception = call.exception()
+        self._report(details, started, 0 if exception else call.result().ByteSize(), exception)
+        return call
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(details, request)  # streams (the register's export) are not load: not reported
 
 
 def register() -> list[records_pb2.ResidentRecord]:
@@ -55,8 +103,8 @@ def register() -> list[records_pb2.ResidentRecord]:
 def _read_register() -> None:
     net = network()
     purpose = "load test: whom to act on"
-    token = bulk_approval(net, MUNICIPALITY, "OP0001", "T0003", purpose, 10_000_000)  # one output, one approval
-    with Counter(net, MUNICIPALITY, "T0003", "OP0001") as clerk:
+    token = bulk_approval(net, SETTINGS["municipality"], "OP0001", "T0003", purpose, 10_000_000)  # one output, one approval
+    with Counter(net, SETTINGS["municipality"], "T0003", "OP0001") as clerk:
         stream = clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose=purpose),
                        metadata=((APPROVAL_KEY, token),), timeout=600)
         for record in stream:
@@ -72,7 +120,7 @@ def kiosk_cards(net, count: int = 5) -> list[str]:
     with _setup:
         if _cards:
             return _cards
-        with Counter(net, MUNICIPALITY, "T0001", "OP0001") as clerk:
+        with Counter(net, SETTINGS["municipality"], "T0001", "OP0001") as clerk:
             for person in holders:
                 clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=person.resident_code))
             for person in holders:
@@ -90,23 +138,16 @@ def kiosk_cards(net, count: int = 5) -> list[str]:
 
 
 class GrpcUser(User):
-    """A terminal: calls are timed and reported to Locust as requests named service/method."""
+    """A terminal: its calls go through the Timing interceptor, which reports each to Locust."""
 
     abstract = True
 
-    def timed(self, name: str, call, *args, **kwargs):
-        """Make one call and report it."""
-        started = time.perf_counter()
-        exception, size = None, 0
+    def call(self, method, *args, **kwargs):
+        """Make one call (reported by the interceptor); None when it failed (the failure is reported)."""
         try:
-            reply = call(*args, **kwargs)
-            size = reply.ByteSize() if hasattr(reply, "ByteSize") else 0
-            return reply
-        except grpc.RpcError as exc:
-            exception = exc
-        finally:
-            self.environment.events.request.fire(request_type="grpc", name=name, response_time=(time.perf_counter() - started) * 1000,
-                                                 response_length=size, exception=exception, context={})
+            return method(*args, **kwargs)
+        except grpc.RpcError:
+            return None
 
 
 class TerminalUser(GrpcUser):
@@ -117,7 +158,8 @@ class TerminalUser(GrpcUser):
     operator = "OP0001"
 
     def on_start(self):
-        self.counter = Counter(network(), MUNICIPALITY, self.terminal, self.operator)
+        self.counter = Counter(network(), SETTINGS["municipality"], self.terminal, self.operator,
+                               interceptors=(Timing(self.environment),))
         self.people = register()
 
     def on_stop(self):
@@ -133,17 +175,17 @@ class CounterStaff(TerminalUser):
     @task(3)
     def certificate_read(self):
         person = random.choice(self.people)
-        record = self.timed("kizon/GetResident", self.counter, self.counter.kizon.GetResident,
+        record = self.call(self.counter, self.counter.kizon.GetResident,
                             common_pb2.ResidentKey(resident_code=person.resident_code))
         if record is not None:
-            self.timed("kizon/GetHousehold", self.counter, self.counter.kizon.GetHousehold,
+            self.call(self.counter, self.counter.kizon.GetHousehold,
                        kizon_pb2.HouseholdRequest(household_number=record.household_number))
 
     @task(1)
     def move_within(self):
         person = random.choice(self.people)
-        place = random.choice(towns(MUNICIPALITY))
-        self.timed("kizon/MoveWithin", self.counter, self.counter.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(
+        place = random.choice(towns(SETTINGS["municipality"]))
+        self.call(self.counter, self.counter.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(
             resident_code=person.resident_code, move_date=office_today().isoformat(),
             address=records_pb2.Address(town_code=place.code, address_line=f"{random.randint(1, 3000)}番地")))
 
@@ -158,13 +200,13 @@ class IntegratedTerminal(TerminalUser):
     @task(2)
     def identity_check(self):
         person = random.choice(self.people)
-        self.timed("cs/GetIdentity", self.counter, self.counter.cs.GetIdentity,
+        self.call(self.counter, self.counter.cs.GetIdentity,
                    common_pb2.ResidentKey(resident_code=person.resident_code))
 
     @task(1)
     def search(self):
         person = random.choice(self.people)
-        self.timed("cs/SearchIdentity", self.counter, self.counter.cs.SearchIdentity,
+        self.call(self.counter, self.counter.cs.SearchIdentity,
                    identity_pb2.IdentitySearch(name_kana=person.name_kana, birth_date=person.birth_date))
 
 
@@ -179,18 +221,24 @@ class Kiosk(GrpcUser):
         net = network()
         self.cards = kiosk_cards(net)
         pki = net.pki
-        self.channel = channel(net.topology.find("kizon", MUNICIPALITY), ClientCert(*pki.client_files("kiosk-K0002"),
-                                                                                   pki.trust_bundle))
-        self.stub = kizon_pb2_grpc.KizonStub(self.channel)
+        self.channel = channel(net.topology.find("kizon", SETTINGS["municipality"]),
+                               ClientCert(*pki.client_files("kiosk-K0002"), pki.trust_bundle))
+        self.stub = kizon_pb2_grpc.KizonStub(grpc.intercept_channel(self.channel, Timing(self.environment)))
+        self.idle_said = False
 
     def on_stop(self):
         self.channel.close()
 
     @task
     def resident_copy(self):
-        if self.cards and KIOSK_HOURS[0] <= kiosk_clock() < KIOSK_HOURS[1]:
-            self.timed("kizon/IssueKioskCertificate", self.stub.IssueKioskCertificate, kizon_pb2.KioskRequest(
-                card_number=random.choice(self.cards), pin=self.pin, kind=kizon_pb2.RESIDENT_COPY), timeout=30)
+        if not KIOSK_HOURS[0] <= kiosk_clock() < KIOSK_HOURS[1] or not self.cards:
+            if not self.idle_said:  # say once why this user sends nothing
+                why = ("outside the kiosk's hours (06:30–23:00 JST)" if self.cards else "no card holder to serve")
+                print(f"Kiosk user idle: {why}", file=sys.stderr, flush=True)
+                self.idle_said = True
+            return
+        self.call(self.stub.IssueKioskCertificate, kizon_pb2.KioskRequest(
+            card_number=random.choice(self.cards), pin=self.pin, kind=kizon_pb2.RESIDENT_COPY), timeout=30)
 
 
 class InfoProvisionNetwork(GrpcUser):
@@ -202,10 +250,10 @@ class InfoProvisionNetwork(GrpcUser):
     def on_start(self):
         net = network()
         self.channel = channel(net.topology.find("intermediate"), named_cert(net.pki, "infonws"))
-        self.stub = intermediate_pb2_grpc.IntermediateServerStub(self.channel)
+        self.stub = intermediate_pb2_grpc.IntermediateServerStub(grpc.intercept_channel(self.channel, Timing(self.environment)))
         with channel(net.topology.find("national"), named_cert(net.pki, "infonws")) as registry:  # the NWS's 符号
             self.fugo = list(national_pb2_grpc.NationalServerStub(registry).SampleFugo(
-                national_pb2.FugoSampleRequest(tenant=MUNICIPALITY, count=2000), timeout=30).fugo)
+                national_pb2.FugoSampleRequest(tenant=SETTINGS["municipality"], count=2000), timeout=30).fugo)
 
     def on_stop(self):
         self.channel.close()
@@ -213,5 +261,5 @@ class InfoProvisionNetwork(GrpcUser):
     @task
     def inquiry(self):
         if self.fugo:
-            self.timed("intermediate/ProvideInfo", self.stub.ProvideInfo, intermediate_pb2.ProvisionRequest(
-                tenant=MUNICIPALITY, fugo=random.choice(self.fugo), inquiry_id=f"L{random.randrange(10**9)}"), timeout=30)
+            self.call(self.stub.ProvideInfo, intermediate_pb2.ProvisionRequest(
+                tenant=SETTINGS["municipality"], fugo=random.choice(self.fugo), inquiry_id=f"L{random.randrange(10**9)}"), timeout=30)

@@ -162,14 +162,15 @@ def eventually(call, timeout: float = 10.0, codes=(grpc.StatusCode.NOT_FOUND,), 
 class Counter:
     """A counter terminal (窓口端末 / 統合端末) with an operator logged in: kizon and CS stubs and the session."""
 
-    def __init__(self, network, municipality: str, terminal: str = "T0001", operator: str = "OP0001"):
+    def __init__(self, network, municipality: str, terminal: str = "T0001", operator: str = "OP0001", interceptors=()):
         pki = network.pki
         cert = terminal_cert(pki, municipality, terminal)
         self.network, self.municipality, self.terminal, self.operator = network, municipality, terminal, operator
         self._channels = [channel(network.topology.find("kizon", municipality), cert),
                           channel(network.topology.find("cs", municipality), cert)]
-        self.kizon = kizon_pb2_grpc.KizonStub(self._channels[0])
-        self.cs = cs_pb2_grpc.CommunicationServerStub(self._channels[1])
+        calls = [grpc.intercept_channel(ch, *interceptors) if interceptors else ch for ch in self._channels]
+        self.kizon = kizon_pb2_grpc.KizonStub(calls[0])
+        self.cs = cs_pb2_grpc.CommunicationServerStub(calls[1])
         credential = pki.operators(municipality)[operator]["credential"]
         self.session = self.kizon.Login(kizon_pb2.LoginRequest(operator_id=operator, credential=credential), timeout=10)
         self.metadata = ((SESSION_KEY, self.session.token),)

@@ -46,8 +46,9 @@ def test_locust_headless_run_has_no_failures(fresh_network, tmp_path):
     fresh_network.up()
     records, _ = generate_population(fresh_network, "142140", 600, seed=5)
     asyncio.run(load_records(fresh_network, "142140", records, show_progress=False))
-    env = {**os.environ, "TESTBED_HOME": str(fresh_network.state_dir)}
+    env = {k: v for k, v in os.environ.items() if k != "TESTBED_HOME"}  # the option, not the environment
     run = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless",
+                          "--testbed-home", str(fresh_network.state_dir), "--municipality", "142140",
                           "-u", "8", "-r", "8", "-t", "8s", "--csv", str(tmp_path / "locust"), "--html",
                           str(tmp_path / "locust.html"), "--only-summary"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
