@@ -38,10 +38,25 @@ PER_100K = {
 }
 MOVES = ("転入", "転出", "転居")
 COUNTER_OPS = ("出生", "死亡", "転入", "転出", "転居", "証明書")
+# The spring peak, calibrated on public accounts (figures quoted in issue 11 of this project, from municipal
+# notices and press reports; the model is tested on their shape, not their exact numbers):
+# - 総務省統計局「住民基本台帳人口移動報告」: March and April are the largest months of 移動 by far (in the
+#   order of a sixth and an eighth of the year's moves);
+# - municipal counter notices (窓口混雑予想) and press: the last days of March and the first days of April are
+#   the peak days, at 4–5× an ordinary day's 異動 (a 50,000 city going from under 50 to 200–250 転入/転出 a
+#   day on 1–2 April), with waits of hours in large cities and extra weekend openings (休日開庁) on the last
+#   weekend of March and the first of April;
+# - the same accounts: a 転入 or 転出 takes 15–45 min at the counter, up to an hour for a family with its
+#   related procedures (国保, 児童手当, 転校, マイナンバーカード).
 MARCH_SHARE = 0.17  # of the year's moves
 APRIL_SHARE = 0.12
-SERVICE_MINUTES = {"出生": 15, "死亡": 12, "転入": 20, "転出": 10, "転居": 12, "証明書": 5}  # mean, per clerk
-WINDOW_STAFF_PER_100K = 8  # clerks at the counter
+PEAK_DAYS = {3: (range(23, 32), 3.0), 4: (range(1, 4), 4.2)}  # month → (days, weight against its other days)
+WEEKEND_OPENINGS = {dt.date(2026, 3, 28): 1.6, dt.date(2026, 3, 29): 1.6, dt.date(2026, 4, 4): 1.3,
+                    dt.date(2027, 3, 27): 1.6, dt.date(2027, 3, 28): 1.6, dt.date(2027, 4, 3): 1.3}  # 休日開庁
+SERVICE_MINUTES = {"出生": 20, "死亡": 20, "転入": 25, "転出": 15, "転居": 18, "証明書": 5}  # mean, per clerk
+RELATED_SHARE = {"転入": 0.4, "転出": 0.25, "出生": 0.5}  # of these, a family's related procedures as well …
+RELATED_MINUTES = 25  # … which take this much longer (up to an hour in all)
+WINDOW_STAFF_PER_100K = 15  # clerks at the 住民異動 counter of a city of 100,000
 COUNTER_OPEN = (8 * 60 + 30, 17 * 60 + 15)  # minutes after midnight, weekdays
 JUKINET_OPEN = (9 * 60, 17 * 60)  # 特例転入 only then, weekdays
 KIOSK_OPEN = (6 * 60 + 30, 23 * 60)  # コンビニ交付, every day
@@ -89,6 +104,7 @@ class CounterStats:
 
     served: int = 0
     waits: list = field(default_factory=list)  # minutes each customer waited
+    waits_at: list = field(default_factory=list)  # (arrival, minutes waited): the worst hours
     queue_samples: list = field(default_factory=list)  # (seconds from start, queue length)
 
     def summary(self) -> dict:
@@ -97,7 +113,12 @@ class CounterStats:
         hourly: dict[int, int] = {}
         for t, q in self.queue_samples:
             hourly[int(t // 3600)] = max(hourly.get(int(t // 3600), 0), q)
+        by_hour: dict[int, list] = {}
+        for arrival, wait in self.waits_at:
+            by_hour.setdefault(int(arrival // 3600), []).append(wait)
+        worst = max((sum(w) / len(w) for w in by_hour.values()), default=0.0)
         return {"served": self.served, "mean_wait_min": sum(waits) / len(waits) if waits else 0.0,
+                "worst_hour_mean_wait_min": worst,
                 "p95_wait_min": waits[int(0.95 * (len(waits) - 1))] if waits else 0.0,
                 "max_wait_min": waits[-1] if waits else 0.0,
                 "max_queue": max((q for _, q in self.queue_samples), default=0),
@@ -118,10 +139,16 @@ def month_share(op: str, month: int) -> float:
 
 
 def day_factor(day: dt.date) -> float:
-    """How busy the counter is on a day, relative to an ordinary weekday (0 when closed)."""
+    """How busy the counter is on a day, relative to an ordinary weekday (0 when closed); the peak days of late
+    March and early April and the weekend openings of the peak weigh more."""
+    if day in WEEKEND_OPENINGS:
+        return WEEKEND_OPENINGS[day]
     if day in HOLIDAYS or day.weekday() >= 5 or (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3):
         return 0.0
     factor = WEEKDAY_FACTOR[day.weekday()]
+    peak = PEAK_DAYS.get(day.month)
+    if peak and day.day in peak[0]:
+        factor *= peak[1]
     before = day - dt.timedelta(days=1)
     if before in HOLIDAYS or (day.weekday() == 0 and (before - dt.timedelta(days=2)) in HOLIDAYS):
         factor *= AFTER_HOLIDAY_FACTOR
@@ -227,8 +254,12 @@ class Workload:
         with counter.request() as turn:
             yield turn
             stats.waits.append((self.env.now - arrival) / 60)
+            stats.waits_at.append((arrival, (self.env.now - arrival) / 60))
             mean = SERVICE_MINUTES[op] * 60
-            service = min(self.rng.expovariate(1 / mean), 3 * mean)  # no counter errand takes hours
+            # most errands near their mean, a few long ones (gamma, shape 2), none over three times the mean
+            service = min(self.rng.gammavariate(2.0, mean / 2.0), 3 * mean)
+            if self.rng.random() < RELATED_SHARE.get(op, 0.0):
+                service += self.rng.uniform(0.5, 1.5) * RELATED_MINUTES * 60  # the family's related procedures
             yield self.env.timeout(service)
             stats.served += 1
             self.events.append(Event(self.env.now, op, municipality, args))
@@ -239,7 +270,7 @@ class Workload:
     def _juki_time(self, after: float) -> float:
         """A moment during Juki-net hours two to six days after `after`."""
         day = (self.start + dt.timedelta(seconds=after)).date() + dt.timedelta(days=self.rng.randint(2, 6))
-        while not day_factor(day):  # weekends, holidays and the year-end closure
+        while not day_factor(day) or day.weekday() >= 5:  # weekends (openings too: Juki-net's 特例 runs weekdays), holidays
             day += dt.timedelta(days=1)
         return self._moment(day, hour_weights(JUKINET_OPEN, None))
 

@@ -150,7 +150,8 @@ def render(run: dict) -> str:
         line_chart([q for _, q in stats.get("queue_by_hour", [])], f"Counter queue of {code} (simulated, max per hour)",
                    "people waiting", "simulated hours")
         + f"<p>{stats['served']:,} served; mean wait {stats['mean_wait_min']:.1f} min, p95 {stats['p95_wait_min']:.1f} min, "
-          f"max {stats['max_wait_min']:.1f} min; longest queue {stats['max_queue']}</p>"
+          f"max {stats['max_wait_min']:.1f} min (the worst hour: {stats.get('worst_hour_mean_wait_min', 0):.0f} min on "
+          f"average); longest queue {stats['max_queue']}</p>"
         for code, stats in result["counter"].items())
     latency_rows = [(op, o["p50_ms"], o["p99_ms"]) for op, o in result["operations"].items() if o["count"]]
     return f"""<!doctype html>
