@@ -450,6 +450,11 @@ def cmd_bench(args) -> int:
     if args.json:
         write_json(figures, args.json)
         print(f"written to {args.json}")
+    if figures["flow_errors"]:  # the mix asks only for valid operations: an error is a defect
+        counts = ", ".join(f"{code} ×{seen['count']}" for code, seen in figures["flow_errors_by_code"].items())
+        print(f"testbed bench: {figures['flow_errors']} flows failed ({counts})",
+              file=sys.stderr)
+        return 1
     return 0
 
 
