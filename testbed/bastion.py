@@ -23,6 +23,7 @@ import asyncssh
 
 from nodes import audit
 from testbed.migration.rehearsal import INJECTIONS
+from testbed import processes
 from testbed.migration.sftp import ensure_key
 
 VENDOR_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -201,34 +202,16 @@ def start(state_dir: Path, port: int = 0) -> int:
 
 def running(paths: Paths) -> int | None:
     """The bastion's process id while it runs."""
-    try:
-        pid = int(paths.pid.read_text())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
+    return processes.running(paths.pid, b"testbed.bastion")
 
 
 def stop(state_dir: Path) -> bool:
     """Stop the bastion; whether it was running."""
-    import time
     paths = Paths(state_dir)
     pid = running(paths)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                break
-        except ChildProcessError:
-            pass
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            break
-        time.sleep(0.05)
+    processes.stop(pid)
     paths.pid.unlink(missing_ok=True)
     paths.port.unlink(missing_ok=True)
     return True

@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from testbed import processes
+
 POLL_SECONDS = 0.1  # how often the relay looks at the control file
 LOSS_STALL = 0.2  # a lost segment costs about one retransmission timeout
 CHUNK = 64 * 1024
@@ -261,13 +263,7 @@ def isolated_plan(topology, layout) -> dict[str, dict]:
 
 def running(paths: Paths) -> int | None:
     """The relay's process id while it runs."""
-    try:
-        pid = int(paths.pid.read_text())
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return pid if b"testbed.links" in f.read() else None
-    except (OSError, ValueError):
-        return None
+    return processes.running(paths.pid, b"testbed.links")
 
 
 def start(state_dir: Path, log: Path) -> int:
@@ -301,19 +297,7 @@ def stop(state_dir: Path) -> bool:
     pid = running(paths)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                break
-        except ChildProcessError:
-            pass
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            break
-        time.sleep(0.05)
+    processes.stop(pid)
     paths.pid.unlink(missing_ok=True)
     return True
 
