@@ -380,6 +380,8 @@ def test_special_move_out_and_in(moves):
                      what="転出確定 at 伊勢原市")
     assert confirmed[0].move_out_destination_confirmed == arrived.address
     assert confirmed[0].status == REMOVED
+    # written by the 転入通知, not by the 転出's operation: an 依頼管理番号 of its own, no operator
+    assert confirmed[0].request_control_number.startswith(f"転入通知:{B}:") and not confirmed[0].operator_id
 
 
 def test_special_move_out_needs_a_card(clerk):

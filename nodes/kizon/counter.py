@@ -367,6 +367,9 @@ class CounterMixin:
         record.history_number += 1
         record.move_out_destination_confirmed = notice.new_address
         mark(record, "転出確定", notice.move_in_date, notice.notified_at)
+        # written by the 転入通知, not by a counter operation: its own 依頼管理番号, no operator or terminal
+        record.request_control_number = f"転入通知:{notice.from_municipality_code}:{notice.notified_at}"
+        record.operator_id = record.terminal_id = ""
         record.recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         blob = record.SerializeToString()
         db.execute("UPDATE residents SET history_number=?, record=? WHERE atena_number=?",
