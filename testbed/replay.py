@@ -127,6 +127,9 @@ class Replay:
         self.pairs: dict[int, str] = {}
         self.fugo: dict[str, list[str]] = {}
         self._outside = 0
+        # the key of the 住民票コード of people moving in from outside: new for every run, so that a run on a state
+        # folder that an earlier run filled does not meet the same people again (codes are a bijection per key)
+        self._outside_key = random.SystemRandom().randrange(1 << 30)
         self._extra_channels: list = []
         self._consoles: dict[str, ops_pb2_grpc.OperationsStub] = {}
         self.notes: dict[str, str] = {}
@@ -413,7 +416,7 @@ class Replay:
                 address=address, move_in_date=today, notification_date=today, from_abroad=True), metadata=metadata, timeout=60)
         else:  # from a municipality outside the network, with a paper 転出証明書
             self._outside += 1
-            code = resident_code(OUTSIDE, self._outside + 10_000 * self.rng.randrange(90), self.rng.randrange(1 << 30))
+            code = resident_code(OUTSIDE, self._outside, self._outside_key)
             person = records_pb2.ResidentRecord(resident_code=code, name_kanji="外部 転入", name_kana="ガイブ テンニュウ",
                                                 birth_date="1985-02-03", sex=self.rng.choice("12"), card_issued=self.rng.random() < 0.8,
                                                 address="東京都千代田区千代田1番1号", resident_type="日本人")
