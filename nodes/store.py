@@ -1,10 +1,8 @@
 """A node's durable store: one SQLite database in WAL mode, owned by the node's event loop."""
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,23 +98,3 @@ class Store:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self.db.close()
-
-
-class Reader:
-    """A read-only connection of a store, served by a thread of its own: queries that only read (本人確認情報検索)
-    run there, off the node's event loop, so that they do not queue behind the writes; WAL lets it read the last
-    committed state while the node writes. SQLite works without the GIL, so the loop goes on meanwhile."""
-
-    def __init__(self, path: str | Path):
-        self.db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-        self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB // 4}")
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader")
-
-    async def run(self, query, *args):
-        """query(self, *args) in the reader's thread; its result."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, query, self, *args)
-
-    def close(self) -> None:
-        """Finish what is running and close the connection."""
-        self._pool.shutdown(wait=True)
-        self.db.close()

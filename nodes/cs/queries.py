@@ -30,7 +30,7 @@ class QueriesMixin:
             result = await self._national_call(self.national.SearchIdentity, request)
             result.source = "national"
         else:
-            result = await self.reader.run(identityfile.search, request, self.municipality)  # off the event loop
+            result = identityfile.search(self.rt.store, request, self.municipality)
             result.source = "cs"
         for info in result.matches:
             self._shown(info)

@@ -12,7 +12,6 @@ from nodes.cs.pool import PoolMixin
 from nodes.cs.queries import QueriesMixin
 from nodes.cs.updates import UpdatesMixin
 from nodes.outbox import Target
-from nodes.store import Reader
 from protos import card_pb2, card_pb2_grpc, cs_pb2, cs_pb2_grpc, identity_pb2, national_pb2_grpc, prefecture_pb2_grpc
 
 SERVICE_NAME = cs_pb2.DESCRIPTOR.services_by_name["CommunicationServer"].full_name
@@ -67,7 +66,6 @@ class Servicer(UpdatesMixin, QueriesMixin, PoolMixin, MovesMixin, CardsMixin, cs
         prefecture_code = runtime.topology.municipality(self.municipality).prefecture
         self.prefecture = runtime.stub(prefecture_pb2_grpc.PrefectureServerStub, "prefecture", prefecture=prefecture_code)
         self.national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
-        self.reader = Reader(runtime.store.path)  # searches, in a thread of their own, on a read-only connection
         card = self.card = runtime.stub(card_pb2_grpc.CardManagementStub, "card")
         targets = {
             "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
