@@ -208,13 +208,7 @@ def running(paths: Paths) -> int | None:
 def stop(state_dir: Path) -> bool:
     """Stop the bastion; whether it was running."""
     paths = Paths(state_dir)
-    pid = running(paths)
-    if pid is None:
-        return False
-    processes.stop(pid)
-    paths.pid.unlink(missing_ok=True)
-    paths.port.unlink(missing_ok=True)
-    return True
+    return processes.stop_recorded(paths.pid, b"testbed.bastion", paths.port)
 
 
 async def run_command(state_dir: Path, vendor: str, command: str, out=sys.stdout) -> int:

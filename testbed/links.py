@@ -293,13 +293,7 @@ def start(state_dir: Path, log: Path) -> int:
 
 def stop(state_dir: Path) -> bool:
     """Stop the relay; whether it ran."""
-    paths = Paths(state_dir)
-    pid = running(paths)
-    if pid is None:
-        return False
-    processes.stop(pid)
-    paths.pid.unlink(missing_ok=True)
-    return True
+    return processes.stop_recorded(Paths(state_dir).pid, b"testbed.links")
 
 
 def describe(paths: Paths) -> list[dict]:

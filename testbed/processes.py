@@ -18,6 +18,18 @@ def running(pid_file: Path, marker: bytes) -> int | None:
         return None
 
 
+def stop_recorded(pid_file: Path, marker: bytes, *leftovers: Path) -> bool:
+    """Stop the process a pid file names (if it is the one meant), and remove the file and leftovers; whether it
+    ran."""
+    pid = running(pid_file, marker)
+    if pid is None:
+        return False
+    stop(pid)
+    for path in (pid_file, *leftovers):
+        path.unlink(missing_ok=True)
+    return True
+
+
 def stop(pid: int, timeout: float = 5.0) -> None:
     """SIGTERM, wait (reaping a child of ours), then SIGKILL if it is still there."""
     os.kill(pid, signal.SIGTERM)
