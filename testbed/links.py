@@ -226,35 +226,31 @@ async def serve(state_dir: Path) -> None:
 
 def loopback_plan(topology) -> dict[str, dict]:
     """Every link of the topology through a relay on a free loopback port of its own."""
-    plan, sockets = {}, []
-    try:
-        for caller, callee, segment in topology.links():
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-            plan[link_name(caller.name, callee.name)] = {
-                "listen": f"127.0.0.1:{sock.getsockname()[1]}", "target": callee.address, "segment": segment}
-    finally:
-        for sock in sockets:
-            sock.close()
-    return plan
+    return _plan(topology, lambda caller, callee: ("127.0.0.1", callee.address))
 
 
 def isolated_plan(topology, layout) -> dict[str, dict]:
     """Every link through a relay on the host's address of a segment caller and callee share (the relay runs
     on the host, which is on every segment), towards the callee's address on that segment."""
+    def ends(caller, callee):
+        shared = next(s for s in topology.segments_of(caller) if s in topology.segments_of(callee))
+        port = callee.address.rsplit(":", 1)[1]
+        return layout.host_ip(shared), f"{layout.addresses[callee.name][shared]}:{port}"
+    return _plan(topology, ends)
+
+
+def _plan(topology, ends) -> dict[str, dict]:
+    """link → {listen, target, segment}: ends(caller, callee) gives the relay's host and the callee's address;
+    each relay gets a port free on its host now."""
     plan, sockets = {}, []
     try:
         for caller, callee, segment in topology.links():
-            shared = next(s for s in topology.segments_of(caller) if s in topology.segments_of(callee))
-            host = layout.host_ip(shared)
+            host, target = ends(caller, callee)
             sock = socket.socket()
             sock.bind((host, 0))
-            sockets.append(sock)
-            port = callee.address.rsplit(":", 1)[1]
+            sockets.append(sock)  # held until every port is chosen: no two links get the same one
             plan[link_name(caller.name, callee.name)] = {
-                "listen": f"{host}:{sock.getsockname()[1]}", "target": f"{layout.addresses[callee.name][shared]}:{port}",
-                "segment": segment}
+                "listen": f"{host}:{sock.getsockname()[1]}", "target": target, "segment": segment}
     finally:
         for sock in sockets:
             sock.close()

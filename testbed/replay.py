@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import grpc
 from tqdm import tqdm
 
-from certs.identity import KIND_DOMAIN
 from nodes.runtime import APPROVAL_KEY, REQUEST_KEY
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc,
                     national_pb2, national_pb2_grpc, ops_pb2, ops_pb2_grpc, records_pb2)
@@ -33,7 +32,7 @@ from scenarios.population import resident_code
 from scenarios.towns import towns
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, office_today
 from nodes.tls import ClientCert
-from testbed.client import async_bulk_approval, async_channel, console_cert, async_login, named_cert
+from testbed.client import async_bulk_approval, async_channel, console_cert, async_login, monitor_cert, named_cert
 from testbed.faults import execute, records
 
 OUTSIDE = "131016"  # 東京都千代田区: where people from outside the network come from and go to
@@ -460,8 +459,7 @@ class Replay:
                     processes.pop(node.name, None)
                 try:
                     if node.name not in stubs:
-                        ch = async_channel(node, ClientCert(*self.network.pki.client_files(f"monitor-{KIND_DOMAIN[node.kind]}"),
-                                                            self.network.pki.trust_bundle), verify_server=False)
+                        ch = async_channel(node, monitor_cert(self.network.pki, node.kind), verify_server=False)
                         self._extra_channels.append(ch)
                         stubs[node.name] = ops_pb2_grpc.OperationsStub(ch)
                     status = await stubs[node.name].GetStatus(ops_pb2.StatusRequest(), timeout=1)

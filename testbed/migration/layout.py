@@ -168,20 +168,6 @@ class Codec:
                 if row[name] != default and row[name] != ""}
 
 
-def message_row(message, spec_items, prefix: str = "") -> list[str]:
-    """The cells of a record (a protobuf message) for the items of a file."""
-    return Codec(spec_items, message.DESCRIPTOR, prefix).row(message)
-
-
-def fill(message, spec_items, row: dict, prefix: str = "") -> None:
-    """Set a message's fields from a row (the items that belong to it)."""
-    for field, value in Codec(spec_items, message.DESCRIPTOR, prefix).values(row).items():
-        if isinstance(value, list):
-            getattr(message, field).extend(value)
-        else:
-            setattr(message, field, value)
-
-
 class _Checks:
     """The type and length checks of a file's items, grouped by kind for speed."""
 
