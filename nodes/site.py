@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 
 import grpc
 
@@ -146,7 +147,10 @@ class MigrationServicer(migration_pb2_grpc.MigrationServicer):
         if self.node.records():
             raise rules.precondition(f"移行 rule: {self.rt.node.name} already holds records; wipe it before a new import")
         items = [item async for batch in request_iterator for item in batch.items]
-        summary = self.node.import_items(items)
+        try:
+            summary = self.node.import_items(items)  # one transaction: a refusal leaves the target empty
+        except sqlite3.IntegrityError as exc:
+            raise rules.invalid(f"移行 rule: the export holds a record twice ({exc}); nothing was imported") from None
         audit.set_subject(f"{summary.history or summary.atena} records")
         return summary
 

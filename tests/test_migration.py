@@ -16,7 +16,7 @@ import pytest
 
 from conftest import make_network
 from helpers import TODAY, address, card_holder, key, move_in_from_abroad, person, refused
-from protos import common_pb2, cs_pb2, identity_pb2, kizon_pb2, migration_pb2, migration_pb2_grpc
+from protos import common_pb2, cs_pb2, identity_pb2, kizon_pb2, migration_pb2, migration_pb2_grpc, records_pb2
 from testbed.client import Counter, channel, console_cert, node_cert
 from testbed.load import generate_population, load_records
 from testbed.topology import Topology
@@ -87,6 +87,24 @@ def test_a_frozen_site_refuses_changes_but_answers_reads(moving):
         assert move_in_from_abroad(clerk).resident_code
 
 
+def test_a_freeze_survives_kill_9(moving):
+    """kill -9 of a frozen kizon: it comes back frozen (the freeze is in its store), and re-opens when asked."""
+    from helpers import kill
+    kizon = moving.topology.find("kizon", A)
+    with channel(kizon, console_cert(moving.pki, "kizon")) as ch:
+        migration_pb2_grpc.MigrationStub(ch).Freeze(migration_pb2.FreezeRequest(reason=FREEZE_REASON), timeout=60)
+    kill(moving, kizon.name)
+    moving.up()
+    assert site(moving, kizon.name).frozen and site(moving, kizon.name).reason == FREEZE_REASON
+    with Counter(moving, A) as clerk:
+        with refused(grpc.StatusCode.UNAVAILABLE, "移行 rule"):
+            move_in_from_abroad(clerk)
+    with channel(kizon, console_cert(moving.pki, "kizon")) as ch:
+        migration_pb2_grpc.MigrationStub(ch).Reopen(migration_pb2.FreezeRequest(reason="試験: 再開"), timeout=10)
+    with Counter(moving, A) as clerk:
+        assert move_in_from_abroad(clerk).resident_code
+
+
 def test_a_target_is_admitted_read_only_before_the_cut_over(moving):
     """The target kizon's identity may read the CS (verification) but not change anything (移行 rule)."""
     target = node_cert(moving.pki, f"kizon-{A}-{SITE}")
@@ -116,6 +134,41 @@ def test_export_and_import_keep_their_rules(moving):
         with refused(grpc.StatusCode.INVALID_ARGUMENT, "移行 rule"):
             target.Import(iter([migration_pb2.MigrationBatch(items=[migration_pb2.MigrationItem()])]), timeout=10)
     assert site(moving, f"kizon-{A}-{SITE}").records == 0
+
+
+def test_a_hostile_console_or_caller_gets_refusals_and_leaves_nothing(moving, tmp_path):
+    """A record given twice, a reason of 10,000 characters, a certificate the topology does not name, a terminal and
+    the target's own identity: each refused naming its rule, the target still empty and the old site open."""
+    from certs.identity import LAN, terminal_uri
+    from certs.pki import cert_pem, issue_leaf, key_pem, write_private, write_public
+    from nodes.tls import ClientCert
+    from testbed.client import terminal_cert
+    twice = records_pb2.ResidentRecord(municipality_code=A, atena_number="000000000099999", history_number=1,
+                                       resident_code="00000000019")
+    console = console_cert(moving.pki, "kizon")
+    with channel(moving.topology.node(f"kizon-{A}-{SITE}"), console) as ch:
+        target = migration_pb2_grpc.MigrationStub(ch)
+        with refused(grpc.StatusCode.INVALID_ARGUMENT, "移行 rule", "twice"):
+            target.Import(iter([migration_pb2.MigrationBatch(items=[migration_pb2.MigrationItem(history=twice)] * 2)]),
+                          timeout=10)
+        with refused(grpc.StatusCode.INVALID_ARGUMENT, "項目長 rule"):
+            target.Wipe(migration_pb2.FreezeRequest(reason="x" * 10_000), timeout=10)
+    with channel(moving.topology.find("kizon", A), console) as ch:
+        with refused(grpc.StatusCode.INVALID_ARGUMENT, "項目長 rule"):
+            migration_pb2_grpc.MigrationStub(ch).Freeze(migration_pb2.FreezeRequest(reason="x" * 10_000), timeout=10)
+    ca = moving.pki.authority(LAN)
+    cert, key = issue_leaf(ca, terminal_uri(A, "T9999"))  # well formed, but no terminal the topology names
+    write_public(tmp_path / "c.pem", cert_pem(cert) + cert_pem(ca.cert))
+    write_private(tmp_path / "c.key", key_pem(key))
+    strangers = [(ClientCert(tmp_path / "c.pem", tmp_path / "c.key", moving.pki.trust_bundle),
+                  grpc.StatusCode.UNAUTHENTICATED, "identity rule"),
+                 (terminal_cert(moving.pki, A, "T0001"), grpc.StatusCode.PERMISSION_DENIED, "Migration/Freeze"),
+                 (node_cert(moving.pki, f"kizon-{A}-{SITE}"), grpc.StatusCode.PERMISSION_DENIED, "Migration/Freeze")]
+    for cert, code, rule in strangers:
+        with channel(moving.topology.find("kizon", A), cert) as ch:
+            with refused(code, rule):
+                migration_pb2_grpc.MigrationStub(ch).Freeze(migration_pb2.FreezeRequest(reason=FREEZE_REASON), timeout=10)
+    assert site(moving, f"kizon-{A}-{SITE}").records == 0 and not site(moving, f"kizon-{A}").frozen
 
 
 def test_a_dropped_record_is_caught_by_verify_and_rolled_back(moving, tmp_path):
