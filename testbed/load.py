@@ -86,6 +86,19 @@ async def wait_until_applied(network, municipality: str, sequence: int, timeout:
         await asyncio.sleep(0.1)
 
 
+async def wait_until_drained(network, timeout: float = 600) -> None:
+    """Wait until no node has anything left in its outboxes (every consequence of what was done has arrived)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = {n.name: node_status(network, n).outbox_pending for n in network.topology.nodes}
+        if not any(waiting.values()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("outboxes not drained in {:.0f} s: {}".format(
+                timeout, ", ".join(f"{name} {count}" for name, count in waiting.items() if count)))
+        await asyncio.sleep(0.1)
+
+
 def generate_population(network, municipality: str, residents: int, seed: int):
     """The generated residents of a municipality and their summary."""
     generator = Generator(municipality, place_name(network.topology, municipality), seed)

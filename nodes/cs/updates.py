@@ -210,7 +210,8 @@ class UpdatesMixin:
         if info.change_reason == "住民票コード変更":
             db.execute("DELETE FROM code_offers WHERE resident_code=?", (info.former_resident_code,))
             self._card_housekeeping(db, card_pb2.RECODE, info.resident_code, queued, info.former_resident_code)
-        if info.change_reason == "転入":  # a card the mover holds follows them here
+        if info.change_reason == "転入" and not update.migration:  # a card the mover holds follows them here
+            # (a register loaded in a 移行 brings its residents' past 転入 with it: their cards are already here)
             self._card_housekeeping(db, card_pb2.TRANSFER, info.resident_code, queued)
 
     async def GetRequestStatus(self, request, context):
