@@ -49,7 +49,7 @@ POLICY: dict[str, tuple[Allow, ...]] = {
     ),
     "cs": (
         Allow("kizon", SAME_MUNICIPALITY, _m(
-            "CommunicationServer", "SubmitIdentityUpdates", "GetIdentity", "SearchIdentity", "DrawResidentCodes",
+            "CommunicationServer", "SubmitIdentityUpdates", "SubmitIdentityUpdateGroup", "GetIdentity", "SearchIdentity", "DrawResidentCodes",
             "GetPoolStatus", "AssignIndividualNumbers", "OfferResidentCodes", "TakeMoveOutCertificate",
             "TakeMoveInNotices", "ChangeCard", "VerifyByCard", "WideAreaLookup", "ReleaseResidentCodes",
             "GetRequestStatus", "CheckResidence", "RegisterDigests", "CheckConsistency")),

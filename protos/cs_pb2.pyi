@@ -111,6 +111,28 @@ class WideAreaRequest(_message.Message):
     pin: str
     def __init__(self, home_municipality_code: _Optional[str] = ..., card_number: _Optional[str] = ..., pin: _Optional[str] = ...) -> None: ...
 
+class IdentityUpdateGroup(_message.Message):
+    __slots__ = ("batches",)
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    batches: _containers.RepeatedCompositeFieldContainer[_identity_pb2.IdentityUpdateBatch]
+    def __init__(self, batches: _Optional[_Iterable[_Union[_identity_pb2.IdentityUpdateBatch, _Mapping]]] = ...) -> None: ...
+
+class GroupOutcome(_message.Message):
+    __slots__ = ("code", "detail", "ack")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    detail: str
+    ack: _common_pb2.UpdateAck
+    def __init__(self, code: _Optional[int] = ..., detail: _Optional[str] = ..., ack: _Optional[_Union[_common_pb2.UpdateAck, _Mapping]] = ...) -> None: ...
+
+class GroupOutcomes(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[GroupOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[GroupOutcome, _Mapping]]] = ...) -> None: ...
+
 class PoolStatus(_message.Message):
     __slots__ = ("available", "low_watermark", "low")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]

@@ -44,6 +44,11 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_identity__pb2.IdentityUpdateBatch.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
+        self.SubmitIdentityUpdateGroup = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/SubmitIdentityUpdateGroup',
+                request_serializer=protos_dot_cs__pb2.IdentityUpdateGroup.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.GroupOutcomes.FromString,
+                _registered_method=True)
         self.GetIdentity = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/GetIdentity',
                 request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
@@ -151,6 +156,14 @@ class CommunicationServerServicer:
 
     def SubmitIdentityUpdates(self, request, context):
         """本人確認情報の更新 from kizon: checked, numbered (更新順番号), stored, queued for the prefecture.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitIdentityUpdateGroup(self, request, context):
+        """The same for the changes of several counters that arrived together (one call, one transaction; each batch
+        is applied or refused on its own, as if sent alone).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -299,6 +312,11 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_identity__pb2.IdentityUpdateBatch.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
+            'SubmitIdentityUpdateGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitIdentityUpdateGroup,
+                    request_deserializer=protos_dot_cs__pb2.IdentityUpdateGroup.FromString,
+                    response_serializer=protos_dot_cs__pb2.GroupOutcomes.SerializeToString,
+            ),
             'GetIdentity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIdentity,
                     request_deserializer=protos_dot_common__pb2.ResidentKey.FromString,
@@ -427,6 +445,33 @@ class CommunicationServer:
             '/testbed.v1.CommunicationServer/SubmitIdentityUpdates',
             protos_dot_identity__pb2.IdentityUpdateBatch.SerializeToString,
             protos_dot_common__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitIdentityUpdateGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/SubmitIdentityUpdateGroup',
+            protos_dot_cs__pb2.IdentityUpdateGroup.SerializeToString,
+            protos_dot_cs__pb2.GroupOutcomes.FromString,
             options,
             channel_credentials,
             insecure,

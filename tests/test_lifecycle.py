@@ -24,6 +24,7 @@ import pytest
 from helpers import TODAY, address, card_holder, eventually, key, move_in_from_abroad, person, poll
 
 from nodes import identityfile
+from nodes.groupcommit import GROUP_LIMIT
 from nodes.numbers import (
     individual_number_valid,
     resident_code_valid,
@@ -238,6 +239,38 @@ def test_bad_check_digit_refused_at_the_cs(network, clerk, item, rule):
         with refused(Code.INVALID_ARGUMENT, rule):
             cs.SubmitIdentityUpdates(identity_batch(A, info), timeout=10)
         assert cs.GetIdentity(key(who.resident_code), timeout=10).individual_number == who.individual_number
+
+
+def test_a_group_applies_each_batch_on_its_own(network, clerk):
+    """Group commit: in one SubmitIdentityUpdateGroup each batch is applied or refused alone, as if sent on its
+    own: a batch for another municipality (refused before the transaction) and one with a broken check digit
+    (refused inside it) leave nothing, each with its rule and an audit entry; the batches around them apply."""
+    first, second = move_in_from_abroad(clerk), move_in_from_abroad(clerk)
+    with calling(network, f"cs-{A}", f"kizon-{A}", cs_pb2_grpc.CommunicationServerStub) as cs:
+        def correction(who, name, municipality=A):
+            info = cs.GetIdentity(key(who.resident_code), timeout=10)
+            info.change_reason, info.change_date, info.request_control_number = "職権修正", TODAY, uuid.uuid4().hex
+            info.name_kanji = name
+            return identity_batch(municipality, info)
+        elsewhere = correction(second, "他市 二", municipality="142115")
+        broken_digit = correction(second, "壊れ 二")
+        number = broken_digit.updates[0].info.individual_number
+        broken_digit.updates[0].info.individual_number = number[:-1] + str((int(number[-1]) + 1) % 10)
+        reply = cs.SubmitIdentityUpdateGroup(cs_pb2.IdentityUpdateGroup(batches=[
+            correction(first, "訂正 一"), elsewhere, broken_digit, correction(second, "訂正 二")]), timeout=10)
+        outcomes = list(reply.outcomes)
+        assert [o.code for o in outcomes] == [0, Code.INVALID_ARGUMENT.value[0], Code.INVALID_ARGUMENT.value[0], 0]
+        assert "市町村コード rule" in outcomes[1].detail and "個人番号 rule" in outcomes[2].detail
+        assert outcomes[3].ack.update_sequence == outcomes[0].ack.update_sequence + 1  # nothing numbered in between
+        assert cs.GetIdentity(key(first.resident_code), timeout=10).name_kanji == "訂正 一"
+        assert cs.GetIdentity(key(second.resident_code), timeout=10).name_kanji == "訂正 二"
+        with refused(Code.INVALID_ARGUMENT, "group rule"):
+            cs.SubmitIdentityUpdateGroup(cs_pb2.IdentityUpdateGroup(
+                batches=[correction(first, "多 すぎ")] * (GROUP_LIMIT + 1)), timeout=10)
+    entries = [json.loads(line) for line in network.audit_file(f"cs-{A}").read_text().splitlines()]
+    refusals = [e for e in entries if e["method"].endswith("/SubmitIdentityUpdateGroup") and e["status"] == "INVALID_ARGUMENT"
+                and e["subject"] == second.resident_code]
+    assert len(refusals) == 2
 
 
 def test_bad_check_digit_refused_at_national(network):

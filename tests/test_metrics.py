@@ -31,8 +31,8 @@ def test_the_monitor_reads_every_figure(network):
     status, body = fetch_metrics(cs, monitor_cert(network.pki, "cs"))
     assert status == 200
     seen = values(body)
-    assert seen['testbed_requests_total{code="OK",method="/testbed.v1.CommunicationServer/SubmitIdentityUpdates"}'] >= 1
-    assert seen['testbed_request_seconds_count{method="/testbed.v1.CommunicationServer/SubmitIdentityUpdates"}'] >= 1
+    assert seen['testbed_requests_total{code="OK",method="/testbed.v1.CommunicationServer/SubmitIdentityUpdateGroup"}'] >= 1
+    assert seen['testbed_request_seconds_count{method="/testbed.v1.CommunicationServer/SubmitIdentityUpdateGroup"}'] >= 1
     assert 'testbed_outbox_items{target="prefecture"}' in seen and 'testbed_outbox_oldest_seconds{target="prefecture"}' in seen
     assert seen['testbed_applied_sequence{municipality="142140"}'] >= 1
     assert seen["testbed_audit_entries_total"] >= 1 and seen["testbed_store_bytes"] > 0

@@ -336,7 +336,7 @@ def test_audit_follow_traces_the_birth(network, newborn, capsys):
     assert summary and int(summary[2]) >= 7, out[-1]
     rows = {(line.split()[1], line.split()[2], line.split()[3]) for line in out[:-1]}
     assert int(summary[1]) == len(out) - 1
-    for node, method in ((f"kizon-{A}", "Birth"), (f"cs-{A}", "SubmitIdentityUpdates"),
+    for node, method in ((f"kizon-{A}", "Birth"), (f"cs-{A}", "SubmitIdentityUpdateGroup"),
                          ("prefecture-140007", "ApplyIdentityUpdates"), ("national", "ApplyIdentityUpdates"),
                          ("card", "SubmitDeliveryInfos"), (f"atena-{A}", "NotifyResidentChanges"),
                          ("intermediate", "RegisterCopies")):

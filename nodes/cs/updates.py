@@ -10,10 +10,18 @@ import grpc
 from nodes import audit, identityfile, rules
 from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, NEW_PERSON_REASONS, POOL_REASONS,
                              RESIDENCE_RETRIES, changed_items, check_items, check_special_move_in, mark_recovery)
+from nodes.groupcommit import GROUP_LIMIT
+from nodes.runtime import current_call
 from nodes.store import next_counter, rows_in
 from protos import card_pb2, common_pb2, cs_pb2, identity_pb2, records_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
+
+_STATUS = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _refusal(exc: rules.Violation) -> cs_pb2.GroupOutcome:
+    return cs_pb2.GroupOutcome(code=exc.code.value[0], detail=str(exc))
 
 
 class UpdatesMixin:
@@ -21,17 +29,62 @@ class UpdatesMixin:
 
     async def SubmitIdentityUpdates(self, request, context):
         """本人確認情報の更新 from kizon: checked, numbered, stored and queued, all or nothing."""
-        if request.municipality_code != self.municipality:
-            raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}, not {request.municipality_code}")
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
-        for update in request.updates:
-            if update.info.change_reason == "転入" and not update.migration:
-                await self._check_one_residence(update.info)
+        await self._check_batch(request)
         with self.rt.store.transaction() as db:
             sequence, queued = self._apply(db, request.updates)
         self.outbox.wake(*queued)
         return common_pb2.UpdateAck(accepted=True, update_sequence=sequence, applied=len(request.updates))
+
+    async def SubmitIdentityUpdateGroup(self, request, context):
+        """Group commit: the batches of several counters in one transaction, each applied or refused on its own
+        (a savepoint each) exactly as SubmitIdentityUpdates would have answered it alone."""
+        if len(request.batches) > GROUP_LIMIT:
+            raise rules.invalid(f"group rule: at most {GROUP_LIMIT} batches in one call, not {len(request.batches)}")
+        outcomes: list[cs_pb2.GroupOutcome | None] = [None] * len(request.batches)
+
+        async def checked(index, batch):
+            try:
+                await self._check_batch(batch)
+            except rules.Violation as exc:
+                outcomes[index] = _refusal(exc)
+        await asyncio.gather(*(checked(i, b) for i, b in enumerate(request.batches)))
+        queued: set[str] = set()
+        with self.rt.store.transaction() as db:
+            for index, batch in enumerate(request.batches):
+                if outcomes[index] is not None:
+                    continue
+                db.execute("SAVEPOINT batch")
+                try:
+                    sequence, more = self._apply(db, batch.updates)
+                except rules.Violation as exc:
+                    db.execute("ROLLBACK TO batch")
+                    outcomes[index] = _refusal(exc)
+                else:
+                    queued |= more
+                    outcomes[index] = cs_pb2.GroupOutcome(ack=common_pb2.UpdateAck(
+                        accepted=True, update_sequence=sequence, applied=len(batch.updates)))
+                db.execute("RELEASE batch")
+        self.outbox.wake(*queued)
+        # The call's own audit entry names what was applied; each refusal gets an entry of its own.
+        call = current_call()
+        for batch, outcome in zip(request.batches, outcomes):
+            if outcome.code:
+                self.rt.audit.append(caller=call.peer.identity.uri, method=call.method,
+                                     status=_STATUS[outcome.code].name,
+                                     subject=",".join(u.info.resident_code for u in batch.updates)[:200])
+        audit.set_batch_subject(u.info.resident_code for b, o in zip(request.batches, outcomes) if not o.code
+                                for u in b.updates)
+        return cs_pb2.GroupOutcomes(outcomes=outcomes)
+
+    async def _check_batch(self, request) -> None:
+        """What is checked before a batch's transaction: the municipality, and one residence per 転入."""
+        if request.municipality_code != self.municipality:
+            raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}, not {request.municipality_code}")
+        for update in request.updates:
+            if update.info.change_reason == "転入" and not update.migration:
+                await self._check_one_residence(update.info)
 
     def _apply(self, db, updates) -> tuple[int, set[str]]:
         """Check every update against the file (and the batch before it), then number and queue them."""

@@ -24,6 +24,7 @@ LOCK_STRIPES = 256
 SETTLE_WAIT = 5.0  # seconds a counter change waits for pending changes to be settled with the CS
 AMBIGUOUS = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
              grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}  # the CS may or may not have applied the change
+STATUS = {code.value[0]: code for code in grpc.StatusCode}
 pending_var: contextvars.ContextVar = contextvars.ContextVar("pending_change", default=None)
 
 
@@ -199,7 +200,7 @@ class ChangeMixin:
         intent = Intent(pending.key, pending.digest, wrap(change) if wrap else change, list(records), batch, feed_atena)
         self.ledger.write(intent)
         try:
-            ack = await self.cs.SubmitIdentityUpdates(batch, timeout=self.rt.peer_timeout)
+            outcome = await self.submitter.submit(batch)  # (with the changes of the other counters of this moment)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in AMBIGUOUS and not (exc.details() or "").startswith("peer rule"):
                 # the CS may have applied it: keep the intent, settle it when the CS answers
@@ -210,8 +211,20 @@ class ChangeMixin:
                                       f"{REQUEST_KEY} for its answer") from None
             self.ledger.drop(pending.key)
             raise rules.Violation(exc.code(), f"市町村CS: {exc.details()}") from None
-        self._write(intent, ack.update_sequence)
+        if outcome.code:  # the CS refused this change alone: nothing of it was applied there
+            self.ledger.drop(pending.key)
+            raise rules.Violation(STATUS[outcome.code], f"市町村CS: {outcome.detail}")
+        self._write(intent, outcome.ack.update_sequence)
         return self._shown_reply(intent.reply)
+
+    async def _send_group(self, batches: list) -> list:
+        """One SubmitIdentityUpdateGroup call for the batches of several changes; one outcome per batch."""
+        reply = await self.cs.SubmitIdentityUpdateGroup(cs_pb2.IdentityUpdateGroup(batches=batches),
+                                                        timeout=self.rt.peer_timeout)
+        if len(reply.outcomes) != len(batches):  # not an answer to what was asked: settle each change
+            raise grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, details=f"the CS answered {len(reply.outcomes)} "
+                                       f"outcomes for {len(batches)} changes")
+        return list(reply.outcomes)
 
     def _write(self, intent: Intent, sequence: int) -> None:
         """Commit an intent the CS has applied: the records, the feed to atena and the answer, at once."""

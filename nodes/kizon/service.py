@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from nodes import certificates, site
+from nodes.groupcommit import GroupSender
 from nodes.intents import Ledger
 from nodes.kizon.changes import LOCK_STRIPES, ChangeMixin
 from nodes.kizon.counter import CounterMixin
@@ -74,6 +75,7 @@ class Servicer(CounterMixin, IssuanceMixin, MigrationMixin, OperatorsMixin, Regi
         self.outbox = runtime.use_outbox({"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)})
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self.ledger = Ledger(runtime.store)
+        self.submitter = GroupSender(self._send_group)  # changes to the CS, group-committed under load
         # The municipality's session signing key and its operators' credential verifiers: this node's alone.
         self.session_signer = runtime.pki.node_session_key(runtime.node.name, self.municipality)
         runtime.session_keys[self.municipality] = self.session_signer.public_key()
