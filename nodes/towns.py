@@ -17,12 +17,20 @@ class Town:
     postal_code: str
 
 
+# The 町字 of a municipality the postal data here does not cover (the generated topologies of the scale curve
+# name real 市町村コード of 神奈川県 beyond 伊勢原市 and 秦野市): ten made-up 番町, marked by postal codes 000-00NN.
+GENERATED = ("イチ", "ニ", "サン", "ヨン", "ゴ", "ロク", "ナナ", "ハチ", "キュウ", "ジュウ")
+KANJI_NUMBERS = "一二三四五六七八九十"
+
+
 @lru_cache(maxsize=None)
 def towns(municipality: str) -> tuple[Town, ...]:
-    """Every 町字 of a municipality, in the order of the postal data."""
+    """Every 町字 of a municipality, in the order of the postal data (made-up ones where it has none)."""
     with resources.files("nodes").joinpath("data/towns.csv").open(encoding="utf-8") as f:
-        return tuple(Town(r["town_code"], r["town_name"], r["town_kana"], r["postal_code"])
-                     for r in csv.DictReader(f) if r["municipality_code"] == municipality)
+        found = tuple(Town(r["town_code"], r["town_name"], r["town_kana"], r["postal_code"])
+                      for r in csv.DictReader(f) if r["municipality_code"] == municipality)
+    return found or tuple(Town(f"{n + 1:03d}000", f"{KANJI_NUMBERS[n]}番町", f"{kana}バンチョウ", f"000-00{n + 1:02d}")
+                          for n, kana in enumerate(GENERATED))
 
 
 def town(municipality: str, code: str) -> Town | None:

@@ -445,7 +445,15 @@ def cmd_probe(args) -> int:
 def cmd_bench(args) -> int:
     """testbed bench: the DESIGN §9 figures on a fresh network, with the echo yardstick."""
     from testbed.bench import report, run_bench, write_json
-    figures = run_bench(args.residents, args.flows, seed=args.seed, migrate=args.migrate)
+    topology = None
+    if args.topology:
+        if not Path(args.topology).is_file():
+            raise Refusal(f"no topology file {args.topology}; make one with `testbed topology generate --municipalities N "
+                          "--out FILE`")
+        topology = Topology.load(args.topology)
+        if args.migrate and not topology.targets:
+            raise Refusal(f"--migrate needs a topology with a 移行 target; {args.topology} names none")
+    figures = run_bench(args.residents, args.flows, seed=args.seed, migrate=args.migrate, topology=topology)
     print(report(figures))
     if args.json:
         write_json(figures, args.json)
@@ -455,6 +463,19 @@ def cmd_bench(args) -> int:
         print(f"testbed bench: {figures['flow_errors']} flows failed ({counts})",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_topology_generate(args) -> int:
+    """testbed topology generate: a topology of N municipalities of 神奈川県, for the scale curve."""
+    from testbed.scale import generate
+    try:
+        topology = generate(args.municipalities)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
+    path = topology.save(args.out)
+    print(f"{path}: {len(topology.municipalities)} municipalities ({', '.join(m.name for m in topology.municipalities)}), "
+          f"{len(topology.nodes)} nodes; measure it with `testbed bench --topology {path}`")
     return 0
 
 
@@ -656,13 +677,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("bench", help="measure the DESIGN §9 figures on a fresh network (its own ports and folder)")
-    p.add_argument("--residents", type=int, default=300_000)
-    p.add_argument("--flows", type=int, default=5_000, help="full-flow 異動 at the counter")
+    p.add_argument("--residents", type=int, default=300_000,
+                   help="residents loaded (per municipality with --topology)")
+    p.add_argument("--flows", type=int, default=5_000, help="full-flow 異動 at the counter (shared among the municipalities)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--migrate", action="store_true",
                    help="then move 伊勢原市 to its government-cloud target and time the migration (freeze to re-open)")
     p.set_defaults(func=cmd_bench)
+
+    top = sub.add_parser("topology", help="topologies").add_subparsers(dest="topology_command", required=True)
+    p = top.add_parser("generate", help="a topology of N municipalities of 神奈川県 and the national systems (scale curve)")
+    p.add_argument("--municipalities", type=int, required=True, help="how many (1 to 12)")
+    p.add_argument("--out", required=True, help="the topology file to write")
+    p.set_defaults(func=cmd_topology_generate)
 
     from scenarios.workload import SCENARIOS
     p = sub.add_parser("run", help="the main job: a scenario through the network, verified, with an HTML report")
