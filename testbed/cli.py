@@ -474,7 +474,8 @@ def cmd_topology_generate(args) -> int:
     except ValueError as exc:
         raise Refusal(str(exc)) from None
     path = topology.save(args.out)
-    print(f"{path}: {len(topology.municipalities)} municipalities ({', '.join(m.name for m in topology.municipalities)}), "
+    count = len(topology.municipalities)
+    print(f"{path}: {count} municipalit{'y' if count == 1 else 'ies'} ({', '.join(m.name for m in topology.municipalities)}), "
           f"{len(topology.nodes)} nodes; measure it with `testbed bench --topology {path}`")
     return 0
 

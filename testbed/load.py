@@ -80,7 +80,7 @@ async def wait_until_applied(network, municipality: str, sequence: int, timeout:
     """Wait until national has applied a municipality's updates up to sequence."""
     national = network.topology.find("national")
     deadline = time.monotonic() + timeout
-    while node_status(network, national).applied.get(municipality, 0) < sequence:
+    while _status(network, national, deadline).applied.get(municipality, 0) < sequence:
         if time.monotonic() > deadline:
             raise TimeoutError(f"national did not reach 更新順番号 {sequence} of {municipality} in {timeout:.0f} s")
         await asyncio.sleep(0.1)
@@ -90,13 +90,25 @@ async def wait_until_drained(network, timeout: float = 600) -> None:
     """Wait until no node has anything left in its outboxes (every consequence of what was done has arrived)."""
     deadline = time.monotonic() + timeout
     while True:
-        waiting = {n.name: node_status(network, n).outbox_pending for n in network.topology.nodes}
+        waiting = {n.name: _status(network, n, deadline).outbox_pending for n in network.topology.nodes}
         if not any(waiting.values()):
             return
         if time.monotonic() > deadline:
             raise TimeoutError("outboxes not drained in {:.0f} s: {}".format(
                 timeout, ", ".join(f"{name} {count}" for name, count in waiting.items() if count)))
         await asyncio.sleep(0.1)
+
+
+def _status(network, node, deadline: float):
+    """A node's status; a node too busy to answer at once (a machine saturated by the load) is asked again."""
+    while True:
+        try:
+            return node_status(network, node)
+        except grpc.RpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def generate_population(network, municipality: str, residents: int, seed: int):
