@@ -31,7 +31,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_target ON outbox(target, id);
 """
 
-BATCH_ITEMS = 1000
+# Large batches make a bulk load cheap at the receiver: one commit writes an index's touched pages once for
+# all its rows (with 300,000 residents, 1,000 random inserts already touch most leaves of each index).
+BATCH_ITEMS = 5000
+BATCH_BYTES = 2 << 20  # and at most this much payload, well under gRPC's 4 MiB message limit
 # Under load (the last batch held more than one item) a target is sent to at most once per LINGER_SECONDS, so
 # that items queued meanwhile travel in one batch (one call, one transaction at the receiver) instead of a call
 # each. Otherwise an item goes at once: a quiet network sees no added delay, and the rules that read what has
@@ -57,6 +60,16 @@ class Target:
     header: dict = field(default_factory=dict)
     mark_recovery: Callable | None = None  # (item message, recovery number) -> None, for re-sends
     repair: Callable | None = None  # async (refusal) -> bool: True when it fixed what the receiver refused
+
+
+def _within(rows: list, limit: int) -> list:
+    """The first rows whose payloads together stay within limit bytes (at least one row)."""
+    total = 0
+    for count, row in enumerate(rows):
+        total += len(row[1])
+        if total > limit and count:
+            return rows[:count]
+    return rows
 
 
 class Outbox:
@@ -145,6 +158,7 @@ class Outbox:
                     await asyncio.sleep(linger)
             rows = self.store.db.execute(
                 "SELECT id, payload, recovery FROM outbox WHERE target=? ORDER BY id LIMIT ?", (name, limit)).fetchall()
+            rows = _within(rows, BATCH_BYTES)
             if not rows:
                 self._wake[name].clear()
                 await self._wake[name].wait()

@@ -16,7 +16,7 @@ from protos import kizon_pb2
 from scenarios.population import Generator
 from testbed.client import async_login, node_status
 
-BATCH = 1000  # residents per streamed batch
+BATCH = 5000  # residents per streamed batch: one transaction at each node (fewer, larger commits); about 2 MB
 RETRIES = 5  # attempts of a stream that finds its node unreachable
 STREAMS = 2  # parallel streams, so that batches overlap across the hops
 
