@@ -35,11 +35,13 @@ CREATE INDEX IF NOT EXISTS outbox_target ON outbox(target, id);
 # all its rows (with 300,000 residents, 1,000 random inserts already touch most leaves of each index).
 BATCH_ITEMS = 5000
 BATCH_BYTES = 2 << 20  # and at most this much payload, well under gRPC's 4 MiB message limit
-# Under load (the last batch held more than one item) a target is sent to at most once per LINGER_SECONDS, so
-# that items queued meanwhile travel in one batch (one call, one transaction at the receiver) instead of a call
-# each. Otherwise an item goes at once: a quiet network sees no added delay, and the rules that read what has
-# arrived elsewhere (one current residence, checked at national) see it as soon as they would without batching.
+# Under load (the last batch held more than one item) a target is sent to at most once per linger: 5 ms per
+# item of the last batch, up to LINGER_SECONDS, so that items queued meanwhile travel in one batch (one call,
+# one transaction at the receiver) instead of a call each. The linger grows with the load and no further.
+# Otherwise an item goes at once: a quiet network sees no added delay, and the rules that read what has arrived
+# elsewhere (one current residence, checked at national) see it as soon as they would without batching.
 LINGER_SECONDS = 0.05
+LINGER_PER_ITEM = 0.005
 RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0)
 # Errors that mean "the receiver refused this batch": retrying the same batch cannot help.
 PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
@@ -153,7 +155,7 @@ class Outbox:
         while True:
             limit = BATCH_ITEMS if target.repeated else 1
             if target.repeated and last_count > 1:
-                linger = last_sent + LINGER_SECONDS - time.monotonic()
+                linger = last_sent + min(LINGER_SECONDS, LINGER_PER_ITEM * last_count) - time.monotonic()
                 if linger > 0:
                     await asyncio.sleep(linger)
             rows = self.store.db.execute(

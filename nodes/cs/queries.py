@@ -66,10 +66,17 @@ class QueriesMixin:
             raise rules.denied(f"整合性確認 rule: this CS checks only {self.municipality}")
         audit.set_subject(municipality)
         query = common_pb2.ConsistencyRequest(municipality_code=municipality)
-        ours = identityfile.collect(identityfile.digest_batches(self.rt.store, municipality))
+        # The peers compute their digests while this CS computes its own.
+        peers = asyncio.ensure_future(asyncio.gather(
+            identityfile.collect_digests(self.prefecture.IdentityDigests(query, timeout=120)),
+            identityfile.collect_digests(self.national.IdentityDigests(query, timeout=120))))
         try:
-            theirs = await asyncio.gather(identityfile.collect_digests(self.prefecture.IdentityDigests(query, timeout=120)),
-                                          identityfile.collect_digests(self.national.IdentityDigests(query, timeout=120)))
+            ours = await identityfile.collect_here(identityfile.digest_batches(self.rt.store, municipality))
+        except BaseException:
+            peers.cancel()
+            raise
+        try:
+            theirs = await peers
         except grpc.aio.AioRpcError as exc:
             raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: a peer did not answer: {exc.details()}") from None
         report = identity_pb2.ConsistencyReport(municipality_code=municipality, records_cs=len(ours),

@@ -30,15 +30,24 @@ class MigrationMixin:
             raise rules.denied(f"整合性確認 rule: this kizon checks only {self.municipality}")
         audit.set_subject(self.municipality)
         query = common_pb2.ConsistencyRequest(municipality_code=self.municipality)
+        # The CS (and through it the prefecture and national) checks while kizon computes its own digests.
+        asked = asyncio.ensure_future(asyncio.gather(
+            self.cs.CheckConsistency(query, timeout=600),
+            identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600))))
+        ours = {}
         try:
-            report, theirs = await asyncio.gather(
-                self.cs.CheckConsistency(query, timeout=600),
-                identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600)))
+            cursor = self.rt.store.db.execute("SELECT resident_code, record FROM residents")
+            while rows := cursor.fetchmany(1000):
+                for code, blob in rows:
+                    ours[code] = register_digest(records_pb2.ResidentRecord.FromString(blob))
+                await asyncio.sleep(0)  # (the CS's answers are read as they come)
+        except BaseException:
+            asked.cancel()
+            raise
+        try:
+            report, theirs = await asked
         except grpc.aio.AioRpcError as exc:
             raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: the 市町村CS did not answer: {exc.details()}") from None
-        ours = {}
-        for code, blob in self.rt.store.db.execute("SELECT resident_code, record FROM residents"):
-            ours[code] = register_digest(records_pb2.ResidentRecord.FromString(blob))
         report.records_kizon = len(ours)
         kizon_differences = []
         for code in sorted(c for c in ours if c not in theirs):
