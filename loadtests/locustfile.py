@@ -28,7 +28,7 @@ from gevent.lock import Semaphore  # noqa: E402
 from locust import User, between, events, task  # noqa: E402
 
 from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today  # noqa: E402
-from nodes.runtime import APPROVAL_KEY  # noqa: E402
+from nodes.guard import APPROVAL_KEY  # noqa: E402
 from nodes.tls import ClientCert  # noqa: E402
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2,  # noqa: E402
                     kizon_pb2_grpc, national_pb2, national_pb2_grpc, records_pb2)

@@ -14,7 +14,7 @@ import re
 import secrets
 
 from nodes import audit, rules
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from protos import card_pb2, card_pb2_grpc, common_pb2, records_pb2
 
 SERVICE_NAME = card_pb2.DESCRIPTOR.services_by_name["CardManagement"].full_name

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from nodes import audit, rules
 from nodes.weaken import weakened
 from protos import card_pb2, card_pb2_grpc, common_pb2, intermediate_pb2, intermediate_pb2_grpc, records_pb2

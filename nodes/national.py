@@ -12,7 +12,7 @@ import secrets
 
 from nodes import audit, identityfile, rules
 from nodes.numbers import with_individual_number_check, with_resident_code_check
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from nodes.store import rows_in
 from protos import common_pb2, cs_pb2, identity_pb2, national_pb2, national_pb2_grpc, records_pb2
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from nodes import audit, identityfile, rules
 from nodes.outbox import Target
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from protos import common_pb2, identity_pb2, national_pb2_grpc, prefecture_pb2, prefecture_pb2_grpc
 
 SERVICE_NAME = prefecture_pb2.DESCRIPTOR.services_by_name["PrefectureServer"].full_name

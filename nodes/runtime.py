@@ -6,16 +6,13 @@ A node module supplies only its servicer; everything here is the same for all of
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import gc
 import importlib
 import json
 import logging
 import os
 import signal
-import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -27,13 +24,12 @@ from grpc_reflection.v1alpha import reflection
 from certs.identity import KIND_DOMAIN, parse
 from certs.pki import PKI, write_private
 from nodes import NODE_MODULES, audit, metrics, weaken
-from nodes.authn import AuthenticationError, Authenticator
+from nodes.authn import Authenticator
+from nodes.guard import CallContext, GuardInterceptor
 from nodes.metrics import NodeMetrics
 from nodes.outbox import Outbox, Target
 from nodes.peers import PeerWatch
-from nodes.sessions import OperatorSession, TokenError, check_session
-from nodes.policy import Decision, authorize
-from nodes.rules import Violation, check_message_text
+from nodes.rules import Violation
 from nodes.store import Store
 from nodes.tls import ClientCert, aio_channel, pinned, server_credentials
 from nodes.weaken import weakened
@@ -41,55 +37,14 @@ from protos import migration_pb2, ops_pb2, ops_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-OPERATOR_KEY = "x-operator-id"
-TERMINAL_KEY = "x-terminal-id"
-SESSION_KEY = "x-operator-session"
-APPROVAL_KEY = "x-approval-token"
-REQUEST_KEY = "x-request-id"
-LOGIN_METHOD = "/testbed.v1.Kizon/Login"
 BIND_ENV = "TESTBED_BIND"
-CLIENT_KINDS = {"terminal", "kiosk", "infonws", "portal", "monitor", "console"}  # callers that are not nodes
-# What a migration target not yet cut over to may call: the reads of the verification (移行 rule).
-TARGET_METHODS = frozenset({"/testbed.v1.CommunicationServer/RegisterDigests", "/testbed.v1.CommunicationServer/GetIdentity",
-                            "/testbed.v1.CommunicationServer/CheckConsistency", "/grpc.health.v1.Health/Check"})
 COUNTED_TABLES = ("residents", "identity", "code_pool", "delivery", "entries", "copies", "move_out_certificates")
 PEER_TIMEOUT = 10.0  # seconds a node waits on a peer's answer
-
-
-_call_var: contextvars.ContextVar = contextvars.ContextVar("call")
 
 
 def checkpoints_path(state_dir: Path, node_name: str) -> Path:
     """Where a node publishes its audit checkpoints: outside its own data folder."""
     return Path(state_dir) / "checkpoints" / f"{node_name}.jsonl"
-
-
-def current_call() -> "CallContext":
-    """The authenticated caller of the call being served."""
-    return _call_var.get()
-
-
-@dataclass
-class CallContext:
-    """What the interceptor learned about the caller, handed to the servicer."""
-
-    peer: object
-    method: str = ""
-    operator: str = ""
-    terminal: str = ""
-    session: OperatorSession | None = None
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether a counter terminal (not another node) is calling."""
-        return self.peer.identity.kind == "terminal"
-
-    def require_role(self, roles: set[str], rule: str) -> None:
-        """At a terminal, the operator must hold one of roles (nodes calling each other are not asked)."""
-        if self.is_terminal and not (self.session is not None and roles & set(self.session.roles)):
-            raise Violation(grpc.StatusCode.PERMISSION_DENIED, f"{rule}: operator {self.operator or '?'} needs the role "
-                            f"{' or '.join(sorted(roles))}")
 
 
 class NodeRuntime:
@@ -246,181 +201,6 @@ class NodeRuntime:
         self.audit.close()
 
 
-class GuardInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates and authorizes every call, then writes its audit entry (default deny)."""
-
-    def __init__(self, runtime: NodeRuntime):
-        self.runtime = runtime
-        self._guarded: dict[str, grpc.RpcMethodHandler] = {}  # one wrapped handler per method, made once
-        self._verdicts: dict[tuple, str] = {}  # (caller identity, method) → "" (allowed) or the refusal
-
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        guarded = self._guarded.get(method)
-        if guarded is None:
-            handler = await continuation(handler_call_details)
-            if handler is None:  # an unknown method: still authenticated and audited (not cached: names are free)
-                return grpc.unary_unary_rpc_method_handler(self._unknown(method))
-            guarded = self._guarded[method] = self._wrap(handler, method)
-        return guarded
-
-    def _wrap(self, handler, method: str):
-        """The handler behind authentication: it receives the request's bytes and parses them only once the
-        caller has been authenticated and authorized (a refused caller's body is never deserialized)."""
-        parse = handler.request_deserializer or (lambda data: data)
-        serialize = handler.response_serializer
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(self._wrap_unary(handler.unary_unary, method, parse),
-                                                       response_serializer=serialize)
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(self._wrap_stream(handler.stream_stream, method, _each(parse)),
-                                                         response_serializer=serialize)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(self._wrap_stream(handler.unary_stream, method, parse),
-                                                        response_serializer=serialize)
-        return grpc.stream_unary_rpc_method_handler(self._wrap_unary(handler.stream_unary, method, _each(parse)),
-                                                    response_serializer=serialize)
-
-    def _unknown(self, method: str):
-        async def unknown(request, context):
-            async with self._guard(context, method):
-                raise Violation(grpc.StatusCode.UNIMPLEMENTED, f"method rule: {method} is not a method of "
-                                f"{self.runtime.node.name}")
-        return unknown
-
-    def _admit(self, context, method: str) -> CallContext:
-        """Authenticate the peer and apply the policy; raise (code, message) on refusal."""
-        auth = context.auth_context()
-        pem = (auth.get("x509_pem_cert") or [None])[0]
-        try:
-            peer = self.runtime.authenticator.authenticate(pem)
-        except AuthenticationError as exc:
-            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, str(exc), "") from None
-        call = CallContext(peer, method)
-        key = (peer.identity, method)
-        verdict = self._verdicts.get(key)
-        if verdict is None:  # the policy is static: decide once per (caller, method)
-            try:
-                authorize(self.runtime.identity, peer.identity, method)
-                verdict = ""
-            except Decision as exc:
-                verdict = str(exc)
-            self._verdicts[key] = verdict
-        if verdict:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, verdict, peer.identity.uri)
-        if peer.target and method not in TARGET_METHODS:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, f"移行 rule: {peer.identity.uri} is a migration target "
-                           f"not yet cut over to: it may only read ({method} is not a read)", peer.identity.uri)
-        call.metadata = dict(context.invocation_metadata() or ())
-        if peer.identity.kind == "kiosk":
-            call.terminal = peer.identity.terminal
-        if peer.identity.kind == "terminal" and not method.startswith("/grpc."):
-            self._admit_operator(call, method)
-        return call
-
-    def _admit_operator(self, call: CallContext, method: str) -> None:
-        """A terminal call needs a valid operator session for this very terminal (DESIGN §3)."""
-        peer, metadata = call.peer, call.metadata
-        call.terminal = peer.identity.terminal
-        claimed_terminal = metadata.get(TERMINAL_KEY)
-        if claimed_terminal and claimed_terminal != call.terminal:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                           f"terminal rule: {TERMINAL_KEY} {claimed_terminal} is not the certificate's terminal {call.terminal}",
-                           peer.identity.uri, call)
-        claimed_operator = metadata.get(OPERATOR_KEY, "")
-        if method == LOGIN_METHOD:
-            return  # the operator is known once Login has checked the credential (it sets call.operator)
-        token = metadata.get(SESSION_KEY)
-        key = self.runtime.session_keys.get(peer.identity.municipality)
-        if not token or key is None:
-            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
-                           f"operator rule: a terminal call must carry an operator session ({SESSION_KEY}) from Login",
-                           peer.identity.uri, CallContext(peer, method, claimed_operator[:32], call.terminal))
-        try:
-            call.session = check_session(key, token, peer.identity.municipality, call.terminal, peer.fingerprint)
-        except TokenError as exc:
-            code = grpc.StatusCode.PERMISSION_DENIED if "terminal" in str(exc) else grpc.StatusCode.UNAUTHENTICATED
-            raise _Refusal(code, f"session rule: {exc}", peer.identity.uri,
-                           CallContext(peer, method, claimed_operator[:32], call.terminal)) from None
-        call.operator = call.session.operator
-        if claimed_operator and claimed_operator != call.operator:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                           f"operator rule: {OPERATOR_KEY} {claimed_operator} is not the session's operator {call.operator}",
-                           peer.identity.uri, call)
-
-    def _record(self, call: CallContext | None, caller: str, method: str, status: str) -> None:
-        self.runtime.audit.append(
-            caller=caller, method=method, status=status, subject=audit.subject_var.get(),
-            operator=call.operator if call else "", terminal=call.terminal if call else "",
-        )
-
-    @asynccontextmanager
-    async def _guard(self, context, method: str):
-        """Admit the call or abort it; answer rule violations with their status; audit it either way."""
-        audit.subject_var.set("")
-        started = time.perf_counter()
-        try:
-            call = self._admit(context, method)
-        except _Refusal as refusal:
-            self._record(refusal.call, refusal.caller, method, refusal.code.name)
-            self.runtime.metrics.observe(method, refusal.code.name, time.perf_counter() - started)
-            await context.abort(refusal.code, refusal.message)
-        _call_var.set(call)
-        status = "OK"
-        try:
-            yield
-        except Violation as violation:
-            status = violation.code.name
-            await context.abort(violation.code, str(violation), violation.trailing or ())
-        except BaseException:
-            code = context.code()
-            status = code.name if isinstance(code, grpc.StatusCode) else "CANCELLED"
-            raise
-        finally:
-            self._record(call, call.peer.identity.uri, method, status)
-            self.runtime.metrics.observe(method, status, time.perf_counter() - started)
-
-    def _wrap_unary(self, behavior, method, parse):
-        async def guarded(request, context):
-            async with self._guard(context, method):
-                return await behavior(_parsed(parse, request, method), context)
-        return guarded
-
-    def _wrap_stream(self, behavior, method, parse):
-        async def guarded(request_or_iterator, context):
-            async with self._guard(context, method):
-                async for item in behavior(_parsed(parse, request_or_iterator, method), context):
-                    yield item
-        return guarded
-
-
-def _parsed(parse, data, method: str):
-    """The request parsed from its bytes; a malformed body is INVALID_ARGUMENT naming the method. What a client
-    (terminal, kiosk, platform client, operations) sends has every text item checked here, once, for every
-    method: sizes and characters (nodes check what other nodes send by the rules of each item)."""
-    try:
-        message = parse(data)
-    except Violation:
-        raise
-    except Exception:  # protobuf's DecodeError, or any parser's own
-        raise Violation(grpc.StatusCode.INVALID_ARGUMENT, f"message rule: the request is not a valid message for "
-                        f"{method}") from None
-    call = _call_var.get(None)
-    if call is not None and call.peer.identity.kind in CLIENT_KINDS and hasattr(message, "ListFields"):
-        check_message_text(message)
-    return message
-
-
-def _each(parse):
-    """A parser for a stream of requests: each item parsed as it arrives, after authentication."""
-    def parse_stream(iterator):
-        async def items():
-            async for data in iterator:
-                yield _parsed(parse, data, "this stream")
-        return items()
-    return parse_stream
-
-
 class OperationsServicer(ops_pb2_grpc.OperationsServicer):
     """Metrics every node answers to its domain's monitor."""
 
@@ -452,12 +232,6 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
         affected = jobs[request.name]()
         log.info("batch %s: %d records", request.name, affected)
         return ops_pb2.BatchResult(node=self.rt.node.name, name=request.name, affected=affected, detail="done")
-
-
-class _Refusal(Exception):
-    def __init__(self, code, message, caller, call=None):
-        super().__init__(message)
-        self.code, self.message, self.caller, self.call = code, message, caller, call
 
 
 def listen_address(address: str) -> str:

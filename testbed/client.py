@@ -12,7 +12,7 @@ from certs.identity import KIND_DOMAIN
 from certs.pki import PKI
 from nodes.authn import Authenticator
 from nodes.peers import check_server
-from nodes.runtime import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
+from nodes.guard import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
 from nodes.tls import ClientCert, aio_channel, pinned, sync_channel
 from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, ops_pb2, ops_pb2_grpc
 

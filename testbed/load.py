@@ -11,7 +11,7 @@ import grpc
 
 from tqdm import tqdm
 
-from nodes.runtime import REQUEST_KEY
+from nodes.guard import REQUEST_KEY
 from protos import kizon_pb2
 from scenarios.population import Generator
 from testbed.client import async_login, node_status

@@ -34,7 +34,7 @@ from certs.pki import BAD_CASES, PassphraseError, cert_pem, crl_number, issue_le
 from nodes import NODE_MODULES, audit
 from nodes.clock import office_today
 from nodes.policy import Decision, authorize
-from nodes.runtime import APPROVAL_KEY
+from nodes.guard import APPROVAL_KEY
 from nodes.tls import ClientCert, pinned
 from protos import identity_pb2, intermediate_pb2, kizon_pb2, national_pb2, national_pb2_grpc, records_pb2
 from scenarios.towns import towns

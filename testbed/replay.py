@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import grpc
 from tqdm import tqdm
 
-from nodes.runtime import APPROVAL_KEY, REQUEST_KEY
+from nodes.guard import APPROVAL_KEY, REQUEST_KEY
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, kizon_pb2_grpc,
                     national_pb2, national_pb2_grpc, ops_pb2, ops_pb2_grpc, records_pb2)
 from scenarios.population import resident_code

@@ -122,7 +122,7 @@ def intent_written(network, municipality: str = "142140", timeout: float = 3.0) 
 
 def export_all(network, counter: Counter, purpose: str = "試験: 登録の確認") -> list[records_pb2.ResidentRecord]:
     """Every 住民票 of counter's municipality (除票 included), under a manager's approval for this one output."""
-    from nodes.runtime import APPROVAL_KEY
+    from nodes.guard import APPROVAL_KEY
     from testbed.client import bulk_approval
     token = bulk_approval(network, counter.municipality, counter.operator, counter.terminal, purpose, 10_000_000)
     return list(counter(counter.kizon.ExportResidents, kizon_pb2.ExportRequest(include_removed=True, purpose=purpose),

@@ -16,7 +16,7 @@ from nodes.audit import (GENESIS, AuditDamaged, AuditLog, Signer, entry_hash, en
 from protos import common_pb2, kizon_pb2, kizon_pb2_grpc
 from testbed.cli import main
 from helpers import poll
-from nodes.runtime import OPERATOR_KEY
+from nodes.guard import OPERATOR_KEY
 from testbed.client import Counter, channel, terminal_cert
 
 CALLER = "spiffe://testbed.jp/lg/142140/terminal/T0001"

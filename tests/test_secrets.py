@@ -66,7 +66,7 @@ def test_sessions_are_signed_by_kizon_alone(network):
     import grpc
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from nodes.runtime import SESSION_KEY
+    from nodes.guard import SESSION_KEY
     from nodes.sessions import issue_session
     from protos import common_pb2, cs_pb2_grpc
     from testbed.client import channel, terminal_cert

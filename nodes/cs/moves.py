@@ -11,7 +11,7 @@ from nodes.clock import office_today
 from nodes.cs.checks import (JOURNAL_KEEP, MOVE_OUT_DAYS, PURGE_INTERVAL, REMOVED, RESERVATION_SECONDS,
                              check_special_move_in)
 from nodes.rules import OPERATIONS_ROLES
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from protos import common_pb2, cs_pb2, identity_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node

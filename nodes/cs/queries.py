@@ -9,7 +9,7 @@ import grpc
 from nodes import audit, identityfile, rules
 from nodes.cs.checks import changed_items
 from nodes.rules import OPERATIONS_ROLES
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from protos import common_pb2, identity_pb2
 
 

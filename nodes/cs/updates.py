@@ -11,7 +11,7 @@ from nodes import audit, identityfile, rules
 from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, NEW_PERSON_REASONS, POOL_REASONS,
                              RESIDENCE_RETRIES, changed_items, check_items, check_special_move_in, mark_recovery)
 from nodes.groupcommit import GROUP_LIMIT
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from nodes.store import next_counter, rows_in
 from protos import card_pb2, common_pb2, cs_pb2, identity_pb2, records_pb2
 

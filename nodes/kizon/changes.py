@@ -14,7 +14,7 @@ from nodes import audit, rules
 from nodes.intents import Intent, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon.items import CURRENT, today_iso
 from nodes.records import delivery_info, identity_info
-from nodes.runtime import REQUEST_KEY, current_call
+from nodes.guard import REQUEST_KEY, current_call
 from nodes.store import next_counter
 from protos import atena_pb2, cs_pb2, identity_pb2, kizon_pb2
 

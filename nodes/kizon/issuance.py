@@ -4,7 +4,7 @@ from __future__ import annotations
 from nodes import audit, certificates, rules
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, simulated
 from nodes.kizon.items import CURRENT, REMOVED
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from protos import card_pb2, cs_pb2, kizon_pb2
 
 class IssuanceMixin:

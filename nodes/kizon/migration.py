@@ -13,7 +13,7 @@ from nodes.kizon.changes import PendingChange, pending_var
 from nodes.kizon.items import CURRENT, ITEM_REPORT_LIMIT, require_person_items
 from nodes.records import register_differences, register_digest
 from nodes.rules import OPERATIONS_ROLES
-from nodes.runtime import REQUEST_KEY, current_call
+from nodes.guard import REQUEST_KEY, current_call
 from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, kizon_pb2, records_pb2
 

@@ -6,7 +6,7 @@ import uuid
 
 from certs.pki import credential_matches
 from nodes import audit, rules
-from nodes.runtime import current_call
+from nodes.guard import current_call
 from nodes.sessions import issue_approval, issue_session
 from protos import kizon_pb2
 

@@ -5,7 +5,7 @@ import time
 
 from nodes import audit, rules
 from nodes.kizon.items import BULK_OUTPUT_LIMIT, BULK_WINDOW_HOURS, CURRENT
-from nodes.runtime import APPROVAL_KEY, current_call
+from nodes.guard import APPROVAL_KEY, current_call
 from nodes.sessions import TokenError, verify
 from nodes.store import next_counter
 from nodes.weaken import weakened
