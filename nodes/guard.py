@@ -7,7 +7,6 @@ import contextvars
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import grpc
 
@@ -16,9 +15,6 @@ from nodes.authn import AuthenticationError
 from nodes.policy import Decision, authorize
 from nodes.rules import Violation, check_message_text
 from nodes.sessions import OperatorSession, TokenError, check_session
-
-if TYPE_CHECKING:
-    from nodes.runtime import NodeRuntime
 
 OPERATOR_KEY = "x-operator-id"
 TERMINAL_KEY = "x-terminal-id"
@@ -65,7 +61,7 @@ class CallContext:
 class GuardInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates and authorizes every call, then writes its audit entry (default deny)."""
 
-    def __init__(self, runtime: "NodeRuntime"):
+    def __init__(self, runtime):  # the node's NodeRuntime (this module does not import it)
         self.runtime = runtime
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}  # one wrapped handler per method, made once
         self._verdicts: dict[tuple, str] = {}  # (caller identity, method) → "" (allowed) or the refusal
