@@ -243,12 +243,17 @@ def _plan(topology, ends) -> dict[str, dict]:
     """link → {listen, target, segment}: ends(caller, callee) gives the relay's host and the callee's address;
     each relay gets a port free on its host now."""
     plan, sockets = {}, []
+    # The nodes' own ports are not bound yet when the relay starts: the OS could hand one of them to a link.
+    reserved = {address for n in topology.all_nodes for address in (n.address, n.metrics_address)}
     try:
         for caller, callee, segment in topology.links():
             host, target = ends(caller, callee)
-            sock = socket.socket()
-            sock.bind((host, 0))
-            sockets.append(sock)  # held until every port is chosen: no two links get the same one
+            while True:
+                sock = socket.socket()
+                sock.bind((host, 0))
+                sockets.append(sock)  # held until every port is chosen: no two links get the same one
+                if f"{host}:{sock.getsockname()[1]}" not in reserved:
+                    break
             plan[link_name(caller.name, callee.name)] = {
                 "listen": f"{host}:{sock.getsockname()[1]}", "target": target, "segment": segment}
     finally:
