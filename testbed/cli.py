@@ -12,7 +12,7 @@ import grpc
 from certs.pki import BAD_CASES, PASSPHRASE_ENV, PKI, PassphraseError
 from nodes import audit
 from testbed.client import default_state_dir
-from testbed.network import Network, status_json, status_table
+from testbed.network import Network, NetworkError, status_json, status_table
 from testbed.topology import Topology
 
 
@@ -775,6 +775,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"testbed {args.command}: {exc}", file=sys.stderr)
         return 2
     except PassphraseError as exc:
+        print(f"testbed {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except NetworkError as exc:  # from any command that brings the network up (run, bench, tour, migrate ...)
         print(f"testbed {args.command}: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:  # a node refused or could not be reached: one line, never a traceback

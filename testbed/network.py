@@ -31,6 +31,11 @@ START_TIMEOUT = 30.0  # seconds to wait for every node's health check
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 
 
+class NetworkError(RuntimeError):
+    """The network cannot be brought up as asked (ports taken, nodes running otherwise, a node that does not
+    start): a message that says what to do, for the command line to print in one line."""
+
+
 @dataclass
 class Network:
     """A topology bound to a state folder: PKI, data, logs, pid files and the topology in use."""
@@ -139,7 +144,7 @@ class Network:
         marker = self.state_dir / "weaken"
         if weaken is not None:
             if running and tuple(weaken) != self.weakened():
-                raise RuntimeError("nodes are running with other weaknesses; `testbed down` first")
+                raise NetworkError("nodes are running with other weaknesses; `testbed down` first")
             marker.write_text(",".join(weaken))
         elif not running:
             marker.unlink(missing_ok=True)
@@ -147,16 +152,16 @@ class Network:
             confine = not confinement.available()  # confined wherever the machine allows it
         if confine is not None:
             if running and confine != self.confined():
-                raise RuntimeError(f"nodes are running {'un' if confine else ''}confined; `testbed down` first")
+                raise NetworkError(f"nodes are running {'un' if confine else ''}confined; `testbed down` first")
             if confine and (why := confinement.available()):
-                raise RuntimeError(f"{why}; run `testbed up --no-confine`")
+                raise NetworkError(f"{why}; run `testbed up --no-confine`")
             (self.state_dir / "confine").touch() if confine else (self.state_dir / "confine").unlink(missing_ok=True)
         if isolated is not None or not running:
             if running and isolated is not None and isolated != self.isolated():
-                raise RuntimeError(f"nodes are running {'not ' if isolated else ''}isolated; `testbed down` first")
+                raise NetworkError(f"nodes are running {'not ' if isolated else ''}isolated; `testbed down` first")
             if isolated and not running:
                 if why := netns.available():
-                    raise RuntimeError(why)
+                    raise NetworkError(why)
                 self.topology.save(self.state_dir / "topology.yaml")  # the logical topology, for a later `up`
                 layout = netns.plan(self.topology)
                 netns.create(self.topology, layout)
@@ -170,7 +175,7 @@ class Network:
                 self._leave_namespaces()
         if links is not None or not running:
             if running and links is not None and bool(links) != self.relayed():
-                raise RuntimeError(f"nodes are running {'without' if links else 'with'} relayed links; `testbed down` first")
+                raise NetworkError(f"nodes are running {'without' if links else 'with'} relayed links; `testbed down` first")
             if links and not running and not self.isolated():
                 relay.write_plan(relay.Paths(self.state_dir), relay.loopback_plan(self.topology))
             elif not links:
@@ -178,7 +183,7 @@ class Network:
         clock = self.state_dir / "simulated-clock"
         if simulated_clock is not None:
             if running and simulated_clock != self.simulated_clock():
-                raise RuntimeError(f"nodes are running {'without' if simulated_clock else 'with'} the simulated clock; "
+                raise NetworkError(f"nodes are running {'without' if simulated_clock else 'with'} the simulated clock; "
                                    "`testbed down` first")
             clock.touch() if simulated_clock else clock.unlink(missing_ok=True)
         elif not running:
@@ -204,7 +209,7 @@ class Network:
                      for address in (node.address, node.metrics_address)]
             taken = [t for t in taken if t]
             if taken:
-                raise RuntimeError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
+                raise NetworkError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
         for node in self.topology.all_nodes:
             if self.pid(node.name):
                 continue
@@ -229,7 +234,7 @@ class Network:
                 sick = ", ".join(f"{s['name']} (pid {s['pid']}{', stopped' if s['pid'] and _stopped(s['pid']) else ''})"
                                  for s in status if not s["healthy"])
                 why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {START_TIMEOUT:.0f} s: {sick}"
-                raise RuntimeError(f"network did not come up ({why}); see {self.state_dir / 'logs'}")
+                raise NetworkError(f"network did not come up ({why}); see {self.state_dir / 'logs'}")
             time.sleep(0.1)
 
     def status(self) -> list[dict]:
@@ -307,7 +312,7 @@ def _taken(address: str, node: str) -> str:
     try:
         for conn in psutil.net_connections("tcp"):
             if conn.laddr and conn.laddr.port == int(port) and conn.status == psutil.CONN_LISTEN and conn.pid:
-                holder = f" by pid {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline()[:4])[:80]})"
+                holder = f" by pid {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline()[:4]).replace(chr(10), ' ')[:80]})"
                 break
     except (psutil.Error, OSError):
         pass

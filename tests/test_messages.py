@@ -82,6 +82,12 @@ def test_up_with_a_port_taken_names_the_port(down):
         run = cli(down.state_dir, "up")
     one_line(run, f"port {port} of national", "taken")
     assert not any(down.pid(n.name) for n in down.topology.all_nodes)
+    with socket.socket() as squatter:  # the same from the main job, which brings the network up itself
+        squatter.bind((host, int(port)))
+        squatter.listen()
+        run = cli(down.state_dir, "run", "march-peak", "--residents", "100", "--minutes", "1")
+    one_line(run, f"port {port} of national", "taken")
+    assert not any(down.pid(n.name) for n in down.topology.all_nodes)
 
 
 def test_up_continues_a_stopped_node_and_load_names_the_seed(down):
