@@ -198,8 +198,6 @@ class Network:
             self.topology.save(self.state_dir / "topology.yaml")
         for folder in ("run", "logs"):
             (self.state_dir / folder).mkdir(mode=0o700, exist_ok=True)
-        if self.relayed():
-            relay.start(self.state_dir, self.log_file("links"))
         for node in self.topology.all_nodes:
             pid = self.pid(node.name)
             if pid and _stopped(pid):
@@ -210,6 +208,8 @@ class Network:
             taken = [t for t in taken if t]
             if taken:
                 raise NetworkError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
+        if self.relayed():  # (after the check: a refused `up` leaves no relay behind)
+            relay.start(self.state_dir, self.log_file("links"))
         for node in self.topology.all_nodes:
             if self.pid(node.name):
                 continue

@@ -88,6 +88,13 @@ def test_up_with_a_port_taken_names_the_port(down):
         run = cli(down.state_dir, "run", "march-peak", "--residents", "100", "--minutes", "1")
     one_line(run, f"port {port} of national", "taken")
     assert not any(down.pid(n.name) for n in down.topology.all_nodes)
+    from testbed import links
+    with socket.socket() as squatter:  # with relayed links: refused before the relay starts, none left behind
+        squatter.bind((host, int(port)))
+        squatter.listen()
+        run = cli(down.state_dir, "up", "--links")
+    one_line(run, f"port {port} of national", "taken")
+    assert links.running(links.Paths(down.state_dir)) is None
 
 
 def test_up_continues_a_stopped_node_and_load_names_the_seed(down):
