@@ -11,8 +11,11 @@ import asyncio
 from collections import deque
 from typing import Awaitable, Callable
 
+import grpc
+
 GROUP_LIMIT = 256  # items in one group call (the receiver refuses more)
 GROUP_BYTES = 1 << 20  # serialized size of one group, well under gRPC's 4 MiB message limit
+STATUS = {code.value[0]: code for code in grpc.StatusCode}  # an outcome's code (a number) → its status
 IN_FLIGHT = 1  # group calls out at once: the next group forms while this one is answered
 
 

@@ -7,7 +7,6 @@ Each row keeps a digest of its items for the 整合性確認 and the columns tha
 from __future__ import annotations
 
 import asyncio
-
 import hashlib
 import re
 
@@ -229,17 +228,9 @@ def _batches(cursor, digest_of):
         yield common_pb2.DigestBatch(resident_codes=codes, digests=digests)
 
 
-def collect(batches) -> dict[str, bytes]:
-    """住民票コード → digest from DigestBatch messages."""
-    result = {}
-    for batch in batches:
-        result.update(zip(batch.resident_codes, batch.digests))
-    return result
-
-
 async def collect_here(batches) -> dict[str, bytes]:
-    """collect(), giving the event loop a turn after each batch: the digests asked of the peers meanwhile are
-    computed there at the same time, and their streams are read as they come."""
+    """住民票コード → digest from DigestBatch messages made here, giving the event loop a turn after each batch:
+    the digests asked of the peers meanwhile are computed there at the same time, their streams read as they come."""
     result = {}
     for batch in batches:
         result.update(zip(batch.resident_codes, batch.digests))

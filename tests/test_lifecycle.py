@@ -273,6 +273,25 @@ def test_a_group_applies_each_batch_on_its_own(network, clerk):
     assert len(refusals) == 2
 
 
+def test_a_group_answers_a_reused_request_id_once(network, clerk):
+    """Attack on the group: the same batch twice in one call is applied once (the second answered with the first's
+    更新順番号), and the same 依頼管理番号 carrying other content is refused by the 依頼管理番号 rule."""
+    who = move_in_from_abroad(clerk)
+    with calling(network, f"cs-{A}", f"kizon-{A}", cs_pb2_grpc.CommunicationServerStub) as cs:
+        info = cs.GetIdentity(key(who.resident_code), timeout=10)
+        info.change_reason, info.change_date, info.request_control_number = "職権修正", TODAY, uuid.uuid4().hex
+        info.name_kanji = "一度 限り"
+        once = identity_batch(A, info)
+        info.name_kanji = "二度 目"
+        other = identity_batch(A, info)
+        outcomes = list(cs.SubmitIdentityUpdateGroup(cs_pb2.IdentityUpdateGroup(batches=[once, once, other]),
+                                                     timeout=10).outcomes)
+        assert [o.code for o in outcomes] == [0, 0, Code.FAILED_PRECONDITION.value[0]], outcomes
+        assert outcomes[1].ack.update_sequence == outcomes[0].ack.update_sequence
+        assert "依頼管理番号 rule" in outcomes[2].detail
+        assert cs.GetIdentity(key(who.resident_code), timeout=10).name_kanji == "一度 限り"
+
+
 def test_bad_check_digit_refused_at_national(network):
     """National refuses to number a 住民票コード with a wrong check digit."""
     with calling(network, "national", f"cs-{A}", national_pb2_grpc.NationalServerStub) as national:

@@ -10,14 +10,12 @@ import grpc
 from nodes import audit, identityfile, rules
 from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, NEW_PERSON_REASONS, POOL_REASONS,
                              RESIDENCE_RETRIES, changed_items, check_items, check_special_move_in, mark_recovery)
-from nodes.groupcommit import GROUP_LIMIT
+from nodes.groupcommit import GROUP_LIMIT, STATUS
 from nodes.guard import current_call
 from nodes.store import next_counter, rows_in
 from protos import card_pb2, common_pb2, cs_pb2, identity_pb2, records_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
-
-_STATUS = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def _refusal(exc: rules.Violation) -> cs_pb2.GroupOutcome:
@@ -72,7 +70,7 @@ class UpdatesMixin:
         for batch, outcome in zip(request.batches, outcomes):
             if outcome.code:
                 self.rt.audit.append(caller=call.peer.identity.uri, method=call.method,
-                                     status=_STATUS[outcome.code].name,
+                                     status=STATUS[outcome.code].name,
                                      subject=",".join(u.info.resident_code for u in batch.updates)[:200])
         audit.set_batch_subject(u.info.resident_code for b, o in zip(request.batches, outcomes) if not o.code
                                 for u in b.updates)

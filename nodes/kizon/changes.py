@@ -14,6 +14,7 @@ from nodes import audit, rules
 from nodes.intents import Intent, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon.items import CURRENT, today_iso
 from nodes.records import delivery_info, identity_info
+from nodes.groupcommit import STATUS
 from nodes.guard import REQUEST_KEY, current_call
 from nodes.store import next_counter
 from protos import atena_pb2, cs_pb2, identity_pb2, kizon_pb2
@@ -24,7 +25,6 @@ LOCK_STRIPES = 256
 SETTLE_WAIT = 5.0  # seconds a counter change waits for pending changes to be settled with the CS
 AMBIGUOUS = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
              grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}  # the CS may or may not have applied the change
-STATUS = {code.value[0]: code for code in grpc.StatusCode}
 pending_var: contextvars.ContextVar = contextvars.ContextVar("pending_change", default=None)
 
 
