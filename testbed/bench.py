@@ -180,12 +180,17 @@ def run_everywhere(network: Network, population: dict, flows: int, rate: float |
         searcher.join(timeout=30)
     errors: dict[str, dict] = {}
     for run in runs:
-        for code, seen in run["errors_by_code"].items():
-            errors.setdefault(code, {"count": 0, "example": seen["example"]})["count"] += seen["count"]
+        merge_errors(errors, run["errors_by_code"])
     return {"flows": sum(r["flows"] for r in runs), "errors": sum(r["errors"] for r in runs), "errors_by_code": errors,
             "seconds": max(r["seconds"] for r in runs),
             "search_p50_ms": percentile(latencies, 0.50), "search_p99_ms": percentile(latencies, 0.99),
             "searches": len(latencies)}
+
+
+def merge_errors(into: dict, errors_by_code: dict) -> None:
+    """Add the errors of one run (status → count and an example) to those of others."""
+    for code, seen in errors_by_code.items():
+        into.setdefault(code, {"count": 0, "example": seen["example"]})["count"] += seen["count"]
 
 
 def search_worker(state_dir, topology: dict, municipality: str, sample, stop, results) -> None:
@@ -284,8 +289,7 @@ def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: i
         paced = run_everywhere(network, population, max(1, int(rate * PACED_SECONDS)), rate=rate, living=living)
         figures["paced_flow_per_s"] = rate
         figures["flow_errors"] += paced["errors"]
-        for code, seen in paced["errors_by_code"].items():
-            figures["flow_errors_by_code"].setdefault(code, {"count": 0, "example": seen["example"]})["count"] += seen["count"]
+        merge_errors(figures["flow_errors_by_code"], paced["errors_by_code"])
         figures["search_p50_ms"] = paced["search_p50_ms"]
         figures["search_p99_ms"] = paced["search_p99_ms"]
         figures["searches"] = paced["searches"]

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from nodes.guard import REQUEST_KEY
 from protos import kizon_pb2
 from scenarios.population import Generator
-from testbed.client import async_login, node_status
+from testbed.client import async_login, eventually, node_status
 
 BATCH = 5000  # residents per streamed batch: one transaction at each node (fewer, larger commits); about 2 MB
 RETRIES = 5  # attempts of a stream that finds its node unreachable
@@ -101,14 +101,8 @@ async def wait_until_drained(network, timeout: float = 600) -> None:
 
 def _status(network, node, deadline: float):
     """A node's status; a node too busy to answer at once (a machine saturated by the load) is asked again."""
-    while True:
-        try:
-            return node_status(network, node)
-        except grpc.RpcError as exc:
-            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
-                    or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    return eventually(lambda: node_status(network, node), timeout=max(0.0, deadline - time.monotonic()),
+                      codes=(grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), pause=0.5)
 
 
 def generate_population(network, municipality: str, residents: int, seed: int):
