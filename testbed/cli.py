@@ -473,7 +473,10 @@ def cmd_topology_generate(args) -> int:
         topology = generate(args.municipalities)
     except ValueError as exc:
         raise Refusal(str(exc)) from None
-    path = topology.save(args.out)
+    try:
+        path = topology.save(args.out)
+    except OSError as exc:
+        raise Refusal(f"cannot write {args.out}: {exc.strerror}; give a path in a folder you can write to") from None
     count = len(topology.municipalities)
     print(f"{path}: {count} municipalit{'y' if count == 1 else 'ies'} ({', '.join(m.name for m in topology.municipalities)}), "
           f"{len(topology.nodes)} nodes; measure it with `testbed bench --topology {path}`")

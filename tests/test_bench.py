@@ -29,6 +29,9 @@ def test_topology_generate_refuses_nonsense_in_one_line(tmp_path, capsys):
     assert main(["topology", "generate", "--municipalities", "0", "--out", str(tmp_path / "t.yaml")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1 to" in err[0]
+    assert main(["topology", "generate", "--municipalities", "2", "--out", str(tmp_path / "no" / "such" / "t.yaml")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write" in err[0]
 
 
 def test_bench_over_a_generated_topology(tmp_path, capsys):
