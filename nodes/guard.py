@@ -97,7 +97,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         async def unknown(request, context):
             async with self._guard(context, method):
                 raise Violation(grpc.StatusCode.UNIMPLEMENTED, f"method rule: {method} is not a method of "
-                                f"{self.runtime.node.name}")
+                                f"{self.runtime.label}")
         return unknown
 
     def _admit(self, context, method: str) -> CallContext:

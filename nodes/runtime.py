@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from certs.identity import KIND_DOMAIN, parse
 from certs.pki import PKI, write_private
 from nodes import NODE_MODULES, audit, metrics, weaken
 from nodes.authn import Authenticator
+from nodes.children import Child
 from nodes.guard import CallContext, GuardInterceptor
 from nodes.metrics import NodeMetrics
 from nodes.outbox import Outbox, Target
@@ -42,29 +44,41 @@ COUNTED_TABLES = ("residents", "identity", "code_pool", "delivery", "entries", "
 PEER_TIMEOUT = 10.0  # seconds a node waits on a peer's answer
 
 
-def checkpoints_path(state_dir: Path, node_name: str) -> Path:
-    """Where a node publishes its audit checkpoints: outside its own data folder."""
-    return Path(state_dir) / "checkpoints" / f"{node_name}.jsonl"
+SEARCH_CHAIN = "search"  # the audit chain of a node's search process, beside the node's own
+
+
+def checkpoints_path(state_dir: Path, node_name: str, chain: str = "") -> Path:
+    """Where a node (or, with chain, its search process) publishes its audit checkpoints: outside its data folder."""
+    return Path(state_dir) / "checkpoints" / f"{node_name}{'.' + chain if chain else ''}.jsonl"
+
+
+def audit_path(state_dir: Path, node_name: str, chain: str = "") -> Path:
+    """A node's audit log, or (with chain) the audit log of its search process, in the node's data folder."""
+    return Path(state_dir) / "data" / node_name / (f"{chain}-audit.jsonl" if chain else "audit.jsonl")
 
 
 class NodeRuntime:
     """Everything a servicer needs: its node, the topology, store, audit log, outbox and peers."""
 
-    def __init__(self, topology, node_name: str, state_dir: str | Path, pki_dir: str | Path):
+    def __init__(self, topology, node_name: str, state_dir: str | Path, pki_dir: str | Path, search: bool = False):
         self.topology = topology
+        self.search = search  # the node's search process: reads the node's store, audits in a chain of its own
+        self.label = f"{node_name}.{SEARCH_CHAIN}" if search else node_name  # (in messages and the audit)
         self.node = topology.node(node_name)
         self.identity = parse(self.node.identity)
         self.state_dir = Path(state_dir)
         self.pki = PKI(pki_dir)
         data = self.state_dir / "data" / node_name
         self.module = importlib.import_module(NODE_MODULES[self.node.kind])
-        self.store = Store(data / "store.sqlite", self.module.SCHEMA)
+        self.store = (Store(data / "store.sqlite", read_only=True) if search
+                      else Store(data / "store.sqlite", self.module.SCHEMA))
         cert_path, key_path = self.pki.node_files(node_name, "client")
         public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
         audit_key = b"" if weakened("audit-key") else self.pki.audit_key(node_name, create=True)
-        self.audit = audit.AuditLog(data / "audit.jsonl", node_name, audit_key,
-                                    checkpoints_path(self.state_dir, node_name), audit.Signer(key_path.read_bytes()),
-                                    public_key)
+        chain = SEARCH_CHAIN if search else ""
+        self.audit = audit.AuditLog(audit_path(self.state_dir, node_name, chain), self.label, audit_key,
+                                    checkpoints_path(self.state_dir, node_name, chain),
+                                    audit.Signer(key_path.read_bytes()), public_key)
         self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json",
                                            topology.target_identities())
         self.topology_path: Path | None = topology.source
@@ -278,6 +292,12 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
         await runtime.close()
 
 
+def search_argv(topology_path: Path | None, node_name: str, state_dir: Path, pki_dir: Path) -> list[str]:
+    """The command line of a node's search process (nodes/search_process.py)."""
+    return ([sys.executable, "-m", "nodes.search_process", "--node", node_name, "--state-dir", str(state_dir),
+             "--pki-dir", str(pki_dir)] + (["--topology", str(topology_path)] if topology_path else []))
+
+
 async def serve(topology, node_name: str, state_dir: Path, pki_dir: Path) -> None:
     """Run one node until SIGTERM or SIGINT, then stop cleanly."""
     if weaken.active():
@@ -288,10 +308,25 @@ async def serve(topology, node_name: str, state_dir: Path, pki_dir: Path) -> Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, runtime.reload_topology)  # a cut over: whom to admit has changed
+    children = [Child(f"{node_name}.search", search_argv(topology.source, node_name, state_dir, pki_dir))
+                if runtime.node.search_address else None]
+    children = [c for c in children if c]
+
+    def reload() -> None:  # a cut over: whom to admit has changed, here and in the children
+        runtime.reload_topology()
+        for child in children:
+            child.signal(signal.SIGHUP)
+    loop.add_signal_handler(signal.SIGHUP, reload)
     async with run_server(runtime):
+        for child in children:  # (once the store's schema exists: a search process only reads it)
+            child.start()
+        watchers = [asyncio.create_task(child.watch()) for child in children]
         # What start-up allocated stays: keep it out of every later collection (fewer, shorter GC pauses).
         gc.collect()
         gc.freeze()
         await stop.wait()
+        for task in watchers:
+            task.cancel()
+        for child in children:
+            child.stop()
     log.info("%s stopped", node_name)

@@ -38,8 +38,15 @@ class Store:
     inline rather than in a thread pool, which would cost more than the statements themselves.
     """
 
-    def __init__(self, path: str | Path, schema: str = ""):
+    def __init__(self, path: str | Path, schema: str = "", read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:  # a reader beside the node that owns the store (WAL: it never waits for the writer)
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA query_only=1")
+            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            self.db.execute("PRAGMA busy_timeout=1000")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -92,6 +99,9 @@ class Store:
 
     def close(self) -> None:
         """Stop the checkpoints, checkpoint the WAL and close."""
+        if self.read_only:
+            self.db.close()
+            return
         self._stop.set()
         self._checkpointer.join(timeout=5)
         try:

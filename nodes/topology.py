@@ -5,6 +5,7 @@ its holder (DESIGN §3, trust hygiene). Nodes read it; the testbed commands writ
 """
 from __future__ import annotations
 
+import dataclasses
 import socket
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,6 +22,8 @@ CALLS = {("kizon", "cs"): "same", ("kizon", "atena"): "same", ("cs", "prefecture
          ("cs", "card"): "any", ("cs", "cs"): "other", ("prefecture", "national"): "any", ("atena", "national"): "any",
          ("atena", "intermediate"): "any", ("intermediate", "card"): "any"}
 METRICS_OFFSET = 1000  # a node's metrics port, when the topology gives none: its gRPC port + 1000
+SEARCH_OFFSET = 2000  # a CS's 本人確認情報検索 port, when the topology gives none: its gRPC port + 2000
+SEARCH_KINDS = ("cs",)  # nodes that serve 本人確認情報検索 from a process of their own beside the node
 NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")
 DEFAULT_KIOSKS = ("K0001", "K0002")  # コンビニ交付 front ends, when a topology names none
 PLATFORM_CLIENTS = ("infonws", "portal")  # 情報提供NWS and the マイナポータル stand-in
@@ -37,6 +40,7 @@ class Node:
     prefecture: str | None = None
     site: str | None = None  # a site other than the municipality's own office (e.g. gcloud: the government cloud)
     metrics: str | None = None  # where its Prometheus metrics are served (default: the gRPC port + 1000)
+    search: str | None = None  # where a CS's search process listens (default: the gRPC port + 2000)
 
     @property
     def identity(self) -> str:
@@ -50,6 +54,30 @@ class Node:
             return self.metrics
         host, port = self.address.rsplit(":", 1)
         return f"{host}:{int(port) + METRICS_OFFSET}"
+
+    @property
+    def search_address(self) -> str | None:
+        """host:port of the node's search process (本人確認情報検索 for terminals), or None for a node without one."""
+        if self.kind not in SEARCH_KINDS:
+            return None
+        if self.search:
+            return self.search
+        host, port = self.address.rsplit(":", 1)
+        return f"{host}:{int(port) + SEARCH_OFFSET}"
+
+    def search_end(self) -> "Node | None":
+        """The node as its search process is reached (same name and identity, the search address), or None."""
+        return dataclasses.replace(self, address=self.search_address) if self.search_address else None
+
+    @property
+    def listening(self) -> tuple[str, ...]:
+        """Every address the node's processes listen on: gRPC, metrics and, for a CS, search."""
+        return tuple(a for a in (self.address, self.metrics_address, self.search_address) if a)
+
+    def moved(self, host: str, port: int, metrics: int, search: int | None = None) -> "Node":
+        """The same node listening at host on other ports (search: only for a node that has a search process)."""
+        return Node(self.name, self.kind, f"{host}:{port}", self.municipality, self.prefecture, self.site,
+                    f"{host}:{metrics}", f"{host}:{search}" if search and self.kind in SEARCH_KINDS else None)
 
     @property
     def host_name(self) -> str:
@@ -283,9 +311,9 @@ class Topology:
     def with_free_ports(self, host: str = "127.0.0.1") -> "Topology":
         """A copy whose nodes listen on ports the OS reports free now (for tests and benchmarks)."""
         count = len(self.all_nodes)
-        ports = _free_ports(host, 2 * count)
-        moved = [Node(n.name, n.kind, f"{host}:{port}", n.municipality, n.prefecture, n.site, f"{host}:{metrics}")
-                 for n, port, metrics in zip(self.all_nodes, ports[:count], ports[count:])]
+        ports = _free_ports(host, 3 * count)
+        moved = [n.moved(host, port, metrics, search) for n, port, metrics, search
+                 in zip(self.all_nodes, ports[:count], ports[count:2 * count], ports[2 * count:])]
         return Topology(self.name, moved[:len(self.nodes)], list(self.municipalities), dict(self.prefectures),
                         kiosks=self.kiosks, targets=moved[len(self.nodes):])
 

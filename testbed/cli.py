@@ -153,7 +153,7 @@ def cmd_audit_verify(args) -> int:
                 return 2
             targets.append((node, path))
     else:
-        targets = [(n.name, network.audit_file(n.name)) for n in network.topology.all_nodes if network.audit_file(n.name).exists()]
+        targets = [(c, network.audit_file(c)) for c in network.audit_chains() if network.audit_file(c).exists()]
     if not targets:
         print(f"no audit logs in {network.state_dir}; run `testbed up` first", file=sys.stderr)
         return 2
@@ -536,7 +536,7 @@ def cmd_audit_follow(args) -> int:
         raise Refusal(f"{args.key!r} is not a key the audit follows: give a 住民票コード (11 digits), a 個人番号 "
                       "(12), a 宛名番号 (15) or a 符号 (24 hexadecimal characters)")
     network = _network(args)
-    paths = [network.audit_file(n.name) for n in network.topology.all_nodes if network.audit_file(n.name).exists()]
+    paths = [network.audit_file(c) for c in network.audit_chains() if network.audit_file(c).exists()]
     entries = audit.follow(paths, args.key)
     for e in entries:
         who = e["caller"].removeprefix("spiffe://testbed.jp/")

@@ -160,6 +160,15 @@ def eventually(call, timeout: float = 10.0, codes=(grpc.StatusCode.NOT_FOUND,), 
         time.sleep(pause)
 
 
+def cs_stub(cs_channel, search_channel=None) -> cs_pb2_grpc.CommunicationServerStub:
+    """A terminal's stub of its CS: 本人確認情報検索 goes to the CS's search process (its own port, the same
+    identity), so that it never queues behind the updates; every other call goes to the CS itself."""
+    stub = cs_pb2_grpc.CommunicationServerStub(cs_channel)
+    if search_channel is not None:
+        stub.SearchIdentity = cs_pb2_grpc.CommunicationServerStub(search_channel).SearchIdentity
+    return stub
+
+
 class Counter:
     """A counter terminal (窓口端末 / 統合端末) with an operator logged in: kizon and CS stubs and the session."""
 
@@ -167,11 +176,13 @@ class Counter:
         pki = network.pki
         cert = terminal_cert(pki, municipality, terminal)
         self.network, self.municipality, self.terminal, self.operator = network, municipality, terminal, operator
-        self._channels = [channel(network.topology.find("kizon", municipality), cert),
-                          channel(network.topology.find("cs", municipality), cert)]
+        cs = network.topology.find("cs", municipality)
+        self._channels = [channel(network.topology.find("kizon", municipality), cert), channel(cs, cert)]
+        if cs.search_address:
+            self._channels.append(channel(cs.search_end(), cert))
         calls = [grpc.intercept_channel(ch, *interceptors) if interceptors else ch for ch in self._channels]
         self.kizon = kizon_pb2_grpc.KizonStub(calls[0])
-        self.cs = cs_pb2_grpc.CommunicationServerStub(calls[1])
+        self.cs = cs_stub(*calls[1:])
         credential = pki.operators(municipality)[operator]["credential"]
         self.session = self.kizon.Login(kizon_pb2.LoginRequest(operator_id=operator, credential=credential), timeout=10)
         self.metadata = ((SESSION_KEY, self.session.token),)
@@ -222,12 +233,15 @@ async def async_login(network, municipality: str, terminal: str, operator: str, 
     """(kizon stub, cs stub, session metadata, channels) of an asyncio terminal."""
     pki = network.pki
     cert = terminal_cert(pki, municipality, terminal)
+    cs = network.topology.find("cs", municipality)
     channels = [async_channel(network.topology.find("kizon", municipality), cert, interceptors=interceptors),
-                async_channel(network.topology.find("cs", municipality), cert, interceptors=interceptors)]
+                async_channel(cs, cert, interceptors=interceptors)]
+    if cs.search_address:
+        channels.append(async_channel(cs.search_end(), cert, interceptors=interceptors))
     kizon = kizon_pb2_grpc.KizonStub(channels[0])
     credential = pki.operators(municipality)[operator]["credential"]
     session = await kizon.Login(kizon_pb2.LoginRequest(operator_id=operator, credential=credential), timeout=10)
-    return kizon, cs_pb2_grpc.CommunicationServerStub(channels[1]), ((SESSION_KEY, session.token),), channels
+    return kizon, cs_stub(*channels[1:]), ((SESSION_KEY, session.token),), channels
 
 
 def node_status(network, node, counts: bool = False) -> object:

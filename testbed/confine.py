@@ -9,7 +9,8 @@ node needs:
     pki/nodes/<node>             its own keys, certificates and secrets (audit key, PIN key, verifiers)
     pki/sessions/public          the public session keys (kizon holds its signing key in its own folder)
     data/<node>                  its own store and audit log
-    checkpoints/<node>.jsonl     where it publishes its audit checkpoints
+    checkpoints/<node>.jsonl     where it publishes its audit checkpoints (and a CS's search process,
+                                 which runs in the CS's view, at checkpoints/<node>.search.jsonl)
 
 Everything else (the CA keys, other nodes' keys and data, terminal and kit keys, operator credentials,
 other logs) is covered by an empty tmpfs. Linux only, and only for root.
@@ -22,12 +23,15 @@ import sys
 from pathlib import Path
 
 from nodes.confined import ENV, MASKED  # noqa: F401  (ENV: set in every confined node)
+from nodes.runtime import SEARCH_CHAIN
 
 
 def view_for(network, node) -> dict:
     """The view of a node: its own secrets and data, the trust anchors, CRLs and public session keys."""
     readable = ["pki/root", "pki/ca", "pki/sessions/public"]
     writable = [f"pki/nodes/{node.name}", f"data/{node.name}", f"checkpoints/{node.name}.jsonl"]
+    if node.search_address:  # its search process runs in the same view, with a chain of its own
+        writable.append(f"checkpoints/{node.name}.{SEARCH_CHAIN}.jsonl")
     return {"state_dir": str(network.state_dir.resolve()), "readable": readable, "writable": writable}
 
 

@@ -136,7 +136,7 @@ def _counter_story(network: Network) -> None:
         print("\n".join(f"      {line}" for line in copy.text.splitlines()[:8]))
         died = a(a.kizon.Death, kizon_pb2.DeathRequest(resident_code=child.resident_code, death_date=today))
         print(f"   死亡: {died.records[0].name_kanji} → 除票 ({died.records[0].removal_reason}), history kept")
-        trail = audit.follow([network.audit_file(n.name) for n in topo.nodes], child.resident_code)
+        trail = audit.follow([network.audit_file(c) for c in network.audit_chains(topo.nodes)], child.resident_code)
         print(f"   the audit logs follow {child.resident_code} through {len({e['node'] for e in trail})} nodes:")
         for entry in trail:
             print(f"      {entry['node']:18s} {entry['method'].rsplit('/', 1)[-1]:26s} {entry['status']}")
@@ -211,10 +211,10 @@ def _verify(network: Network) -> int:
         print(f"   {code}: kizon {report.records_kizon:,}, cs {report.records_cs:,}, prefecture {report.records_prefecture:,}, national "
               f"{report.records_national:,}; {len(report.differences)} differences ({report.seconds:.2f} s)")
     print("\n== audit chains")
-    for node in network.topology.nodes:
-        result = network.verify_audit(node.name)
+    for chain in network.audit_chains(network.topology.nodes):
+        result = network.verify_audit(chain)
         ok &= result.ok
-        print(f"   {'OK  ' if result.ok else 'FAIL'} {node.name:18s} {result.entries:5d} entries, checkpointed "
+        print(f"   {'OK  ' if result.ok else 'FAIL'} {chain:18s} {result.entries:5d} entries, checkpointed "
               f"{result.checkpointed:5d}, head {result.head[:16]}")
     return 0 if ok else 1
 

@@ -244,7 +244,7 @@ def _plan(topology, ends) -> dict[str, dict]:
     each relay gets a port free on its host now."""
     plan, sockets = {}, []
     # The nodes' own ports are not bound yet when the relay starts: the OS could hand one of them to a link.
-    reserved = {address for n in topology.all_nodes for address in (n.address, n.metrics_address)}
+    reserved = {address for n in topology.all_nodes for address in n.listening}
     try:
         for caller, callee, segment in topology.links():
             host, target = ends(caller, callee)

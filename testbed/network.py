@@ -17,7 +17,7 @@ from cryptography import x509
 from certs.pki import PKI
 from nodes import audit
 from nodes.clock import SIMULATED_ENV
-from nodes.runtime import BIND_ENV, checkpoints_path
+from nodes.runtime import BIND_ENV, SEARCH_CHAIN, audit_path, checkpoints_path
 from nodes.weaken import ENV as WEAKEN_ENV
 from testbed import confine as confinement
 from testbed import links as relay
@@ -88,19 +88,28 @@ class Network:
         """A node's log."""
         return self.state_dir / "logs" / f"{name}.log"
 
-    def audit_file(self, name: str) -> Path:
-        """A node's hash-chained audit log."""
-        return self.state_dir / "data" / name / "audit.jsonl"
+    def audit_chains(self, nodes=None) -> list[str]:
+        """The audit chains of nodes (default: all): each node's own, and NODE.search of a CS's search process."""
+        return [label for n in (self.topology.all_nodes if nodes is None else nodes)
+                for label in (n.name, f"{n.name}.{SEARCH_CHAIN}" if n.search_address else "") if label]
 
-    def checkpoints_file(self, name: str) -> Path:
-        """Where a node publishes the signed checkpoints of its audit log (outside its data folder)."""
-        return checkpoints_path(self.state_dir, name)
+    def audit_file(self, chain: str) -> Path:
+        """The hash-chained audit log of a node (NODE) or of its search process (NODE.search)."""
+        name, _, own = chain.partition(".")
+        return audit_path(self.state_dir, name, own)
 
-    def verify_audit(self, name: str, path: Path | None = None) -> audit.Verification:
-        """Check a node's audit log: its keyed chain, and every signed checkpoint it published."""
-        path = path or self.audit_file(name)
+    def checkpoints_file(self, chain: str) -> Path:
+        """Where a chain's signed checkpoints are published (outside the node's data folder)."""
+        name, _, own = chain.partition(".")
+        return checkpoints_path(self.state_dir, name, own)
+
+    def verify_audit(self, chain: str, path: Path | None = None) -> audit.Verification:
+        """Check an audit chain (NODE or NODE.search): keyed under the node's audit key, and every signed
+        checkpoint published for it."""
+        name = chain.partition(".")[0]
+        path = path or self.audit_file(chain)
         cert = x509.load_pem_x509_certificate(self.pki.node_files(name, "client")[0].read_bytes())
-        marks, forged = audit.read_checkpoints(self.checkpoints_file(name), cert.public_key())
+        marks, forged = audit.read_checkpoints(self.checkpoints_file(chain), cert.public_key())
         key = b"" if "audit-key" in self.weakened() else self.pki.audit_key(name)  # as the nodes were told to
         result = audit.verify(path, key, marks)
         result.problems[:0] = forged
@@ -204,7 +213,7 @@ class Network:
                 os.kill(pid, signal.SIGCONT)  # stopped (SIGSTOP, a drill): `up` means running again
         if not self.isolated():
             taken = [_taken(address, node.name) for node in self.topology.all_nodes if not self.pid(node.name)
-                     for address in (node.address, node.metrics_address)]
+                     for address in node.listening]
             taken = [t for t in taken if t]
             if taken:
                 raise NetworkError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
@@ -245,7 +254,7 @@ class Network:
         nodes = self.topology.all_nodes
         pids = [self.pid(n.name) for n in nodes]
         pki = self.pki
-        checks = [check_health(n, monitor_cert(pki, n.kind)) if pid and pki.exists() else _false()
+        checks = [_healthy(n, monitor_cert(pki, n.kind)) if pid and pki.exists() else _false()
                   for n, pid in zip(nodes, pids)]
         healthy = await asyncio.gather(*checks)
         return [
@@ -287,6 +296,12 @@ class Network:
 
 async def _false() -> bool:
     return False
+
+
+async def _healthy(node, cert) -> bool:
+    """A node serves, and so does its search process if it has one."""
+    ends = [node] + ([node.search_end()] if node.search_address else [])
+    return all(await asyncio.gather(*(check_health(end, cert) for end in ends)))
 
 
 def _stopped(pid: int) -> bool:

@@ -132,12 +132,17 @@ class Probe:
         """Every case of the bad-certificate kit against every node: refused, the way the README says."""
         for case in BAD_CASES:
             cert = ClientCert(*self.pki.bad_files(case), self.pki.trust_bundle)
-            for node in self.topology.nodes:
+            for label, node in self.ports():
                 with channel(node, cert) as ch:
                     code, details = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
                 expected = "UNAVAILABLE (handshake)" if case in HANDSHAKE else REFUSED
                 ok = code == grpc.StatusCode.UNAVAILABLE if case in HANDSHAKE else _refused_by_guard(code, details)
-                self.add("kit", f"bad/{case}", node.name, expected, code.name, ok, _kit_rule(case), details)
+                self.add("kit", f"bad/{case}", label, expected, code.name, ok, _kit_rule(case), details)
+
+    def ports(self) -> list[tuple[str, object]]:
+        """(label, node) of every gRPC port: each node's, and each CS's search process (NODE.search)."""
+        return [(label, end) for n in self.topology.nodes
+                for label, end in ((n.name, n), (f"{n.name}.search", n.search_end())) if end is not None]
 
     def identities(self) -> None:
         """Certificates the testbed's own CA would issue to a careless request: names not in the topology,
@@ -209,18 +214,18 @@ class Probe:
     def tls(self) -> None:
         """Every port: TLS 1.2 and 1.3 only, a client certificate required, no cipher without forward secrecy."""
         monitor = {d: ClientCert(*self.pki.client_files(f"monitor-{d}"), self.pki.trust_bundle) for d in DOMAINS}
-        for node in self.topology.nodes:
+        for label, node in self.ports():
             cert = pinned(monitor[KIND_DOMAIN[node.kind]], KIND_DOMAIN[node.kind])
             for version, should in ((ssl.TLSVersion.TLSv1, False), (ssl.TLSVersion.TLSv1_1, False),
                                     (ssl.TLSVersion.TLSv1_2, True), (ssl.TLSVersion.TLSv1_3, True)):
                 ok, detail = _handshake(node, cert, version)
-                self.add("tls", f"{version.name}", node.name, "accepted" if should else "refused",
+                self.add("tls", f"{version.name}", label, "accepted" if should else "refused",
                          "accepted" if ok else "refused", ok == should, "TLS 1.2/1.3 only", detail)
             ok, detail = _handshake(node, None, ssl.TLSVersion.TLSv1_3, trust=cert.trust)
-            self.add("tls", "no client certificate", node.name, "refused", "accepted" if ok else "refused", not ok,
+            self.add("tls", "no client certificate", label, "refused", "accepted" if ok else "refused", not ok,
                      "mutual TLS", detail)
             ok, detail = _handshake(node, cert, ssl.TLSVersion.TLSv1_2, ciphers="AES128-SHA:AES256-SHA:AES128-GCM-SHA256")
-            self.add("tls", "RSA key exchange (no forward secrecy)", node.name, "refused", "accepted" if ok else "refused",
+            self.add("tls", "RSA key exchange (no forward secrecy)", label, "refused", "accepted" if ok else "refused",
                      not ok, "ECDHE only", detail)
         self.sslyze_scan(monitor)
 
@@ -228,19 +233,19 @@ class Probe:
         """Every port scanned by sslyze with its domain's monitor certificate (SKIP where sslyze is missing)."""
         sslyze = tlsscan.find_sslyze()
         if sslyze is None:
-            for node in self.topology.nodes:
-                self.add("tls", "sslyze scan", node.name, "scanned", "sslyze not installed", None, tlsscan.RULE,
+            for label, _ in self.ports():
+                self.add("tls", "sslyze scan", label, "scanned", "sslyze not installed", None, tlsscan.RULE,
                          f"`make setup` installs it into .venv/scanner, or set {tlsscan.ENV}")
             return
-        groups = [(pinned(monitor[d], d), [n for n in self.topology.nodes if KIND_DOMAIN[n.kind] == d]) for d in DOMAINS]
+        groups = [(pinned(monitor[d], d), [n for _, n in self.ports() if KIND_DOMAIN[n.kind] == d]) for d in DOMAINS]
         results = tlsscan.scan(sslyze, [(cert, nodes) for cert, nodes in groups if nodes])
-        for node in self.topology.nodes:
-            result = results.get(node.name, "not scanned")
+        for label, node in self.ports():
+            result = results.get(node.address, "not scanned")
             if isinstance(result, str):
-                self.add("tls", "sslyze scan", node.name, "scanned", result, False, tlsscan.RULE)
+                self.add("tls", "sslyze scan", label, "scanned", result, False, tlsscan.RULE)
                 continue
             for case, expected, actual, ok in tlsscan.judge(result):
-                self.add("tls", case, node.name, expected, actual, ok, tlsscan.RULE)
+                self.add("tls", case, label, expected, actual, ok, tlsscan.RULE)
 
     def crls(self) -> None:
         """Every domain's CRL: signed, with a number and a nextUpdate still ahead."""
@@ -254,12 +259,12 @@ class Probe:
 
     def audit_chains(self) -> None:
         """Every node's audit log: whole under its key and checkpoints, and not re-computable without the key."""
-        for node in self.topology.nodes:
-            result = self.network.verify_audit(node.name)
-            self.add("audit", "keyed chain and checkpoints", node.name, "whole", "whole" if result.ok else "broken",
+        for chain in self.network.audit_chains(self.topology.nodes):
+            result = self.network.verify_audit(chain)
+            self.add("audit", "keyed chain and checkpoints", chain, "whole", "whole" if result.ok else "broken",
                      result.ok, "audit chain", "; ".join(result.problems[:3]))
-            unkeyed = audit.verify(self.network.audit_file(node.name), b"")
-            self.add("audit", "chain needs the node's key", node.name, "keyed", "unkeyed" if unkeyed.ok and unkeyed.entries
+            unkeyed = audit.verify(self.network.audit_file(chain), b"")
+            self.add("audit", "chain needs the node's key", chain, "keyed", "unkeyed" if unkeyed.ok and unkeyed.entries
                      else "keyed", not (unkeyed.ok and unkeyed.entries), "audit-key")
 
     def search_rule(self) -> None:

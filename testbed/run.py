@@ -44,10 +44,10 @@ def verify(network: Network) -> tuple[bool, bool, list[str]]:
         consistent &= not found.differences
         lines.append(f"整合性確認 {m.code}: kizon {found.records_kizon:,}, cs {found.records_cs:,}, prefecture {found.records_prefecture:,}, national "
                      f"{found.records_national:,} records, {len(found.differences)} differences ({found.seconds:.2f} s)")
-    for node in network.topology.all_nodes:
-        result = network.verify_audit(node.name)
+    for chain in network.audit_chains():
+        result = network.verify_audit(chain)
         chained &= result.ok
-        lines.append(f"audit chain {node.name}: {'OK' if result.ok else 'BROKEN'}, {result.entries:,} entries")
+        lines.append(f"audit chain {chain}: {'OK' if result.ok else 'BROKEN'}, {result.entries:,} entries")
     return consistent, chained, lines
 
 

@@ -38,8 +38,8 @@ def find_sslyze() -> Path | None:
 
 
 def scan(sslyze: Path, groups: list[tuple[object, list]]) -> dict[str, dict | str]:
-    """Scan every node with the client certificate of its group (cert, nodes), all groups at once; node name →
-    sslyze's scan result, or why there is none."""
+    """Scan every node with the client certificate of its group (cert, nodes), all groups at once; node address
+    (host:port) → sslyze's scan result, or why there is none."""
     scratch = Path(tempfile.mkdtemp(prefix="sslyze-"))
     running, results = [], {}
     try:
@@ -57,22 +57,22 @@ def scan(sslyze: Path, groups: list[tuple[object, list]]) -> dict[str, dict | st
                 _, err = proc.communicate(timeout=SCAN_TIMEOUT)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                results.update({n.name: f"sslyze did not finish in {SCAN_TIMEOUT:.0f} s" for n in nodes})
+                results.update({n.address: f"sslyze did not finish in {SCAN_TIMEOUT:.0f} s" for n in nodes})
                 continue
             try:
                 document = json.loads(out.read_text())
             except (OSError, ValueError):
                 tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-                results.update({n.name: f"sslyze failed: {tail[0]}" for n in nodes})
+                results.update({n.address: f"sslyze failed: {tail[0]}" for n in nodes})
                 continue
             by_port = {s["server_location"]["port"]: s for s in document.get("server_scan_results", [])}
             for n in nodes:
                 server = by_port.get(int(n.address.rsplit(":", 1)[1]))
                 if server is None or server.get("connectivity_status") != "COMPLETED":
                     why = (server or {}).get("connectivity_error_trace") or "not scanned"
-                    results[n.name] = f"sslyze could not connect: {str(why).strip().splitlines()[-1][:200]}"
+                    results[n.address] = f"sslyze could not connect: {str(why).strip().splitlines()[-1][:200]}"
                 else:
-                    results[n.name] = server["scan_result"]
+                    results[n.address] = server["scan_result"]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return results

@@ -106,5 +106,3 @@ class PoolMixin:
                            [(request.resident_code, c) for c in reply.candidates])
         return reply
 
-    async def _national_call(self, method, request):
-        return await self.rt.call_peer(method, request, "全国サーバ")

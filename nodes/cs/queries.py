@@ -14,33 +14,13 @@ from protos import common_pb2, identity_pb2
 
 
 class QueriesMixin:
-    """Reads of the 本人確認情報ファイル."""
+    """Reads of the 本人確認情報ファイル (本人確認情報検索 itself: nodes/cs/search.py)."""
 
     async def GetIdentity(self, request, context):
         """本人確認情報の照会 for this municipality's 統合端末 and kizon."""
         audit.set_subject(request.resident_code)
         info = identityfile.read_identity(self.rt.store, request.resident_code)
         return self._shown(info)
-
-    async def SearchIdentity(self, request, context):
-        """本人確認情報検索 under the two-item rule; nationwide asks national for other municipalities."""
-        identityfile.search_kind(request)
-        audit.set_subject(request.resident_code or (request.individual_number and "個人番号") or "4情報")
-        if request.nationwide:
-            result = await self._national_call(self.national.SearchIdentity, request)
-            result.source = "national"
-        else:
-            result = identityfile.search(self.rt.store, request, self.municipality)
-            result.source = "cs"
-        for info in result.matches:
-            self._shown(info)
-        return result
-
-    def _shown(self, info):
-        """The 本人確認情報 as this caller may see it: 個人番号 masked without the permission."""
-        if not self.rt.may_see_number(current_call()) and info.individual_number:
-            info.individual_number = "*" * 12
-        return info
 
     async def CheckResidence(self, request, context):
         """One person, one current residence: national's view of a person about to move in here (relayed)."""

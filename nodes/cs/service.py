@@ -10,6 +10,7 @@ from nodes.cs.checks import mark_recovery
 from nodes.cs.moves import MovesMixin
 from nodes.cs.pool import PoolMixin
 from nodes.cs.queries import QueriesMixin
+from nodes.cs.search import SearchMixin
 from nodes.cs.updates import UpdatesMixin
 from nodes.outbox import Target
 from protos import card_pb2, card_pb2_grpc, cs_pb2, cs_pb2_grpc, identity_pb2, national_pb2_grpc, prefecture_pb2_grpc
@@ -57,7 +58,7 @@ def add_to_server(servicer, server) -> None:
     cs_pb2_grpc.add_CommunicationServerServicer_to_server(servicer, server)
 
 
-class Servicer(UpdatesMixin, QueriesMixin, PoolMixin, MovesMixin, CardsMixin, cs_pb2_grpc.CommunicationServerServicer):
+class Servicer(UpdatesMixin, QueriesMixin, SearchMixin, PoolMixin, MovesMixin, CardsMixin, cs_pb2_grpc.CommunicationServerServicer):
     """The CS: checks, numbers and forwards 本人確認情報; pools, certificates, notices, search."""
 
     def __init__(self, runtime):

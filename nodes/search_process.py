@@ -1,0 +1,99 @@
+"""A node's search process: ``python -m nodes.search_process --node NAME --state-dir DIR [--topology FILE]``.
+
+A CS answers its terminals' 本人確認情報検索 from a process of its own, so that a search never waits in the
+CS's event loop behind the updates of the counters (DESIGN §9). The process is the CS in every way a caller
+can see: the CS's certificate, its policy, the operator session checks and the audit of every call (in a
+chain of its own, ``search-audit.jsonl``, with its own checkpoints). It reads the CS's store through a
+read-only connection (SQLite WAL: readers never wait for the writer), and serves SearchIdentity alone.
+
+The CS starts it as a child (so it shares the CS's confinement, namespace and container), restarts it when it
+dies, stops it when the CS stops, and a child whose CS is killed dies with it (PR_SET_PDEATHSIG).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from nodes.audit import AuditDamaged
+from nodes.children import die_with_parent
+from nodes.confined import harden_self
+from nodes.cs.search import SearchServicer
+from nodes.guard import GuardInterceptor
+from nodes.runtime import NodeRuntime, listen_address
+from nodes.tls import server_credentials
+from nodes.topology import Topology
+from protos import identity_pb2
+
+log = logging.getLogger(__name__)
+
+SERVICE = "testbed.v1.CommunicationServer"
+
+
+def _handlers(servicer: SearchServicer) -> grpc.GenericRpcHandler:
+    """SearchIdentity alone: any other method of the service is unknown here (UNIMPLEMENTED, method rule)."""
+    return grpc.method_handlers_generic_handler(SERVICE, {"SearchIdentity": grpc.unary_unary_rpc_method_handler(
+        servicer.SearchIdentity, request_deserializer=identity_pb2.IdentitySearch.FromString,
+        response_serializer=identity_pb2.IdentitySearchResult.SerializeToString)})
+
+
+async def serve(topology: Topology, node_name: str, state_dir: Path, pki_dir: Path) -> None:
+    """Serve 本人確認情報検索 at the node's search address until SIGTERM."""
+    runtime = NodeRuntime(topology, node_name, state_dir, pki_dir, search=True)
+    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)], options=[("grpc.so_reuseport", 0)])
+    runtime.servicer = SearchServicer(runtime)
+    server.add_generic_rpc_handlers((_handlers(runtime.servicer),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    cert, key = runtime.pki.node_files(node_name, "server")
+    server.add_secure_port(listen_address(runtime.node.search_address),
+                           server_credentials(cert, key, runtime.pki.trust_bundle))
+    await server.start()
+    runtime.start_background()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("%s search serving on %s", node_name, runtime.node.search_address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload_topology)
+    try:
+        await stop.wait()
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace=2.0)
+        await runtime.close()
+
+
+def main() -> None:
+    """Parse the arguments and serve until SIGTERM (or until the node that started it dies)."""
+    parser = argparse.ArgumentParser(prog="python -m nodes.search_process", description=__doc__)
+    parser.add_argument("--topology", help="topology file (default: the kanagawa network)")
+    parser.add_argument("--node", required=True, help="node name in the topology (a CS)")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--pki-dir", type=Path)
+    args = parser.parse_args()
+    os.umask(0o077)
+    if not die_with_parent():
+        raise SystemExit("the node that started this search process is gone")
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node}.search %(levelname)s %(name)s: %(message)s")
+    harden_self()
+    topology = Topology.load(args.topology)
+    if topology.node(args.node).search_address is None:
+        raise SystemExit(f"{args.node} has no search process (only a CS has one)")
+    try:
+        asyncio.run(serve(topology, args.node, args.state_dir, args.pki_dir or args.state_dir / "pki"))
+    except AuditDamaged as exc:
+        log.error("refusing to start: the search audit log is damaged: %s; keep it as evidence, run `testbed audit "
+                  "verify`, and move it aside to start a new chain", exc)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
