@@ -83,8 +83,12 @@ def digest(info: records_pb2.IdentityInfo) -> bytes:
 
 
 def stored_digest(blob: bytes) -> bytes:
-    """digest() of a stored 本人確認情報, from its bytes: row() stores the items followed by the transport
-    items, so the items are the bytes before that suffix (checked; anything else is recomputed in full)."""
+    """digest() of a stored 本人確認情報, from its bytes: row() stores the transport items first and the items
+    after them, so the digest covers the bytes after those (at most three) leading fields. A record stored
+    otherwise (by an older version, items first) is parsed and recomputed in full."""
+    start = _after_transport(blob)
+    if start:
+        return hashlib.sha1(memoryview(blob)[start:]).digest()
     info = records_pb2.IdentityInfo.FromString(blob)
     suffix = records_pb2.IdentityInfo(update_sequence=info.update_sequence,
                                       recovery_update_sequence=info.recovery_update_sequence,
@@ -94,12 +98,41 @@ def stored_digest(blob: bytes) -> bytes:
     return digest(info)
 
 
+# The transport items' tags (field numbers 29 and 30 as varints, 36 as a string), in the order row() writes them.
+_UPDATE_SEQUENCE, _RECOVERY_SEQUENCE, _TIMESTAMP = b"\xe8\x01", b"\xf0\x01", b"\xa2\x02"
+
+
+def _after_transport(blob: bytes) -> int:
+    """Where the items start after the leading transport items (0 if the blob does not start with them)."""
+    pos = 0
+    for tag in (_UPDATE_SEQUENCE, _RECOVERY_SEQUENCE, _TIMESTAMP):
+        if blob.startswith(tag, pos):
+            value, pos = _read_varint(blob, pos + 2)
+            if tag == _TIMESTAMP:
+                pos += value
+    return pos if pos <= len(blob) else 0
+
+
+def _read_varint(blob: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(blob):
+        byte = blob[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+    return value, pos
+
+
 def row(info: records_pb2.IdentityInfo) -> tuple:
-    """The identity table row of one person's 本人確認情報."""
+    """The identity table row of one person's 本人確認情報: the stored blob is the transport items followed by
+    the items (protobuf parses the concatenation as the whole message), so that stored_digest() finds the
+    items without parsing."""
     core, transport = _split(info)
     return (info.resident_code, info.municipality_code, info.update_sequence, info.individual_number or None,
             info.name_kana, info.name_kanji, info.birth_date, info.sex, info.address, info.record_status_flag,
-            info.timestamp, hashlib.sha1(core).digest(), core + transport)
+            info.timestamp, hashlib.sha1(core).digest(), transport + core)
 
 
 def store_identities(db, infos, rows: list[tuple] | None = None) -> None:
