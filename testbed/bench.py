@@ -327,15 +327,18 @@ def wait_until_quiet(network: Network, timeout: float = QUIET_TIMEOUT) -> float:
 
 
 def node_cpu(network: Network) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each node process of the network."""
+    """CPU seconds (user + system) used so far by each node process of the network, and by the processes a node
+    runs beside it (a CS's search process: NODE.search)."""
     import psutil
     used = {}
     for node in network.topology.all_nodes:
         pid = network.pid(node.name)
         if pid:
             try:
-                times = psutil.Process(pid).cpu_times()
-                used[node.name] = times.user + times.system
+                process = psutil.Process(pid)
+                for proc, name in [(process, node.name)] + [(c, f"{node.name}.search") for c in process.children()]:
+                    times = proc.cpu_times()
+                    used[name] = used.get(name, 0.0) + times.user + times.system
             except psutil.Error:
                 pass
     return used
