@@ -34,6 +34,7 @@ from protos import identity_pb2
 log = logging.getLogger(__name__)
 
 SERVICE = "testbed.v1.CommunicationServer"
+SEARCH_NICE = -10
 
 
 def _handlers(servicer: SearchServicer) -> grpc.GenericRpcHandler:
@@ -84,6 +85,10 @@ def main() -> None:
         raise SystemExit("the node that started this search process is gone")
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node}.search %(levelname)s %(name)s: %(message)s")
     harden_self()
+    try:  # a terminal's search is interactive: ahead of the batch-like work of the nodes when cores are short
+        os.nice(SEARCH_NICE)
+    except OSError:
+        pass  # (raising priority needs root; without it the search runs at the nodes' priority)
     topology = Topology.load(args.topology)
     if topology.node(args.node).search_address is None:
         raise SystemExit(f"{args.node} has no search process (only a CS has one)")
