@@ -231,18 +231,24 @@ def read_identities(store, municipality: str, resident_codes) -> identity_pb2.Id
 
 
 def digest_batches(store, municipality: str):
-    """(住民票コード, digest) of a municipality's people in 住民票コード order, in batches; each digest is
-    computed from the stored 本人確認情報 itself, so that a damaged record cannot hide behind its old digest."""
-    cursor = store.db.execute("SELECT resident_code, info FROM identity WHERE municipality_code=? ORDER BY resident_code",
-                              (municipality,))
-    yield from _batches(cursor, stored_digest)
+    """(住民票コード, digest) of a municipality's people, in batches; each digest is computed from the stored
+    本人確認情報 itself, so that a damaged record cannot hide behind its old digest."""
+    yield from _batches(_rows_of(store, municipality), stored_digest)
 
 
 def register_digest_batches(store, municipality: str):
     """(住民票コード, digest of the REGISTER_ITEMS) of a municipality's people: what kizon's 住民票 must match."""
-    cursor = store.db.execute("SELECT resident_code, info FROM identity WHERE municipality_code=? ORDER BY resident_code",
-                              (municipality,))
-    yield from _batches(cursor, lambda blob: register_digest(records_pb2.IdentityInfo.FromString(blob)))
+    yield from _batches(_rows_of(store, municipality), lambda blob: register_digest(records_pb2.IdentityInfo.FromString(blob)))
+
+
+def _rows_of(store, municipality: str):
+    """(住民票コード, stored 本人確認情報) of a municipality's people in storage order: by a scan of the table when
+    the municipality holds at least half of it (its pages read in order; through the index, each row is a
+    random page once the file outgrows the cache: 300,000 people took seconds), else through its index."""
+    own = store.scalar("SELECT COUNT(*) FROM identity WHERE municipality_code=?", (municipality,), 0)
+    rows = store.scalar("SELECT MAX(rowid) FROM identity", default=0)
+    scan = "NOT INDEXED " if own * 2 >= rows else ""
+    return store.db.execute(f"SELECT resident_code, info FROM identity {scan}WHERE municipality_code=?", (municipality,))
 
 
 def _batches(cursor, digest_of):

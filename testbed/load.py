@@ -64,7 +64,12 @@ async def load_records(network, municipality: str, records: list, *, operator: s
     try:
         share = -(-len(records) // STREAMS)
         parts = [records[i:i + share] for i in range(0, len(records), share)] or [[]]
-        summaries = await asyncio.gather(*(_stream(kizon, metadata, part, bar, atena) for part in parts))
+        # Every stream runs to its end even when one is refused (closing the channel under them would cancel
+        # batches that kizon is finishing); then the first refusal is the answer.
+        summaries = await asyncio.gather(*(_stream(kizon, metadata, part, bar, atena) for part in parts),
+                                         return_exceptions=True)
+        for failed in (s for s in summaries if isinstance(s, BaseException)):
+            raise failed
     finally:
         bar.close()
         for ch in channels:

@@ -63,7 +63,7 @@ class ChangeMixin:
             answer = self._answered(pending, client_id)
             if answer is not None:
                 return answer
-        if pending.key in self._inflight:
+        if pending.key in self._inflight or pending.key in self._completing:
             raise rules.Violation(grpc.StatusCode.ABORTED, f"依頼管理番号 rule: {REQUEST_KEY} {client_id} is being "
                                   "served; retry once it has been answered")
         self._inflight.add(pending.key)
@@ -114,7 +114,7 @@ class ChangeMixin:
         """Ask the CS which pending intents it applied: commit those here, drop the others."""
         delay = 0.1
         while True:
-            keys = [k for k in self.ledger.pending() if k not in self._inflight]
+            keys = [k for k in self.ledger.pending() if k not in self._inflight and k not in self._completing]
             if not keys:  # (intents of changes in flight are settled by their own calls)
                 self._settled_event.set()
                 return
@@ -129,7 +129,7 @@ class ChangeMixin:
             applied = {s.request_control_number.rsplit(":", 1)[0]: s.update_sequence for s in reply.applied}
             for key in keys:
                 intent = self.ledger.intent(key)
-                if intent is None or key in self._inflight:
+                if intent is None or key in self._inflight or key in self._completing:
                     continue
                 if key in applied:
                     self._write(intent, applied[key])
@@ -199,23 +199,39 @@ class ChangeMixin:
             change.records.extend(records)
         intent = Intent(pending.key, pending.digest, wrap(change) if wrap else change, list(records), batch, feed_atena)
         self.ledger.write(intent)
+        # From here the change is finished whatever becomes of the caller: a client that goes away (a cancelled
+        # call, a closed stream of a load) must not leave an intent the CS may be applying at this moment. A retry
+        # meanwhile is told the request is being served; once finished, it gets the answer.
+        self._completing.add(pending.key)
+        completion = asyncio.ensure_future(self._complete(intent, batch))
+        completion.add_done_callback(functools.partial(self._completed, intent.key))
+        await asyncio.shield(completion)
+        return self._shown_reply(intent.reply)
+
+    def _completed(self, key: str, completion: asyncio.Future) -> None:
+        self._completing.discard(key)
+        if not completion.cancelled():
+            completion.exception()  # (retrieved: a refusal nobody waits for any more is not an error of kizon)
+
+    async def _complete(self, intent: Intent, batch) -> None:
+        """Have the CS apply a written intent, then commit it here or drop it; an unknown outcome is settled."""
         try:
             outcome = await self.submitter.submit(batch)  # (with the changes of the other counters of this moment)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in AMBIGUOUS and not (exc.details() or "").startswith("peer rule"):
                 # the CS may have applied it: keep the intent, settle it when the CS answers
-                self._inflight.discard(pending.key)
+                self._inflight.discard(intent.key)
+                self._completing.discard(intent.key)
                 self._unsettled()
                 raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"市町村CS unreachable ({exc.code().name}): the change "
                                       "is settled with the CS when it is back; retry with the same "
                                       f"{REQUEST_KEY} for its answer") from None
-            self.ledger.drop(pending.key)
+            self.ledger.drop(intent.key)
             raise rules.Violation(exc.code(), f"市町村CS: {exc.details()}") from None
         if outcome.code:  # the CS refused this change alone: nothing of it was applied there
-            self.ledger.drop(pending.key)
+            self.ledger.drop(intent.key)
             raise rules.Violation(STATUS[outcome.code], f"市町村CS: {outcome.detail}")
         self._write(intent, outcome.ack.update_sequence)
-        return self._shown_reply(intent.reply)
 
     async def _send_group(self, batches: list) -> list:
         """One SubmitIdentityUpdateGroup call for the batches of several changes; one outcome per batch."""

@@ -17,6 +17,21 @@ from nodes.guard import REQUEST_KEY, current_call
 from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, kizon_pb2, records_pb2
 
+DRAIN_SECONDS = 30.0  # how long a refused load's remaining batches are read (and ignored) before it is answered
+
+
+async def _drain(request_iterator) -> None:
+    """Read what the client still sends of a refused stream (bounded in time), so that it receives the refusal
+    itself: a client still sending when the answer comes sees its send fail (INTERNAL) instead."""
+    async def rest():
+        async for _ in request_iterator:
+            pass
+    try:
+        await asyncio.wait_for(rest(), DRAIN_SECONDS)
+    except (asyncio.TimeoutError, rules.Violation):
+        pass
+
+
 class MigrationMixin:
     """BulkLoad and CheckConsistency."""
 
@@ -90,6 +105,9 @@ class MigrationMixin:
                     reply = await self._load_batch(batch)
                 # (a batch loaded by an earlier attempt of the same load counts with its own 更新順番号)
                 summary.last_update_sequence = max(summary.last_update_sequence, reply.update_sequence)
+            except rules.Violation:
+                await _drain(request_iterator)
+                raise
             finally:
                 pending_var.reset(token)
             summary.records += len(batch.records)

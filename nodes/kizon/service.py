@@ -82,6 +82,7 @@ class Servicer(CounterMixin, IssuanceMixin, MigrationMixin, OperatorsMixin, Regi
         self.operators = runtime.pki.operator_verifiers(runtime.node.name, self.municipality, create=True)
         self.site = site.MigrationServicer(runtime, KizonSite(self))  # 移行: the freeze, export and import
         self._inflight: set[str] = set()
+        self._completing: set[str] = set()  # changes sent to the CS whose outcome is still being committed here
         self._settled_event = asyncio.Event()  # set while no intent waits to be settled with the CS
         self._settler: asyncio.Task | None = None
         if self.ledger.pending():

@@ -1,0 +1,57 @@
+"""A caller that goes away does not leave a change half made: once kizon has sent a change to the CS, it
+finishes it (commits it here, or drops it if the CS refused) whether or not anyone still waits for the answer.
+
+Found by a load whose one stream was refused: the client closed its channel, the other stream's batch was
+cancelled at kizon while the CS applied it, and kizon kept an intent it never settled (the CS held 5,000
+people kizon did not, until kizon restarted)."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+
+import grpc
+import pytest
+
+from helpers import TODAY, address, key, move_in_from_abroad, poll
+from protos import common_pb2, kizon_pb2
+from testbed.client import Counter
+
+A = "142140"
+
+
+def pending_intents(network) -> int:
+    """Intents kizon holds that are neither committed nor dropped."""
+    db = sqlite3.connect(f"file:{network.state_dir / 'data' / f'kizon-{A}' / 'store.sqlite'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT COUNT(*) FROM intents").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_change_whose_caller_goes_away_is_finished(fresh_network):
+    """The CS is stopped while a 転居 is on its way: the clerk's call runs out of time (kizon's handler is
+    cancelled); once the CS runs again the change is applied there and committed at kizon, a retry with the
+    same x-request-id gets the answer, no intent is left and the 整合性確認 finds nothing."""
+    network = fresh_network
+    network.up()
+    with Counter(network, A) as clerk:
+        who = move_in_from_abroad(clerk)
+        request = kizon_pb2.MoveWithinRequest(resident_code=who.resident_code, address=address(A, "88番地"), move_date=TODAY)
+        cs = network.pid(f"cs-{A}")
+        os.kill(cs, signal.SIGSTOP)
+        try:
+            with pytest.raises(grpc.RpcError) as caught:
+                clerk(clerk.kizon.MoveWithin, request, request_id="went-away", timeout=1.0)
+            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert pending_intents(network) == 1  # written before the CS was asked
+        finally:
+            os.kill(cs, signal.SIGCONT)
+        poll(lambda: pending_intents(network) == 0 or None, timeout=20, what="the change finished at kizon")
+        answer = clerk(clerk.kizon.MoveWithin, request, request_id="went-away")
+        assert answer.records[0].address_line == "88番地" and answer.update_sequence > 0
+        assert clerk(clerk.kizon.GetResident, key(who.resident_code)).address_line == "88番地"
+        assert "88番地" in clerk(clerk.cs.GetIdentity, key(who.resident_code)).address
+    with Counter(network, A, "T0003", "OP0003") as manager:
+        report = manager(manager.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=A), timeout=120)
+    assert not report.differences, report.differences[:3]
