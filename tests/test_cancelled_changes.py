@@ -6,6 +6,7 @@ cancelled at kizon while the CS applied it, and kizon kept an intent it never se
 people kizon did not, until kizon restarted)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -15,7 +16,9 @@ import pytest
 
 from helpers import TODAY, address, key, move_in_from_abroad, poll
 from protos import common_pb2, kizon_pb2
-from testbed.client import Counter
+from testbed import load
+from testbed.client import Counter, node_status
+from testbed.load import generate_population, load_records
 
 A = "142140"
 
@@ -55,3 +58,22 @@ def test_a_change_whose_caller_goes_away_is_finished(fresh_network):
     with Counter(network, A, "T0003", "OP0003") as manager:
         report = manager(manager.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=A), timeout=120)
     assert not report.differences, report.differences[:3]
+
+
+def test_a_refused_load_stream_is_answered_with_its_refusal(fresh_network):
+    """A load whose second stream starts with people already recorded: that stream's refusal is the answer
+    (ALREADY_EXISTS, 移行 rule; kizon reads what the client still sends, so that a client busy sending the next
+    2 MB batch is not left with INTERNAL: a race this test does not always meet), the first stream is loaded in
+    full (the client waits for it instead of closing the channel under it), and no intent is left behind."""
+    network = fresh_network
+    network.up()
+    old = generate_population(network, A, load.BATCH, 41)[0]
+    asyncio.run(load_records(network, A, old, show_progress=False))
+    new = generate_population(network, A, 4 * load.BATCH, 42)[0]
+    half = 2 * load.BATCH + load.BATCH // 2  # streams: new[:half] | old + new[half:] (refused at its first batch)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        asyncio.run(load_records(network, A, new[:half] + old + new[half:], show_progress=False))
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS and "移行 rule" in caught.value.details()
+    poll(lambda: pending_intents(network) == 0 or None, what="no intent left")
+    kizon = network.topology.find("kizon", A)
+    assert node_status(network, kizon, counts=True).counts["residents"] == load.BATCH + half
