@@ -222,8 +222,9 @@ def cmd_load(args) -> int:
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
-            raise Refusal(f"{municipality} already holds residents of seed {args.seed} ({exc.details()}); "
-                          "give another --seed to add more") from None
+            raise Refusal(f"{municipality} already holds some of these residents ({exc.details()}): seed {args.seed} "
+                          "was loaded before, or one of its generated 住民票コード is one of another seed's (rare); give "
+                          "another --seed to add more (the batches before the refused one are loaded)") from None
         print(f"{municipality}: {result['records']} residents through kizon → cs → prefecture → national in "
               f"{result['seconds']:.1f} s ({result['records'] / result['seconds']:.0f}/s)")
     return 0
