@@ -59,7 +59,7 @@ class _Readings:
         self.process = psutil.Process()
 
     def collect(self):
-        node = self.rt.node.name
+        node = self.rt.label  # (NODE, or NODE.search for a CS's search process)
         depth = GaugeMetricFamily("testbed_outbox_items", "Items waiting in the outbox, by target", labels=["target"])
         age = GaugeMetricFamily("testbed_outbox_oldest_seconds", "Age of the oldest item waiting, by target",
                                 labels=["target"])

@@ -4,7 +4,8 @@ A CS answers its terminals' 本人確認情報検索 from a process of its own, 
 CS's event loop behind the updates of the counters (DESIGN §9). The process is the CS in every way a caller
 can see: the CS's certificate, its policy, the operator session checks and the audit of every call (in a
 chain of its own, ``search-audit.jsonl``, with its own checkpoints). It reads the CS's store through a
-read-only connection (SQLite WAL: readers never wait for the writer), and serves SearchIdentity alone.
+read-only connection (SQLite WAL: readers never wait for the writer), and serves SearchIdentity alone, with
+metrics of its own (the search port + 1000, to the domain's monitor, as a node's).
 
 The CS starts it as a child (so it shares the CS's confinement, namespace and container), restarts it when it
 dies, stops it when the CS stops, and a child whose CS is killed dies with it (PR_SET_PDEATHSIG).
@@ -21,6 +22,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from nodes import metrics
 from nodes.audit import AuditDamaged
 from nodes.children import die_with_parent
 from nodes.confined import harden_self
@@ -56,6 +58,7 @@ async def serve(topology: Topology, node_name: str, state_dir: Path, pki_dir: Pa
     server.add_secure_port(listen_address(runtime.node.search_address),
                            server_credentials(cert, key, runtime.pki.trust_bundle))
     await server.start()
+    scrape = await metrics.serve(runtime, runtime.metrics, listen_address(runtime.node.search_metrics_address))
     runtime.start_background()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("%s search serving on %s", node_name, runtime.node.search_address)
@@ -68,6 +71,7 @@ async def serve(topology: Topology, node_name: str, state_dir: Path, pki_dir: Pa
         await stop.wait()
     finally:
         await health_servicer.enter_graceful_shutdown()
+        scrape.close()
         await server.stop(grace=2.0)
         await runtime.close()
 

@@ -41,6 +41,7 @@ class Node:
     site: str | None = None  # a site other than the municipality's own office (e.g. gcloud: the government cloud)
     metrics: str | None = None  # where its Prometheus metrics are served (default: the gRPC port + 1000)
     search: str | None = None  # where a CS's search process listens (default: the gRPC port + 2000)
+    search_metrics: str | None = None  # where the search process serves its metrics (default: search port + 1000)
 
     @property
     def identity(self) -> str:
@@ -65,19 +66,39 @@ class Node:
         host, port = self.address.rsplit(":", 1)
         return f"{host}:{int(port) + SEARCH_OFFSET}"
 
+    @property
+    def search_metrics_address(self) -> str | None:
+        """host:port of the search process's metrics endpoint, or None for a node without one."""
+        if self.search_metrics or not self.search_address:
+            return self.search_metrics or None
+        host, port = self.search_address.rsplit(":", 1)
+        return f"{host}:{int(port) + METRICS_OFFSET}"
+
     def search_end(self) -> "Node | None":
-        """The node as its search process is reached (same name and identity, the search address), or None."""
-        return dataclasses.replace(self, address=self.search_address) if self.search_address else None
+        """The node as its search process is reached (same name and identity; the search address and the search
+        metrics address), or None."""
+        if not self.search_address:
+            return None
+        return dataclasses.replace(self, address=self.search_address, metrics=self.search_metrics_address)
 
     @property
     def listening(self) -> tuple[str, ...]:
-        """Every address the node's processes listen on: gRPC, metrics and, for a CS, search."""
-        return tuple(a for a in (self.address, self.metrics_address, self.search_address) if a)
+        """Every address the node's processes listen on: gRPC, metrics and, for a CS, search and its metrics."""
+        return tuple(a for a in (self.address, self.metrics_address, self.search_address, self.search_metrics_address)
+                     if a)
 
-    def moved(self, host: str, port: int, metrics: int, search: int | None = None) -> "Node":
+    def ports(self) -> tuple[int | None, ...]:
+        """The ports of listening's four addresses (None where the node has no such address)."""
+        return tuple(int(a.rsplit(":", 1)[1]) if a else None for a in (
+            self.address, self.metrics_address, self.search_address, self.search_metrics_address))
+
+    def moved(self, host: str, port: int, metrics: int, search: int | None = None,
+              search_metrics: int | None = None) -> "Node":
         """The same node listening at host on other ports (search: only for a node that has a search process)."""
+        searching = search and self.kind in SEARCH_KINDS
         return Node(self.name, self.kind, f"{host}:{port}", self.municipality, self.prefecture, self.site,
-                    f"{host}:{metrics}", f"{host}:{search}" if search and self.kind in SEARCH_KINDS else None)
+                    f"{host}:{metrics}", f"{host}:{search}" if searching else None,
+                    f"{host}:{search_metrics}" if searching and search_metrics else None)
 
     @property
     def host_name(self) -> str:
@@ -311,9 +332,8 @@ class Topology:
     def with_free_ports(self, host: str = "127.0.0.1") -> "Topology":
         """A copy whose nodes listen on ports the OS reports free now (for tests and benchmarks)."""
         count = len(self.all_nodes)
-        ports = _free_ports(host, 3 * count)
-        moved = [n.moved(host, port, metrics, search) for n, port, metrics, search
-                 in zip(self.all_nodes, ports[:count], ports[count:2 * count], ports[2 * count:])]
+        ports = _free_ports(host, 4 * count)
+        moved = [n.moved(host, *ports[i::count]) for i, n in enumerate(self.all_nodes)]
         return Topology(self.name, moved[:len(self.nodes)], list(self.municipalities), dict(self.prefectures),
                         kiosks=self.kiosks, targets=moved[len(self.nodes):])
 

@@ -329,13 +329,19 @@ def cmd_health(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    """testbed metrics NODE: a node's Prometheus metrics, read as its domain's monitor."""
+    """testbed metrics NODE: a node's Prometheus metrics (NODE.search: a CS's search process's), read as its
+    domain's monitor."""
     from testbed.client import fetch_metrics, monitor_cert
     network = _network(args)
+    name, _, part = args.node.partition(".")
     try:
-        node = network.topology.node(args.node)
+        node = network.topology.node(name)
+        if part:  # NODE.search: a CS's search process
+            if part != "search" or node.search_end() is None:
+                raise KeyError(args.node)
+            node = node.search_end()
     except KeyError:
-        names = ", ".join(n.name for n in network.topology.all_nodes)
+        names = ", ".join(network.audit_chains())
         print(f"testbed metrics: no node {args.node!r} (nodes: {names})", file=sys.stderr)
         return 2
     try:

@@ -63,9 +63,7 @@ def placed(topology: Topology, layout: Plan) -> Topology:
     """The topology with each node at its address on its first segment (what the host's tools use)."""
     def move(node: Node) -> Node:
         ip = next(iter(layout.addresses[node.name].values()))
-        port, metrics, search = (int(a.rsplit(":", 1)[1]) if a else None
-                                 for a in (node.address, node.metrics_address, node.search_address))
-        return node.moved(ip, port, metrics, search)
+        return node.moved(ip, *node.ports())
     return Topology(topology.name, [move(n) for n in topology.nodes], list(topology.municipalities),
                     dict(topology.prefectures), kiosks=topology.kiosks, targets=[move(n) for n in topology.targets])
 

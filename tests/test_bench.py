@@ -51,3 +51,7 @@ def test_bench_over_a_generated_topology(tmp_path, capsys):
     assert figures["node_cpu_ms"].get(f"kizon-{third}", 0) > 0 and figures["node_cpu_ms"].get(f"cs-{third}", 0) > 0
     assert figures["busiest_node"] in figures["node_busy"] and 0 < figures["prefecture_busy"]
     assert "busiest_node" in out and "flow_cpu_ms" in out
+    assert {"echo_calls_per_s", "bulk_load_seconds", "flow_per_s", "flow_cpu_ms", "search_p50_ms", "search_p99_ms",
+            "search_p99_ms_saturated", "search_in_process_p99_ms", "consistency_seconds", "max_node_rss_mb"} <= set(figures)
+    # the searches as the search process timed them: a bucket bound of its own histogram
+    assert figures["search_in_process_p99_ms"] > 0 and "in the search process" in out

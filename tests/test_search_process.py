@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -15,7 +17,7 @@ from grpc import StatusCode as Code
 from helpers import kill, move_in_from_abroad, person, poll, refused
 from nodes.store import Store
 from protos import common_pb2, cs_pb2_grpc, identity_pb2
-from testbed.client import Counter, channel, terminal_cert
+from testbed.client import Counter, channel, fetch_metrics, monitor_cert, terminal_cert
 
 A, B = "142140", "142115"
 
@@ -141,3 +143,20 @@ def _search_or_none(clerk, who):
         return by_name(clerk, who)
     except Exception:  # (UNAVAILABLE while it starts)
         return None
+
+
+def test_the_search_process_serves_its_own_metrics_to_the_monitor(network, clerk):
+    """Its metrics (the search port + 1000) count and time the terminals' searches and name the process; the
+    domain's monitor reads them, a terminal gets 403; `testbed metrics cs-M.search` prints them."""
+    clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="ケンサク シロウ", birth_date="1987-07-07"))
+    end = network.topology.find("cs", A).search_end()
+    status, body = fetch_metrics(end, monitor_cert(network.pki, "cs"))
+    assert status == 200
+    method = "/testbed.v1.CommunicationServer/SearchIdentity"
+    assert f'testbed_request_seconds_count{{method="{method}"}}' in body
+    assert f'testbed_node_info{{identity="spiffe://testbed.jp/lg/{A}/cs",kind="cs",node="cs-{A}.search"}} 1.0' in body
+    status, body = fetch_metrics(end, terminal_cert(network.pki, A, "T0001"))
+    assert status == 403 and "metrics rule" in body
+    run = subprocess.run([sys.executable, "-m", "testbed.cli", "--state-dir", str(network.state_dir), "metrics",
+                          f"cs-{A}.search"], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0 and method in run.stdout
