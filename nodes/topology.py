@@ -6,6 +6,7 @@ its holder (DESIGN §3, trust hygiene). Nodes read it; the testbed commands writ
 from __future__ import annotations
 
 import dataclasses
+import random
 import socket
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +23,7 @@ CALLS = {("kizon", "cs"): "same", ("kizon", "atena"): "same", ("cs", "prefecture
          ("cs", "card"): "any", ("cs", "cs"): "other", ("prefecture", "national"): "any", ("atena", "national"): "any",
          ("atena", "intermediate"): "any", ("intermediate", "card"): "any"}
 METRICS_OFFSET = 1000  # a node's metrics port, when the topology gives none: its gRPC port + 1000
+FREE_PORT_SPAN = 12000  # with_free_ports() picks among this many ports just below the ephemeral range
 SEARCH_OFFSET = 2000  # a CS's 本人確認情報検索 port, when the topology gives none: its gRPC port + 2000
 SEARCH_KINDS = ("cs",)  # nodes that serve 本人確認情報検索 from a process of their own beside the node
 NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")
@@ -339,14 +341,35 @@ class Topology:
 
 
 def _free_ports(host: str, count: int) -> list[int]:
-    """count distinct free ports: every socket stays bound until all are chosen."""
-    sockets = []
+    """count distinct ports free now, below the kernel's ephemeral range: a port the kernel hands out for
+    outgoing connections could be taken by one of them (another node's call) between this choice and the
+    node's bind. Every socket stays bound until all are chosen."""
+    low, _ = _ephemeral_range()
+    first = max(1024, low - FREE_PORT_SPAN)
+    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for port in random.sample(range(first, low), min(low - first, 20 * count)):
+            if len(sockets) == count:
+                break
             sock = socket.socket()
-            sock.bind((host, 0))
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
+        if len(sockets) < count:
+            raise OSError(f"only {len(sockets)} of {count} ports free below {low} on {host}")
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux; the usual default elsewhere)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
