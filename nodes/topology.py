@@ -23,7 +23,8 @@ CALLS = {("kizon", "cs"): "same", ("kizon", "atena"): "same", ("cs", "prefecture
          ("cs", "card"): "any", ("cs", "cs"): "other", ("prefecture", "national"): "any", ("atena", "national"): "any",
          ("atena", "intermediate"): "any", ("intermediate", "card"): "any"}
 METRICS_OFFSET = 1000  # a node's metrics port, when the topology gives none: its gRPC port + 1000
-FREE_PORT_SPAN = 12000  # with_free_ports() picks among this many ports just below the ephemeral range
+FREE_PORT_SPAN = 8000  # with_free_ports() picks among this many ports just below the ephemeral range (above the
+# default topology's, 20101–23203)
 SEARCH_OFFSET = 2000  # a CS's 本人確認情報検索 port, when the topology gives none: its gRPC port + 2000
 SEARCH_KINDS = ("cs",)  # nodes that serve 本人確認情報検索 from a process of their own beside the node
 NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")

@@ -16,7 +16,7 @@ MUNICIPALITIES = (
     ("142051", "藤沢市"), ("142069", "小田原市"), ("142077", "茅ヶ崎市"), ("142131", "大和市"),
     ("142158", "海老名市"), ("142166", "座間市"), ("142042", "鎌倉市"), ("142182", "綾瀬市"),
 )
-FIRST_PORT = 50101
+FIRST_PORT = 20101
 SHARED = (("prefecture-140007", "prefecture"), ("national", "national"), ("card", "card"), ("intermediate", "intermediate"))
 
 
