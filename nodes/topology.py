@@ -335,23 +335,25 @@ class Topology:
     def with_free_ports(self, host: str = "127.0.0.1") -> "Topology":
         """A copy whose nodes listen on ports the OS reports free now (for tests and benchmarks)."""
         count = len(self.all_nodes)
-        ports = _free_ports(host, 4 * count)
+        ports = free_ports(host, 4 * count)
         moved = [n.moved(host, *ports[i::count]) for i, n in enumerate(self.all_nodes)]
         return Topology(self.name, moved[:len(self.nodes)], list(self.municipalities), dict(self.prefectures),
                         kiosks=self.kiosks, targets=moved[len(self.nodes):])
 
 
-def _free_ports(host: str, count: int) -> list[int]:
-    """count distinct ports free now, below the kernel's ephemeral range: a port the kernel hands out for
-    outgoing connections could be taken by one of them (another node's call) between this choice and the
-    node's bind. Every socket stays bound until all are chosen."""
+def free_ports(host: str, count: int, avoid=frozenset()) -> list[int]:
+    """count distinct ports free now on host (and not in avoid), below the kernel's ephemeral range: a port the
+    kernel hands out for outgoing connections could be taken by one of them (another node's call) between this
+    choice and the bind of whoever it is for. Every socket stays bound until all are chosen."""
     low, _ = _ephemeral_range()
     first = max(1024, low - FREE_PORT_SPAN)
     sockets: list[socket.socket] = []
     try:
-        for port in random.sample(range(first, low), min(low - first, 20 * count)):
+        for port in random.sample(range(first, low), min(low - first, 20 * count + len(avoid))):
             if len(sockets) == count:
                 break
+            if port in avoid:
+                continue
             sock = socket.socket()
             try:
                 sock.bind((host, port))

@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nodes.topology import free_ports
 from testbed import processes
 
 POLL_SECONDS = 0.1  # how often the relay looks at the control file
@@ -241,25 +242,16 @@ def isolated_plan(topology, layout) -> dict[str, dict]:
 
 def _plan(topology, ends) -> dict[str, dict]:
     """link → {listen, target, segment}: ends(caller, callee) gives the relay's host and the callee's address;
-    each relay gets a port free on its host now."""
-    plan, sockets = {}, []
-    # The nodes' own ports are not bound yet when the relay starts: the OS could hand one of them to a link.
-    reserved = {address for n in topology.all_nodes for address in n.listening}
-    try:
-        for caller, callee, segment in topology.links():
-            host, target = ends(caller, callee)
-            while True:
-                sock = socket.socket()
-                sock.bind((host, 0))
-                sockets.append(sock)  # held until every port is chosen: no two links get the same one
-                if f"{host}:{sock.getsockname()[1]}" not in reserved:
-                    break
-            plan[link_name(caller.name, callee.name)] = {
-                "listen": f"{host}:{sock.getsockname()[1]}", "target": target, "segment": segment}
-    finally:
-        for sock in sockets:
-            sock.close()
-    return plan
+    each relay gets a port free on its host now, below the ephemeral range."""
+    # The nodes' own ports are not bound yet when the relay starts: none of them may go to a link. Ports are
+    # chosen below the ephemeral range, per host at once (no two links get the same one).
+    reserved = {int(address.rsplit(":", 1)[1]) for n in topology.all_nodes for address in n.listening}
+    links = [(caller, callee, segment, *ends(caller, callee)) for caller, callee, segment in topology.links()]
+    ports = {host: iter(free_ports(host, sum(1 for link in links if link[3] == host), reserved))
+             for host in {link[3] for link in links}}
+    return {link_name(caller.name, callee.name): {"listen": f"{host}:{next(ports[host])}", "target": target,
+                                                  "segment": segment}
+            for caller, callee, segment, host, target in links}
 
 
 def running(paths: Paths) -> int | None:
