@@ -26,7 +26,6 @@ class Child:
         self.name, self.argv = name, argv
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
-        self.restarts = 0
         self._pause = WATCH_SECONDS
 
     def start(self) -> None:
@@ -45,7 +44,6 @@ class Child:
             log.warning("%s exited (status %s) after %.1f s; starting it again in %.1f s", self.name,
                         self.proc.returncode, lived, self._pause)
             await asyncio.sleep(self._pause)
-            self.restarts += 1
             self.start()
 
     def signal(self, signum: int) -> None:

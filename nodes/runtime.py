@@ -33,6 +33,7 @@ from nodes.outbox import Outbox, Target
 from nodes.peers import PeerWatch
 from nodes.rules import Violation
 from nodes.store import Store
+from nodes.topology import SEARCH_END
 from nodes.tls import ClientCert, aio_channel, pinned, server_credentials
 from nodes.weaken import weakened
 from protos import migration_pb2, ops_pb2, ops_pb2_grpc
@@ -44,7 +45,7 @@ COUNTED_TABLES = ("residents", "identity", "code_pool", "delivery", "entries", "
 PEER_TIMEOUT = 10.0  # seconds a node waits on a peer's answer
 
 
-SEARCH_CHAIN = "search"  # the audit chain of a node's search process, beside the node's own
+SEARCH_CHAIN = SEARCH_END  # the audit chain of a node's search process, beside the node's own
 
 
 def checkpoints_path(state_dir: Path, node_name: str, chain: str = "") -> Path:

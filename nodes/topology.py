@@ -26,6 +26,7 @@ METRICS_OFFSET = 1000  # a node's metrics port, when the topology gives none: it
 FREE_PORT_SPAN = 8000  # with_free_ports() picks among this many ports just below the ephemeral range (above the
 # default topology's, 20101–23203)
 SEARCH_OFFSET = 2000  # a CS's 本人確認情報検索 port, when the topology gives none: its gRPC port + 2000
+SEARCH_END = "search"  # NODE.search: a CS's search process, in audit chains, metrics jobs and probe reports
 SEARCH_KINDS = ("cs",)  # nodes that serve 本人確認情報検索 from a process of their own beside the node
 NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")
 DEFAULT_KIOSKS = ("K0001", "K0002")  # コンビニ交付 front ends, when a topology names none
@@ -54,28 +55,21 @@ class Node:
     @property
     def metrics_address(self) -> str:
         """host:port of the node's metrics endpoint (HTTPS, for its domain's monitor)."""
-        if self.metrics:
-            return self.metrics
-        host, port = self.address.rsplit(":", 1)
-        return f"{host}:{int(port) + METRICS_OFFSET}"
+        return self.metrics or _beside(self.address, METRICS_OFFSET)
 
     @property
     def search_address(self) -> str | None:
         """host:port of the node's search process (本人確認情報検索 for terminals), or None for a node without one."""
         if self.kind not in SEARCH_KINDS:
             return None
-        if self.search:
-            return self.search
-        host, port = self.address.rsplit(":", 1)
-        return f"{host}:{int(port) + SEARCH_OFFSET}"
+        return self.search or _beside(self.address, SEARCH_OFFSET)
 
     @property
     def search_metrics_address(self) -> str | None:
         """host:port of the search process's metrics endpoint, or None for a node without one."""
-        if self.search_metrics or not self.search_address:
-            return self.search_metrics or None
-        host, port = self.search_address.rsplit(":", 1)
-        return f"{host}:{int(port) + METRICS_OFFSET}"
+        if not self.search_address:
+            return None
+        return self.search_metrics or _beside(self.search_address, METRICS_OFFSET)
 
     def search_end(self) -> "Node | None":
         """The node as its search process is reached (same name and identity; the search address and the search
@@ -84,16 +78,22 @@ class Node:
             return None
         return dataclasses.replace(self, address=self.search_address, metrics=self.search_metrics_address)
 
+    def ends(self) -> list[tuple[str, "Node"]]:
+        """(label, node) of each process of the node that callers reach: the node, and NODE.search if it has one."""
+        search = self.search_end()
+        return [(self.name, self)] + ([(f"{self.name}.{SEARCH_END}", search)] if search else [])
+
     @property
     def listening(self) -> tuple[str, ...]:
         """Every address the node's processes listen on: gRPC, metrics and, for a CS, search and its metrics."""
-        return tuple(a for a in (self.address, self.metrics_address, self.search_address, self.search_metrics_address)
-                     if a)
+        return tuple(a for a in self._addresses() if a)
 
     def ports(self) -> tuple[int | None, ...]:
         """The ports of listening's four addresses (None where the node has no such address)."""
-        return tuple(int(a.rsplit(":", 1)[1]) if a else None for a in (
-            self.address, self.metrics_address, self.search_address, self.search_metrics_address))
+        return tuple(int(a.rsplit(":", 1)[1]) if a else None for a in self._addresses())
+
+    def _addresses(self) -> tuple[str | None, ...]:
+        return self.address, self.metrics_address, self.search_address, self.search_metrics_address
 
     def moved(self, host: str, port: int, metrics: int, search: int | None = None,
               search_metrics: int | None = None) -> "Node":
@@ -339,6 +339,12 @@ class Topology:
         moved = [n.moved(host, *ports[i::count]) for i, n in enumerate(self.all_nodes)]
         return Topology(self.name, moved[:len(self.nodes)], list(self.municipalities), dict(self.prefectures),
                         kiosks=self.kiosks, targets=moved[len(self.nodes):])
+
+
+def _beside(address: str, offset: int) -> str:
+    """host:port of an address offset ports from another (a node's metrics and search ports)."""
+    host, port = address.rsplit(":", 1)
+    return f"{host}:{int(port) + offset}"
 
 
 def free_ports(host: str, count: int, avoid=frozenset()) -> list[int]:

@@ -333,16 +333,10 @@ def cmd_metrics(args) -> int:
     domain's monitor."""
     from testbed.client import fetch_metrics, monitor_cert
     network = _network(args)
-    name, _, part = args.node.partition(".")
-    try:
-        node = network.topology.node(name)
-        if part:  # NODE.search: a CS's search process
-            if part != "search" or node.search_end() is None:
-                raise KeyError(args.node)
-            node = node.search_end()
-    except KeyError:
-        names = ", ".join(network.audit_chains())
-        print(f"testbed metrics: no node {args.node!r} (nodes: {names})", file=sys.stderr)
+    ends = dict(end for n in network.topology.all_nodes for end in n.ends())  # (NODE.search: a CS's search process)
+    node = ends.get(args.node)
+    if node is None:
+        print(f"testbed metrics: no node {args.node!r} (nodes: {', '.join(ends)})", file=sys.stderr)
         return 2
     try:
         status, body = fetch_metrics(node, monitor_cert(network.pki, node.kind))

@@ -109,9 +109,7 @@ def prometheus(topology: Topology) -> dict:
     monitor certificate of its domain."""
     topology = compose_topology(topology)
     jobs = []
-    ends = [(n.name, n) for n in topology.all_nodes] + [(f"{n.name}.search", n.search_end()) for n in topology.all_nodes
-                                                        if n.search_address]
-    for job, node in ends:
+    for job, node in (end for n in topology.all_nodes for end in n.ends()):
         domain = KIND_DOMAIN[node.kind]
         jobs.append({
             "job_name": job, "scheme": "https", "metrics_path": "/metrics", "scrape_interval": "15s",

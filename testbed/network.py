@@ -17,7 +17,7 @@ from cryptography import x509
 from certs.pki import PKI
 from nodes import audit
 from nodes.clock import SIMULATED_ENV
-from nodes.runtime import BIND_ENV, SEARCH_CHAIN, audit_path, checkpoints_path
+from nodes.runtime import BIND_ENV, audit_path, checkpoints_path
 from nodes.weaken import ENV as WEAKEN_ENV
 from testbed import confine as confinement
 from testbed import links as relay
@@ -90,8 +90,7 @@ class Network:
 
     def audit_chains(self, nodes=None) -> list[str]:
         """The audit chains of nodes (default: all): each node's own, and NODE.search of a CS's search process."""
-        return [label for n in (self.topology.all_nodes if nodes is None else nodes)
-                for label in (n.name, f"{n.name}.{SEARCH_CHAIN}" if n.search_address else "") if label]
+        return [label for n in (self.topology.all_nodes if nodes is None else nodes) for label, _ in n.ends()]
 
     def audit_file(self, chain: str) -> Path:
         """The hash-chained audit log of a node (NODE) or of its search process (NODE.search)."""

@@ -141,8 +141,7 @@ class Probe:
 
     def ports(self) -> list[tuple[str, object]]:
         """(label, node) of every gRPC port: each node's, and each CS's search process (NODE.search)."""
-        return [(label, end) for n in self.topology.nodes
-                for label, end in ((n.name, n), (f"{n.name}.search", n.search_end())) if end is not None]
+        return [end for n in self.topology.nodes for end in n.ends()]
 
     def identities(self) -> None:
         """Certificates the testbed's own CA would issue to a careless request: names not in the topology,

@@ -1,6 +1,6 @@
 """本人確認情報検索: served by the CS and, for terminals, by a search process of its own beside it.
 
-The search process (``python -m nodes.search``, started and restarted by the CS) holds the CS's identity and
+The search process (``python -m nodes.search_process``, started and restarted by the CS) holds the CS's identity and
 reads the CS's store through a read-only connection: SQLite's WAL lets it read while the CS writes, so a
 terminal's search never waits in the CS's event loop behind the updates of the counters.
 """
