@@ -295,6 +295,8 @@ def search_kind(query: identity_pb2.IdentitySearch) -> str:
             raise rules.invalid("個人番号 rule: the search key is not 12 digits with a valid check digit")
         return "individual_number"
     name = query.name_kana or query.name_kanji
+    if query.birth_date:  # a key no one can have is bad input, not a search that finds nobody
+        rules.require_past_date(query.birth_date, "生年月日")
     if query.address and not MUNICIPALITY_IN_ADDRESS.match(query.address):
         raise rules.invalid("検索 rule (PIA Ⅲ(2)2): the 住所 key must name at least the prefecture and the municipality "
                             "(e.g. 神奈川県伊勢原市…)")

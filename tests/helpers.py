@@ -127,3 +127,17 @@ def export_all(network, counter: Counter, purpose: str = "試験: 登録の確�
     token = bulk_approval(network, counter.municipality, counter.operator, counter.terminal, purpose, 10_000_000)
     return list(counter(counter.kizon.ExportResidents, kizon_pb2.ExportRequest(include_removed=True, purpose=purpose),
                         metadata=((APPROVAL_KEY, token),)))
+
+
+def minted_cert(network, folder, domain: str, identity: str):
+    """A client certificate the network's own CA of domain issues to identity now (whether or not the topology
+    names it), written under folder."""
+    from certs.pki import cert_pem, issue_leaf, key_pem, write_private, write_public
+    from nodes.tls import ClientCert
+    ca = network.pki.authority(domain)
+    cert, private = issue_leaf(ca, identity)
+    folder = folder / identity.rsplit("/", 2)[-2]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_public(folder / "client.pem", cert_pem(cert) + cert_pem(ca.cert))
+    write_private(folder / "client.key", key_pem(private))
+    return ClientCert(folder / "client.pem", folder / "client.key", network.pki.trust_bundle)

@@ -10,9 +10,7 @@ import pytest
 from grpc import StatusCode as Code
 
 from certs.identity import JUKINET, LAN, node_uri, terminal_uri
-from certs.pki import cert_pem, issue_leaf, key_pem, write_private, write_public
-from helpers import TODAY, address, card_holder, key, person, refused
-from nodes.tls import ClientCert
+from helpers import TODAY, address, card_holder, key, minted_cert, person, refused
 from protos import (card_pb2, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, kizon_pb2, kizon_pb2_grpc,
                     national_pb2_grpc)
 from testbed.client import Counter, channel, node_status
@@ -68,16 +66,6 @@ def test_an_absurd_date_on_the_new_paths(network, clerk):
     assert node_status(network, network.topology.find("cs", A)).applied.get(A, 0) == before
 
 
-def _minted(network, tmp_path, domain: str, identity: str) -> ClientCert:
-    ca = network.pki.authority(domain)
-    cert, private = issue_leaf(ca, identity)
-    folder = tmp_path / identity.rsplit("/", 2)[-2]
-    folder.mkdir(parents=True, exist_ok=True)
-    write_public(folder / "client.pem", cert_pem(cert) + cert_pem(ca.cert))
-    write_private(folder / "client.key", key_pem(private))
-    return ClientCert(folder / "client.pem", folder / "client.key", network.pki.trust_bundle)
-
-
 @pytest.mark.parametrize("label,domain,identity,kind,call", [
     ("a terminal not in the topology → 整合性確認", LAN, terminal_uri(A, "T9999"), "kizon",
      lambda ch: kizon_pb2_grpc.KizonStub(ch).CheckConsistency(common_pb2.ConsistencyRequest(municipality_code=A),
@@ -92,7 +80,7 @@ def test_a_certificate_the_topology_does_not_name_reaches_no_new_method(network,
                                                                         kind, call):
     """A certificate the testbed's own CA issued to a name the topology does not hold is UNAUTHENTICATED."""
     node = network.topology.find(kind, A if kind in ("kizon", "cs") else None)
-    with channel(node, _minted(network, tmp_path, domain, identity)) as ch:
+    with channel(node, minted_cert(network, tmp_path, domain, identity)) as ch:
         with pytest.raises(grpc.RpcError) as caught:
             call(ch)
     assert caught.value.code() == Code.UNAUTHENTICATED and "identity rule" in caught.value.details(), label

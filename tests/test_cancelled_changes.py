@@ -14,7 +14,7 @@ import sqlite3
 import grpc
 import pytest
 
-from helpers import TODAY, address, key, move_in_from_abroad, poll
+from helpers import TODAY, address, key, move_in_from_abroad, poll, refused
 from protos import common_pb2, kizon_pb2
 from testbed import load
 from testbed.client import Counter, node_status
@@ -35,7 +35,8 @@ def pending_intents(network) -> int:
 def test_a_change_whose_caller_goes_away_is_finished(fresh_network):
     """The CS is stopped while a 転居 is on its way: the clerk's call runs out of time (kizon's handler is
     cancelled); once the CS runs again the change is applied there and committed at kizon, a retry with the
-    same x-request-id gets the answer, no intent is left and the 整合性確認 finds nothing."""
+    same x-request-id gets the answer (meanwhile it is told the request is being served, and another request
+    under the same id is refused), no intent is left and the 整合性確認 finds nothing."""
     network = fresh_network
     network.up()
     with Counter(network, A) as clerk:
@@ -48,6 +49,13 @@ def test_a_change_whose_caller_goes_away_is_finished(fresh_network):
                 clerk(clerk.kizon.MoveWithin, request, request_id="went-away", timeout=1.0)
             assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert pending_intents(network) == 1  # written before the CS was asked
+            # the same id meanwhile: the same request is being served; another request under it is refused
+            with refused(grpc.StatusCode.ABORTED, "依頼管理番号 rule", "being served"):
+                clerk(clerk.kizon.MoveWithin, request, request_id="went-away", timeout=5)
+            other = kizon_pb2.MoveWithinRequest(resident_code=who.resident_code, address=address(A, "99番地"),
+                                                move_date=TODAY)
+            with refused(grpc.StatusCode.FAILED_PRECONDITION, "依頼管理番号 rule", "different request"):
+                clerk(clerk.kizon.MoveWithin, other, request_id="went-away", timeout=5)
         finally:
             os.kill(cs, signal.SIGCONT)
         poll(lambda: pending_intents(network) == 0 or None, timeout=20, what="the change finished at kizon")

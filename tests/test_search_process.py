@@ -14,7 +14,8 @@ import psutil
 import pytest
 from grpc import StatusCode as Code
 
-from helpers import kill, move_in_from_abroad, person, poll, refused
+from certs.identity import LAN, terminal_uri
+from helpers import kill, minted_cert, move_in_from_abroad, person, poll, refused
 from nodes.store import Store
 from protos import common_pb2, cs_pb2_grpc, identity_pb2
 from testbed.client import Counter, channel, fetch_metrics, monitor_cert, terminal_cert
@@ -160,3 +161,27 @@ def test_the_search_process_serves_its_own_metrics_to_the_monitor(network, clerk
     run = subprocess.run([sys.executable, "-m", "testbed.cli", "--state-dir", str(network.state_dir), "metrics",
                           f"cs-{A}.search"], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0 and method in run.stdout
+
+
+def test_the_search_port_as_an_attacker_tries_it(network, clerk, tmp_path):
+    """A certificate the CA issued to a terminal the topology does not name, a 10,000-character key, impossible
+    and future 生年月日, and another municipality's people asked for by 住民票コード: each refused naming its rule
+    or answered with nothing of theirs, and each call audited in the search chain."""
+    cs = network.topology.find("cs", A)
+    stranger = minted_cert(network, tmp_path, LAN, terminal_uri(A, "T9999"))
+    with channel(cs.search_end(), stranger, verify_server=False) as ch:
+        with refused(Code.UNAUTHENTICATED, "identity rule"):
+            cs_pb2_grpc.CommunicationServerStub(ch).SearchIdentity(
+                identity_pb2.IdentitySearch(resident_code="24727059608"), metadata=clerk.metadata, timeout=10)
+    with refused(Code.INVALID_ARGUMENT, "項目長 rule"):
+        clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="長" * 10_000, birth_date="1990-01-02"))
+    for date in ("9999-99-99", "2999-01-01", "not a date"):
+        with refused(Code.INVALID_ARGUMENT, "生年月日 rule"):
+            clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="ケンサク イチロウ", birth_date=date))
+    with Counter(network, B) as other:
+        theirs = move_in_from_abroad(other, person("他市 花子", "タシ ハナコ", "1991-01-01"))
+    found = clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(resident_code=theirs.resident_code))
+    assert not found.matches  # 伊勢原市's search process holds none of 秦野市's people
+    statuses = [e["status"] for e in search_entries(network)[-6:]]
+    assert statuses == ["UNAUTHENTICATED", "INVALID_ARGUMENT", "INVALID_ARGUMENT", "INVALID_ARGUMENT",
+                        "INVALID_ARGUMENT", "OK"], statuses
