@@ -428,6 +428,20 @@ def cmd_consistency(args) -> int:
     return 1 if report.differences else 0
 
 
+def cmd_check(args) -> int:
+    """testbed check: the network-wide invariants (DESIGN §13) in one pass; exit 1 if any is broken."""
+    from testbed.check import check_network, report_lines
+    network = _network(args)
+    if not (network.state_dir / "data").exists():
+        raise Refusal(f"no node data in {network.state_dir}; run `testbed up` (or give --state-dir) first")
+    report = check_network(network, outbox_age_limit=args.outbox_age)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(report_lines(report)))
+    return 0 if report.ok else 1
+
+
 def cmd_probe(args) -> int:
     """testbed probe: the security tester's run against the network; exit 1 if anything should have been refused."""
     from testbed.probe import report_table, run_probe
@@ -674,6 +688,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--terminal", default="T0003")
     p.add_argument("--operator", default="OP0003", help="an operator with the manager or operations role")
     p.set_defaults(func=cmd_consistency)
+    p = sub.add_parser("check", help="the network-wide invariants: one residence, one 個人番号, the dead stay removed, "
+                       "outboxes delivered, audit chains intact; exit 1 if any is broken")
+    p.add_argument("--outbox-age", type=float, default=120.0, metavar="SECONDS",
+                   help="how long an outbox item may wait before it counts as stuck (default 120)")
+    p.add_argument("--json", action="store_true", help="the findings as JSON")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("probe", help="security probe: kit, identities, policy matrix, TLS, CRLs, audit, rules; exit 1 "
                                       "if anything was accepted that should not be")

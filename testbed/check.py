@@ -1,0 +1,240 @@
+"""testbed check: the network-wide invariants (DESIGN §13), checked in one pass over every node's store.
+
+Each invariant is a rule no single node can see broken on its own: one current residence per 住民票コード
+across every municipality; one 個人番号 per person and one person per 個人番号 at national, every number
+issued by national; removed people (死亡) stay removed everywhere; every outbox item delivered within a
+bound or dead-lettered (and every dead letter reported); every audit chain and its checkpoints intact.
+The stores are read read-only (WAL: the nodes go on writing), so the check works on a running network and
+on one that is down.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from protos import records_pb2
+
+OUTBOX_AGE_LIMIT = 120.0  # seconds an outbox item may wait before the check calls it stuck
+DEATH = "死亡"
+CURRENT = 0  # レコード状況フラグ (and ResidentRecord.STATUS_CURRENT is 1: see _kizon_current)
+
+
+@dataclass
+class Finding:
+    """One broken invariant (or, with failure False, a warning: a dead letter is an outcome, not a loss)."""
+
+    invariant: str
+    detail: str
+    node: str = ""
+    failure: bool = True
+
+    def line(self) -> str:
+        """The finding as one line of the report."""
+        where = f" [{self.node}]" if self.node else ""
+        return f"{'FAIL' if self.failure else 'WARN'} {self.invariant}{where}: {self.detail}"
+
+
+@dataclass
+class CheckReport:
+    """What `testbed check` found: failures, warnings and the counts it looked at."""
+
+    findings: list[Finding] = field(default_factory=list)
+    looked_at: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[Finding]:
+        """The broken invariants."""
+        return [f for f in self.findings if f.failure]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every invariant holds."""
+        return not self.failures
+
+    def add(self, invariant: str, detail: str, node: str = "", failure: bool = True) -> None:
+        """Record one finding."""
+        self.findings.append(Finding(invariant, detail, node, failure))
+
+    def as_dict(self) -> dict:
+        """The report as JSON-ready data."""
+        return {"ok": self.ok, "looked_at": self.looked_at,
+                "findings": [{"invariant": f.invariant, "node": f.node, "detail": f.detail,
+                              "severity": "failure" if f.failure else "warning"} for f in self.findings]}
+
+
+def _open(path: Path) -> sqlite3.Connection | None:
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db.execute("PRAGMA query_only=1")
+    db.execute("PRAGMA busy_timeout=2000")
+    return db
+
+
+def _has(db: sqlite3.Connection, table: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone() is not None
+
+
+def _sample(codes, limit: int = 5) -> str:
+    codes = sorted(codes)
+    more = f" and {len(codes) - limit} more" if len(codes) > limit else ""
+    return ", ".join(codes[:limit]) + more
+
+
+def check_network(network, outbox_age_limit: float = OUTBOX_AGE_LIMIT, audit: bool = True) -> CheckReport:
+    """Every network-wide invariant of a network's state folder; nothing is changed."""
+    report = CheckReport()
+    stores = {}
+    for node in network.topology.nodes:  # (targets not cut over to hold nothing the network relies on yet)
+        db = _open(network.state_dir / "data" / node.name / "store.sqlite")
+        if db is not None:
+            stores[node.name] = (node, db)
+    try:
+        _residences(report, stores)
+        _numbers(report, stores)
+        _removed(report, stores)
+        _outboxes(report, stores, outbox_age_limit)
+    finally:
+        for _, db in stores.values():
+            db.close()
+    if audit:
+        _audit(report, network)
+    return report
+
+
+def _current_by_code(stores, kind: str) -> dict[str, set[str]]:
+    """住民票コード → municipalities where the nodes of a kind hold the person as current."""
+    where: dict[str, set[str]] = defaultdict(set)
+    for node, db in stores.values():
+        if node.kind != kind:
+            continue
+        if kind == "kizon" and _has(db, "residents"):
+            rows = db.execute("SELECT resident_code FROM residents WHERE status=?",
+                              (records_pb2.ResidentRecord.STATUS_CURRENT,))
+            for (code,) in rows:
+                where[code].add(node.municipality)
+        elif kind != "kizon" and _has(db, "identity"):
+            for code, municipality in db.execute("SELECT resident_code, municipality_code FROM identity WHERE status=?",
+                                                 (CURRENT,)):
+                where[code].add(municipality)
+    return where
+
+
+def _residences(report: CheckReport, stores) -> None:
+    """One current residence per 住民票コード, in the registers, at the CSs and at national."""
+    for kind in ("kizon", "cs", "national"):
+        where = _current_by_code(stores, kind)
+        report.looked_at[f"current_{kind}"] = len(where)
+        twice = {c: m for c, m in where.items() if len(m) > 1}
+        if twice:
+            code = min(twice)
+            report.add("one-residence", f"{len(twice)} 住民票コード current in more than one municipality at {kind} "
+                       f"(e.g. {code} in {', '.join(sorted(twice[code]))}): {_sample(twice)}")
+
+
+def _numbers(report: CheckReport, stores) -> None:
+    """At national: one 個人番号 per person, one person per 個人番号, every number issued by national; and
+    every number a CS holds is one national issued."""
+    national = [(n, db) for n, db in stores.values() if n.kind == "national"]
+    if not national:
+        return
+    node, db = national[0]
+    if not (_has(db, "identity") and _has(db, "individual_numbers")):
+        return
+    issued = {n for (n,) in db.execute("SELECT individual_number FROM individual_numbers")}
+    report.looked_at["individual_numbers"] = len(issued)
+    by_code: dict[str, set[str]] = defaultdict(set)
+    by_number: dict[str, set[str]] = defaultdict(set)
+    for code, number, status in db.execute("SELECT resident_code, individual_number, status FROM identity "
+                                           "WHERE individual_number IS NOT NULL AND individual_number != ''"):
+        by_code[code].add(number)
+        if status == CURRENT:
+            by_number[number].add(code)
+    two_numbers = {c for c, n in by_code.items() if len(n) > 1}
+    if two_numbers:
+        report.add("one-number", f"{len(two_numbers)} people hold more than one 個人番号 at national: "
+                   f"{_sample(two_numbers)}", node.name)
+    shared = {n for n, c in by_number.items() if len(c) > 1}
+    if shared:
+        report.add("one-number", f"{len(shared)} 個人番号 belong to more than one current person at national",
+                   node.name)
+    for other, other_db in stores.values():
+        if other.kind not in ("national", "cs", "prefecture") or not _has(other_db, "identity"):
+            continue
+        invented = {c for c, n in other_db.execute("SELECT resident_code, individual_number FROM identity WHERE "
+                                                   "individual_number IS NOT NULL AND individual_number != ''")
+                    if n not in issued}
+        if invented:
+            report.add("numbers-from-national", f"{len(invented)} records carry a 個人番号 national never issued: "
+                       f"{_sample(invented)}", other.name)
+
+
+def _removed(report: CheckReport, stores) -> None:
+    """Removed people stay removed: nobody recorded as dead anywhere is current anywhere."""
+    dead: dict[str, str] = {}
+    for node, db in stores.values():
+        if node.kind in ("cs", "national", "prefecture") and _has(db, "identity"):
+            for code, municipality, blob in db.execute("SELECT resident_code, municipality_code, info FROM identity "
+                                                       "WHERE status != ?", (CURRENT,)):
+                if records_pb2.IdentityInfo.FromString(blob).change_reason == DEATH:
+                    dead[code] = municipality
+        elif node.kind == "kizon" and _has(db, "residents"):
+            for code, blob in db.execute("SELECT resident_code, record FROM residents WHERE status=?",
+                                         (records_pb2.ResidentRecord.STATUS_REMOVED,)):
+                if records_pb2.ResidentRecord.FromString(blob).removal_reason == DEATH:
+                    dead[code] = node.municipality
+    report.looked_at["deceased"] = len(dead)
+    for kind in ("kizon", "cs", "national"):
+        alive = {c for c in _current_by_code(stores, kind) if c in dead}
+        if alive:
+            code = min(alive)
+            report.add("removed-stay-removed", f"{len(alive)} people recorded as dead are current at {kind} "
+                       f"(e.g. {code}, 死亡 in {dead[code]}): {_sample(alive)}")
+
+
+def _outboxes(report: CheckReport, stores, limit: float) -> None:
+    """Every outbox item delivered within the bound or dead-lettered; dead letters reported."""
+    now = time.time()
+    waiting = 0
+    for node, db in stores.values():
+        if _has(db, "outbox"):
+            for target, count, oldest in db.execute("SELECT target, COUNT(*), MIN(queued_at) FROM outbox GROUP BY target"):
+                waiting += count
+                age = now - oldest if oldest else 0.0
+                if age > limit:
+                    report.add("outbox-delivered", f"{count} items for {target} wait, the oldest for {age:.0f} s "
+                               f"(bound {limit:.0f} s): the receiver is down or refuses them", node.name)
+        if _has(db, "dead_letters"):
+            for target, count, reason in db.execute("SELECT target, COUNT(*), MAX(reason) FROM dead_letters "
+                                                    "GROUP BY target"):
+                report.add("dead-letters", f"{count} items for {target} refused by the receiver and set aside "
+                           f"(e.g. {reason}); `testbed status` lists them", node.name, failure=False)
+    report.looked_at["outbox_items"] = waiting
+
+
+def _audit(report: CheckReport, network) -> None:
+    """Every audit chain verifies under its key and its published checkpoints."""
+    chains = 0
+    for chain in network.audit_chains():
+        path = network.audit_file(chain)
+        if not path.exists():
+            continue
+        chains += 1
+        try:
+            result = network.verify_audit(chain)
+        except (OSError, ValueError) as exc:
+            report.add("audit", f"cannot be verified: {exc}", chain)
+            continue
+        for problem in result.problems[:3]:
+            report.add("audit", problem, chain)
+    report.looked_at["audit_chains"] = chains
+
+
+def report_lines(report: CheckReport) -> list[str]:
+    """The report as the command prints it."""
+    looked = ", ".join(f"{k} {v}" for k, v in report.looked_at.items())
+    verdict = "every invariant holds" if report.ok else f"{len(report.failures)} invariants broken"
+    return [f"testbed check: {verdict} ({looked})"] + [f"  {f.line()}" for f in report.findings]
