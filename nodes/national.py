@@ -129,12 +129,26 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
             owner = owners.get(code)
             if owner and owner[0] != municipality and owner[1] != "used":
                 raise rules.denied(f"住民票コード rule: {code} was issued to {owner[0]}, not {municipality}")
+        self._refuse_elsewhere(codes, municipality)
         with self.rt.store.transaction() as db:
             numbers.update(self._generate_numbers(db, [c for c in codes if c not in numbers]))
             db.executemany("INSERT INTO resident_codes VALUES (?,?,'used') ON CONFLICT(resident_code) DO UPDATE SET state='used'",
                            [(c, municipality) for c in codes if owners.get(c, ("", ""))[1] != "used"])
         return cs_pb2.NumberAssignments(assignments=[cs_pb2.NumberAssignment(resident_code=c, individual_number=numbers[c])
                                                      for c in codes])
+
+    def _refuse_elsewhere(self, codes: list[str], municipality: str) -> None:
+        """A 個人番号 goes to a municipality only for a person it may register: nobody current in another
+        municipality (one residence; their number is not this municipality's to learn), nobody who died."""
+        db = self.rt.store.db
+        for code, where, status, blob in rows_in(db, "SELECT resident_code, municipality_code, status, info FROM identity "
+                                                 "WHERE resident_code", codes):
+            if status == 0 and where != municipality:
+                raise rules.precondition(f"住所 rule (one current residence): {code} is a current resident of {where}; "
+                                         "a 転入 needs the 転出 there first")
+            if status != 0 and records_pb2.IdentityInfo.FromString(blob).change_reason == "死亡":
+                raise rules.precondition(f"除票 rule (removed people stay removed): {code} was recorded as dead in "
+                                         f"{where}")
 
     def _generate_numbers(self, db, codes: list[str]) -> dict[str, str]:
         """個人番号 = a keyed one-way function of the 住民票コード, re-drawn on the rare collision."""
@@ -164,24 +178,33 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
 
     async def CheckResidence(self, request, context):
         """One person, one current residence: where national knows the person as current (other than the
-        calling CS's municipality), where a 転出 is still open, and the person's 個人番号."""
+        calling CS's municipality), where a 転出 is still open, where the person died, the person's 個人番号, and
+        whether a 個人番号 asked about is that one."""
         rules.require_resident_code(request.resident_code)
         audit.set_subject(request.resident_code)
-        caller = current_call().peer.identity.municipality
+        reply = self._standing(request.resident_code, current_call().peer.identity.municipality)
+        if request.individual_number:
+            reply.number_matches = reply.known and reply.individual_number == request.individual_number
+        return reply
+
+    def _standing(self, resident_code: str, caller: str) -> identity_pb2.ResidenceReply:
+        """What national knows of one person as seen from a municipality: their number and every record."""
         db = self.rt.store.db
         reply = identity_pb2.ResidenceReply()
         found = db.execute("SELECT individual_number FROM individual_numbers WHERE resident_code=?",
-                           (request.resident_code,)).fetchone()
+                           (resident_code,)).fetchone()
         if found:
             reply.known, reply.individual_number = True, found[0]
         for municipality, status, blob in db.execute("SELECT municipality_code, status, info FROM identity WHERE resident_code=?",
-                                                     (request.resident_code,)):
-            if municipality == caller:
-                continue
-            if status == 0:
+                                                     (resident_code,)):
+            if status != 0:
+                reason = records_pb2.IdentityInfo.FromString(blob).change_reason
+                if reason == "死亡":  # (the caller's own 除票 too: the dead stay removed, here as elsewhere)
+                    reply.deceased_in.append(municipality)
+                elif reason == "転出" and municipality != caller:
+                    reply.moving_out_of.append(municipality)
+            elif municipality != caller:
                 reply.current_in.append(municipality)
-            elif records_pb2.IdentityInfo.FromString(blob).change_reason == "転出":
-                reply.moving_out_of.append(municipality)
         return reply
 
     async def IdentityDigests(self, request, context):

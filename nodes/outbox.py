@@ -4,6 +4,12 @@ delivered in order by a background task, in batches, retried until the receiver 
 This is how a node keeps "an acknowledged update is never lost" while its peer is down or is
 killed: the caller's acknowledgement waits only for the local commit. A message re-sent after a
 failed attempt carries a recovery number (the CS uses it as 異常時更新順番号).
+
+An item the receiver refuses for good never wedges the items behind it: it is set aside as a dead letter
+with the receiver's reason (counted in the node's status, metrics and `testbed check`), and the items of
+the same person queued behind it go with it, so that nothing about that person overtakes what was refused;
+other people's items go on. A sequenced target (更新順番号: the receiver needs every item in order) cannot
+skip an item: a refusal there holds the target and raises the alarm until the cause is repaired.
 """
 from __future__ import annotations
 
@@ -26,10 +32,22 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,       -- one serialized item of the target's batch message
     attempts INTEGER NOT NULL DEFAULT 0,
     recovery INTEGER,            -- recovery number, given at the first failed attempt
-    queued_at REAL               -- when it was queued (for the age of the oldest entry, a metric)
+    queued_at REAL,              -- when it was queued (for the age of the oldest entry, a metric)
+    person TEXT                  -- whom the item is about (住民票コード): per-person order after a refusal
 );
 CREATE INDEX IF NOT EXISTS outbox_target ON outbox(target, id);
+CREATE TABLE IF NOT EXISTS dead_letters (  -- items a receiver refused for good, with its reason: an outcome, not a loss
+    id INTEGER PRIMARY KEY,      -- the outbox id it had
+    target TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    person TEXT,
+    code TEXT NOT NULL,          -- the receiver's status code
+    reason TEXT NOT NULL,        -- the receiver's reason (or the dead letter it was queued behind)
+    queued_at REAL,
+    refused_at REAL NOT NULL
+);
 """
+DEAD_REASON_CHARS = 500  # of a receiver's reason kept with a dead letter
 
 # Large batches make a bulk load cheap at the receiver: one commit writes an index's touched pages once for
 # all its rows (with 300,000 residents, 1,000 random inserts already touch most leaves of each index).
@@ -62,6 +80,21 @@ class Target:
     header: dict = field(default_factory=dict)
     mark_recovery: Callable | None = None  # (item message, recovery number) -> None, for re-sends
     repair: Callable | None = None  # async (refusal) -> bool: True when it fixed what the receiver refused
+    sequenced: bool = False  # the receiver needs every item in order (更新順番号): a refusal holds, never skips
+
+
+def person_of(item) -> str | None:
+    """Whom an outbox item is about (住民票コード), for per-person order; None for items about nobody in particular."""
+    for path in (("resident_code",), ("info", "resident_code"), ("person", "resident_code"), ("record", "resident_code")):
+        value = item
+        for name in path:
+            if name not in value.DESCRIPTOR.fields_by_name:
+                value = None
+                break
+            value = getattr(value, name)
+        if value:
+            return value
+    return None
 
 
 def _within(rows: list, limit: int) -> list:
@@ -82,8 +115,10 @@ class Outbox:
         self.targets = targets
         self.timeout = timeout
         self.store.db.executescript(SCHEMA)
-        if "queued_at" not in {row[1] for row in self.store.db.execute("PRAGMA table_info(outbox)")}:
-            self.store.db.execute("ALTER TABLE outbox ADD COLUMN queued_at REAL")  # a store of an earlier version
+        columns = {row[1] for row in self.store.db.execute("PRAGMA table_info(outbox)")}
+        for column in ("queued_at REAL", "person TEXT"):  # a store of an earlier version
+            if column.split()[0] not in columns:
+                self.store.db.execute(f"ALTER TABLE outbox ADD COLUMN {column}")
         self._wake = {t: asyncio.Event() for t in targets}
         self._tasks: list[asyncio.Task] = []
         self.blocked: dict[str, str] = {}  # targets stopped by a refusal, and why
@@ -92,18 +127,24 @@ class Outbox:
         """Queue one item inside an open transaction; return its outbox id."""
         if target not in self.targets:
             raise KeyError(f"no outbox target {target!r}")
-        return db.execute("INSERT INTO outbox(target, payload, queued_at) VALUES (?,?,?)",
-                          (target, item.SerializeToString(), time.time())).lastrowid
+        return db.execute("INSERT INTO outbox(target, payload, queued_at, person) VALUES (?,?,?,?)",
+                          (target, item.SerializeToString(), time.time(), person_of(item))).lastrowid
 
     def put_many(self, db, target: str, items) -> None:
         """Queue several items inside an open transaction, in order."""
-        self.put_payloads(db, target, [i.SerializeToString() for i in items])
+        self.put_payloads(db, target, [i.SerializeToString() for i in items], [person_of(i) for i in items])
 
-    def put_payloads(self, db, target: str, payloads: list[bytes]) -> None:
+    def put_payloads(self, db, target: str, payloads: list[bytes], people: list | None = None) -> None:
         """Queue several already serialized items inside an open transaction, in order."""
         now = time.time()
-        db.executemany("INSERT INTO outbox(target, payload, queued_at) VALUES (?,?,?)",
-                       [(target, p, now) for p in payloads])
+        db.executemany("INSERT INTO outbox(target, payload, queued_at, person) VALUES (?,?,?,?)",
+                       [(target, p, now, who) for p, who in zip(payloads, people or [None] * len(payloads))])
+
+    def dead_letters(self) -> dict[str, tuple[int, str]]:
+        """target → (items set aside as dead letters, the latest reason), for targets that have any."""
+        return {t: (n, r) for t, n, r in self.store.db.execute(
+            "SELECT target, COUNT(*), (SELECT reason FROM dead_letters d WHERE d.target=dl.target ORDER BY id DESC LIMIT 1) "
+            "FROM dead_letters dl GROUP BY target")}
 
     def wake(self, *targets: str) -> None:
         """Tell the delivery tasks that items were queued (call after the commit)."""
@@ -151,9 +192,10 @@ class Outbox:
     async def _deliver(self, name: str) -> None:
         target = self.targets[name]
         failures = 0
+        solo = 0  # items still to send one by one after a refused batch, to find the one refused
         last_sent, last_count = 0.0, 0
         while True:
-            limit = BATCH_ITEMS if target.repeated else 1
+            limit = BATCH_ITEMS if target.repeated and not solo else 1
             if target.repeated and last_count > 1:
                 linger = last_sent + min(LINGER_SECONDS, LINGER_PER_ITEM * last_count) - time.monotonic()
                 if linger > 0:
@@ -162,6 +204,7 @@ class Outbox:
                 "SELECT id, payload, recovery FROM outbox WHERE target=? ORDER BY id LIMIT ?", (name, limit)).fetchall()
             rows = _within(rows, BATCH_BYTES)
             if not rows:
+                solo = 0
                 self._wake[name].clear()
                 await self._wake[name].wait()
                 continue
@@ -172,13 +215,20 @@ class Outbox:
                 if exc.code() in PERMANENT and target.repair is not None and await target.repair(exc):
                     log.warning("outbox %s: %s repaired, sending again", name, exc.details())
                     continue
-                if exc.code() in PERMANENT:
-                    # The order must hold, so nothing behind this batch may overtake it: stop here.
+                if exc.code() in PERMANENT and target.sequenced:
+                    # The 更新順番号 order must hold, so nothing behind this batch may overtake it: hold here.
                     self.blocked[name] = f"{exc.code().name}: {exc.details()}"
                     log.error("outbox %s blocked at #%d: %s %s", name, rows[0][0], exc.code().name, exc.details())
                     self._wake[name].clear()
                     await self._wake[name].wait()
                     self.blocked.pop(name, None)
+                    continue
+                if exc.code() in PERMANENT and len(rows) > 1:
+                    solo = len(rows)  # which of them was refused? each alone
+                    continue
+                if exc.code() in PERMANENT:
+                    self._dead_letter(name, rows[0][0], exc)
+                    solo = max(0, solo - 1)
                     continue
                 self._mark_failed(name, rows)
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
@@ -187,7 +237,27 @@ class Outbox:
                 await asyncio.sleep(delay)
                 continue
             failures = 0
+            solo = max(0, solo - len(rows))
             self.store.db.execute("DELETE FROM outbox WHERE target=? AND id<=?", (name, rows[-1][0]))
+
+    def _dead_letter(self, name: str, outbox_id: int, refusal: grpc.aio.AioRpcError) -> None:
+        """Set a refused item aside with the receiver's reason, and the same person's items queued behind it."""
+        reason = (refusal.details() or "")[:DEAD_REASON_CHARS]
+        now = time.time()
+        with self.store.transaction() as db:
+            person = db.execute("SELECT person FROM outbox WHERE id=?", (outbox_id,)).fetchone()[0]
+            db.execute("INSERT INTO dead_letters SELECT id, target, payload, person, ?, ?, queued_at, ? FROM outbox "
+                       "WHERE id=?", (refusal.code().name, reason, now, outbox_id))
+            behind = 0
+            if person:
+                behind = db.execute("INSERT INTO dead_letters SELECT id, target, payload, person, 'HELD', ?, queued_at, ? "
+                                    "FROM outbox WHERE target=? AND person=? AND id>?",
+                                    (f"behind dead letter #{outbox_id} of the same person", now, name, person,
+                                     outbox_id)).rowcount
+                db.execute("DELETE FROM outbox WHERE target=? AND person=? AND id>?", (name, person, outbox_id))
+            db.execute("DELETE FROM outbox WHERE id=?", (outbox_id,))
+        log.error("outbox %s: #%d refused for good (%s %s): set aside as a dead letter%s", name, outbox_id,
+                  refusal.code().name, reason, f", with {behind} later items of the same person" if behind else "")
 
     def _mark_failed(self, name: str, rows) -> None:
         """Count the attempt and give each item its recovery number the first time it fails."""

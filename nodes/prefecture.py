@@ -23,7 +23,8 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
         national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
         # One outbox target per municipality: each batch to national carries one municipality's updates.
         self.outbox = runtime.use_outbox({
-            m.code: Target(national.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates", {"municipality_code": m.code})
+            m.code: Target(national.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates", {"municipality_code": m.code},
+                          sequenced=True)
             for m in runtime.topology.municipalities if m.prefecture == runtime.node.prefecture
         })
 

@@ -23,6 +23,8 @@ APPROVAL_SECONDS = 3600
 class TokenError(Exception):
     """A token that is malformed, badly signed, expired or for someone else."""
 
+READ_APPROVAL_KEY = "x-read-approval-token"  # metadata: a manager's standing approval spent by reads, record by record
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

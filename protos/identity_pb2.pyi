@@ -118,16 +118,20 @@ class ResidenceQuery(_message.Message):
     def __init__(self, resident_code: _Optional[str] = ..., individual_number: _Optional[str] = ..., municipality_code: _Optional[str] = ...) -> None: ...
 
 class ResidenceReply(_message.Message):
-    __slots__ = ("known", "individual_number", "current_in", "moving_out_of")
+    __slots__ = ("known", "individual_number", "current_in", "moving_out_of", "deceased_in", "number_matches")
     KNOWN_FIELD_NUMBER: _ClassVar[int]
     INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     CURRENT_IN_FIELD_NUMBER: _ClassVar[int]
     MOVING_OUT_OF_FIELD_NUMBER: _ClassVar[int]
+    DECEASED_IN_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_MATCHES_FIELD_NUMBER: _ClassVar[int]
     known: bool
     individual_number: str
     current_in: _containers.RepeatedScalarFieldContainer[str]
     moving_out_of: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, known: _Optional[bool] = ..., individual_number: _Optional[str] = ..., current_in: _Optional[_Iterable[str]] = ..., moving_out_of: _Optional[_Iterable[str]] = ...) -> None: ...
+    deceased_in: _containers.RepeatedScalarFieldContainer[str]
+    number_matches: bool
+    def __init__(self, known: _Optional[bool] = ..., individual_number: _Optional[str] = ..., current_in: _Optional[_Iterable[str]] = ..., moving_out_of: _Optional[_Iterable[str]] = ..., deceased_in: _Optional[_Iterable[str]] = ..., number_matches: _Optional[bool] = ...) -> None: ...
 
 class ConsistencyDifference(_message.Message):
     __slots__ = ("resident_code", "node", "items")

@@ -65,7 +65,7 @@ async def run_flows(network: Network, records: list, flows: int, rate: float | N
                     living: dict | None = None, municipality: str = MUNICIPALITY, concurrency: int = CONCURRENCY) -> dict:
     """A mix of full-flow 異動 at one municipality's counter (as fast as concurrency allows, or paced at rate
     per second), until national has applied them all."""
-    kizon, _, metadata, channels = await async_login(network, municipality, "T0001", "OP0001")
+    kizon, _, metadata, channels = await async_login(network, municipality, "T0001", "OP0001", reads=10_000_000)
     rng = random.Random(7)
     today = office_today().isoformat()
     # Every request is chosen when it is sent, among the people it is valid for at that moment: nobody two

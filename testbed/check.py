@@ -74,6 +74,17 @@ def _open(path: Path) -> sqlite3.Connection | None:
     return db
 
 
+def _stores(network) -> dict:
+    """node name → (node, read-only connection) for every node of the network that has a store
+    (targets not cut over are left out: the network relies on nothing they hold yet)."""
+    stores = {}
+    for node in network.topology.nodes:
+        db = _open(network.state_dir / "data" / node.name / "store.sqlite")
+        if db is not None:
+            stores[node.name] = (node, db)
+    return stores
+
+
 def _has(db: sqlite3.Connection, table: str) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone() is not None
 
@@ -87,11 +98,7 @@ def _sample(codes, limit: int = 5) -> str:
 def check_network(network, outbox_age_limit: float = OUTBOX_AGE_LIMIT, audit: bool = True) -> CheckReport:
     """Every network-wide invariant of a network's state folder; nothing is changed."""
     report = CheckReport()
-    stores = {}
-    for node in network.topology.nodes:  # (targets not cut over to hold nothing the network relies on yet)
-        db = _open(network.state_dir / "data" / node.name / "store.sqlite")
-        if db is not None:
-            stores[node.name] = (node, db)
+    stores = _stores(network)
     try:
         _residences(report, stores)
         _numbers(report, stores)
@@ -231,6 +238,18 @@ def _audit(report: CheckReport, network) -> None:
         for problem in result.problems[:3]:
             report.add("audit", problem, chain)
     report.looked_at["audit_chains"] = chains
+
+
+def alarms(network, outbox_age_limit: float = OUTBOX_AGE_LIMIT) -> list[str]:
+    """What `testbed status` raises beside the table: dead letters and outbox items waiting too long."""
+    stores = _stores(network)
+    report = CheckReport()
+    try:
+        _outboxes(report, stores, outbox_age_limit)
+    finally:
+        for _, db in stores.values():
+            db.close()
+    return [f"{f.node}: {f.detail}" for f in report.findings]
 
 
 def report_lines(report: CheckReport) -> list[str]:

@@ -97,7 +97,8 @@ def check_acknowledged(network: Network, acknowledged: list) -> dict:
     for municipality, code, history_number, control in acknowledged:
         by_municipality.setdefault(municipality, {}).setdefault(code, []).append((history_number, control))
     for municipality, people in by_municipality.items():
-        with Counter(network, municipality, *MANAGER) as counter:
+        # (a check of the whole register reads every person's history: under a manager's approval of those reads)
+        with Counter(network, municipality, "T0001", "OP0001", reads=len(people)) as counter:
             for code, told in people.items():
                 entries = counter(counter.kizon.GetHistory, common_pb2.ResidentKey(resident_code=code)).entries
                 written = {e.history_number: e.request_control_number for e in entries}

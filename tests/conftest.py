@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -12,6 +13,9 @@ from testbed.topology import Topology
 # コンビニ交付 keeps its hours (06:30–23:00 JST) by the nodes' clock: the tests pin it to midday so that
 # they do not depend on when they run; a test of the hours rule sets its own before starting a network.
 os.environ.setdefault("TESTBED_KIOSK_CLOCK", "12:00")
+# The audit witness keeps its folder outside the state folder (nodes/witness.py), by default under the home folder:
+# the tests' witnesses live in a throwaway folder instead.
+os.environ.setdefault("TESTBED_WITNESS_DIR", tempfile.mkdtemp(prefix="testbed-witness-"))
 
 
 def make_network(state_dir, topology: Topology | None = None) -> Network:
@@ -41,13 +45,14 @@ def fresh_network(tmp_path):
 
 @pytest.fixture(scope="module")
 def clerk(network):
-    """OP0001 (個人番号 permission) at T0001 (registered for 個人番号) of 伊勢原市."""
-    with Counter(network, "142140") as counter:
+    """OP0001 (個人番号 permission) at T0001 (registered for 個人番号) of 伊勢原市, its reads approved by a manager
+    (a whole test module's counter work goes through this one operator: PIA Ⅲ(2)3's bulk-output limit)."""
+    with Counter(network, "142140", reads=1_000_000) as counter:
         yield counter
 
 
 @pytest.fixture(scope="module")
 def clerk_b(network):
-    """OP0001 at T0001 of 秦野市."""
-    with Counter(network, "142115") as counter:
+    """OP0001 at T0001 of 秦野市, its reads approved by a manager (as clerk)."""
+    with Counter(network, "142115", reads=1_000_000) as counter:
         yield counter

@@ -23,6 +23,8 @@ CHANGE_ITEMS = {"change_reason", "change_date", "change_reason_detail", "notific
                 # what a 住民票コード変更 recorded: it describes that change, not the person's address
                 "former_resident_code", "resident_code_use_date"}
 NEW_PERSON_REASONS = {"出生", "転入", "国外転入", "移行"}
+NEW_NUMBER_REASONS = {"出生", "国外転入", "移行"}  # new people whose 個人番号 national has just issued
+ISSUED_KEPT = 20_000  # national's latest answers kept for the updates that follow (a load batch is 5,000)
 POOL_REASONS = {"出生", "国外転入"}  # new people whose 住民票コード must come from this CS's pool
 RESERVATION_SECONDS = 3600  # a 住民票コード reserved and not used for this long goes back to the pool
 JOURNAL_KEEP = 200_000  # updates kept after delivery, to re-send when the prefecture reports a gap

@@ -60,7 +60,9 @@ class MovesMixin:
         if request.from_municipality_code != sender or request.to_municipality_code != self.municipality:
             raise rules.denied(f"転入通知 rule: {sender} may send only its own notices, addressed to here")
         here = self._current(self.rt.store.db, request.resident_code)
-        if here is None or here.record_status_flag != REMOVED or here.change_reason != "転出":
+        # A 除票 here: kizon closes it if it is a 転出 (a 職権修正 since leaves the 異動事由 of the correction here,
+        # the 消除事由 is kizon's to read); a current resident or a stranger is not a former resident.
+        if here is None or here.record_status_flag != REMOVED:
             raise rules.precondition(f"転入通知 rule: {request.resident_code} has no 転出 here to close")
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO move_in_notices(resident_code, notice) VALUES (?,?)",

@@ -29,7 +29,11 @@ class QueriesMixin:
         query = identity_pb2.ResidenceQuery()
         query.CopyFrom(request)
         query.municipality_code = self.municipality
-        return await self._national_call(self.national.CheckResidence, query)
+        reply = await self._national_call(self.national.CheckResidence, query)
+        # kizon learns whether the number on a 転出証明書 is right, never the number itself: a person's 個人番号
+        # reaches a municipality with the person (the certificate, the 転入 update), not by asking.
+        reply.ClearField("individual_number")
+        return reply
 
     async def RegisterDigests(self, request, context):
         """整合性確認 of kizon: digests of the REGISTER_ITEMS of this municipality's 本人確認情報."""

@@ -72,7 +72,7 @@ class Servicer(UpdatesMixin, QueriesMixin, SearchMixin, PoolMixin, MovesMixin, C
             "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
             "prefecture": Target(self.prefecture.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates",
                                  {"municipality_code": self.municipality}, mark_recovery=mark_recovery,
-                                 repair=self._resend_gap),
+                                 repair=self._resend_gap, sequenced=True),
             "card": Target(card.SubmitDeliveryInfos, card_pb2.DeliveryBatch),
         }
         for other in runtime.topology.municipalities:
@@ -82,5 +82,6 @@ class Servicer(UpdatesMixin, QueriesMixin, SearchMixin, PoolMixin, MovesMixin, C
                 targets[f"notice:{other.code}"] = Target(peer.ReceiveMoveInNotice, identity_pb2.MoveInNotice, None)
         self.outbox = runtime.use_outbox(targets)
         self._refill: asyncio.Task | None = None
+        self._issued: dict[str, str] = {}  # 住民票コード → 個人番号 as national last answered (bounded)
         self._rng = random.SystemRandom()
         runtime.background(self._purge_daily)

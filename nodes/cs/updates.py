@@ -83,6 +83,7 @@ class UpdatesMixin:
         for update in request.updates:
             if update.info.change_reason == "転入" and not update.migration:
                 await self._check_one_residence(update.info)
+        await self._check_new_numbers(request.updates)
 
     def _apply(self, db, updates) -> tuple[int, set[str]]:
         """Check every update against the file (and the batch before it), then number and queue them."""
@@ -166,6 +167,12 @@ class UpdatesMixin:
         else:
             raise rules.precondition(f"住所 rule (one current residence): {info.resident_code} is a current resident of "
                                      f"{', '.join(residence.current_in)}; a 転入 needs the 転出 there first")
+        if residence.deceased_in:
+            raise rules.precondition(f"除票 rule (removed people stay removed): {info.resident_code} was recorded as "
+                                     f"dead in {', '.join(residence.deceased_in)}")
+        if info.individual_number and not residence.known:
+            raise rules.invalid(f"個人番号 rule (national alone issues 個人番号): national has issued no 個人番号 for "
+                                f"{info.resident_code}")
         if residence.known and info.individual_number and residence.individual_number != info.individual_number:
             raise rules.invalid(f"個人番号 rule: {info.resident_code} has another 個人番号 at national")
 
@@ -226,6 +233,9 @@ class UpdatesMixin:
                                      f"in {self.municipality} to change")
         if before.record_status_flag != CURRENT and reason != "職権修正":
             raise rules.precondition(f"{reason} rule: {before.resident_code} is no longer a resident (除票)")
+        if info.individual_number != before.individual_number:  # (a 住民票コード変更 keeps the person's number)
+            raise rules.invalid(f"個人番号 rule (national alone issues 個人番号): a {reason} cannot change the 個人番号 "
+                                f"of {before.resident_code}")
         if reason == "転居":
             extra = [n for n in changed_items(before, info) if n not in ADDRESS_ITEMS | CHANGE_ITEMS]
             if extra:

@@ -135,14 +135,25 @@ class CounterMixin:
             rules.require_date(certificate.planned_move_out_date, "転出予定年月日")
 
     async def _national_number(self, code: str, typed: str) -> str:
-        """The 個人番号 national holds for a 住民票コード (generated now if it has none); a number typed from a
-        paper 転出証明書 must be that one."""
+        """The 個人番号 of a person moving in: the one on the 転出証明書, which must be the one national holds (national
+        says whether it is, never what it is), or a new one when national has issued none. The dead stay removed;
+        a person still current elsewhere is left to the CS, which waits for the 転出 and refuses whatever number
+        was typed (so the answer says nothing of the number)."""
         residence = await self._cs_call(self.cs.CheckResidence, identity_pb2.ResidenceQuery(
             resident_code=code, individual_number=typed, municipality_code=self.municipality))
-        number = residence.individual_number if residence.known else (await self._assign_numbers([code]))[code]
-        if typed and typed != number:
+        if residence.deceased_in:
+            raise rules.precondition(f"除票 rule (removed people stay removed): {code} was recorded as dead in "
+                                     f"{', '.join(residence.deceased_in)}")
+        if not residence.known:
+            number = (await self._assign_numbers([code]))[code]
+            if typed and typed != number:
+                raise rules.invalid(f"個人番号 rule: the 個人番号 on the 転出証明書 of {code} is not the one national holds")
+            return number
+        if not typed:
+            raise rules.invalid(f"転入 rule: the 個人番号 on the 転出証明書 of {code} is required")
+        if not residence.current_in and not residence.number_matches:
             raise rules.invalid(f"個人番号 rule: the 個人番号 on the 転出証明書 of {code} is not the one national holds")
-        return number
+        return typed
 
     async def _refuse_known_person(self, person) -> None:
         """A 国外転入 is a new person: numbers that national knows make it a 転入; numbers it does not are invented."""

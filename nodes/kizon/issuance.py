@@ -47,6 +47,8 @@ class IssuanceMixin:
                            call.operator, request.justification)
 
     def _issue(self, kind, resident_code, people, items, place, terminal, operator, justification):
+        if operator:  # a certificate at the counter prints people's data for the operator (a kiosk's: the resident's own)
+            self.disclosures.read(current_call(), [p.resident_code for p in people])
         with self.rt.store.transaction() as db:
             number, issued_at = certificates.record_issuance(db, self.municipality, kind, resident_code, place, terminal,
                                                              operator, items, justification)
@@ -58,7 +60,9 @@ class IssuanceMixin:
         """交付履歴: every certificate issued here about a person."""
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
-        return certificates.history(self.rt.store.db, request.resident_code)
+        found = certificates.history(self.rt.store.db, request.resident_code)
+        self.disclosures.read(current_call(), [request.resident_code] if found.entries else [])
+        return found
 
     async def IssueKioskCertificate(self, request, context):
         """コンビニ交付: during its hours, to the holder of a card and PIN who lives here."""

@@ -52,7 +52,8 @@ class OperatorsMixin:
         approval_id = uuid.uuid4().hex[:16]
         token, expires = issue_approval(self.session_signer, approval_id, session.operator, self.municipality)
         with self.rt.store.transaction() as db:
-            db.execute("INSERT INTO approvals VALUES (?,?,?,?,?,?,?,NULL)",
+            db.execute("INSERT INTO approvals(id, approver, requester, terminal, purpose, max_records, expires_at) "
+                       "VALUES (?,?,?,?,?,?,?)",
                        (approval_id, session.operator, request.requester_operator_id, request.terminal_id,
                         request.purpose, request.max_records, expires))
         audit.set_subject(f"approval {approval_id} by {session.operator} for {request.requester_operator_id} at "

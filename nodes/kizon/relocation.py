@@ -102,5 +102,5 @@ class KizonSite:
     def wipe(self) -> None:
         """Forget the register (a target rolled back)."""
         with self.store.transaction() as db:
-            for table in ("history", "residents", "issuances", "counters", "approvals", "outputs"):
+            for table in ("history", "residents", "issuances", "counters", "approvals", "outputs", "disclosures"):
                 db.execute(f"DELETE FROM {table}")

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 from nodes import certificates, site
 from nodes.groupcommit import GroupSender
 from nodes.intents import Ledger
 from nodes.kizon.changes import LOCK_STRIPES, ChangeMixin
 from nodes.kizon.counter import CounterMixin
+from nodes.kizon.disclosure import Disclosures
 from nodes.kizon.issuance import IssuanceMixin
 from nodes.kizon.migration import MigrationMixin
 from nodes.kizon.operators import OperatorsMixin
@@ -36,7 +38,8 @@ CREATE TABLE IF NOT EXISTS approvals (          -- a manager's approvals of bulk
     purpose TEXT NOT NULL,
     max_records INTEGER NOT NULL,
     expires_at REAL NOT NULL,
-    used_at REAL
+    used_at REAL,                               -- when an export used it up
+    used_records INTEGER NOT NULL DEFAULT 0     -- records reads have spent of it
 );
 CREATE TABLE IF NOT EXISTS outputs (            -- every bulk output: who, when, how many, under which approval
     operator TEXT NOT NULL,
@@ -80,6 +83,8 @@ class Servicer(CounterMixin, IssuanceMixin, MigrationMixin, OperatorsMixin, Regi
         self.session_signer = runtime.pki.node_session_key(runtime.node.name, self.municipality)
         runtime.session_keys[self.municipality] = self.session_signer.public_key()
         self.operators = runtime.pki.operator_verifiers(runtime.node.name, self.municipality, create=True)
+        self.disclosures = Disclosures(runtime.store, self.municipality, runtime.session_keys)  # bulk output, every door
+        self._rng = random.SystemRandom()  # 世帯番号 that do not lead from one to the next
         self.site = site.MigrationServicer(runtime, KizonSite(self))  # 移行: the freeze, export and import
         self._inflight: set[str] = set()
         self._completing: set[str] = set()  # changes sent to the CS whose outcome is still being committed here
