@@ -17,6 +17,8 @@ from pathlib import Path
 
 from protos import records_pb2
 
+INVARIANTS = ("one-residence", "one-number", "numbers-from-national", "removed-stay-removed", "outbox-delivered",
+              "audit")  # (dead letters are warnings: an outcome the alarm reports, not a broken invariant)
 OUTBOX_AGE_LIMIT = 120.0  # seconds an outbox item may wait before the check calls it stuck
 DEATH = "死亡"
 CURRENT = 0  # レコード状況フラグ (and ResidentRecord.STATUS_CURRENT is 1: see _kizon_current)

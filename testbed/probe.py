@@ -113,7 +113,7 @@ class Probe:
     def run(self) -> list[Case]:
         """Every group of cases, in order."""
         for step in (self.kit, self.identities, self.policy_matrix, self.tls, self.crls, self.audit_chains,
-                     self.search_rule, self.bulk_output, self.number_in_copies):
+                     self.search_rule, self.bulk_output, self.number_in_copies, self.invariants):
             try:
                 step()
             except PassphraseError as exc:  # the cases that mint certificates need the CA keys
@@ -265,6 +265,15 @@ class Probe:
             unkeyed = audit.verify(self.network.audit_file(chain), b"")
             self.add("audit", "chain needs the node's key", chain, "keyed", "unkeyed" if unkeyed.ok and unkeyed.entries
                      else "keyed", not (unkeyed.ok and unkeyed.entries), "audit-key")
+
+    def invariants(self) -> None:
+        """After everything the probe tried: the network-wide invariants of `testbed check` still hold."""
+        from testbed.check import INVARIANTS, check_network
+        report = check_network(self.network, audit=False)  # (the chains are cases of their own above)
+        for invariant in INVARIANTS:
+            broken = [f for f in report.failures if f.invariant == invariant]
+            self.add("invariants", invariant, "network", "holds", "broken" if broken else "holds", not broken,
+                     "testbed check", "; ".join(f.detail for f in broken[:2]))
 
     def search_rule(self) -> None:
         """A 4情報 search with fewer than two items besides sex is refused."""

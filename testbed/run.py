@@ -10,6 +10,7 @@ from pathlib import Path
 
 from protos import common_pb2
 from scenarios.workload import generate, write_trace
+from testbed.check import check_network, report_lines
 from testbed import report
 from testbed.client import Counter, MANAGER, node_status
 from testbed.load import generate_population, load_records
@@ -164,6 +165,11 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
         invariants = check_acknowledged(network, acknowledged)
         checks.insert(0, f"acknowledged changes: {invariants['acknowledged']:,}, lost {len(invariants['lost'])}, "
                          f"applied twice {len(invariants['applied_twice'])}")
+        network_wide = check_network(network, audit=False)  # (the audit chains were verified just above)
+        invariants["network_wide"] = network_wide.as_dict()
+        invariants["ok"] &= network_wide.ok
+        checks.insert(1, report_lines(network_wide)[0].replace("testbed check: ", "network-wide invariants: "))
+        checks[2:2] = [f.line() for f in network_wide.findings]
     finally:
         if not keep_up:
             network.down()
@@ -183,7 +189,7 @@ def run_scenario(network: Network, scenario: str, residents: int, seed: int, spe
         print(f"   {op:8s} {o['count']:7,} done {errors:4} errors {o['skipped']:5} skipped   p50 {o['p50_ms']:6.1f} ms   "
               f"p99 {o['p99_ms']:7.1f} ms" + (f"   ({o['note']})" if o.get("note") else "")
               + (f"   e.g. {o['error_examples'][0]}" if o["error_examples"] else ""))
-    for line in checks[:len(sizes) + 1]:
+    for line in checks[:len(sizes) + 2]:
         print(f"   {line}")
     for fault in result.get("faults", []):
         recovered = f"answered again {fault['recovered_s']:.1f} s after" if fault["recovered_s"] is not None else \

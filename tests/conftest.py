@@ -32,7 +32,11 @@ def network(tmp_path_factory):
     net = make_network(tmp_path_factory.mktemp("net"))
     net.up()
     yield net
-    net.down()
+    try:  # every end-to-end test that changed data on the shared network left the network-wide invariants whole
+        from helpers import invariants_hold
+        invariants_hold(net)
+    finally:
+        net.down()
 
 
 @pytest.fixture

@@ -141,3 +141,12 @@ def minted_cert(network, folder, domain: str, identity: str):
     write_public(folder / "client.pem", cert_pem(cert) + cert_pem(ca.cert))
     write_private(folder / "client.key", key_pem(private))
     return ClientCert(folder / "client.pem", folder / "client.key", network.pki.trust_bundle)
+
+
+def invariants_hold(network, timeout: float = 30.0, outbox_age_limit: float = 60.0) -> None:
+    """`testbed check` of the network passes (waiting, bounded, for what is still travelling)."""
+    from testbed.check import check_network, report_lines
+    deadline = time.monotonic() + timeout
+    while not (report := check_network(network, outbox_age_limit=outbox_age_limit)).ok:
+        assert time.monotonic() < deadline, "\n".join(report_lines(report))
+        time.sleep(0.2)

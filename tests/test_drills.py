@@ -19,7 +19,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from helpers import TODAY, address, export_all, intent_written, key, kill, move_in_from_abroad, person
+from helpers import (TODAY, address, export_all, intent_written, invariants_hold, key, kill, move_in_from_abroad,
+                     person)
 from protos import common_pb2, kizon_pb2
 from testbed.client import Counter, node_status
 
@@ -213,6 +214,7 @@ def test_kill_during_births_and_moves_from_abroad(fresh_network, victim):
     assert status == 0, (status, shown, stderr)
     assert "kizon" in shown["compared"] and shown["differences"] == []
     assert set(shown["compared"].values()) == {everyone}, shown["compared"]
+    invariants_hold(network)
     print(f"{victim}: {kills} kills, {len(refusals)} refusals on the way, "
           f"{len(settled(network))} intents settled after a restart")
 

@@ -61,6 +61,7 @@ def test_a_run_with_a_fault_plan_recovers_and_checks_every_invariant(tmp_path):
     fault = result["replay"]["faults"][0]
     assert fault["kind"] == "kill" and fault["recovered_s"] is not None and fault["started_s"] > 0
     assert result["invariants"]["ok"] and result["invariants"]["acknowledged"] > 0
+    assert result["invariants"]["network_wide"]["ok"], result["invariants"]["network_wide"]
     assert result["consistency_ok"] and result["audit_ok"]
     page = (folder / "report.html").read_text()
     assert "Faults" in page and "Environment" in page and "p99.9" in page and "grpcio" in page
