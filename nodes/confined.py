@@ -42,8 +42,9 @@ def _libc():
     return libc
 
 
-def enter(state_dir: Path, readable: list[str], writable: list[str]) -> None:
-    """Confine this process: its own mount namespace, only the view's paths of state_dir, capabilities dropped."""
+def enter(state_dir: Path, readable: list[str], writable: list[str], masked: tuple[str, ...] = MASKED) -> None:
+    """Confine this process: its own mount namespace, only the view's paths of state_dir, capabilities dropped.
+    masked: the folders of state_dir covered (a node's view covers MASKED; a helper's view may cover more)."""
     libc = _libc()
 
     def check(result: int, what: str) -> None:
@@ -57,8 +58,8 @@ def enter(state_dir: Path, readable: list[str], writable: list[str]) -> None:
     present = [rel for rel in readable + writable if (state_dir / rel).exists()]
     check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here leaks back to the host
-    originals = {folder: os.open(state_dir / folder, os.O_PATH) for folder in MASKED}
-    for folder in MASKED:
+    originals = {folder: os.open(state_dir / folder, os.O_PATH) for folder in masked}
+    for folder in masked:
         mount("tmpfs", state_dir / folder, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, TMPFS)
     for rel in present:
         folder, rest = rel.split("/", 1)
@@ -74,7 +75,7 @@ def enter(state_dir: Path, readable: list[str], writable: list[str]) -> None:
             mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     for fd in originals.values():
         os.close(fd)
-    for folder in MASKED:  # the covering tmpfs itself read-only: nothing new appears beside the view
+    for folder in masked:  # the covering tmpfs itself read-only: nothing new appears beside the view
         mount(None, state_dir / folder, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, TMPFS)
     for cap in DROPPED_CAPABILITIES:
         libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # one the kernel does not know is absent anyway
@@ -95,7 +96,7 @@ def main(argv: list[str]) -> None:
         sys.exit("usage: python -m nodes.confined VIEW.json -- PROGRAM ARGS...")
     view = json.loads(Path(argv[0]).read_text())
     try:
-        enter(Path(view["state_dir"]), view["readable"], view["writable"])
+        enter(Path(view["state_dir"]), view["readable"], view["writable"], tuple(view.get("masked", MASKED)))
     except (ConfineError, OSError) as exc:
         sys.exit(f"confinement refused by the kernel: {exc}; run `testbed up --no-confine`")
     os.environ[ENV] = "1"

@@ -14,6 +14,11 @@ node needs:
 
 Everything else (the CA keys, other nodes' keys and data, terminal and kit keys, operator credentials,
 other logs) is covered by an empty tmpfs. Linux only, and only for root.
+
+The helpers that face vendors (a site's SFTP server, the SSH bastion's front) are confined the same way
+(service_command), more tightly: of the state folder they see only their own keys (host key, the vendors'
+public keys, the bastion's audit key) and the paths they serve; the PKI, the exports, the other sites, the
+bastion's folder and the pid files are covered too (SERVICE_MASKED).
 """
 from __future__ import annotations
 
@@ -58,5 +63,24 @@ def command(network, node, program: list[str]) -> list[str]:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = network.state_dir / "run" / f"{node.name}.view.json"
     path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(json.dumps(view, indent=1))
+    return [sys.executable, "-m", "nodes.confined", str(path), "--", *program]
+
+
+SERVICE_MASKED = (*MASKED, "migrations", "archive", "bastion", "sites", "run")
+
+
+def service_command(state_dir: Path, name: str, readable: list[str], writable: list[str],
+                    program: list[str]) -> list[str]:
+    """The command that starts a helper (an SFTP server, the bastion's front) confined: of the state folder it
+    sees the paths named (each must exist, under a covered folder) and nothing else of SERVICE_MASKED."""
+    state = Path(state_dir).resolve()
+    for folder in SERVICE_MASKED:
+        (state / folder).mkdir(mode=0o700, exist_ok=True)
+    for rel in readable + writable:
+        if rel.split("/", 1)[0] not in SERVICE_MASKED or not (state / rel).exists():
+            raise ValueError(f"a confined helper's path must exist under one of {', '.join(SERVICE_MASKED)}: {rel}")
+    view = {"state_dir": str(state), "readable": readable, "writable": writable, "masked": list(SERVICE_MASKED)}
+    path = state / "run" / f"{name}.view.json"
     path.write_text(json.dumps(view, indent=1))
     return [sys.executable, "-m", "nodes.confined", str(path), "--", *program]

@@ -2,19 +2,23 @@
 
 freeze → export → transfer → load → verify → cut over → decommission, each step recorded with its start,
 end, result and figures. A failed verify (or any step before the cut over) rolls back: the target is wiped
-and the old site re-opens as it was. Faults can be injected to see the right step catch them.
+and the old site re-opens as it was, each part of that checked and reported on its own (a rollback that could
+not restore something says what, and is never reported as done). Faults can be injected to see the right step
+catch them. One migration of a network runs at a time (MigrationLock): a second one is refused at once,
+naming the holder.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
+import getpass
 import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -59,6 +63,71 @@ class StepFailed(Exception):
     """A step that cannot go on: names the step and what is wrong."""
 
 
+class Locked(StepFailed):
+    """Another migration of the same network is running."""
+
+
+class MigrationLock:
+    """One migration of a network at a time: migrations/migrate.lock names its holder (pid, who, what, since) and
+    is held with flock while the holder lives, so taking it is atomic and the lock of a holder that died (even
+    by kill -9) is free to take over; the file then still names the dead holder, which is reported."""
+
+    def __init__(self, state_dir: Path):
+        self.path = Path(state_dir) / "migrations" / "migrate.lock"
+        self.fd: int | None = None
+
+    def acquire(self, holder: dict) -> dict | None:
+        """Take the lock for holder, or raise Locked naming who holds it; the dead holder taken over, if any."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                current = self._read(fd)
+                os.close(fd)
+                raise Locked(self.refusal(current)) from None
+            if self._same_file(fd):
+                break
+            os.close(fd)  # the file was replaced while we waited for it: lock the one that is there now
+        previous = self._read(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder, ensure_ascii=False).encode(), 0)
+        self.fd = fd
+        return previous or None  # a holder still named in an unlocked file is one that died holding it
+
+    def release(self) -> None:
+        """Give the lock up (the file stays, emptied: removing it would let two holders lock two files)."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
+
+    def _same_file(self, fd: int) -> bool:
+        try:
+            here, there = os.fstat(fd), os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+    @staticmethod
+    def _read(fd: int) -> dict:
+        try:
+            return json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except ValueError:
+            return {"pid": "?", "by": "unreadable lock file"}
+
+    def refusal(self, holder: dict) -> str:
+        """One line: who holds the lock, and what to do."""
+        if not holder:
+            return (f"migration rule: one migration of a network at a time, and another has just taken {self.path}; "
+                    "wait until it has finished (its report gives the result), then run again if needed")
+        return (f"migration rule: one migration of a network at a time: pid {holder.get('pid')} "
+                f"({holder.get('by', '?')}) has been moving {holder.get('municipality', '?')} to "
+                f"{holder.get('site', '?')} since {holder.get('since', '?')} (run {holder.get('run', '?')}, lock "
+                f"{self.path}); wait until it has finished (its report gives the result), then run again if needed")
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -79,10 +148,25 @@ class Rehearsal:
         self.downtime = {"start": "", "end": "", "seconds": None}
         self.console = console_cert(network.pki, "kizon")
         self._sftp: subprocess.Popen | None = None
+        self.took_over: dict | None = None  # the dead holder whose lock this run took over
 
     # -- the run ---------------------------------------------------------------------------------------------
     def run(self) -> dict:
-        """Every step in order; a failure before the cut over rolls back. The report (also when it failed)."""
+        """Every step in order; a failure before the cut over rolls back. The report (also when it failed).
+        Raises Locked at once when another migration of the network runs."""
+        lock = MigrationLock(self.network.state_dir)
+        self.took_over = lock.acquire({"pid": os.getpid(), "by": os.environ.get("TESTBED_OPERATOR") or
+                                       f"user {getpass.getuser()}", "municipality": self.municipality,
+                                       "site": self.site, "run": self.run_id, "since": _now()})
+        if self.took_over:
+            log.warning("took over the migration lock of pid %s (%s, run %s), which is no longer running",
+                        self.took_over.get("pid"), self.took_over.get("by"), self.took_over.get("run"))
+        try:
+            return self._run()
+        finally:
+            lock.release()
+
+    def _run(self) -> dict:
         started = time.monotonic()
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._check_ready()
@@ -175,7 +259,7 @@ class Rehearsal:
         vendors = self.network.state_dir / "sites" / self.site / "vendors"
         vendors.mkdir(mode=0o700, parents=True, exist_ok=True)
         (vendors / f"{self.vendor}.pub").write_bytes(vendor_key.export_public_key())
-        address = self._start_sftp(keys / "sites" / self.site / "host_key", vendors)
+        address = self._start_sftp()
         manifest = layout.read_manifest(self.export_dir)
         files = [self.export_dir / f["name"] for f in manifest["files"]] + [self.export_dir / layout.MANIFEST]
         total = sum(p.stat().st_size for p in files)
@@ -226,21 +310,21 @@ class Rehearsal:
                 bad.append(f["name"])
         return bad
 
-    def _start_sftp(self, host_key: Path, vendors: Path) -> str:
-        ready = self.folder / "sftp.port"
-        ready.unlink(missing_ok=True)
-        self._sftp = subprocess.Popen(
-            [sys.executable, "-m", "testbed.migration.sftp", "serve", "--listen", "127.0.0.1:0", "--root",
-             str(self.inbox), "--host-key", str(host_key), "--vendors", str(vendors), "--ready", str(ready),
-             "--log", str(self.network.state_dir / "logs" / f"sftp-{self.site}.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    def _start_sftp(self) -> str:
+        """The target site's SFTP server, a process of its own (confined wherever the machine allows it)."""
+        program, ready = sftp.server_command(self.network.state_dir, self.site)
+        self._sftp = subprocess.Popen(program, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 15
-        while not ready.exists():
+        while not ready.read_text().strip():
             if self._sftp.poll() is not None or time.monotonic() > deadline:
+                if self._sftp.poll() is None:  # (its stderr is read to the end only once it has stopped)
+                    self._sftp.kill()
+                    self._sftp.wait()
                 raise StepFailed(f"the SFTP server of {self.site} did not start: "
                                  f"{self._sftp.stderr.read().decode(errors='replace').strip()[-300:]}")
             time.sleep(0.05)
-        return f"127.0.0.1:{ready.read_text()}"
+        return f"127.0.0.1:{ready.read_text().strip()}"
 
     def _stop_sftp(self) -> None:
         if self._sftp is not None and self._sftp.poll() is None:
@@ -420,25 +504,80 @@ class Rehearsal:
 
     # -- rollback --------------------------------------------------------------------------------------------
     def rollback(self, failed: Step) -> None:
-        """Wipe the target, re-open the old site as it was, remove the files of the run."""
+        """Undo the run: the target wiped, the old site re-opened, the run's files removed; each part done and
+        checked on its own, so that the step says exactly what was restored and what was not."""
         step = Step("rollback", started=_now())
         begun = time.monotonic()
-        problems = []
-        reason = migration_pb2.FreezeRequest(reason=f"rollback: {failed.name} failed")
-        # the target wiped first, then the old site opened (atena before kizon, so that kizon's feed is taken)
-        for what, node in [("Wipe", self.new[k]) for k in ("kizon", "atena")] + \
-                          [("Reopen", self.old[k]) for k in ("atena", "kizon")]:
+        for what, action in self._rollback_plan(failed):
             try:
-                getattr(self._stub(node), what)(reason, timeout=60)
+                result, detail = action()
+            except StepFailed as exc:
+                result, detail = "failed", str(exc)
             except grpc.RpcError as exc:
-                problems.append(f"{what.lower()} {node.name}: {exc.details()}")
-        for folder in (self.export_dir, self.inbox / self.run_id):
-            shutil.rmtree(folder, ignore_errors=True)
-        self.downtime["end"] = _now()
-        step.result = "failed" if problems else "ok"
-        step.message = "; ".join(problems) or f"the target wiped, {self.old['kizon'].name} and {self.old['atena'].name} open again"
+                result, detail = "failed", f"{exc.code().name}: {exc.details()}"
+            except OSError as exc:
+                result, detail = "failed", str(exc)
+            step.checks.append((what, result, detail))
+        undone = [c for c in step.checks if c[1] != "ok"]
+        reopened = all(c[1] == "ok" for c in step.checks if c[0].startswith("re-open"))
+        if reopened:
+            self.downtime["end"] = _now()  # the counters are open again; else the downtime has not ended
+        step.result = "failed" if undone else "ok"
+        if undone:
+            step.message = (f"INCOMPLETE: not restored: {'; '.join(f'{c[0]} ({c[1]}: {c[2]})' for c in undone)}"
+                            + (f"; restored: {', '.join(c[0] for c in step.checks if c[1] == 'ok')}"
+                               if len(undone) < len(step.checks) else "")
+                            + ("; the old site is open again" if reopened else
+                               "; the old site is NOT open again: restore it by hand before the counters open"))
+        else:
+            step.message = f"the target wiped, {self.old['kizon'].name} and {self.old['atena'].name} open again"
         step.ended, step.seconds = _now(), round(time.monotonic() - begun, 3)
         self.steps.append(step)
+
+    def _rollback_plan(self, failed: Step) -> list:
+        """(what, action) in order: each action returns (result, detail) or raises; the target wiped first, then the
+        old site opened (atena before kizon, so that kizon's feed is taken), then the run's files removed."""
+        reason = migration_pb2.FreezeRequest(reason=f"rollback: {failed.name} failed")
+        try:
+            live = self._live_names()
+        except Exception as exc:  # noqa: BLE001 (whatever broke it, the parts that need it are then not done)
+            why = f"the topology could not be read ({type(exc).__name__}: {exc})"
+            return [(f"{verb} {node.name}", lambda: ("not done", why)) for verb, node in
+                    [("wipe", self.new["kizon"]), ("wipe", self.new["atena"]), ("re-open", self.old["atena"]),
+                     ("re-open", self.old["kizon"])]] + [("remove the run's files", self._remove_files)]
+        plan = [(f"wipe {self.new[k].name}", lambda k=k: self._wipe(self.new[k], reason, live)) for k in ("kizon", "atena")]
+        plan += [(f"re-open {self.old[k].name}", lambda k=k: self._reopen_old(self.old[k], reason, live))
+                 for k in ("atena", "kizon")]
+        return plan + [("remove the run's files", self._remove_files)]
+
+    def _live_names(self) -> dict[str, str]:
+        """kind → the node the topology on disk now names for the municipality (another cut over may have changed it)."""
+        topology = type(self.network).open(self.network.state_dir).topology
+        return {kind: topology.find(kind, self.municipality).name for kind in ("kizon", "atena")}
+
+    def _wipe(self, node, reason, live: dict) -> tuple[str, str]:
+        """Wipe a target, unless the topology now names it live; checked empty after."""
+        if node.name in live.values():  # a target that is the live site now holds the live register
+            return "not done", f"the topology names {node.name} as the live site now: wiping it would destroy the register"
+        self._stub(node).Wipe(reason, timeout=60)
+        records = self._stub(node).GetSiteState(migration_pb2.FreezeRequest(), timeout=10).records
+        return ("ok", "0 records") if records == 0 else ("failed", f"{records} records left after the wipe")
+
+    def _reopen_old(self, node, reason, live: dict) -> tuple[str, str]:
+        """Re-open a node of the old site, if the topology still names it; checked open after."""
+        if node.name not in live.values():
+            return "not done", f"the topology no longer names {node.name} (now {live[node.kind]}): it cannot open again"
+        self._stub(node).Reopen(reason, timeout=60)
+        state = self._stub(node).GetSiteState(migration_pb2.FreezeRequest(), timeout=10)
+        return ("failed", f"still frozen ({state.reason})") if state.frozen else ("ok", f"open, {state.records} records")
+
+    def _remove_files(self) -> tuple[str, str]:
+        """Remove the export and its copy in the inbox; checked gone after."""
+        folders = (self.export_dir, self.inbox / self.run_id)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        left = [str(f) for f in folders if f.exists()]
+        return ("failed", "left: " + ", ".join(left)) if left else ("ok", "export and inbox copy removed")
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _call(self, method, request, what: str):
@@ -448,16 +587,22 @@ class Rehearsal:
             raise StepFailed(f"{what}: {exc.code().name}: {exc.details()}") from None
 
     def report(self, seconds: float, failed: Step | None) -> dict:
-        """The run as a document: every step, the downtime window, the verdict."""
+        """The run as a document: every step, the downtime window, the verdict; rolled_back only when every part of
+        the rollback was done and checked (rollback says what was and was not restored)."""
         if self.downtime["start"] and self.downtime["end"]:
             start = dt.datetime.fromisoformat(self.downtime["start"])
             end = dt.datetime.fromisoformat(self.downtime["end"])
             self.downtime["seconds"] = round((end - start).total_seconds(), 3)
+        undo = next((s for s in self.steps if s.name == "rollback"), None)
+        rollback = None if undo is None else {
+            "complete": undo.result == "ok", "restored": [c[0] for c in undo.checks if c[1] == "ok"],
+            "not_restored": [f"{c[0]} ({c[1]}: {c[2]})" for c in undo.checks if c[1] != "ok"]}
         return {
             "run": self.run_id, "municipality": self.municipality, "site": self.site, "injected": list(self.inject),
             "result": "failed" if failed else "passed", "failed_step": failed.name if failed else None,
             "failure": failed.message if failed else None,
-            "rolled_back": bool(failed) and failed.name != "decommission",
+            "rolled_back": bool(rollback and rollback["complete"]), "rollback": rollback,
+            "lock": {"path": str(MigrationLock(self.network.state_dir).path), "took_over": self.took_over},
             "downtime": self.downtime, "seconds": round(seconds, 3),
             "steps": [asdict(s) for s in self.steps],
         }

@@ -4,7 +4,23 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-COLORS = {"ok": "#070", "recovered": "#a60", "failed": "#c00", "not run": "#888"}
+COLORS = {"ok": "#070", "recovered": "#a60", "failed": "#c00", "not run": "#888", "not done": "#c00"}
+
+
+def verdict(report: dict) -> str:
+    """The run's outcome in one line: passed, or where it failed and exactly what the rollback restored."""
+    if report["result"] == "passed":
+        return "passed"
+    line = f"FAILED at {report['failed_step']}"
+    rollback = report.get("rollback")
+    if report["rolled_back"]:
+        return line + " — rolled back, the old site is open again"
+    if rollback:
+        return (line + " — rollback INCOMPLETE; not restored: " + "; ".join(rollback["not_restored"])
+                + (f"; restored: {', '.join(rollback['restored'])}" if rollback["restored"] else ""))
+    if report["failed_step"] == "decommission":
+        return line + " — after the cut over: the new site is open; the old site's destruction is not verified"
+    return line + " — not rolled back"
 
 
 def _bar(steps: list[dict], total: float) -> str:
@@ -42,14 +58,13 @@ def steps_table(report: dict) -> str:
 def render(report: dict) -> str:
     """The report as one self-contained HTML page."""
     down = report["downtime"]
-    verdict = "passed" if report["result"] == "passed" else f"FAILED at {report['failed_step']}" + \
-        (" — rolled back, the old site is open again" if report["rolled_back"] else "")
     return f"""<!doctype html><meta charset="utf-8"><title>移行 rehearsal {html.escape(report['run'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}}tr.check td{{background:#f8f8f8}}</style>
 <h1>移行 rehearsal: {html.escape(report['municipality'])} → {html.escape(report['site'])}</h1>
-<p><b>{html.escape(verdict)}</b>{' — injected: ' + html.escape(', '.join(report['injected'])) if report['injected'] else ''}</p>
-<p>Downtime window (counters closed): {html.escape(down['start'] or '-')} → {html.escape(down['end'] or '-')}
+<p><b>{html.escape(verdict(report))}</b>{' — injected: ' + html.escape(', '.join(report['injected'])) if report['injected'] else ''}</p>
+<p>Downtime window (counters closed): {html.escape(down['start'] or '-')} →
+{html.escape(down['end'] or ('not ended: the counters are still closed' if down['start'] else '-'))}
 <b>{'' if down['seconds'] is None else f"{down['seconds']:.2f} s"}</b>; the whole run {report['seconds']:.2f} s.</p>
 {steps_table(report)}
 {f'<p style="color:#c00">{html.escape(report["failure"])}</p>' if report.get('failure') else ''}"""
