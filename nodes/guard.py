@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from nodes import audit
+from nodes import audit, limits
 from nodes.authn import AuthenticationError
+from nodes.metrics import UNKNOWN
 from nodes.policy import Decision, authorize
 from nodes.rules import Violation, check_message_text
 from nodes.sessions import OperatorSession, TokenError, check_session
@@ -64,7 +65,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, runtime):  # the node's NodeRuntime (this module does not import it)
         self.runtime = runtime
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}  # one wrapped handler per method, made once
-        self._verdicts: dict[tuple, str] = {}  # (caller identity, method) → "" (allowed) or the refusal
+        self._verdicts: dict[tuple, str] = {}  # (caller identity, served method) → "" (allowed) or the refusal
+        self._rosters: tuple = (None, {})  # (the topology read, municipality → operator → roles)
 
     async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
@@ -72,7 +74,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if guarded is None:
             handler = await continuation(handler_call_details)
             if handler is None:  # an unknown method: still authenticated and audited (not cached: names are free)
-                return grpc.unary_unary_rpc_method_handler(self._unknown(method))
+                return grpc.unary_unary_rpc_method_handler(self._unknown(limits.logged_method(method)))
             guarded = self._guarded[method] = self._wrap(handler, method)
         return guarded
 
@@ -94,14 +96,17 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                                                     response_serializer=serialize)
 
     def _unknown(self, method: str):
+        """The handler of a method no service has (method: what is kept of the caller's name for it): authenticated,
+        authorized, refused and audited like any call, counted under the one "unknown" label."""
         async def unknown(request, context):
-            async with self._guard(context, method):
+            async with self._guard(context, method, served=False):
                 raise Violation(grpc.StatusCode.UNIMPLEMENTED, f"method rule: {method} is not a method of "
                                 f"{self.runtime.label}")
         return unknown
 
-    def _admit(self, context, method: str) -> CallContext:
-        """Authenticate the peer and apply the policy; raise (code, message) on refusal."""
+    def _admit(self, context, method: str, served: bool = True) -> CallContext:
+        """Authenticate the peer and apply the policy; raise (code, message) on refusal. Verdicts are kept for the
+        methods the node serves alone (a caller chooses as many other names as it likes)."""
         auth = context.auth_context()
         pem = (auth.get("x509_pem_cert") or [None])[0]
         try:
@@ -111,13 +116,14 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         call = CallContext(peer, method)
         key = (peer.identity, method)
         verdict = self._verdicts.get(key)
-        if verdict is None:  # the policy is static: decide once per (caller, method)
+        if verdict is None:  # the policy is static: decide once per (caller, served method)
             try:
                 authorize(self.runtime.identity, peer.identity, method)
                 verdict = ""
             except Decision as exc:
                 verdict = str(exc)
-            self._verdicts[key] = verdict
+            if served:
+                self._verdicts[key] = verdict
         if verdict:
             raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, verdict, peer.identity.uri)
         if peer.target and method not in TARGET_METHODS:
@@ -159,6 +165,37 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
                            f"operator rule: {OPERATOR_KEY} {claimed_operator} is not the session's operator {call.operator}",
                            peer.identity.uri, call)
+        self._admit_roster(call)
+
+    def _admit_roster(self, call: CallContext) -> None:
+        """A session proves its signer, not the roster: the operator must be in the topology's roster of the
+        municipality, and hold there every role the session claims (a session key that leaked, or a session from
+        before the roster changed, gives no one more than the roster does)."""
+        municipality, session = call.peer.identity.municipality, call.session
+        held = self._roster(municipality).get(session.operator)
+        if held is None:
+            operator = call.operator = session.operator[:32]  # (audited and named as far as an id goes)
+            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, f"operator rule: {operator} is not an operator of "
+                           f"{municipality} (not in the roster)", call.peer.identity.uri, call)
+        beyond = sorted(set(session.roles) - held)
+        if beyond:
+            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, f"operator rule: {session.operator} holds no role "
+                           f"{', '.join(r[:32] for r in beyond[:5])} in the roster of {municipality}",
+                           call.peer.identity.uri, call)
+
+    def _roster(self, municipality: str) -> dict[str, frozenset[str]]:
+        """operator → roles of a municipality, from the topology in use (read again once it is reloaded)."""
+        topology, rosters = self._rosters
+        if topology is not self.runtime.topology:
+            topology, rosters = self._rosters = (self.runtime.topology, {})
+        roster = rosters.get(municipality)
+        if roster is None:
+            try:
+                operators = topology.municipality(municipality).operators
+            except KeyError:  # (a municipality the topology does not name has no operators)
+                operators = ()
+            roster = rosters[municipality] = {o.id: frozenset(o.roles) for o in operators}
+        return roster
 
     def _record(self, call: CallContext | None, caller: str, method: str, status: str) -> None:
         self.runtime.audit.append(
@@ -167,15 +204,17 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         )
 
     @asynccontextmanager
-    async def _guard(self, context, method: str):
-        """Admit the call or abort it; answer rule violations with their status; audit it either way."""
+    async def _guard(self, context, method: str, served: bool = True):
+        """Admit the call or abort it; answer rule violations with their status; audit it either way. A method the
+        node does not serve is counted under the "unknown" label, never under its name."""
         audit.subject_var.set("")
         started = time.perf_counter()
+        label = method if served else UNKNOWN
         try:
-            call = self._admit(context, method)
+            call = self._admit(context, method, served)
         except _Refusal as refusal:
             self._record(refusal.call, refusal.caller, method, refusal.code.name)
-            self.runtime.metrics.observe(method, refusal.code.name, time.perf_counter() - started)
+            self.runtime.metrics.observe(label, refusal.code.name, time.perf_counter() - started)
             await context.abort(refusal.code, refusal.message)
         _call_var.set(call)
         status = "OK"
@@ -190,7 +229,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             raise
         finally:
             self._record(call, call.peer.identity.uri, method, status)
-            self.runtime.metrics.observe(method, status, time.perf_counter() - started)
+            self.runtime.metrics.observe(label, status, time.perf_counter() - started)
 
     def _wrap_unary(self, behavior, method, parse):
         async def guarded(request, context):

@@ -14,36 +14,67 @@ import ssl
 import time
 from pathlib import Path
 
+import grpc
 import psutil
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from google.protobuf import descriptor_pool
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from certs.identity import KIND_DOMAIN, monitor_uri
+from nodes import limits
 from nodes.authn import AuthenticationError
 
 log = logging.getLogger(__name__)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-MAX_REQUEST = 8192  # bytes of an HTTP request head: a scrape is one short GET
+MAX_REQUEST = limits.METRICS_MAX_REQUEST
+SCRAPE = "/metrics"  # the method label of the metrics endpoint's own requests
+UNKNOWN = "unknown"  # the one method label of every call to a method the node does not serve
+HTTP_STATUS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
+# Every code label there can be: gRPC's status names and the endpoint's HTTP statuses. Anything else (there should
+# be nothing else) is counted as UNKNOWN, so that no value from outside can add a series.
+CODES = frozenset(code.name for code in grpc.StatusCode) | {str(status) for status in HTTP_STATUS}
+
+
+def methods_of(*services: str) -> frozenset[str]:
+    """The full method names (/package.Service/Method) of services, from their descriptors."""
+    pool = descriptor_pool.Default()
+    return frozenset(f"/{service}/{method.name}" for service in services
+                     for method in pool.FindServiceByName(service).methods)
 
 
 class NodeMetrics:
-    """The metrics of one node: counters and histograms the runtime feeds, gauges read at each scrape."""
+    """The metrics of one node: counters and histograms the runtime feeds, gauges read at each scrape. Labels come
+    from fixed sets only: the methods the node serves (or "unknown") and the status codes there are; nothing a caller
+    sends becomes a label."""
 
     def __init__(self, runtime):
         self.rt = runtime
+        self.methods: frozenset[str] = frozenset({SCRAPE})  # (the served methods are added as the server is built)
         disable_created_metrics()  # the *_created series say only when the process started
         self.registry = CollectorRegistry()
         self.requests = Counter("testbed_requests", "Calls served, by method and status", ["method", "code"],
                                 registry=self.registry)
         self.latency = Histogram("testbed_request_seconds", "Time to serve a call, by method", ["method"],
                                  buckets=BUCKETS, registry=self.registry)
+        self.refused_connections = Counter("testbed_metrics_connections_refused",
+                                           "Connections to the metrics endpoint closed unserved: over its cap",
+                                           registry=self.registry)
         self.registry.register(_Readings(runtime))
 
+    def serve_methods(self, methods) -> None:
+        """The methods the node's server serves: the only method labels besides "unknown" and the scrapes'."""
+        self.methods = frozenset(methods) | {SCRAPE}
+
+    def label(self, method: str) -> str:
+        """The method label of a call: the method if the node serves it, else "unknown"."""
+        return method if method in self.methods else UNKNOWN
+
     def observe(self, method: str, code: str, seconds: float) -> None:
-        """One call served (or refused)."""
-        self.requests.labels(method, code).inc()
+        """One call served (or refused), under its method's label and its status from the fixed set."""
+        method = self.label(method)
+        self.requests.labels(method, code if code in CODES else grpc.StatusCode.UNKNOWN.name).inc()
         self.latency.labels(method).observe(seconds)
 
     def exposition(self) -> bytes:
@@ -123,13 +154,38 @@ def monitor_allowed(runtime, der: bytes | None) -> str:
 
 
 async def serve(runtime, metrics: NodeMetrics, address: str) -> asyncio.AbstractServer:
-    """Serve GET /metrics over HTTPS at address (host:port) to the domain's monitor."""
+    """Serve GET /metrics over HTTPS at address (host:port) to the domain's monitor. TLS starts only once a
+    connection has a slot (limits.METRICS_MAX_CONNECTIONS, the rest closed at once), and each step has a deadline:
+    the handshake, the request head and taking the answer, so that no connection holds a descriptor for long."""
+    context = _context(runtime)
+    open_connections = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_connections
+        if open_connections >= limits.METRICS_MAX_CONNECTIONS:
+            metrics.refused_connections.inc()
+            writer.transport.abort()  # (no TLS yet: nothing to say, and nothing to wait for)
+            return
+        open_connections += 1
+        answered = False
+        try:
+            answered = await _exchange(reader, writer)
+        finally:
+            open_connections -= 1
+            # a client that took its answer gets a clean TLS close; any other is dropped now (a TLS close would wait
+            # up to 30 s for a peer that does not read, its descriptor held after its slot was given back)
+            writer.close() if answered else writer.transport.abort()
+
+    async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """TLS, one request, its answer; whether the answer was taken."""
+        try:
+            await writer.start_tls(context, ssl_handshake_timeout=limits.METRICS_HANDSHAKE_SECONDS)
+        except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError):
+            return False  # (no client certificate, not TLS, or too slow: nothing is served, as before TLS was done)
         started = time.perf_counter()
         status, body = 400, b"bad request\n"
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), limits.METRICS_REQUEST_SECONDS)
             if len(head) > MAX_REQUEST:
                 raise ValueError("request head too long")
             line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
@@ -137,7 +193,7 @@ async def serve(runtime, metrics: NodeMetrics, address: str) -> asyncio.Abstract
             why = monitor_allowed(runtime, der)
             if why:
                 status, body = 403, f"{why}\n".encode()
-            elif len(line) == 3 and line[0] == "GET" and line[1].split("?")[0] == "/metrics":
+            elif len(line) == 3 and line[0] == "GET" and line[1].split("?")[0] == SCRAPE:
                 status, body = 200, metrics.exposition()
             else:
                 status, body = 404, b"only GET /metrics here\n"
@@ -145,15 +201,20 @@ async def serve(runtime, metrics: NodeMetrics, address: str) -> asyncio.Abstract
                 ConnectionError, ssl.SSLError):
             pass
         finally:
-            reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}[status]
             try:
-                writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-                await writer.drain()
-                writer.close()
-            except (ConnectionError, ssl.SSLError, RuntimeError):
-                pass
-            metrics.observe("/metrics", str(status), time.perf_counter() - started)
+                writer.write(f"HTTP/1.1 {status} {HTTP_STATUS[status]}\r\nContent-Type: text/plain; version=0.0.4; "
+                             f"charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                             + body)
+                await asyncio.wait_for(writer.drain(), limits.METRICS_WRITE_SECONDS)
+                answered = True
+            except (ConnectionError, ssl.SSLError, RuntimeError, asyncio.TimeoutError):
+                answered = False
+            metrics.observe(SCRAPE, str(status), time.perf_counter() - started)
+        return answered
 
     host, port = address.rsplit(":", 1)
-    return await asyncio.start_server(handle, host, int(port), ssl=_context(runtime), limit=MAX_REQUEST)
+    # Plain TCP first: the handler counts the connection, then starts TLS itself (asyncio's own ssl= would run the
+    # handshake before any code of ours could refuse a connection over the cap). The listen backlog is the cap too:
+    # asyncio accepts up to a backlog of connections at a time before any handler runs.
+    return await asyncio.start_server(handle, host, int(port), limit=MAX_REQUEST,
+                                      backlog=limits.METRICS_MAX_CONNECTIONS)

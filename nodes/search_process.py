@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from nodes import metrics
+from nodes import limits, metrics
 from nodes.audit import AuditDamaged
 from nodes.children import die_with_parent
 from nodes.confined import harden_self
@@ -49,16 +49,20 @@ def _handlers(servicer: SearchServicer) -> grpc.GenericRpcHandler:
 async def serve(topology: Topology, node_name: str, state_dir: Path, pki_dir: Path) -> None:
     """Serve 本人確認情報検索 at the node's search address until SIGTERM."""
     runtime = NodeRuntime(topology, node_name, state_dir, pki_dir, search=True)
-    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)], options=[("grpc.so_reuseport", 0)])
+    # the node's own bounds on connections, handshakes, idle connections, streams and sizes (nodes/limits.py)
+    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)], options=limits.server_options())
     runtime.servicer = SearchServicer(runtime)
     server.add_generic_rpc_handlers((_handlers(runtime.servicer),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+    runtime.metrics.serve_methods({f"/{SERVICE}/SearchIdentity"} | metrics.methods_of(health_name))
     cert, key = runtime.pki.node_files(node_name, "server")
     server.add_secure_port(listen_address(runtime.node.search_address),
                            server_credentials(cert, key, runtime.pki.trust_bundle))
     await server.start()
     scrape = await metrics.serve(runtime, runtime.metrics, listen_address(runtime.node.search_metrics_address))
+    runtime.background(limits.give_back_memory)  # (what a flood of connections allocated goes back to the system)
     runtime.start_background()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("%s search serving on %s", node_name, runtime.node.search_address)
