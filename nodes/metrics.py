@@ -100,6 +100,17 @@ class _Readings:
                 age.add_metric([target], oldest)
         yield depth
         yield age
+        dead = GaugeMetricFamily("testbed_outbox_dead_letters", "Items a receiver refused for good, set aside with its "
+                                 "reason, by target (an alarm: someone must look at them)", labels=["target"])
+        held = GaugeMetricFamily("testbed_outbox_blocked", "1 while a sequenced target is held by a refusal",
+                                 labels=["target"])
+        if self.rt.outbox is not None:
+            letters = self.rt.outbox.dead_letters()
+            for target in sorted(self.rt.outbox.targets):  # (the targets are the topology's: a fixed label set)
+                dead.add_metric([target], letters.get(target, (0, ""))[0])
+                held.add_metric([target], 1 if target in self.rt.outbox.blocked else 0)
+        yield dead
+        yield held
         applied = GaugeMetricFamily("testbed_applied_sequence", "Highest 更新順番号 applied, by municipality",
                                     labels=["municipality"])
         db = self.rt.store.db

@@ -34,6 +34,8 @@ def test_the_monitor_reads_every_figure(network):
     assert seen['testbed_requests_total{code="OK",method="/testbed.v1.CommunicationServer/SubmitIdentityUpdateGroup"}'] >= 1
     assert seen['testbed_request_seconds_count{method="/testbed.v1.CommunicationServer/SubmitIdentityUpdateGroup"}'] >= 1
     assert 'testbed_outbox_items{target="prefecture"}' in seen and 'testbed_outbox_oldest_seconds{target="prefecture"}' in seen
+    assert seen['testbed_outbox_dead_letters{target="notice:142115"}'] == 0
+    assert seen['testbed_outbox_blocked{target="prefecture"}'] == 0
     assert seen['testbed_applied_sequence{municipality="142140"}'] >= 1
     assert seen["testbed_audit_entries_total"] >= 1 and seen["testbed_store_bytes"] > 0
     assert seen["testbed_process_resident_bytes"] > 0 and "testbed_process_cpu_seconds_total" in seen
