@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from certs.identity import KIND_DOMAIN, parse
 from certs.pki import PKI, write_private
-from nodes import NODE_MODULES, audit, metrics, weaken
+from nodes import NODE_MODULES, audit, limits, metrics, weaken, witness
 from nodes.authn import Authenticator
 from nodes.children import Child
 from nodes.guard import CallContext, GuardInterceptor
@@ -77,9 +77,12 @@ class NodeRuntime:
         public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
         audit_key = b"" if weakened("audit-key") else self.pki.audit_key(node_name, create=True)
         chain = SEARCH_CHAIN if search else ""
+        # Heads go to the witness of this network (outside the state folder, found from the environment: never
+        # from a setting in the state folder, which whoever can write it could point elsewhere).
         self.audit = audit.AuditLog(audit_path(self.state_dir, node_name, chain), self.label, audit_key,
                                     checkpoints_path(self.state_dir, node_name, chain),
-                                    audit.Signer(key_path.read_bytes()), public_key)
+                                    audit.Signer(key_path.read_bytes()), public_key,
+                                    witness.Client(witness.folder(self.state_dir, self.pki.dir)))
         self.authenticator = Authenticator(pki_dir, topology.identities(), data / "crl_numbers.json",
                                            topology.target_identities())
         self.topology_path: Path | None = topology.source
@@ -198,10 +201,12 @@ class NodeRuntime:
         self._tasks = [asyncio.create_task(f(), name=f.__name__) for f in self._background]
 
     async def _checkpoints(self) -> None:
-        """Publish a signed checkpoint of the audit log every few seconds while entries are added."""
+        """Publish a signed checkpoint of the audit log, and show its head to the witness, every few seconds."""
         while True:
             await asyncio.sleep(audit.CHECKPOINT_SECONDS)
-            self.audit.checkpoint()
+            self.audit.checkpoint(show=False)
+            if self.audit.unwitnessed:  # (from a thread: a slow or stopped witness never holds up the node's calls)
+                await asyncio.to_thread(self.audit.show, self.audit.head_now())
 
     async def close(self) -> None:
         """Stop background work and deliveries, close peer channels, the store and the audit log."""
@@ -229,6 +234,8 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
         if self.rt.outbox is not None:
             status.outbox_pending = self.rt.outbox.pending()
             status.blocked.extend(sorted(self.rt.outbox.blocked))
+            status.dead_letters = sum(n for n, _ in self.rt.outbox.dead_letters().values())
+            status.oldest_pending_seconds = max((age for _, age in self.rt.outbox.depths().values()), default=0.0)
         db = self.rt.store.db
         if db.execute("SELECT 1 FROM sqlite_master WHERE name='applied'").fetchone():
             status.applied.update(dict(db.execute("SELECT municipality_code, last_sequence FROM applied")))
@@ -258,9 +265,9 @@ def listen_address(address: str) -> str:
 
 @asynccontextmanager
 async def run_server(runtime: NodeRuntime, bind: str | None = None):
-    """Start the node's gRPC server; yield (server, port). Port 0 in bind picks a free port."""
-    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)],
-                             options=[("grpc.so_reuseport", 0)])
+    """Start the node's gRPC server; yield (server, port). Port 0 in bind picks a free port. Its connections,
+    handshakes, idle connections, streams and message and metadata sizes are bounded (nodes/limits.py)."""
+    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)], options=limits.server_options())
     servicer = runtime.servicer = runtime.module.Servicer(runtime)
     runtime.module.add_to_server(servicer, server)
     ops_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(runtime), server)
@@ -273,6 +280,7 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
     names = names_extra + (runtime.module.SERVICE_NAME, ops_pb2.DESCRIPTOR.services_by_name["Operations"].full_name,
              health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
+    runtime.metrics.serve_methods(metrics.methods_of(*names))  # the method labels there can be: these alone
     cert, key = runtime.pki.node_files(runtime.node.name, "server")
     port = server.add_secure_port(bind or listen_address(runtime.node.address),
                                   server_credentials(cert, key, runtime.pki.trust_bundle))
@@ -280,10 +288,12 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
     # the metrics endpoint beside it (on a free port of the same host when the caller chose where to bind)
     scrape = await metrics.serve(runtime, runtime.metrics,
                                  f"{bind.rsplit(':', 1)[0]}:0" if bind else listen_address(runtime.node.metrics_address))
+    runtime.background(limits.give_back_memory)  # (what a flood of connections allocated goes back to the system)
     runtime.start_background()
     for name in ("", runtime.module.SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("%s serving on port %d", runtime.node.name, port)
+    log.info("%s serving on port %d (at most %d connections, of %d open files)", runtime.node.name, port,
+             limits.max_connections(), limits.open_files_limit())
     try:
         yield server, port
     finally:

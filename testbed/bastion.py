@@ -1,35 +1,58 @@
 """The SSH maintenance bastion (DESIGN §8): how a vendor's engineer runs the migration and the checks.
 
-`testbed bastion start` runs an asyncssh server (a process of its own) that admits a vendor only by the
-key registered for that vendor (`testbed bastion add-vendor NAME`; no password, no shared account) and
-runs only a fixed list of commands, each checked item by item before it runs: the migration
-(`migrate M --to SITE [--inject F]...`, `migrate --layout`), `status`, `consistency M` and `audit verify`.
-There is no shell, no PTY, no agent, X11 or port forwarding, no SFTP. Every login, command (with its exit
-status) and refusal goes into the bastion's own audit log, a keyed chain like the nodes'.
-`testbed ssh VENDOR COMMAND...` is the client; plain OpenSSH works too (the README shows the line).
+`testbed bastion start` runs an asyncssh server that admits a vendor only by the key registered for that
+vendor (`testbed bastion add-vendor NAME`; no password, no shared account) and runs only a fixed list of
+commands, each checked item by item before it runs: the migration (`migrate M --to SITE [--inject F]...`,
+`migrate --layout`), `status`, `consistency M` and `audit verify`. There is no shell, no PTY, no agent, X11 or
+port forwarding, no SFTP. Every login, command (with its exit status) and refusal goes into the bastion's own
+audit log, a keyed chain like the nodes'. `testbed ssh VENDOR COMMAND...` is the client; plain OpenSSH works
+too (the README shows the line).
+
+The bastion is two processes, so that the one vendors talk to holds no secret it does not need:
+
+    the runner  (`python -m testbed.bastion serve`, the pid file's process) holds no socket to the network; it
+                starts the front, and runs for it the commands the front asks for, after checking each again
+                (vendor registered, command on the list, at most MAX_COMMANDS at once): the commands need the
+                PKI (console certificates), which the front must not see.
+    the front   (`python -m testbed.bastion front`) is the SSH server, confined wherever the machine allows it
+                (testbed/confine.py): of the state folder it sees its host key, its audit key, the vendors'
+                public keys and its audit log; nothing else of the PKI. It is bounded like the SFTP servers
+                (testbed.migration.sftp.Limits, Gate): connections waiting to log in, login grace, sessions,
+                channels, window and packet sizes, the length of a command.
+
+They speak JSON lines over a socket pair the runner made: {"ready": port}, then {"id", "vendor", "words"}
+from the front, and {"id", "out"} … {"id", "exit"} back.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shlex
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import asyncssh
+from asyncssh.constants import DISC_TOO_MANY_CONNECTIONS, OPEN_RESOURCE_SHORTAGE
 
-from nodes import audit
+from nodes import audit, witness
 from testbed.migration.rehearsal import INJECTIONS
 from testbed import processes
-from testbed.migration.sftp import ensure_key
+from testbed.migration.sftp import Gate, Limits, ensure_key, refuse_env, server_options
 
 VENDOR_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 MUNICIPALITY = re.compile(r"[0-9]{6}")
 SITE = re.compile(r"[a-z][a-z0-9-]{0,15}")
 ALLOWED = "migrate M --to SITE [--inject FAULT]..., migrate --layout, status, consistency M, audit verify"
+RULE = "bastion rule"
+MAX_COMMAND = 512  # characters of a command line (the longest allowed one, every fault injected, is ~200)
+MAX_COMMANDS = 4  # commands running at once (a migration runs for minutes)
+MAX_QUEUED_OUTPUT = 1000  # lines of a command's output waiting for a client that does not read
+LINK_LIMIT = 1024 * 1024  # the longest JSON line between front and runner
 
 
 class Paths:
@@ -75,17 +98,53 @@ def allowed(words: list[str]) -> str:
     return f"not an allowed command (allowed: {ALLOWED})"
 
 
+def why_refused(command: str) -> tuple[str, list[str]]:
+    """("", words) for a command that may run, else (why not, [])."""
+    if len(command) > MAX_COMMAND:
+        return f"{RULE}: a command has at most {MAX_COMMAND} characters", []
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    why = allowed(words) if words else "an empty or malformed command"
+    return why, ([] if why else words)
+
+
+# -- the front: the SSH server vendors reach -------------------------------------------------------------
+class _Command(asyncssh.SSHServerProcess):
+    """A session channel running one command; it tells its connection when it closes."""
+
+    def __init__(self, run, closed):
+        super().__init__(run, None, 0, False)
+        self._closed = closed
+
+    def connection_lost(self, exc) -> None:
+        super().connection_lost(exc)
+        self._closed()
+
+
 class _Bastion(asyncssh.SSHServer):
-    def __init__(self, paths: Paths, trail: audit.AuditLog):
-        self.paths, self.trail = paths, trail
+    """Key authentication per vendor; command sessions only, bounded; forwarding refused; all of it audited."""
+
+    def __init__(self, paths: Paths, trail: audit.AuditLog, gate: Gate, limits: Limits, run, log):
+        self.paths, self.trail, self.gate, self.limits, self.run, self.log = paths, trail, gate, limits, run, log
         self.conn = None
         self.user = ""
+        self.channels = 0
 
     def connection_made(self, conn):
         self.conn = conn
+        self.gate.arrived(conn)
+
+    def connection_lost(self, exc):
+        self.gate.left(self.conn)
 
     def begin_auth(self, username: str) -> bool:
         self.user = username
+        if why := self.gate.full():  # no login can be admitted now: say so before any key is tried
+            self.log(f"login refused for {username[:32]!r}: {why}")
+            self.conn.disconnect(DISC_TOO_MANY_CONNECTIONS, why)
+            return True
         keys = self.paths.vendors / f"{username}.pub"
         if VENDOR_NAME.fullmatch(username) and keys.is_file():
             self.conn.set_authorized_keys(str(keys))
@@ -95,8 +154,24 @@ class _Bastion(asyncssh.SSHServer):
         return True
 
     def auth_completed(self) -> None:
+        if why := self.gate.logged_in(self.conn):
+            self.log(f"vendor {self.user} refused: {why}")
+            self.conn.disconnect(DISC_TOO_MANY_CONNECTIONS, why)
+            return
         self.trail.append(caller=f"ssh:{self.user}", method="ssh/login", status="OK",
                           subject=str(self.conn.get_extra_info("peername")[0]))
+
+    def session_requested(self):
+        if self.channels >= self.limits.max_channels:
+            raise asyncssh.ChannelOpenError(OPEN_RESOURCE_SHORTAGE,
+                                            f"{RULE}: at most {self.limits.max_channels} channels per connection")
+        chan = self.conn.create_server_channel()
+        refuse_env(chan)
+        self.channels += 1
+        return chan, _Command(self.run, self._channel_closed)
+
+    def _channel_closed(self) -> None:
+        self.channels -= 1
 
     def password_auth_supported(self) -> bool:
         return False
@@ -121,16 +196,74 @@ class _Bastion(asyncssh.SSHServer):
         return False
 
 
-async def serve(state_dir: Path, listen: str) -> None:
-    """Run the bastion until SIGTERM."""
+class RunnerLink:
+    """The front's end of the socket to the runner: commands sent, their output and exit status received."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self.pending: dict[int, asyncio.Queue] = {}
+        self.next_id = 0
+        self.closed = asyncio.Event()
+
+    def send(self, message: dict) -> None:
+        """One JSON line to the runner."""
+        self.writer.write(json.dumps(message).encode() + b"\n")
+
+    async def run(self, vendor: str, words: list[str], write) -> int:
+        """Have the runner run a command; each piece of its output to await write(text); its exit status."""
+        if self.closed.is_set():
+            await write("bastion: the runner is gone; the bastion is stopping\n")
+            return 255
+        ident, self.next_id = self.next_id, self.next_id + 1
+        queue = self.pending[ident] = asyncio.Queue(MAX_QUEUED_OUTPUT)
+        self.send({"id": ident, "vendor": vendor, "words": words})
+        try:
+            while "exit" not in (message := await queue.get()):
+                await write(message["out"])
+            return message["exit"]
+        finally:
+            del self.pending[ident]
+
+    async def receive(self) -> None:
+        """Hand each message from the runner to its command, until the runner closes the socket."""
+        try:
+            async for line in self.reader:
+                message = json.loads(line)
+                queue = self.pending.get(message.get("id"))
+                if queue is None:
+                    continue
+                if "exit" in message:
+                    while queue.full():  # the exit status always gets through: the oldest output gives way
+                        queue.get_nowait()
+                    queue.put_nowait(message)
+                elif not queue.full():  # a client that does not read loses output, not the front's memory
+                    queue.put_nowait(message)
+        finally:
+            self.closed.set()
+            for queue in self.pending.values():
+                while queue.full():
+                    queue.get_nowait()
+                queue.put_nowait({"exit": 255})
+
+
+async def serve_front(state_dir: Path, listen: str, runner_fd: int, limits: Limits) -> None:
+    """The SSH server vendors reach, until SIGTERM or until the runner goes."""
+    from nodes.confined import harden_self
+    confined = harden_self()
     paths = Paths(state_dir)
-    ensure_key(paths.host_key)
-    if not paths.audit_key.exists():
-        fd = os.open(paths.audit_key, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.write(fd, os.urandom(32))
-        os.close(fd)
-    paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    trail = audit.AuditLog(paths.audit, "bastion", paths.audit_key.read_bytes())
+
+    def log(line: str) -> None:
+        print(f"bastion: {line}", flush=True)
+
+    try:  # keyed and witnessed like the nodes' chains (nodes/witness.py; the runner named the witness folder)
+        trail = audit.AuditLog(paths.audit, "bastion", paths.audit_key.read_bytes(),
+                               witness=witness.handed_client(state_dir), eager=True)
+    except audit.AuditDamaged as exc:
+        log(f"refusing to start: its audit log is damaged: {exc}; keep it as evidence and run `testbed audit verify`")
+        raise SystemExit(1) from None
+    reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=runner_fd), limit=LINK_LIMIT)
+    link = RunnerLink(reader, writer)
+    receiving = asyncio.create_task(link.receive())
 
     async def run(process: asyncssh.SSHServerProcess) -> None:
         vendor = process.get_extra_info("username")
@@ -139,46 +272,161 @@ async def serve(state_dir: Path, listen: str) -> None:
             process.stderr.write(f"bastion: no shell here; allowed: {ALLOWED}\n")
             process.exit(2)
             return
-        try:
-            words = shlex.split(process.command)
-        except ValueError:
-            words = []
-        why = allowed(words) if words else "an empty or malformed command"
+        why, words = why_refused(process.command)
         if why:
             trail.append(caller=f"ssh:{vendor}", method="ssh/command", status="PERMISSION_DENIED",
                          subject=process.command[:200])
             process.stderr.write(f"bastion: {why}\n")
             process.exit(2)
             return
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "testbed.cli", "--state-dir", str(paths.state_dir), *words,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "TESTBED_OPERATOR": f"vendor:{vendor}"})
-        async for line in child.stdout:
-            process.stdout.write(line.decode(errors="replace"))
-        status = await child.wait()
+
+        async def write(text: str) -> None:
+            process.stdout.write(text)
+            await process.stdout.drain()  # a client that does not read holds its own command back, nothing else
+
+        try:
+            status = await link.run(vendor, words, write)
+        except (OSError, asyncssh.Error):  # the client went away; the command itself goes on in the runner
+            status = 255
         trail.append(caller=f"ssh:{vendor}", method=f"ssh/{words[0]}", status="OK" if status == 0 else f"EXIT {status}",
                      subject=" ".join(words)[:200])
         process.exit(status)
 
+    gate = Gate(limits, log, rule=RULE)
     host, port = listen.rsplit(":", 1)
     server = await asyncssh.create_server(
-        lambda: _Bastion(paths, trail), host, int(port), server_host_keys=[str(paths.host_key)], process_factory=run,
-        encoding="utf-8", allow_pty=False, agent_forwarding=False, x11_forwarding=False, sftp_factory=None,
-        allow_scp=False, password_auth=False, kbdint_auth=False, login_timeout=10)
-    bound = server.sockets[0].getsockname()[1]
-    host_pub = asyncssh.read_private_key(str(paths.host_key)).export_public_key().decode().strip()
-    paths.known_hosts.write_text(f"[{host}]:{bound} {host_pub}\n")
-    paths.port.write_text(str(bound))
+        lambda: _Bastion(paths, trail, gate, limits, run, log), host, int(port), server_host_keys=[str(paths.host_key)],
+        encoding="utf-8", **server_options(limits))
+    link.send({"ready": server.sockets[0].getsockname()[1]})
+    log("front serving" + ("; confined: own mount namespace, no PKI but its host and audit keys" if confined
+                           else "; not confined"))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
+    gone = asyncio.create_task(link.closed.wait())
+    await asyncio.wait([asyncio.create_task(stop.wait()), gone], return_when=asyncio.FIRST_COMPLETED)
     server.close()
+    receiving.cancel()
     trail.close()
 
 
-def start(state_dir: Path, port: int = 0) -> int:
+# -- the runner: starts the front, runs the commands it asks for ----------------------------------------
+def _prepare(paths: Paths) -> None:
+    """Keys and files of the bastion, made before the front starts (a confined front sees only these)."""
+    ensure_key(paths.host_key)
+    if not paths.audit_key.exists():
+        fd = os.open(paths.audit_key, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, os.urandom(32))
+        os.close(fd)
+    paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    paths.vendors.mkdir(mode=0o700, exist_ok=True)
+    os.close(os.open(paths.audit, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+
+
+def front_command(paths: Paths, listen: str, runner_fd: int, limits: Limits, confine: bool | None = None) -> list[str]:
+    """The command that starts the front, confined (by default wherever the machine allows it) to its host key,
+    audit key, the vendors' public keys and its audit log."""
+    from testbed import confine as confinement
+    program = [sys.executable, "-m", "testbed.bastion", "front", "--state-dir", str(paths.state_dir.resolve()),
+               "--listen", listen, "--runner-fd", str(runner_fd), *limits.argv()]
+    if confine is None:
+        confine = not confinement.available()
+    if not confine:
+        return program
+    state = paths.state_dir.resolve()
+    rel = [str(p.resolve().relative_to(state)) for p in (paths.host_key, paths.audit_key, paths.vendors, paths.audit)]
+    return confinement.service_command(state, "bastion", readable=rel[:3], writable=rel[3:], program=program)
+
+
+class Runner:
+    """Runs, for the front, the commands it asks for: each checked again, at most MAX_COMMANDS at once."""
+
+    def __init__(self, paths: Paths, writer: asyncio.StreamWriter):
+        self.paths, self.writer = paths, writer
+        self.running: set[asyncio.Task] = set()
+
+    def send(self, message: dict) -> None:
+        """One JSON line to the front (dropped if the front is gone: a command's own work goes on)."""
+        if not self.writer.is_closing():
+            self.writer.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
+
+    def check(self, vendor, words) -> str:
+        """"" if the command may run for the vendor, else why not (a compromised front may ask for no more than a
+        vendor may)."""
+        if not (isinstance(vendor, str) and VENDOR_NAME.fullmatch(vendor) and (self.paths.vendors / f"{vendor}.pub").is_file()):
+            return f"{RULE}: no vendor {str(vendor)[:32]!r}"
+        if not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+            return "a malformed command"
+        if why := allowed(words):
+            return why
+        if len(self.running) >= MAX_COMMANDS:
+            return f"{RULE}: at most {MAX_COMMANDS} commands at once; try again when one has finished"
+        return ""
+
+    def request(self, message: dict) -> None:
+        """A command asked for: refused at once, or started."""
+        ident, vendor, words = message.get("id"), message.get("vendor"), message.get("words")
+        if why := self.check(vendor, words):
+            self.send({"id": ident, "out": f"bastion: {why}\n"})
+            self.send({"id": ident, "exit": 2})
+            return
+        task = asyncio.create_task(self.run(ident, vendor, words))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    async def run(self, ident: int, vendor: str, words: list[str]) -> None:
+        """One command as `testbed COMMAND` on the state folder, its output sent as it comes."""
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "testbed.cli", "--state-dir", str(self.paths.state_dir), *words,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "TESTBED_OPERATOR": f"vendor:{vendor}"}, limit=LINK_LIMIT // 4)
+        async for line in child.stdout:
+            self.send({"id": ident, "out": line.decode(errors="replace")})
+        self.send({"id": ident, "exit": await child.wait()})
+
+
+async def serve(state_dir: Path, listen: str, limits: Limits | None = None) -> None:
+    """The runner: start the front and run its commands until SIGTERM (or until the front exits)."""
+    limits = limits or Limits()
+    paths = Paths(state_dir)
+    _prepare(paths)
+    if why := witness.hand_down(state_dir, paths.state_dir / "logs" / "witness.log"):  # (the front cannot see the PKI)
+        print(f"bastion: its audit heads are not witnessed for now: {why}", file=sys.stderr, flush=True)
+    ours, theirs = socket.socketpair()
+    front = await asyncio.create_subprocess_exec(*front_command(paths, listen, theirs.fileno(), limits),
+                                                 stdin=asyncio.subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+    theirs.close()
+    reader, writer = await asyncio.open_unix_connection(sock=ours, limit=LINK_LIMIT)
+    runner = Runner(paths, writer)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+
+    async def listen_to_front() -> None:
+        async for line in reader:
+            message = json.loads(line)
+            if "ready" in message:
+                _published(paths, listen.rsplit(":", 1)[0], int(message["ready"]))
+            else:
+                runner.request(message)
+    talking = asyncio.create_task(listen_to_front())
+    await asyncio.wait([talking, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if front.returncode is None:
+        front.terminate()
+    await front.wait()
+    talking.cancel()
+    # the witness this bastion started (after the front's last head), unless nodes of the network run beside it
+    witness.release(lambda: any(processes.running(pid, b"nodes") for pid in (paths.state_dir / "run").glob("*.pid")))
+
+
+def _published(paths: Paths, host: str, port: int) -> None:
+    """The front listens: its known_hosts line and port, for the client and for `testbed bastion start`."""
+    host_pub = asyncssh.read_private_key(str(paths.host_key)).export_public_key().decode().strip()
+    paths.known_hosts.write_text(f"[{host}]:{port} {host_pub}\n")
+    paths.port.write_text(str(port))
+
+
+def start(state_dir: Path, port: int = 0, limits: Limits | None = None) -> int:
     """Start the bastion process (if it is not running); the port it listens on."""
     import subprocess
     import time
@@ -187,9 +435,10 @@ def start(state_dir: Path, port: int = 0) -> int:
         return int(paths.port.read_text())
     paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.port.unlink(missing_ok=True)
+    (paths.state_dir / "logs").mkdir(mode=0o700, exist_ok=True)
     log = open(os.open(paths.state_dir / "logs" / "bastion.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
     proc = subprocess.Popen([sys.executable, "-m", "testbed.bastion", "serve", "--state-dir", str(paths.state_dir),
-                             "--listen", f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT,
+                             "--listen", f"127.0.0.1:{port}", *(limits or Limits()).argv()], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     paths.pid.write_text(str(proc.pid))
     deadline = time.monotonic() + 15
@@ -201,8 +450,19 @@ def start(state_dir: Path, port: int = 0) -> int:
 
 
 def running(paths: Paths) -> int | None:
-    """The bastion's process id while it runs."""
+    """The bastion's process id (the runner's) while it runs."""
     return processes.running(paths.pid, b"testbed.bastion")
+
+
+def front_pid(paths: Paths) -> int | None:
+    """The process id of the bastion's front (the SSH server, the runner's child) while it runs."""
+    import psutil
+    runner = running(paths)
+    try:
+        fronts = [p.pid for p in psutil.Process(runner).children() if "front" in p.cmdline()] if runner else []
+    except psutil.Error:
+        return None
+    return fronts[0] if fronts else None
 
 
 def stop(state_dir: Path) -> bool:
@@ -224,14 +484,20 @@ async def run_command(state_dir: Path, vendor: str, command: str, out=sys.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m testbed.bastion serve --state-dir DIR --listen H:P`."""
+    """`python -m testbed.bastion serve --state-dir DIR --listen H:P` (the runner; it starts the front itself)."""
     parser = argparse.ArgumentParser(prog="python -m testbed.bastion")
-    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("command", choices=["serve", "front"])
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--listen", default="127.0.0.1:0")
+    parser.add_argument("--runner-fd", type=int, help="(front) the socket to the runner")
+    Limits().add_arguments(parser)
     args = parser.parse_args(argv)
     os.umask(0o077)
-    asyncio.run(serve(args.state_dir, args.listen))
+    limits = Limits.from_args(args)
+    if args.command == "front":
+        asyncio.run(serve_front(args.state_dir, args.listen, args.runner_fd, limits))
+    else:
+        asyncio.run(serve(args.state_dir, args.listen, limits))
     return 0
 
 

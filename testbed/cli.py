@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 
 from certs.pki import BAD_CASES, PASSPHRASE_ENV, PKI, PassphraseError
-from nodes import audit
+from nodes import audit, witness
 from testbed.client import default_state_dir
 from testbed.network import Network, NetworkError, status_json, status_table
 from testbed.topology import Topology
@@ -120,6 +120,9 @@ def cmd_status(args) -> int:
     print(status_json(rows, network.weakened()) if args.json else status_table(rows))
     if not args.json:
         _warn_weakened(network)
+        from testbed.check import alarms
+        for line in alarms(network):
+            print(f"ALARM {line}")
     return 0 if all(r["healthy"] for r in rows) else 1
 
 
@@ -141,41 +144,61 @@ def cmd_down(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
-    """testbed audit verify: check every node's keyed audit chain against its signed checkpoints."""
+    """testbed audit verify: every chain (nodes, search processes, bastion, archives) under its key, checkpoints, witness."""
     network = _network(args)
     if args.paths:
-        targets = []
-        for path in map(Path, args.paths):
-            node = audit_node(path)
-            if node is None:
-                print(f"{path}: not an audit log of a node of this network (its first entry names no node of "
-                      f"{network.topology.name}); give the node's own file", file=sys.stderr)
-                return 2
-            targets.append((node, path))
+        targets = [(_chain_of_file(network, path), path) for path in map(Path, args.paths)]
     else:
-        targets = [(c, network.audit_file(c)) for c in network.audit_chains() if network.audit_file(c).exists()]
+        targets = [(c, network.audit_file(c)) for c in network.audit_chains()]
+        # (a chain the witness knows stays in the list when its log is gone: that is a finding, not nothing to check)
+        known = witness.read_heads(network.witness_folder()).chains
+        targets = [(c, path) for c, path in targets if path.exists() or c in known]
     if not targets:
         print(f"no audit logs in {network.state_dir}; run `testbed up` first", file=sys.stderr)
         return 2
     failed = 0
-    for node, path in targets:
-        result = network.verify_audit(node, path)
-        print(f"{'OK  ' if result.ok else 'FAIL'} {node}: {result.entries} entries, {result.checkpointed} checkpointed, "
-              f"head {result.head}")
+    for chain, path in targets:
+        result = network.verify_audit(chain, path)
+        print(f"{'OK  ' if result.ok else 'FAIL'} {chain}: {result.entries} entries, {result.checkpointed} checkpointed, "
+              f"{result.witnessed} witnessed, head {result.head}")
         for problem in result.problems:
             print(f"     {problem}")
         failed += not result.ok
     return 1 if failed else 0
 
 
-def audit_node(path: Path) -> str | None:
-    """The node an audit file belongs to, from its first entry."""
+def _chain_of_file(network: Network, path: Path) -> str:
+    """The chain a file named on the command line is the log of (by where it is, else by its first entry), or a
+    Refusal saying what is wrong with it and what to do."""
+    every = f"or no path to check every chain of {network.state_dir}"
+    if path.is_dir():
+        raise Refusal(f"{path} is a folder; give an audit log in it (such as {path / 'audit.jsonl'}), {every}")
+    if not path.exists():
+        raise Refusal(f"{path}: no such file; give an existing audit log, {every}")
     try:
-        with path.open(encoding="utf-8") as f:
+        with path.open("rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise Refusal(f"{path} cannot be read ({exc.strerror}); give a file you may read, {every}") from None
+    chain = network.chain_of(path) or audit_node(path)
+    if chain is None:
+        raise Refusal(f"{path}: not an audit log of a node of this network (its first entry names no node of "
+                      f"{network.topology.name}); give the node's own file, {every}")
+    if chain not in network.audit_chains():
+        raise Refusal(f"{path}: its first entry names {chain!r}, no chain of the network in {network.state_dir}; give a "
+                      f"log of its nodes, bastion or archive, {every}")
+    return chain
+
+
+def audit_node(path: Path) -> str | None:
+    """The chain an audit file names in its first entry (a node, NODE.search, the bastion)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
             first = json.loads(f.readline() or "{}")
     except (OSError, json.JSONDecodeError):
         return None
-    return first.get("node") if isinstance(first, dict) else None
+    node = first.get("node") if isinstance(first, dict) else None
+    return node if isinstance(node, str) else None
 
 
 def cmd_population_generate(args) -> int:
@@ -622,9 +645,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_down)
 
     aud = sub.add_parser("audit", help="audit logs").add_subparsers(dest="audit_command", required=True)
-    p = aud.add_parser("verify", help="check every node's keyed audit chain against its signed checkpoints; exit 1 on "
-                                      "any edited, removed, inserted, reordered or cut entry, or a rewritten chain")
-    p.add_argument("paths", nargs="*", help="audit files (default: every node's)")
+    p = aud.add_parser("verify", help="check every audit chain (nodes, search processes, the bastion, archived sites) "
+                                      "under its key, its signed checkpoints and its witnessed heads; exit 1 on any "
+                                      "edited, removed, inserted, reordered, unkeyed or cut entry, a rewritten chain or a "
+                                      f"log gone (the witness folder: ${witness.ENV}, else ~/.local/state/testbed-witness)")
+    p.add_argument("paths", nargs="*", help="audit files (default: every chain of the network)")
     p.set_defaults(func=cmd_audit_verify)
     p = aud.add_parser("follow", help="every audit entry about one 住民票コード, across all nodes, in time order")
     p.add_argument("key", help="a 住民票コード (or any key the logs name)")

@@ -15,7 +15,7 @@ import psutil
 from cryptography import x509
 
 from certs.pki import PKI
-from nodes import audit
+from nodes import audit, witness
 from nodes.clock import SIMULATED_ENV
 from nodes.runtime import BIND_ENV, audit_path, checkpoints_path
 from nodes.weaken import ENV as WEAKEN_ENV
@@ -29,6 +29,7 @@ ISOLATED = "topology.isolated.yaml"  # the topology of an isolated network: each
 NETNS_PLAN = "netns.json"
 START_TIMEOUT = 30.0  # seconds to wait for every node's health check
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+BASTION_CHAIN = "bastion"  # the bastion's audit chain (testbed/bastion.py), verified beside the nodes'
 
 
 class NetworkError(RuntimeError):
@@ -89,30 +90,115 @@ class Network:
         return self.state_dir / "logs" / f"{name}.log"
 
     def audit_chains(self, nodes=None) -> list[str]:
-        """The audit chains of nodes (default: all): each node's own, and NODE.search of a CS's search process."""
-        return [label for n in (self.topology.all_nodes if nodes is None else nodes) for label, _ in n.ends()]
+        """The audit chains of nodes (NODE, NODE.search); by default every chain: also the bastion's, the archived ones
+        and any other the witness holds heads of (whose log, then, has gone)."""
+        chains = [label for n in (self.topology.all_nodes if nodes is None else nodes) for label, _ in n.ends()]
+        if nodes is not None:
+            return chains
+        extra = []
+        if self._bastion_paths().audit.exists():
+            extra.append(BASTION_CHAIN)
+        archive = self.state_dir / "archive"
+        if archive.is_dir():
+            extra += sorted(p.parent.name for p in archive.glob("*/audit.jsonl"))
+        extra += sorted(witness.read_heads(self.witness_folder()).chains)
+        return chains + [c for c in dict.fromkeys(extra) if c not in chains]
+
+    def witness_folder(self) -> Path:
+        """Where this network's audit witness keeps its key and its log (outside the state folder: nodes/witness.py)."""
+        return witness.folder(self.state_dir, self.pki.dir)
+
+    def start_witness(self) -> int:
+        """Start this network's audit witness (once; nodes/witness.py); its process id."""
+        try:
+            return witness.start(self.witness_folder(), self.log_file("witness"), self.state_dir)
+        except (witness.WitnessUnavailable, OSError) as exc:
+            raise NetworkError(f"{exc}; the witness folder is {self.witness_folder()} (${witness.ENV} moves it)") from None
+
+    def _bastion_paths(self):
+        from testbed.bastion import Paths  # (here: the bastion module imports the migration, which imports this one)
+        return Paths(self.state_dir)
+
+    def _live(self, chain: str) -> bool:
+        return any(chain == label for n in self.topology.all_nodes for label, _ in n.ends())
 
     def audit_file(self, chain: str) -> Path:
-        """The hash-chained audit log of a node (NODE) or of its search process (NODE.search)."""
+        """The hash-chained audit log of a chain: a node (NODE), its search process (NODE.search), the bastion, or
+        the archived log of a decommissioned node."""
+        if chain == BASTION_CHAIN:
+            return self._bastion_paths().audit
         name, _, own = chain.partition(".")
+        archived = self.state_dir / "archive" / name / "audit.jsonl"
+        if not own and not self._live(chain) and archived.exists():
+            return archived
         return audit_path(self.state_dir, name, own)
 
     def checkpoints_file(self, chain: str) -> Path:
-        """Where a chain's signed checkpoints are published (outside the node's data folder)."""
+        """Where a chain's signed checkpoints are published (outside the node's data folder; archived beside an
+        archived log)."""
         name, _, own = chain.partition(".")
+        archived = self.state_dir / "archive" / name / f"{name}.jsonl"
+        if not own and not self._live(chain) and archived.exists():
+            return archived
         return checkpoints_path(self.state_dir, name, own)
 
+    def chain_of(self, path: Path) -> str | None:
+        """The chain a file is the log of, by where it is (None for a file elsewhere, such as a copy)."""
+        try:
+            where = Path(path).resolve()
+            return next((c for c in self.audit_chains() if self.audit_file(c).resolve() == where), None)
+        except OSError:
+            return None
+
     def verify_audit(self, chain: str, path: Path | None = None) -> audit.Verification:
-        """Check an audit chain (NODE or NODE.search): keyed under the node's audit key, and every signed
-        checkpoint published for it."""
+        """Check an audit chain: keyed under its audit key, against its signed checkpoints and every head its witness
+        holds; whatever is missing or unreadable is a problem in the result, never an exception."""
+        # An archived chain's key and certificate went with its site: its witnessed heads (digests) check it alone.
+        # The witness first: a head witnessed after the log was read would look like a cut.
+        heads = witness.read_heads(self.witness_folder())
+        witnessed = heads.of(chain)
+        path = Path(path) if path else self.audit_file(chain)
+        problems = [f"the witness's log: {p}" for p in heads.problems]
         name = chain.partition(".")[0]
-        path = path or self.audit_file(chain)
-        cert = x509.load_pem_x509_certificate(self.pki.node_files(name, "client")[0].read_bytes())
-        marks, forged = audit.read_checkpoints(self.checkpoints_file(chain), cert.public_key())
-        key = b"" if "audit-key" in self.weakened() else self.pki.audit_key(name)  # as the nodes were told to
-        result = audit.verify(path, key, marks)
-        result.problems[:0] = forged
-        if result.entries and not marks and not forged:
+        live = self._live(chain)
+        key, marks, forged, signed = None, [], [], False
+        if chain == BASTION_CHAIN:
+            key_path = self._bastion_paths().audit_key
+        else:
+            key_path = self.pki.audit_key_path(name)
+            cert_path = self.pki.node_files(name, "client")[0]
+            try:
+                public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
+                marks, forged = audit.read_checkpoints(self.checkpoints_file(chain), public_key)
+                signed = True
+            except (OSError, ValueError) as exc:
+                if live:  # (a decommissioned node's certificate went with its site: its witnessed heads remain)
+                    problems.append(f"its checkpoints cannot be checked: the node's certificate {cert_path} cannot be "
+                                    f"read ({getattr(exc, 'strerror', None) or exc})")
+        try:
+            key = b"" if "audit-key" in self.weakened() and chain != BASTION_CHAIN else key_path.read_bytes()
+        except OSError as exc:
+            if live or chain == BASTION_CHAIN:
+                problems.append(f"its audit key {key_path} cannot be read ({exc.strerror}): only the witnessed heads "
+                                "are checked")
+        try:
+            result = audit.verify(path, key, marks, witnessed, node=chain)
+        except OSError as exc:
+            result = audit.Verification(str(path))
+            if not isinstance(exc, FileNotFoundError):
+                problems.append(f"{path} cannot be read ({exc.strerror})")
+            elif witnessed and witnessed[-1]["seq"]:
+                problems.append(f"the log {path} is gone, but the witness holds {witnessed[-1]['seq']} entries of it "
+                                f"(witnessed {witnessed[-1]['time']}; rule audit/witnessed)")
+            elif forged or marks:
+                problems.append(f"the log {path} is gone, but checkpoints were published for it")
+        result.problems[:0] = problems + forged
+        if result.entries and not witnessed and not heads.problems:
+            result.problems.append(f"no head of this chain was witnessed ({self.witness_folder()} "
+                                   f"{'holds none' if heads.exists else 'does not exist'}): the witness runs beside the "
+                                   f"nodes (`testbed up`); with ${witness.ENV}, give it as when the network ran "
+                                   "(rule audit/witnessed)")
+        if signed and result.entries and not marks and not forged:
             result.problems.append(f"no checkpoint published for {result.entries} entries (checkpoints removed?)")
         return result
 
@@ -218,6 +304,7 @@ class Network:
                 raise NetworkError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
         if self.relayed():  # (after the check: a refused `up` leaves no relay behind)
             relay.start(self.state_dir, self.log_file("links"))
+        self.start_witness()  # before the nodes: each shows the witness its head as it opens its log
         for node in self.topology.all_nodes:
             if self.pid(node.name):
                 continue
@@ -279,6 +366,7 @@ class Network:
                 stopped.append(name)
             self.pid_file(name).unlink(missing_ok=True)
         relay.stop(self.state_dir)
+        witness.stop(self.witness_folder())  # after the nodes: their last heads are witnessed as they close
         if self.isolated():  # (the marker outlives a crash: what the crash left is found by name and removed)
             self._leave_namespaces()
         return stopped

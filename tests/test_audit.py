@@ -166,8 +166,9 @@ def test_a_damaged_log_is_not_opened(log, signer, damage):
         AuditLog(path, "kizon-142140", KEY, marks, *signer)
 
 
-def test_a_log_of_the_earlier_format_is_continued(tmp_path, signer):
-    """Unkeyed entries of an earlier version stay readable as the start of the chain; keyed ones follow."""
+def test_a_log_of_the_earlier_format_is_refused(tmp_path, signer):
+    """Unkeyed entries of the earlier format are a downgrade: verify refuses them naming the rule, and a node does
+    not open (or continue) a log that holds them."""
     path = tmp_path / "audit.jsonl"
     prev, rows = GENESIS, []
     for seq in (1, 2):
@@ -176,15 +177,9 @@ def test_a_log_of_the_earlier_format_is_continued(tmp_path, signer):
         entry["hash"] = prev = entry_hash(entry)
         rows.append(dump(entry))
     write(path, rows)
-    audit = AuditLog(path, "kizon-142140", KEY, tmp_path / "cp.jsonl", *signer)
-    audit.append(caller=CALLER, method="m", status="OK")
-    audit.close()
-    result = verify(path, KEY)
-    assert result.ok and (result.entries, result.legacy) == (3, 2)
-    rows = lines(path)
-    rows[0] = rows[0].replace('"OK"', '"NG"')  # the old part edited: the keyed link breaks
-    write(path, rows)
-    assert not verify(path, KEY).ok
+    assert_broken(verify(path, KEY), "audit/keyed-chain")
+    with pytest.raises(AuditDamaged, match="audit/keyed-chain"):
+        AuditLog(path, "kizon-142140", KEY, tmp_path / "cp.jsonl", *signer)
 
 
 def test_log_and_checkpoints_are_private(log):

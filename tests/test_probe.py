@@ -21,7 +21,7 @@ RULE_OF = {  # the rule each weakness must show up under, and nothing else
     "number-in-copy": "number-in-copy (符号 only)",
     "audit-key": "audit-key",
 }
-GROUPS = {"kit", "identity", "policy", "tls", "crl", "audit", "search", "bulk-output", "符号"}
+GROUPS = {"kit", "identity", "policy", "tls", "crl", "audit", "search", "bulk-output", "符号", "invariants"}
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ class IssuanceMixin:
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
         found = certificates.history(self.rt.store.db, request.resident_code)
-        self.disclosures.read(current_call(), [request.resident_code] if found.entries else [])
+        self.disclosures.read(current_call(), [request.resident_code] if found.records else [])
         return found
 
     async def IssueKioskCertificate(self, request, context):
