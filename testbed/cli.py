@@ -278,14 +278,15 @@ def cmd_migrate(args) -> int:
         for check, result, detail in step["checks"]:
             print(f"{'':13s} {result:10s} {'':9s}  {check}: {detail}")
     down = run["downtime"]
-    print(f"{'passed' if run['result'] == 'passed' else 'FAILED at ' + run['failed_step']}: downtime "
-          f"{down['seconds'] if down['seconds'] is not None else '-'} s ({down['start']} → {down['end']})"
-          + ("; rolled back, the old site is open again" if run["rolled_back"] else ""))
+    print(f"{report.verdict(run)}: downtime {down['seconds'] if down['seconds'] is not None else '-'} s "
+          f"({down['start']} → {down['end']})")
     if args.json:
         rehearsal.write_json(run, Path(args.json))
     page = report.write(run, Path(args.report_dir) / f"migration-{run['run']}.html")
     print(f"report: {page}" + (f", JSON {args.json}" if args.json else ""))
-    return 0 if run["result"] == "passed" else 1
+    if run["result"] == "passed":
+        return 0
+    return 1 if run["rolled_back"] else 3  # (3: the rollback did not restore everything: look before anything else)
 
 
 def cmd_bastion(args) -> int:
@@ -835,6 +836,12 @@ def main(argv: list[str] | None = None) -> int:
             grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else ""
         print(f"testbed {args.command}: {exc.code().name}: {details}{hint}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 (a migration that cannot start, from run or bench too: one line)
+        from testbed.migration.rehearsal import StepFailed  # (imported only then: it brings asyncssh)
+        if not isinstance(exc, StepFailed):
+            raise
+        print(f"testbed {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
