@@ -4,6 +4,7 @@ admitted or refused (default deny). A refused caller's request body is never par
 from __future__ import annotations
 
 import contextvars
+import inspect
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ TERMINAL_KEY = "x-terminal-id"
 SESSION_KEY = "x-operator-session"
 APPROVAL_KEY = "x-approval-token"
 REQUEST_KEY = "x-request-id"
+DETAILS_SHOWN = 600  # characters of a refusal's message sent (at most ~5.4 KiB percent-encoded, CJK included)
 LOGIN_METHOD = "/testbed.v1.Kizon/Login"
 CLIENT_KINDS = {"terminal", "kiosk", "infonws", "portal", "monitor", "console"}  # callers that are not nodes
 # What a migration target not yet cut over to may call: the reads of the verification (移行 rule).
@@ -30,6 +32,15 @@ TARGET_METHODS = frozenset({"/testbed.v1.CommunicationServer/RegisterDigests", "
 
 _call_var: contextvars.ContextVar = contextvars.ContextVar("call")
 
+
+
+def bounded(details: str) -> str:
+    """A refusal's message as it may travel: a message that repeats a caller's 10,000-character item would exceed
+    what a stock client takes as trailing metadata (grpc-message, percent-encoded: 8 KiB soft, 16 KiB hard) and
+    the client would see the stream dropped instead of the rule."""
+    if len(details) <= DETAILS_SHOWN:
+        return details
+    return f"{details[:DETAILS_SHOWN]}…({len(details)} characters)"
 
 def current_call() -> "CallContext":
     """The authenticated caller of the call being served."""
@@ -215,14 +226,14 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         except _Refusal as refusal:
             self._record(refusal.call, refusal.caller, method, refusal.code.name)
             self.runtime.metrics.observe(label, refusal.code.name, time.perf_counter() - started)
-            await context.abort(refusal.code, refusal.message)
+            await context.abort(refusal.code, bounded(refusal.message))
         _call_var.set(call)
         status = "OK"
         try:
             yield
         except Violation as violation:
             status = violation.code.name
-            await context.abort(violation.code, str(violation), violation.trailing or ())
+            await context.abort(violation.code, bounded(str(violation)), violation.trailing or ())
         except BaseException:
             code = context.code()
             status = code.name if isinstance(code, grpc.StatusCode) else "CANCELLED"
@@ -238,6 +249,12 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         return guarded
 
     def _wrap_stream(self, behavior, method, parse):
+        if inspect.iscoroutinefunction(behavior):  # a handler that answers with context.write() (health Watch)
+            async def written(request_or_iterator, context):
+                async with self._guard(context, method):
+                    await behavior(_parsed(parse, request_or_iterator, method), context)
+            return written
+
         async def guarded(request_or_iterator, context):
             async with self._guard(context, method):
                 async for item in behavior(_parsed(parse, request_or_iterator, method), context):

@@ -19,12 +19,13 @@ from pathlib import Path
 import grpc
 import psutil
 from cryptography import x509
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from certs.identity import KIND_DOMAIN, parse
 from certs.pki import PKI, write_private
 from nodes import NODE_MODULES, audit, limits, metrics, weaken, witness
+from nodes.health import HealthServicer
 from nodes.authn import Authenticator
 from nodes.children import Child
 from nodes.guard import CallContext, GuardInterceptor
@@ -271,7 +272,7 @@ async def run_server(runtime: NodeRuntime, bind: str | None = None):
     servicer = runtime.servicer = runtime.module.Servicer(runtime)
     runtime.module.add_to_server(servicer, server)
     ops_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(runtime), server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if hasattr(servicer, "site"):  # kizon and atena: the Migration service (移行)
         names_extra = (migration_pb2.DESCRIPTOR.services_by_name["Migration"].full_name,)

@@ -20,9 +20,10 @@ import signal
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nodes import limits, metrics
+from nodes.health import HealthServicer
 from nodes.audit import AuditDamaged
 from nodes.children import die_with_parent
 from nodes.confined import harden_self
@@ -53,7 +54,7 @@ async def serve(topology: Topology, node_name: str, state_dir: Path, pki_dir: Pa
     server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)], options=limits.server_options())
     runtime.servicer = SearchServicer(runtime)
     server.add_generic_rpc_handlers((_handlers(runtime.servicer),))
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     runtime.metrics.serve_methods({f"/{SERVICE}/SearchIdentity"} | metrics.methods_of(health_name))
