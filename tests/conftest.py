@@ -26,6 +26,15 @@ def make_network(state_dir, topology: Topology | None = None) -> Network:
     return network
 
 
+def network_of_its_own(tmp_path_factory, name: str):
+    """A network up for one test module whose tests load or change it as no other module should feel; down
+    at the end (the body of a module-scoped fixture: `yield from network_of_its_own(...)`)."""
+    network = make_network(tmp_path_factory.mktemp(name))
+    network.up()
+    yield network
+    network.down()
+
+
 @pytest.fixture(scope="session")
 def network(tmp_path_factory):
     """The default ten-node network, up for the whole session, down at its end."""

@@ -17,8 +17,8 @@ import psutil
 import pytest
 from grpc import StatusCode as Code
 
-from conftest import make_network
-from helpers import key, move_in_from_abroad, refused
+from conftest import network_of_its_own
+from helpers import key, move_in_from_abroad, poll as wait_for, refused
 from nodes import limits
 from nodes.guard import SESSION_KEY
 from nodes.sessions import issue_session
@@ -37,10 +37,7 @@ SETTLE = 20 * MB  # what a node may keep after an attack is over, above what it 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     """A network of its own: the attacks load its nodes, which no other test should feel."""
-    network = make_network(tmp_path_factory.mktemp("bounds"))
-    network.up()
-    yield network
-    network.down()
+    yield from network_of_its_own(tmp_path_factory, "bounds")
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +61,6 @@ def search_pid(net) -> int:
     """The process of the CS's search process (a child of the CS)."""
     children = psutil.Process(net.pid(f"cs-{A}")).children()
     return next(p.pid for p in children if "nodes.search_process" in " ".join(p.cmdline()))
-
-
-def wait_for(look, timeout: float, what: str):
-    """look() until truthy, within timeout seconds; its value."""
-    deadline = time.monotonic() + timeout
-    while not (found := look()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return found
 
 
 class Counting(threading.Thread):

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc import StatusCode as Code
 
-from conftest import make_network
+from conftest import network_of_its_own
 from helpers import TODAY, address, key, move_in_from_abroad, person, poll, refused
 from nodes.kizon.items import BULK_OUTPUT_LIMIT
 from nodes.numbers import with_individual_number_check, with_resident_code_check
@@ -27,10 +27,7 @@ OUTSIDE = "131016"  # 東京都千代田区: a municipality outside the network
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     """A network of its own: these attacks count an operator's reads and plant violations at the end."""
-    network = make_network(tmp_path_factory.mktemp("hardening"))
-    network.up()
-    yield network
-    network.down()
+    yield from network_of_its_own(tmp_path_factory, "hardening")
 
 
 @pytest.fixture(scope="module")

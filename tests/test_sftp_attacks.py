@@ -16,6 +16,7 @@ import asyncssh
 import psutil
 import pytest
 
+from helpers import poll as wait_for
 from testbed import confine
 from testbed.migration import sftp
 
@@ -371,14 +372,6 @@ def established(pid: int) -> int:
     """How many TCP connections a process holds open."""
     return sum(1 for c in psutil.Process(pid).net_connections("tcp") if c.status == psutil.CONN_ESTABLISHED)
 
-
-def wait_for(look, timeout: float, what: str):
-    """look() until truthy, within timeout; its value."""
-    deadline = time.monotonic() + timeout
-    while not (found := look()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return found
 
 
 def test_a_flood_of_idle_connections_neither_keeps_a_vendor_out_nor_grows_the_server(tmp_path):
