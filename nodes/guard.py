@@ -107,8 +107,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                                                     response_serializer=serialize)
 
     def _unknown(self, method: str):
-        """The handler of a method no service has (method: what is kept of the caller's name for it): authenticated,
-        authorized, refused and audited like any call, counted under the one "unknown" label."""
+        """The handler of a method no service has (method: what is kept of the caller's name for it): UNIMPLEMENTED."""
+        # Authenticated first, audited like any call and counted under the one "unknown" label, but not authorized
+        # (_admit): no rule can apply to a method that does not exist, and its absence tells nothing reflection does not.
         async def unknown(request, context):
             async with self._guard(context, method, served=False):
                 raise Violation(grpc.StatusCode.UNIMPLEMENTED, f"method rule: {method} is not a method of "
@@ -116,8 +117,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         return unknown
 
     def _admit(self, context, method: str, served: bool = True) -> CallContext:
-        """Authenticate the peer and apply the policy; raise (code, message) on refusal. Verdicts are kept for the
-        methods the node serves alone (a caller chooses as many other names as it likes)."""
+        """Authenticate the peer and apply the policy (to a method the node serves); raise (code, message) on refusal.
+        Verdicts are kept for the methods the node serves alone (a caller chooses as many other names as it likes)."""
         auth = context.auth_context()
         pem = (auth.get("x509_pem_cert") or [None])[0]
         try:
@@ -125,6 +126,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         except AuthenticationError as exc:
             raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, str(exc), "") from None
         call = CallContext(peer, method)
+        if not served and not peer.identity.kit:  # (a kit identity is not the topology's: the policy refuses it)
+            call.terminal = peer.identity.terminal or ""  # (a terminal's or kiosk's, for the audit entry)
+            return call
         key = (peer.identity, method)
         verdict = self._verdicts.get(key)
         if verdict is None:  # the policy is static: decide once per (caller, served method)

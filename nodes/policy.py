@@ -21,9 +21,11 @@ SAME_PREFECTURE = "same-prefecture"
 OWN_DOMAIN = "own-domain"
 ANY = "any"
 
-# Health checking and reflection are open to every caller the server's policy names.
+# Health checking and reflection are open to every caller the server's policy names. Reflection is served as v1 and
+# as v1alpha, to the same callers: current grpcurl asks v1 first, grpcurl 1.8.6 and grpcio-reflection's client v1alpha.
 INTROSPECTION = (
     "/grpc.health.v1.Health/*",
+    "/grpc.reflection.v1.ServerReflection/*",
     "/grpc.reflection.v1alpha.ServerReflection/*",
 )
 

@@ -4,8 +4,9 @@ A CS answers its terminals' 本人確認情報検索 from a process of its own, 
 CS's event loop behind the updates of the counters (DESIGN §9). The process is the CS in every way a caller
 can see: the CS's certificate, its policy, the operator session checks and the audit of every call (in a
 chain of its own, ``search-audit.jsonl``, with its own checkpoints). It reads the CS's store through a
-read-only connection (SQLite WAL: readers never wait for the writer), and serves SearchIdentity alone, with
-metrics of its own (the search port + 1000, to the domain's monitor, as a node's).
+read-only connection (SQLite WAL: readers never wait for the writer), and serves SearchIdentity alone (beside
+health checking and reflection), with metrics of its own (the search port + 1000, to the domain's monitor, as a
+node's).
 
 The CS starts it as a child (so it shares the CS's confinement, namespace and container), restarts it when it
 dies, stops it when the CS stops, and a child whose CS is killed dies with it (PR_SET_PDEATHSIG).
@@ -29,7 +30,7 @@ from nodes.children import die_with_parent
 from nodes.confined import harden_self
 from nodes.cs.search import SearchServicer
 from nodes.guard import GuardInterceptor
-from nodes.runtime import NodeRuntime, listen_address
+from nodes.runtime import NodeRuntime, enable_reflection, listen_address
 from nodes.tls import server_credentials
 from nodes.topology import Topology
 from protos import identity_pb2
@@ -56,8 +57,9 @@ async def serve(topology: Topology, node_name: str, state_dir: Path, pki_dir: Pa
     server.add_generic_rpc_handlers((_handlers(runtime.servicer),))
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-    runtime.metrics.serve_methods({f"/{SERVICE}/SearchIdentity"} | metrics.methods_of(health_name))
+    # Reflection as on every node (v1 and v1alpha): a generic client finds SearchIdentity here as it does at the CS.
+    names = enable_reflection(server, (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+    runtime.metrics.serve_methods({f"/{SERVICE}/SearchIdentity"} | metrics.methods_of(*names[1:]))
     cert, key = runtime.pki.node_files(node_name, "server")
     server.add_secure_port(listen_address(runtime.node.search_address),
                            server_credentials(cert, key, runtime.pki.trust_bundle))

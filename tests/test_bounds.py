@@ -132,7 +132,7 @@ def scrape(node, net) -> tuple[str, float]:
 # -- 1. metrics as a memory bomb ----------------------------------------------------------------------------------
 def test_unknown_method_names_grow_no_metric_label(net, resident):
     """2,000 calls to distinct unknown methods of 1,500 characters, half with a revoked certificate, half from the
-    domain's monitor (admitted, then default deny): the counter's calls are answered throughout, every attack call
+    domain's monitor (admitted, then UNIMPLEMENTED: no such method): the counter's calls are answered throughout, every attack call
     is counted under the one "unknown" method label, /metrics stays a few hundred series, the audit keeps only a
     bounded prefix of each name, and kizon's memory comes back."""
     kizon = net.topology.find("kizon", A)
@@ -167,11 +167,11 @@ def test_unknown_method_names_grow_no_metric_label(net, resident):
           f"{probe.summary()}; kizon RSS {before_rss / MB:.0f} MB before, {probe.peak_rss / MB:.0f} MB peak, "
           f"{settled / MB:.0f} MB after; /metrics {before_series} → {len(after)} series, {len(body) / 1024:.0f} KiB, "
           f"scraped in {scrape_seconds * 1e3:.0f} ms; longest audit line {max(map(len, entries))} characters")
-    assert codes == {"UNAUTHENTICATED": UNKNOWN_CALLS // 2, "PERMISSION_DENIED": UNKNOWN_CALLS // 2}, codes
+    assert codes == {"UNAUTHENTICATED": UNKNOWN_CALLS // 2, "UNIMPLEMENTED": UNKNOWN_CALLS // 2}, codes
     assert probe.latencies and not probe.failures, probe.failures[:3]
     assert "xxxxxxxxxx" not in body and len(after) < before_series + 100, len(after)
     unknown = [s for s in after if s.startswith('testbed_requests_total{') and 'method="unknown"' in s]
-    assert {s.split('code="')[1].split('"')[0] for s in unknown} == {"UNAUTHENTICATED", "PERMISSION_DENIED"}, unknown
+    assert {s.split('code="')[1].split('"')[0] for s in unknown} == {"UNAUTHENTICATED", "UNIMPLEMENTED"}, unknown
     assert all(len(line) < 1_000 for line in entries), "an audit entry keeps the whole of a caller's method name"
 
 
@@ -355,7 +355,8 @@ def test_grpc_honours_the_stream_and_idle_limits():
     print(f"\n[channel arguments] {limits.MAX_CONCURRENT_STREAMS} calls at once on one connection: {at_limit}, "
           f"{most_at_limit} running at once; {limits.MAX_CONCURRENT_STREAMS + 100}: {past}, {most} running at once; "
           f"an idle channel became {idle.name}")
-    assert at_limit == {"OK": limits.MAX_CONCURRENT_STREAMS} and most_at_limit == limits.MAX_CONCURRENT_STREAMS
+    # (all of them answered; how many ran at the very same moment depends on the scheduler, never more than the limit)
+    assert at_limit == {"OK": limits.MAX_CONCURRENT_STREAMS} and most_at_limit <= limits.MAX_CONCURRENT_STREAMS
     assert most <= limits.MAX_CONCURRENT_STREAMS and set(past) <= {"OK", "UNAVAILABLE"}, past
     assert idle == grpc.ChannelConnectivity.IDLE
 
