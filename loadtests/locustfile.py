@@ -8,8 +8,9 @@ TESTBED_MUNICIPALITY): --testbed-home (the running network's state folder, as fo
 --municipality (default 142140). Every call is timed by a gRPC client interceptor, as in Locust's own
 gRPC example, and reported as one request named after its service and method. The users read the
 register once per process (with a manager's approval) to know
-whom to act on; the 情報提供NWS user takes its 符号 from the 中間サーバ; the kiosk user issues cards with a PIN to a
-few card holders first (once per process).
+whom to act on; the 情報提供NWS user takes its 符号 from the 中間サーバ; the kiosk user makes the cards of a few card
+holders usable with a PIN first (once per process; a card an earlier run issued gets its PIN set again). A user
+that cannot start is reported as a failed request named CLASS/on_start and sends nothing.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import gevent  # noqa: E402
 import grpc  # noqa: E402
 from gevent.lock import Semaphore  # noqa: E402
 from locust import User, between, events, task  # noqa: E402
@@ -115,32 +117,73 @@ def _read_register() -> None:
 
 
 def kiosk_cards(net, count: int = 5) -> list[str]:
-    """Cards issued with PIN 1234 to a few card holders, once per process, for the kiosk users."""
+    """Cards usable with PIN 1234 for a few card holders, once per process, for the kiosk users."""
+    # idempotent: a card an earlier run (Locust's or `testbed run`'s) issued is used as it is, its PIN set again
     holders = [r for r in register() if r.card_issued][:count]
     with _setup:
         if _cards:
             return _cards
         with Counter(net, SETTINGS["municipality"], "T0001", "OP0001") as clerk:
-            for person in holders:
-                clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=person.resident_code))
-            for person in holders:
-                for _ in range(100):  # the card system manufactures about every second
-                    try:
-                        status = clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(
-                            action=card_pb2.ISSUE, resident_code=person.resident_code, pin=Kiosk.pin))
-                        _cards.append(status.card_number)
-                        break
-                    except grpc.RpcError as exc:
-                        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
-                            raise
-                        time.sleep(0.1)
+            waiting = [person.resident_code for person in holders if not _ready_at_once(clerk, person.resident_code)]
+            deadline = time.monotonic() + 15  # the card system manufactures about every second
+            while waiting and time.monotonic() < deadline:
+                waiting = [code for code in waiting if not _issue(clerk, code)]
+                if waiting:
+                    time.sleep(0.1)
+        if holders and not _cards:
+            raise RuntimeError(f"none of the {len(holders)} card holders' cards could be made usable "
+                               f"(still applied for or being made: {', '.join(waiting) or 'none'})")
     return _cards
+
+
+def _step(clerk, code: str, action, **items):
+    """One card step at the counter; None when the card's state does not allow it (the card rule)."""
+    try:
+        return clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(action=action, resident_code=code, **items))
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        return None
+
+
+def _ready_at_once(clerk, code: str) -> bool:
+    """Whether code's card is usable now (issued before: its PIN set again); if not, applied for when it can be."""
+    status = _step(clerk, code, card_pb2.RESET_PIN, pin=Kiosk.pin)  # issued: PIN set (and a lock lifted)
+    if status is None and _step(clerk, code, card_pb2.LIFT) is not None:  # suspended: lifted first
+        status = _step(clerk, code, card_pb2.RESET_PIN, pin=Kiosk.pin)
+    if status is not None:
+        _cards.append(status.card_number)
+        return True
+    _step(clerk, code, card_pb2.APPLY)  # none, revoked or returned; refused when applied for already
+    return False
+
+
+def _issue(clerk, code: str) -> bool:
+    """ISSUE with the kiosk PIN, once the card is made; whether it was."""
+    status = _step(clerk, code, card_pb2.ISSUE, pin=Kiosk.pin)
+    if status is not None:
+        _cards.append(status.card_number)
+    return status is not None
 
 
 class GrpcUser(User):
     """A terminal: its calls go through the Timing interceptor, which reports each to Locust."""
 
     abstract = True
+
+    def on_start(self):
+        try:
+            self.setup()
+        except Exception as exc:  # noqa: BLE001 (any: a user that cannot start is a failure in the summary, not silence)
+            self.environment.events.request.fire(
+                request_type="setup", name=f"{type(self).__name__}/on_start", response_time=0, response_length=0,
+                exception=exc, context={})
+            print(f"{type(self).__name__} user could not start, sends nothing: {_why(exc)}", file=sys.stderr, flush=True)
+            while True:  # idle until the run ends (its on_stop then closes what was opened)
+                gevent.sleep(3600)
+
+    def setup(self):
+        """What the user needs before its first task."""
 
     def call(self, method, *args, **kwargs):
         """Make one call (reported by the interceptor); None when it failed (the failure is reported)."""
@@ -150,6 +193,13 @@ class GrpcUser(User):
             return None
 
 
+def _why(exc: Exception) -> str:
+    """An exception in one line (a gRPC error by its status and first line of details)."""
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        return f"{exc.code().name}: {(exc.details() or '').splitlines()[0] if exc.details() else ''}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class TerminalUser(GrpcUser):
     """A terminal of the municipality with an operator logged in, knowing some residents."""
 
@@ -157,14 +207,15 @@ class TerminalUser(GrpcUser):
     terminal = "T0001"
     operator = "OP0001"
 
-    def on_start(self):
+    def setup(self):
         # (each user stands for many clerks' counter work: its reads under a manager's approval, PIA Ⅲ(2)3)
         self.counter = Counter(network(), SETTINGS["municipality"], self.terminal, self.operator,
                                interceptors=(Timing(self.environment),), reads=10_000_000)
         self.people = register()
 
     def on_stop(self):
-        self.counter.close()
+        if hasattr(self, "counter"):
+            self.counter.close()
 
 
 class CounterStaff(TerminalUser):
@@ -218,7 +269,7 @@ class Kiosk(GrpcUser):
     wait_time = between(0.5, 2)
     pin = "1234"
 
-    def on_start(self):
+    def setup(self):
         net = network()
         self.cards = kiosk_cards(net)
         pki = net.pki
@@ -228,7 +279,8 @@ class Kiosk(GrpcUser):
         self.idle_said = False
 
     def on_stop(self):
-        self.channel.close()
+        if hasattr(self, "channel"):
+            self.channel.close()
 
     @task
     def resident_copy(self):
@@ -248,7 +300,7 @@ class InfoProvisionNetwork(GrpcUser):
     weight = 1
     wait_time = between(0.2, 1)
 
-    def on_start(self):
+    def setup(self):
         net = network()
         self.channel = channel(net.topology.find("intermediate"), named_cert(net.pki, "infonws"))
         self.stub = intermediate_pb2_grpc.IntermediateServerStub(grpc.intercept_channel(self.channel, Timing(self.environment)))
@@ -257,7 +309,8 @@ class InfoProvisionNetwork(GrpcUser):
                 national_pb2.FugoSampleRequest(tenant=SETTINGS["municipality"], count=2000), timeout=30).fugo)
 
     def on_stop(self):
-        self.channel.close()
+        if hasattr(self, "channel"):
+            self.channel.close()
 
     @task
     def inquiry(self):

@@ -105,11 +105,24 @@ async def _one(network, fault: Fault, span_s: float, t0: float) -> None:
             fault.notes.append(f"{name} was not running")
             return
         os.kill(pid, signal.SIGKILL if fault.kind == "kill" else signal.SIGSTOP)
-        await asyncio.sleep(fault.hold)
+        try:
+            await asyncio.sleep(fault.hold)
+        except asyncio.CancelledError:  # the run was interrupted: a node left stopped would not stop with the network
+            if fault.kind == "stop":
+                os.kill(pid, signal.SIGCONT)
+            fault.undone_s = time.perf_counter() - t0
+            fault.notes.append("cut short: the run was interrupted" + ("" if fault.kind == "stop" else
+                                                                          " (the node is restarted before the checks)"))
+            raise
         fault.undone_s = time.perf_counter() - t0
         undone = time.perf_counter()
-        if fault.kind == "kill":
-            await asyncio.to_thread(network.up)  # restarts what is not running, waits until every node is healthy
+        if fault.kind == "kill":  # restarts what is not running, waits until every node is healthy
+            restart = asyncio.ensure_future(asyncio.to_thread(network.up))
+            try:
+                await asyncio.shield(restart)
+            except asyncio.CancelledError:  # interrupted: finished all the same (an `up` beside it would start nodes twice)
+                await restart
+                raise
         else:
             os.kill(pid, signal.SIGCONT)
             await _healthy(network, name)
@@ -126,14 +139,19 @@ async def _one(network, fault: Fault, span_s: float, t0: float) -> None:
     except KeyError as exc:
         fault.notes.append(f"skipped: {exc.args[0]}")
         return
-    await asyncio.sleep(relay.POLL_SECONDS * 3)  # taken by the relay
-    await asyncio.sleep(fault.hold)
-    control = relay.read_control(paths)
-    for name in (relay.link_name(a, b), relay.link_name(b, a)):
-        if name in control and name in before:
-            control[name] = before[name]
-    relay.write_control(paths, control)
-    fault.undone_s = time.perf_counter() - t0
+    try:
+        await asyncio.sleep(relay.POLL_SECONDS * 3)  # taken by the relay
+        await asyncio.sleep(fault.hold)
+    except asyncio.CancelledError:  # the run was interrupted: the link is restored all the same
+        fault.notes.append("cut short: the run was interrupted")
+        raise
+    finally:
+        control = relay.read_control(paths)
+        for name in (relay.link_name(a, b), relay.link_name(b, a)):
+            if name in control and name in before:
+                control[name] = before[name]
+        relay.write_control(paths, control)
+        fault.undone_s = time.perf_counter() - t0
     fault.recovered_s = 0.0  # the relay takes the restored link within POLL_SECONDS
 
 
@@ -145,6 +163,19 @@ async def _healthy(network, name: str, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             return
         await asyncio.sleep(0.1)
+
+
+def require_links(faults: list[Fault], network) -> None:
+    """Refuse (PlanError) a plan that cuts or slows links unless the network already runs with relayed links."""
+    # (`run` would start it without them and skip those faults: a run that passes then proves nothing)
+    linked = [f for f in faults if KINDS[f.kind] == 2]
+    if not linked:
+        return
+    running = any(network.pid(n.name) for n in network.topology.all_nodes)
+    if not (running and network.relayed()):
+        why = "its links are not relayed" if running else "it is not running (and `run` starts it without relays)"
+        raise PlanError(f"fault {linked[0].label()!r} needs a network with relayed links, and {why}: start it with "
+                        "`testbed up --links` (or --isolated) first, then run again")
 
 
 def records(faults: list[Fault]) -> list[dict]:

@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import psutil
 from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certs.pki import PKI
 from nodes import audit, witness
@@ -22,13 +24,14 @@ from nodes.weaken import ENV as WEAKEN_ENV
 from testbed import confine as confinement
 from testbed import links as relay
 from testbed import netns
-from testbed.client import check_health, monitor_cert
+from testbed.client import async_channel, monitor_cert
 from testbed.topology import Topology
 
 ISOLATED = "topology.isolated.yaml"  # the topology of an isolated network: each node at its segment address
 NETNS_PLAN = "netns.json"
 START_TIMEOUT = 30.0  # seconds to wait for every node's health check
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+HEALTH_PAUSE = 0.5  # seconds between two tries of a failed health check (`testbed status`)
 BASTION_CHAIN = "bastion"  # the bastion's audit chain (testbed/bastion.py), verified beside the nodes'
 
 
@@ -332,21 +335,35 @@ class Network:
                 raise NetworkError(f"network did not come up ({why}); see {self.state_dir / 'logs'}")
             time.sleep(0.1)
 
-    def status(self) -> list[dict]:
-        """One row per node: name, kind, municipality, address, identity, pid, healthy."""
-        return asyncio.run(self._status())
+    def status(self, timeout: float = 1.0, tries: int = 1) -> list[dict]:
+        """One row per node: name, kind, municipality, address, identity, pid, healthy (else "reason": why not)."""
+        # (a failed health check is tried again, up to tries in all, timeout seconds each)
+        return asyncio.run(self._status(timeout, tries))
 
-    async def _status(self) -> list[dict]:
+    async def _status(self, timeout: float = 1.0, tries: int = 1) -> list[dict]:
         nodes = self.topology.all_nodes
         pids = [self.pid(n.name) for n in nodes]
         pki = self.pki
-        checks = [_healthy(n, monitor_cert(pki, n.kind)) if pid and pki.exists() else _false()
-                  for n, pid in zip(nodes, pids)]
-        healthy = await asyncio.gather(*checks)
+
+        async def why_not(node, pid) -> str:
+            if not pid:
+                return "not running"
+            if not pki.exists():
+                return f"no PKI in {pki.dir}"
+            for attempt in range(tries):
+                reason = await _healthy(node, monitor_cert(pki, node.kind), timeout)
+                if not reason:
+                    return ""
+                if attempt + 1 < tries:
+                    await asyncio.sleep(HEALTH_PAUSE)  # a node busy right after `up` answers a moment later
+            return reason
+
+        reasons = await asyncio.gather(*(why_not(n, pid) for n, pid in zip(nodes, pids)))
         return [
             {"name": n.name, "kind": n.kind, "municipality": n.municipality, "address": n.address,
-             "identity": n.identity, "pid": pid, "healthy": bool(ok), "target": n in self.topology.targets}
-            for n, pid, ok in zip(nodes, pids, healthy)
+             "identity": n.identity, "pid": pid, "healthy": not reason, "target": n in self.topology.targets,
+             **({"reason": reason} if reason else {})}
+            for n, pid, reason in zip(nodes, pids, reasons)
         ]
 
     def down(self) -> list[str]:
@@ -381,14 +398,38 @@ class Network:
             self.topology = Topology.load(self.state_dir / "topology.yaml")
 
 
-async def _false() -> bool:
-    return False
-
-
-async def _healthy(node, cert) -> bool:
-    """A node serves, and so does its search process if it has one."""
+async def _healthy(node, cert, timeout: float = 1.0) -> str:
+    """"" when a node serves, and so does its search process if it has one; else why not."""
     ends = [node] + ([node.search_end()] if node.search_address else [])
-    return all(await asyncio.gather(*(check_health(end, cert) for end in ends)))
+    reasons = await asyncio.gather(*(_health(end, cert, timeout) for end in ends))
+    return "; ".join(f"{'search process: ' if end is not node else ''}{reason}"
+                     for end, reason in zip(ends, reasons) if reason)
+
+
+async def _health(end, cert, timeout: float) -> str:
+    """"" when one end answers SERVING to its health check over mTLS; else why not, in a few words."""
+    async with async_channel(end, cert, verify_server=False) as ch:  # a health check sends nothing to verify
+        try:
+            reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            return _reason(exc, timeout)
+    return "" if reply.status == health_pb2.HealthCheckResponse.SERVING else \
+        health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def _reason(exc: grpc.aio.AioRpcError, timeout: float) -> str:
+    """A failed health check in a few words: refused, no answer in time, TLS, or gRPC's own first line."""
+    details = (exc.details() or "").lower()
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer within {timeout:g} s (deadline; busy? `testbed status --timeout 5`)"
+    if "connection refused" in details:
+        return "connection refused (nothing listens at its port)"
+    if "handshake read failed" in details or "endpoint closing" in details:  # connected, and then no answer at all
+        return f"no answer within {timeout:g} s (TLS handshake not answered: stopped or busy? `testbed status --timeout 5`)"
+    if any(word in details for word in ("ssl", "tls", "handshake", "certificate")):
+        return "TLS handshake failed (certificates? `testbed probe`)"
+    first = (exc.details() or "").splitlines()[0] if exc.details() else ""
+    return f"{exc.code().name}: {first[:120]}" if first else exc.code().name
 
 
 def _stopped(pid: int) -> bool:
@@ -442,11 +483,12 @@ def alive(pid: int) -> bool:
 
 def status_table(rows: list[dict]) -> str:
     """The status rows as a fixed-width table."""
-    header = ("NODE", "KIND", "MUNICIPALITY", "ADDRESS", "PID", "HEALTH", "IDENTITY")
+    why = any(r.get("reason") for r in rows)  # (a column of reasons only when a node is down)
+    header = ("NODE", "KIND", "MUNICIPALITY", "ADDRESS", "PID", "HEALTH", "IDENTITY") + (("WHY DOWN",) if why else ())
     lines = [header] + [
         (r["name"] + (" (target)" if r.get("target") else ""), r["kind"], r["municipality"] or "-", r["address"],
-         str(r["pid"] or "-"),
-         "SERVING" if r["healthy"] else "DOWN", r["identity"])
+         str(r["pid"] or "-"), "SERVING" if r["healthy"] else "DOWN", r["identity"])
+        + ((r.get("reason", ""),) if why else ())
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -456,5 +498,6 @@ def status_table(rows: list[dict]) -> str:
 def status_json(rows: list[dict], weakened: tuple[str, ...] = ()) -> str:
     """The status rows in the documented JSON form (each with "weakened" when the network is in training mode)."""
     keys = ("name", "kind", "municipality", "address", "identity", "healthy", "target")
-    return json.dumps([{**{k: r[k] for k in keys}, **({"weakened": list(weakened)} if weakened else {})} for r in rows],
+    return json.dumps([{**{k: r[k] for k in keys}, **({"reason": r["reason"]} if r.get("reason") else {}),
+                        **({"weakened": list(weakened)} if weakened else {})} for r in rows],
                       ensure_ascii=False, indent=2)
