@@ -5,8 +5,18 @@ vendor (`testbed bastion add-vendor NAME`; no password, no shared account) and r
 commands, each checked item by item before it runs: the migration (`migrate M --to SITE [--inject F]...`,
 `migrate --layout`), `status`, `consistency M` and `audit verify`. There is no shell, no PTY, no agent, X11 or
 port forwarding, no SFTP. Every login, command (with its exit status) and refusal goes into the bastion's own
-audit log, a keyed chain like the nodes'. `testbed ssh VENDOR COMMAND...` is the client; plain OpenSSH works
-too (the README shows the line).
+audit log, a keyed chain like the nodes'. `testbed ssh VENDOR COMMAND...` is the client; stock OpenSSH works
+too (the README shows the line; tests/test_bastion_openssh.py drives it), with a key the bastion made for the
+vendor or one the vendor made (`add-vendor NAME --public-key FILE`).
+
+What stock `ssh` sees of a refusal: `-t` gets "bastion rule: no PTY; run without -t" on stderr and the PTY
+request refused, and the command asked for on that channel is not run (OpenSSH gives up on a channel whose
+explicitly requested PTY was refused, so a command run there would run unseen); `-A` and `-X` are refused
+naming their rule and the command runs without them; `-L`, `-D` and `-W` get "administratively prohibited";
+`-R` is refused (a global request's failure carries no reason). Each refusal is audited; a connection gets at
+most MAX_REFUSALS of them, then it is closed. The bastion listens on a port the kernel chose (published in
+bastion/port and known_hosts), or on `--port`, which must lie outside the ephemeral range
+(net.ipv4.ip_local_port_range), where an outgoing connection could take it first.
 
 The bastion is two processes, so that the one vendors talk to holds no secret it does not need:
 
@@ -37,7 +47,8 @@ import sys
 from pathlib import Path
 
 import asyncssh
-from asyncssh.constants import DISC_TOO_MANY_CONNECTIONS, OPEN_RESOURCE_SHORTAGE
+from asyncssh.constants import DISC_BY_APPLICATION, DISC_TOO_MANY_CONNECTIONS, OPEN_ADMINISTRATIVELY_PROHIBITED, \
+    OPEN_RESOURCE_SHORTAGE
 
 from nodes import audit, witness
 from testbed.migration.rehearsal import INJECTIONS
@@ -53,6 +64,15 @@ MAX_COMMAND = 512  # characters of a command line (the longest allowed one, ever
 MAX_COMMANDS = 4  # commands running at once (a migration runs for minutes)
 MAX_QUEUED_OUTPUT = 1000  # lines of a command's output waiting for a client that does not read
 LINK_LIMIT = 1024 * 1024  # the longest JSON line between front and runner
+MAX_REFUSALS = 16  # refused PTY, agent, X11 and forwarding requests per connection (each is audited); then it is closed
+NO_PTY = f"{RULE}: no PTY; run without -t"
+PTY_ROUND_TRIP = 10.0  # seconds a client has to answer before its PTY request is refused anyway
+NO_FORWARDING = f"{RULE}: no port forwarding"
+MAX_PUBLIC_KEY = 16 * 1024  # bytes of a vendor's public key file
+KEY_TYPES = {"ssh-ed25519": "Ed25519", "ssh-rsa": "RSA", "ecdsa-sha2-nistp256": "ECDSA P-256",
+             "ecdsa-sha2-nistp384": "ECDSA P-384", "ecdsa-sha2-nistp521": "ECDSA P-521"}
+MIN_RSA_BITS = 3072
+KEY_RULE = f"{RULE}: a vendor's key is Ed25519, RSA of at least {MIN_RSA_BITS} bits or ECDSA P-256, P-384 or P-521"
 
 
 class Paths:
@@ -74,14 +94,109 @@ class Paths:
         return self.state_dir / "pki" / "ssh" / "vendors" / vendor / "id_ed25519"
 
 
-def add_vendor(paths: Paths, vendor: str) -> Path:
-    """Register a vendor: a key of its own, its public half authorized at the bastion; the private key's path."""
+def add_vendor(paths: Paths, vendor: str, public_key: Path | None = None) -> Path:
+    """Authorize a vendor by its own public key file or a key made here; the private key's path, else the stored key's."""
     if not VENDOR_NAME.fullmatch(vendor):
         raise ValueError(f"a vendor name is lowercase letters, digits and '-' (got {vendor!r})")
+    authorized = paths.vendors / f"{vendor}.pub"
+    if public_key is not None:
+        line = vendor_public_key(public_key, vendor)
+        _write_private(paths.vendors, authorized, line.encode())
+        for made_here in (paths.vendor_key(vendor), paths.vendor_key(vendor).with_suffix(".pub")):
+            made_here.unlink(missing_ok=True)  # a key made here earlier no longer opens the bastion: one key a vendor
+        return authorized
+    if authorized.is_file() and not paths.vendor_key(vendor).exists():
+        raise ValueError(f"{RULE}: vendor {vendor} has a key of its own registered; "
+                         "to replace it, give --public-key FILE")
     key = ensure_key(paths.vendor_key(vendor))
-    paths.vendors.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (paths.vendors / f"{vendor}.pub").write_bytes(key.export_public_key())
+    _write_private(paths.vendors, authorized, key.export_public_key())
     return paths.vendor_key(vendor)
+
+
+def _write_private(folder: Path, path: Path, data: bytes) -> None:
+    """data as path, 0600 in a 0700 folder, replaced whole (a reader sees the old key or the new one)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.new")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(data)
+    os.replace(partial, path)
+
+
+def vendor_public_key(source: Path, vendor: str) -> str:
+    """A vendor's OpenSSH public key file as an authorized-key line rebuilt from the key; ValueError naming the rule."""
+    try:
+        with open(source, "rb") as f:
+            data = f.read(MAX_PUBLIC_KEY + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from None
+    if len(data) > MAX_PUBLIC_KEY:
+        raise ValueError(f"{RULE}: a public key file has at most {MAX_PUBLIC_KEY} bytes")
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(f"{RULE}: a public key file is one OpenSSH public key line (ASCII)") from None
+    if "PRIVATE KEY" in text:
+        raise ValueError(f"{RULE}: {source} is a private key; give its .pub (the private key stays with the vendor)")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if len(lines) != 1:
+        raise ValueError(f"{RULE}: a public key file holds exactly one key (found {len(lines)} lines)")
+    fields = lines[0].split(None, 2)
+    kind = fields[0]
+    if kind not in KEY_TYPES:
+        if any(f in KEY_TYPES for f in lines[0].replace('"', " ").split()[1:]):
+            raise ValueError(f"{RULE}: no options before a vendor's key (command=, from= ...): give the key line alone")
+        raise ValueError(f"{KEY_RULE} (got {kind[:40]!r})")
+    if len(fields) < 2:
+        raise ValueError(f"{RULE}: a public key line is TYPE BASE64 [COMMENT]")
+    try:
+        key = asyncssh.import_public_key(f"{kind} {fields[1]}")
+    except (asyncssh.KeyImportError, ValueError):
+        raise ValueError(f"{RULE}: {source} is not a well-formed OpenSSH public key") from None
+    if key.algorithm.decode() != kind:
+        raise ValueError(f"{RULE}: the key's type ({key.algorithm.decode()}) is not the one its line names ({kind})")
+    if kind == "ssh-rsa" and (bits := _rsa_bits(key.public_data)) < MIN_RSA_BITS:
+        raise ValueError(f"{KEY_RULE} (got RSA of {bits} bits)")
+    return f"{kind} {fields[1]} {vendor}\n"
+
+
+def _rsa_bits(blob: bytes) -> int:
+    """The modulus size of an ssh-rsa public key blob (string type, mpint e, mpint n)."""
+    at, values = 0, []
+    for _ in range(3):
+        size = int.from_bytes(blob[at:at + 4], "big")
+        values.append(blob[at + 4:at + 4 + size])
+        at += 4 + size
+    return int.from_bytes(values[2], "big").bit_length()
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's ephemeral port range (net.ipv4.ip_local_port_range), where outgoing connections take ports."""
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def port_refused(port: int, host: str = "127.0.0.1") -> str:
+    """"" if the bastion may listen on port (0: the kernel chooses), else why not."""
+    if port == 0:
+        return ""
+    low, high = ephemeral_range()
+    if not 1 <= port <= 65535:
+        return f"{RULE}: a port is 1-65535, or none (the kernel chooses one and it is published)"
+    if low <= port <= high:
+        return (f"{RULE}: port {port} is in the ephemeral range {low}-{high} (net.ipv4.ip_local_port_range), where an "
+                "outgoing connection can take it; choose one outside it, or none (the kernel chooses one)")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds (TIME_WAIT is no obstacle)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return f"port {port} cannot be used: {exc.strerror or exc}"
+    return ""
 
 
 def allowed(words: list[str]) -> str:
@@ -112,11 +227,12 @@ def why_refused(command: str) -> tuple[str, list[str]]:
 
 # -- the front: the SSH server vendors reach -------------------------------------------------------------
 class _Command(asyncssh.SSHServerProcess):
-    """A session channel running one command; it tells its connection when it closes."""
+    """A session channel running one command (none after a refused PTY); it tells its connection when it closes."""
 
     def __init__(self, run, closed):
         super().__init__(run, None, 0, False)
         self._closed = closed
+        self.pty_refused = False
 
     def connection_lost(self, exc) -> None:
         super().connection_lost(exc)
@@ -131,6 +247,7 @@ class _Bastion(asyncssh.SSHServer):
         self.conn = None
         self.user = ""
         self.channels = 0
+        self.refusals = 0
 
     def connection_made(self, conn):
         self.conn = conn
@@ -167,11 +284,55 @@ class _Bastion(asyncssh.SSHServer):
                                             f"{RULE}: at most {self.limits.max_channels} channels per connection")
         chan = self.conn.create_server_channel()
         refuse_env(chan)
+        chan._process_auth_agent_req_at_openssh_dot_com_request = \
+            lambda packet: self._refuse_on(chan, "agent", "no agent forwarding (-A)")
+        chan._process_x11_req_request = lambda packet: self._refuse_on(chan, "x11", "no X11 forwarding (-X)")
+        command = _Command(self.run, self._channel_closed)
+        chan._process_pty_req_request = lambda packet: self._refuse_pty(chan, command)
         self.channels += 1
-        return chan, _Command(self.run, self._channel_closed)
+        return chan, command
 
     def _channel_closed(self) -> None:
         self.channels -= 1
+
+    def refuse(self, method: str, subject: str) -> None:
+        """A refused request, audited; past MAX_REFUSALS (each a witnessed entry) the connection is closed."""
+        self.refusals += 1
+        if self.refusals > MAX_REFUSALS:
+            if self.refusals == MAX_REFUSALS + 1:
+                why = f"{RULE}: at most {MAX_REFUSALS} refused requests per connection"
+                self.trail.append(caller=f"ssh:{self.user}", method="ssh/disconnect", status="PERMISSION_DENIED",
+                                  subject=why)
+                self.conn.disconnect(DISC_BY_APPLICATION, why)
+            return
+        self.trail.append(caller=f"ssh:{self.user}", method=method, status="PERMISSION_DENIED", subject=subject[:200])
+
+    def _refuse_pty(self, chan, command: _Command) -> None:
+        """A PTY request: the rule on stderr, audited, refused after a round trip (OpenSSH's -t prints the line first)."""
+        command.pty_refused = True
+        try:
+            chan.write_stderr(f"bastion: {NO_PTY}\n")
+        except OSError:
+            pass
+        self.refuse("ssh/pty", "PTY request refused")
+
+        async def refuse_after_a_round_trip() -> None:
+            try:  # (asyncssh's own channel request, as refuse_env's handler is its own: asyncssh is pinned)
+                await asyncio.wait_for(chan._make_request(b"keepalive@openssh.com"), PTY_ROUND_TRIP)
+            except (asyncio.TimeoutError, OSError, asyncssh.Error):
+                pass
+            if chan._request_queue and chan._request_queue[0][0] == "pty-req":
+                chan._report_response(False)  # (the requests after it, the exec among them, are served in order)
+        self.conn.create_task(refuse_after_a_round_trip())
+
+    def _refuse_on(self, chan, kind: str, rule: str) -> bool:
+        """An agent or X11 request on a session channel: refused, audited, said on its stderr (OpenSSH wants no reply)."""
+        try:
+            chan.write_stderr(f"bastion: {RULE}: {rule}; refused\n")
+        except OSError:
+            pass
+        self.refuse("ssh/forward", f"forwarding request refused: {kind}")
+        return False
 
     def password_auth_supported(self) -> bool:
         return False
@@ -179,20 +340,20 @@ class _Bastion(asyncssh.SSHServer):
     def kbdint_auth_supported(self) -> bool:
         return False
 
-    def connection_requested(self, *args):
-        self.trail.append(caller=f"ssh:{self.user}", method="ssh/forward", status="PERMISSION_DENIED",
-                          subject="port forwarding")
+    def connection_requested(self, dest_host, dest_port, orig_host, orig_port):
+        self.refuse("ssh/forward", f"forwarding request refused: port {dest_host[:64]}:{dest_port}")
+        raise asyncssh.ChannelOpenError(OPEN_ADMINISTRATIVELY_PROHIBITED, NO_FORWARDING)
+
+    def server_requested(self, listen_host, listen_port):
+        self.refuse("ssh/forward", f"forwarding request refused: remote port {listen_host[:64]}:{listen_port}")
         return False
 
-    def server_requested(self, *args):
-        self.trail.append(caller=f"ssh:{self.user}", method="ssh/forward", status="PERMISSION_DENIED",
-                          subject="remote forwarding")
-        return False
+    def unix_connection_requested(self, dest_path):
+        self.refuse("ssh/forward", f"forwarding request refused: unix socket {dest_path[:64]}")
+        raise asyncssh.ChannelOpenError(OPEN_ADMINISTRATIVELY_PROHIBITED, NO_FORWARDING)
 
-    def unix_connection_requested(self, *args):
-        return False
-
-    def unix_server_requested(self, *args):
+    def unix_server_requested(self, listen_path):
+        self.refuse("ssh/forward", f"forwarding request refused: remote unix socket {listen_path[:64]}")
         return False
 
 
@@ -267,6 +428,11 @@ async def serve_front(state_dir: Path, listen: str, runner_fd: int, limits: Limi
 
     async def run(process: asyncssh.SSHServerProcess) -> None:
         vendor = process.get_extra_info("username")
+        if process.pty_refused and process.command is not None:  # (the client was told the rule with the refusal)
+            trail.append(caller=f"ssh:{vendor}", method="ssh/command", status="PERMISSION_DENIED",
+                         subject=process.command[:200])
+            process.exit(2)
+            return
         if process.command is None:
             trail.append(caller=f"ssh:{vendor}", method="ssh/shell", status="PERMISSION_DENIED", subject="shell")
             process.stderr.write(f"bastion: no shell here; allowed: {ALLOWED}\n")
@@ -427,12 +593,14 @@ def _published(paths: Paths, host: str, port: int) -> None:
 
 
 def start(state_dir: Path, port: int = 0, limits: Limits | None = None) -> int:
-    """Start the bastion process (if it is not running); the port it listens on."""
+    """Start the bastion (unless it runs) on port (0: the kernel's choice); its port; ValueError if port_refused."""
     import subprocess
     import time
     paths = Paths(state_dir)
     if running(paths):
         return int(paths.port.read_text())
+    if why := port_refused(port):
+        raise ValueError(why)
     paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.port.unlink(missing_ok=True)
     (paths.state_dir / "logs").mkdir(mode=0o700, exist_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +18,9 @@ from testbed.network import Network, NetworkError, status_json, status_table
 from testbed.topology import Topology
 
 
+STATUS_TRIES = 3  # `testbed status`: tries of a failed health check, half a second apart
+
+
 def _network(args) -> Network:
     return Network.open(args.state_dir, args.topology)
 
@@ -24,12 +29,38 @@ class Refusal(Exception):
     """A command that cannot go on: one line saying what is wrong and what to do (exit 2)."""
 
 
+class Parser(argparse.ArgumentParser):
+    """The testbed's parsers (every subparser is one too): options only by their full names, a mistake in one line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # `up --isolate` or `run --resident 100` must not be taken silently
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # named after the subcommand that was given them, with the option meant when it is a near miss
+            command, deeper = self, True
+            while deeper:
+                deeper = next((a.choices.get(getattr(parsed, a.dest, None) or "") for a in command._actions
+                               if isinstance(a, argparse._SubParsersAction)), None)
+                command = deeper or command
+            import difflib
+            near = [m for e in extras if e.startswith("--")
+                    for m in difflib.get_close_matches(e.split("=")[0], command._option_string_actions, 1, 0.8)]
+            command.error(f"unrecognized arguments: {' '.join(extras)}" + (f" (did you mean {near[0]}?)" if near else ""))
+        return parsed
+
+
 def _municipality(network: Network, code: str) -> str:
     """A municipality the topology names, or a Refusal listing those it does."""
     known = {m.code: m.name for m in network.topology.municipalities}
     if code not in known:
         raise Refusal(f"no municipality {code!r} in the {network.topology.name} topology "
-                      f"({', '.join(f'{c} {n}' for c, n in known.items())})")
+                      f"({', '.join(f'{c} {n}' for c, n in known.items())}): give one of those, or --topology FILE "
+                      "of a topology that names it")
     return code
 
 
@@ -115,8 +146,10 @@ def _warn_weakened(network) -> None:
 
 def cmd_status(args) -> int:
     """testbed status: one line per node, or JSON."""
+    if not args.timeout > 0:
+        raise Refusal(f"--timeout {args.timeout:g}: give the seconds each try may take, more than 0 (e.g. --timeout 5)")
     network = _network(args)
-    rows = network.status()
+    rows = network.status(args.timeout, STATUS_TRIES)  # (a node busy right after `up` answers a moment later)
     print(status_json(rows, network.weakened()) if args.json else status_table(rows))
     if not args.json:
         _warn_weakened(network)
@@ -206,9 +239,10 @@ def cmd_population_generate(args) -> int:
     import time
     from scenarios.population import Generator
     from testbed.load import place_name
-    topology = _network(args).topology
+    network = _network(args)
+    _municipality(network, args.municipality)  # (its addresses begin with the topology's name of it)
     started = time.perf_counter()
-    generator = Generator(args.municipality, place_name(topology, args.municipality), args.seed)
+    generator = Generator(args.municipality, place_name(network.topology, args.municipality), args.seed)
     records = list(generator.residents(args.residents))
     seconds = time.perf_counter() - started
     if args.out:
@@ -266,6 +300,12 @@ def cmd_migrate(args) -> int:
         print(f"testbed migrate: {what}; see `testbed migrate --help`", file=sys.stderr)
         return 2
     network = _network(args)
+    # the cut over rewrites the topology: the targets take the place of the nodes they replace, keeping their site
+    moved = [n.name for n in network.topology.nodes if n.municipality == args.municipality and n.site == args.to]
+    if moved and args.to not in network.topology.sites(args.municipality):
+        print(f"{args.municipality} has already moved to {args.to}: {' and '.join(moved)} serve it (the topology in use "
+              "says so since the cut over); nothing to do")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     try:
@@ -290,7 +330,7 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_bastion(args) -> int:
-    """testbed bastion start|stop|add-vendor NAME: the SSH maintenance bastion."""
+    """testbed bastion start [--port P]|stop|add-vendor NAME [--public-key FILE]: the SSH maintenance bastion."""
     from testbed import bastion
     paths = bastion.Paths(args.state_dir)
     if args.action == "add-vendor":
@@ -298,17 +338,28 @@ def cmd_bastion(args) -> int:
             print("testbed bastion add-vendor: give the vendor's name (e.g. vendor-a)", file=sys.stderr)
             return 2
         try:
-            key = bastion.add_vendor(paths, args.name)
+            key = bastion.add_vendor(paths, args.name, args.public_key)
         except ValueError as exc:
             print(f"testbed bastion add-vendor: {exc}", file=sys.stderr)
             return 2
-        print(f"vendor {args.name}: key {key} (keep it with the vendor); authorized at the bastion")
+        print(f"vendor {args.name}: its own key {args.public_key} authorized at the bastion (as {key})" if args.public_key
+              else f"vendor {args.name}: key {key} (keep it with the vendor); authorized at the bastion")
         return 0
+    if args.public_key:
+        print("testbed bastion: --public-key goes with add-vendor NAME", file=sys.stderr)
+        return 2
     if args.action == "stop":
         print("bastion stopped" if bastion.stop(args.state_dir) else "the bastion was not running")
         return 0
+    if bastion.running(paths) and args.port and paths.port.exists() and int(paths.port.read_text()) != args.port:
+        print(f"testbed bastion start: it already runs on 127.0.0.1:{paths.port.read_text()}; "
+              f"`testbed bastion stop` first to move it to {args.port}", file=sys.stderr)
+        return 2
     try:
         port = bastion.start(args.state_dir, args.port)
+    except ValueError as exc:
+        print(f"testbed bastion start: {exc}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:
         print(f"testbed bastion start: {exc}", file=sys.stderr)
         return 1
@@ -525,15 +576,24 @@ def cmd_topology_generate(args) -> int:
 def cmd_run(args) -> int:
     """testbed run SCENARIO: the main job, through the emulated network, with a report."""
     from testbed.run import run_scenario
-    from testbed.faults import PlanError, parse
+    from testbed.faults import PlanError, parse, require_links
+    for name, value, least, example in (("--minutes", args.minutes, 0, "--minutes 1"), ("--speed", args.speed, 0, "--speed 600"),
+                                        ("--residents", args.residents, 1, "--residents 1000"),
+                                        ("--concurrency", args.concurrency, 1, "--concurrency 16")):
+        if value is not None and not (value > 0 if least == 0 else value >= least):  # (before anything is started)
+            raise Refusal(f"{name} {value:g}: give {'more than 0' if least == 0 else f'at least {least}'} (e.g. {example})")
+    if args.keep_up and args.down:
+        raise Refusal("--keep-up and --down ask for opposite things; give one of them")
     network = _network(args)
     try:
         faults = parse(args.faults, network.topology) if args.faults else None
+        require_links(faults or [], network)
     except PlanError as exc:
         raise Refusal(str(exc)) from None
     try:
         return run_scenario(network, args.scenario, args.residents, args.seed, args.speed, args.minutes,
-                            args.concurrency, Path(args.report_dir), args.keep_up, args.migrate, args.wall_clock, faults)
+                            args.concurrency, Path(args.report_dir), args.keep_up, args.migrate, args.wall_clock, faults,
+                            down=args.down)
     except ValueError as exc:
         print(f"testbed run: {exc}", file=sys.stderr)
         return 2
@@ -598,7 +658,7 @@ def cmd_tour(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="testbed", description="Simulated municipal network testbed (住基ネット over gRPC with mutual TLS).")
+    parser = Parser(prog="testbed", description="Simulated municipal network testbed (住基ネット over gRPC with mutual TLS).")
     parser.add_argument("--state-dir", type=Path, default=default_state_dir(),
                         help="working folder for PKI, data, logs (default: $TESTBED_HOME or ./.testbed)")
     parser.add_argument("--topology", help="topology file (default: the one in use, else kanagawa)")
@@ -638,7 +698,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "machine allows it, Linux as root)")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="health of every node")
-    p.add_argument("--json", action="store_true", help="a JSON list of name, kind, municipality, address, identity, healthy")
+    p.add_argument("--json", action="store_true", help="a JSON list of name, kind, municipality, address, identity, healthy "
+                   "(and reason, when not)")
+    p.add_argument("--timeout", type=float, default=1.5, metavar="SECONDS",
+                   help=f"each try of a node's health check (a failed one is tried {STATUS_TRIES} times; default 1.5)")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("down", help="stop every node (and remove the namespaces of an isolated network)")
     p.add_argument("--namespaces", action="store_true", help="also remove every namespace, bridge and veth a testbed made "
@@ -702,7 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bastion", help="the SSH maintenance bastion: start, stop, add-vendor NAME")
     p.add_argument("action", choices=["start", "stop", "add-vendor"])
     p.add_argument("name", nargs="?", help="the vendor (add-vendor)")
-    p.add_argument("--port", type=int, default=0, help="where to listen (default: a free port)")
+    p.add_argument("--port", type=int, default=0,
+                   help="where to listen, outside the ephemeral port range (default: the kernel chooses; printed)")
+    p.add_argument("--public-key", type=Path, help="(add-vendor) the vendor's own OpenSSH public key, e.g. id_ed25519.pub")
     p.set_defaults(func=cmd_bastion)
     p = sub.add_parser("ssh", help="run an allowed command at the bastion as a vendor: testbed ssh VENDOR migrate 142140 --to gcloud")
     p.add_argument("vendor")
@@ -752,7 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=2.0, help="wall time to replay the scenario in, without --speed")
     p.add_argument("--concurrency", type=int, default=16, help="calls in flight at most")
     p.add_argument("--report-dir", default="reports")
-    p.add_argument("--keep-up", action="store_true", help="leave the network running afterwards")
+    p.add_argument("--keep-up", action="store_true", help="leave a network the run started running afterwards")
+    p.add_argument("--down", action="store_true",
+                   help="stop the network afterwards even when it was running before the run (by default left running)")
     p.add_argument("--faults", metavar="PLAN",
                    help="faults during the replay: a named plan (prefecture-outage, kizon-crash-loop, national-maintenance, "
                         "jukinet-partition), a YAML file, or 'kill NODE at 30%% for 5s; stop NODE at 50%% for 3s; "
@@ -820,7 +887,15 @@ def main(argv: list[str] | None = None) -> int:
     _everywhere(parser)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # (a reader that went away, as `| head` does, is found here, not at exit)
+        return code
+    except BrokenPipeError:  # the reader of our output went away: stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nothing more to flush at exit)
+        return 128 + signal.SIGPIPE
+    except KeyboardInterrupt:  # Ctrl-C in a command that has no clean stop of its own (`run` has)
+        print(f"testbed {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     except Refusal as exc:
         print(f"testbed {args.command}: {exc}", file=sys.stderr)
         return 2

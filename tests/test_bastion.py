@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from asyncssh.constants import OPEN_ADMINISTRATIVELY_PROHIBITED
 
 from nodes import audit
 from testbed import bastion, confine
@@ -54,7 +55,8 @@ def test_a_command_off_the_list_is_refused(gate, network, command):
 
 
 def test_no_shell_no_forwarding_no_stranger(gate, tmp_path):
-    """A shell, a port forwarding, an unknown key, an unknown vendor and a password are all refused."""
+    """A shell, a port forwarding (administratively prohibited, naming the rule), an unknown key, an unknown vendor
+    and a password are all refused."""
     paths, port = gate
     stranger = bastion.ensure_key(tmp_path / "stranger" / "id")
     vendor = asyncssh.read_private_key(str(paths.vendor_key("vendor-a")))
@@ -66,8 +68,10 @@ def test_no_shell_no_forwarding_no_stranger(gate, tmp_path):
             with pytest.raises(asyncssh.PermissionDenied):
                 await asyncssh.connect("127.0.0.1", port, username=user, client_keys=keys, **common, **extra)
         async with asyncssh.connect("127.0.0.1", port, username="vendor-a", client_keys=[vendor], **common) as conn:
-            with pytest.raises(asyncssh.ChannelOpenError):
+            with pytest.raises(asyncssh.ChannelOpenError) as refused:
                 await conn.create_connection(asyncssh.SSHTCPSession, "127.0.0.1", 22)
+            assert refused.value.code == OPEN_ADMINISTRATIVELY_PROHIBITED
+            assert refused.value.reason == "bastion rule: no port forwarding"
             with pytest.raises(asyncssh.ChannelListenError):
                 await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", 22)
             shell = await conn.create_process()  # no command: a shell is asked for
@@ -174,6 +178,51 @@ def test_sessions_channels_commands_and_login_grace_are_bounded(tight):
         assert idle.recv(256).startswith(b"SSH-2.0-")
         while idle.recv(4096):  # until the bastion closes it
             pass
+
+
+def test_a_connection_gets_a_bounded_number_of_refusals(tight):
+    """Each refused forwarding request costs a witnessed audit entry: past MAX_REFUSALS on one connection the bastion
+    closes it, naming the rule, and audits that once; a new connection is served as before."""
+    paths, port = tight
+    key = asyncssh.read_private_key(str(paths.vendor_key("vendor-a")))
+
+    def connect():
+        return asyncssh.connect("127.0.0.1", port, username="vendor-a", client_keys=[key],
+                                known_hosts=str(paths.known_hosts), agent_path=None, connect_timeout=10)
+
+    async def flood():
+        refused = 0
+        try:
+            async with connect() as conn:
+                for _ in range(bastion.MAX_REFUSALS + 5):
+                    try:
+                        await conn.create_connection(asyncssh.SSHTCPSession, "127.0.0.1", 22)
+                    except asyncssh.ChannelOpenError as exc:  # (then "SSH connection closed", once it is)
+                        refused += exc.code == OPEN_ADMINISTRATIVELY_PROHIBITED
+                await asyncio.wait_for(conn.wait_closed(), 10)
+        except (asyncssh.DisconnectError, asyncssh.ConnectionLost):
+            pass
+        async with connect() as conn:
+            result = await conn.run("migrate --layout", check=False)
+        return refused, result.exit_status
+    before = len(paths.audit.read_text().splitlines())
+    refused, status = asyncio.run(flood())
+    assert refused == bastion.MAX_REFUSALS and status == 0
+    new = paths.audit.read_text().splitlines()[before:]
+    assert sum('"method":"ssh/forward"' in line for line in new) == bastion.MAX_REFUSALS
+    assert sum(f'"subject":"bastion rule: at most {bastion.MAX_REFUSALS} refused requests per connection"' in line
+               for line in new) == 1
+
+
+def test_a_listening_port_is_outside_the_ephemeral_range():
+    """--port 0 leaves the choice to the kernel; a port inside net.ipv4.ip_local_port_range or out of 1-65535 is
+    refused naming the rule (an outgoing connection could take it first)."""
+    low, high = bastion.ephemeral_range()
+    assert bastion.port_refused(0) == ""
+    assert "ephemeral range" in bastion.port_refused(low) and "ephemeral range" in bastion.port_refused(high)
+    assert bastion.port_refused(70000).startswith("bastion rule:")
+    with pytest.raises(ValueError, match="ephemeral range"):
+        bastion.start(Path("/nonexistent-state"), port=low)
 
 
 def test_a_flood_of_idle_connections_does_not_keep_a_vendor_out(tmp_path):
