@@ -139,15 +139,20 @@ def tight(tmp_path_factory):
     bastion.stop(state)
 
 
+def vendor_connection(paths, port: int):
+    """An asyncssh connection to the bastion as vendor-a, with its own key (no agent)."""
+    key = asyncssh.read_private_key(str(paths.vendor_key("vendor-a")))
+    return asyncssh.connect("127.0.0.1", port, username="vendor-a", client_keys=[key],
+                            known_hosts=str(paths.known_hosts), agent_path=None, connect_timeout=10)
+
+
 def test_sessions_channels_commands_and_login_grace_are_bounded(tight):
     """A third logged-in connection, a third channel on one connection, a command of 600 characters and a
     connection that never logs in: refused naming the rule, refused, refused and audited, closed after the grace."""
     paths, port = tight
-    key = asyncssh.read_private_key(str(paths.vendor_key("vendor-a")))
 
     def connect():
-        return asyncssh.connect("127.0.0.1", port, username="vendor-a", client_keys=[key],
-                                known_hosts=str(paths.known_hosts), agent_path=None, connect_timeout=10)
+        return vendor_connection(paths, port)
 
     async def attack():
         results = {}
@@ -184,11 +189,9 @@ def test_a_connection_gets_a_bounded_number_of_refusals(tight):
     """Each refused forwarding request costs a witnessed audit entry: past MAX_REFUSALS on one connection the bastion
     closes it, naming the rule, and audits that once; a new connection is served as before."""
     paths, port = tight
-    key = asyncssh.read_private_key(str(paths.vendor_key("vendor-a")))
 
     def connect():
-        return asyncssh.connect("127.0.0.1", port, username="vendor-a", client_keys=[key],
-                                known_hosts=str(paths.known_hosts), agent_path=None, connect_timeout=10)
+        return vendor_connection(paths, port)
 
     async def flood():
         refused = 0

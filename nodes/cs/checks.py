@@ -24,6 +24,7 @@ CHANGE_ITEMS = {"change_reason", "change_date", "change_reason_detail", "notific
                 "former_resident_code", "resident_code_use_date"}
 NEW_PERSON_REASONS = {"出生", "転入", "国外転入", "移行"}
 NEW_NUMBER_REASONS = {"出生", "国外転入", "移行"}  # new people whose 個人番号 national has just issued
+LOOKS_AT_ONCE = 32  # national lookups of new people's numbers in flight at a time from one update batch
 ISSUED_KEPT = 20_000  # national's latest answers kept for the updates that follow (a load batch is 5,000)
 POOL_REASONS = {"出生", "国外転入"}  # new people whose 住民票コード must come from this CS's pool
 RESERVATION_SECONDS = 3600  # a 住民票コード reserved and not used for this long goes back to the pool

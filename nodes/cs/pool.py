@@ -8,7 +8,7 @@ import time
 import grpc
 
 from nodes import audit, rules
-from nodes.cs.checks import ISSUED_KEPT, NEW_NUMBER_REASONS, POOL_LOW, POOL_REFILL
+from nodes.cs.checks import ISSUED_KEPT, LOOKS_AT_ONCE, NEW_NUMBER_REASONS, POOL_LOW, POOL_REFILL
 from protos import common_pb2, cs_pb2, identity_pb2, national_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
@@ -116,8 +116,11 @@ class PoolMixin:
         # National's answers to kizon's own AssignIndividualNumbers (relayed here a moment ago) settle most; the
         # rest (an update after a restart, or one nobody asked a number for) are looked up without issuing any.
         unknown = [c for c, n in wanted.items() if self._issued.get(c) != n]
-        looks = await asyncio.gather(*(self._national_call(self.national.CheckResidence, identity_pb2.ResidenceQuery(
-            resident_code=c, individual_number=wanted[c], municipality_code=self.municipality)) for c in unknown))
+        looks = []
+        for start in range(0, len(unknown), LOOKS_AT_ONCE):  # (a batch of 5,000 strangers: not 5,000 calls at once)
+            looks += await asyncio.gather(*(self._national_call(self.national.CheckResidence, identity_pb2.ResidenceQuery(
+                resident_code=c, individual_number=wanted[c], municipality_code=self.municipality))
+                for c in unknown[start:start + LOOKS_AT_ONCE]))
         for code, residence in zip(unknown, looks):
             if residence.current_in:
                 raise rules.precondition(f"住所 rule (one current residence): {code} is a current resident of "
