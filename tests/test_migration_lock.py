@@ -9,9 +9,11 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -150,6 +152,18 @@ def test_a_rollback_that_cannot_restore_says_exactly_what_it_did_not(moving, aft
 
 
 # -- two vendors at once ---------------------------------------------------------------------------------
+def frozen(state: Path, node: str) -> bool:
+    """Whether a node's store records a freeze (移行), read read-only beside the running node."""
+    path = state / "data" / node / "store.sqlite"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+    try:
+        return bool(db.execute("SELECT value FROM site_state WHERE key='reason'").fetchone())
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
+
+
 def test_two_vendors_migrating_at_once_one_runs_and_the_other_is_refused_at_once(moving):
     """Vendor A runs `migrate 142140 --to gcloud` at the bastion; while A's run holds the lock (held still, so that
     it certainly does), vendor B runs the same: refused at once with one line naming A's pid, vendor and run and
@@ -166,7 +180,11 @@ def test_two_vendors_migrating_at_once_one_runs_and_the_other_is_refused_at_once
     try:
         held = poll(lambda: lock.path.exists() and lock.path.read_text() and json.loads(lock.path.read_text()),
                     timeout=60, what="vendor A's migration to take the lock")
-        os.kill(held["pid"], signal.SIGSTOP)  # A is in the middle of its run for as long as B takes
+        # A is held still once it has frozen the old site, not in the middle of a TLS handshake (which the nodes
+        # close after 5 s: nodes/limits.py), for as long as B takes
+        poll(lambda: all(frozen(state, f"{kind}-{A}") for kind in ("kizon", "atena")), timeout=120,
+             what="vendor A's migration to freeze the old site")
+        os.kill(held["pid"], signal.SIGSTOP)
         try:
             began = time.monotonic()
             b = subprocess.run([*cli, "vendor-b", "migrate", A, "--to", SITE], capture_output=True, text=True, timeout=120)
