@@ -31,6 +31,8 @@ from locust import User, between, events, task  # noqa: E402
 
 from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today  # noqa: E402
 from nodes.guard import APPROVAL_KEY  # noqa: E402
+from nodes.reasons.card import CARD_STATE_TRANSITION  # noqa: E402
+from nodes.refusal import rule_of  # noqa: E402
 from nodes.tls import ClientCert  # noqa: E402
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2,  # noqa: E402
                     kizon_pb2_grpc, national_pb2, national_pb2_grpc, records_pb2)
@@ -141,7 +143,7 @@ def _step(clerk, code: str, action, **items):
     try:
         return clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(action=action, resident_code=code, **items))
     except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+        if rule_of(exc) != CARD_STATE_TRANSITION.reason:
             raise
         return None
 

@@ -10,6 +10,7 @@ import hashlib
 import grpc
 
 from nodes import audit, rules, site
+from nodes.reasons import common as C, platform as R
 from nodes.outbox import Target
 from nodes.store import next_counter
 from nodes.weaken import weakened
@@ -53,7 +54,7 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
             if record.individual_number:
                 rules.require_individual_number(record.individual_number)
             if record.municipality_code != self.rt.node.municipality:
-                raise rules.invalid(f"市町村コード rule: this atena serves {self.rt.node.municipality}")
+                raise R.ATENA_OWN_MUNICIPALITY(f"市町村コード rule: this atena serves {self.rt.node.municipality}")
         if request.items:
             audit.set_batch_subject(i.record.resident_code for i in request.items)
         fugos, wanted = {}, {}
@@ -70,7 +71,7 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
                 reply = await self.national.IssueFugos(national_pb2.FugoBatch(individual_numbers=list(wanted.values())),
                                                        timeout=self.rt.peer_timeout)
             except grpc.aio.AioRpcError as exc:
-                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"符号 request to national failed: {exc.details()}") from None
+                raise C.PEER_UNAVAILABLE(f"符号 request to national failed: {exc.details()}") from None
             fugos.update({atena: reply.fugo[number] for atena, number in wanted.items()})
         replies = atena_pb2.AtenaReplies()
         with self.rt.store.transaction() as db:
@@ -111,7 +112,7 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
         row = self.rt.store.one("SELECT unified_atena_number, individual_number, atena_number, fugo FROM entries "
                                 "WHERE unified_atena_number=?", (request.unified_atena_number,))
         if row is None:
-            raise rules.not_found(f"団体内統合宛名番号 {request.unified_atena_number} is not known here")
+            raise C.RECORD_NOT_FOUND(f"団体内統合宛名番号 {request.unified_atena_number} is not known here")
         return atena_pb2.AtenaEntry(unified_atena_number=row[0], individual_number=row[1] or "", atena_number=row[2], fugo=row[3] or "")
 
 
@@ -164,14 +165,14 @@ class AtenaSite:
             if kind == "atena":
                 row = item.atena
                 if row.record.municipality_code != self.atena.rt.node.municipality:
-                    raise rules.invalid(f"移行 rule: an entry of {row.record.municipality_code} in the export of "
-                                        f"{self.atena.rt.node.municipality}")
+                    raise C.MIGRATION_FOREIGN_RECORD(f"移行 rule: an entry of {row.record.municipality_code} in the export of "
+                                                     f"{self.atena.rt.node.municipality}")
                 entries.append((row.unified_atena_number, row.individual_number or None, row.atena_number,
                                 row.fugo or None, row.record.SerializeToString()))
             elif kind == "counter":
                 counters.append((item.counter.name, item.counter.value))
             else:
-                raise rules.invalid(f"移行 rule: {kind or 'an empty item'} is not part of a 宛名 export")
+                raise C.MIGRATION_UNKNOWN_ITEM(f"移行 rule: {kind or 'an empty item'} is not part of a 宛名 export")
         with self.store.transaction() as db:
             db.executemany("INSERT INTO entries VALUES (?,?,?,?,?)", entries)
             db.executemany("INSERT INTO counters(name, value) VALUES (?,?) ON CONFLICT(name) DO UPDATE SET "

@@ -22,6 +22,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs.identity import DOMAINS, Identity, IdentityError, parse
 from nodes.weaken import weakened
+from nodes.reasons import access as A
+from nodes.refusal import Rule
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,11 @@ MIN_EC_BITS = 256
 
 
 class AuthenticationError(Exception):
-    """The peer certificate is not acceptable as proof of the identity it claims."""
+    """The peer certificate is not acceptable as proof of the identity it claims, and the rule that says so."""
+
+    def __init__(self, rule: Rule, message: str):
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class _Crl:
             self.serials, self.problem = None, f"stale: its nextUpdate {self.next_update:%Y-%m-%d %H:%M} UTC has passed"
             log.error("CRL %s refused, failing closed: %s", self.path, self.problem)
         if self.serials is None:
-            raise AuthenticationError(f"revocation status unknown: the {self.domain} CRL is {self.problem}")
+            raise AuthenticationError(A.REVOCATION_UNKNOWN, f"revocation status unknown: the {self.domain} CRL is {self.problem}")
         return serial in self.serials
 
     def _load(self):
@@ -150,7 +156,7 @@ class Authenticator:
     def authenticate(self, pem: bytes | None) -> Peer:
         """Check a peer certificate (PEM from the TLS session) and return who it is."""
         if not pem:
-            raise AuthenticationError("mutual TLS: no client certificate was presented")
+            raise AuthenticationError(A.CERTIFICATE_REQUIRED, "mutual TLS: no client certificate was presented")
         peer = self._cache.get(pem)
         if peer is None:
             peer = self._inspect(pem)
@@ -161,7 +167,7 @@ class Authenticator:
             raise peer
         if self.crls[peer.identity.domain].revoked(peer.serial):
             raise AuthenticationError(
-                f"revocation: certificate serial {peer.serial} of {peer.identity.uri} is on the "
+                A.CERTIFICATE_REVOKED, f"revocation: certificate serial {peer.serial} of {peer.identity.uri} is on the "
                 f"{peer.identity.domain} CA's CRL"
             )
         return peer
@@ -175,30 +181,30 @@ class Authenticator:
         except x509.ExtensionNotFound:
             uris = []
         if len(uris) != 1:
-            return AuthenticationError("identity: a client certificate must carry exactly one URI SAN")
+            return AuthenticationError(A.CERTIFICATE_IDENTITY, "identity: a client certificate must carry exactly one URI SAN")
         try:
             identity = parse(uris[0])
         except IdentityError as exc:
-            return AuthenticationError(f"identity: {exc}")
+            return AuthenticationError(A.CERTIFICATE_IDENTITY, f"identity: {exc}")
         try:
             usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:
             usages = []
         if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
-            return AuthenticationError(f"key usage: the certificate of {identity.uri} does not allow clientAuth")
+            return AuthenticationError(A.CERTIFICATE_KEY_USAGE, f"key usage: the certificate of {identity.uri} does not allow clientAuth")
         ca = self.cas[identity.domain]
         if cert.issuer != ca.subject or not _signed_by(cert, ca):
             return AuthenticationError(
-                f"trust-domain separation: {identity.uri} belongs to the {identity.domain} domain but its "
+                A.CERTIFICATE_ISSUER, f"trust-domain separation: {identity.uri} belongs to the {identity.domain} domain but its "
                 f"certificate was not issued by the {identity.domain} CA"
             )
         weak = weak_key(cert)
         if weak:
-            return AuthenticationError(f"key size rule: the certificate of {identity.uri} has {weak}")
+            return AuthenticationError(A.CERTIFICATE_KEY_SIZE, f"key size rule: the certificate of {identity.uri} has {weak}")
         target = identity.uri in self.targets
         if identity.kit is None and self.roster is not None and identity.uri not in self.roster and not target \
                 and not weakened("topology-identity"):
-            return AuthenticationError(f"identity rule: {identity.uri} is not named in the topology")
+            return AuthenticationError(A.CERTIFICATE_NOT_IN_TOPOLOGY, f"identity rule: {identity.uri} is not named in the topology")
         return Peer(identity, cert.serial_number, cert.fingerprint(hashes.SHA256()).hex(), target)
 
 

@@ -14,6 +14,7 @@ import re
 import secrets
 
 from nodes import audit, rules
+from nodes.reasons import card as R, common as C
 from nodes.guard import current_call
 from protos import card_pb2, card_pb2_grpc, common_pb2, records_pb2
 
@@ -100,7 +101,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
             rules.require_resident_code(item.resident_code)
             rules.require_individual_number(item.individual_number)
             if item.municipality_code and item.municipality_code != caller.municipality:
-                raise rules.denied(f"送付先情報 rule: the CS of {caller.municipality} sent one of {item.municipality_code}")
+                raise C.MUNICIPALITY_OWN(f"送付先情報 rule: the CS of {caller.municipality} sent one of {item.municipality_code}")
         if request.items:
             audit.set_batch_subject(i.resident_code for i in request.items)
         with self.rt.store.transaction() as db:
@@ -119,10 +120,10 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         row = self.rt.store.one("SELECT info, received_at, notice_printed_at, municipality_code FROM delivery "
                                 "WHERE resident_code=?", (request.resident_code,))
         if row is None:
-            raise rules.not_found(f"送付先情報: none kept for 住民票コード {request.resident_code}")
+            raise C.RECORD_NOT_FOUND(f"送付先情報: none kept for 住民票コード {request.resident_code}")
         caller = current_call().peer.identity.municipality
         if row[3] != caller:
-            raise rules.denied(f"送付先情報 rule: the CS of {caller} may read only what it sent")
+            raise C.MUNICIPALITY_OWN(f"送付先情報 rule: the CS of {caller} may read only what it sent")
         return card_pb2.DeliveryQueueEntry(delivery=records_pb2.DeliveryInfo.FromString(row[0]), received_at=row[1],
                                            notice_printed_at=row[2] or "")
 
@@ -166,9 +167,9 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
         if request.action not in TRANSITIONS and request.action not in HOUSEKEEPING:
-            raise rules.invalid("card rule: unknown action")
+            raise R.CARD_ACTION_UNKNOWN("card rule: unknown action")
         if request.municipality_code != caller.municipality:
-            raise rules.denied(f"card rule: the CS of {caller.municipality} acts only for its own residents")
+            raise R.CARD_OWN_RESIDENTS(f"card rule: the CS of {caller.municipality} acts only for its own residents")
         if request.action in HOUSEKEEPING:
             return self._housekeeping(request, caller.municipality)
         allowed, target = TRANSITIONS[request.action]
@@ -179,9 +180,9 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
             if request.action == card_pb2.REVOKE and request.reason == "死亡" and state in ("none", "revoked", "returned"):
                 return self._status(row)  # a death revokes whatever card there is; here there is none in use
             if state not in allowed:
-                raise rules.precondition(f"card rule: {name} is not possible for a card that is {state}")
+                raise R.CARD_STATE_TRANSITION(f"card rule: {name} is not possible for a card that is {state}")
             if row is not None and row[2] != caller.municipality and request.action != card_pb2.APPLY:
-                raise rules.denied(f"card rule: the card of {request.resident_code} belongs to {row[2]}")
+                raise R.CARD_OWN_RESIDENTS(f"card rule: the card of {request.resident_code} belongs to {row[2]}")
             now = _now()
             if request.action == card_pb2.APPLY:
                 number = f"{secrets.randbelow(10**12):012d}"
@@ -193,7 +194,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
                 number = row[0]
                 if request.action in (card_pb2.ISSUE, card_pb2.RESET_PIN):
                     if not PIN.fullmatch(request.pin):
-                        raise rules.invalid("card rule: the PIN is four digits, set at the counter")
+                        raise R.PIN_FORMAT("card rule: the PIN is four digits, set at the counter")
                     db.execute("UPDATE cards SET pin_hash=?, pin_failures=0 WHERE card_number=?",
                                (pin_hash(self.pin_key, number, request.pin), number))
                 db.execute("UPDATE cards SET state=?, updated_at=? WHERE card_number=?", (target, now, number))
@@ -238,17 +239,17 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         row = self.rt.store.one("SELECT card_number, resident_code, municipality_code, state, pin_hash, pin_failures, "
                                 "updated_at FROM cards WHERE card_number=?", (request.card_number,))
         if row is None:
-            raise rules.not_found("card rule: no such card")
+            raise C.RECORD_NOT_FOUND("card rule: no such card")
         if row[3] != "issued":
-            raise rules.precondition(f"card rule: the card is {row[3]}, not usable")
+            raise R.CARD_NOT_USABLE(f"card rule: the card is {row[3]}, not usable")
         if row[5] >= PIN_ATTEMPTS:
-            raise rules.precondition(f"PIN rule: locked after {PIN_ATTEMPTS} wrong PINs; the PIN is reset at the counter "
-                                     "(RESET_PIN)")
+            raise R.PIN_LOCKED(f"PIN rule: locked after {PIN_ATTEMPTS} wrong PINs; the PIN is reset at the counter "
+                               "(RESET_PIN)")
         if not self._pin_matches(row[4] or b"", row[0], request.pin):
             with self.rt.store.transaction() as db:
                 db.execute("UPDATE cards SET pin_failures=pin_failures+1 WHERE card_number=?", (row[0],))
             left = PIN_ATTEMPTS - row[5] - 1
-            raise rules.unauthenticated(f"PIN rule: wrong PIN ({left} attempt{'s' if left != 1 else ''} left)")
+            raise R.PIN_WRONG(f"PIN rule: wrong PIN ({left} attempt{'s' if left != 1 else ''} left)")
         if row[5]:
             with self.rt.store.transaction() as db:
                 db.execute("UPDATE cards SET pin_failures=0 WHERE card_number=?", (row[0],))

@@ -6,7 +6,7 @@ import datetime as dt
 import html
 import json
 
-from nodes import rules
+from nodes.reasons import platform as R
 from nodes.store import next_counter
 from protos import kizon_pb2, records_pb2
 
@@ -48,11 +48,11 @@ CREATE INDEX IF NOT EXISTS issuances_resident ON issuances(resident_code);
 def items_for(request, valid_fields) -> list[str]:
     """The items a certificate prints, by its kind and what was asked for (INVALID_ARGUMENT naming the rule)."""
     if request.include_individual_number and not request.justification.strip():
-        raise rules.invalid("個人番号 rule: the 個人番号 is printed only when asked for with a justification")
+        raise R.CERTIFICATE_NUMBER_JUSTIFICATION("個人番号 rule: the 個人番号 is printed only when asked for with a justification")
     if request.kind == kizon_pb2.STATED_ITEMS:
         unknown = [i for i in request.items if i not in valid_fields or i == "individual_number"]
         if not request.items or unknown:
-            raise rules.invalid(f"記載事項証明書 rule: name the items to certify (unknown: {', '.join(unknown) or 'none given'})")
+            raise R.CERTIFICATE_STATED_ITEMS(f"記載事項証明書 rule: name the items to certify (unknown: {', '.join(unknown) or 'none given'})")
         items = list(request.items)
     elif request.kind == kizon_pb2.MOVE_OUT:
         items = ["name_kanji", "birth_date", "sex", "address", "move_out_destination_planned", "planned_move_out_date",

@@ -15,7 +15,9 @@ from nodes import audit, limits
 from nodes.authn import AuthenticationError
 from nodes.metrics import UNKNOWN
 from nodes.policy import Decision, authorize
-from nodes.rules import Violation, check_message_text
+from nodes.reasons import access as A
+from nodes.refusal import Rule, Violation, trailers
+from nodes.rules import check_message_text
 from nodes.sessions import OperatorSession, TokenError, check_session
 
 OPERATOR_KEY = "x-operator-id"
@@ -23,7 +25,8 @@ TERMINAL_KEY = "x-terminal-id"
 SESSION_KEY = "x-operator-session"
 APPROVAL_KEY = "x-approval-token"
 REQUEST_KEY = "x-request-id"
-DETAILS_SHOWN = 600  # characters of a refusal's message sent (at most ~5.4 KiB percent-encoded, CJK included)
+DETAILS_SHOWN = 400  # characters of a refusal's message sent: twice (grpc-message percent-encoded, and in the google.rpc.Status),
+# at most ~5.4 KiB together, CJK included
 LOGIN_METHOD = "/testbed.v1.Kizon/Login"
 CLIENT_KINDS = {"terminal", "kiosk", "infonws", "portal", "monitor", "console"}  # callers that are not nodes
 # What a migration target not yet cut over to may call: the reads of the verification (移行 rule).
@@ -63,11 +66,11 @@ class CallContext:
         """Whether a counter terminal (not another node) is calling."""
         return self.peer.identity.kind == "terminal"
 
-    def require_role(self, roles: set[str], rule: str) -> None:
-        """At a terminal, the operator must hold one of roles (nodes calling each other are not asked)."""
+    def require_role(self, roles: set[str], rule: str, *, by: Rule = A.OPERATOR_ROLE) -> None:
+        """At a terminal, the operator must hold one of roles (nodes calling each other are not asked); refused
+        under by, the message naming rule."""
         if self.is_terminal and not (self.session is not None and roles & set(self.session.roles)):
-            raise Violation(grpc.StatusCode.PERMISSION_DENIED, f"{rule}: operator {self.operator or '?'} needs the role "
-                            f"{' or '.join(sorted(roles))}")
+            raise by(f"{rule}: operator {self.operator or '?'} needs the role {' or '.join(sorted(roles))}")
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):
@@ -112,8 +115,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         # (_admit): no rule can apply to a method that does not exist, and its absence tells nothing reflection does not.
         async def unknown(request, context):
             async with self._guard(context, method, served=False):
-                raise Violation(grpc.StatusCode.UNIMPLEMENTED, f"method rule: {method} is not a method of "
-                                f"{self.runtime.label}")
+                raise A.METHOD_UNKNOWN(f"method rule: {method} is not a method of {self.runtime.label}")
         return unknown
 
     def _admit(self, context, method: str, served: bool = True) -> CallContext:
@@ -124,7 +126,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         try:
             peer = self.runtime.authenticator.authenticate(pem)
         except AuthenticationError as exc:
-            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, str(exc), "") from None
+            raise _Refusal(exc.rule, str(exc), "") from None
         call = CallContext(peer, method)
         if not served and not peer.identity.kit:  # (a kit identity is not the topology's: the policy refuses it)
             call.terminal = peer.identity.terminal or ""  # (a terminal's or kiosk's, for the audit entry)
@@ -134,15 +136,15 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if verdict is None:  # the policy is static: decide once per (caller, served method)
             try:
                 authorize(self.runtime.identity, peer.identity, method)
-                verdict = ""
+                verdict = ()
             except Decision as exc:
-                verdict = str(exc)
+                verdict = (exc.rule, str(exc))
             if served:
                 self._verdicts[key] = verdict
         if verdict:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, verdict, peer.identity.uri)
+            raise _Refusal(*verdict, peer.identity.uri)
         if peer.target and method not in TARGET_METHODS:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, f"移行 rule: {peer.identity.uri} is a migration target "
+            raise _Refusal(A.TARGET_READS_ONLY, f"移行 rule: {peer.identity.uri} is a migration target "
                            f"not yet cut over to: it may only read ({method} is not a read)", peer.identity.uri)
         call.metadata = dict(context.invocation_metadata() or ())
         if peer.identity.kind == "kiosk":
@@ -157,7 +159,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         call.terminal = peer.identity.terminal
         claimed_terminal = metadata.get(TERMINAL_KEY)
         if claimed_terminal and claimed_terminal != call.terminal:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
+            raise _Refusal(A.TERMINAL_CLAIM,
                            f"terminal rule: {TERMINAL_KEY} {claimed_terminal} is not the certificate's terminal {call.terminal}",
                            peer.identity.uri, call)
         claimed_operator = metadata.get(OPERATOR_KEY, "")
@@ -166,18 +168,17 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         token = metadata.get(SESSION_KEY)
         key = self.runtime.session_keys.get(peer.identity.municipality)
         if not token or key is None:
-            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
+            raise _Refusal(A.SESSION_REQUIRED,
                            f"operator rule: a terminal call must carry an operator session ({SESSION_KEY}) from Login",
                            peer.identity.uri, CallContext(peer, method, claimed_operator[:32], call.terminal))
         try:
             call.session = check_session(key, token, peer.identity.municipality, call.terminal, peer.fingerprint)
         except TokenError as exc:
-            code = grpc.StatusCode.PERMISSION_DENIED if "terminal" in str(exc) else grpc.StatusCode.UNAUTHENTICATED
-            raise _Refusal(code, f"session rule: {exc}", peer.identity.uri,
+            raise _Refusal(exc.rule, f"session rule: {exc}", peer.identity.uri,
                            CallContext(peer, method, claimed_operator[:32], call.terminal)) from None
         call.operator = call.session.operator
         if claimed_operator and claimed_operator != call.operator:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED,
+            raise _Refusal(A.OPERATOR_CLAIM,
                            f"operator rule: {OPERATOR_KEY} {claimed_operator} is not the session's operator {call.operator}",
                            peer.identity.uri, call)
         self._admit_roster(call)
@@ -190,11 +191,11 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         held = self._roster(municipality).get(session.operator)
         if held is None:
             operator = call.operator = session.operator[:32]  # (audited and named as far as an id goes)
-            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, f"operator rule: {operator} is not an operator of "
+            raise _Refusal(A.OPERATOR_NOT_IN_ROSTER, f"operator rule: {operator} is not an operator of "
                            f"{municipality} (not in the roster)", call.peer.identity.uri, call)
         beyond = sorted(set(session.roles) - held)
         if beyond:
-            raise _Refusal(grpc.StatusCode.PERMISSION_DENIED, f"operator rule: {session.operator} holds no role "
+            raise _Refusal(A.OPERATOR_ROLE_NOT_HELD, f"operator rule: {session.operator} holds no role "
                            f"{', '.join(r[:32] for r in beyond[:5])} in the roster of {municipality}",
                            call.peer.identity.uri, call)
 
@@ -230,14 +231,14 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         except _Refusal as refusal:
             self._record(refusal.call, refusal.caller, method, refusal.code.name)
             self.runtime.metrics.observe(label, refusal.code.name, time.perf_counter() - started)
-            await context.abort(refusal.code, bounded(refusal.message))
+            await self._abort(context, refusal.rule(refusal.message))
         _call_var.set(call)
         status = "OK"
         try:
             yield
         except Violation as violation:
             status = violation.code.name
-            await context.abort(violation.code, bounded(str(violation)), violation.trailing or ())
+            await self._abort(context, violation)
         except BaseException:
             code = context.code()
             status = code.name if isinstance(code, grpc.StatusCode) else "CANCELLED"
@@ -245,6 +246,11 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         finally:
             self._record(call, call.peer.identity.uri, method, status)
             self.runtime.metrics.observe(label, status, time.perf_counter() - started)
+
+    async def _abort(self, context, violation: Violation) -> None:
+        """End the call with the violation's status, its message and its rule (google.rpc.Status with ErrorInfo)."""
+        message = bounded(str(violation))
+        await context.abort(violation.code, message, trailers(violation, self.runtime.label, message))
 
     def _wrap_unary(self, behavior, method, parse):
         async def guarded(request, context):
@@ -275,8 +281,7 @@ def _parsed(parse, data, method: str):
     except Violation:
         raise
     except Exception:  # protobuf's DecodeError, or any parser's own
-        raise Violation(grpc.StatusCode.INVALID_ARGUMENT, f"message rule: the request is not a valid message for "
-                        f"{method}") from None
+        raise A.MESSAGE_MALFORMED(f"message rule: the request is not a valid message for {method}") from None
     call = _call_var.get(None)
     if call is not None and call.peer.identity.kind in CLIENT_KINDS and hasattr(message, "ListFields"):
         check_message_text(message)
@@ -294,6 +299,8 @@ def _each(parse):
 
 
 class _Refusal(Exception):
-    def __init__(self, code, message, caller, call=None):
+    """A caller refused before its request is parsed: the rule, what to say, who called (for the audit)."""
+
+    def __init__(self, rule: Rule, message: str, caller: str, call: CallContext | None = None):
         super().__init__(message)
-        self.code, self.message, self.caller, self.call = code, message, caller, call
+        self.rule, self.code, self.message, self.caller, self.call = rule, rule.code, message, caller, call

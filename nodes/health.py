@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from grpc_health.v1 import health, health_pb2
 
-from nodes import rules
+from nodes.reasons import platform as R
 
 NAME_SHOWN = 64  # characters of a caller's service name repeated in a refusal
 
@@ -15,8 +15,8 @@ class HealthServicer(health.aio.HealthServicer):
         """The serving status of one service of this node ("" for the node as a whole)."""
         status = self._server_status.get(request.service)
         if status is None:
-            raise rules.not_found(f"health rule: {request.service[:NAME_SHOWN]!r} is not a service of this node "
-                                  "(ask for \"\" or one of those List names)")
+            raise R.HEALTH_SERVICE_UNKNOWN(f"health rule: {request.service[:NAME_SHOWN]!r} is not a service of this node "
+                                            "(ask for \"\" or one of those List names)")
         return health_pb2.HealthCheckResponse(status=status)
 
     async def List(self, request, context):

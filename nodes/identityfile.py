@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from nodes import rules
 
 from nodes.numbers import individual_number_valid
+from nodes.reasons import common as C, cs as R
 from nodes.records import register_digest
 from nodes.store import rows_in
 from nodes.weaken import weakened
@@ -188,14 +189,14 @@ def apply_updates(db, municipality: str, updates) -> tuple[list, int, list]:
         info = update.info
         seq = info.update_sequence
         if update.municipality_code != municipality or info.municipality_code != municipality:
-            raise rules.denied(f"市町村コード rule: an update of {info.municipality_code or update.municipality_code} "
-                               f"arrived in a batch of {municipality}")
+            raise C.MUNICIPALITY_OWN(f"市町村コード rule: an update of {info.municipality_code or update.municipality_code} "
+                                     f"arrived in a batch of {municipality}")
         rules.require_resident_code(info.resident_code)
         if seq <= last:
             continue  # a duplicate of what is already applied: re-sends are harmless
         if seq != last + 1:
-            raise rules.Violation(rules.precondition("").code, f"更新順番号 rule: {municipality} sent {seq} but {last + 1} "
-                                  "is due (gap)", trailing=((SEQUENCE_DUE_KEY, str(last + 1)),))
+            raise R.UPDATE_SEQUENCE_ORDER(f"更新順番号 rule: {municipality} sent {seq} but {last + 1} "
+                                          "is due (gap)", trailing=((SEQUENCE_DUE_KEY, str(last + 1)),))
         last = seq
         applied.append(update)
     rows = [row(u.info) for u in applied]
@@ -217,7 +218,7 @@ def read_identity(store, resident_code: str) -> records_pb2.IdentityInfo:
     found = store.one("SELECT info FROM identity WHERE resident_code=? ORDER BY status, updated_at DESC LIMIT 1",
                       (resident_code,))
     if found is None:
-        raise rules.not_found(f"照会: no 本人確認情報 with 住民票コード {resident_code}")
+        raise C.RECORD_NOT_FOUND(f"照会: no 本人確認情報 with 住民票コード {resident_code}")
     return records_pb2.IdentityInfo.FromString(found[0])
 
 
@@ -292,18 +293,18 @@ def search_kind(query: identity_pb2.IdentitySearch) -> str:
         return "resident_code"
     if query.individual_number:
         if not individual_number_valid(query.individual_number):
-            raise rules.invalid("個人番号 rule: the search key is not 12 digits with a valid check digit")
+            raise C.INDIVIDUAL_NUMBER_FORMAT("個人番号 rule: the search key is not 12 digits with a valid check digit")
         return "individual_number"
     name = query.name_kana or query.name_kanji
     if query.birth_date:  # a key no one can have is bad input, not a search that finds nobody
         rules.require_past_date(query.birth_date, "生年月日")
     if query.address and not MUNICIPALITY_IN_ADDRESS.match(query.address):
-        raise rules.invalid("検索 rule (PIA Ⅲ(2)2): the 住所 key must name at least the prefecture and the municipality "
-                            "(e.g. 神奈川県伊勢原市…)")
+        raise R.SEARCH_ADDRESS_KEY("検索 rule (PIA Ⅲ(2)2): the 住所 key must name at least the prefecture and the municipality "
+                                   "(e.g. 神奈川県伊勢原市…)")
     if name and (query.birth_date or query.address or weakened("search-rule")):
         return "four_items"
-    raise rules.invalid("検索 rule (PIA Ⅲ(2)2): search by 住民票コード, by 個人番号, or by 氏名 with 生年月日 or 住所; "
-                        "性別 does not count as a key")
+    raise R.SEARCH_TWO_ITEMS("検索 rule (PIA Ⅲ(2)2): search by 住民票コード, by 個人番号, or by 氏名 with 生年月日 or 住所; "
+                             "性別 does not count as a key")
 
 
 def search(store, query: identity_pb2.IdentitySearch, municipality: str | None = None) -> identity_pb2.IdentitySearchResult:

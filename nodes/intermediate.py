@@ -10,6 +10,7 @@ import uuid
 
 from nodes.guard import current_call
 from nodes import audit, rules
+from nodes.reasons import access as A, common as C, platform as R
 from nodes.weaken import weakened
 from protos import card_pb2, card_pb2_grpc, common_pb2, intermediate_pb2, intermediate_pb2_grpc, records_pb2
 
@@ -66,9 +67,9 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
             rules.require_text(item.fugo, "符号")
             rules.require_text(item.unified_atena_number, "団体内統合宛名番号")
             if item.record.municipality_code != tenant:
-                raise rules.denied(f"tenant isolation: atena of {tenant} may not register data of {item.record.municipality_code}")
+                raise R.TENANT_ISOLATION(f"tenant isolation: atena of {tenant} may not register data of {item.record.municipality_code}")
             if item.record.individual_number and not weakened("number-in-copy"):
-                raise rules.invalid("符号 rule: a 副本 carries no 個人番号 (institutions identify people by 符号 only)")
+                raise R.INTERMEDIATE_NO_INDIVIDUAL_NUMBER("符号 rule: a 副本 carries no 個人番号 (institutions identify people by 符号 only)")
         if request.items:
             audit.set_batch_subject(i.record.resident_code for i in request.items)
         with self.rt.store.transaction() as db:
@@ -87,7 +88,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         rules.require_text(request.inquiry_id, "照会番号")
         row = self.rt.store.one("SELECT record FROM copies WHERE tenant=? AND fugo=?", (request.tenant, request.fugo))
         if row is None:
-            raise rules.not_found(f"情報提供: tenant {request.tenant} holds no 副本 for this 符号")
+            raise C.RECORD_NOT_FOUND(f"情報提供: tenant {request.tenant} holds no 副本 for this 符号")
         record = records_pb2.ResidentRecord.FromString(row[0])
         if not weakened("number-in-copy"):
             record.ClearField("individual_number")  # never across institutions, whatever an old copy held
@@ -110,10 +111,10 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         found = self.rt.store.one("SELECT fugo FROM copy_people WHERE tenant=? AND resident_code=?",
                                   (card.municipality_code, card.resident_code))
         if found is None:
-            raise rules.not_found(f"情報提供等記録: no 副本 of the card holder in {card.municipality_code}")
+            raise C.RECORD_NOT_FOUND(f"情報提供等記録: no 副本 of the card holder in {card.municipality_code}")
         tenant, fugo = card.municipality_code, found[0]
         if (request.tenant and request.tenant != tenant) or (request.fugo and request.fugo != fugo):
-            raise rules.denied("portal rule: a card holder reads their own 情報提供等記録 only")
+            raise R.PORTAL_OWN_RECORD("portal rule: a card holder reads their own 情報提供等記録 only")
         audit.set_subject(f"{fugo},{card.resident_code}")
         rows = self.rt.store.db.execute("SELECT provision_id, inquiry_id, requester, provided_at FROM provisions "
                                         "WHERE tenant=? AND fugo=? ORDER BY provided_at", (tenant, fugo))
@@ -131,7 +132,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
     def _staff(self, request, event: str):
         call = current_call()
         if call.operator != request.operator_id:
-            raise rules.denied(f"staff rule: the session is {call.operator}'s, not {request.operator_id}'s")
+            raise A.OPERATOR_CLAIM(f"staff rule: the session is {call.operator}'s, not {request.operator_id}'s")
         tenant = call.peer.identity.municipality
         audit.set_subject(f"{tenant}:{request.operator_id}")
         at = dt.datetime.now(dt.timezone.utc).isoformat()

@@ -13,6 +13,7 @@ import secrets
 from nodes import audit, identityfile, rules
 from nodes.numbers import with_individual_number_check, with_resident_code_check
 from nodes.guard import current_call
+from nodes.reasons import common as C, national as N
 from nodes.store import rows_in
 from protos import common_pb2, cs_pb2, identity_pb2, national_pb2, national_pb2_grpc, records_pb2
 
@@ -57,7 +58,8 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         """本人確認情報の通知 from a prefecture, for one of its municipalities."""
         caller = current_call().peer.identity
         if request.municipality_code[:2] != caller.prefecture_prefix:
-            raise rules.denied(f"都道府県 rule: prefecture {caller.prefecture} may not send updates of {request.municipality_code}")
+            raise N.PREFECTURE_SENDS_OWN(f"都道府県 rule: prefecture {caller.prefecture} may not send updates of "
+                                         f"{request.municipality_code}")
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
@@ -81,9 +83,9 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         """A pool of unused 住民票コード for the calling CS's municipality, drawn at random."""
         municipality = current_call().peer.identity.municipality
         if request.municipality_code and request.municipality_code != municipality:
-            raise rules.denied(f"pool rule: the CS of {municipality} may not take codes for {request.municipality_code}")
+            raise N.POOL_OWN_MUNICIPALITY(f"pool rule: the CS of {municipality} may not take codes for {request.municipality_code}")
         if not 0 < request.count <= MAX_POOL:
-            raise rules.invalid(f"pool rule: count must be 1..{MAX_POOL}")
+            raise N.POOL_ISSUE_SIZE(f"pool rule: count must be 1..{MAX_POOL}")
         audit.set_subject(f"pool:{request.count}")
         codes = self._fresh_codes(request.count)
         with self.rt.store.transaction() as db:
@@ -94,7 +96,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         """住民票コード変更請求: candidates the person may choose from."""
         rules.require_resident_code(request.resident_code)
         if not 1 <= request.count <= 10:
-            raise rules.invalid("変更請求 rule: offer 1..10 candidates")
+            raise N.CODE_OFFER_SIZE("変更請求 rule: offer 1..10 candidates")
         audit.set_subject(request.resident_code)
         municipality = current_call().peer.identity.municipality
         codes = self._fresh_codes(request.count)
@@ -128,7 +130,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         for code in codes:
             owner = owners.get(code)
             if owner and owner[0] != municipality and owner[1] != "used":
-                raise rules.denied(f"住民票コード rule: {code} was issued to {owner[0]}, not {municipality}")
+                raise N.RESIDENT_CODE_ISSUED_TO(f"住民票コード rule: {code} was issued to {owner[0]}, not {municipality}")
         self._refuse_elsewhere(codes, municipality)
         with self.rt.store.transaction() as db:
             numbers.update(self._generate_numbers(db, [c for c in codes if c not in numbers]))
@@ -144,11 +146,11 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         for code, where, status, blob in rows_in(db, "SELECT resident_code, municipality_code, status, info FROM identity "
                                                  "WHERE resident_code", codes):
             if status == 0 and where != municipality:
-                raise rules.precondition(f"住所 rule (one current residence): {code} is a current resident of {where}; "
-                                         "a 転入 needs the 転出 there first")
+                raise C.ONE_CURRENT_RESIDENCE(f"住所 rule (one current residence): {code} is a current resident of {where}; "
+                                              "a 転入 needs the 転出 there first")
             if status != 0 and records_pb2.IdentityInfo.FromString(blob).change_reason == "死亡":
-                raise rules.precondition(f"除票 rule (removed people stay removed): {code} was recorded as dead in "
-                                         f"{where}")
+                raise C.REMOVED_STAY_REMOVED(f"除票 rule (removed people stay removed): {code} was recorded as dead in "
+                                             f"{where}")
 
     def _generate_numbers(self, db, codes: list[str]) -> dict[str, str]:
         """個人番号 = a keyed one-way function of the 住民票コード, re-drawn on the rare collision."""
@@ -173,7 +175,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
             result.update({code: number for number, code in fresh})
             pending = [c for c in pending if c not in result]
         if pending:
-            raise rules.precondition("個人番号 rule: no unique number could be generated")
+            raise N.INDIVIDUAL_NUMBER_UNIQUE("個人番号 rule: no unique number could be generated")
         return result
 
     async def CheckResidence(self, request, context):
@@ -212,7 +214,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         caller = current_call().peer.identity.municipality
         audit.set_subject(request.municipality_code)
         if request.municipality_code != caller:
-            raise rules.denied(f"整合性確認 rule: the CS of {caller} may compare only its own records")
+            raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: the CS of {caller} may compare only its own records")
         for batch in identityfile.digest_batches(self.rt.store, request.municipality_code):
             yield batch
 

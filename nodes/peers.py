@@ -12,6 +12,7 @@ peer that cannot be authenticated (PIA Ⅲ(2)5).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import ssl
@@ -21,6 +22,8 @@ from cryptography import x509
 
 from certs.identity import KIND_DOMAIN
 from nodes.authn import AuthenticationError
+from nodes.reasons import access as A
+from nodes.refusal import trailers
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,11 @@ class PeerWatch:
 
     def interceptors(self, node) -> list:
         """Client interceptors that refuse calls to the peer while its certificate is refused."""
-        return [gate(self, node.name) for gate in (_UnaryUnary, _UnaryStream, _StreamUnary)]
+        return gates(functools.partial(self._refusal, node.name))
+
+    def _refusal(self, name: str) -> str:
+        why = self.refused.get(name)
+        return f"peer rule: nothing is sent to {name}: {why}" if why else ""
 
     async def run(self) -> None:
         """Check every peer now and then, for as long as the node runs."""
@@ -127,17 +134,29 @@ def _context(client_cert, node) -> ssl.SSLContext:
     return context
 
 
-class _Gate:
-    """Refuses calls to a peer whose certificate is refused."""
+def refused_locally(details: str) -> grpc.aio.AioRpcError:
+    """A call refused before it is sent (the peer rule), carrying its rule as a server's refusal would."""
+    violation = A.PEER_CERTIFICATE(details)
+    trailing = grpc.aio.Metadata(*trailers(violation, "", details))
+    return grpc.aio.AioRpcError(violation.code, grpc.aio.Metadata(), trailing, details=details)
 
-    def __init__(self, watch: PeerWatch, name: str):
-        self.watch, self.name = watch, name
+
+def gates(refusal) -> list:
+    """The asyncio client interceptors (one per kind of call) that refuse every call while refusal() names a
+    reason ("" lets the call through): the peer rule, for a node's peers and a tool's channels alike."""
+    return [gate(refusal) for gate in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+
+
+class _Gate:
+    """Refuses calls while its refusal() says why (asyncio channels take one interceptor class per kind of call)."""
+
+    def __init__(self, refusal):
+        self.refusal = refusal
 
     def refuse_if_refused(self) -> None:
-        why = self.watch.refused.get(self.name)
+        why = self.refusal()
         if why:
-            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE,
-                                       details=f"peer rule: nothing is sent to {self.name}: {why}")
+            raise refused_locally(why)
 
 
 class _UnaryUnary(_Gate, grpc.aio.UnaryUnaryClientInterceptor):
@@ -154,5 +173,11 @@ class _UnaryStream(_Gate, grpc.aio.UnaryStreamClientInterceptor):
 
 class _StreamUnary(_Gate, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation, details, request_iterator):
+        self.refuse_if_refused()
+        return await continuation(details, request_iterator)
+
+
+class _StreamStream(_Gate, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation, details, request_iterator):
         self.refuse_if_refused()
         return await continuation(details, request_iterator)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from certs.identity import KIND_DOMAIN
+from nodes.reasons import access as A
+from nodes.refusal import Rule
 
 SAME_MUNICIPALITY = "same-municipality"
 SAME_PREFECTURE = "same-prefecture"
@@ -130,7 +132,11 @@ def _in_scope(scope: str, caller, server) -> bool:
 
 
 class Decision(Exception):
-    """A refusal: the message names the rule that refused."""
+    """A refusal: the rule of the catalogue that refused (nodes/reasons/access.py), the message naming it."""
+
+    def __init__(self, rule: Rule, message: str):
+        super().__init__(message)
+        self.rule = rule
 
 
 def rules_for(server_kind: str) -> tuple[Allow, ...]:
@@ -157,17 +163,17 @@ def authorize(server, caller, method: str) -> None:
     bad-certificate kit is refused by the rule that refuses what it imitates, else by the kit rule."""
     _decide(server, caller, method)
     if caller.kit:
-        raise Decision(f"kit rule: {caller.uri} belongs to the bad-certificate kit ({caller.kit}) and is never a "
+        raise Decision(A.KIT_IDENTITY, f"kit rule: {caller.uri} belongs to the bad-certificate kit ({caller.kit}) and is never a "
                        "working credential")
 
 
 def _decide(server, caller, method: str) -> None:
     never = NEVER.get((caller.kind, server.kind))
     if never:
-        raise Decision(f"{never} ({caller.uri})")
+        raise Decision(A.NEVER_CALLS, f"{never} ({caller.uri})")
     if caller.domain not in accepted_domains(server.kind):
         raise Decision(
-            f"trust-domain separation: {server.kind} accepts no certificate from the {caller.domain} domain "
+            A.TRUST_DOMAIN, f"trust-domain separation: {server.kind} accepts no certificate from the {caller.domain} domain "
             f"({caller.uri})"
         )
     rules = rules_for(server.kind)
@@ -177,5 +183,5 @@ def _decide(server, caller, method: str) -> None:
     for rule in rules:
         if rule.caller == caller.kind and _method_matches(rule.methods, method):
             where = server.municipality or server.prefecture or server.kind
-            raise Decision(f"{rule.scope} rule: {caller.uri} may not call {method} on {server.kind} of {where}")
-    raise Decision(f"default deny: no rule lets a {caller.kind} ({caller.uri}) call {method} on {server.kind}")
+            raise Decision(A.SCOPE, f"{rule.scope} rule: {caller.uri} may not call {method} on {server.kind} of {where}")
+    raise Decision(A.DEFAULT_DENY, f"default deny: no rule lets a {caller.kind} ({caller.uri}) call {method} on {server.kind}")

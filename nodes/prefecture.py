@@ -1,9 +1,10 @@
 """都道府県サーバ: the 都道府県知事保存本人確認情報ファイル, applied in 更新順番号 order and forwarded to national."""
 from __future__ import annotations
 
-from nodes import audit, identityfile, rules
+from nodes import audit, identityfile
 from nodes.outbox import Target
 from nodes.guard import current_call
+from nodes.reasons import common as C, national as N
 from protos import common_pb2, identity_pb2, national_pb2_grpc, prefecture_pb2, prefecture_pb2_grpc
 
 SERVICE_NAME = prefecture_pb2.DESCRIPTOR.services_by_name["PrefectureServer"].full_name
@@ -32,9 +33,10 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
         """本人確認情報の通知 from a CS: in order, duplicates ignored, gaps refused."""
         caller = current_call().peer.identity
         if request.municipality_code != caller.municipality:
-            raise rules.denied(f"市町村コード rule: the CS of {caller.municipality} may send only its own updates")
+            raise C.MUNICIPALITY_OWN(f"市町村コード rule: the CS of {caller.municipality} may send only its own updates")
         if request.municipality_code not in self.outbox.targets:
-            raise rules.denied(f"都道府県 rule: {request.municipality_code} is not a municipality of {self.rt.node.prefecture}")
+            raise N.PREFECTURE_OWN_MUNICIPALITIES(f"都道府県 rule: {request.municipality_code} is not a municipality of "
+                                                  f"{self.rt.node.prefecture}")
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
@@ -65,4 +67,4 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
         caller = current_call().peer.identity.municipality
         audit.set_subject(municipality)
         if municipality != caller:
-            raise rules.denied(f"整合性確認 rule: the CS of {caller} may compare only its own records")
+            raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: the CS of {caller} may compare only its own records")

@@ -1,64 +1,26 @@
-"""Rule violations: a node refuses bad input with the gRPC status that fits and a message that names the rule."""
+"""The checks of the items every node applies (formats, sizes, characters, dates, items the server sets), each
+refusing under its rule of the catalogue (nodes/reasons/common.py) with a message that says what was wrong."""
 from __future__ import annotations
 
 import datetime as dt
 import unicodedata
 
-import grpc
-
 from nodes.clock import office_today
 from nodes.numbers import individual_number_valid, municipality_code_valid, resident_code_valid
-
-
-class Violation(Exception):
-    """A broken rule; the runtime answers it with code and this message, after rolling back."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, trailing: tuple = ()):
-        super().__init__(message)
-        self.code = code
-        self.trailing = trailing  # (key, value) metadata a peer can act on, e.g. the 更新順番号 due
-
-
-def invalid(message: str) -> Violation:
-    """Malformed input (INVALID_ARGUMENT)."""
-    return Violation(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def precondition(message: str) -> Violation:
-    """Input that is well-formed but not allowed in the current state (FAILED_PRECONDITION)."""
-    return Violation(grpc.StatusCode.FAILED_PRECONDITION, message)
-
-
-def not_found(message: str) -> Violation:
-    """No such record (NOT_FOUND)."""
-    return Violation(grpc.StatusCode.NOT_FOUND, message)
-
-
-def already_exists(message: str) -> Violation:
-    """A record that may exist only once (ALREADY_EXISTS)."""
-    return Violation(grpc.StatusCode.ALREADY_EXISTS, message)
-
-
-def unauthenticated(message: str) -> Violation:
-    """A credential (PIN, operator credential) that does not prove who the caller says (UNAUTHENTICATED)."""
-    return Violation(grpc.StatusCode.UNAUTHENTICATED, message)
-
-
-def denied(message: str) -> Violation:
-    """A caller asking for what its identity does not allow (PERMISSION_DENIED)."""
-    return Violation(grpc.StatusCode.PERMISSION_DENIED, message)
+from nodes.reasons import common as C
+from nodes.refusal import Rule, Violation  # noqa: F401 (nodes raise rules.Violation)
 
 
 def require_resident_code(code: str) -> None:
     """住民票コード: 11 digits with the check digit of DESIGN §4."""
     if not resident_code_valid(code):
-        raise invalid(f"住民票コード rule: {code!r} is not 11 digits with a valid check digit")
+        raise C.RESIDENT_CODE_FORMAT(f"住民票コード rule: {code!r} is not 11 digits with a valid check digit")
 
 
 def require_individual_number(number: str) -> None:
     """個人番号: 12 digits with the check digit of 総務省令第85号 §5."""
     if not individual_number_valid(number):
-        raise invalid(f"個人番号 rule: {number!r} is not 12 digits with a valid check digit")
+        raise C.INDIVIDUAL_NUMBER_FORMAT(f"個人番号 rule: {number!r} is not 12 digits with a valid check digit")
 
 
 def require_date(value: str, item: str) -> dt.date:
@@ -66,13 +28,13 @@ def require_date(value: str, item: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise invalid(f"{item} rule: {value!r} is not a date of the form YYYY-MM-DD") from None
+        raise C.DATE_FORMAT(f"{item} rule: {value!r} is not a date of the form YYYY-MM-DD") from None
 
 
 def require_text(value: str, item: str) -> None:
     """A required text item."""
     if not value.strip():
-        raise invalid(f"{item} rule: the item is required")
+        raise C.ITEM_REQUIRED(f"{item} rule: the item is required")
 
 
 OPERATIONS_ROLES = {"manager", "operations"}  # roles that run batches and full 整合性確認 from a terminal
@@ -101,12 +63,12 @@ def check_text(value: str, item: str) -> None:
     """A text item: within its length, without control characters."""
     limit = ITEM_LENGTHS.get(item, DEFAULT_LENGTH)
     if len(value) > limit:
-        raise invalid(f"項目長 rule: {item} has {len(value)} characters (at most {limit})")
+        raise C.ITEM_LENGTH(f"項目長 rule: {item} has {len(value)} characters (at most {limit})")
     if value.isprintable():  # the common case, decided in C: no Other or Separator character at all
         return
     for char in value:
         if unicodedata.category(char) in FORBIDDEN_CATEGORIES:
-            raise invalid(f"文字 rule: {item} contains the control character U+{ord(char):04X}")
+            raise C.ITEM_CHARACTERS(f"文字 rule: {item} contains the control character U+{ord(char):04X}")
 
 
 def check_message_text(message, prefix: str = "") -> None:
@@ -125,28 +87,28 @@ def check_message_text(message, prefix: str = "") -> None:
 def require_municipality_code(code: str, item: str = "地方公共団体コード") -> None:
     """全国地方公共団体コード: 6 digits, the last a check digit (DESIGN §2)."""
     if not municipality_code_valid(code):
-        raise invalid(f"{item} rule: {code!r} is not a 地方公共団体コード (6 digits with a valid check digit)")
+        raise C.MUNICIPALITY_CODE_FORMAT(f"{item} rule: {code!r} is not a 地方公共団体コード (6 digits with a valid check digit)")
 
 
 def require_past_date(value: str, item: str, *, not_before: dt.date = OLDEST_BIRTH, window_days: int | None = None,
-                      rule: str = "") -> dt.date:
+                      rule: Rule = C.NOTIFICATION_LATE, rule_name: str = "") -> dt.date:
     """A date that has happened: not after the server's today, not before not_before, and, with
-    window_days, not more than that many days ago (the legal window of a 届出, refused under rule)."""
+    window_days, not more than that many days ago (the legal window of a 届出, refused under rule, named rule_name)."""
     date = require_date(value, item)
     now = office_today()
     if date > now:
-        raise invalid(f"{item} rule: {date} is in the future (today is {now})")
+        raise C.DATE_NOT_FUTURE(f"{item} rule: {date} is in the future (today is {now})")
     if date < not_before:
-        raise invalid(f"{item} rule: {date} is before {not_before}")
+        raise C.DATE_NOT_FUTURE(f"{item} rule: {date} is before {not_before}")
     if window_days is not None and date < now - dt.timedelta(days=window_days):
-        raise precondition(f"{rule or item + ' rule'}: the 届出 came {(now - date).days} days after the {item} "
+        raise rule(f"{rule_name or item + ' rule'}: the 届出 came {(now - date).days} days after the {item} "
                            f"{date} (at most {window_days})")
     return date
 
 
-def refuse_set(message, items, rule: str, source: str = "set by the office") -> None:
+def refuse_set(message, items, rule: str, source: str = "set by the office", *, by: Rule = C.SET_BY_SERVER) -> None:
     """Items that do not come from the request (the office derives them, or a document carries them):
-    a request that sets one is refused, naming it."""
+    a request that sets one is refused under by (rule: the words that name it)."""
     given = sorted(f.name for f, _ in message.ListFields() if f.name in items)
     if given:
-        raise invalid(f"{rule}: {', '.join(given)} {'is' if len(given) == 1 else 'are'} {source}, not by the request")
+        raise by(f"{rule}: {', '.join(given)} {'is' if len(given) == 1 else 'are'} {source}, not by the request")

@@ -33,6 +33,7 @@ from nodes.guard import CallContext, GuardInterceptor
 from nodes.metrics import NodeMetrics
 from nodes.outbox import Outbox, Target
 from nodes.peers import PeerWatch
+from nodes.reasons import common as C
 from nodes.rules import Violation
 from nodes.store import Store
 from nodes.topology import SEARCH_END
@@ -170,8 +171,8 @@ class NodeRuntime:
             return await method(request, timeout=self.peer_timeout)
         except grpc.aio.AioRpcError as exc:
             if unreachable and exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise Violation(grpc.StatusCode.UNAVAILABLE, f"{peer} unreachable ({exc.code().name}): {unreachable}") from None
-            raise Violation(exc.code(), f"{peer}: {exc.details()}") from None
+                raise C.PEER_UNAVAILABLE(f"{peer} unreachable ({exc.code().name}): {unreachable}") from None
+            raise Violation.relayed(exc, peer) from None
 
     def use_outbox(self, targets: dict[str, Target]) -> Outbox:
         """Give this node a durable outbox delivering to the given targets."""

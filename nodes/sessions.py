@@ -16,12 +16,19 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from nodes.reasons import access as A
+from nodes.refusal import Rule
+
 SESSION_SECONDS = 8 * 3600  # one working day
 APPROVAL_SECONDS = 3600
 
 
 class TokenError(Exception):
-    """A token that is malformed, badly signed, expired or for someone else."""
+    """A token that is malformed, badly signed, expired or for someone else, and the rule it breaks."""
+
+    def __init__(self, message: str, rule: Rule = A.SESSION_INVALID):
+        super().__init__(message)
+        self.rule = rule
 
 READ_APPROVAL_KEY = "x-read-approval-token"  # metadata: a manager's standing approval spent by reads, record by record
 
@@ -90,7 +97,8 @@ def check_session(key: ed25519.Ed25519PublicKey, token: str, municipality: str, 
     if payload["muni"] != municipality:
         raise TokenError(f"a session of {payload['muni']} is not valid in {municipality}")
     if payload["term"] != terminal or payload["fp"] != fingerprint:
-        raise TokenError(f"the session was issued to terminal {payload['term']}, not to this terminal's certificate")
+        raise TokenError(f"the session was issued to terminal {payload['term']}, not to this terminal's certificate",
+                         A.SESSION_OTHER_TERMINAL)
     return OperatorSession(payload["op"], tuple(payload["roles"]), terminal, municipality)
 
 

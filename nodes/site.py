@@ -12,9 +12,8 @@ import asyncio
 import datetime as dt
 import sqlite3
 
-import grpc
-
 from nodes import audit, rules
+from nodes.reasons import site as R
 from protos import migration_pb2, migration_pb2_grpc
 
 SCHEMA = """
@@ -62,8 +61,8 @@ class SiteState:
         """UNAVAILABLE naming the reason while frozen: the terminal should come back after the window."""
         reason = self.reason()
         if reason:
-            raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"移行 rule: changes are closed: {reason} "
-                                  f"(since {self.get('since')})")
+            raise R.SITE_CHANGES_CLOSED(f"移行 rule: changes are closed: {reason} "
+                                        f"(since {self.get('since')})")
 
 
 def _now() -> str:
@@ -96,9 +95,8 @@ class MigrationServicer(migration_pb2_grpc.MigrationServicer):
             if not reply.pending_intents and not reply.outbox_pending:
                 return reply
             if asyncio.get_running_loop().time() > deadline:
-                raise rules.Violation(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                      f"移行 rule: frozen, but {reply.pending_intents} changes and {reply.outbox_pending} "
-                                      f"notifications are still queued after {DRAIN_SECONDS:.0f} s")
+                raise R.SITE_FREEZE_TIMEOUT(f"移行 rule: frozen, but {reply.pending_intents} changes and {reply.outbox_pending} "
+                                             f"notifications are still queued after {DRAIN_SECONDS:.0f} s")
             self.node.drain()
             await asyncio.sleep(0.05)
 
@@ -106,7 +104,7 @@ class MigrationServicer(migration_pb2_grpc.MigrationServicer):
         """Open changes again (the old site after a rollback, the new one after the cut over)."""
         rules.require_text(request.reason, "reason")
         if self.rt.node in self.rt.topology.targets:
-            raise rules.precondition(f"移行 rule: {self.rt.node.name} is a target not yet cut over to; it opens after the cut over")
+            raise R.SITE_TARGET_NOT_CUT_OVER(f"移行 rule: {self.rt.node.name} is a target not yet cut over to; it opens after the cut over")
         self.state.reopen()
         return self._reply()
 
@@ -118,8 +116,8 @@ class MigrationServicer(migration_pb2_grpc.MigrationServicer):
         """Everything this node holds, as migration items in batches (frozen first: nothing changes while it is
         read)."""
         if not self.state.reason():
-            raise rules.precondition("移行 rule: export only from a frozen site (Freeze first), so that nothing changes "
-                                     "while it is read")
+            raise R.SITE_EXPORT_NOT_FROZEN("移行 rule: export only from a frozen site (Freeze first), so that nothing changes "
+                                            "while it is read")
         batch = migration_pb2.MigrationBatch()
         for item in self.node.export_items():
             batch.items.append(item)
@@ -143,14 +141,14 @@ class MigrationServicer(migration_pb2_grpc.MigrationServicer):
     async def Import(self, request_iterator, context):
         """Take a whole export into this target, which must be empty; one transaction: all or nothing."""
         if self.rt.node not in self.rt.topology.targets:
-            raise rules.precondition(f"移行 rule: {self.rt.node.name} is not a migration target; import only into one")
+            raise R.SITE_TARGET_ONLY(f"移行 rule: {self.rt.node.name} is not a migration target; import only into one")
         if self.node.records():
-            raise rules.precondition(f"移行 rule: {self.rt.node.name} already holds records; wipe it before a new import")
+            raise R.SITE_IMPORT_NOT_EMPTY(f"移行 rule: {self.rt.node.name} already holds records; wipe it before a new import")
         items = [item async for batch in request_iterator for item in batch.items]
         try:
             summary = self.node.import_items(items)  # one transaction: a refusal leaves the target empty
         except sqlite3.IntegrityError as exc:
-            raise rules.invalid(f"移行 rule: the export holds a record twice ({exc}); nothing was imported") from None
+            raise R.SITE_IMPORT_DUPLICATE(f"移行 rule: the export holds a record twice ({exc}); nothing was imported") from None
         audit.set_subject(f"{summary.history or summary.atena} records")
         return summary
 
@@ -158,7 +156,7 @@ class MigrationServicer(migration_pb2_grpc.MigrationServicer):
         """Forget everything imported into this target (a rehearsal rolled back)."""
         rules.require_text(request.reason, "reason")
         if self.rt.node not in self.rt.topology.targets:
-            raise rules.precondition(f"移行 rule: {self.rt.node.name} is not a migration target; only a target is wiped")
+            raise R.SITE_TARGET_ONLY(f"移行 rule: {self.rt.node.name} is not a migration target; only a target is wiped")
         self.node.wipe()
         self.state.freeze(TARGET_REASON)
         return self._reply()

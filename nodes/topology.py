@@ -6,8 +6,6 @@ its holder (DESIGN §3, trust hygiene). Nodes read it; the testbed commands writ
 from __future__ import annotations
 
 import dataclasses
-import random
-import socket
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,6 +14,7 @@ import yaml
 
 from certs.identity import (DOMAINS, console_uri, kiosk_uri, local_government_code_valid, monitor_uri, node_uri, platform_uri,
                             terminal_uri)
+from nodes import ports
 
 DNS_SUFFIX = "testbed.internal"
 # Who calls whom (DESIGN §2): (caller kind, callee kind) → "same" (same municipality), "other" (another one) or "any".
@@ -23,8 +22,6 @@ CALLS = {("kizon", "cs"): "same", ("kizon", "atena"): "same", ("cs", "prefecture
          ("cs", "card"): "any", ("cs", "cs"): "other", ("prefecture", "national"): "any", ("atena", "national"): "any",
          ("atena", "intermediate"): "any", ("intermediate", "card"): "any"}
 METRICS_OFFSET = 1000  # a node's metrics port, when the topology gives none: its gRPC port + 1000
-FREE_PORT_SPAN = 8000  # with_free_ports() picks among this many ports just below the ephemeral range (above the
-# default topology's, 20101–23203)
 SEARCH_OFFSET = 2000  # a CS's 本人確認情報検索 port, when the topology gives none: its gRPC port + 2000
 SEARCH_END = "search"  # NODE.search: a CS's search process, in audit chains, metrics jobs and probe reports
 SEARCH_KINDS = ("cs",)  # nodes that serve 本人確認情報検索 from a process of their own beside the node
@@ -348,37 +345,7 @@ def _beside(address: str, offset: int) -> str:
 
 
 def free_ports(host: str, count: int, avoid=frozenset()) -> list[int]:
-    """count distinct ports free now on host (and not in avoid), below the kernel's ephemeral range: a port the
-    kernel hands out for outgoing connections could be taken by one of them (another node's call) between this
-    choice and the bind of whoever it is for. Every socket stays bound until all are chosen."""
-    low, _ = _ephemeral_range()
-    first = max(1024, low - FREE_PORT_SPAN)
-    sockets: list[socket.socket] = []
-    try:
-        for port in random.sample(range(first, low), min(low - first, 20 * count + len(avoid))):
-            if len(sockets) == count:
-                break
-            if port in avoid:
-                continue
-            sock = socket.socket()
-            try:
-                sock.bind((host, port))
-            except OSError:
-                sock.close()
-                continue
-            sockets.append(sock)
-        if len(sockets) < count:
-            raise OSError(f"only {len(sockets)} of {count} ports free below {low} on {host}")
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    """The kernel's range of ports for outgoing connections (Linux; the usual default elsewhere)."""
-    try:
-        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-        return low, high
-    except (OSError, ValueError):
-        return 32768, 60999
+    """count distinct ports free now on host (and not in avoid), below the kernel's ephemeral range (a port the
+    kernel hands out for outgoing connections could be taken by another node's call before its node binds it),
+    reserved for this process so that no other program choosing at the same time picks them (nodes/ports.py)."""
+    return ports.reserve(host, count, avoid)

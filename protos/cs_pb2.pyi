@@ -118,14 +118,16 @@ class IdentityUpdateGroup(_message.Message):
     def __init__(self, batches: _Optional[_Iterable[_Union[_identity_pb2.IdentityUpdateBatch, _Mapping]]] = ...) -> None: ...
 
 class GroupOutcome(_message.Message):
-    __slots__ = ("code", "detail", "ack")
+    __slots__ = ("code", "detail", "ack", "reason")
     CODE_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     code: int
     detail: str
     ack: _common_pb2.UpdateAck
-    def __init__(self, code: _Optional[int] = ..., detail: _Optional[str] = ..., ack: _Optional[_Union[_common_pb2.UpdateAck, _Mapping]] = ...) -> None: ...
+    reason: str
+    def __init__(self, code: _Optional[int] = ..., detail: _Optional[str] = ..., ack: _Optional[_Union[_common_pb2.UpdateAck, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GroupOutcomes(_message.Message):
     __slots__ = ("outcomes",)

@@ -11,7 +11,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from certs.identity import KIND_DOMAIN
 from certs.pki import PKI
 from nodes.authn import Authenticator
-from nodes.peers import check_server
+from nodes.peers import check_server, gates, refused_locally
+from nodes.reasons import access as A
 from nodes.guard import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
 from nodes.sessions import READ_APPROVAL_KEY
 from nodes.tls import ClientCert, aio_channel, pinned, sync_channel
@@ -49,22 +50,25 @@ def bad_cert(pki: PKI, case: str) -> ClientCert:
 
 
 class PeerRefused(grpc.RpcError):
-    """A call not sent: the server presented a revoked or misnamed certificate (peer rule)."""
+    """A call not sent: the server presented a revoked or misnamed certificate (the peer rule, PEER_CERTIFICATE)."""
 
     def __init__(self, details: str):
         super().__init__(details)
         self._details = details
 
     def code(self):
-        return grpc.StatusCode.UNAVAILABLE
+        return A.PEER_CERTIFICATE.code
 
     def details(self):
         return self._details
 
+    def trailing_metadata(self):
+        return refused_locally(self._details).trailing_metadata()
+
 
 class _RefuseAll(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
                  grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Refuses every call on a channel to a server that failed the peer rule."""
+    """Refuses every call on a blocking channel to a server that failed the peer rule."""
 
     def __init__(self, details: str):
         self.details = details
@@ -101,29 +105,9 @@ def async_channel(node, cert: ClientCert, verify_server: bool = True, intercepto
     """An asyncio mTLS channel to a node, trusting only the issuing CA of the node's trust domain; with
     verify_server, calls are refused as by channel() when the node's certificate fails the peer rule."""
     why = server_verdict(node, cert) if verify_server else ""
-    gates = [gate(why) for gate in (_AioRefuse, _AioRefuseStream, _AioRefuseUnaryStream)] if why else []
+    refusing = gates(lambda: why) if why else []
     return aio_channel(node.address, node.host_name, pinned(cert, KIND_DOMAIN[node.kind]),
-                       interceptors=(gates + list(interceptors or ())) or None)
-
-
-class _AioRefuse(grpc.aio.UnaryUnaryClientInterceptor):
-    """The asyncio form of _RefuseAll (aio channels take one interceptor class per kind of call)."""
-
-    def __init__(self, details: str):
-        self.details = details
-
-    async def intercept_unary_unary(self, continuation, details, request):
-        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, details=self.details)
-
-
-class _AioRefuseStream(_AioRefuse, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation, details, request_iterator):
-        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, details=self.details)
-
-
-class _AioRefuseUnaryStream(_AioRefuse, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation, details, request):
-        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, details=self.details)
+                       interceptors=(refusing + list(interceptors or ())) or None)
 
 
 def operator_metadata(operator: str) -> tuple[tuple[str, str], ...]:

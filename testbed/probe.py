@@ -33,8 +33,10 @@ from certs.identity import DOMAINS, JUKINET, LAN, KIND_DOMAIN, node_uri, parse, 
 from certs.pki import BAD_CASES, PassphraseError, cert_pem, crl_number, issue_leaf, key_pem, write_private, write_public
 from nodes import NODE_MODULES, audit
 from nodes.clock import office_today
-from nodes.policy import Decision, authorize
 from nodes.guard import APPROVAL_KEY
+from nodes.policy import Decision, authorize
+from nodes.reasons import access as A
+from nodes.refusal import rule_of
 from nodes.tls import ClientCert, pinned
 from protos import identity_pb2, intermediate_pb2, kizon_pb2, national_pb2, national_pb2_grpc, records_pb2
 from scenarios.towns import towns
@@ -43,10 +45,11 @@ from testbed.client import Counter, channel, named_cert, node_cert, node_status
 
 REFUSED = "refused"
 HANDSHAKE = {"expired", "not_yet_valid", "rogue_ca", "no_client_auth"}
-# Refusals that come from authentication or the policy (anything else means the caller was let in).
-POLICY_MARKS = ("default deny", "same-municipality rule", "same-prefecture rule", "own-domain rule",
-                "trust-domain separation", "separation (PIA", "kit rule")
-AUTHN_MARKS = ("identity rule", "revocation", "trust-domain separation", "key size rule", "revocation status unknown")
+# The rules by which authentication or the policy refuse (any other answer means the caller was let in).
+POLICY_RULES = frozenset(r.reason for r in (A.DEFAULT_DENY, A.SCOPE, A.TRUST_DOMAIN, A.NEVER_CALLS, A.KIT_IDENTITY))
+AUTHN_RULES = frozenset(r.reason for r in (A.CERTIFICATE_REQUIRED, A.CERTIFICATE_IDENTITY, A.CERTIFICATE_KEY_USAGE,
+                                           A.CERTIFICATE_ISSUER, A.CERTIFICATE_KEY_SIZE, A.CERTIFICATE_NOT_IN_TOPOLOGY,
+                                           A.CERTIFICATE_REVOKED, A.REVOCATION_UNKNOWN))
 CALL_TIMEOUT = 5.0
 
 
@@ -64,24 +67,26 @@ class Case:
     detail: str = ""
 
 
-def _status(call) -> tuple[grpc.StatusCode, str]:
+def _status(call) -> tuple[grpc.StatusCode, str, str]:
+    """(status code, message with the rule id in front, rule id) of a call (OK, "", "" when it succeeds)."""
     try:
         call()
     except grpc.RpcError as exc:
-        return exc.code(), exc.details() or ""
-    return grpc.StatusCode.OK, ""
+        reason = rule_of(exc)
+        return exc.code(), f"[{reason}] {exc.details() or ''}" if reason else exc.details() or "", reason
+    return grpc.StatusCode.OK, "", ""
 
 
-def _refused_by_guard(code: grpc.StatusCode, details: str) -> bool:
+def _refused_by_guard(code: grpc.StatusCode, reason: str) -> bool:
     """Whether authentication or the policy refused the call (rather than the application answering)."""
     if code == grpc.StatusCode.UNAVAILABLE:
         return True
-    if code == grpc.StatusCode.UNAUTHENTICATED and any(m in details for m in AUTHN_MARKS):
+    if code == grpc.StatusCode.UNAUTHENTICATED and reason in AUTHN_RULES:
         return True
-    return code == grpc.StatusCode.PERMISSION_DENIED and any(m in details for m in POLICY_MARKS)
+    return code == grpc.StatusCode.PERMISSION_DENIED and reason in POLICY_RULES
 
 
-def _call_any(ch, method) -> tuple[grpc.StatusCode, str]:
+def _call_any(ch, method) -> tuple[grpc.StatusCode, str, str]:
     """Call a method with an empty request, whatever its kind of streaming."""
     path = f"/{method.containing_service.full_name}/{method.name}"
     if method.client_streaming and method.server_streaming:
@@ -134,9 +139,9 @@ class Probe:
             cert = ClientCert(*self.pki.bad_files(case), self.pki.trust_bundle)
             for label, node in self.ports():
                 with channel(node, cert) as ch:
-                    code, details = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+                    code, details, reason = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
                 expected = "UNAVAILABLE (handshake)" if case in HANDSHAKE else REFUSED
-                ok = code == grpc.StatusCode.UNAVAILABLE if case in HANDSHAKE else _refused_by_guard(code, details)
+                ok = code == grpc.StatusCode.UNAVAILABLE if case in HANDSHAKE else _refused_by_guard(code, reason)
                 self.add("kit", f"bad/{case}", label, expected, code.name, ok, _kit_rule(case), details)
 
     def ports(self) -> list[tuple[str, object]]:
@@ -155,7 +160,7 @@ class Probe:
             cert = self._mint(label, domain, identity, key)
             node = self.topology.find(kind, municipality)
             with channel(node, cert) as ch:
-                code, details = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+                code, details, reason = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
             rule = "key size rule" if key is not None else "identity rule"
             ok = code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)
             self.add("identity", label, node.name, "UNAUTHENTICATED", code.name, ok, rule, details)
@@ -167,9 +172,9 @@ class Probe:
         node = self.topology.find("kizon", home)
         time.sleep(0.05)  # a node re-reads the CRL when its file changes
         with channel(node, cert) as ch:
-            code, details = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+            code, details, reason = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
         self.add("identity", "revoked certificate of a listed terminal", node.name, "UNAUTHENTICATED", code.name,
-                 code == grpc.StatusCode.UNAUTHENTICATED and "revocation" in details, "crl", details)
+                 code == grpc.StatusCode.UNAUTHENTICATED and reason == A.CERTIFICATE_REVOKED.reason, "crl", details)
 
     def _mint(self, label: str, domain: str, identity: str, key=None) -> ClientCert:
         ca = self.pki.authority(domain)
@@ -203,8 +208,8 @@ class Probe:
                             allowed = True
                         except Decision:
                             allowed = False
-                        code, details = _call_any(ch, method)
-                        if allowed == _refused_by_guard(code, details):
+                        code, details, reason = _call_any(ch, method)
+                        if allowed == _refused_by_guard(code, reason):
                             wrong.append(f"{method.name}: {code.name} {details[:80]} (policy {'allows' if allowed else 'refuses'})")
                 self.add("policy", entry["identity"].removeprefix("spiffe://testbed.jp/"), node.name,
                          f"{len(methods)} methods as the policy says", "as the policy says" if not wrong else
@@ -282,7 +287,7 @@ class Probe:
             for label, query in (("氏名 alone", identity_pb2.IdentitySearch(name_kana="シケン タロウ")),
                                  ("氏名 and one character of 住所", identity_pb2.IdentitySearch(name_kana="シケン タロウ",
                                                                                          address="神"))):
-                code, details = _status(lambda: clerk(clerk.cs.SearchIdentity, query))
+                code, details, reason = _status(lambda: clerk(clerk.cs.SearchIdentity, query))
                 self.add("search", label, f"cs-{home}", "INVALID_ARGUMENT", code.name,
                          code == grpc.StatusCode.INVALID_ARGUMENT, "検索 rule (PIA Ⅲ(2)2)", details)
 
@@ -298,11 +303,11 @@ class Probe:
                          f"only {count} residents", None, "bulk output rule (PIA Ⅲ(2)3)",
                          "load more than 100 residents (testbed load) to try the bulk-output rule")
                 return
-            code, details = _status(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest())))
+            code, details, reason = _status(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest())))
             self.add("bulk-output", f"one export of {count} records without approval", f"kizon-{home.code}",
                      "PERMISSION_DENIED", code.name, code == grpc.StatusCode.PERMISSION_DENIED,
                      "bulk output rule (PIA Ⅲ(2)3)", details)
-            code, details = _status(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose="x"),
+            code, details, reason = _status(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose="x"),
                                                        metadata=((APPROVAL_KEY, "forged.token"),))))
             self.add("bulk-output", "a forged approval", f"kizon-{home.code}", "PERMISSION_DENIED",
                      code.name, code == grpc.StatusCode.PERMISSION_DENIED, "bulk output rule (PIA Ⅲ(2)3)", details)

@@ -31,6 +31,8 @@ from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, interm
 from scenarios.population import resident_code
 from scenarios.towns import towns
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, office_today
+from nodes.reasons.card import CARD_STATE_TRANSITION
+from nodes.refusal import rule_of
 from nodes.tls import ClientCert
 from testbed.client import async_bulk_approval, async_channel, console_cert, async_login, monitor_cert, named_cert
 from testbed.faults import execute, records
@@ -182,14 +184,14 @@ class Replay:
                 await kizon.ChangeCard(card_pb2.CardRequest(action=card_pb2.APPLY, resident_code=person.code),
                                        metadata=metadata)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                if rule_of(exc) != CARD_STATE_TRANSITION.reason:
                     raise
                 # an earlier run applied for or issued this card already: if issued, set the kiosk PIN again
                 try:
                     status = await kizon.ChangeCard(card_pb2.CardRequest(
                         action=card_pb2.RESET_PIN, resident_code=person.code, pin=KIOSK_PIN), metadata=metadata)
                 except grpc.aio.AioRpcError as again:
-                    if again.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    if rule_of(again) != CARD_STATE_TRANSITION.reason:
                         raise
                     continue  # applied or being made: issued below
                 register.cards.append((status.card_number, person.code))
@@ -202,7 +204,7 @@ class Replay:
                     register.cards.append((status.card_number, person.code))
                     break
                 except grpc.aio.AioRpcError as exc:
-                    if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    if rule_of(exc) != CARD_STATE_TRANSITION.reason:
                         raise
                     await asyncio.sleep(0.1)
 

@@ -1,31 +1,46 @@
 """Test helpers: people to register and calls to make against a live network."""
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import signal
 import sqlite3
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import grpc
 import pytest
 
+import nodes.reasons  # noqa: F401 (the catalogue, filled)
 from nodes.clock import office_today
+from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of
 from protos import common_pb2, kizon_pb2, records_pb2
 from testbed.client import Counter, NotYet, eventually  # noqa: F401 (re-exported for the tests)
 
+RECORD_REASONS = "TESTBED_RECORD_REASONS"  # a file: each refusal a test expects, by line, with the rule it saw
 TODAY = office_today().isoformat()  # the nodes measure dates by the office's clock (Japan)
 
 
 @contextmanager
-def refused(code: grpc.StatusCode, *rules: str):
-    """The call inside is refused with this status and a message naming each of the rules."""
+def refused(code: grpc.StatusCode, *rules: str, reason: str = ""):
+    """The call inside is refused with this status, a rule of the catalogue whose status it is (the ErrorInfo's
+    reason: `reason` when given), and a message naming each of the rules."""
     with pytest.raises(grpc.RpcError) as caught:
         yield caught
-    assert caught.value.code() == code, caught.value.details()
+    error = caught.value
+    assert error.code() == code, error.details()
+    named = rule_of(error)
+    assert named in CATALOGUE, f"the refusal names no rule of the catalogue ({named!r}): {error.details()}"
+    assert not reason or named == reason, f"refused under {named}, not {reason}: {error.details()}"
+    assert CATALOGUE[named].code == code or CATALOGUE[named] is PEER_REFUSED, f"{named} is not a {code.name} rule"
     for rule in rules:
-        assert rule in caught.value.details(), caught.value.details()
+        assert rule in error.details(), error.details()
+    if os.environ.get(RECORD_REASONS):  # (a run that lists which rule each `refused` saw: tools/name_reasons.py)
+        caller = inspect.stack()[2]
+        with open(os.environ[RECORD_REASONS], "a", encoding="utf-8") as out:
+            out.write(f"{Path(caller.filename).name}:{caller.lineno} {named}\n")
 
 
 def poll(look, timeout: float = 10.0, what: str = "the condition"):

@@ -7,6 +7,7 @@ import os
 from nodes import rules
 from nodes.clock import office_today
 from nodes.numbers import individual_number_valid
+from nodes.reasons import common as C, cs as R
 from protos import records_pb2
 
 POOL_LOW = int(os.environ.get("TESTBED_POOL_LOW", "1000"))  # codes left that raise the low-pool alert
@@ -39,16 +40,16 @@ def check_items(info: records_pb2.IdentityInfo) -> None:
     rules.check_message_text(info)
     rules.require_resident_code(info.resident_code)
     if info.individual_number and not individual_number_valid(info.individual_number):
-        raise rules.invalid(f"個人番号 rule: {info.individual_number!r} is not 12 digits with a valid check digit")
+        raise C.INDIVIDUAL_NUMBER_FORMAT(f"個人番号 rule: {info.individual_number!r} is not 12 digits with a valid check digit")
     rules.require_text(info.name_kanji, "漢字氏名")
     rules.require_text(info.name_kana, "ふりがな氏名")
     rules.require_past_date(info.birth_date, "生年月日")
     if info.sex not in ("1", "2", "9"):
-        raise rules.invalid(f"性別 rule: {info.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
+        raise C.SEX_CODE(f"性別 rule: {info.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
     rules.require_text(info.change_reason, "異動事由")
     changed = rules.require_date(info.change_date, "異動年月日")
     if info.change_reason not in ("転出", "移行") and changed > office_today():
-        raise rules.invalid(f"異動年月日 rule: {changed} is in the future")
+        raise C.DATE_NOT_FUTURE(f"異動年月日 rule: {changed} is in the future")
     rules.require_text(info.address, "住所")
     if info.previous_municipality_code:
         rules.require_municipality_code(info.previous_municipality_code, "前住所地市町村コード")
@@ -66,13 +67,13 @@ def check_special_move_in(certificate, move_in_date: str) -> None:
     moved_in = rules.require_date(move_in_date, "転入年月日")
     planned = rules.require_date(certificate.planned_move_out_date, "転出予定年月日")
     if not certificate.card_holder:
-        raise rules.precondition("特例転入 rule: only a 個人番号カード holder may move in without a 転出証明書")
+        raise R.SPECIAL_MOVE_IN_CARD_HOLDER("特例転入 rule: only a 個人番号カード holder may move in without a 転出証明書")
     if notified > moved_in + dt.timedelta(days=MOVE_IN_DAYS):
-        raise rules.precondition(f"特例転入 rule: the 転入届 came {(notified - moved_in).days} days after moving in "
-                                 f"(at most {MOVE_IN_DAYS})")
+        raise R.SPECIAL_MOVE_IN_AFTER_MOVE_IN(f"特例転入 rule: the 転入届 came {(notified - moved_in).days} days after moving in "
+                                              f"(at most {MOVE_IN_DAYS})")
     if notified > planned + dt.timedelta(days=MOVE_OUT_DAYS):
-        raise rules.precondition(f"特例転入 rule: the 転入届 came {(notified - planned).days} days after the planned "
-                                 f"move-out date (at most {MOVE_OUT_DAYS})")
+        raise R.SPECIAL_MOVE_IN_AFTER_MOVE_OUT(f"特例転入 rule: the 転入届 came {(notified - planned).days} days after the planned "
+                                               f"move-out date (at most {MOVE_OUT_DAYS})")
 
 
 def mark_recovery(update, recovery: int) -> None:

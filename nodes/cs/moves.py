@@ -10,6 +10,7 @@ from nodes import audit, rules
 from nodes.clock import office_today
 from nodes.cs.checks import (JOURNAL_KEEP, MOVE_OUT_DAYS, PURGE_INTERVAL, REMOVED, RESERVATION_SECONDS,
                              check_special_move_in)
+from nodes.reasons import cs as R
 from nodes.rules import OPERATIONS_ROLES
 from nodes.guard import current_call
 from protos import common_pb2, cs_pb2, identity_pb2
@@ -26,7 +27,8 @@ class MovesMixin:
         audit.set_subject(request.person.resident_code)
         rules.require_resident_code(request.person.resident_code)
         if request.issuing_municipality_code != sender or request.destination_municipality_code != self.municipality:
-            raise rules.denied(f"転出証明書情報 rule: {sender} may send only its own certificates, addressed to here")
+            raise R.MOVE_OUT_CERTIFICATE_SENDER(f"転出証明書情報 rule: {sender} may send only its own certificates, "
+                                                "addressed to here")
         rules.require_date(request.planned_move_out_date, "転出予定年月日")
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO move_out_certificates VALUES (?,?,?,?,?) ON CONFLICT(resident_code) DO UPDATE SET "
@@ -43,13 +45,13 @@ class MovesMixin:
         rules.require_resident_code(code)
         found = self.rt.store.one("SELECT certificate FROM move_out_certificates WHERE resident_code=?", (code,))
         if found is None:
-            raise rules.not_found(f"特例転入 rule: no 転出証明書情報 has arrived for {code}")
+            raise R.MOVE_OUT_CERTIFICATE_NOT_FOUND(f"特例転入 rule: no 転出証明書情報 has arrived for {code}")
         certificate = identity_pb2.MoveOutCertificate.FromString(found[0])
         check_special_move_in(certificate, request.move_in_date)
         card = await self._card_call(self.card.GetCardStatus, common_pb2.ResidentKey(resident_code=code))
         # A card the card system knows must be usable; cards from before the testbed are known only to kizon.
         if card.state not in ("none", "issued"):
-            raise rules.precondition(f"特例転入 rule: the 個人番号カード is {card.state}")
+            raise R.SPECIAL_MOVE_IN_CARD_USABLE(f"特例転入 rule: the 個人番号カード is {card.state}")
         return certificate
 
     async def ReceiveMoveInNotice(self, request, context):
@@ -58,12 +60,12 @@ class MovesMixin:
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
         if request.from_municipality_code != sender or request.to_municipality_code != self.municipality:
-            raise rules.denied(f"転入通知 rule: {sender} may send only its own notices, addressed to here")
+            raise R.MOVE_IN_NOTICE_SENDER(f"転入通知 rule: {sender} may send only its own notices, addressed to here")
         here = self._current(self.rt.store.db, request.resident_code)
         # A 除票 here: kizon closes it if it is a 転出 (a 職権修正 since leaves the 異動事由 of the correction here,
         # the 消除事由 is kizon's to read); a current resident or a stranger is not a former resident.
         if here is None or here.record_status_flag != REMOVED:
-            raise rules.precondition(f"転入通知 rule: {request.resident_code} has no 転出 here to close")
+            raise R.MOVE_IN_NOTICE_FORMER_RESIDENT(f"転入通知 rule: {request.resident_code} has no 転出 here to close")
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO move_in_notices(resident_code, notice) VALUES (?,?)",
                        (request.resident_code, request.SerializeToString()))

@@ -9,6 +9,7 @@ import grpc
 
 from nodes import audit, rules
 from nodes.cs.checks import ISSUED_KEPT, LOOKS_AT_ONCE, NEW_NUMBER_REASONS, POOL_LOW, POOL_REFILL
+from nodes.reasons import common as C, cs as R
 from protos import common_pb2, cs_pb2, identity_pb2, national_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
@@ -21,7 +22,7 @@ class PoolMixin:
         """住民票コード drawn at random from this municipality's pool and reserved for one request (the same
         reservation draws the same codes again); refilled from national when low."""
         if not 1 <= request.count <= 1000:
-            raise rules.invalid("pool rule: draw 1..1000 codes at a time")
+            raise R.POOL_DRAW_SIZE("pool rule: draw 1..1000 codes at a time")
         rules.check_text(request.reservation, "reservation")
         reservation = request.reservation or f"unreserved:{self._rng.getrandbits(64):016x}"
         kept = [r[0] for r in self.rt.store.db.execute(
@@ -44,7 +45,7 @@ class PoolMixin:
                 codes.append(found[1])
                 low, high = db.execute(bounds).fetchone()
             if len(codes) < wanted:
-                raise rules.Violation(grpc.StatusCode.RESOURCE_EXHAUSTED, "pool rule: the 住民票コード pool is empty")
+                raise R.POOL_EMPTY("pool rule: the 住民票コード pool is empty")
             db.executemany("INSERT INTO code_reservations VALUES (?,?,?)", [(c, reservation, time.time()) for c in codes])
         codes = kept + codes
         audit.set_subject(",".join(codes))
@@ -78,8 +79,8 @@ class PoolMixin:
         except grpc.aio.AioRpcError as exc:
             log.error("住民票コード pool refill failed: %s %s", exc.code().name, exc.details())
             if self._available() == 0:
-                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"pool rule: the pool is empty and national did not "
-                                      f"answer ({exc.code().name})") from None
+                raise C.PEER_UNAVAILABLE(f"pool rule: the pool is empty and national did not "
+                                         f"answer ({exc.code().name})") from None
             return
         with self.rt.store.transaction() as db:
             db.executemany("INSERT OR IGNORE INTO code_pool VALUES (?)", [(c,) for c in reply.resident_codes])
@@ -111,8 +112,8 @@ class PoolMixin:
                   if u.migration or u.info.change_reason in NEW_NUMBER_REASONS}
         for code, number in wanted.items():
             if not number:
-                raise rules.invalid(f"個人番号 rule: the update of new person {code} carries no 個人番号; national "
-                                    "issues one for every person (AssignIndividualNumbers)")
+                raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule: the update of new person {code} carries no 個人番号; "
+                                                      "national issues one for every person (AssignIndividualNumbers)")
         # National's answers to kizon's own AssignIndividualNumbers (relayed here a moment ago) settle most; the
         # rest (an update after a restart, or one nobody asked a number for) are looked up without issuing any.
         unknown = [c for c, n in wanted.items() if self._issued.get(c) != n]
@@ -123,20 +124,20 @@ class PoolMixin:
                 for c in unknown[start:start + LOOKS_AT_ONCE]))
         for code, residence in zip(unknown, looks):
             if residence.current_in:
-                raise rules.precondition(f"住所 rule (one current residence): {code} is a current resident of "
-                                         f"{', '.join(residence.current_in)}")
+                raise C.ONE_CURRENT_RESIDENCE(f"住所 rule (one current residence): {code} is a current resident of "
+                                              f"{', '.join(residence.current_in)}")
             if residence.deceased_in:
-                raise rules.precondition(f"除票 rule (removed people stay removed): {code} was recorded as dead in "
-                                         f"{', '.join(residence.deceased_in)}")
+                raise C.REMOVED_STAY_REMOVED(f"除票 rule (removed people stay removed): {code} was recorded as dead in "
+                                             f"{', '.join(residence.deceased_in)}")
             if not residence.number_matches:
-                raise rules.invalid(f"個人番号 rule (national alone issues 個人番号): the 個人番号 given for {code} is not "
-                                    "the one national issued")
+                raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule (national alone issues 個人番号): the 個人番号 given "
+                                                      f"for {code} is not the one national issued")
 
     async def OfferResidentCodes(self, request, context):
         """住民票コード変更請求: candidates from national, remembered for the change that follows."""
         audit.set_subject(request.resident_code)
         if self._current(self.rt.store.db, request.resident_code) is None:
-            raise rules.not_found(f"変更請求: no 本人確認情報 of {request.resident_code} here")
+            raise C.RECORD_NOT_FOUND(f"変更請求: no 本人確認情報 of {request.resident_code} here")
         reply = await self._national_call(self.national.OfferResidentCodes, request)
         with self.rt.store.transaction() as db:
             db.executemany("INSERT OR IGNORE INTO code_offers VALUES (?,?)",

@@ -8,6 +8,7 @@ import grpc
 
 from nodes import audit, identityfile, rules
 from nodes.cs.checks import changed_items
+from nodes.reasons import common as C
 from nodes.rules import OPERATIONS_ROLES
 from nodes.guard import current_call
 from protos import common_pb2, identity_pb2
@@ -47,7 +48,7 @@ class QueriesMixin:
         current_call().require_role(OPERATIONS_ROLES, "整合性確認 rule")
         municipality = request.municipality_code or self.municipality
         if municipality != self.municipality:
-            raise rules.denied(f"整合性確認 rule: this CS checks only {self.municipality}")
+            raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: this CS checks only {self.municipality}")
         audit.set_subject(municipality)
         query = common_pb2.ConsistencyRequest(municipality_code=municipality)
         # The peers compute their digests while this CS computes its own.
@@ -62,7 +63,7 @@ class QueriesMixin:
         try:
             theirs = await peers
         except grpc.aio.AioRpcError as exc:
-            raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: a peer did not answer: {exc.details()}") from None
+            raise C.PEER_UNAVAILABLE(f"整合性確認: a peer did not answer: {exc.details()}") from None
         report = identity_pb2.ConsistencyReport(municipality_code=municipality, records_cs=len(ours),
                                           records_prefecture=len(theirs[0]), records_national=len(theirs[1]))
         for node, stub, digests in (("prefecture", self.prefecture, theirs[0]), ("national", self.national, theirs[1])):

@@ -12,6 +12,7 @@ from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, NEW_PERSON_RE
                              RESIDENCE_RETRIES, changed_items, check_items, check_special_move_in, mark_recovery)
 from nodes.groupcommit import GROUP_LIMIT, STATUS
 from nodes.guard import current_call
+from nodes.reasons import common as C, cs as R
 from nodes.store import next_counter, rows_in
 from protos import card_pb2, common_pb2, cs_pb2, identity_pb2, records_pb2
 
@@ -19,7 +20,7 @@ log = logging.getLogger("nodes.cs")  # one logger name for the whole node
 
 
 def _refusal(exc: rules.Violation) -> cs_pb2.GroupOutcome:
-    return cs_pb2.GroupOutcome(code=exc.code.value[0], detail=str(exc))
+    return cs_pb2.GroupOutcome(code=exc.code.value[0], detail=str(exc), reason=exc.reason)
 
 
 class UpdatesMixin:
@@ -39,7 +40,7 @@ class UpdatesMixin:
         """Group commit: the batches of several counters in one transaction, each applied or refused on its own
         (a savepoint each) exactly as SubmitIdentityUpdates would have answered it alone."""
         if len(request.batches) > GROUP_LIMIT:
-            raise rules.invalid(f"group rule: at most {GROUP_LIMIT} batches in one call, not {len(request.batches)}")
+            raise R.GROUP_SIZE(f"group rule: at most {GROUP_LIMIT} batches in one call, not {len(request.batches)}")
         outcomes: list[cs_pb2.GroupOutcome | None] = [None] * len(request.batches)
 
         async def checked(index, batch):
@@ -79,7 +80,7 @@ class UpdatesMixin:
     async def _check_batch(self, request) -> None:
         """What is checked before a batch's transaction: the municipality, and one residence per 転入."""
         if request.municipality_code != self.municipality:
-            raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}, not {request.municipality_code}")
+            raise R.CS_MUNICIPALITY(f"市町村コード rule: this CS serves {self.municipality}, not {request.municipality_code}")
         for update in request.updates:
             if update.info.change_reason == "転入" and not update.migration:
                 await self._check_one_residence(update.info)
@@ -95,7 +96,7 @@ class UpdatesMixin:
         for update in updates:
             info = update.info
             if update.municipality_code != self.municipality or info.municipality_code != self.municipality:
-                raise rules.invalid(f"市町村コード rule: this CS serves {self.municipality}")
+                raise R.CS_MUNICIPALITY(f"市町村コード rule: this CS serves {self.municipality}")
             check_items(info)
             request_id = info.request_control_number
             if request_id:
@@ -103,7 +104,7 @@ class UpdatesMixin:
                                   (request_id,)).fetchone()
                 if done:  # a retry of an update applied before: answer it, apply nothing
                     if done[1] != identityfile.digest(info):
-                        raise rules.precondition(f"依頼管理番号 rule: {request_id} was used for a different update")
+                        raise C.REQUEST_ID_REUSED(f"依頼管理番号 rule: {request_id} was used for a different update")
                     sequence = max(sequence, done[0])
                     continue
             code = info.former_resident_code if info.change_reason == "住民票コード変更" else info.resident_code
@@ -150,8 +151,8 @@ class UpdatesMixin:
         found = db.execute("DELETE FROM code_reservations WHERE resident_code=? AND reservation=?",
                            (info.resident_code, reservation)).rowcount
         if not found:
-            raise rules.precondition(f"住民票コード rule: {info.resident_code} was not drawn from the pool of "
-                                     f"{self.municipality} for this request")
+            raise R.POOL_CODE_RESERVED(f"住民票コード rule: {info.resident_code} was not drawn from the pool of "
+                                       f"{self.municipality} for this request")
 
     async def _check_one_residence(self, info) -> None:
         """One person, one current residence: a 転入 only of someone national knows as current nowhere else
@@ -165,16 +166,16 @@ class UpdatesMixin:
                 break
             await asyncio.sleep(0.3)
         else:
-            raise rules.precondition(f"住所 rule (one current residence): {info.resident_code} is a current resident of "
-                                     f"{', '.join(residence.current_in)}; a 転入 needs the 転出 there first")
+            raise C.ONE_CURRENT_RESIDENCE(f"住所 rule (one current residence): {info.resident_code} is a current resident of "
+                                          f"{', '.join(residence.current_in)}; a 転入 needs the 転出 there first")
         if residence.deceased_in:
-            raise rules.precondition(f"除票 rule (removed people stay removed): {info.resident_code} was recorded as "
-                                     f"dead in {', '.join(residence.deceased_in)}")
+            raise C.REMOVED_STAY_REMOVED(f"除票 rule (removed people stay removed): {info.resident_code} was recorded as "
+                                         f"dead in {', '.join(residence.deceased_in)}")
         if info.individual_number and not residence.known:
-            raise rules.invalid(f"個人番号 rule (national alone issues 個人番号): national has issued no 個人番号 for "
-                                f"{info.resident_code}")
+            raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule (national alone issues 個人番号): national has issued no 個人番号 for "
+                                                  f"{info.resident_code}")
         if residence.known and info.individual_number and residence.individual_number != info.individual_number:
-            raise rules.invalid(f"個人番号 rule: {info.resident_code} has another 個人番号 at national")
+            raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule: {info.resident_code} has another 個人番号 at national")
 
     async def _resend_gap(self, refusal) -> bool:
         """The prefecture lacks updates it was sent before (a gap): re-send them from the journal, each with
@@ -219,34 +220,34 @@ class UpdatesMixin:
         reason = info.change_reason
         if reason in NEW_PERSON_REASONS or update.migration:
             if before is not None and before.record_status_flag == CURRENT:
-                raise rules.precondition(f"{reason} rule (PIA Ⅲ(2)5): 住民票コード {info.resident_code} is already "
-                                         f"a current resident of {self.municipality}")
+                raise R.ALREADY_CURRENT_RESIDENT(f"{reason} rule (PIA Ⅲ(2)5): 住民票コード {info.resident_code} is already "
+                                                 f"a current resident of {self.municipality}")
             if update.special_move_in:
                 found = db.execute("SELECT certificate FROM move_out_certificates WHERE resident_code=?",
                                    (info.resident_code,)).fetchone()
                 if found is None:
-                    raise rules.precondition(f"特例転入 rule: no 転出証明書情報 has arrived for {info.resident_code}")
+                    raise R.SPECIAL_MOVE_IN_CERTIFICATE(f"特例転入 rule: no 転出証明書情報 has arrived for {info.resident_code}")
                 check_special_move_in(identity_pb2.MoveOutCertificate.FromString(found[0]), info.change_date)
             return
         if before is None:
-            raise rules.precondition(f"{reason} rule: there is no 本人確認情報 of {info.former_resident_code or info.resident_code} "
-                                     f"in {self.municipality} to change")
+            raise R.CHANGE_NEEDS_RECORD(f"{reason} rule: there is no 本人確認情報 of {info.former_resident_code or info.resident_code} "
+                                        f"in {self.municipality} to change")
         if before.record_status_flag != CURRENT and reason != "職権修正":
-            raise rules.precondition(f"{reason} rule: {before.resident_code} is no longer a resident (除票)")
+            raise R.CHANGE_CURRENT_ONLY(f"{reason} rule: {before.resident_code} is no longer a resident (除票)")
         if info.individual_number != before.individual_number:  # (a 住民票コード変更 keeps the person's number)
-            raise rules.invalid(f"個人番号 rule (national alone issues 個人番号): a {reason} cannot change the 個人番号 "
-                                f"of {before.resident_code}")
+            raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule (national alone issues 個人番号): a {reason} cannot change the 個人番号 "
+                                                  f"of {before.resident_code}")
         if reason == "転居":
             extra = [n for n in changed_items(before, info) if n not in ADDRESS_ITEMS | CHANGE_ITEMS]
             if extra:
-                raise rules.precondition(f"転居 rule (PIA Ⅲ(2)5): only the address may change, but {', '.join(extra)} "
-                                         "changed too")
+                raise R.MOVE_WITHIN_ADDRESS_ONLY(f"転居 rule (PIA Ⅲ(2)5): only the address may change, but {', '.join(extra)} "
+                                                 "changed too")
         if reason == "住民票コード変更":
             offered = db.execute("SELECT 1 FROM code_offers WHERE resident_code=? AND candidate=?",
                                  (info.former_resident_code, info.resident_code)).fetchone()
             if offered is None:
-                raise rules.precondition(f"住民票コード変更 rule: {info.resident_code} is not among the codes offered "
-                                         f"to {info.former_resident_code}")
+                raise R.RECODE_OFFERED_CODE(f"住民票コード変更 rule: {info.resident_code} is not among the codes offered "
+                                            f"to {info.former_resident_code}")
 
     def _side_effects(self, db, update, queued: set[str]) -> None:
         """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, a used offer."""

@@ -11,6 +11,9 @@ import uuid
 import grpc
 
 from nodes import audit, rules
+from nodes.reasons import common as C
+from nodes.reasons import kizon as K
+from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of
 from nodes.intents import Intent, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon.items import CURRENT, today_iso
 from nodes.records import delivery_info, identity_info
@@ -26,6 +29,12 @@ SETTLE_WAIT = 5.0  # seconds a counter change waits for pending changes to be se
 AMBIGUOUS = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
              grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}  # the CS may or may not have applied the change
 pending_var: contextvars.ContextVar = contextvars.ContextVar("pending_change", default=None)
+
+
+def _refused_by_cs(outcome) -> rules.Violation:
+    """The CS's refusal of one change of a group (a GroupOutcome): its code and the rule it names, kept."""
+    return rules.Violation(CATALOGUE.get(outcome.reason, PEER_REFUSED), f"市町村CS: {outcome.detail}",
+                           code=STATUS[outcome.code], reason=outcome.reason or PEER_REFUSED.reason)
 
 
 class PendingChange:
@@ -64,8 +73,8 @@ class ChangeMixin:
             if answer is not None:
                 return answer
         if pending.key in self._inflight or pending.key in self._completing:
-            raise rules.Violation(grpc.StatusCode.ABORTED, f"依頼管理番号 rule: {REQUEST_KEY} {client_id} is being "
-                                  "served; retry once it has been answered")
+            raise K.REQUEST_IN_PROGRESS(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} is being "
+                                        "served; retry once it has been answered")
         self._inflight.add(pending.key)
         token = pending_var.set(pending)
         try:
@@ -84,11 +93,11 @@ class ChangeMixin:
         if found is None:
             intent = self.ledger.intent(pending.key)
             if intent is not None and intent.digest != pending.digest:
-                raise rules.precondition(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a different request")
+                raise C.REQUEST_ID_REUSED(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a different request")
             return None
         digest, reply = found
         if digest != pending.digest:
-            raise rules.precondition(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a different request")
+            raise C.REQUEST_ID_REUSED(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a different request")
         return self._shown_reply(reply)
 
     async def _wait_settled(self) -> bool:
@@ -99,9 +108,9 @@ class ChangeMixin:
             await asyncio.wait_for(self._settled_event.wait(), SETTLE_WAIT)
         except asyncio.TimeoutError:
             count = len(self.ledger.pending())
-            raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合 rule: {count} changes sent to the 市町村CS wait for "
-                                  "its answer (it is unreachable); no change is made until they are settled — retry "
-                                  f"later with the same {REQUEST_KEY}") from None
+            raise K.CHANGES_WAIT_FOR_CS(f"整合 rule: {count} changes sent to the 市町村CS wait for "
+                                        "its answer (it is unreachable); no change is made until they are settled — retry "
+                                        f"later with the same {REQUEST_KEY}") from None
         return True
 
     def _unsettled(self) -> None:
@@ -154,8 +163,8 @@ class ChangeMixin:
         """届出年月日: the office's today; a request may repeat it but never set another date."""
         today = today_iso()
         if request.notification_date and request.notification_date != today:
-            raise rules.invalid(f"届出年月日 rule: the office records the day of the 届出 itself ({today}), "
-                                f"not {request.notification_date}")
+            raise C.SET_BY_SERVER(f"届出年月日 rule: the office records the day of the 届出 itself ({today}), "
+                                  f"not {request.notification_date}")
         return today
 
     # -- how a change is made -------------------------------------------------------------------------
@@ -218,19 +227,19 @@ class ChangeMixin:
         try:
             outcome = await self.submitter.submit(batch)  # (with the changes of the other counters of this moment)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in AMBIGUOUS and not (exc.details() or "").startswith("peer rule"):
+            if exc.code() in AMBIGUOUS and rule_of(exc) != "PEER_CERTIFICATE":
                 # the CS may have applied it: keep the intent, settle it when the CS answers
                 self._inflight.discard(intent.key)
                 self._completing.discard(intent.key)
                 self._unsettled()
-                raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"市町村CS unreachable ({exc.code().name}): the change "
-                                      "is settled with the CS when it is back; retry with the same "
-                                      f"{REQUEST_KEY} for its answer") from None
+                raise K.CHANGE_OUTCOME_UNKNOWN(f"市町村CS unreachable ({exc.code().name}): the change "
+                                         "is settled with the CS when it is back; retry with the same "
+                                         f"{REQUEST_KEY} for its answer") from None
             self.ledger.drop(intent.key)
-            raise rules.Violation(exc.code(), f"市町村CS: {exc.details()}") from None
+            raise rules.Violation.relayed(exc, "市町村CS") from None
         if outcome.code:  # the CS refused this change alone: nothing of it was applied there
             self.ledger.drop(intent.key)
-            raise rules.Violation(STATUS[outcome.code], f"市町村CS: {outcome.detail}")
+            raise _refused_by_cs(outcome)
         self._write(intent, outcome.ack.update_sequence)
 
     async def _send_group(self, batches: list) -> list:

@@ -8,6 +8,8 @@ import logging
 import grpc
 
 from nodes import audit, rules
+from nodes.reasons import common as C
+from nodes.reasons import kizon as K
 from nodes.clock import office_today
 from nodes.kizon.changes import counter_change
 from nodes.kizon.items import (BIRTH_ITEMS, CORRECTABLE, MOVE_IN_DAYS, MOVE_IN_ITEMS, MOVE_OUT_DAYS_AFTER,
@@ -54,7 +56,7 @@ class CounterMixin:
         person = request.person
         notified = self._notified(request)
         moved_in = rules.require_past_date(request.move_in_date, "転入年月日", window_days=MOVE_IN_DAYS,
-                                           rule="転入 rule (住基法第22条)")
+                                           rule_name="転入 rule (住基法第22条)")
         address = self._address(request.address)
         if request.from_abroad:
             if person.resident_code or person.individual_number:
@@ -65,7 +67,7 @@ class CounterMixin:
         else:
             rules.require_resident_code(person.resident_code)
             rules.refuse_set(person, {f.name for f in person.DESCRIPTOR.fields} - MOVE_IN_ITEMS, "転入 rule",
-                             "taken from the 転出証明書 (or set by the office)")
+                             "taken from the 転出証明書 (or set by the office)", by=K.MOVE_IN_ITEMS_FROM_CERTIFICATE)
         async with self._locked(request.household_number or person.resident_code or "new"):
             previous = None
             if request.from_abroad:
@@ -82,7 +84,7 @@ class CounterMixin:
                     certificate = request.certificate
                     self._check_paper_certificate(certificate, person)
                 else:
-                    raise rules.invalid("転入 rule: a 転出証明書 is required (or 特例転入 with the card)")
+                    raise K.MOVE_IN_CERTIFICATE_REQUIRED("転入 rule: a 転出証明書 is required (or 特例転入 with the card)")
                 source = records_pb2.ResidentRecord()
                 source.CopyFrom(certificate.person)
                 require_person_items(source)
@@ -97,7 +99,7 @@ class CounterMixin:
                 head = head_of(self._household(request.household_number))
                 take_household(record, head)
                 if not person.relationship:
-                    raise rules.invalid("転入 rule: 続柄 is required to join a household")
+                    raise K.HOUSEHOLD_RELATIONSHIP_REQUIRED("転入 rule: 続柄 is required to join a household")
                 record.relationship = person.relationship
             else:
                 record.household_number = self._new_household_number()
@@ -124,10 +126,10 @@ class CounterMixin:
     def _check_paper_certificate(self, certificate, person) -> None:
         """A paper 転出証明書 as typed at the counter: the person's items, codes and dates must hold up."""
         if certificate.person.resident_code != person.resident_code:
-            raise rules.invalid("転入 rule: the 転出証明書 is for another person")
+            raise K.MOVE_IN_CERTIFICATE_OTHER_PERSON("転入 rule: the 転出証明書 is for another person")
         rules.require_municipality_code(certificate.issuing_municipality_code, "転出証明書 rule: 発行市町村コード")
         if certificate.issuing_municipality_code == self.municipality:
-            raise rules.invalid("転入 rule: a 転出証明書 of this municipality is a 転居, not a 転入")
+            raise K.MOVE_WITHIN_IS_TENKYO("転入 rule: a 転出証明書 of this municipality is a 転居, not a 転入")
         if certificate.person.individual_number:
             rules.require_individual_number(certificate.person.individual_number)
         rules.require_past_date(certificate.person.birth_date, "生年月日")
@@ -142,17 +144,19 @@ class CounterMixin:
         residence = await self._cs_call(self.cs.CheckResidence, identity_pb2.ResidenceQuery(
             resident_code=code, individual_number=typed, municipality_code=self.municipality))
         if residence.deceased_in:
-            raise rules.precondition(f"除票 rule (removed people stay removed): {code} was recorded as dead in "
-                                     f"{', '.join(residence.deceased_in)}")
+            raise C.REMOVED_STAY_REMOVED(f"除票 rule (removed people stay removed): {code} was recorded as dead in "
+                                         f"{', '.join(residence.deceased_in)}")
         if not residence.known:
             number = (await self._assign_numbers([code]))[code]
             if typed and typed != number:
-                raise rules.invalid(f"個人番号 rule: the 個人番号 on the 転出証明書 of {code} is not the one national holds")
+                raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule: the 個人番号 on the 転出証明書 of {code} is not "
+                                                      "the one national holds")
             return number
         if not typed:
-            raise rules.invalid(f"転入 rule: the 個人番号 on the 転出証明書 of {code} is required")
+            raise K.MOVE_IN_INDIVIDUAL_NUMBER_REQUIRED(f"転入 rule: the 個人番号 on the 転出証明書 of {code} is required")
         if not residence.current_in and not residence.number_matches:
-            raise rules.invalid(f"個人番号 rule: the 個人番号 on the 転出証明書 of {code} is not the one national holds")
+            raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule: the 個人番号 on the 転出証明書 of {code} is not "
+                                                  "the one national holds")
         return typed
 
     async def _refuse_known_person(self, person) -> None:
@@ -162,9 +166,9 @@ class CounterMixin:
             residence = await self._cs_call(self.cs.CheckResidence, identity_pb2.ResidenceQuery(
                 resident_code=person.resident_code, municipality_code=self.municipality))
             if residence.known:
-                raise rules.precondition(f"国外転入 rule: {person.resident_code} already has a 住民票コード and 個人番号; "
-                                         "record a 転入 with the 転出証明書, not a new person")
-        raise rules.invalid("国外転入 rule: resident_code, individual_number are set by the office, not by the request")
+                raise K.ABROAD_MOVE_IN_NEW_PERSON(f"国外転入 rule: {person.resident_code} already has a 住民票コード and "
+                                                  "個人番号; record a 転入 with the 転出証明書, not a new person")
+        raise C.SET_BY_SERVER("国外転入 rule: resident_code, individual_number are set by the office, not by the request")
 
     @counter_change
     async def MoveWithin(self, request, context):
@@ -172,7 +176,7 @@ class CounterMixin:
         address = self._address(request.address)
         notified = self._notified(request)
         moved = rules.require_past_date(request.move_date, "転居年月日", window_days=MOVE_WITHIN_DAYS,
-                                        rule="転居 rule (住基法第23条)")
+                                        rule_name="転居 rule (住基法第23条)")
         person = self._current(request.resident_code)
         async with self._locked(person.household_number):
             person = self._current(request.resident_code)
@@ -192,17 +196,18 @@ class CounterMixin:
         planned = rules.require_date(request.planned_date, "転出予定年月日")
         today = office_today()
         if not today - dt.timedelta(days=MOVE_OUT_DAYS_AFTER) <= planned <= today + dt.timedelta(days=MOVE_OUT_DAYS_AHEAD):
-            raise rules.precondition(f"転出 rule (住基法第24条): the planned date {planned} must lie between "
-                                     f"{MOVE_OUT_DAYS_AFTER} days ago and {MOVE_OUT_DAYS_AHEAD} days ahead of today ({today})")
+            raise K.MOVE_OUT_DATE_WINDOW(f"転出 rule (住基法第24条): the planned date {planned} must lie between "
+                                         f"{MOVE_OUT_DAYS_AFTER} days ago and {MOVE_OUT_DAYS_AHEAD} days ahead of today ({today})")
         notified = self._notified(request)
         rules.require_text(request.destination_address, "転出先")
         if request.destination_municipality_code or request.special:
             rules.require_municipality_code(request.destination_municipality_code, "転出先市町村コード")
         if request.destination_municipality_code == self.municipality:
-            raise rules.invalid("転出 rule: a move within the municipality is a 転居")
+            raise K.MOVE_WITHIN_IS_TENKYO("転出 rule: a move within the municipality is a 転居")
         person = self._current(request.resident_code)
         if request.special and not person.card_issued:
-            raise rules.precondition("特例転出 rule: only a 個人番号カード holder may move out without a 転出証明書")
+            raise K.SPECIAL_MOVE_OUT_CARD_HOLDER("特例転出 rule: only a 個人番号カード holder may move out without a "
+                                                 "転出証明書")
         async with self._locked(person.household_number):
             person = self._current(request.resident_code)
             record = next_entry(person)
@@ -234,7 +239,7 @@ class CounterMixin:
         died = rules.require_past_date(request.death_date, "死亡年月日")
         person = self._current(request.resident_code)
         if died < rules.require_date(person.birth_date, "生年月日"):
-            raise rules.invalid(f"死亡年月日 rule: {died} is before the birth date {person.birth_date}")
+            raise K.DEATH_AFTER_BIRTH(f"死亡年月日 rule: {died} is before the birth date {person.birth_date}")
         async with self._locked(person.household_number):
             record = next_entry(self._current(request.resident_code))
             record.status = REMOVED
@@ -251,9 +256,9 @@ class CounterMixin:
         touched = [f.name for f, _ in wanted.ListFields() if f.name not in ("resident_code",)]
         forbidden = sorted(set(touched) - CORRECTABLE)
         if forbidden:
-            raise rules.invalid(f"職権修正 rule: {', '.join(forbidden)} cannot be corrected this way")
+            raise K.CORRECTION_ITEMS(f"職権修正 rule: {', '.join(forbidden)} cannot be corrected this way")
         if not touched:
-            raise rules.invalid("職権修正 rule: nothing to correct")
+            raise K.CORRECTION_EMPTY("職権修正 rule: nothing to correct")
         if "birth_date" in touched:
             rules.require_past_date(wanted.birth_date, "生年月日")
         async with self._locked(person.household_number):
@@ -291,7 +296,7 @@ class CounterMixin:
         async with self._locked(person.household_number):
             person = self._current(request.resident_code)
             if len(self._members(person.household_number)) < 2 or person.relationship == "世帯主":
-                raise rules.precondition("世帯分離 rule: a member other than the 世帯主 of a household of two or more")
+                raise K.HOUSEHOLD_SPLIT_MEMBER("世帯分離 rule: a member other than the 世帯主 of a household of two or more")
             record = next_entry(person)
             record.household_number = self._new_household_number()
             record.relationship, record.householder_name = "世帯主", record.name_kanji
@@ -303,12 +308,12 @@ class CounterMixin:
         """世帯合併: the members of one household join another at the same address."""
         notified = self._notified(request)
         if request.from_household == request.into_household:
-            raise rules.invalid("世帯合併 rule: two different households are needed")
+            raise K.HOUSEHOLD_MERGE_TWO("世帯合併 rule: two different households are needed")
         async with self._locked(request.from_household, request.into_household):
             leaving, staying = self._household(request.from_household), self._household(request.into_household)
             head = head_of(staying)
             if leaving[0].address != head.address:
-                raise rules.precondition("世帯合併 rule: households merge only at the same address")
+                raise K.HOUSEHOLD_MERGE_SAME_ADDRESS("世帯合併 rule: households merge only at the same address")
             changed = []
             for member in leaving:
                 record = next_entry(member)
@@ -326,9 +331,10 @@ class CounterMixin:
             members = self._household(request.household_number)
             chosen = [m for m in members if m.resident_code == request.new_head_resident_code]
             if not chosen:
-                raise rules.precondition(f"世帯主変更 rule: {request.new_head_resident_code} is not a member of the household")
+                raise K.HOUSEHOLDER_CHANGE_OTHER_MEMBER(f"世帯主変更 rule: {request.new_head_resident_code} is not a member "
+                                                        "of the household")
             if chosen[0].relationship == "世帯主":
-                raise rules.precondition("世帯主変更 rule: that member is already the 世帯主")
+                raise K.HOUSEHOLDER_CHANGE_OTHER_MEMBER("世帯主変更 rule: that member is already the 世帯主")
             changed = []
             for member in members:
                 record = next_entry(member)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
-from nodes import audit, rules
+from nodes import audit
 from nodes.guard import APPROVAL_KEY
+from nodes.reasons import kizon as K
 from nodes.kizon.items import BULK_OUTPUT_LIMIT, BULK_WINDOW_HOURS
 from nodes.sessions import READ_APPROVAL_KEY, TokenError, verify
 from nodes.store import rows_in
@@ -90,24 +91,24 @@ class Disclosures:
         """The approval the call presents under a metadata key, checked for this operator at this terminal: its row."""
         token = call.metadata.get(key)
         if not token:
-            raise rules.denied(f"{rule}; a manager's approval ({key}) is required")
+            raise K.BULK_OUTPUT_APPROVAL_REQUIRED(f"{rule}; a manager's approval ({key}) is required")
         try:
             claim = verify(self.session_keys[self.municipality], token, "approval")
         except TokenError as exc:
-            raise rules.denied(f"{rule}; the approval is not valid: {exc}") from None
+            raise K.BULK_OUTPUT_APPROVAL_INVALID(f"{rule}; the approval is not valid: {exc}") from None
         found = self.store.one("SELECT id, approver, requester, terminal, purpose, max_records, used_at, used_records, "
                                "expires_at FROM approvals WHERE id=?", (claim.get("id"),))
         if claim.get("muni") != self.municipality or found is None:
-            raise rules.denied(f"{rule}; the approval is not one of {self.municipality}")
+            raise K.BULK_OUTPUT_APPROVAL_INVALID(f"{rule}; the approval is not one of {self.municipality}")
         approval_id, approver, requester, terminal, _, _, used_at, _, expires_at = found
         if used_at is not None:
-            raise rules.denied(f"{rule}; approval {approval_id} was used already (one output each)")
+            raise K.BULK_OUTPUT_APPROVAL_USED(f"{rule}; approval {approval_id} was used already (one output each)")
         if expires_at < time.time():
-            raise rules.denied(f"{rule}; approval {approval_id} has expired")
+            raise K.BULK_OUTPUT_APPROVAL_EXPIRED(f"{rule}; approval {approval_id} has expired")
         if approver == call.operator:
-            raise rules.denied(f"{rule}; an operator may not approve their own output")
+            raise K.BULK_OUTPUT_SELF_APPROVAL(f"{rule}; an operator may not approve their own output")
         if (requester, terminal) != (call.operator, call.terminal):
-            raise rules.denied(f"{rule}; approval {approval_id} is for {requester} at {terminal}")
+            raise K.BULK_OUTPUT_APPROVAL_OTHER_OPERATOR(f"{rule}; approval {approval_id} is for {requester} at {terminal}")
         return found
 
     def _spend_for_export(self, call, request, count: int, earlier: int) -> tuple[str, str]:
@@ -115,14 +116,14 @@ class Disclosures:
         rule = self._rule(call, "an export", count, earlier)
         approval_id, approver, _, _, purpose, max_records, _, used_records, _ = self._approval(call, rule, APPROVAL_KEY)
         if purpose != request.purpose:
-            raise rules.denied(f"{rule}; approval {approval_id} is for the purpose {purpose!r}")
+            raise K.BULK_OUTPUT_APPROVAL_PURPOSE(f"{rule}; approval {approval_id} is for the purpose {purpose!r}")
         if count + used_records > max_records:
-            raise rules.denied(f"{rule}; approval {approval_id} covers {max_records} records")
+            raise K.BULK_OUTPUT_APPROVAL_COUNT(f"{rule}; approval {approval_id} covers {max_records} records")
         with self.store.transaction() as db:
             spent = db.execute("UPDATE approvals SET used_at=? WHERE id=? AND used_at IS NULL",
                                (time.time(), approval_id)).rowcount
         if not spent:
-            raise rules.denied(f"{rule}; approval {approval_id} was used already (one output each)")
+            raise K.BULK_OUTPUT_APPROVAL_USED(f"{rule}; approval {approval_id} was used already (one output each)")
         return approval_id, approver
 
     def _spend_for_reads(self, call, count: int, earlier: int) -> str:
@@ -133,6 +134,6 @@ class Disclosures:
             spent = db.execute("UPDATE approvals SET used_records=used_records+? WHERE id=? AND used_at IS NULL AND "
                                "used_records+?<=max_records", (count, approval_id, count)).rowcount
         if not spent:
-            raise rules.denied(f"{rule}; approval {approval_id} by {approver} ({purpose}) covers {max_records} records "
-                               "and is spent")
+            raise K.BULK_OUTPUT_APPROVAL_COUNT(f"{rule}; approval {approval_id} by {approver} ({purpose}) covers {max_records} "
+                                               "records and is spent")
         return approval_id

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from nodes import audit, certificates, rules
+from nodes.reasons import kizon as K
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, simulated
 from nodes.kizon.items import CURRENT, REMOVED
 from nodes.guard import current_call
@@ -17,20 +18,21 @@ class IssuanceMixin:
         call = current_call()
         audit.set_subject(request.resident_code or request.card_number)
         if request.kind not in certificates.TITLES:
-            raise rules.invalid("証明書 rule: unknown kind of certificate")
+            raise K.CERTIFICATE_KIND_UNKNOWN("証明書 rule: unknown kind of certificate")
         items = certificates.items_for(request, certificates.RESIDENT_FIELDS)
         if request.include_individual_number and not self.rt.may_see_number(call):
-            raise rules.denied("個人番号 rule: this operator or terminal may not print the 個人番号")
+            raise K.INDIVIDUAL_NUMBER_PRINT_PERMISSION("個人番号 rule: this operator or terminal may not print the 個人番号")
         if request.home_municipality_code and request.home_municipality_code != self.municipality:
             return await self._wide_area(request, call, items)
         person = self._person(request.resident_code)
         removed = person.status == REMOVED
         if request.kind in (kizon_pb2.REMOVED_COPY, kizon_pb2.MOVE_OUT) and not removed:
-            raise rules.precondition(f"証明書 rule: {request.resident_code} is a current resident: no 除票 to certify")
+            raise K.CERTIFICATE_REMOVED_ONLY(f"証明書 rule: {request.resident_code} is a current resident: no 除票 to certify")
         if request.kind == kizon_pb2.MOVE_OUT and person.removal_reason != "転出":
-            raise rules.precondition("転出証明書 rule: only for a 転出")
+            raise K.MOVE_OUT_CERTIFICATE_FOR_MOVE_OUT("転出証明書 rule: only for a 転出")
         if request.kind not in (kizon_pb2.REMOVED_COPY, kizon_pb2.MOVE_OUT) and removed:
-            raise rules.precondition(f"除票 rule: {request.resident_code} is no longer a resident; ask for a 除票の写し")
+            raise K.CERTIFICATE_CURRENT_ONLY(f"除票 rule: {request.resident_code} is no longer a resident; ask for a "
+                                             "除票の写し")
         people = self._members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
         return self._issue(request.kind, request.resident_code, people, items, f"{self.place_name} 窓口", call.terminal,
                            call.operator, request.justification)
@@ -38,7 +40,7 @@ class IssuanceMixin:
     async def _wide_area(self, request, call, items):
         """広域交付: the 住民票の写し of a resident of another municipality, who proves themself with the card."""
         if request.kind != kizon_pb2.RESIDENT_COPY or request.include_individual_number:
-            raise rules.invalid("広域交付 rule: a 住民票の写し (個人) only, without the 個人番号")
+            raise K.WIDE_AREA_RESIDENT_COPY_ONLY("広域交付 rule: a 住民票の写し (個人) only, without the 個人番号")
         info = await self._cs_call(self.cs.WideAreaLookup, cs_pb2.WideAreaRequest(
             home_municipality_code=request.home_municipality_code, card_number=request.card_number, pin=request.pin))
         audit.set_subject(info.resident_code)
@@ -70,21 +72,21 @@ class IssuanceMixin:
         call = current_call()
         audit.set_subject(request.card_number)
         if call.peer.identity.kind != "kiosk":
-            raise rules.denied("コンビニ交付 rule: only a kiosk front end issues at the kiosk")
+            raise K.KIOSK_CALLER("コンビニ交付 rule: only a kiosk front end issues at the kiosk")
         moment = simulated(call.metadata.get(SIMULATED_KEY))
         if moment is not None:  # judged by the scenario's clock: said in the audit trail
             audit.set_subject(f"{request.card_number} (simulated clock {moment.isoformat(timespec='minutes')})")
         now = kiosk_clock(moment)
         if not KIOSK_HOURS[0] <= now < KIOSK_HOURS[1]:
-            raise rules.precondition(f"コンビニ交付 rule: the service runs 06:30–23:00 (it is {now.strftime('%H:%M')})")
+            raise K.KIOSK_HOURS(f"コンビニ交付 rule: the service runs 06:30–23:00 (it is {now.strftime('%H:%M')})")
         if request.kind not in (kizon_pb2.RESIDENT_COPY, kizon_pb2.HOUSEHOLD_COPY):
-            raise rules.invalid("コンビニ交付 rule: 住民票の写し (個人 or 世帯) only")
+            raise K.KIOSK_RESIDENT_COPY_ONLY("コンビニ交付 rule: 住民票の写し (個人 or 世帯) only")
         info = await self._cs_call(self.cs.VerifyByCard, cs_pb2.CardIdentityCheck(card_number=request.card_number, pin=request.pin))
         audit.set_subject(info.resident_code + (f" (simulated clock {moment.isoformat(timespec='minutes')})"
                                                  if moment is not None else ""))
         person = self._person(info.resident_code)
         if person.status != CURRENT:
-            raise rules.precondition(f"コンビニ交付 rule: the card holder is not a resident of {self.municipality}")
+            raise K.KIOSK_RESIDENT_ONLY(f"コンビニ交付 rule: the card holder is not a resident of {self.municipality}")
         people = self._members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
         return self._issue(request.kind, person.resident_code, people, list(certificates.STANDARD_ITEMS),
                            f"コンビニ交付 ({call.peer.identity.terminal})", call.peer.identity.terminal, "", "")
@@ -97,7 +99,7 @@ class IssuanceMixin:
         rules.refuse_set(request, {"municipality_code", "former_resident_code"}, "card rule")
         person = self._person(request.resident_code)
         if request.action in (card_pb2.APPLY, card_pb2.ISSUE) and person.status != CURRENT:
-            raise rules.precondition(f"card rule: {request.resident_code} is not a resident of {self.municipality}")
+            raise K.CARD_CURRENT_RESIDENT(f"card rule: {request.resident_code} is not a resident of {self.municipality}")
         asked = card_pb2.CardRequest()
         asked.CopyFrom(request)
         asked.municipality_code = self.municipality

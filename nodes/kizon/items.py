@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 
 from nodes import rules
+from nodes.reasons import common as C
+from nodes.reasons import kizon as K
 from nodes.clock import office_today
 from protos import records_pb2
 
@@ -49,10 +51,10 @@ def require_person_items(record: records_pb2.ResidentRecord) -> None:
     """The items every 住民票 needs: 氏名 in kanji and katakana, 生年月日, 性別."""
     rules.require_text(record.name_kanji, "氏名")
     if not KANA.fullmatch(record.name_kana or ""):
-        raise rules.invalid(f"ふりがな rule: {record.name_kana!r} is not written in katakana")
+        raise K.NAME_KANA_KATAKANA(f"ふりがな rule: {record.name_kana!r} is not written in katakana")
     rules.require_date(record.birth_date, "生年月日")
     if record.sex not in ("1", "2", "9"):
-        raise rules.invalid(f"性別 rule: {record.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
+        raise C.SEX_CODE(f"性別 rule: {record.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
 
 
 def head_of(members) -> records_pb2.ResidentRecord:

@@ -8,6 +8,9 @@ import uuid
 import grpc
 
 from nodes import audit, identityfile, rules
+from nodes.reasons import access as A
+from nodes.reasons import common as C
+from nodes.reasons import kizon as K
 from nodes.intents import request_digest, request_key
 from nodes.kizon.changes import PendingChange, pending_var
 from nodes.kizon.items import CURRENT, ITEM_REPORT_LIMIT, require_person_items
@@ -42,7 +45,7 @@ class MigrationMixin:
         started = time.perf_counter()
         current_call().require_role(OPERATIONS_ROLES, "整合性確認 rule")
         if request.municipality_code and request.municipality_code != self.municipality:
-            raise rules.denied(f"整合性確認 rule: this kizon checks only {self.municipality}")
+            raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: this kizon checks only {self.municipality}")
         audit.set_subject(self.municipality)
         query = common_pb2.ConsistencyRequest(municipality_code=self.municipality)
         # The CS (and through it the prefecture and national) checks while kizon computes its own digests.
@@ -62,7 +65,7 @@ class MigrationMixin:
         try:
             report, theirs = await asked
         except grpc.aio.AioRpcError as exc:
-            raise rules.Violation(grpc.StatusCode.UNAVAILABLE, f"整合性確認: the 市町村CS did not answer: {exc.details()}") from None
+            raise C.PEER_UNAVAILABLE(f"整合性確認: the 市町村CS did not answer: {exc.details()}") from None
         report.records_kizon = len(ours)
         kizon_differences = []
         for code in sorted(c for c in ours if c not in theirs):
@@ -90,7 +93,7 @@ class MigrationMixin:
         self.site.state.refuse_if_frozen()
         call = current_call()
         if call.session is None or "manager" not in call.session.roles:
-            raise rules.denied("移行 rule: the initial load is run by a manager")
+            raise A.OPERATOR_ROLE("移行 rule: the initial load is run by a manager")
         summary = kizon_pb2.LoadSummary()
         load_id = call.metadata.get(REQUEST_KEY) or uuid.uuid4().hex
         rules.check_text(load_id, "x-request-id")
@@ -125,11 +128,12 @@ class MigrationMixin:
         codes = [r.resident_code for r in records]
         atena_numbers = [r.atena_number for r in records if r.atena_number]
         if len(set(codes)) < len(codes) or len(set(atena_numbers)) < len(atena_numbers):
-            raise rules.invalid("移行 rule: a 住民票コード or 宛名番号 appears twice in one batch")
+            raise K.INITIAL_LOAD_DUPLICATE("移行 rule: a 住民票コード or 宛名番号 appears twice in one batch")
         taken = self._taken(codes) or [r[0] for r in rows_in(
             self.rt.store.db, "SELECT atena_number FROM residents WHERE atena_number", atena_numbers)]
         if taken:
-            raise rules.already_exists(f"移行 rule: {len(taken)} of these residents are already recorded, e.g. {taken[0]}")
+            raise K.INITIAL_LOAD_ALREADY_RECORDED(f"移行 rule: {len(taken)} of these residents are already recorded, "
+                                                  f"e.g. {taken[0]}")
         numbers = await self._assign_numbers(codes)
         for record in records:
             record.individual_number = numbers[record.resident_code]

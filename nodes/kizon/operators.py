@@ -6,6 +6,8 @@ import uuid
 
 from certs.pki import credential_matches
 from nodes import audit, rules
+from nodes.reasons import access as A
+from nodes.reasons import kizon as K
 from nodes.guard import current_call
 from nodes.sessions import issue_approval, issue_session
 from protos import kizon_pb2
@@ -19,10 +21,10 @@ class OperatorsMixin:
         call = current_call()
         audit.set_subject(request.operator_id)
         if not call.is_terminal:
-            raise rules.denied("login rule: operators log in at a terminal")
+            raise K.LOGIN_AT_TERMINAL("login rule: operators log in at a terminal")
         operator = self.operators.get(request.operator_id)
         if operator is None or not credential_matches(operator, request.credential):
-            raise rules.unauthenticated(f"operator rule: authentication failed for {request.operator_id!r}")
+            raise K.OPERATOR_AUTHENTICATION(f"operator rule: authentication failed for {request.operator_id!r}")
         call.operator = request.operator_id  # audited under the operator the credential proved
         token, expires = issue_session(self.session_signer, request.operator_id, operator["roles"], self.municipality,
                                        call.terminal, call.peer.fingerprint)
@@ -37,18 +39,18 @@ class OperatorsMixin:
         audit.set_subject(f"approval for {request.requester_operator_id or '?'} at {request.terminal_id or '?'}: "
                           f"{request.max_records} records")
         if session is None or "manager" not in session.roles:
-            raise rules.denied("bulk output rule (PIA Ⅲ(2)3): only a manager approves bulk output")
+            raise A.OPERATOR_ROLE("bulk output rule (PIA Ⅲ(2)3): only a manager approves bulk output")
         rules.require_text(request.purpose, "目的")
         if request.max_records == 0:
-            raise rules.invalid("bulk output rule: max_records must be at least 1")
+            raise K.BULK_OUTPUT_APPROVAL_REQUEST("bulk output rule: max_records must be at least 1")
         place = self.rt.topology.municipality(self.municipality)
         if request.requester_operator_id not in {o.id for o in place.operators}:
-            raise rules.invalid(f"bulk output rule: {request.requester_operator_id!r} is not an operator of "
-                                f"{self.municipality}")
+            raise K.BULK_OUTPUT_APPROVAL_REQUEST(f"bulk output rule: {request.requester_operator_id!r} is not an operator of "
+                                                 f"{self.municipality}")
         if request.terminal_id not in place.terminals:
-            raise rules.invalid(f"bulk output rule: {request.terminal_id!r} is not a terminal of {self.municipality}")
+            raise K.BULK_OUTPUT_APPROVAL_REQUEST(f"bulk output rule: {request.terminal_id!r} is not a terminal of {self.municipality}")
         if request.requester_operator_id == session.operator:
-            raise rules.denied("bulk output rule (PIA Ⅲ(2)3): an operator may not approve their own output")
+            raise K.BULK_OUTPUT_SELF_APPROVAL("bulk output rule (PIA Ⅲ(2)3): an operator may not approve their own output")
         approval_id = uuid.uuid4().hex[:16]
         token, expires = issue_approval(self.session_signer, approval_id, session.operator, self.municipality)
         with self.rt.store.transaction() as db:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from nodes import audit, rules
+from nodes.reasons import common as C
+from nodes.reasons import kizon as K
 from nodes.kizon.items import CURRENT
 from nodes.guard import current_call
 from protos import kizon_pb2, records_pb2
@@ -15,14 +17,14 @@ class RegisterMixin:
         rules.require_resident_code(resident_code)
         found = self.rt.store.one("SELECT record FROM residents WHERE resident_code=?", (resident_code,))
         if found is None:
-            raise rules.not_found(f"照会: no 住民票 with 住民票コード {resident_code} in {self.municipality}")
+            raise C.RECORD_NOT_FOUND(f"照会: no 住民票 with 住民票コード {resident_code} in {self.municipality}")
         return records_pb2.ResidentRecord.FromString(found[0])
 
     def _current(self, resident_code: str) -> records_pb2.ResidentRecord:
         record = self._person(resident_code)
         if record.status != CURRENT:
-            raise rules.precondition(f"除票 rule: {resident_code} is no longer a resident of {self.municipality} "
-                                     f"({record.removal_reason} {record.removal_date})")
+            raise K.CURRENT_RESIDENT_REQUIRED(f"除票 rule: {resident_code} is no longer a resident of {self.municipality} "
+                                              f"({record.removal_reason} {record.removal_date})")
         return record
 
     def _members(self, household: str) -> list[records_pb2.ResidentRecord]:
@@ -34,7 +36,7 @@ class RegisterMixin:
         rules.require_text(household, "世帯番号")
         members = self._members(household)
         if not members:
-            raise rules.not_found(f"世帯 rule: no household {household} with current members in {self.municipality}")
+            raise K.HOUSEHOLD_NOT_FOUND(f"世帯 rule: no household {household} with current members in {self.municipality}")
         return members
 
     def _shown(self, record: records_pb2.ResidentRecord) -> records_pb2.ResidentRecord:
@@ -94,10 +96,10 @@ class RegisterMixin:
             return None
         record = records_pb2.ResidentRecord.FromString(found[0])
         if record.status == CURRENT:
-            raise rules.precondition(f"転入 rule (PIA Ⅲ(2)5): {resident_code} is already a resident of {self.municipality}")
+            raise C.ONE_CURRENT_RESIDENCE(f"転入 rule (PIA Ⅲ(2)5): {resident_code} is already a resident of {self.municipality}")
         if record.removal_reason == "死亡":
-            raise rules.precondition(f"除票 rule (removed people stay removed): {resident_code} was recorded as dead in "
-                                     f"{self.municipality} ({record.removal_date})")
+            raise C.REMOVED_STAY_REMOVED(f"除票 rule (removed people stay removed): {resident_code} was recorded as dead in "
+                                         f"{self.municipality} ({record.removal_date})")
         return record
 
     def _new_household_number(self) -> str:
@@ -112,7 +114,7 @@ class RegisterMixin:
         """An address on this municipality's 町字 list, with its full text and postal code."""
         place = town(self.municipality, address.town_code)
         if place is None:
-            raise rules.invalid(f"町字 rule: {address.town_code!r} is not a 町字 of {self.municipality}")
+            raise K.TOWN_CODE_UNKNOWN(f"町字 rule: {address.town_code!r} is not a 町字 of {self.municipality}")
         rules.require_text(address.address_line, "番地")
         full = records_pb2.Address()
         full.CopyFrom(address)

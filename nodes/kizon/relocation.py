@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from nodes import rules
+from nodes.reasons import common as C
 from protos import kizon_pb2, migration_pb2, records_pb2
 
 BATCH = 2000  # rows per executemany of an import
@@ -72,8 +72,8 @@ class KizonSite:
             if kind == "history":
                 record = item.history
                 if record.municipality_code != self.kizon.municipality:
-                    raise rules.invalid(f"移行 rule: a 住民票 of {record.municipality_code} in the export of "
-                                        f"{self.kizon.municipality}")
+                    raise C.MIGRATION_FOREIGN_RECORD(f"移行 rule: a 住民票 of {record.municipality_code} in the export of "
+                                                     f"{self.kizon.municipality}")
                 history.append((record.atena_number, record.history_number, record.SerializeToString()))
                 if record.atena_number not in latest or latest[record.atena_number].history_number < record.history_number:
                     latest[record.atena_number] = record
@@ -84,7 +84,7 @@ class KizonSite:
             elif kind == "counter":
                 counters.append((item.counter.name, item.counter.value))
             else:
-                raise rules.invalid(f"移行 rule: {kind or 'an empty item'} is not part of a 既存住基 export")
+                raise C.MIGRATION_UNKNOWN_ITEM(f"移行 rule: {kind or 'an empty item'} is not part of a 既存住基 export")
         residents = [(r.atena_number, r.resident_code, r.household_number, r.history_number, r.status, r.town_code,
                       r.SerializeToString()) for r in latest.values()]
         with self.store.transaction() as db:
