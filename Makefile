@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test protos bench clean
+.PHONY: setup demo test test-fast protos bench clean
 
 setup: $(STAMP)
 
@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/testbed run march-peak --residents 5000 --minutes 1
 
+# Every test, on two workers (a test module stays on one: its network is its own).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The fast tier for your own loop: unit and rule tests and those on the one shared network (under 2 minutes).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not own_network"
 
 protos: $(STAMP)
 	$(BIN)/python -m protos.build

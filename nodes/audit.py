@@ -16,7 +16,6 @@ The file is written with one write() per entry: an entry survives kill -9.
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -29,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from nodes import clock
 from nodes.witness import EMPTY_DIGEST, WitnessUnavailable
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class AuditLog:
         self.seq += 1
         entry = {
             "seq": self.seq,
-            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+            "time": clock.stamp("microseconds"),
             "node": self.node,
             "caller": caller,
             "operator": operator,
@@ -191,7 +191,7 @@ class AuditLog:
         mark = None
         if self.checkpoints is not None and self.signer is not None and self.seq != self._checkpointed:
             mark = {"node": self.node, "seq": self.seq, "head": self.head, "digest": self._digest.hexdigest(),
-                    "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                    "time": clock.stamp()}
             mark["sig"] = self.signer.sign(_canonical(mark, "sig"))
             self.checkpoints.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.checkpoints, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs.identity import DOMAINS, Identity, IdentityError, parse
+from nodes import clock
 from nodes.weaken import weakened
 from nodes.reasons import access as A
 from nodes.refusal import Rule
@@ -221,7 +222,7 @@ def weak_key(cert: x509.Certificate) -> str:
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return clock.now()
 
 
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:

@@ -9,18 +9,16 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
-import os
 import re
 import secrets
 
-from nodes import audit, rules
+from nodes import audit, clock, rules, settings
 from nodes.reasons import card as R, common as C
 from nodes.guard import current_call
 from protos import card_pb2, card_pb2_grpc, common_pb2, records_pb2
 
 SERVICE_NAME = card_pb2.DESCRIPTOR.services_by_name["CardManagement"].full_name
 PIN_ATTEMPTS = 3  # wrong PINs in a row before the card is locked
-RETENTION_DAYS = int(os.environ.get("TESTBED_DELIVERY_RETENTION_DAYS", "90"))  # 送付先情報 kept this long (PIA Ⅲ(3)7)
 BATCH_SECONDS = 1.0  # the manufacturing and printing batch runs this often
 PIN = re.compile(r"[0-9]{4}")
 # Which states each action may start from, and the state it leads to.
@@ -68,7 +66,7 @@ def add_to_server(servicer, server) -> None:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return clock.stamp()
 
 
 PIN_HASH_PREFIX = b"k1:"  # a PIN hash keyed with the card system's own secret
@@ -132,9 +130,10 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         return {"purge": self.purge}
 
     def purge(self, today: dt.date | None = None) -> int:
-        """Delete 送付先情報 kept longer than RETENTION_DAYS (PIA Ⅲ(3)7)."""
-        today = today or dt.datetime.now(dt.timezone.utc).date()  # received_at is in UTC: count days in UTC too
-        cutoff = dt.datetime.combine(today - dt.timedelta(days=RETENTION_DAYS), dt.time(), dt.timezone.utc).isoformat()
+        """Delete 送付先情報 kept longer than the retention of the settings (PIA Ⅲ(3)7: 90 days unless set)."""
+        today = today or clock.now().date()  # received_at is in UTC: count days in UTC too
+        kept = dt.timedelta(days=settings.current().delivery_retention_days)
+        cutoff = dt.datetime.combine(today - kept, dt.time(), dt.timezone.utc).isoformat()
         with self.rt.store.transaction() as db:
             return db.execute("DELETE FROM delivery WHERE received_at < ?", (cutoff,)).rowcount
 

@@ -2,10 +2,10 @@
 (text and HTML). 個人番号 is printed only when asked for with a justification."""
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 
+from nodes import clock
 from nodes.reasons import platform as R
 from nodes.store import next_counter
 from protos import kizon_pb2, records_pb2
@@ -92,7 +92,7 @@ def render(kind, issue_number: str, issued_at: str, place: str, people: list, it
 def record_issuance(db, municipality: str, kind, resident_code: str, place: str, terminal: str, operator: str,
                     items: list[str], justification: str) -> tuple[str, str]:
     """Write the 交付履歴 entry; (発行番号, time)."""
-    now = dt.datetime.now(dt.timezone.utc).astimezone(dt.timezone(dt.timedelta(hours=9)))
+    now = clock.office_now()
     number = f"{municipality}-{now.year}-{next_counter(db, f'issue_number_{now.year}'):07d}"
     issued_at = now.isoformat(timespec="seconds")
     db.execute("INSERT INTO issuances VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -1,4 +1,5 @@
-"""The office's clock: dates and hours in Japan, the one clock every rule is measured by.
+"""The office's clock: dates and hours in Japan, the one clock every rule is measured by, and the one source of
+"now" for the stamps nodes record.
 
 Nodes use it for their own rules; terminals, the replay and Locust import it so that what they send
 ("today") is what the node will accept, whatever the machine's time zone.
@@ -6,7 +7,8 @@ Nodes use it for their own rules; terminals, the replay and Locust import it so 
 from __future__ import annotations
 
 import datetime as dt
-import os
+
+from nodes import settings
 
 JST = dt.timezone(dt.timedelta(hours=9))
 KIOSK_HOURS = (dt.time(6, 30), dt.time(23, 0))  # コンビニ交付, Japan time
@@ -14,18 +16,33 @@ KIOSK_HOURS = (dt.time(6, 30), dt.time(23, 0))  # コンビニ交付, Japan time
 # TESTBED_SIMULATED_CLOCK=1 (`testbed run` does, unless --wall-clock) takes the time of day for its
 # time-of-day rules from the call's metadata x-simulated-time, which the replay sets from the scenario's
 # clock; the node audits every call it judged by that clock. Without the switch the metadata is ignored.
-SIMULATED_ENV = "TESTBED_SIMULATED_CLOCK"
+SIMULATED_ENV = settings.SIMULATED_CLOCK
 SIMULATED_KEY = "x-simulated-time"
+
+
+def now() -> dt.datetime:
+    """The moment, in UTC (what nodes stamp their records with)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def stamp(timespec: str = "seconds") -> str:
+    """The moment as an ISO 8601 UTC stamp."""
+    return now().isoformat(timespec=timespec)
+
+
+def office_now() -> dt.datetime:
+    """The moment in Japan, where the office is."""
+    return now().astimezone(JST)
 
 
 def office_today() -> dt.date:
     """Today's date in Japan, where the office is."""
-    return dt.datetime.now(JST).date()
+    return office_now().date()
 
 
 def simulated(value: str | None) -> dt.datetime | None:
     """The simulated time a call carries, when this process honours it (else None)."""
-    if not value or os.environ.get(SIMULATED_ENV) != "1":
+    if not value or not settings.current().simulated_clock:
         return None
     try:
         moment = dt.datetime.fromisoformat(value)
@@ -35,9 +52,8 @@ def simulated(value: str | None) -> dt.datetime | None:
 
 
 def kiosk_clock(simulated_time: dt.datetime | None = None) -> dt.time:
-    """The time of day in Japan: the simulated one when given, else TESTBED_KIOSK_CLOCK=HH:MM (for tests of the
-    hours rule), else the wall clock."""
+    """The time of day in Japan: the simulated one when given, else the one pinned by TESTBED_KIOSK_CLOCK=HH:MM
+    (for tests of the hours rule), else the wall clock."""
     if simulated_time is not None:
         return simulated_time.astimezone(JST).time()
-    pinned = os.environ.get("TESTBED_KIOSK_CLOCK")
-    return dt.time.fromisoformat(pinned) if pinned else dt.datetime.now(JST).time()
+    return settings.current().kiosk_clock or office_now().time()

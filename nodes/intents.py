@@ -12,11 +12,11 @@ commits those exactly as they were sent and drops the others, so that kizon and 
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
 from protos import identity_pb2, kizon_pb2
+from nodes import clock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answered (           -- changes applied, by scoped 依頼管理番号, and the reply given
@@ -113,7 +113,7 @@ class Ledger:
             db.execute("INSERT INTO intents VALUES (?,?,?,?,?,?,?,?)", (
                 intent.key, intent.digest, intent.reply.DESCRIPTOR.full_name, intent.reply.SerializeToString(),
                 kizon_pb2.ChangeReply(records=intent.records).SerializeToString(), intent.batch.SerializeToString(),
-                int(intent.feed_atena), dt.datetime.now(dt.timezone.utc).isoformat()))
+                int(intent.feed_atena), clock.stamp("microseconds")))
 
     def finish(self, db, intent: Intent) -> None:
         """Inside the commit's transaction: the request is answered, the intent gone."""

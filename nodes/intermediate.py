@@ -5,11 +5,10 @@ certificate, never from the message: no tenant can write another's data, whateve
 """
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from nodes.guard import current_call
-from nodes import audit, rules
+from nodes import audit, clock, rules
 from nodes.reasons import access as A, common as C, platform as R
 from nodes.weaken import weakened
 from protos import card_pb2, card_pb2_grpc, common_pb2, intermediate_pb2, intermediate_pb2_grpc, records_pb2
@@ -97,7 +96,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO provisions VALUES (?,?,?,?,?,?)",
                        (provision_id, request.tenant, request.fugo, request.inquiry_id,
-                        current_call().peer.identity.uri, dt.datetime.now(dt.timezone.utc).isoformat()))
+                        current_call().peer.identity.uri, clock.stamp("microseconds")))
         return intermediate_pb2.ProvisionReply(record=record, provision_id=provision_id)
 
     async def ListProvisions(self, request, context):
@@ -135,7 +134,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
             raise A.OPERATOR_CLAIM(f"staff rule: the session is {call.operator}'s, not {request.operator_id}'s")
         tenant = call.peer.identity.municipality
         audit.set_subject(f"{tenant}:{request.operator_id}")
-        at = dt.datetime.now(dt.timezone.utc).isoformat()
+        at = clock.stamp("microseconds")
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO staff_log VALUES (?,?,?,?,?)", (at, tenant, request.operator_id, call.terminal, event))
         return intermediate_pb2.StaffAck(recorded_at=at, tenant=tenant)

@@ -9,10 +9,9 @@ this module gives the frame: freeze, drain, state, and the rules of import and w
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import sqlite3
 
-from nodes import audit, rules
+from nodes import audit, clock, rules
 from nodes.reasons import site as R
 from protos import migration_pb2, migration_pb2_grpc
 
@@ -66,7 +65,7 @@ class SiteState:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return clock.stamp()
 
 
 class MigrationServicer(migration_pb2_grpc.MigrationServicer):

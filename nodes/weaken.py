@@ -5,10 +5,9 @@ Each name turns one rule off in every node of the network; the nodes say so loud
 """
 from __future__ import annotations
 
-import functools
-import os
+from nodes import settings
 
-ENV = "TESTBED_WEAKEN"
+ENV = settings.WEAKEN
 WEAKNESSES = {
     "crl": "revocation is not checked: a revoked certificate is accepted",
     "topology-identity": "any well-formed identity is admitted, named in the topology or not",
@@ -28,10 +27,9 @@ def parse(text: str) -> tuple[str, ...]:
     return names
 
 
-@functools.lru_cache(maxsize=None)
 def active() -> frozenset[str]:
-    """The weaknesses this process was started with."""
-    return frozenset(parse(os.environ.get(ENV, "")))
+    """The weaknesses this process was started with (its settings)."""
+    return settings.current().weaknesses
 
 
 def weakened(name: str) -> bool:

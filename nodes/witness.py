@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -55,6 +54,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from nodes import clock
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ class WitnessLog:
                               f"{last['time']}; the chain was rewritten")
         self.records += 1
         record = {"n": self.records, "chain": chain, "seq": seq, "head": head, "digest": digest,
-                  "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "prev": self.last_hash}
+                  "time": clock.stamp("milliseconds"), "prev": self.last_hash}
         record["sig"] = self.key.sign(_canonical(record, "sig")).hex()
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         os.write(self._fd, line)
@@ -296,7 +296,7 @@ async def serve(where: Path) -> None:
     witness_log = WitnessLog(where)
     about = where / ABOUT
     if not about.exists():  # (for a person looking at the folder: which network this is)
-        _write_private(about, json.dumps({"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        _write_private(about, json.dumps({"created": clock.stamp(),
                                           "state_dir": os.environ.get("TESTBED_WITNESS_FOR", "")}).encode())
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

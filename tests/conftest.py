@@ -1,6 +1,7 @@
 """Shared fixtures: a throwaway PKI and a real network of node processes on free loopback ports."""
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 
@@ -10,12 +11,16 @@ from testbed.client import Counter
 from testbed.network import Network
 from testbed.topology import Topology
 
-# コンビニ交付 keeps its hours (06:30–23:00 JST) by the nodes' clock: the tests pin it to midday so that
-# they do not depend on when they run; a test of the hours rule sets its own before starting a network.
-os.environ.setdefault("TESTBED_KIOSK_CLOCK", "12:00")
-# The audit witness keeps its folder outside the state folder (nodes/witness.py), by default under the home folder:
-# the tests' witnesses live in a throwaway folder instead.
-os.environ.setdefault("TESTBED_WITNESS_DIR", tempfile.mkdtemp(prefix="testbed-witness-"))
+
+def pytest_configure(config):
+    """The environment every node of the tests starts with, set once before any test is collected (never at
+    import): each test process (an xdist worker too) gets its own."""
+    # コンビニ交付 keeps its hours (06:30–23:00 JST) by the nodes' clock: the tests pin it to midday so that
+    # they do not depend on when they run; a test of the hours rule sets its own before starting a network.
+    os.environ.setdefault("TESTBED_KIOSK_CLOCK", "12:00")
+    # The audit witness keeps its folder outside the state folder (nodes/witness.py), by default under the home
+    # folder: the tests' witnesses live in a throwaway folder instead.
+    os.environ.setdefault("TESTBED_WITNESS_DIR", tempfile.mkdtemp(prefix="testbed-witness-"))
 
 
 def make_network(state_dir, topology: Topology | None = None) -> Network:
@@ -69,3 +74,30 @@ def clerk_b(network):
     """OP0001 at T0001 of 秦野市, its reads approved by a manager (as clerk)."""
     with Counter(network, "142115", reads=1_000_000) as counter:
         yield counter
+
+
+# -- the tiers ------------------------------------------------------------------------------------------------
+# `make test-fast` runs the unit and rule tests and those on the one shared network; `make test` runs them all.
+# A test is of the full tier when it (or a fixture it uses) starts a network, a scenario run or a benchmark of its
+# own: found from the source, so that a new test lands in the right tier without anyone remembering to mark it.
+OWN_NETWORK = ("make_network(", "network_of_its_own(", "Network(", "run_scenario(", "run_bench(", "\"testbed.cli\"",
+               "'testbed.cli'", "locust", '"bench"', '"run"', '"up"', '"tour"', '"migrate"')  # (commands given to main)
+
+
+def _starts_its_own(function) -> bool:
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return any(mark in source for mark in OWN_NETWORK)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `own_network` every test that starts a network of its own (itself or through a fixture other than the
+    shared session network)."""
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        fixtures = [d.func for name, ds in (defs.name2fixturedefs.items() if defs else ()) if name != "network"
+                    for d in ds]
+        if _starts_its_own(getattr(item, "function", None)) or any(_starts_its_own(f) for f in fixtures):
+            item.add_marker(pytest.mark.own_network)

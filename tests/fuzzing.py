@@ -15,6 +15,9 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import FieldDescriptor as FD
 from hypothesis import strategies as st
 
+import nodes.reasons  # noqa: F401 (the catalogue, filled)
+from nodes.refusal import CATALOGUE, DETAILS_KEY, rule_of
+
 MAX_REPLIES = 2  # replies read from a server stream before it is cancelled
 # gRPC's default limits on the metadata a client receives (a status's details travel in it): over the soft limit an
 # answer is dropped at random, over the hard one always. Channels made with CHANNEL_LIMITS drop past the hard limit
@@ -237,6 +240,8 @@ class Outcome:
     details: str
     seconds: float
     replies: int = 0
+    reason: str = ""  # the rule id of the refusal's ErrorInfo ("" when it names none)
+    status_bytes: int = 0  # the size of its google.rpc.Status trailer (grpc-status-details-bin, before base64)
 
 
 def invoke(ch: grpc.Channel, path: str, method, bodies: list[Body], metadata: tuple, deadline: float) -> Outcome:
@@ -264,7 +269,9 @@ def invoke(ch: grpc.Channel, path: str, method, bodies: list[Body], metadata: tu
                     break
     except grpc.RpcError as exc:
         if not (exc.code() == grpc.StatusCode.CANCELLED and replies >= (1 if method.name == "Watch" else MAX_REPLIES)):
-            return Outcome(exc.code(), exc.details() or "", time.monotonic() - started, replies)
+            status = dict(exc.trailing_metadata() or ()).get(DETAILS_KEY, b"")
+            return Outcome(exc.code(), exc.details() or "", time.monotonic() - started, replies, rule_of(exc),
+                           len(status) if isinstance(status, bytes) else 0)
     return Outcome(grpc.StatusCode.OK, "", time.monotonic() - started, replies)
 
 
@@ -303,12 +310,14 @@ def classify(outcome: Outcome, bad: bool = False, tls_refused: bool = False) -> 
         return f"{CRASH}: dropped connection", code.name
     if TRANSPORT_TEXT.match(details):  # e.g. a status whose details are past gRPC's limit for metadata: never delivered
         return f"{CRASH}: the answer did not reach the caller ({code.name} from gRPC itself)", code.name
-    if wire_size(details) > SOFT_METADATA_LIMIT - 512:  # (room for the other headers)
+    if wire_size(details) + (outcome.status_bytes + 2) // 3 * 4 > SOFT_METADATA_LIMIT - 512:  # (base64; other headers)
         return f"{CRASH}: an answer a default gRPC client may drop (status details over 8 KiB)", "oversized"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return HANG, code.name
     if not details.strip():
         return NO_RULE, code.name
+    if outcome.reason not in CATALOGUE:  # a refusal of a node names its rule by id, not only in words
+        return f"{NO_RULE}: no rule id of the catalogue in its ErrorInfo", code.name
     return None
 
 

@@ -25,7 +25,7 @@ from helpers import (
     refused,
 )
 
-from nodes import card as card_node
+from nodes import card as card_node, settings
 from nodes.store import Store
 from protos import card_pb2, card_pb2_grpc, cs_pb2, kizon_pb2, records_pb2
 from testbed.cli import main
@@ -378,9 +378,9 @@ def test_delivery_retention_counts_whole_days(fresh_network, monkeypatch, capsys
         servicer = card_node.Servicer(SimpleNamespace(store=store, background=lambda job: None,
                                                       own_secret=lambda name: b"k" * 32))
         received = dt.datetime.fromisoformat(entry.received_at).astimezone(dt.timezone.utc).date()
-        monkeypatch.setattr(card_node, "RETENTION_DAYS", 90)
+        monkeypatch.setattr(settings, "_current", settings.Settings(delivery_retention_days=90))
         assert servicer.purge(received + dt.timedelta(days=90)) == 0
-        monkeypatch.setattr(card_node, "RETENTION_DAYS", 0)
+        monkeypatch.setattr(settings, "_current", settings.Settings(delivery_retention_days=0))
         assert servicer.purge(received) == 0
         assert servicer.purge(received + dt.timedelta(days=1)) == 1
     finally:

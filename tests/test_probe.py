@@ -41,6 +41,7 @@ def failed_rules(cases) -> set[str]:
 
 def test_the_probe_passes_on_the_default_network(probed, tmp_path):
     """`testbed probe --json --html` exits 0; the JSON lists every group of cases, none failed or skipped."""
+    probed.up()  # (as the fixture left it, or again after a weakened case run before this one)
     out = tmp_path / "probe.json"
     page = tmp_path / "probe.html"
     run = subprocess.run([sys.executable, "-m", "testbed.cli", "--state-dir", str(probed.state_dir), "probe",
@@ -99,7 +100,8 @@ def test_an_sslyze_scan_is_judged_case_by_case():
 
 @pytest.mark.parametrize("weakness", [w for w in WEAKNESSES if w != "audit-key"])
 def test_the_probe_names_exactly_the_weakened_rule(probed, weakness):
-    """With one weakness switched on, the probe fails on that rule and on nothing else."""
+    """With one weakness switched on, the probe fails on that rule and on nothing else. (The network is left down:
+    the next case starts it with its own weakness, and no case after these needs it unweakened.)"""
     probed.down()
     probed.up(weaken=(weakness,))
     try:
@@ -109,7 +111,6 @@ def test_the_probe_names_exactly_the_weakened_rule(probed, weakness):
         assert failed_rules(cases) == {RULE_OF[weakness]}, [c for c in cases if c.verdict == "FAIL"][:3]
     finally:
         probed.down()
-        probed.up()
 
 
 def test_the_probe_finds_an_unkeyed_audit_chain(tmp_path):
