@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import logging
+import os
 from pathlib import Path
 
+from nodes import settings
 from nodes.audit import AuditDamaged
 from nodes.confined import harden_self
 from nodes.runtime import serve
@@ -25,6 +26,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(name)s: %(message)s")
     if harden_self():
         logging.getLogger("nodes").info("confined: own mount namespace, only this node's secrets in view, non-dumpable")
+    try:  # the process's configuration, read once, here (nodes/settings.py)
+        settings.configure(settings.Settings.from_environment())
+    except ValueError as exc:
+        logging.getLogger("nodes").error("refusing to start: %s", exc)
+        raise SystemExit(2) from None
     topology = Topology.load(args.topology)
     try:
         asyncio.run(serve(topology, args.node, args.state_dir, args.pki_dir or args.state_dir / "pki"))
