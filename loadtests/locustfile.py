@@ -37,6 +37,7 @@ from nodes.tls import ClientCert  # noqa: E402
 from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2,  # noqa: E402
                     kizon_pb2_grpc, national_pb2, national_pb2_grpc, records_pb2)
 from scenarios.towns import towns  # noqa: E402
+from testbed import requests  # noqa: E402
 from testbed.client import Counter, bulk_approval, channel, default_state_dir, named_cert  # noqa: E402
 from testbed.network import Network  # noqa: E402
 
@@ -187,6 +188,16 @@ class GrpcUser(User):
     def setup(self):
         """What the user needs before its first task."""
 
+    def open(self, stub_class, node, cert: ClientCert):
+        """A stub of stub_class on a channel of this user's to node, each call timed for Locust (closed on_stop)."""
+        self.channels = getattr(self, "channels", [])
+        self.channels.append(channel(node, cert))
+        return stub_class(grpc.intercept_channel(self.channels[-1], Timing(self.environment)))
+
+    def on_stop(self):
+        for ch in getattr(self, "channels", ()):
+            ch.close()
+
     def call(self, method, *args, **kwargs):
         """Make one call (reported by the interceptor); None when it failed (the failure is reported)."""
         try:
@@ -218,6 +229,7 @@ class TerminalUser(GrpcUser):
     def on_stop(self):
         if hasattr(self, "counter"):
             self.counter.close()
+        super().on_stop()
 
 
 class CounterStaff(TerminalUser):
@@ -239,9 +251,8 @@ class CounterStaff(TerminalUser):
     def move_within(self):
         person = random.choice(self.people)
         place = random.choice(towns(SETTINGS["municipality"]))
-        self.call(self.counter, self.counter.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(
-            resident_code=person.resident_code, move_date=office_today().isoformat(),
-            address=records_pb2.Address(town_code=place.code, address_line=f"{random.randint(1, 3000)}番地")))
+        self.call(self.counter, self.counter.kizon.MoveWithin, requests.move_within(
+            person.resident_code, records_pb2.Address(town_code=place.code, address_line=f"{random.randint(1, 3000)}番地")))
 
 
 class IntegratedTerminal(TerminalUser):
@@ -274,15 +285,9 @@ class Kiosk(GrpcUser):
     def setup(self):
         net = network()
         self.cards = kiosk_cards(net)
-        pki = net.pki
-        self.channel = channel(net.topology.find("kizon", SETTINGS["municipality"]),
-                               ClientCert(*pki.client_files("kiosk-K0002"), pki.trust_bundle))
-        self.stub = kizon_pb2_grpc.KizonStub(grpc.intercept_channel(self.channel, Timing(self.environment)))
+        self.stub = self.open(kizon_pb2_grpc.KizonStub, net.topology.find("kizon", SETTINGS["municipality"]),
+                              named_cert(net.pki, "kiosk-K0002"))
         self.idle_said = False
-
-    def on_stop(self):
-        if hasattr(self, "channel"):
-            self.channel.close()
 
     @task
     def resident_copy(self):
@@ -304,15 +309,11 @@ class InfoProvisionNetwork(GrpcUser):
 
     def setup(self):
         net = network()
-        self.channel = channel(net.topology.find("intermediate"), named_cert(net.pki, "infonws"))
-        self.stub = intermediate_pb2_grpc.IntermediateServerStub(grpc.intercept_channel(self.channel, Timing(self.environment)))
+        self.stub = self.open(intermediate_pb2_grpc.IntermediateServerStub, net.topology.find("intermediate"),
+                              named_cert(net.pki, "infonws"))
         with channel(net.topology.find("national"), named_cert(net.pki, "infonws")) as registry:  # the NWS's 符号
             self.fugo = list(national_pb2_grpc.NationalServerStub(registry).SampleFugo(
                 national_pb2.FugoSampleRequest(tenant=SETTINGS["municipality"], count=2000), timeout=30).fugo)
-
-    def on_stop(self):
-        if hasattr(self, "channel"):
-            self.channel.close()
 
     @task
     def inquiry(self):

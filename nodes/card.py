@@ -78,11 +78,6 @@ def pin_hash(key: bytes, card_number: str, pin: str) -> bytes:
     return PIN_HASH_PREFIX + hmac.new(key, f"{card_number}:{pin}".encode(), hashlib.sha256).digest()
 
 
-def _legacy_pin_hash(card_number: str, pin: str) -> bytes:
-    """The unkeyed PIN hash of earlier versions: still checked once, then replaced by the keyed one."""
-    return hashlib.pbkdf2_hmac("sha256", pin.encode(), card_number.encode(), 2_000)
-
-
 class Servicer(card_pb2_grpc.CardManagementServicer):
     """送付先情報, 通知書 and the cards."""
 
@@ -223,14 +218,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         return self._status(self._card(request.resident_code))
 
     def _pin_matches(self, stored: bytes, card_number: str, pin: str) -> bool:
-        if stored.startswith(PIN_HASH_PREFIX):
-            return hmac.compare_digest(stored, pin_hash(self.pin_key, card_number, pin))
-        if stored and hmac.compare_digest(stored, _legacy_pin_hash(card_number, pin)):
-            with self.rt.store.transaction() as db:  # a store of an earlier version: keyed from now on
-                db.execute("UPDATE cards SET pin_hash=? WHERE card_number=?",
-                           (pin_hash(self.pin_key, card_number, pin), card_number))
-            return True
-        return False
+        return stored.startswith(PIN_HASH_PREFIX) and hmac.compare_digest(stored, pin_hash(self.pin_key, card_number, pin))
 
     async def CheckPin(self, request, context):
         """Card and PIN: the card's holder if the card is issued, not locked and the PIN is right."""

@@ -69,7 +69,8 @@ def _now() -> str:
 
 
 class MigrationServicer(migration_pb2_grpc.MigrationServicer):
-    """The Migration service of a node: the node gives export_items, import_items, wipe, records and drain."""
+    """The Migration service of a node: the node gives records, pending_intents, drain, export_items, digests,
+    import_items and wipe (a site: nodes/kizon/relocation.py's KizonSite, the CS's and atena's)."""
 
     def __init__(self, runtime, node_servicer):
         self.rt = runtime

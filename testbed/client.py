@@ -159,22 +159,15 @@ class Counter:
 
     def __init__(self, network, municipality: str, terminal: str = "T0001", operator: str = "OP0001", interceptors=(),
                  reads: int = 0):
-        pki = network.pki
-        cert = terminal_cert(pki, municipality, terminal)
+        cert, ends = terminal_ends(network, municipality, terminal)
         self.network, self.municipality, self.terminal, self.operator = network, municipality, terminal, operator
-        cs = network.topology.find("cs", municipality)
-        self._channels = [channel(network.topology.find("kizon", municipality), cert), channel(cs, cert)]
-        if cs.search_address:
-            self._channels.append(channel(cs.search_end(), cert))
+        self._channels = [channel(end, cert) for end in ends]
         calls = [grpc.intercept_channel(ch, *interceptors) if interceptors else ch for ch in self._channels]
         self.kizon = kizon_pb2_grpc.KizonStub(calls[0])
         self.cs = cs_stub(*calls[1:])
-        credential = pki.operators(municipality)[operator]["credential"]
-        self.session = self.kizon.Login(kizon_pb2.LoginRequest(operator_id=operator, credential=credential), timeout=10)
-        self.metadata = ((SESSION_KEY, self.session.token),)
-        if reads:  # beyond the bulk-output limit, reads need a manager's standing approval (PIA Ⅲ(2)3)
-            token = bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads)
-            self.metadata += ((READ_APPROVAL_KEY, token),)
+        self.session = self.kizon.Login(login_request(network, municipality, operator), timeout=10)
+        approval = bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads) if reads else ""
+        self.metadata = session_metadata(self.session.token, approval)
 
     def __call__(self, method, request, *, request_id: str | None = None, metadata=(), timeout: float = 30):
         """Call a stub method of this terminal with the operator's session."""
@@ -224,21 +217,31 @@ async def async_bulk_approval(network, municipality: str, operator: str, termina
 async def async_login(network, municipality: str, terminal: str, operator: str, interceptors=None, reads: int = 0):
     """(kizon stub, cs stub, session metadata, channels) of an asyncio terminal; with reads, the metadata carries a
     manager's standing approval for that many people's records (see Counter)."""
-    pki = network.pki
-    cert = terminal_cert(pki, municipality, terminal)
-    cs = network.topology.find("cs", municipality)
-    channels = [async_channel(network.topology.find("kizon", municipality), cert, interceptors=interceptors),
-                async_channel(cs, cert, interceptors=interceptors)]
-    if cs.search_address:
-        channels.append(async_channel(cs.search_end(), cert, interceptors=interceptors))
+    cert, ends = terminal_ends(network, municipality, terminal)
+    channels = [async_channel(end, cert, interceptors=interceptors) for end in ends]
     kizon = kizon_pb2_grpc.KizonStub(channels[0])
-    credential = pki.operators(municipality)[operator]["credential"]
-    session = await kizon.Login(kizon_pb2.LoginRequest(operator_id=operator, credential=credential), timeout=10)
-    metadata = ((SESSION_KEY, session.token),)
-    if reads:
-        token = await async_bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads)
-        metadata += ((READ_APPROVAL_KEY, token),)
-    return kizon, cs_stub(*channels[1:]), metadata, channels
+    session = await kizon.Login(login_request(network, municipality, operator), timeout=10)
+    approval = await async_bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads) if reads else ""
+    return kizon, cs_stub(*channels[1:]), session_metadata(session.token, approval), channels
+
+
+def terminal_ends(network, municipality: str, terminal: str) -> tuple[ClientCert, list]:
+    """A terminal's certificate and what it connects to: kizon, the CS, and the CS's search process if it has one."""
+    cs = network.topology.find("cs", municipality)
+    ends = [network.topology.find("kizon", municipality), cs] + ([cs.search_end()] if cs.search_address else [])
+    return terminal_cert(network.pki, municipality, terminal), ends
+
+
+def login_request(network, municipality: str, operator: str) -> kizon_pb2.LoginRequest:
+    """The Login of an operator of the network's roster, with the credential the PKI holds for them."""
+    credential = network.pki.operators(municipality)[operator]["credential"]
+    return kizon_pb2.LoginRequest(operator_id=operator, credential=credential)
+
+
+def session_metadata(token: str, approval: str = "") -> tuple[tuple[str, str], ...]:
+    """Call metadata of a logged-in operator: the session and, beyond the bulk-output limit, a manager's standing
+    approval of the reads (PIA Ⅲ(2)3)."""
+    return ((SESSION_KEY, token),) + (((READ_APPROVAL_KEY, approval),) if approval else ())
 
 
 def node_status(network, node, counts: bool = False) -> object:

@@ -34,11 +34,11 @@ from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, office_today
 from nodes.reasons.card import CARD_STATE_TRANSITION
 from nodes.refusal import rule_of
 from nodes.tls import ClientCert
+from testbed import requests
+from testbed.requests import OUTSIDE
 from testbed.client import async_bulk_approval, async_channel, console_cert, async_login, monitor_cert, named_cert
 from testbed.faults import execute, records
 
-OUTSIDE = "131016"  # 東京都千代田区: where people from outside the network come from and go to
-NOT_REPLAYED: dict[str, str] = {}
 KIOSK_CARDS = 40  # residents per municipality whose cards are issued (with a PIN) for コンビニ交付
 KIOSK_PIN = "1234"
 # The replay's one terminal per municipality does a whole office's counter work: a manager approves its reads
@@ -261,9 +261,6 @@ class Replay:
 
     async def _one(self, event, gate, bar) -> None:
         try:
-            if event.op in NOT_REPLAYED:
-                self.outcomes[event.op].skipped += 1
-                return
             started = time.perf_counter()
             try:
                 done = await self._dispatch(event)
@@ -367,29 +364,30 @@ class Replay:
         person.busy = True
         try:
             if op == "出生":
-                reply = await kizon.Birth(kizon_pb2.BirthRequest(household_number=person.household, notification_date=today,
-                    child=records_pb2.ResidentRecord(name_kanji="新生 子", name_kana="シンセイ コ", birth_date=today,
-                                                     sex=self.rng.choice("12"))), metadata=metadata, timeout=60)
+                reply = await kizon.Birth(requests.birth(person.household, sex=self.rng.choice("12"),
+                                                         name=("新生 子", "シンセイ コ"), today=today),
+                                          metadata=metadata, timeout=60)
                 child = reply.records[0]
                 register.add(Person(child.resident_code, child.household_number, False))
                 self._acknowledge(municipality, reply)
             elif op == "転居":
-                reply = await kizon.MoveWithin(kizon_pb2.MoveWithinRequest(
-                    resident_code=person.code, address=address, move_date=today, notification_date=today,
-                    whole_household=bool(args.get("whole_household"))), metadata=metadata, timeout=60)
+                reply = await kizon.MoveWithin(requests.move_within(
+                    person.code, address, whole_household=bool(args.get("whole_household")), today=today),
+                    metadata=metadata, timeout=60)
                 self._acknowledge(municipality, reply)
             elif op == "死亡":
                 register.remove(person.code)
-                self._acknowledge(municipality, await kizon.Death(kizon_pb2.DeathRequest(
-                    resident_code=person.code, death_date=today, notification_date=today), metadata=metadata, timeout=60))
+                self._acknowledge(municipality, await kizon.Death(requests.death(person.code, today=today),
+                                                                  metadata=metadata, timeout=60))
             elif op == "転出":
                 register.remove(person.code)
                 destination = args.get("to", "outside")
-                moved = await kizon.MoveOut(kizon_pb2.MoveOutRequest(
-                    resident_code=person.code, planned_date=(office_today() + dt.timedelta(days=3)).isoformat(), notification_date=today,
-                    destination_address="東京都千代田区千代田1番1号" if destination == "outside" else f"({destination})",
-                    destination_municipality_code=OUTSIDE if destination == "outside" else destination,
-                    special=bool(args.get("special"))), metadata=metadata, timeout=60)
+                outside = destination == "outside"
+                moved = await kizon.MoveOut(requests.move_out(
+                    person.code, (office_today() + dt.timedelta(days=3)).isoformat(),
+                    destination=OUTSIDE if outside else destination,
+                    destination_address=requests.OUTSIDE_ADDRESS if outside else f"({destination})",
+                    special=bool(args.get("special")), today=today), metadata=metadata, timeout=60)
                 self._acknowledge(municipality, moved)
                 if args.get("pair"):
                     self.pairs[args["pair"]] = person.code
@@ -414,10 +412,9 @@ class Replay:
                         raise
                     await asyncio.sleep(0.1)
         elif args.get("from") == "abroad":
-            reply = await kizon.MoveIn(kizon_pb2.MoveInRequest(
-                person=records_pb2.ResidentRecord(name_kanji="MILLER ANNA", name_kana="ミラー アンナ", birth_date="1992-06-01",
-                                                  sex="2", resident_type="外国人住民", nationality="USA"),
-                address=address, move_in_date=today, notification_date=today, from_abroad=True), metadata=metadata, timeout=60)
+            reply = await kizon.MoveIn(requests.move_in_from_abroad(records_pb2.ResidentRecord(
+                name_kanji="MILLER ANNA", name_kana="ミラー アンナ", birth_date="1992-06-01", sex="2",
+                resident_type="外国人住民", nationality="USA"), address, today=today), metadata=metadata, timeout=60)
         else:  # from a municipality outside the network, with a paper 転出証明書
             self._outside += 1
             code = resident_code(OUTSIDE, self._outside, self._outside_key)
@@ -501,7 +498,7 @@ class Replay:
                 "p50_ms": percentile(lat, 0.50), "p90_ms": percentile(lat, 0.90), "p99_ms": percentile(lat, 0.99),
                 "p999_ms": percentile(lat, 0.999), "max_ms": lat[-1] if lat else 0.0,
                 "error_examples": outcome.examples,
-                **({"note": NOT_REPLAYED.get(op) or self.notes[op]} if op in NOT_REPLAYED or op in self.notes else {}),
+                **({"note": self.notes[op]} if op in self.notes else {}),
             }
         seconds = int(wall) + 1
         timeline = [0] * seconds

@@ -17,6 +17,7 @@ import nodes.reasons  # noqa: F401 (the catalogue, filled)
 from nodes.clock import office_today
 from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of
 from protos import common_pb2, kizon_pb2, records_pb2
+from testbed import requests
 from testbed.client import Counter, NotYet, eventually  # noqa: F401 (re-exported for the tests)
 
 RECORD_REASONS = "TESTBED_RECORD_REASONS"  # a file: each refusal a test expects, by line, with the rule it saw
@@ -77,9 +78,8 @@ def move_in_from_abroad(counter: Counter, who: records_pb2.ResidentRecord | None
     """国外転入 of a new resident (a new 住民票コード and 個人番号); the new 住民票."""
     who = who or person()
     line = line or f"{random.randint(1, 2000)}番地"
-    reply = counter(counter.kizon.MoveIn, kizon_pb2.MoveInRequest(
-        person=who, address=address(counter.municipality, line), household_number=household, move_in_date=TODAY,
-        notification_date=TODAY, from_abroad=True), **kw)
+    reply = counter(counter.kizon.MoveIn, requests.move_in_from_abroad(who, address(counter.municipality, line),
+                                                                       household=household, today=TODAY), **kw)
     return reply.records[0]
 
 

@@ -2,9 +2,8 @@
 and once broken, with the exact gRPC status and a message that names the rule.
 
 Most tests share the session network and look only at the people they create. Moves between the
-two cities run on a network of their own (`moves`): a 転入 from another city currently keeps the
-former city's 宛名番号 and can overwrite an unrelated resident of the new city (see
-test_move_in_keeps_the_other_residents), which must not spill into other test files.
+two cities run on a network of their own (`moves`), so that the people they move between registers stay out of
+what other test files count.
 """
 from __future__ import annotations
 
