@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
-from nodes import rules
+from nodes import rules, settings
 from nodes.clock import office_today
 from nodes.numbers import individual_number_valid
 from nodes.reasons import common as C, cs as R
 from protos import records_pb2
 
-POOL_LOW = int(os.environ.get("TESTBED_POOL_LOW", "1000"))  # codes left that raise the low-pool alert
-POOL_REFILL = int(os.environ.get("TESTBED_POOL_REFILL", "5000"))  # codes asked of national at a time
 MOVE_IN_DAYS = 14  # 特例転入: the 転入届 within 14 days of moving in …
 MOVE_OUT_DAYS = 30  # … and within 30 days of the planned move-out date (PIA Ⅰ2 システム2 ③)
 PURGE_INTERVAL = 3600.0  # seconds between runs of the 転出証明書情報 purge
@@ -33,6 +30,16 @@ JOURNAL_KEEP = 200_000  # updates kept after delivery, to re-send when the prefe
 RESIDENCE_RETRIES = 10  # looks at national (0.3 s apart) for a 転出 that may still be on its way
 CURRENT = 0  # レコード状況フラグ: 現存
 REMOVED = 1  # … 消除
+
+
+def __getattr__(name: str):
+    """POOL_LOW and POOL_REFILL, kept for readers of the old names: this process's settings, read when asked
+    (the pool reads nodes.settings.current() itself; setting these names changes nothing)."""
+    if name == "POOL_LOW":  # codes left that raise the low-pool alert (TESTBED_POOL_LOW)
+        return settings.current().pool_low
+    if name == "POOL_REFILL":  # codes asked of national at a time (TESTBED_POOL_REFILL)
+        return settings.current().pool_refill
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_items(info: records_pb2.IdentityInfo) -> None:

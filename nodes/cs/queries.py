@@ -1,4 +1,4 @@
-"""照会, 本人確認情報検索 and the 整合性確認 against the prefecture and national."""
+"""照会 and the 整合性確認 against the prefecture and national (本人確認情報検索 is nodes/cs/search.py's)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +7,7 @@ import time
 import grpc
 
 from nodes import audit, identityfile, rules
+from nodes.cs import parts
 from nodes.cs.checks import changed_items
 from nodes.reasons import common as C
 from nodes.rules import OPERATIONS_ROLES
@@ -14,49 +15,56 @@ from nodes.guard import current_call
 from protos import common_pb2, identity_pb2
 
 
-class QueriesMixin:
-    """Reads of the 本人確認情報ファイル (本人確認情報検索 itself: nodes/cs/search.py)."""
+class Queries:
+    """Reads of the 本人確認情報ファイル: 照会, national's view of a residence, and the 整合性確認."""
 
-    async def GetIdentity(self, request, context):
+    def __init__(self, runtime, peers: parts.Peers, disclosure: parts.Disclosure):
+        self._rt = runtime
+        self._municipality = runtime.node.municipality
+        self._peers = peers
+        self._disclosure = disclosure
+
+    async def identity(self, request):
         """本人確認情報の照会 for this municipality's 統合端末 and kizon."""
         audit.set_subject(request.resident_code)
-        info = identityfile.read_identity(self.rt.store, request.resident_code)
-        return self._shown(info)
+        info = identityfile.read_identity(self._rt.store, request.resident_code)
+        return self._disclosure.shown(info)
 
-    async def CheckResidence(self, request, context):
+    async def residence(self, request):
         """One person, one current residence: national's view of a person about to move in here (relayed)."""
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
         query = identity_pb2.ResidenceQuery()
         query.CopyFrom(request)
-        query.municipality_code = self.municipality
-        reply = await self._national_call(self.national.CheckResidence, query)
+        query.municipality_code = self._municipality
+        reply = await self._peers.national_call(self._peers.national.CheckResidence, query)
         # kizon learns whether the number on a 転出証明書 is right, never the number itself: a person's 個人番号
         # reaches a municipality with the person (the certificate, the 転入 update), not by asking.
         reply.ClearField("individual_number")
         return reply
 
-    async def RegisterDigests(self, request, context):
+    async def register_digests(self, request):
         """整合性確認 of kizon: digests of the REGISTER_ITEMS of this municipality's 本人確認情報."""
-        audit.set_subject(self.municipality)
-        for batch in identityfile.register_digest_batches(self.rt.store, self.municipality):
+        audit.set_subject(self._municipality)
+        for batch in identityfile.register_digest_batches(self._rt.store, self._municipality):
             yield batch
 
-    async def CheckConsistency(self, request, context):
+    async def consistency(self, request):
         """整合性確認: every record that differs between this CS, the prefecture and national."""
         started = time.perf_counter()
         current_call().require_role(OPERATIONS_ROLES, "整合性確認 rule")
-        municipality = request.municipality_code or self.municipality
-        if municipality != self.municipality:
-            raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: this CS checks only {self.municipality}")
+        municipality = request.municipality_code or self._municipality
+        if municipality != self._municipality:
+            raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: this CS checks only {self._municipality}")
         audit.set_subject(municipality)
         query = common_pb2.ConsistencyRequest(municipality_code=municipality)
+        prefecture, national = self._peers.prefecture, self._peers.national
         # The peers compute their digests while this CS computes its own.
         peers = asyncio.ensure_future(asyncio.gather(
-            identityfile.collect_digests(self.prefecture.IdentityDigests(query, timeout=120)),
-            identityfile.collect_digests(self.national.IdentityDigests(query, timeout=120))))
+            identityfile.collect_digests(prefecture.IdentityDigests(query, timeout=120)),
+            identityfile.collect_digests(national.IdentityDigests(query, timeout=120))))
         try:
-            ours = await identityfile.collect_here(identityfile.digest_batches(self.rt.store, municipality))
+            ours = await identityfile.collect_here(identityfile.digest_batches(self._rt.store, municipality))
         except BaseException:
             peers.cancel()
             raise
@@ -65,8 +73,8 @@ class QueriesMixin:
         except grpc.aio.AioRpcError as exc:
             raise C.PEER_UNAVAILABLE(f"整合性確認: a peer did not answer: {exc.details()}") from None
         report = identity_pb2.ConsistencyReport(municipality_code=municipality, records_cs=len(ours),
-                                          records_prefecture=len(theirs[0]), records_national=len(theirs[1]))
-        for node, stub, digests in (("prefecture", self.prefecture, theirs[0]), ("national", self.national, theirs[1])):
+                                                records_prefecture=len(theirs[0]), records_national=len(theirs[1]))
+        for node, stub, digests in (("prefecture", prefecture, theirs[0]), ("national", national, theirs[1])):
             missing = sorted(c for c in ours if c not in digests)
             extra = sorted(c for c in digests if c not in ours)
             differing = sorted(c for c, d in ours.items() if c in digests and digests[c] != d)
@@ -85,7 +93,7 @@ class QueriesMixin:
             chunk = codes[start:start + 1000]
             theirs = {i.resident_code: i for i in (await stub.GetIdentities(common_pb2.ResidentKeys(resident_codes=chunk),
                                                                              timeout=60)).items}
-            ours = {i.resident_code: i for i in identityfile.read_identities(self.rt.store, self.municipality, chunk).items}
+            ours = {i.resident_code: i for i in identityfile.read_identities(self._rt.store, self._municipality, chunk).items}
             for code in chunk:
                 items = [n for n in changed_items(ours[code], theirs[code]) if n not in identityfile.TRANSPORT_ITEMS]
                 report.differences.add(resident_code=code, node=node, items=items)

@@ -1,19 +1,25 @@
-"""The CS servicer: one class made of the concerns of this package, wired to its peers."""
+"""The CS servicer: the parts of this package (nodes/cs/parts.py), built and wired to their peers; RPCs delegate."""
 from __future__ import annotations
 
-import asyncio
-import random
-
 from nodes import identityfile
-from nodes.cs.cards import CardsMixin
-from nodes.cs.checks import mark_recovery
-from nodes.cs.moves import MovesMixin
-from nodes.cs.pool import PoolMixin
-from nodes.cs.queries import QueriesMixin
-from nodes.cs.search import SearchMixin
-from nodes.cs.updates import UpdatesMixin
-from nodes.outbox import Target
-from protos import card_pb2, card_pb2_grpc, cs_pb2, cs_pb2_grpc, identity_pb2, national_pb2_grpc, prefecture_pb2_grpc
+from nodes.cs.cards import Cards
+from nodes.cs.housekeeping import Housekeeping
+from nodes.cs.moves import Moves
+from nodes.cs.peers import Peers
+from nodes.cs.pool import CodePool
+from nodes.cs.queries import Queries
+from nodes.cs.register import Register
+from nodes.cs.search import Search
+from nodes.cs.updates import Updates
+from protos import cs_pb2, cs_pb2_grpc
+
+# What is reached from outside this package, kept:
+#   nodes.cs.SERVICE_NAME, SCHEMA, add_to_server, Servicer (nodes/runtime.py: runtime.module.*)
+#   Servicer.batches() (nodes/runtime.py RunBatch, by getattr); Servicer has no .site (runtime.py's hasattr: only
+#     kizon and atena serve Migration)
+#   nodes.cs.search.SearchServicer (nodes/search_process.py: its .SearchIdentity)
+#   nodes.cs.check_items, changed_items, check_special_move_in (nodes/cs/__init__.py)
+#   nodes.cs.checks.POOL_LOW, POOL_REFILL (now read from nodes.settings.current() when asked)
 
 SERVICE_NAME = cs_pb2.DESCRIPTOR.services_by_name["CommunicationServer"].full_name
 SCHEMA = identityfile.SCHEMA + identityfile.SEARCH_SCHEMA + """
@@ -58,30 +64,114 @@ def add_to_server(servicer, server) -> None:
     cs_pb2_grpc.add_CommunicationServerServicer_to_server(servicer, server)
 
 
-class Servicer(UpdatesMixin, QueriesMixin, SearchMixin, PoolMixin, MovesMixin, CardsMixin, cs_pb2_grpc.CommunicationServerServicer):
-    """The CS: checks, numbers and forwards 本人確認情報; pools, certificates, notices, search."""
+class Servicer(cs_pb2_grpc.CommunicationServerServicer):
+    """The CS: checks, numbers and forwards 本人確認情報; pools, certificates, notices, cards, search."""
 
     def __init__(self, runtime):
-        self.rt = runtime
-        self.municipality = runtime.node.municipality
-        prefecture_code = runtime.topology.municipality(self.municipality).prefecture
-        self.prefecture = runtime.stub(prefecture_pb2_grpc.PrefectureServerStub, "prefecture", prefecture=prefecture_code)
-        self.national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
-        card = self.card = runtime.stub(card_pb2_grpc.CardManagementStub, "card")
-        targets = {
-            "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
-            "prefecture": Target(self.prefecture.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates",
-                                 {"municipality_code": self.municipality}, mark_recovery=mark_recovery,
-                                 repair=self._resend_gap, sequenced=True),
-            "card": Target(card.SubmitDeliveryInfos, card_pb2.DeliveryBatch),
-        }
-        for other in runtime.topology.municipalities:
-            if other.code != self.municipality:
-                peer = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", other.code)
-                targets[f"certificate:{other.code}"] = Target(peer.ReceiveMoveOutCertificate, identity_pb2.MoveOutCertificate, None)
-                targets[f"notice:{other.code}"] = Target(peer.ReceiveMoveInNotice, identity_pb2.MoveInNotice, None)
-        self.outbox = runtime.use_outbox(targets)
-        self._refill: asyncio.Task | None = None
-        self._issued: dict[str, str] = {}  # 住民票コード → 個人番号 as national last answered (bounded)
-        self._rng = random.SystemRandom()
-        runtime.background(self._purge_daily)
+        peers = Peers(runtime)
+        register = Register(runtime.node.municipality)
+        self.search = Search(runtime, peers)
+        self.pool = CodePool(runtime, peers, register)
+        self.moves = Moves(runtime, peers, register)
+        self.updates = Updates(runtime, peers, register, self.pool, self.moves)  # (it builds the outbox)
+        self.housekeeping = Housekeeping(runtime, self.pool, self.updates, self.moves)  # (the daily purge)
+        self.cards = Cards(runtime, peers, self.search)
+        self.queries = Queries(runtime, peers, self.search)
+
+    def batches(self) -> dict:
+        """Batch jobs this node runs on demand."""
+        return self.housekeeping.batches()
+
+    # -- 本人確認情報の更新 (nodes/cs/updates.py) ------------------------------------------------------------
+    async def SubmitIdentityUpdates(self, request, context):
+        """本人確認情報の更新 from kizon: checked, numbered, stored and queued, all or nothing."""
+        return await self.updates.submit(request)
+
+    async def SubmitIdentityUpdateGroup(self, request, context):
+        """Group commit: several counters' batches in one transaction, each applied or refused on its own."""
+        return await self.updates.submit_group(request)
+
+    async def GetRequestStatus(self, request, context):
+        """Which 依頼管理番号 this CS has applied, with the 更新順番号 it gave each."""
+        return await self.updates.request_status(request)
+
+    # -- 住民票コード and 個人番号 (nodes/cs/pool.py) ------------------------------------------------------------
+    async def DrawResidentCodes(self, request, context):
+        """住民票コード drawn from this municipality's pool and reserved for one request."""
+        return await self.pool.draw(request)
+
+    async def ReleaseResidentCodes(self, request, context):
+        """Codes reserved for a request that was refused or abandoned go back to the pool."""
+        return await self.pool.release(request)
+
+    async def GetPoolStatus(self, request, context):
+        """How many codes are left, and whether that is below the alert threshold."""
+        return await self.pool.status(request)
+
+    async def AssignIndividualNumbers(self, request, context):
+        """個人番号 for new residents, generated by national (relayed)."""
+        return await self.pool.assign_numbers(request)
+
+    async def OfferResidentCodes(self, request, context):
+        """住民票コード変更請求: candidates from national, remembered for the change that follows."""
+        return await self.pool.offer(request)
+
+    # -- between municipalities (nodes/cs/moves.py, nodes/cs/housekeeping.py) ---------------------------------
+    async def ReceiveMoveOutCertificate(self, request, context):
+        """転出証明書情報 from the former municipality's CS, kept until the 特例転入 or its deadline."""
+        return await self.moves.receive_certificate(request)
+
+    async def TakeMoveOutCertificate(self, request, context):
+        """特例転入 at kizon: the 転出証明書情報 received for the person, windows and card checked."""
+        return await self.moves.take_certificate(request)
+
+    async def ReceiveMoveInNotice(self, request, context):
+        """転入通知 from the new municipality's CS about a former resident of here."""
+        return await self.moves.receive_notice(request)
+
+    async def TakeMoveInNotices(self, request, context):
+        """The 転入通知 received so far; those kizon says it has recorded are deleted."""
+        return await self.moves.take_notices(request)
+
+    async def PurgeExpiredCertificates(self, request, context):
+        """The batch that deletes 転出証明書情報 not used in time (PIA Ⅰ2 システム2 ③)."""
+        return await self.housekeeping.purge_on_demand(request)
+
+    # -- the 個人番号カード (nodes/cs/cards.py) -----------------------------------------------------------------
+    async def ChangeCard(self, request, context):
+        """The card lifecycle for kizon: passed to the card system for this municipality's residents."""
+        return await self.cards.change(request)
+
+    async def VerifyByCard(self, request, context):
+        """本人確認 with the card: card and PIN checked by the card system, then the 本人確認情報."""
+        return await self.cards.verify(request)
+
+    async def WideAreaLookup(self, request, context):
+        """広域交付 at this municipality: the card proves who asks; their CS gives the 本人確認情報."""
+        return await self.cards.wide_area_lookup(request)
+
+    async def ProvideForWideArea(self, request, context):
+        """広域交付 elsewhere: the 本人確認情報 of a current resident of here, for another CS."""
+        return await self.cards.provide_for_wide_area(request)
+
+    # -- reads (nodes/cs/queries.py, nodes/cs/search.py) -------------------------------------------------------
+    async def GetIdentity(self, request, context):
+        """本人確認情報の照会 for this municipality's 統合端末 and kizon."""
+        return await self.queries.identity(request)
+
+    async def CheckResidence(self, request, context):
+        """One person, one current residence: national's view of a person about to move in here (relayed)."""
+        return await self.queries.residence(request)
+
+    async def RegisterDigests(self, request, context):
+        """整合性確認 of kizon: digests of the REGISTER_ITEMS of this municipality's 本人確認情報 (a stream)."""
+        async for batch in self.queries.register_digests(request):
+            yield batch
+
+    async def CheckConsistency(self, request, context):
+        """整合性確認: every record that differs between this CS, the prefecture and national."""
+        return await self.queries.consistency(request)
+
+    async def SearchIdentity(self, request, context):
+        """本人確認情報検索 under the two-item rule; nationwide asks national for other municipalities."""
+        return await self.search.search(request)

@@ -8,13 +8,15 @@ import logging
 import grpc
 
 from nodes import audit, identityfile, rules
-from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, NEW_PERSON_REASONS, POOL_REASONS,
+from nodes.cs import parts
+from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, JOURNAL_KEEP, NEW_PERSON_REASONS, POOL_REASONS,
                              RESIDENCE_RETRIES, changed_items, check_items, check_special_move_in, mark_recovery)
 from nodes.groupcommit import GROUP_LIMIT, STATUS
 from nodes.guard import current_call
+from nodes.outbox import Target
 from nodes.reasons import common as C, cs as R
 from nodes.store import next_counter, rows_in
-from protos import card_pb2, common_pb2, cs_pb2, identity_pb2, records_pb2
+from protos import card_pb2, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, records_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
 
@@ -23,20 +25,44 @@ def _refusal(exc: rules.Violation) -> cs_pb2.GroupOutcome:
     return cs_pb2.GroupOutcome(code=exc.code.value[0], detail=str(exc), reason=exc.reason)
 
 
-class UpdatesMixin:
-    """The 本人確認情報 updates."""
+class Updates:
+    """The 本人確認情報 updates, in 更新順番号 order, and their outbox to the prefecture, the card system and other
+    CSs (the journal of what was sent: parts.Journal)."""
 
-    async def SubmitIdentityUpdates(self, request, context):
+    def __init__(self, runtime, peers: parts.Peers, register: parts.Register, pool: parts.Pool,
+                 certificates: parts.Certificates):
+        self._rt = runtime
+        self._municipality = runtime.node.municipality
+        self._peers = peers
+        self._register = register
+        self._pool = pool
+        self._certificates = certificates
+        card, prefecture = peers.card, peers.prefecture
+        targets = {
+            "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
+            "prefecture": Target(prefecture.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates",
+                                 {"municipality_code": self._municipality}, mark_recovery=mark_recovery,
+                                 repair=self._resend_gap, sequenced=True),
+            "card": Target(card.SubmitDeliveryInfos, card_pb2.DeliveryBatch),
+        }
+        for other in runtime.topology.municipalities:
+            if other.code != self._municipality:
+                peer = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", other.code)
+                targets[f"certificate:{other.code}"] = Target(peer.ReceiveMoveOutCertificate, identity_pb2.MoveOutCertificate, None)
+                targets[f"notice:{other.code}"] = Target(peer.ReceiveMoveInNotice, identity_pb2.MoveInNotice, None)
+        self._outbox = runtime.use_outbox(targets)
+
+    async def submit(self, request):
         """本人確認情報の更新 from kizon: checked, numbered, stored and queued, all or nothing."""
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         await self._check_batch(request)
-        with self.rt.store.transaction() as db:
+        with self._rt.store.transaction() as db:
             sequence, queued = self._apply(db, request.updates)
-        self.outbox.wake(*queued)
+        self._outbox.wake(*queued)
         return common_pb2.UpdateAck(accepted=True, update_sequence=sequence, applied=len(request.updates))
 
-    async def SubmitIdentityUpdateGroup(self, request, context):
+    async def submit_group(self, request):
         """Group commit: the batches of several counters in one transaction, each applied or refused on its own
         (a savepoint each) exactly as SubmitIdentityUpdates would have answered it alone."""
         if len(request.batches) > GROUP_LIMIT:
@@ -50,7 +76,7 @@ class UpdatesMixin:
                 outcomes[index] = _refusal(exc)
         await asyncio.gather(*(checked(i, b) for i, b in enumerate(request.batches)))
         queued: set[str] = set()
-        with self.rt.store.transaction() as db:
+        with self._rt.store.transaction() as db:
             for index, batch in enumerate(request.batches):
                 if outcomes[index] is not None:
                     continue
@@ -65,26 +91,26 @@ class UpdatesMixin:
                     outcomes[index] = cs_pb2.GroupOutcome(ack=common_pb2.UpdateAck(
                         accepted=True, update_sequence=sequence, applied=len(batch.updates)))
                 db.execute("RELEASE batch")
-        self.outbox.wake(*queued)
+        self._outbox.wake(*queued)
         # The call's own audit entry names what was applied; each refusal gets an entry of its own.
         call = current_call()
         for batch, outcome in zip(request.batches, outcomes):
             if outcome.code:
-                self.rt.audit.append(caller=call.peer.identity.uri, method=call.method,
-                                     status=STATUS[outcome.code].name,
-                                     subject=",".join(u.info.resident_code for u in batch.updates)[:200])
+                self._rt.audit.append(caller=call.peer.identity.uri, method=call.method,
+                                      status=STATUS[outcome.code].name,
+                                      subject=",".join(u.info.resident_code for u in batch.updates)[:200])
         audit.set_batch_subject(u.info.resident_code for b, o in zip(request.batches, outcomes) if not o.code
                                 for u in b.updates)
         return cs_pb2.GroupOutcomes(outcomes=outcomes)
 
     async def _check_batch(self, request) -> None:
         """What is checked before a batch's transaction: the municipality, and one residence per 転入."""
-        if request.municipality_code != self.municipality:
-            raise R.CS_MUNICIPALITY(f"市町村コード rule: this CS serves {self.municipality}, not {request.municipality_code}")
+        if request.municipality_code != self._municipality:
+            raise R.CS_MUNICIPALITY(f"市町村コード rule: this CS serves {self._municipality}, not {request.municipality_code}")
         for update in request.updates:
             if update.info.change_reason == "転入" and not update.migration:
                 await self._check_one_residence(update.info)
-        await self._check_new_numbers(request.updates)
+        await self._pool.check_new_numbers(request.updates)
 
     def _apply(self, db, updates) -> tuple[int, set[str]]:
         """Check every update against the file (and the batch before it), then number and queue them."""
@@ -92,11 +118,11 @@ class UpdatesMixin:
         fresh = []
         sequence = 0
         # One look at the file for the whole batch: which of these people it holds, and how.
-        known = identityfile.statuses(db, self.municipality, {u.info.former_resident_code or u.info.resident_code for u in updates})
+        known = identityfile.statuses(db, self._municipality, {u.info.former_resident_code or u.info.resident_code for u in updates})
         for update in updates:
             info = update.info
-            if update.municipality_code != self.municipality or info.municipality_code != self.municipality:
-                raise R.CS_MUNICIPALITY(f"市町村コード rule: this CS serves {self.municipality}")
+            if update.municipality_code != self._municipality or info.municipality_code != self._municipality:
+                raise R.CS_MUNICIPALITY(f"市町村コード rule: this CS serves {self._municipality}")
             check_items(info)
             request_id = info.request_control_number
             if request_id:
@@ -113,10 +139,10 @@ class UpdatesMixin:
             elif (update.migration or info.change_reason in NEW_PERSON_REASONS) and code not in known:
                 before = None  # the common case of a load: a new person, nothing to read
             else:
-                before = self._current(db, code)
+                before = self._register.current(db, code)
             self._check_logic(db, update, before)
             if info.change_reason in POOL_REASONS and not update.migration:
-                self._use_reserved_code(db, info)
+                self._pool.use_reserved(db, info)
             seen[code] = info
             if info.change_reason == "住民票コード変更":
                 seen[info.resident_code] = info
@@ -137,31 +163,23 @@ class UpdatesMixin:
             self._side_effects(db, update, queued)
         db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?)", requests)
         identityfile.store_identities(db, [u.info for u in fresh], rows)
-        identityfile.set_last_sequence(db, self.municipality, fresh[-1].info.update_sequence)
-        payloads = [identityfile.update_bytes(self.municipality, r[-1]) for r in rows]
-        self.outbox.put_payloads(db, "prefecture", payloads)
+        identityfile.set_last_sequence(db, self._municipality, fresh[-1].info.update_sequence)
+        payloads = [identityfile.update_bytes(self._municipality, r[-1]) for r in rows]
+        self._outbox.put_payloads(db, "prefecture", payloads)
         # Kept after delivery too: a prefecture that lost updates gets them again from here.
         db.executemany("INSERT INTO update_journal VALUES (?,?)",
                        [(u.info.update_sequence, p) for u, p in zip(fresh, payloads)])
         return fresh[-1].info.update_sequence, queued
 
-    def _use_reserved_code(self, db, info) -> None:
-        """A new person's 住民票コード must be one this CS reserved for this very request; it is used up."""
-        reservation = info.request_control_number.rsplit(":", 1)[0]
-        found = db.execute("DELETE FROM code_reservations WHERE resident_code=? AND reservation=?",
-                           (info.resident_code, reservation)).rowcount
-        if not found:
-            raise R.POOL_CODE_RESERVED(f"住民票コード rule: {info.resident_code} was not drawn from the pool of "
-                                       f"{self.municipality} for this request")
-
     async def _check_one_residence(self, info) -> None:
         """One person, one current residence: a 転入 only of someone national knows as current nowhere else
         (a 転出 there, on its way to national, is waited for a moment)."""
         query = identity_pb2.ResidenceQuery(resident_code=info.resident_code, individual_number=info.individual_number,
-                                            municipality_code=self.municipality)
+                                            municipality_code=self._municipality)
         for attempt in range(RESIDENCE_RETRIES):
-            residence = await self.rt.call_peer(self.national.CheckResidence, query, "全国サーバ",
-                                                unreachable="the one-residence rule cannot be checked; nothing was recorded")
+            residence = await self._peers.national_call(
+                self._peers.national.CheckResidence, query,
+                unreachable="the one-residence rule cannot be checked; nothing was recorded")
             if not residence.current_in:
                 break
             await asyncio.sleep(0.3)
@@ -183,19 +201,19 @@ class UpdatesMixin:
         due = dict(refusal.trailing_metadata() or ()).get(identityfile.SEQUENCE_DUE_KEY)
         if not due or not due.isdigit():
             return False
-        rows = self.rt.store.db.execute("SELECT update_sequence, payload FROM update_journal WHERE update_sequence >= ? "
-                                        "ORDER BY update_sequence LIMIT 1000", (int(due),)).fetchall()
+        rows = self._rt.store.db.execute("SELECT update_sequence, payload FROM update_journal WHERE update_sequence >= ? "
+                                         "ORDER BY update_sequence LIMIT 1000", (int(due),)).fetchall()
         if not rows or rows[0][0] != int(due):
             log.error("更新順番号 gap at the prefecture from %s: no longer in the journal, a full resend is needed", due)
             return False
-        batch = identity_pb2.IdentityUpdateBatch(municipality_code=self.municipality)
-        with self.rt.store.transaction() as db:
+        batch = identity_pb2.IdentityUpdateBatch(municipality_code=self._municipality)
+        with self._rt.store.transaction() as db:
             for _, payload in rows:
                 update = batch.updates.add()
                 update.MergeFromString(payload)
                 mark_recovery(update, next_counter(db, "recovery_sequence"))
         try:
-            await self.prefecture.ApplyIdentityUpdates(batch, timeout=self.rt.peer_timeout)
+            await self._peers.prefecture.ApplyIdentityUpdates(batch, timeout=self._rt.peer_timeout)
         except grpc.aio.AioRpcError as exc:
             log.error("re-sending %d updates from %s failed: %s %s", len(rows), due, exc.code().name, exc.details())
             return False
@@ -204,15 +222,10 @@ class UpdatesMixin:
 
     def _card_housekeeping(self, db, action, resident_code: str, queued: set[str], former: str = "", reason: str = "") -> None:
         """Queue a step the card system must take because of this update (in the same transaction)."""
-        self.outbox.put(db, "card-lifecycle", card_pb2.CardRequest(
-            action=action, resident_code=resident_code, municipality_code=self.municipality, reason=reason,
+        self._outbox.put(db, "card-lifecycle", card_pb2.CardRequest(
+            action=action, resident_code=resident_code, municipality_code=self._municipality, reason=reason,
             former_resident_code=former))
         queued.add("card-lifecycle")
-
-    def _current(self, db, resident_code: str) -> records_pb2.IdentityInfo | None:
-        found = db.execute("SELECT info FROM identity WHERE resident_code=? AND municipality_code=?",
-                           (resident_code, self.municipality)).fetchone()
-        return records_pb2.IdentityInfo.FromString(found[0]) if found else None
 
     def _check_logic(self, db, update, before) -> None:
         """The CS's logic checks of an update against what the file holds (PIA Ⅲ(2)5)."""
@@ -221,17 +234,16 @@ class UpdatesMixin:
         if reason in NEW_PERSON_REASONS or update.migration:
             if before is not None and before.record_status_flag == CURRENT:
                 raise R.ALREADY_CURRENT_RESIDENT(f"{reason} rule (PIA Ⅲ(2)5): 住民票コード {info.resident_code} is already "
-                                                 f"a current resident of {self.municipality}")
+                                                 f"a current resident of {self._municipality}")
             if update.special_move_in:
-                found = db.execute("SELECT certificate FROM move_out_certificates WHERE resident_code=?",
-                                   (info.resident_code,)).fetchone()
-                if found is None:
+                certificate = self._certificates.certificate(db, info.resident_code)
+                if certificate is None:
                     raise R.SPECIAL_MOVE_IN_CERTIFICATE(f"特例転入 rule: no 転出証明書情報 has arrived for {info.resident_code}")
-                check_special_move_in(identity_pb2.MoveOutCertificate.FromString(found[0]), info.change_date)
+                check_special_move_in(certificate, info.change_date)
             return
         if before is None:
             raise R.CHANGE_NEEDS_RECORD(f"{reason} rule: there is no 本人確認情報 of {info.former_resident_code or info.resident_code} "
-                                        f"in {self.municipality} to change")
+                                        f"in {self._municipality} to change")
         if before.record_status_flag != CURRENT and reason != "職権修正":
             raise R.CHANGE_CURRENT_ONLY(f"{reason} rule: {before.resident_code} is no longer a resident (除票)")
         if info.individual_number != before.individual_number:  # (a 住民票コード変更 keeps the person's number)
@@ -243,9 +255,7 @@ class UpdatesMixin:
                 raise R.MOVE_WITHIN_ADDRESS_ONLY(f"転居 rule (PIA Ⅲ(2)5): only the address may change, but {', '.join(extra)} "
                                                  "changed too")
         if reason == "住民票コード変更":
-            offered = db.execute("SELECT 1 FROM code_offers WHERE resident_code=? AND candidate=?",
-                                 (info.former_resident_code, info.resident_code)).fetchone()
-            if offered is None:
+            if not self._pool.offered(db, info.former_resident_code, info.resident_code):
                 raise R.RECODE_OFFERED_CODE(f"住民票コード変更 rule: {info.resident_code} is not among the codes offered "
                                             f"to {info.former_resident_code}")
 
@@ -253,34 +263,39 @@ class UpdatesMixin:
         """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, a used offer."""
         info = update.info
         if update.HasField("delivery"):
-            self.outbox.put(db, "card", update.delivery)
+            self._outbox.put(db, "card", update.delivery)
             queued.add("card")
         if update.HasField("move_out_certificate"):
             target = f"certificate:{update.move_out_certificate.destination_municipality_code}"
-            if target in self.outbox.targets:
-                self.outbox.put(db, target, update.move_out_certificate)
+            if target in self._outbox.targets:
+                self._outbox.put(db, target, update.move_out_certificate)
                 queued.add(target)
         if update.HasField("move_in_notice"):
             target = f"notice:{update.move_in_notice.to_municipality_code}"
-            if target in self.outbox.targets:  # a former municipality outside this network hears nothing
-                self.outbox.put(db, target, update.move_in_notice)
+            if target in self._outbox.targets:  # a former municipality outside this network hears nothing
+                self._outbox.put(db, target, update.move_in_notice)
                 queued.add(target)
         if update.special_move_in:
-            db.execute("DELETE FROM move_out_certificates WHERE resident_code=?", (info.resident_code,))
+            self._certificates.use_certificate(db, info.resident_code)
         if info.change_reason == "死亡":  # the card of someone who died is revoked
             self._card_housekeeping(db, card_pb2.REVOKE, info.resident_code, queued, reason="死亡")
         if info.change_reason == "住民票コード変更":
-            db.execute("DELETE FROM code_offers WHERE resident_code=?", (info.former_resident_code,))
+            self._pool.use_offers(db, info.former_resident_code)
             self._card_housekeeping(db, card_pb2.RECODE, info.resident_code, queued, info.former_resident_code)
         if info.change_reason == "転入" and not update.migration:  # a card the mover holds follows them here
             # (a register loaded in a 移行 brings its residents' past 転入 with it: their cards are already here)
             self._card_housekeeping(db, card_pb2.TRANSFER, info.resident_code, queued)
 
-    async def GetRequestStatus(self, request, context):
+    async def request_status(self, request):
         """Which 依頼管理番号 this CS has applied, with the 更新順番号 it gave each."""
         audit.set_subject(f"{len(request.request_control_numbers)} requests")
         reply = cs_pb2.RequestStatusReply()
-        for number, sequence in rows_in(self.rt.store.db, "SELECT request_control_number, update_sequence FROM requests "
-                                        "WHERE request_control_number", request.request_control_numbers):
+        for number, sequence in rows_in(self._rt.store.db, "SELECT request_control_number, update_sequence FROM requests "
+                                         "WHERE request_control_number", request.request_control_numbers):
             reply.applied.add(request_control_number=number, update_sequence=sequence)
         return reply
+
+    def trim_journal(self, db) -> None:
+        """Forget all but the latest JOURNAL_KEEP updates of the journal (those a gap could still ask for)."""
+        last = db.execute("SELECT MAX(update_sequence) FROM update_journal").fetchone()[0] or 0
+        db.execute("DELETE FROM update_journal WHERE update_sequence <= ?", (last - JOURNAL_KEEP,))

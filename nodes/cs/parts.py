@@ -1,0 +1,92 @@
+"""The parts of the 市町村CS and what each offers the others: the interfaces (Protocols) the parts are built with.
+
+Each part owns its state and its tables, and reaches another part only through one of these interfaces, handed
+to it when it is built (nodes/cs/service.py builds them; nodes/cs/search.py builds the search process's one):
+
+    Peers         nodes/cs/peers.py   the stubs of national, the prefecture and the card system, and the calls
+    NationalPeer  nodes/cs/peers.py   national alone (what the search process reaches)
+    Register      nodes/cs/register.py  the 本人確認情報ファイル of this municipality, one record at a time
+    Disclosure    nodes/cs/search.py  本人確認情報 as the caller may see it (個人番号 masked)
+    Pool          nodes/cs/pool.py    住民票コード reservations and offers, 個人番号 of new people
+    Certificates  nodes/cs/moves.py   the 転出証明書情報 received
+    Journal       nodes/cs/updates.py the updates kept after delivery
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import Any, Iterable, Protocol
+
+from protos import card_pb2_grpc, identity_pb2, national_pb2_grpc, prefecture_pb2_grpc, records_pb2
+
+
+class NationalPeer(Protocol):
+    """全国サーバ as the CS calls it: its stub, and a call whose refusal names it."""
+
+    national: national_pb2_grpc.NationalServerStub
+
+    async def national_call(self, method, request, unreachable: str = "") -> Any:
+        """method(request) at national; its refusal relayed naming national (unreachable: see NodeRuntime.call_peer)."""
+
+
+class Peers(NationalPeer, Protocol):
+    """The CS's peers: national, its prefecture and the card system."""
+
+    prefecture: prefecture_pb2_grpc.PrefectureServerStub
+    card: card_pb2_grpc.CardManagementStub
+
+    async def card_call(self, method, request) -> Any:
+        """method(request) at the card system; its refusal relayed naming the card system."""
+
+
+class Register(Protocol):
+    """The 本人確認情報ファイル of this municipality, as the parts read one person's record."""
+
+    def current(self, db: sqlite3.Connection, resident_code: str) -> records_pb2.IdentityInfo | None:
+        """The 本人確認情報 of resident_code here (current or 除票), or None."""
+
+
+class Disclosure(Protocol):
+    """What the caller of this call may see of 本人確認情報."""
+
+    def shown(self, info: records_pb2.IdentityInfo) -> records_pb2.IdentityInfo:
+        """info as this caller may see it: 個人番号 masked without the permission."""
+
+
+class Pool(Protocol):
+    """The 住民票コード pool as the updates and the housekeeping use it."""
+
+    async def check_new_numbers(self, updates: Iterable[identity_pb2.IdentityUpdate]) -> None:
+        """Refuse a new person whose 個人番号 is not the one national issued."""
+
+    def use_reserved(self, db: sqlite3.Connection, info: records_pb2.IdentityInfo) -> None:
+        """Use up the 住民票コード reserved for this request; refuse one that was not."""
+
+    def offered(self, db: sqlite3.Connection, resident_code: str, candidate: str) -> bool:
+        """Whether candidate is among the codes offered to resident_code for a 住民票コード変更."""
+
+    def use_offers(self, db: sqlite3.Connection, resident_code: str) -> None:
+        """Forget the codes offered to resident_code (the change is made)."""
+
+    def release_stale(self, db: sqlite3.Connection) -> int:
+        """Codes reserved too long ago go back to the pool; how many."""
+
+
+class Certificates(Protocol):
+    """The 転出証明書情報 received, as the updates and the housekeeping use them."""
+
+    def certificate(self, db: sqlite3.Connection, resident_code: str) -> identity_pb2.MoveOutCertificate | None:
+        """The 転出証明書情報 received for resident_code, or None."""
+
+    def use_certificate(self, db: sqlite3.Connection, resident_code: str) -> None:
+        """Delete the certificate of a 特例転入 that is made."""
+
+    def purge_expired(self, db: sqlite3.Connection, cutoff: dt.date) -> int:
+        """Delete the certificates planned before cutoff; how many."""
+
+
+class Journal(Protocol):
+    """The updates kept after delivery to the prefecture, as the housekeeping trims them."""
+
+    def trim_journal(self, db: sqlite3.Connection) -> None:
+        """Forget all but the latest JOURNAL_KEEP updates."""
