@@ -14,7 +14,7 @@ from pathlib import Path
 
 SPAN = 8000  # ports just below the ephemeral range (above the default topology's, 20101–23203)
 BLOCK = 64  # ports a process reserves at a time
-MAX_BLOCKS = 32  # blocks one process may hold (2,048 ports: many networks up at once in one test session)
+MAX_BLOCKS = 16  # blocks one process may hold (1,024 ports: about 20 networks before a port comes round again)
 
 _blocks: list[int] = []  # first port of each block this process holds
 _locks: list[int] = []  # their lock files' descriptors (kept open: the lock lives as long as they do)
@@ -46,16 +46,28 @@ def reserve(host: str, count: int, avoid=frozenset()) -> list[int]:
 
 
 def _next(seen: set[int]) -> int:
-    """The next held port not tried in this call, reserving another block when every held one has been tried."""
+    """The next held port not tried in this call. Ports are handed out in turn, and a new block is reserved rather
+    than coming back to the first: a port chosen for a network that is not started yet (so not bound, and free to
+    the bind check) is handed out again only after MAX_BLOCKS blocks' worth of others."""
     global _position
-    held = [first + i for first in _blocks for i in range(BLOCK)]
-    for step in range(len(held)):
-        port = held[(_position + step) % len(held)]
-        if port not in seen:
-            _position = (_position + step + 1) % len(held)
-            return port
-    _take_block()
-    return _next(seen)
+    while True:
+        held = [first + i for first in _blocks for i in range(BLOCK)]
+        while _position < len(held):
+            port = held[_position]
+            _position += 1
+            if port not in seen:
+                return port
+        if len(_blocks) < MAX_BLOCKS:
+            try:
+                _take_block()
+                continue
+            except OSError:  # every other block is another process's: come round within ours
+                if not _blocks:
+                    raise
+        if len(seen) >= len(held):
+            raise OSError(f"none of the {len(held)} ports of the {len(_blocks)} blocks this process holds is free")
+        else:
+            _position = 0  # every block taken: start again from the first (long since bound or released)
 
 
 def _take_block() -> None:
