@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -212,16 +213,32 @@ def check_acknowledged(network: Network, acknowledged: list) -> dict:
             "ok": not lost and not twice}
 
 
-def run_scenario(network: Network, scenario: str, residents: int, seed: int, speed: float | None, minutes: float,
-                 concurrency: int, report_dir: Path, keep_up: bool = False, migrate: str | None = None,
-                 wall_clock: bool = False, faults: list | None = None, down: bool = False) -> int:
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run is asked for: the scenario, its population and pace, and what becomes of the network around it
+    (the defaults are `testbed run`'s)."""
+
+    scenario: str
+    residents: int = 10_000  # per municipality, loaded when its register is empty
+    seed: int = 1
+    speed: float | None = None  # time compression; None: fit the scenario into minutes
+    minutes: float = 2.0
+    concurrency: int = 16  # calls in flight at most
+    report_dir: Path = Path("reports")
+    keep_up: bool = False  # leave a network the run started running afterwards
+    migrate: str | None = None  # M:SITE, or "auto": migrate in the scenario's freeze
+    wall_clock: bool = False  # time-of-day rules by the wall clock, not the scenario's
+    faults: list | None = None  # a parsed fault plan
+    down: bool = False  # stop a network the run found running
+
+
+def run_scenario(network: Network, options: RunOptions) -> int:
     """The whole run; the exit code (0 when every event succeeded and every check passed; 130 when Ctrl-C ended it,
     with a partial report). With migrate (a scenario with a freeze), the replay stops at the freeze, the migration
     runs, and the rest is replayed against the new site. A network that was running before is left running
     unless down."""
     with Interrupt() as interrupt:
-        return _run(network, scenario, residents, seed, speed, minutes, concurrency, report_dir, keep_up, migrate,
-                    wall_clock, faults, down, interrupt)
+        return _run(network, options, interrupt)
 
 
 def _clock_line(network: Network, running: bool, wall_clock: bool) -> str:
@@ -283,9 +300,11 @@ def _mark_interrupted(page: Path, run: dict) -> None:
                     encoding="utf-8")
 
 
-def _run(network: Network, scenario: str, residents: int, seed: int, speed: float | None, minutes: float,
-         concurrency: int, report_dir: Path, keep_up: bool, migrate: str | None, wall_clock: bool,
-         faults: list | None, down: bool, interrupt: Interrupt) -> int:
+def _run(network: Network, options: RunOptions, interrupt: Interrupt) -> int:
+    o = options
+    scenario, residents, seed, speed, minutes = o.scenario, o.residents, o.seed, o.speed, o.minutes
+    concurrency, report_dir, keep_up, migrate = o.concurrency, Path(o.report_dir), o.keep_up, o.migrate
+    wall_clock, faults, down = o.wall_clock, o.faults, o.down
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = report_dir / f"{scenario}-{stamp}"  # (made once the network is up: a refused `up` leaves no empty folder)
     print(f"== {scenario}: bringing the network up ({network.state_dir})")

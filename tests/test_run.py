@@ -12,7 +12,7 @@ from pathlib import Path
 
 from scenarios.workload import read_trace
 from testbed.load import generate_population, load_records
-from testbed.run import run_scenario
+from testbed.run import RunOptions, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_run_march_peak_end_to_end(fresh_network, tmp_path):
     """`testbed run march-peak` on a small population: every event replayed without error, checks pass, report written."""
     reports = tmp_path / "reports"
-    code = run_scenario(fresh_network, "march-peak", residents=1500, seed=3, speed=None, minutes=0.25, concurrency=8,
-                        report_dir=reports)
+    code = run_scenario(fresh_network, RunOptions("march-peak", residents=1500, seed=3, minutes=0.25, concurrency=8,
+                                                  report_dir=reports))
     assert code == 0
     (out,) = list(reports.iterdir())
     run = json.loads((out / "result.json").read_text())

@@ -67,11 +67,11 @@ def cmd_run(args) -> int:
         require_links(faults or [], network)
     except PlanError as exc:
         raise Refusal(str(exc)) from None
-    from testbed.run import run_scenario  # (Faker, asyncssh: see the top)
+    from testbed.run import RunOptions, run_scenario  # (Faker, asyncssh: see the top)
     try:
-        return run_scenario(network, args.scenario, args.residents, args.seed, args.speed, args.minutes,
-                            args.concurrency, Path(args.report_dir), args.keep_up, args.migrate, args.wall_clock, faults,
-                            down=args.down)
+        return run_scenario(network, RunOptions(
+            args.scenario, args.residents, args.seed, args.speed, args.minutes, args.concurrency, Path(args.report_dir),
+            args.keep_up, args.migrate, args.wall_clock, faults, args.down))
     except ValueError as exc:
         raise Refusal(str(exc)) from None
 
