@@ -1,7 +1,9 @@
-"""How a counter change is made: 依頼管理番号, the intent, the CS's answer, the commit, and settling what a crash left."""
+"""How a counter change is made (ChangeEngine): 依頼管理番号, the intent, the CS's answer, the commit, and settling
+what a crash left."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import functools
@@ -14,13 +16,15 @@ from nodes import audit, rules
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
 from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of
-from nodes.intents import Intent, change_of, control_number, request_digest, request_key, set_sequence
+from nodes.intents import Intent, Ledger, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon.items import CURRENT, today_iso
+from nodes.kizon.parts import Gate, Records
 from nodes.records import delivery_info, identity_info
-from nodes.groupcommit import STATUS
+from nodes.groupcommit import STATUS, GroupSender
 from nodes.guard import REQUEST_KEY, current_call
+from nodes.outbox import Target
 from nodes.store import next_counter
-from protos import atena_pb2, cs_pb2, identity_pb2, kizon_pb2
+from protos import atena_pb2, atena_pb2_grpc, cs_pb2, identity_pb2, kizon_pb2
 
 log = logging.getLogger("nodes.kizon")  # one logger name for the whole node
 
@@ -45,31 +49,50 @@ class PendingChange:
         self.reserved = False  # 住民票コード reserved at the CS under this key
 
 
-def counter_change(handler):
-    """A counter change (異動): answered once per scoped 依頼管理番号, refused when the id is reused for
-    another request, held while earlier changes are being settled with the CS."""
-    @functools.wraps(handler)
-    async def change(self, request, context):
-        return await self._change(handler, request, context)
-    return change
+async def cs_call(runtime, method, request):
+    """A call to this municipality's CS; its refusal is passed on, its absence says nothing was written."""
+    return await runtime.call_peer(method, request, "市町村CS", unreachable="nothing was recorded")
 
 
-class ChangeMixin:
-    """The change machinery of the kizon servicer."""
+class ChangeEngine:
+    """How a counter change is made: 依頼管理番号, the intent (the Ledger), the locks, the CS's answer, the commit,
+    and settling with the CS what a crash or a lost answer left."""
+
+    def __init__(self, runtime, municipality: str, cs, register: Records, gate: Gate):
+        self.rt = runtime
+        self.municipality = municipality
+        self.cs = cs  # this municipality's 市町村CS (a CommunicationServerStub)
+        self.register = register
+        self.gate = gate
+        atena = runtime.stub(atena_pb2_grpc.AtenaStub, "atena", municipality)
+        self.outbox = runtime.use_outbox({"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)})
+        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+        self.ledger = Ledger(runtime.store)
+        self.submitter = GroupSender(self._send_group)  # changes to the CS, group-committed under load
+        self._inflight: set[str] = set()
+        self._completing: set[str] = set()  # changes sent to the CS whose outcome is still being committed here
+        self._settled_event = asyncio.Event()  # set while no intent waits to be settled with the CS
+        self._settler: asyncio.Task | None = None
+        if self.ledger.pending():
+            runtime.background(self._settle)  # left by a crash: settled before any new change is made
+        else:
+            self._settled_event.set()
 
     # -- 依頼管理番号 and pending changes -------------------------------------------------------------
-    async def _change(self, handler, request, context):
-        self.site.state.refuse_if_frozen()
+    async def serve(self, request, handler):
+        """A counter change (異動): answered once per scoped 依頼管理番号, refused when the id is reused for
+        another request, held while earlier changes are being settled with the CS; handler() makes it."""
+        self.gate.refuse_if_frozen()
         call = current_call()
         client_id = call.metadata.get(REQUEST_KEY) or uuid.uuid4().hex
         rules.check_text(client_id, "x-request-id")
         pending = PendingChange(request_key(call.peer.identity.uri, call.operator, call.method, client_id),
                                 request_digest(call.method, request))
-        answer = self._answered(pending, client_id)
+        answer = self.answered(pending, client_id)
         if answer is not None:
             return answer
-        if await self._wait_settled():  # an intent of this very request may have been among those settled
-            answer = self._answered(pending, client_id)
+        if await self.wait_settled():  # an intent of this very request may have been among those settled
+            answer = self.answered(pending, client_id)
             if answer is not None:
                 return answer
         if pending.key in self._inflight or pending.key in self._completing:
@@ -78,7 +101,7 @@ class ChangeMixin:
         self._inflight.add(pending.key)
         token = pending_var.set(pending)
         try:
-            return await handler(self, request, context)
+            return await handler()
         except rules.Violation:
             if pending.reserved and self.ledger.intent(pending.key) is None:
                 await self._release(pending.key)  # a refused change gives its 住民票コード back to the pool
@@ -87,7 +110,17 @@ class ChangeMixin:
             pending_var.reset(token)
             self._inflight.discard(pending.key)
 
-    def _answered(self, pending: PendingChange, client_id: str):
+    @contextlib.contextmanager
+    def pending(self, key: str, digest: bytes):
+        """A change of its own (a batch of a load) being served under this key while the block runs."""
+        pending = PendingChange(key, digest)
+        token = pending_var.set(pending)
+        try:
+            yield pending
+        finally:
+            pending_var.reset(token)
+
+    def answered(self, pending: PendingChange, client_id: str):
         """The first reply to this request if it was applied; a reused id with another request is refused."""
         found = self.ledger.answered(pending.key)
         if found is None:
@@ -100,7 +133,7 @@ class ChangeMixin:
             raise C.REQUEST_ID_REUSED(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a different request")
         return self._shown_reply(reply)
 
-    async def _wait_settled(self) -> bool:
+    async def wait_settled(self) -> bool:
         """Wait (bounded) until no intent waits to be settled with the CS; whether there was any wait."""
         if self._settled_event.is_set():
             return False
@@ -112,6 +145,17 @@ class ChangeMixin:
                                         "its answer (it is unreachable); no change is made until they are settled — retry "
                                         f"later with the same {REQUEST_KEY}") from None
         return True
+
+    def pending_count(self) -> int:
+        """Changes sent to the CS and not yet settled here."""
+        return len(self.ledger.pending())
+
+    def drain(self) -> None:
+        """Push what is queued on: settle intents with the CS, deliver the feed to atena."""
+        if self.ledger.pending() and self._settled_event.is_set():
+            self._unsettled()
+        if self.outbox is not None:
+            self.outbox.wake("atena")
 
     def _unsettled(self) -> None:
         """A change's outcome at the CS is unknown: hold new changes and settle it in the background."""
@@ -159,7 +203,7 @@ class ChangeMixin:
             log.warning("住民票コード reserved for %s not released now (%s); the CS releases them later", reservation,
                         exc.code().name)
 
-    def _notified(self, request) -> str:
+    def notified(self, request) -> str:
         """届出年月日: the office's today; a request may repeat it but never set another date."""
         today = today_iso()
         if request.notification_date and request.notification_date != today:
@@ -168,8 +212,8 @@ class ChangeMixin:
         return today
 
     # -- how a change is made -------------------------------------------------------------------------
-    async def _commit(self, records, *, new=frozenset(), delivery=frozenset(), extras=None, former=None,
-                      feed_atena: bool = True, echo: bool = True, wrap=None):
+    async def commit(self, records, *, new=frozenset(), delivery=frozenset(), extras=None, former=None,
+                     feed_atena: bool = True, echo: bool = True, wrap=None):
         """Write the change down (an intent), have the CS check and apply the 本人確認情報, then commit the
         records here; a refusal leaves nothing written, a lost answer is settled with the CS."""
         call = current_call()
@@ -255,16 +299,8 @@ class ChangeMixin:
         """Commit an intent the CS has applied: the records, the feed to atena and the answer, at once."""
         set_sequence(intent.reply, sequence)
         records = intent.records
-        blobs = [r.SerializeToString() for r in records]
         with self.rt.store.transaction() as db:
-            db.executemany("INSERT INTO residents VALUES (?,?,?,?,?,?,?) ON CONFLICT(atena_number) DO UPDATE SET "
-                           "resident_code=excluded.resident_code, household_number=excluded.household_number, "
-                           "history_number=excluded.history_number, status=excluded.status, "
-                           "town_code=excluded.town_code, record=excluded.record",
-                           [(r.atena_number, r.resident_code, r.household_number, r.history_number, r.status,
-                             r.town_code, blob) for r, blob in zip(records, blobs)])
-            db.executemany("INSERT INTO history VALUES (?,?,?)",
-                           [(r.atena_number, r.history_number, blob) for r, blob in zip(records, blobs)])
+            self.register.write(db, records)  # the 住民票 entries, the feed and the answer: one transaction
             if intent.feed_atena:
                 self.outbox.put_many(db, "atena", [atena_pb2.ResidentChange(record=r) for r in records])
             self.ledger.finish(db, intent)
@@ -274,37 +310,36 @@ class ChangeMixin:
     def _shown_reply(self, reply):
         """A reply as this caller may see it (個人番号 masked without the permission)."""
         change = change_of(reply)
-        shown = [self._shown(r) for r in change.records]
+        shown = [self.register.shown(r) for r in change.records]
         del change.records[:]
         change.records.extend(shown)
         if isinstance(reply, kizon_pb2.MoveOutReply) and reply.HasField("certificate"):
-            reply.certificate.person.CopyFrom(self._shown(reply.certificate.person))
+            reply.certificate.person.CopyFrom(self.register.shown(reply.certificate.person))
         return reply
 
-    async def _cs_call(self, method, request):
-        """A call to this municipality's CS; its refusal is passed on, its absence says nothing was written."""
-        return await self.rt.call_peer(method, request, "市町村CS", unreachable="nothing was recorded")
-
-    async def _new_numbers(self) -> tuple[str, str]:
+    async def new_numbers(self) -> tuple[str, str]:
         """A 住民票コード from the pool (reserved for this request: a retry draws the same one, a refusal gives
         it back) and the 個人番号 national generates for it."""
         pending = pending_var.get()
         pending.reserved = True
-        codes = await self._cs_call(self.cs.DrawResidentCodes, cs_pb2.CodeDraw(count=1, reservation=pending.key))
+        codes = await cs_call(self.rt, self.cs.DrawResidentCodes, cs_pb2.CodeDraw(count=1, reservation=pending.key))
         code = codes.resident_codes[0]
-        return code, (await self._assign_numbers([code]))[code]
+        return code, (await self.assign_numbers([code]))[code]
 
-    async def _assign_numbers(self, codes: list[str]) -> dict[str, str]:
-        reply = await self._cs_call(self.cs.AssignIndividualNumbers, cs_pb2.ResidentCodes(resident_codes=codes))
+    async def assign_numbers(self, codes: list[str]) -> dict[str, str]:
+        """The 個人番号 national holds (or generates) for these 住民票コード."""
+        reply = await cs_call(self.rt, self.cs.AssignIndividualNumbers, cs_pb2.ResidentCodes(resident_codes=codes))
         return {a.resident_code: a.individual_number for a in reply.assignments}
 
-    def _locked(self, *keys: str):
+    def locked(self, *keys: str):
         """Serialize changes to the same households (striped locks, taken in a fixed order)."""
         stripes = sorted({hash(k) % LOCK_STRIPES for k in keys})
         return _MultiLock([self._locks[i] for i in stripes])
 
 
 class _MultiLock:
+    """Several locks taken in order and given back in reverse."""
+
     def __init__(self, locks):
         self.locks = locks
 

@@ -1,4 +1,4 @@
-"""移行: the initial load of an existing register, and the 整合性確認 of kizon against the chain."""
+"""The initial load (移行 of an existing register into kizon), and the 整合性確認 of kizon against the chain."""
 from __future__ import annotations
 
 import asyncio
@@ -12,12 +12,12 @@ from nodes.reasons import access as A
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
 from nodes.intents import request_digest, request_key
-from nodes.kizon.changes import PendingChange, pending_var
+from nodes.kizon.changes import cs_call
 from nodes.kizon.items import CURRENT, ITEM_REPORT_LIMIT, require_person_items
+from nodes.kizon.parts import Changes, Gate, Records
 from nodes.records import register_differences, register_digest
 from nodes.rules import OPERATIONS_ROLES
 from nodes.guard import REQUEST_KEY, current_call
-from nodes.store import rows_in
 from protos import common_pb2, identity_pb2, kizon_pb2, records_pb2
 
 DRAIN_SECONDS = 30.0  # how long a refused load's remaining batches are read (and ignored) before it is answered
@@ -27,6 +27,7 @@ async def _drain(request_iterator) -> None:
     """Read what the client still sends of a refused stream (bounded in time), so that it receives the refusal
     itself: a client still sending when the answer comes sees its send fail (INTERNAL) instead."""
     async def rest():
+        """Read the rest of the stream."""
         async for _ in request_iterator:
             pass
     try:
@@ -35,11 +36,19 @@ async def _drain(request_iterator) -> None:
         pass
 
 
-class MigrationMixin:
-    """BulkLoad and CheckConsistency."""
+class InitialLoad:
+    """The bulk load of existing residents (BulkLoad) and the 整合性確認 (CheckConsistency)."""
+
+    def __init__(self, runtime, municipality: str, cs, register: Records, changes: Changes, gate: Gate):
+        self.rt = runtime
+        self.municipality = municipality
+        self.cs = cs  # this municipality's 市町村CS (a CommunicationServerStub)
+        self.register = register
+        self.changes = changes
+        self.gate = gate
 
     # -- 整合性確認 ----------------------------------------------------------------------------------------
-    async def CheckConsistency(self, request, context):
+    async def check_consistency(self, request):
         """整合性確認 of the whole chain: kizon's 住民票 against the CS's 本人確認情報 (REGISTER_ITEMS), and the CS
         against the prefecture and national; digests are computed from the records, never read back."""
         started = time.perf_counter()
@@ -54,8 +63,7 @@ class MigrationMixin:
             identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600))))
         ours = {}
         try:
-            cursor = self.rt.store.db.execute("SELECT resident_code, record FROM residents")
-            while rows := cursor.fetchmany(1000):
+            for rows in self.register.scan():
                 for code, blob in rows:
                     ours[code] = register_digest(records_pb2.ResidentRecord.FromString(blob))
                 await asyncio.sleep(0)  # (the CS's answers are read as they come)
@@ -74,8 +82,8 @@ class MigrationMixin:
             kizon_differences.append(identity_pb2.ConsistencyDifference(resident_code=code, node="kizon", items=["missing"]))
         differing = sorted(c for c, d in ours.items() if c in theirs and theirs[c] != d)
         for code in differing[:ITEM_REPORT_LIMIT]:
-            other = await self._cs_call(self.cs.GetIdentity, common_pb2.ResidentKey(resident_code=code))
-            items = register_differences(self._person(code), other)
+            other = await cs_call(self.rt, self.cs.GetIdentity, common_pb2.ResidentKey(resident_code=code))
+            items = register_differences(self.register.person(code), other)
             kizon_differences.append(identity_pb2.ConsistencyDifference(resident_code=code, node="cs", items=items or ["digest"]))
         kizon_differences += [identity_pb2.ConsistencyDifference(resident_code=c, node="cs", items=["digest"])
                               for c in differing[ITEM_REPORT_LIMIT:]]
@@ -87,32 +95,29 @@ class MigrationMixin:
         return report
 
     # -- the initial load ---------------------------------------------------------------------------
-    async def BulkLoad(self, request_iterator, context):
+    async def bulk_load(self, request_iterator):
         """移行: existing residents in batches, numbered by national, checked and stored by the CS. Each batch is
         a change of its own (依頼管理番号 x-request-id:N): a load resumed with the same id skips what is in."""
-        self.site.state.refuse_if_frozen()
+        self.gate.refuse_if_frozen()
         call = current_call()
         if call.session is None or "manager" not in call.session.roles:
             raise A.OPERATOR_ROLE("移行 rule: the initial load is run by a manager")
         summary = kizon_pb2.LoadSummary()
         load_id = call.metadata.get(REQUEST_KEY) or uuid.uuid4().hex
         rules.check_text(load_id, "x-request-id")
-        await self._wait_settled()
+        await self.changes.wait_settled()
         async for batch in request_iterator:
             key = request_key(call.peer.identity.uri, call.operator, call.method, f"{load_id}:{summary.batches}")
-            pending = PendingChange(key, request_digest(call.method, batch))
-            token = pending_var.set(pending)
-            try:
-                reply = self._answered(pending, f"{load_id}:{summary.batches}")
-                if reply is None:
-                    reply = await self._load_batch(batch)
-                # (a batch loaded by an earlier attempt of the same load counts with its own 更新順番号)
-                summary.last_update_sequence = max(summary.last_update_sequence, reply.update_sequence)
-            except rules.Violation:
-                await _drain(request_iterator)
-                raise
-            finally:
-                pending_var.reset(token)
+            with self.changes.pending(key, request_digest(call.method, batch)) as pending:
+                try:
+                    reply = self.changes.answered(pending, f"{load_id}:{summary.batches}")
+                    if reply is None:
+                        reply = await self._load_batch(batch)
+                    # (a batch loaded by an earlier attempt of the same load counts with its own 更新順番号)
+                    summary.last_update_sequence = max(summary.last_update_sequence, reply.update_sequence)
+                except rules.Violation:
+                    await _drain(request_iterator)
+                    raise
             summary.records += len(batch.records)
             summary.batches += 1
         audit.set_subject(f"移行:{summary.records}")
@@ -129,28 +134,18 @@ class MigrationMixin:
         atena_numbers = [r.atena_number for r in records if r.atena_number]
         if len(set(codes)) < len(codes) or len(set(atena_numbers)) < len(atena_numbers):
             raise K.INITIAL_LOAD_DUPLICATE("移行 rule: a 住民票コード or 宛名番号 appears twice in one batch")
-        taken = self._taken(codes) or [r[0] for r in rows_in(
-            self.rt.store.db, "SELECT atena_number FROM residents WHERE atena_number", atena_numbers)]
+        taken = self.register.taken(codes, atena_numbers)
         if taken:
             raise K.INITIAL_LOAD_ALREADY_RECORDED(f"移行 rule: {len(taken)} of these residents are already recorded, "
                                                   f"e.g. {taken[0]}")
-        numbers = await self._assign_numbers(codes)
+        numbers = await self.changes.assign_numbers(codes)
         for record in records:
             record.individual_number = numbers[record.resident_code]
             record.municipality_code = self.municipality
             record.status = CURRENT
             record.history_number = 0
         migration = identity_pb2.IdentityUpdate(migration=True)
-        reply = await self._commit(records, new=set(codes), echo=False, feed_atena=not batch.skip_atena,
-                                   extras={code: migration for code in codes})
-        self._advance_household_numbers(records)
+        reply = await self.changes.commit(records, new=set(codes), echo=False, feed_atena=not batch.skip_atena,
+                                          extras={code: migration for code in codes})
+        self.register.advance_household_numbers(records)
         return reply
-
-    def _advance_household_numbers(self, records) -> None:
-        """New households after a load must not reuse a loaded 世帯番号."""
-        loaded = max((int(r.household_number) for r in records if r.household_number.isdigit()), default=0)
-        self.rt.store.db.execute("INSERT INTO counters VALUES ('household_number', ?) ON CONFLICT(name) DO UPDATE SET "
-                                 "value = MAX(value, excluded.value)", (loaded,))
-
-    def _taken(self, codes: list[str]) -> list[str]:
-        return [r[0] for r in rows_in(self.rt.store.db, "SELECT resident_code FROM residents WHERE resident_code", codes)]

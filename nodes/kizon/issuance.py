@@ -4,17 +4,30 @@ from __future__ import annotations
 from nodes import audit, certificates, rules
 from nodes.reasons import kizon as K
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, simulated
+from nodes.kizon.changes import cs_call
 from nodes.kizon.items import CURRENT, REMOVED
+from nodes.kizon.parts import Disclosure, Gate, Records
 from nodes.guard import current_call
 from protos import card_pb2, cs_pb2, kizon_pb2
 
-class IssuanceMixin:
-    """証明書の交付 and card steps."""
+
+class Issuance:
+    """証明書の交付 (窓口, 広域交付, コンビニ交付) and the card steps, each recorded in the 交付履歴."""
+
+    def __init__(self, runtime, municipality: str, place_name: str, cs, register: Records, disclosures: Disclosure,
+                 gate: Gate):
+        self.rt = runtime
+        self.municipality = municipality
+        self.place_name = place_name
+        self.cs = cs  # this municipality's 市町村CS (a CommunicationServerStub)
+        self.register = register
+        self.disclosures = disclosures
+        self.gate = gate
 
     # -- certificates -------------------------------------------------------------------------------
-    async def IssueCertificate(self, request, context):
+    async def certificate(self, request):
         """住民票の写し, 記載事項証明書, 転出証明書, 除票の写し at the counter; 広域交付 with the card."""
-        self.site.state.refuse_if_frozen()  # it writes the 交付履歴
+        self.gate.refuse_if_frozen()  # it writes the 交付履歴
         call = current_call()
         audit.set_subject(request.resident_code or request.card_number)
         if request.kind not in certificates.TITLES:
@@ -24,7 +37,7 @@ class IssuanceMixin:
             raise K.INDIVIDUAL_NUMBER_PRINT_PERMISSION("個人番号 rule: this operator or terminal may not print the 個人番号")
         if request.home_municipality_code and request.home_municipality_code != self.municipality:
             return await self._wide_area(request, call, items)
-        person = self._person(request.resident_code)
+        person = self.register.person(request.resident_code)
         removed = person.status == REMOVED
         if request.kind in (kizon_pb2.REMOVED_COPY, kizon_pb2.MOVE_OUT) and not removed:
             raise K.CERTIFICATE_REMOVED_ONLY(f"証明書 rule: {request.resident_code} is a current resident: no 除票 to certify")
@@ -33,7 +46,7 @@ class IssuanceMixin:
         if request.kind not in (kizon_pb2.REMOVED_COPY, kizon_pb2.MOVE_OUT) and removed:
             raise K.CERTIFICATE_CURRENT_ONLY(f"除票 rule: {request.resident_code} is no longer a resident; ask for a "
                                              "除票の写し")
-        people = self._members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
+        people = self.register.members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
         return self._issue(request.kind, request.resident_code, people, items, f"{self.place_name} 窓口", call.terminal,
                            call.operator, request.justification)
 
@@ -41,7 +54,7 @@ class IssuanceMixin:
         """広域交付: the 住民票の写し of a resident of another municipality, who proves themself with the card."""
         if request.kind != kizon_pb2.RESIDENT_COPY or request.include_individual_number:
             raise K.WIDE_AREA_RESIDENT_COPY_ONLY("広域交付 rule: a 住民票の写し (個人) only, without the 個人番号")
-        info = await self._cs_call(self.cs.WideAreaLookup, cs_pb2.WideAreaRequest(
+        info = await cs_call(self.rt, self.cs.WideAreaLookup, cs_pb2.WideAreaRequest(
             home_municipality_code=request.home_municipality_code, card_number=request.card_number, pin=request.pin))
         audit.set_subject(info.resident_code)
         items = [i for i in items if i in set(f.name for f in info.DESCRIPTOR.fields)]
@@ -49,6 +62,7 @@ class IssuanceMixin:
                            call.operator, request.justification)
 
     def _issue(self, kind, resident_code, people, items, place, terminal, operator, justification):
+        """Record the issuance in the 交付履歴 and render the certificate."""
         if operator:  # a certificate at the counter prints people's data for the operator (a kiosk's: the resident's own)
             self.disclosures.read(current_call(), [p.resident_code for p in people])
         with self.rt.store.transaction() as db:
@@ -58,7 +72,7 @@ class IssuanceMixin:
         return kizon_pb2.Certificate(issue_number=number, kind=kind, issued_at=issued_at, place=place, items_printed=items,
                                      text=text, html=page)
 
-    async def GetIssuanceHistory(self, request, context):
+    def issuance_history(self, request):
         """交付履歴: every certificate issued here about a person."""
         audit.set_subject(request.resident_code)
         rules.require_resident_code(request.resident_code)
@@ -66,9 +80,9 @@ class IssuanceMixin:
         self.disclosures.read(current_call(), [request.resident_code] if found.records else [])
         return found
 
-    async def IssueKioskCertificate(self, request, context):
+    async def kiosk_certificate(self, request):
         """コンビニ交付: during its hours, to the holder of a card and PIN who lives here."""
-        self.site.state.refuse_if_frozen()
+        self.gate.refuse_if_frozen()
         call = current_call()
         audit.set_subject(request.card_number)
         if call.peer.identity.kind != "kiosk":
@@ -81,32 +95,31 @@ class IssuanceMixin:
             raise K.KIOSK_HOURS(f"コンビニ交付 rule: the service runs 06:30–23:00 (it is {now.strftime('%H:%M')})")
         if request.kind not in (kizon_pb2.RESIDENT_COPY, kizon_pb2.HOUSEHOLD_COPY):
             raise K.KIOSK_RESIDENT_COPY_ONLY("コンビニ交付 rule: 住民票の写し (個人 or 世帯) only")
-        info = await self._cs_call(self.cs.VerifyByCard, cs_pb2.CardIdentityCheck(card_number=request.card_number, pin=request.pin))
+        info = await cs_call(self.rt, self.cs.VerifyByCard, cs_pb2.CardIdentityCheck(card_number=request.card_number, pin=request.pin))
         audit.set_subject(info.resident_code + (f" (simulated clock {moment.isoformat(timespec='minutes')})"
                                                  if moment is not None else ""))
-        person = self._person(info.resident_code)
+        person = self.register.person(info.resident_code)
         if person.status != CURRENT:
             raise K.KIOSK_RESIDENT_ONLY(f"コンビニ交付 rule: the card holder is not a resident of {self.municipality}")
-        people = self._members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
+        people = self.register.members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
         return self._issue(request.kind, person.resident_code, people, list(certificates.STANDARD_ITEMS),
                            f"コンビニ交付 ({call.peer.identity.terminal})", call.peer.identity.terminal, "", "")
 
     # -- the 個人番号カード -------------------------------------------------------------------------------
-    async def ChangeCard(self, request, context):
+    async def change_card(self, request):
         """A step of the card's lifecycle at the counter, through the CS to the card system."""
-        self.site.state.refuse_if_frozen()
+        self.gate.refuse_if_frozen()
         audit.set_subject(request.resident_code)
         rules.refuse_set(request, {"municipality_code", "former_resident_code"}, "card rule")
-        person = self._person(request.resident_code)
+        person = self.register.person(request.resident_code)
         if request.action in (card_pb2.APPLY, card_pb2.ISSUE) and person.status != CURRENT:
             raise K.CARD_CURRENT_RESIDENT(f"card rule: {request.resident_code} is not a resident of {self.municipality}")
         asked = card_pb2.CardRequest()
         asked.CopyFrom(request)
         asked.municipality_code = self.municipality
-        status = await self._cs_call(self.cs.ChangeCard, asked)
+        status = await cs_call(self.rt, self.cs.ChangeCard, asked)
         holds = status.state in ("issued", "suspended")
         if holds != person.card_issued:
             person.card_issued = holds  # 交付状況 follows the card; not a change of the 住民票's items
-            with self.rt.store.transaction() as db:
-                db.execute("UPDATE residents SET record=? WHERE atena_number=?", (person.SerializeToString(), person.atena_number))
+            self.register.replace(person)
         return status

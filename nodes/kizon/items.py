@@ -42,9 +42,8 @@ CORRECTABLE = PERSON_ITEMS | {"elector", "national_health_insurance", "late_stag
 
 
 def today_iso() -> str:
-    return office_today().isoformat()
-
     """The office's today in Japan, as an ISO date."""
+    return office_today().isoformat()
 
 
 def require_person_items(record: records_pb2.ResidentRecord) -> None:
@@ -58,6 +57,7 @@ def require_person_items(record: records_pb2.ResidentRecord) -> None:
 
 
 def head_of(members) -> records_pb2.ResidentRecord:
+    """The 世帯主 among a household's members (the first member if none is)."""
     for member in members:
         if member.relationship == "世帯主":
             return member
@@ -73,6 +73,7 @@ def take_household(record, head) -> None:
 
 
 def set_address(record, address) -> None:
+    """Put record at this address."""
     for name in ("town_code", "address_line", "katagaki", "postal_code", "address"):
         setattr(record, name, getattr(address, name))
 
@@ -85,5 +86,6 @@ def next_entry(record) -> records_pb2.ResidentRecord:
 
 
 def mark(record, reason: str, change_date: str, notification_date: str, detail: str = "") -> None:
+    """Say why and when the entry was written: 異動事由, 異動年月日, 届出年月日 (and a detail)."""
     record.change_reason, record.change_date, record.notification_date = reason, change_date, notification_date
     record.change_reason_detail = detail

@@ -1,4 +1,4 @@
-"""Operators at the counter: login at a terminal, and a manager's approval of bulk output."""
+"""Operators at the counter: login at a terminal, and a manager's approval of bulk output (counted in disclosure.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,17 +12,26 @@ from nodes.guard import current_call
 from nodes.sessions import issue_approval, issue_session
 from protos import kizon_pb2
 
-class OperatorsMixin:
-    """操作者認証 and bulk-output approvals."""
+
+class Operators:
+    """操作者認証 and bulk-output approvals: the municipality's session signing key and its operators' credentials."""
+
+    def __init__(self, runtime, municipality: str):
+        self.rt = runtime
+        self.municipality = municipality
+        # The municipality's session signing key and its operators' credential verifiers: this node's alone.
+        self.session_signer = runtime.pki.node_session_key(runtime.node.name, municipality)
+        runtime.session_keys[municipality] = self.session_signer.public_key()  # (what the guard verifies sessions by)
+        self.verifiers = runtime.pki.operator_verifiers(runtime.node.name, municipality, create=True)
 
     # -- operators ------------------------------------------------------------------------------
-    async def Login(self, request, context):
+    def login(self, request):
         """操作者認証 at a terminal: a session bound to this terminal's certificate."""
         call = current_call()
         audit.set_subject(request.operator_id)
         if not call.is_terminal:
             raise K.LOGIN_AT_TERMINAL("login rule: operators log in at a terminal")
-        operator = self.operators.get(request.operator_id)
+        operator = self.verifiers.get(request.operator_id)
         if operator is None or not credential_matches(operator, request.credential):
             raise K.OPERATOR_AUTHENTICATION(f"operator rule: authentication failed for {request.operator_id!r}")
         call.operator = request.operator_id  # audited under the operator the credential proved
@@ -31,7 +40,7 @@ class OperatorsMixin:
         return kizon_pb2.Session(token=token, operator_id=request.operator_id, roles=operator["roles"],
                                  expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat())
 
-    async def ApproveBulkOutput(self, request, context):
+    def approve_bulk_output(self, request):
         """A manager's prior approval of one bulk output (PIA Ⅲ(2)3 その他): for one operator at one terminal,
         for one purpose, up to a count; good once, for an hour."""
         call = current_call()

@@ -1,4 +1,5 @@
-"""移行 of 既存住基: what the register gives to an export, takes from an import, and forgets on a wipe.
+"""移行 of 既存住基 from one site to the next: what the register gives to an export, takes from an import, and
+forgets on a wipe.
 
 The export is everything the register holds that the next site must keep: the numbering counters (so that
 宛名番号, 世帯番号 and 発行番号 go on where they stood), every 住民票 entry with its full history (除票
@@ -12,17 +13,19 @@ import hashlib
 import json
 
 from nodes.reasons import common as C
+from nodes.kizon.parts import Changes
 from protos import kizon_pb2, migration_pb2, records_pb2
 
 BATCH = 2000  # rows per executemany of an import
 
 
 class KizonSite:
-    """The register's side of the Migration service."""
+    """The register's side of the Migration service (nodes/site.MigrationServicer)."""
 
-    def __init__(self, servicer):
-        self.kizon = servicer
-        self.store = servicer.rt.store
+    def __init__(self, store, municipality: str, changes: Changes):
+        self.store = store
+        self.municipality = municipality
+        self.changes = changes
 
     def records(self) -> int:
         """住民票 entries held (every history entry)."""
@@ -30,14 +33,11 @@ class KizonSite:
 
     def pending_intents(self) -> int:
         """Changes sent to the CS and not yet settled here."""
-        return len(self.kizon.ledger.pending())
+        return self.changes.pending_count()
 
     def drain(self) -> None:
         """Push what is queued on: settle intents with the CS, deliver the feed to atena."""
-        if self.kizon.ledger.pending() and self.kizon._settled_event.is_set():
-            self.kizon._unsettled()
-        if self.kizon.outbox is not None:
-            self.kizon.outbox.wake("atena")
+        self.changes.drain()
 
     def export_items(self):
         """Counters, then every history entry by person and 個人履歴番号, then the 交付履歴."""
@@ -71,9 +71,9 @@ class KizonSite:
             kind = item.WhichOneof("item")
             if kind == "history":
                 record = item.history
-                if record.municipality_code != self.kizon.municipality:
+                if record.municipality_code != self.municipality:
                     raise C.MIGRATION_FOREIGN_RECORD(f"移行 rule: a 住民票 of {record.municipality_code} in the export of "
-                                                     f"{self.kizon.municipality}")
+                                                     f"{self.municipality}")
                 history.append((record.atena_number, record.history_number, record.SerializeToString()))
                 if record.atena_number not in latest or latest[record.atena_number].history_number < record.history_number:
                     latest[record.atena_number] = record

@@ -1,22 +1,18 @@
-"""The kizon servicer: one class made of the concerns of this package, wired to its peers."""
+"""The kizon servicer: it builds the parts of this package (parts.py names what they call of one another) and hands
+each RPC of the Kizon service to the part that serves it."""
 from __future__ import annotations
 
-import asyncio
-import random
-
 from nodes import certificates, site
-from nodes.groupcommit import GroupSender
-from nodes.intents import Ledger
-from nodes.kizon.changes import LOCK_STRIPES, ChangeMixin
-from nodes.kizon.counter import CounterMixin
+from nodes.kizon.changes import ChangeEngine
+from nodes.kizon.counter import Counter
 from nodes.kizon.disclosure import Disclosures
-from nodes.kizon.issuance import IssuanceMixin
-from nodes.kizon.migration import MigrationMixin
-from nodes.kizon.operators import OperatorsMixin
-from nodes.kizon.register import RegisterMixin
+from nodes.kizon.initial_load import InitialLoad
+from nodes.kizon.issuance import Issuance
+from nodes.kizon.notices import MoveInNotices
+from nodes.kizon.operators import Operators
+from nodes.kizon.register import Inquiry, Register
 from nodes.kizon.relocation import KizonSite
-from nodes.outbox import Target
-from protos import atena_pb2, atena_pb2_grpc, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, migration_pb2_grpc
+from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, migration_pb2_grpc
 
 SERVICE_NAME = kizon_pb2.DESCRIPTOR.services_by_name["Kizon"].full_name
 SCHEMA = certificates.SCHEMA + site.SCHEMA + """
@@ -58,40 +54,135 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
+
 def add_to_server(servicer, server) -> None:
     """Register the servicer on a gRPC server."""
     kizon_pb2_grpc.add_KizonServicer_to_server(servicer, server)
     migration_pb2_grpc.add_MigrationServicer_to_server(servicer.site, server)
 
 
-class Servicer(CounterMixin, IssuanceMixin, MigrationMixin, OperatorsMixin, RegisterMixin, ChangeMixin,
-               kizon_pb2_grpc.KizonServicer):
-    """The counter operations of 既存住基."""
+class Servicer(kizon_pb2_grpc.KizonServicer):
+    """The counter operations of 既存住基: each RPC delegated to a part.
+
+    Reached from outside this package: `site` alone (the Migration service, served by add_to_server; nodes/kinds.py
+    declares kizon a kind that migrates, with no batch jobs). Nothing else of the servicer is read from outside, so
+    no part is exposed through a delegating property.
+    """
 
     def __init__(self, runtime):
         self.rt = runtime
-        self.municipality = runtime.node.municipality
-        place = runtime.topology.municipality(self.municipality)
-        self.place_name = runtime.topology.prefectures.get(place.prefecture, "") + place.name
-        self.cs = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", self.municipality)
-        atena = runtime.stub(atena_pb2_grpc.AtenaStub, "atena", self.municipality)
-        self.outbox = runtime.use_outbox({"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)})
-        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
-        self.ledger = Ledger(runtime.store)
-        self.submitter = GroupSender(self._send_group)  # changes to the CS, group-committed under load
-        # The municipality's session signing key and its operators' credential verifiers: this node's alone.
-        self.session_signer = runtime.pki.node_session_key(runtime.node.name, self.municipality)
-        runtime.session_keys[self.municipality] = self.session_signer.public_key()
-        self.operators = runtime.pki.operator_verifiers(runtime.node.name, self.municipality, create=True)
-        self.disclosures = Disclosures(runtime.store, self.municipality, runtime.session_keys)  # bulk output, every door
-        self._rng = random.SystemRandom()  # 世帯番号 that do not lead from one to the next
-        self.site = site.MigrationServicer(runtime, KizonSite(self))  # 移行: the freeze, export and import
-        self._inflight: set[str] = set()
-        self._completing: set[str] = set()  # changes sent to the CS whose outcome is still being committed here
-        self._settled_event = asyncio.Event()  # set while no intent waits to be settled with the CS
-        self._settler: asyncio.Task | None = None
-        if self.ledger.pending():
-            runtime.background(self._settle)  # left by a crash: settled before any new change is made
-        else:
-            self._settled_event.set()
-        runtime.background(self._poll_move_in_notices)
+        self.municipality = municipality = runtime.node.municipality
+        place = runtime.topology.municipality(municipality)
+        place_name = runtime.topology.prefectures.get(place.prefecture, "") + place.name
+        cs = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", municipality)
+        # The freeze of the site (移行), read by the parts that change the register. It lives in the store: the
+        # Migration service's own SiteState below reads and writes the same rows.
+        gate = site.SiteState(runtime)
+        self.register = Register(runtime, municipality, place_name)
+        self.changes = ChangeEngine(runtime, municipality, cs, self.register, gate)  # settles a crash's intents first
+        self.operators = Operators(runtime, municipality)
+        self.disclosures = Disclosures(runtime.store, municipality, runtime.session_keys)  # bulk output, every door
+        self.inquiry = Inquiry(self.register, self.disclosures)
+        self.counter = Counter(runtime, municipality, cs, self.register, self.changes)
+        self.issuance = Issuance(runtime, municipality, place_name, cs, self.register, self.disclosures, gate)
+        self.initial_load = InitialLoad(runtime, municipality, cs, self.register, self.changes, gate)
+        self.site = site.MigrationServicer(runtime, KizonSite(runtime.store, municipality, self.changes))  # 移行
+        runtime.background(MoveInNotices(runtime, cs, self.register, gate).poll)
+
+    # -- operators (operators.py) ----------------------------------------------------------------------
+    async def Login(self, request, context):
+        """操作者認証 at a terminal."""
+        return self.operators.login(request)
+
+    async def ApproveBulkOutput(self, request, context):
+        """A manager's prior approval of one bulk output."""
+        return self.operators.approve_bulk_output(request)
+
+    # -- 異動 at the counter (counter.py) ---------------------------------------------------------------
+    async def Birth(self, request, context):
+        """出生."""
+        return await self.counter.birth(request)
+
+    async def MoveIn(self, request, context):
+        """転入 (with a 転出証明書, by 特例, or from abroad)."""
+        return await self.counter.move_in(request)
+
+    async def MoveWithin(self, request, context):
+        """転居."""
+        return await self.counter.move_within(request)
+
+    async def MoveOut(self, request, context):
+        """転出 (or 特例転出), with its 転出証明書."""
+        return await self.counter.move_out(request)
+
+    async def Death(self, request, context):
+        """死亡."""
+        return await self.counter.death(request)
+
+    async def Correct(self, request, context):
+        """職権修正."""
+        return await self.counter.correct(request)
+
+    async def OfferResidentCodes(self, request, context):
+        """住民票コード変更請求, first step: the candidates."""
+        return await self.counter.offer_resident_codes(request)
+
+    async def ChangeResidentCode(self, request, context):
+        """住民票コード変更請求, second step: the chosen code."""
+        return await self.counter.change_resident_code(request)
+
+    async def SplitHousehold(self, request, context):
+        """世帯分離."""
+        return await self.counter.split_household(request)
+
+    async def MergeHousehold(self, request, context):
+        """世帯合併."""
+        return await self.counter.merge_household(request)
+
+    async def ChangeHouseholder(self, request, context):
+        """世帯主変更."""
+        return await self.counter.change_householder(request)
+
+    # -- 照会 and bulk output (register.py) --------------------------------------------------------------
+    async def GetResident(self, request, context):
+        """住民票の照会."""
+        return self.inquiry.resident(request)
+
+    async def GetHistory(self, request, context):
+        """Every history entry of a person."""
+        return self.inquiry.history(request)
+
+    async def GetHousehold(self, request, context):
+        """The current members of a household."""
+        return self.inquiry.household(request)
+
+    async def ExportResidents(self, request, context):
+        """Bulk output of the register."""
+        for record in self.inquiry.export(request):
+            yield record
+
+    # -- certificates and cards (issuance.py) ------------------------------------------------------------
+    async def ChangeCard(self, request, context):
+        """A step of the 個人番号カード's lifecycle."""
+        return await self.issuance.change_card(request)
+
+    async def IssueCertificate(self, request, context):
+        """証明書の交付 at the counter (広域交付 too)."""
+        return await self.issuance.certificate(request)
+
+    async def GetIssuanceHistory(self, request, context):
+        """交付履歴 of a person."""
+        return self.issuance.issuance_history(request)
+
+    async def IssueKioskCertificate(self, request, context):
+        """コンビニ交付."""
+        return await self.issuance.kiosk_certificate(request)
+
+    # -- the initial load and 整合性確認 (initial_load.py) ---------------------------------------------------
+    async def CheckConsistency(self, request, context):
+        """整合性確認 of the whole chain."""
+        return await self.initial_load.check_consistency(request)
+
+    async def BulkLoad(self, request_iterator, context):
+        """移行: the initial load of existing residents."""
+        return await self.initial_load.bulk_load(request_iterator)
