@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from nodes import audit, rules
+from nodes import audit, clock, rules
 from nodes.cs import parts
 from nodes.cs.checks import REMOVED, check_special_move_in
 from nodes.reasons import cs as R
@@ -34,7 +34,7 @@ class Moves:
                        "from_municipality=excluded.from_municipality, planned_move_out_date=excluded.planned_move_out_date, "
                        "received_at=excluded.received_at, certificate=excluded.certificate",
                        (request.person.resident_code, sender, request.planned_move_out_date,
-                        dt.datetime.now(dt.timezone.utc).isoformat(), request.SerializeToString()))
+                        clock.stamp("microseconds"), request.SerializeToString()))
         return common_pb2.UpdateAck(accepted=True)
 
     async def take_certificate(self, request):

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 
 import grpc
 
-from nodes import audit, identityfile, rules
+from nodes import audit, clock, identityfile, rules
 from nodes.cs import parts
 from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, JOURNAL_KEEP, NEW_PERSON_REASONS, POOL_REASONS,
                              RESIDENCE_RETRIES, changed_items, check_items, check_special_move_in, mark_recovery)
@@ -151,7 +150,7 @@ class Updates:
             return sequence, set()
         queued = {"prefecture"}
         sequence = next_counter(db, "update_sequence", len(fresh)) - len(fresh)
-        stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        stamp = clock.stamp()
         requests, rows = [], []
         for update in fresh:
             info = update.info

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import datetime as dt
 import functools
 import logging
 import uuid
 
 import grpc
 
-from nodes import audit, rules
+from nodes import audit, clock, rules
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
 from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of
@@ -219,7 +218,7 @@ class ChangeEngine:
         call = current_call()
         pending = pending_var.get()
         audit.set_batch_subject(r.resident_code for r in records)
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        now = clock.stamp()
         fresh = [r for r in records if r.resident_code in new and not r.atena_number]
         if fresh:  # numbers are drawn now and kept in the intent (a refusal leaves a gap)
             with self.rt.store.transaction() as db:

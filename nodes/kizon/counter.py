@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from nodes import audit, rules
+from nodes import audit, clock, rules
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
 from nodes.clock import office_today
@@ -233,7 +233,7 @@ class Counter:
                 issuing_municipality_code=self.municipality, person=record, planned_move_out_date=planned.isoformat(),
                 destination_address=request.destination_address,
                 destination_municipality_code=request.destination_municipality_code, card_holder=person.card_issued,
-                issued_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                issued_at=clock.stamp())
             extras = identity_pb2.IdentityUpdate()
             if request.special:
                 extras.move_out_certificate.CopyFrom(certificate)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 
 import grpc
 
+from nodes import clock
 from nodes.kizon.items import NOTICE_POLL, REMOVED, mark, next_entry
 from nodes.kizon.parts import Gate, Records
 from protos import cs_pb2
@@ -62,7 +62,7 @@ class MoveInNotices:
         # written by the 転入通知, not by a counter operation: its own 依頼管理番号, no operator or terminal
         record.request_control_number = f"転入通知:{notice.from_municipality_code}:{notice.notified_at}"
         record.operator_id = record.terminal_id = ""
-        record.recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        record.recorded_at = clock.stamp()
         self.register.append(db, record)
         self.rt.audit.append(caller=self.rt.node.identity, method="kizon/転入通知受理", status="OK",
                              subject=notice.resident_code)
