@@ -72,6 +72,8 @@ MAX_PUBLIC_KEY = 16 * 1024  # bytes of a vendor's public key file
 KEY_TYPES = {"ssh-ed25519": "Ed25519", "ssh-rsa": "RSA", "ecdsa-sha2-nistp256": "ECDSA P-256",
              "ecdsa-sha2-nistp384": "ECDSA P-384", "ecdsa-sha2-nistp521": "ECDSA P-521"}
 MIN_RSA_BITS = 3072
+MARKER = b"testbed.bastion"  # in the runner's command line (and the front's)
+START_TIMEOUT = 15.0  # seconds the bastion has to listen and publish its port
 KEY_RULE = f"{RULE}: a vendor's key is Ed25519, RSA of at least {MIN_RSA_BITS} bits or ECDSA P-256, P-384 or P-521"
 
 
@@ -593,9 +595,8 @@ def _published(paths: Paths, host: str, port: int) -> None:
 
 
 def start(state_dir: Path, port: int = 0, limits: Limits | None = None) -> int:
-    """Start the bastion (unless it runs) on port (0: the kernel's choice); its port; ValueError if port_refused."""
-    import subprocess
-    import time
+    """Start the bastion (unless it runs) on port (0: the kernel's choice); its port, once the front listens and
+    the runner has published it; ValueError if port_refused."""
     paths = Paths(state_dir)
     if running(paths):
         return int(paths.port.read_text())
@@ -603,23 +604,15 @@ def start(state_dir: Path, port: int = 0, limits: Limits | None = None) -> int:
         raise ValueError(why)
     paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.port.unlink(missing_ok=True)
-    (paths.state_dir / "logs").mkdir(mode=0o700, exist_ok=True)
-    log = open(os.open(paths.state_dir / "logs" / "bastion.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "testbed.bastion", "serve", "--state-dir", str(paths.state_dir),
-                             "--listen", f"127.0.0.1:{port}", *(limits or Limits()).argv()], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    paths.pid.write_text(str(proc.pid))
-    deadline = time.monotonic() + 15
-    while not paths.port.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the bastion did not start; see {paths.state_dir / 'logs' / 'bastion.log'}")
-        time.sleep(0.05)
-    return int(paths.port.read_text())
+    program = [sys.executable, "-m", "testbed.bastion", "serve", "--state-dir", str(paths.state_dir),
+               "--listen", f"127.0.0.1:{port}", *(limits or Limits()).argv()]
+    return processes.start_helper(program, paths.pid, paths.state_dir / "logs" / "bastion.log", MARKER,
+                                  what="the bastion", ready=processes.port_file(paths.port), timeout=START_TIMEOUT).port
 
 
 def running(paths: Paths) -> int | None:
     """The bastion's process id (the runner's) while it runs."""
-    return processes.running(paths.pid, b"testbed.bastion")
+    return processes.running(paths.pid, MARKER)
 
 
 def front_pid(paths: Paths) -> int | None:
@@ -636,7 +629,7 @@ def front_pid(paths: Paths) -> int | None:
 def stop(state_dir: Path) -> bool:
     """Stop the bastion; whether it was running."""
     paths = Paths(state_dir)
-    return processes.stop_recorded(paths.pid, b"testbed.bastion", paths.port)
+    return processes.stop_recorded(paths.pid, MARKER, paths.port)
 
 
 async def run_command(state_dir: Path, vendor: str, command: str, out=sys.stdout) -> int:

@@ -14,7 +14,6 @@ import os
 import json
 import multiprocessing
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from nodes.clock import office_today
 from protos import common_pb2, common_pb2_grpc, identity_pb2, kizon_pb2, records_pb2
 from scenarios.towns import towns
 from testbed.client import async_channel, async_login, fetch_metrics, monitor_cert, node_status
+from testbed import processes
 from testbed.load import generate_population, load_records, wait_until_applied, wait_until_drained
 from testbed.network import Network
 from testbed.replay import percentile
@@ -39,6 +39,8 @@ SEARCH_RATE = 50.0  # searches per second issued while the flows run
 SEARCH_CLIENT_NICE = -10  # the searching 統合端末's priority (as the CS's search process: nodes/search_process.py)
 PACED_SHARE = 0.5  # search latency is measured with the counters at this share of their measured throughput
 PACED_SECONDS = 10.0
+SEARCHER_LOGIN_TIMEOUT = 60.0  # seconds the searching 統合端末 has to log in
+ECHO_MARKER = b"nodes.echo"  # in the echo's command line
 FLOW_MIX = (("転居", 0.70), ("出生", 0.10), ("国外転入", 0.10), ("死亡", 0.05), ("転出", 0.05))
 
 
@@ -163,11 +165,13 @@ def run_everywhere(network: Network, population: dict, flows: int, rate: float |
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     sample = [(r.name_kana, r.birth_date) for r in random.Random(11).sample(population[first], min(len(population[first]), 2000))]
-    stop = context.Event()
+    stop, ready = context.Event(), context.Event()
     searcher = context.Process(target=search_worker, args=(network.state_dir, network.topology.to_dict(), first, sample,
-                                                           stop, results), daemon=True)
+                                                           stop, results, ready), daemon=True)
     searcher.start()
-    time.sleep(1.0)  # let the searcher log in before the clock starts
+    deadline = time.monotonic() + SEARCHER_LOGIN_TIMEOUT
+    while not ready.wait(0.1) and searcher.is_alive() and time.monotonic() < deadline:
+        pass  # (until the searcher has logged in, before the clock starts; one that failed shows below, in its results)
     share, each = len(population), max(1, CONCURRENCY // len(population))
 
     async def together():
@@ -196,8 +200,9 @@ def merge_errors(into: dict, errors_by_code: dict) -> None:
         into.setdefault(code, {"count": 0, "example": seen["example"]})["count"] += seen["count"]
 
 
-def search_worker(state_dir, topology: dict, municipality: str, sample, stop, results) -> None:
-    """A 統合端末 searching by 氏名 + 生年月日 at SEARCH_RATE until stopped; puts its latencies (ms)."""
+def search_worker(state_dir, topology: dict, municipality: str, sample, stop, results, ready=None) -> None:
+    """A 統合端末 searching by 氏名 + 生年月日 at SEARCH_RATE until stopped; puts its latencies (ms). Sets ready once
+    logged in."""
     network = Network(Path(state_dir), Topology.from_dict(topology))
     try:  # a 統合端末 is a machine of its own: here it shares the cores with the counters' driver and every node,
         os.nice(SEARCH_CLIENT_NICE)  # so it is put ahead of them, or the figure would time the load generator
@@ -206,6 +211,8 @@ def search_worker(state_dir, topology: dict, municipality: str, sample, stop, re
 
     async def run():
         _, cs, metadata, channels = await async_login(network, municipality, "T0003", "OP0001")
+        if ready is not None:
+            ready.set()
         rng = random.Random(11)
         latencies = []
         while not stop.is_set():
@@ -255,8 +262,10 @@ def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: i
     taken = {n.address for n in topology.all_nodes}
     echo_address = next(a for a in (n.address for n in Topology.load().with_free_ports().nodes) if a not in taken)
     echo_node = Node("national", "national", echo_address)
-    echo = subprocess.Popen([sys.executable, "-m", "nodes.echo", "--pki-dir", str(network.pki.dir),
-                             "--cert-of", "national", "--address", echo_node.address])
+    echo = network.state_dir / "run" / "echo.json"  # (its record: not NAME.pid, which is a node's)
+    processes.start_helper([sys.executable, "-m", "nodes.echo", "--pki-dir", str(network.pki.dir), "--cert-of", "national",
+                            "--address", echo_node.address], echo, network.log_file("echo"), ECHO_MARKER,
+                           what="the bench's echo", ready=processes.accepting([echo_node.address]), timeout=15)
     figures: dict = {"residents": residents * len(driven), "municipalities": len(driven), "topology": topology.name,
                      "flow_hops": FLOW_HOPS}
     try:
@@ -315,8 +324,7 @@ def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: i
             figures["migration_downtime_seconds"] = moved["downtime"]["seconds"]
             figures["migration_steps_seconds"] = {step["name"]: step["seconds"] for step in moved["steps"]}
     finally:
-        echo.terminate()
-        echo.wait(timeout=10)
+        processes.stop_recorded(echo, ECHO_MARKER)
         network.down()
     return figures
 

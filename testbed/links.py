@@ -17,8 +17,6 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +28,8 @@ from testbed import processes
 POLL_SECONDS = 0.1  # how often the relay looks at the control file
 LOSS_STALL = 0.2  # a lost segment costs about one retransmission timeout
 CHUNK = 64 * 1024
+START_TIMEOUT = 10.0  # seconds the relay has to open every listener of the plan
+MARKER = b"testbed.links"  # in the relay's command line
 
 
 @dataclass(frozen=True)
@@ -256,37 +256,22 @@ def _plan(topology, ends) -> dict[str, dict]:
 
 def running(paths: Paths) -> int | None:
     """The relay's process id while it runs."""
-    return processes.running(paths.pid, b"testbed.links")
+    return processes.running(paths.pid, MARKER)
 
 
 def start(state_dir: Path, log: Path) -> int:
-    """Start the relay of the plan (once); its process id."""
+    """Start the relay of the plan (once); its process id, once every listener of the plan accepts (the nodes
+    call through them)."""
     paths = Paths(state_dir)
-    pid = running(paths)
-    if pid:
-        return pid
-    out = open(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "testbed.links", "serve", "--state-dir", str(state_dir)],
-                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    paths.pid.write_text(str(proc.pid))
-    deadline = time.monotonic() + 10
-    plan = json.loads(paths.plan.read_text())
-    for spec in plan.values():  # every listener up before the nodes call through it
-        host, port = spec["listen"].rsplit(":", 1)
-        while True:
-            try:
-                socket.create_connection((host, int(port)), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the links relay did not start; see {log}")
-                time.sleep(0.05)
-    return proc.pid
+    listeners = [spec["listen"] for spec in json.loads(paths.plan.read_text()).values()]
+    return processes.start_helper([sys.executable, "-m", "testbed.links", "serve", "--state-dir", str(state_dir)],
+                                  paths.pid, log, MARKER, what="the links relay",
+                                  ready=processes.accepting(listeners), timeout=START_TIMEOUT).pid
 
 
 def stop(state_dir: Path) -> bool:
     """Stop the relay; whether it ran."""
-    return processes.stop_recorded(Paths(state_dir).pid, b"testbed.links")
+    return processes.stop_recorded(Paths(state_dir).pid, MARKER)
 
 
 def describe(paths: Paths) -> list[dict]:

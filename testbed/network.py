@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,8 +22,10 @@ from nodes.runtime import BIND_ENV, audit_path, checkpoints_path
 from nodes.weaken import ENV as WEAKEN_ENV
 from testbed import confine as confinement
 from testbed import links as relay
-from testbed import netns
+from testbed import modes, netns, processes
 from testbed.client import async_channel, monitor_cert
+from testbed.modes import Modes
+from testbed.processes import alive  # (here too: where callers have found it)
 from testbed.topology import Topology
 
 ISOLATED = "topology.isolated.yaml"  # the topology of an isolated network: each node at its segment address
@@ -32,6 +33,7 @@ NETNS_PLAN = "netns.json"
 START_TIMEOUT = 30.0  # seconds to wait for every node's health check
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 HEALTH_PAUSE = 0.5  # seconds between two tries of a failed health check (`testbed status`)
+NODE_MARKER = b"nodes"  # in every node's command line (also confined, or in its namespace)
 BASTION_CHAIN = "bastion"  # the bastion's audit chain (testbed/bastion.py), verified beside the nodes'
 
 
@@ -207,28 +209,27 @@ class Network:
 
     def pid(self, name: str) -> int | None:
         """The running process of a node, or None."""
-        try:
-            pid = int(self.pid_file(name).read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        return processes.running(self.pid_file(name))
+
+    def modes(self) -> Modes:
+        """The modes this network's nodes run in (or ran in, once stopped): testbed/modes.py."""
+        return modes.load(self.state_dir, links=self.relayed(), isolated=self.isolated())
 
     def weakened(self) -> tuple[str, ...]:
         """The weaknesses this network was started with on purpose (training mode), if any."""
-        path = self.state_dir / "weaken"
-        return tuple(path.read_text().split(",")) if path.exists() and path.read_text().strip() else ()
+        return self.modes().weaken
 
     def confined(self) -> bool:
         """Whether this network's nodes run confined, each seeing only its own secrets (testbed/confine.py)."""
-        return (self.state_dir / "confine").exists()
+        return self.modes().confine
 
     def relayed(self) -> bool:
         """Whether node-to-node links go through the links relay (profiles, cuts: testbed/links.py)."""
-        return relay.Paths(self.state_dir).plan.exists()
+        return relay.Paths(self.state_dir).plan.exists()  # (the plan the nodes read: the source of truth)
 
     def simulated_clock(self) -> bool:
         """Whether the nodes take the time of day of their time-of-day rules from the replay (nodes/clock.py)."""
-        return (self.state_dir / "simulated-clock").exists()
+        return self.modes().simulated_clock
 
     def up(self, weaken: tuple[str, ...] | None = None, confine: bool | None = None,
            links: bool | None = None, isolated: bool | None = None, simulated_clock: bool | None = None) -> list[dict]:
@@ -237,91 +238,100 @@ class Network:
         a view of the state folder that holds only its own secrets (None: as the running nodes are, else
         confined wherever the machine allows it)."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._settle_modes(Modes(weaken, confine, links, isolated, simulated_clock))
+        self._prepare_state()
+        self._continue_stopped()
+        self._check_ports()
+        if self.relayed():  # (after the port check: a refused `up` leaves no relay behind)
+            relay.start(self.state_dir, self.log_file("links"))
+        self.start_witness()  # before the nodes: each shows the witness its head as it opens its log
+        self._start_nodes()
+        return self._wait_healthy()
+
+    def _settle_modes(self, asked: Modes) -> None:
+        """The modes asked for (None: as the running nodes are; when none run, the default), refused in one message
+        naming every mode running nodes differ in; with none running, made the network's."""
         running = any(self.pid(n.name) for n in self.topology.all_nodes)
-        marker = self.state_dir / "weaken"
-        if weaken is not None:
-            if running and tuple(weaken) != self.weakened():
-                raise NetworkError("nodes are running with other weaknesses; `testbed down` first")
-            marker.write_text(",".join(weaken))
-        elif not running:
-            marker.unlink(missing_ok=True)
-        if confine is None and not running:
-            confine = not confinement.available()  # confined wherever the machine allows it
-        if confine is not None:
-            if running and confine != self.confined():
-                raise NetworkError(f"nodes are running {'un' if confine else ''}confined; `testbed down` first")
-            if confine and (why := confinement.available()):
-                raise NetworkError(f"{why}; run `testbed up --no-confine`")
-            (self.state_dir / "confine").touch() if confine else (self.state_dir / "confine").unlink(missing_ok=True)
-        if isolated is not None or not running:
-            if running and isolated is not None and isolated != self.isolated():
-                raise NetworkError(f"nodes are running {'not ' if isolated else ''}isolated; `testbed down` first")
-            if isolated and not running:
-                if why := netns.available():
-                    raise NetworkError(why)
-                self.topology.save(self.state_dir / "topology.yaml")  # the logical topology, for a later `up`
-                layout = netns.plan(self.topology)
-                netns.create(self.topology, layout)
-                netns.save(self.state_dir / NETNS_PLAN, layout)
-                placed = netns.placed(self.topology, layout)
-                placed.save(self.state_dir / ISOLATED)
-                self.topology = placed
-                relay.write_plan(relay.Paths(self.state_dir), relay.isolated_plan(self.topology, layout))
-                links = True
-            elif not isolated and not running and self.isolated():
-                self._leave_namespaces()
-        if links is not None or not running:
-            if running and links is not None and bool(links) != self.relayed():
-                raise NetworkError(f"nodes are running {'without' if links else 'with'} relayed links; `testbed down` first")
-            if links and not running and not self.isolated():
-                relay.write_plan(relay.Paths(self.state_dir), relay.loopback_plan(self.topology))
-            elif not links:
-                relay.Paths(self.state_dir).plan.unlink(missing_ok=True)
-        clock = self.state_dir / "simulated-clock"
-        if simulated_clock is not None:
-            if running and simulated_clock != self.simulated_clock():
-                raise NetworkError(f"nodes are running {'without' if simulated_clock else 'with'} the simulated clock; "
-                                   "`testbed down` first")
-            clock.touch() if simulated_clock else clock.unlink(missing_ok=True)
-        elif not running:
-            clock.unlink(missing_ok=True)
-        env = {**os.environ, WEAKEN_ENV: ",".join(self.weakened()),
-               SIMULATED_ENV: "1" if self.simulated_clock() else "0"}
+        if running and (differences := asked.differences(self.modes())):
+            raise NetworkError(modes.refusal(differences))
+        if asked.confine and (why := confinement.available()):
+            raise NetworkError(f"{why}; run `testbed up --no-confine`")
+        if running:
+            return  # (as they run: nothing to change)
+        settled = Modes(tuple(asked.weaken or ()),
+                        not confinement.available() if asked.confine is None else asked.confine,  # where it can
+                        bool(asked.links or asked.isolated), bool(asked.isolated), bool(asked.simulated_clock))
+        if settled.isolated:
+            self._enter_namespaces()
+        elif self.isolated():  # (what a crash of an isolated network left)
+            self._leave_namespaces()
+        if settled.links and not settled.isolated:
+            relay.write_plan(relay.Paths(self.state_dir), relay.loopback_plan(self.topology))
+        elif not settled.links:
+            relay.Paths(self.state_dir).plan.unlink(missing_ok=True)
+        modes.save(self.state_dir, settled)
+
+    def _enter_namespaces(self) -> None:
+        """A network namespace for each node, its links relayed between them; the topology of their addresses."""
+        if why := netns.available():
+            raise NetworkError(why)
+        self.topology.save(self.state_dir / "topology.yaml")  # the logical topology, for a later `up`
+        layout = netns.plan(self.topology)
+        netns.create(self.topology, layout)
+        netns.save(self.state_dir / NETNS_PLAN, layout)
+        placed = netns.placed(self.topology, layout)
+        placed.save(self.state_dir / ISOLATED)
+        self.topology = placed
+        relay.write_plan(relay.Paths(self.state_dir), relay.isolated_plan(self.topology, layout))
+
+    def _prepare_state(self) -> None:
+        """The PKI (made, or given what a target site named since needs), the topology the nodes read, run/, logs/."""
         if not self.pki.exists():
             self.pki.init(self.topology)
         else:
-            self.pki.issue_missing(self.topology)  # a target site named since the PKI was made
+            self.pki.issue_missing(self.topology)
         if not self.isolated():
             self.topology.save(self.state_dir / "topology.yaml")
         for folder in ("run", "logs"):
             (self.state_dir / folder).mkdir(mode=0o700, exist_ok=True)
+
+    def _continue_stopped(self) -> None:
+        """A node stopped with SIGSTOP (a drill) runs again: `up` means running."""
         for node in self.topology.all_nodes:
             pid = self.pid(node.name)
             if pid and _stopped(pid):
-                os.kill(pid, signal.SIGCONT)  # stopped (SIGSTOP, a drill): `up` means running again
-        if not self.isolated():
-            taken = [_taken(address, node.name) for node in self.topology.all_nodes if not self.pid(node.name)
-                     for address in node.listening]
-            taken = [t for t in taken if t]
-            if taken:
-                raise NetworkError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
-        if self.relayed():  # (after the check: a refused `up` leaves no relay behind)
-            relay.start(self.state_dir, self.log_file("links"))
-        self.start_witness()  # before the nodes: each shows the witness its head as it opens its log
+                os.kill(pid, signal.SIGCONT)
+
+    def _check_ports(self) -> None:
+        """Refuse to start when another program holds a port of a node to be started (an isolated network's nodes
+        have their namespaces' addresses to themselves)."""
+        if self.isolated():
+            return
+        taken = [t for node in self.topology.all_nodes if not self.pid(node.name)
+                 for t in (_taken(address, node.name) for address in node.listening) if t]
+        if taken:
+            raise NetworkError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
+
+    def _start_nodes(self) -> None:
+        """Start each node not running, in the modes of the network: a process of its own, logged, recorded."""
+        running = self.modes()
+        env = {**os.environ, WEAKEN_ENV: ",".join(running.weaken), SIMULATED_ENV: "1" if running.simulated_clock else "0",
+               **({BIND_ENV: "0.0.0.0"} if running.isolated else {})}  # (isolated: on every segment it is on)
         for node in self.topology.all_nodes:
             if self.pid(node.name):
                 continue
-            log = open(os.open(self.log_file(node.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
             program = [sys.executable, "-m", "nodes", "--topology", str(self.topology_file),
                        "--node", node.name, "--state-dir", str(self.state_dir)]
-            if self.confined():
+            if running.confine:
                 program = confinement.command(self, node, program)
-            if self.isolated():  # in its own namespace, listening on every segment it is on
+            if running.isolated:  # in its own namespace
                 program = netns.command(node.name, program)
-            proc = subprocess.Popen(program, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True,
-                                    env={**env, BIND_ENV: "0.0.0.0"} if self.isolated() else env)
-            self.pid_file(node.name).write_text(str(proc.pid))
+            proc = processes.spawn(program, self.log_file(node.name), env)
+            processes.write_record(self.pid_file(node.name), processes.Record.of(proc, program, NODE_MARKER))
+
+    def _wait_healthy(self) -> list[dict]:
+        """The status once every node answers its health check; NetworkError when one exits first, or START_TIMEOUT
+        passes."""
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             status = self.status()
@@ -333,7 +343,7 @@ class Network:
                                  for s in status if not s["healthy"])
                 why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {START_TIMEOUT:.0f} s: {sick}"
                 raise NetworkError(f"network did not come up ({why}); see {self.state_dir / 'logs'}")
-            time.sleep(0.1)
+            time.sleep(0.1)  # (until every node answers, one exits, or the deadline)
 
     def status(self, timeout: float = 1.0, tries: int = 1) -> list[dict]:
         """One row per node: name, kind, municipality, address, identity, pid, healthy (else "reason": why not)."""
@@ -377,14 +387,14 @@ class Network:
         for name, pid in running.items():
             if pid:
                 while alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                    time.sleep(processes.POLL)  # (until it has exited, or STOP_TIMEOUT)
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
                 stopped.append(name)
             self.pid_file(name).unlink(missing_ok=True)
         relay.stop(self.state_dir)
         witness.stop(self.witness_folder())  # after the nodes: their last heads are witnessed as they close
-        if self.isolated():  # (the marker outlives a crash: what the crash left is found by name and removed)
+        if self.isolated():  # (its topology outlives a crash: what the crash left is found by name and removed)
             self._leave_namespaces()
         return stopped
 
@@ -460,25 +470,6 @@ def _taken(address: str, node: str) -> str:
     except (psutil.Error, OSError):
         pass
     return f"port {port} of {node} ({address}) is taken{holder}"
-
-
-def alive(pid: int) -> bool:
-    """Whether a process runs (a zombie does not; a child of ours is reaped on the way)."""
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        if waited:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    # A zombie of another parent still answers kill(0); /proc says whether it is really running.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def status_table(rows: list[dict]) -> str:

@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from cryptography import x509
 
 from nodes.tls import ClientCert
 from protos import common_pb2, migration_pb2, migration_pb2_grpc, kizon_pb2_grpc
+from testbed import processes
 from testbed.client import channel, console_cert
 from testbed.migration import layout, sftp
 
@@ -42,6 +42,8 @@ FREEZE_REASON = "移行中"
 VENDOR = "vendor-migration"
 CALL_TIMEOUT = 600.0
 BATCH = 1000  # migration items per message of an import
+SFTP_MARKER = b"testbed.migration.sftp"  # in the SFTP server's command line (also confined)
+SFTP_TIMEOUT = 15.0  # seconds the SFTP server has to bind its port and publish it
 log = logging.getLogger("testbed.migrate")
 
 
@@ -147,7 +149,7 @@ class Rehearsal:
         self.steps: list[Step] = []
         self.downtime = {"start": "", "end": "", "seconds": None}
         self.console = console_cert(network.pki, "kizon")
-        self._sftp: subprocess.Popen | None = None
+        self._sftp_record = network.state_dir / "run" / f"sftp-{site}.json"  # (not NAME.pid: that is a node's)
         self.took_over: dict | None = None  # the dead holder whose lock this run took over
 
     # -- the run ---------------------------------------------------------------------------------------------
@@ -311,29 +313,20 @@ class Rehearsal:
         return bad
 
     def _start_sftp(self) -> str:
-        """The target site's SFTP server, a process of its own (confined wherever the machine allows it)."""
+        """The target site's SFTP server, a process of its own (confined wherever the machine allows it); its address
+        once it has bound a port and published it."""
         program, ready = sftp.server_command(self.network.state_dir, self.site)
-        self._sftp = subprocess.Popen(program, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, start_new_session=True)
-        deadline = time.monotonic() + 15
-        while not ready.read_text().strip():
-            if self._sftp.poll() is not None or time.monotonic() > deadline:
-                if self._sftp.poll() is None:  # (its stderr is read to the end only once it has stopped)
-                    self._sftp.kill()
-                    self._sftp.wait()
-                raise StepFailed(f"the SFTP server of {self.site} did not start: "
-                                 f"{self._sftp.stderr.read().decode(errors='replace').strip()[-300:]}")
-            time.sleep(0.05)
-        return f"127.0.0.1:{ready.read_text().strip()}"
+        processes.stop_recorded(self._sftp_record, SFTP_MARKER)  # (one a crashed rehearsal left)
+        try:
+            started = processes.start_helper(program, self._sftp_record, self.network.log_file(f"sftp-{self.site}"),
+                                             SFTP_MARKER, what=f"the SFTP server of {self.site}",
+                                             ready=processes.port_file(ready), timeout=SFTP_TIMEOUT)
+        except processes.HelperFailed as exc:
+            raise StepFailed(str(exc)) from None
+        return f"127.0.0.1:{started.port}"
 
     def _stop_sftp(self) -> None:
-        if self._sftp is not None and self._sftp.poll() is None:
-            self._sftp.send_signal(signal.SIGTERM)
-            try:
-                self._sftp.wait(5)
-            except subprocess.TimeoutExpired:
-                self._sftp.kill()
-        self._sftp = None
+        processes.stop_recorded(self._sftp_record, SFTP_MARKER)
 
     # -- load ------------------------------------------------------------------------------------------------
     def load(self, step: Step) -> None:
