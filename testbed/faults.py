@@ -140,7 +140,7 @@ async def _one(network, fault: Fault, span_s: float, t0: float) -> None:
         fault.notes.append(f"skipped: {exc.args[0]}")
         return
     try:
-        await asyncio.sleep(relay.POLL_SECONDS * 3)  # taken by the relay
+        await relay.wait_applied_async(paths)  # taken by the relay
         await asyncio.sleep(fault.hold)
     except asyncio.CancelledError:  # the run was interrupted: the link is restored all the same
         fault.notes.append("cut short: the run was interrupted")

@@ -72,6 +72,7 @@ class Paths:
         self.folder = Path(state_dir) / "links"
         self.plan = self.folder / "plan.json"  # link → {listen, target, segment}; read by nodes at start
         self.control = self.folder / "control.json"  # link → {profile, cut}; watched by the relay
+        self.applied = self.folder / "applied"  # the control file's mtime (ns) the relay has applied, written after
         self.pid = self.folder / "pid"
 
 
@@ -217,12 +218,51 @@ async def serve(state_dir: Path) -> None:
             for name, spec in read_control(paths).items():
                 if name in links:
                     links[name].apply(PROFILES.get(spec.get("profile", "lan"), Profile()), bool(spec.get("cut")))
+            _acknowledge(paths, current)
         try:
             await asyncio.wait_for(stop.wait(), POLL_SECONDS)
         except asyncio.TimeoutError:
             pass
     for server in servers:
         server.close()
+
+
+def _acknowledge(paths: Paths, stamp: int | None) -> None:
+    """Say which control file is in force (atomically: a reader sees the old stamp or the new, never half)."""
+    tmp = paths.applied.with_suffix(".tmp")
+    tmp.write_text(str(stamp or 0))
+    os.replace(tmp, paths.applied)
+
+
+def applied(paths: Paths) -> bool:
+    """Whether the relay has applied the control file as it is now."""
+    try:
+        return int(paths.applied.read_text()) == paths.control.stat().st_mtime_ns
+    except (OSError, ValueError):
+        return False
+
+
+def wait_applied(paths: Paths, timeout: float = 5.0) -> bool:
+    """Wait until the relay has applied the control file just written (it looks every POLL_SECONDS); whether it
+    did within timeout. No wait when no relay runs (it reads the file when it starts)."""
+    if not running(paths):
+        return False
+    deadline = time.monotonic() + timeout
+    while not applied(paths):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS / 10)
+    return True
+
+
+async def wait_applied_async(paths: Paths, timeout: float = 5.0) -> bool:
+    """wait_applied() from an asyncio program (a fault plan of the replay)."""
+    deadline = time.monotonic() + timeout
+    while running(paths) and not applied(paths):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(POLL_SECONDS / 10)
+    return running(paths) is not None
 
 
 def loopback_plan(topology) -> dict[str, dict]:

@@ -14,7 +14,7 @@ from conftest import make_network
 from helpers import move_in_from_abroad, poll
 from protos import common_pb2
 from testbed import links
-from testbed.client import Counter, fetch_metrics, monitor_cert
+from testbed.client import Counter, fetch_metrics, monitor_cert, node_status
 
 A = "142140"
 
@@ -106,9 +106,11 @@ def test_a_partition_of_cs_and_prefecture_loses_nothing(relayed):
         before = poll(lambda: _applied_at_prefecture(relayed) or None, what="a first update at the prefecture")
         cut = subprocess.run(cli + ["cut", f"cs-{A}", "prefecture-140007"], capture_output=True, text=True, timeout=30)
         assert cut.returncode == 0 and "cs-142140->prefecture-140007" in cut.stdout
-        time.sleep(0.3)  # the relay applies the control file within 0.1 s
+        assert links.wait_applied(links.Paths(relayed.state_dir))  # (the command waited for it too)
         acknowledged = [move_in_from_abroad(counter) for _ in range(5)]  # the counter does not wait for the prefecture
-        time.sleep(1.0)
+        cs = relayed.topology.find("cs", A)
+        poll(lambda: (s := node_status(relayed, cs)).outbox_pending >= 5 and s.oldest_pending_seconds >= 1.0,
+             what="the CS to hold the five updates for a second, unable to deliver them")
         assert _applied_at_prefecture(relayed) == before  # nothing crossed the cut
         listed = subprocess.run(cli + ["list"], capture_output=True, text=True, timeout=30).stdout
         assert "CUT" in next(line for line in listed.splitlines() if line.startswith(f"cs-{A}->prefecture"))

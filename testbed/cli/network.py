@@ -277,26 +277,10 @@ def cmd_link(args) -> int:
     return 0
 
 
-def relay_took_control(paths: links.Paths, timeout: float = links.POLL_SECONDS * 3) -> bool:
-    """Wait until the relay has read the control file just written; whether it was seen to. The relay looks at the
-    file every POLL_SECONDS and, when it changed, reads it and applies every link's profile and cut in the same step
-    of its one event loop, before it serves anything more: read is taken. A read shows as the file's access time
-    passing its modification time (relatime, the default mount). Bounded by timeout, the three polls the fixed wait
-    gave it (a file system mounted noatime shows no read: then the wait is what it was); no wait at all when no
-    relay runs (it reads the file when it starts)."""
-    if not links.running(paths):
-        return False
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            seen = paths.control.stat()
-        except OSError:
-            return False
-        if seen.st_atime_ns > seen.st_mtime_ns:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(links.POLL_SECONDS / 10)
+def relay_took_control(paths: links.Paths, timeout: float = 5.0) -> bool:
+    """Wait until the relay has applied the control file just written (it says so in links/applied); whether it
+    was seen to. No wait when no relay runs (it reads the file when it starts)."""
+    return links.wait_applied(paths, timeout)
 
 
 def cmd_compose(args) -> int:
