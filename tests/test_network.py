@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from helpers import TODAY, NotYet, address, eventually, kill, move_in_from_abroad, person
+from helpers import TODAY, NotYet, address, eventually, kill, move_in_from_abroad, person, poll
 from protos import common_pb2, identity_pb2, kizon_pb2, national_pb2_grpc
 from testbed.client import Counter, channel, node_cert, node_status
 from testbed.network import alive
@@ -118,8 +118,8 @@ def test_kill_cs_mid_stream_loses_no_acknowledged_update(fresh_network):
         worker.start()
         while len(acknowledged) < 40:
             time.sleep(0.01)
-        kill(fresh_network, "cs-142140")
-        time.sleep(0.5)
+        kill(fresh_network, "cs-142140")  # (returns once the process is gone)
+        poll(lambda: refusals, what="the stream to be refused by the CS that is gone")
         fresh_network.up()  # restarts only the missing node
         worker.join(timeout=180)
         assert not worker.is_alive()
