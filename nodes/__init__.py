@@ -1,11 +1,4 @@
 """The emulated systems, one module per node kind, and the shared runtime they all run on."""
+from nodes.kinds import KINDS as _KINDS
 
-NODE_MODULES = {
-    "kizon": "nodes.kizon",
-    "cs": "nodes.cs",
-    "atena": "nodes.atena",
-    "prefecture": "nodes.prefecture",
-    "national": "nodes.national",
-    "card": "nodes.card",
-    "intermediate": "nodes.intermediate",
-}
+NODE_MODULES = {name: k.module for name, k in _KINDS.items()}  # kind → its module (derived from nodes/kinds.py)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from nodes import audit, limits
+from certs.identity import KIND_DOMAIN
+from nodes import audit, kinds, limits
 from nodes.authn import AuthenticationError
 from nodes.metrics import UNKNOWN
 from nodes.policy import Decision, authorize
@@ -28,7 +29,8 @@ REQUEST_KEY = "x-request-id"
 DETAILS_SHOWN = 400  # characters of a refusal's message sent: twice (grpc-message percent-encoded, and in the google.rpc.Status),
 # at most ~5.4 KiB together, CJK included
 LOGIN_METHOD = "/testbed.v1.Kizon/Login"
-CLIENT_KINDS = {"terminal", "kiosk", "infonws", "portal", "monitor", "console"}  # callers that are not nodes
+# Callers that are not nodes (terminal, kiosk, infonws, portal, and the domains' monitors and consoles).
+CLIENT_KINDS = (frozenset(KIND_DOMAIN) | {"monitor", "console"}) - frozenset(kinds.NAMES)
 # What a migration target not yet cut over to may call: the reads of the verification (移行 rule).
 TARGET_METHODS = frozenset({"/testbed.v1.CommunicationServer/RegisterDigests", "/testbed.v1.CommunicationServer/GetIdentity",
                             "/testbed.v1.CommunicationServer/CheckConsistency", "/grpc.health.v1.Health/Check"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from certs.identity import KIND_DOMAIN
+from nodes.kinds import MIGRATING
 from nodes.reasons import access as A
 from nodes.refusal import Rule
 
@@ -94,12 +95,10 @@ POLICY: dict[str, tuple[Allow, ...]] = {
 }
 
 
-# 移行: the operations console of the LAN freezes, exports, imports and opens kizon and atena (testbed migrate),
-# and runs kizon's 整合性確認 of a new site before it is opened.
-MIGRATION_RIGHTS = {
-    "kizon": _m("Migration", "*") + _m("Kizon", "CheckConsistency"),
-    "atena": _m("Migration", "*"),
-}
+# 移行: the operations console of the LAN freezes, exports, imports and opens the kinds that migrate (kizon and atena:
+# nodes/kinds.py) (testbed migrate), and runs kizon's 整合性確認 of a new site before it is opened.
+_AFTER_IMPORT = {"kizon": _m("Kizon", "CheckConsistency")}
+MIGRATION_RIGHTS = {kind: _m("Migration", "*") + _AFTER_IMPORT.get(kind, ()) for kind in MIGRATING}
 
 
 # Pairs that must never connect, whatever rules are added later: refused before the allow-list.

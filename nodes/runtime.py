@@ -7,25 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib
 import json
 import logging
 import os
 import signal
 import sys
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import psutil
 from cryptography import x509
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from certs.identity import KIND_DOMAIN, parse
+from certs.identity import parse
 from certs.pki import PKI, write_private
-from nodes import NODE_MODULES, audit, limits, metrics, weaken, witness
+from nodes import audit, kinds, limits, metrics, weaken, witness
 from nodes.health import HealthServicer
 from nodes.authn import Authenticator
 from nodes.children import Child
@@ -73,9 +73,10 @@ class NodeRuntime:
         self.state_dir = Path(state_dir)
         self.pki = PKI(pki_dir)
         data = self.state_dir / "data" / node_name
-        self.module = importlib.import_module(NODE_MODULES[self.node.kind])
+        self.kind = kinds.kind(self.node.kind)
+        self.module = kinds.load(self.kind)
         self.store = (Store(data / "store.sqlite", read_only=True) if search
-                      else Store(data / "store.sqlite", self.module.SCHEMA))
+                      else Store(data / "store.sqlite", self.module.schema))
         cert_path, key_path = self.pki.node_files(node_name, "client")
         public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
         audit_key = b"" if weakened("audit-key") else self.pki.audit_key(node_name, create=True)
@@ -98,7 +99,7 @@ class NodeRuntime:
         self._background: list = []
         self._tasks: list[asyncio.Task] = []
         self.outbox: Outbox | None = None
-        self.servicer = None
+        self.servicer: kinds.NodeServicer | None = None
         self.peer_timeout = PEER_TIMEOUT
         # Operator sessions are signed per municipality; a node of one municipality checks only its own.
         # Sessions are checked with public keys: of this node's municipality, or of every municipality for a
@@ -134,7 +135,7 @@ class NodeRuntime:
         if ch is None:
             self.peer_watch.watch(node)
             ch = self._channels[node.name] = aio_channel(self.peer_address(node), node.host_name,
-                                                         pinned(self.client_cert, KIND_DOMAIN[node.kind]),
+                                                         pinned(self.client_cert, kinds.kind(node.kind).domain),
                                                          self.peer_watch.interceptors(node))
         return ch
 
@@ -251,7 +252,7 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
     async def RunBatch(self, request, context):
         """A node's batch job on demand; nodes without one answer that they have none."""
         audit.set_subject(request.name)
-        jobs = getattr(self.rt.servicer, "batches", lambda: {})()
+        jobs = kinds.batches_of(self.rt.kind, self.rt.servicer)
         if request.name not in jobs:
             return ops_pb2.BatchResult(node=self.rt.node.name, name=request.name, detail="no such batch on this node")
         affected = jobs[request.name]()
@@ -326,36 +327,86 @@ def enable_reflection(server: grpc.aio.Server, names) -> tuple[str, ...]:
     return names
 
 
-@asynccontextmanager
-async def run_server(runtime: NodeRuntime, bind: str | None = None):
-    """Start the node's gRPC server; yield (server, port). Port 0 in bind picks a free port. Its connections,
-    handshakes, idle connections, streams and message and metadata sizes are bounded (nodes/limits.py)."""
-    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)], options=limits.server_options())
-    servicer = runtime.servicer = runtime.module.Servicer(runtime)
+OPERATIONS = ops_pb2.DESCRIPTOR.services_by_name["Operations"].full_name
+HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+@dataclass(frozen=True)
+class _Served:
+    """What one process of a node serves, once its servicer is on the server: the services reflection lists (before
+    reflection's own), the methods its metrics may name beside reflection's and health's (None: every method of
+    those services), the services health reports serving (beside ""), and its gRPC and metrics addresses."""
+
+    reflected: tuple[str, ...]
+    methods: frozenset[str] | None
+    healthy: tuple[str, ...]
+    address: str
+    metrics_address: str
+
+
+def _serve_node(runtime: NodeRuntime, server: grpc.aio.Server) -> _Served:
+    """The node's servicer, the services of its kind and Operations."""
+    servicer = runtime.servicer = runtime.module.servicer(runtime)
     runtime.module.add_to_server(servicer, server)
     ops_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(runtime), server)
+    # (a kind that migrates, kizon and atena, serves Migration beside its service: 移行)
+    return _Served(runtime.kind.services[1:] + (runtime.kind.service, OPERATIONS), None, (runtime.kind.service,),
+                   runtime.node.address, runtime.node.metrics_address)
+
+
+def _serve_search(runtime: NodeRuntime, server: grpc.aio.Server) -> _Served:
+    """The search process of the node: its kind's search servicer, for the search methods of the kind's service
+    alone (any other method of the service is unknown here: UNIMPLEMENTED, method rule); no Operations."""
+    end, service = runtime.kind.search, runtime.kind.service
+    servicer = runtime.servicer = kinds.load_search(runtime.kind)(runtime)
+    server.add_generic_rpc_handlers((methods_handler(servicer, service, end.methods),))
+    return _Served((service,), frozenset(f"/{service}/{m}" for m in end.methods), (), runtime.node.search_address,
+                   runtime.node.search_metrics_address)
+
+
+def methods_handler(servicer, service: str, methods) -> grpc.GenericRpcHandler:
+    """A handler of the named (unary) methods of a service alone, served by servicer's methods of the same names;
+    the messages are the service's, from its descriptor."""
+    described = descriptor_pool.Default().FindServiceByName(service)
+    handlers = {}
+    for name in methods:
+        method = described.methods_by_name[name]
+        if method.client_streaming or method.server_streaming:
+            raise TypeError(f"/{service}/{name} streams: only unary methods are served alone")
+        request = message_factory.GetMessageClass(method.input_type)
+        reply = message_factory.GetMessageClass(method.output_type)
+        handlers[name] = grpc.unary_unary_rpc_method_handler(getattr(servicer, name),
+                                                             request_deserializer=request.FromString,
+                                                             response_serializer=reply.SerializeToString)
+    return grpc.method_handlers_generic_handler(service, handlers)
+
+
+@asynccontextmanager
+async def run_server(runtime: NodeRuntime, bind: str | None = None):
+    """Start the node's gRPC server (or, for a runtime of its search process, the search process's); yield (server,
+    port). Port 0 in bind picks a free port. Its connections, handshakes, idle connections, streams and message and
+    metadata sizes are bounded (nodes/limits.py)."""
+    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)], options=limits.server_options())
+    served = (_serve_search if runtime.search else _serve_node)(runtime, server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if hasattr(servicer, "site"):  # kizon and atena: the Migration service (移行)
-        names_extra = (migration_pb2.DESCRIPTOR.services_by_name["Migration"].full_name,)
-    else:
-        names_extra = ()
-    names = enable_reflection(server, names_extra + (
-        runtime.module.SERVICE_NAME, ops_pb2.DESCRIPTOR.services_by_name["Operations"].full_name,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
-    runtime.metrics.serve_methods(metrics.methods_of(*names))  # the method labels there can be: these alone
+    # Reflection as on every node (v1 and v1alpha): a generic client finds a search process's method as at the node.
+    names = enable_reflection(server, served.reflected + (HEALTH,))
+    labelled = metrics.methods_of(*names) if served.methods is None else (
+        served.methods | metrics.methods_of(*names[len(served.reflected):]))
+    runtime.metrics.serve_methods(labelled)  # the method labels there can be: these alone
     cert, key = runtime.pki.node_files(runtime.node.name, "server")
-    port = server.add_secure_port(bind or listen_address(runtime.node.address),
+    port = server.add_secure_port(bind or listen_address(served.address),
                                   server_credentials(cert, key, runtime.pki.trust_bundle))
     await server.start()
     # the metrics endpoint beside it (on a free port of the same host when the caller chose where to bind)
     scrape = await metrics.serve(runtime, runtime.metrics,
-                                 f"{bind.rsplit(':', 1)[0]}:0" if bind else listen_address(runtime.node.metrics_address))
+                                 f"{bind.rsplit(':', 1)[0]}:0" if bind else listen_address(served.metrics_address))
     runtime.background(limits.give_back_memory)  # (what a flood of connections allocated goes back to the system)
     runtime.start_background()
-    for name in ("", runtime.module.SERVICE_NAME):
+    for name in ("",) + served.healthy:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("%s serving on port %d (at most %d connections, of %d open files)", runtime.node.name, port,
+    log.info("%s serving on port %d (at most %d connections, of %d open files)", runtime.label, port,
              limits.max_connections(), limits.open_files_limit())
     try:
         yield server, port

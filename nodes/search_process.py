@@ -20,67 +20,30 @@ import os
 import signal
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from nodes import limits, metrics
-from nodes.health import HealthServicer
 from nodes.audit import AuditDamaged
 from nodes.children import die_with_parent
 from nodes.confined import harden_self
-from nodes.cs.search import SearchServicer
-from nodes.guard import GuardInterceptor
-from nodes.runtime import NodeRuntime, enable_reflection, listen_address
-from nodes.tls import server_credentials
+from nodes.kinds import SEARCHING
+from nodes.runtime import NodeRuntime, run_server
 from nodes.topology import Topology
-from protos import identity_pb2
 
 log = logging.getLogger(__name__)
 
-SERVICE = "testbed.v1.CommunicationServer"
 SEARCH_NICE = -10
 
 
-def _handlers(servicer: SearchServicer) -> grpc.GenericRpcHandler:
-    """SearchIdentity alone: any other method of the service is unknown here (UNIMPLEMENTED, method rule)."""
-    return grpc.method_handlers_generic_handler(SERVICE, {"SearchIdentity": grpc.unary_unary_rpc_method_handler(
-        servicer.SearchIdentity, request_deserializer=identity_pb2.IdentitySearch.FromString,
-        response_serializer=identity_pb2.IdentitySearchResult.SerializeToString)})
-
-
 async def serve(topology: Topology, node_name: str, state_dir: Path, pki_dir: Path) -> None:
-    """Serve 本人確認情報検索 at the node's search address until SIGTERM."""
+    """Serve 本人確認情報検索 at the node's search address until SIGTERM: the node's runtime as its search process
+    (read-only store, the search audit chain) and run_server's search end (the methods its kind names, at the search
+    port, metrics at the search metrics port)."""
     runtime = NodeRuntime(topology, node_name, state_dir, pki_dir, search=True)
-    # the node's own bounds on connections, handshakes, idle connections, streams and sizes (nodes/limits.py)
-    server = grpc.aio.server(interceptors=[GuardInterceptor(runtime)], options=limits.server_options())
-    runtime.servicer = SearchServicer(runtime)
-    server.add_generic_rpc_handlers((_handlers(runtime.servicer),))
-    health_servicer = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    # Reflection as on every node (v1 and v1alpha): a generic client finds SearchIdentity here as it does at the CS.
-    names = enable_reflection(server, (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
-    runtime.metrics.serve_methods({f"/{SERVICE}/SearchIdentity"} | metrics.methods_of(*names[1:]))
-    cert, key = runtime.pki.node_files(node_name, "server")
-    server.add_secure_port(listen_address(runtime.node.search_address),
-                           server_credentials(cert, key, runtime.pki.trust_bundle))
-    await server.start()
-    scrape = await metrics.serve(runtime, runtime.metrics, listen_address(runtime.node.search_metrics_address))
-    runtime.background(limits.give_back_memory)  # (what a flood of connections allocated goes back to the system)
-    runtime.start_background()
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    log.info("%s search serving on %s", node_name, runtime.node.search_address)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, runtime.reload_topology)
-    try:
+    async with run_server(runtime):
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, runtime.reload_topology)
         await stop.wait()
-    finally:
-        await health_servicer.enter_graceful_shutdown()
-        scrape.close()
-        await server.stop(grace=2.0)
-        await runtime.close()
 
 
 def main() -> None:
@@ -102,7 +65,7 @@ def main() -> None:
         pass  # (raising priority needs root; without it the search runs at the nodes' priority)
     topology = Topology.load(args.topology)
     if topology.node(args.node).search_address is None:
-        raise SystemExit(f"{args.node} has no search process (only a CS has one)")
+        raise SystemExit(f"{args.node} has no search process (only a {' or '.join(SEARCHING)} has one)")
     try:
         asyncio.run(serve(topology, args.node, args.state_dir, args.pki_dir or args.state_dir / "pki"))
     except AuditDamaged as exc:

@@ -14,18 +14,17 @@ import yaml
 
 from certs.identity import (DOMAINS, console_uri, kiosk_uri, local_government_code_valid, monitor_uri, node_uri, platform_uri,
                             terminal_uri)
-from nodes import ports
+from nodes import kinds, ports
 
 DNS_SUFFIX = "testbed.internal"
-# Who calls whom (DESIGN §2): (caller kind, callee kind) → "same" (same municipality), "other" (another one) or "any".
-CALLS = {("kizon", "cs"): "same", ("kizon", "atena"): "same", ("cs", "prefecture"): "any", ("cs", "national"): "any",
-         ("cs", "card"): "any", ("cs", "cs"): "other", ("prefecture", "national"): "any", ("atena", "national"): "any",
-         ("atena", "intermediate"): "any", ("intermediate", "card"): "any"}
+# Who calls whom (DESIGN §2): (caller kind, callee kind) → "same" (same municipality), "other" (another one) or "any"
+# (each kind's calls in nodes/kinds.py).
+CALLS = {(k.name, callee): scope for k in kinds.KINDS.values() for callee, scope in k.calls}
 METRICS_OFFSET = 1000  # a node's metrics port, when the topology gives none: its gRPC port + 1000
 SEARCH_OFFSET = 2000  # a CS's 本人確認情報検索 port, when the topology gives none: its gRPC port + 2000
 SEARCH_END = "search"  # NODE.search: a CS's search process, in audit chains, metrics jobs and probe reports
-SEARCH_KINDS = ("cs",)  # nodes that serve 本人確認情報検索 from a process of their own beside the node
-NODE_KINDS = ("kizon", "cs", "atena", "prefecture", "national", "card", "intermediate")
+SEARCH_KINDS = kinds.SEARCHING  # nodes that serve 本人確認情報検索 from a process of their own beside the node
+NODE_KINDS = kinds.NAMES  # (nodes/kinds.py: the registry of kinds)
 DEFAULT_KIOSKS = ("K0001", "K0002")  # コンビニ交付 front ends, when a topology names none
 PLATFORM_CLIENTS = ("infonws", "portal")  # 情報提供NWS and the マイナポータル stand-in
 
@@ -198,8 +197,8 @@ class Topology:
         """Refuse a topology with unknown kinds, bad codes, duplicate names or addresses."""
         names, addresses = set(), set()
         for node in self.targets:
-            if node.site is None or node.kind not in ("kizon", "atena"):
-                raise ValueError(f"target {node.name}: a target names its site, and is a kizon or an atena")
+            if node.site is None or node.kind not in kinds.MIGRATING:
+                raise ValueError(f"target {node.name}: a target names its site, and is a {' or an '.join(kinds.MIGRATING)}")
             if not any(n.kind == node.kind and n.municipality == node.municipality for n in self.nodes):
                 raise ValueError(f"target {node.name}: no {node.kind} of {node.municipality} to move from")
         for node in self.nodes + self.targets:
@@ -263,13 +262,13 @@ class Topology:
         """The network segments a node is attached to (DESIGN §2): its municipality's 住基 LAN, 住基ネット,
         LGWAN (with J-LIS's national and card systems, which serve 符号 and the portal's card checks there),
         and the cloud segment of its site; a system moved to a site keeps a (WAN) line to the LAN."""
+        # (J-LIS's national and card systems face LGWAN too: 符号 for atena, card and PIN for the portal)
         found = []
-        if node.municipality and node.kind in ("kizon", "cs", "atena"):
-            found.append(f"lan-{node.municipality}")
-        if node.kind in ("cs", "prefecture", "national", "card"):
-            found.append("jukinet")
-        if node.kind in ("atena", "intermediate", "national", "card"):
-            found.append("lgwan")  # J-LIS's systems face LGWAN too: 符号 for atena, card and PIN for the portal
+        for segment in kinds.kind(node.kind).segments:
+            if segment != kinds.LAN:
+                found.append(segment)
+            elif node.municipality:
+                found.append(f"{kinds.LAN}-{node.municipality}")
         if node.site:
             found.append(f"cloud-{node.site}")
         return found

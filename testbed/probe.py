@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import importlib
 import json
 import shutil
 import socket
@@ -31,7 +30,7 @@ from grpc_health.v1 import health_pb2
 
 from certs.identity import DOMAINS, JUKINET, LAN, KIND_DOMAIN, node_uri, parse, terminal_uri
 from certs.pki import BAD_CASES, PassphraseError, cert_pem, crl_number, issue_leaf, key_pem, write_private, write_public
-from nodes import NODE_MODULES, audit
+from nodes import audit, kinds
 from nodes.clock import office_today
 from nodes.guard import APPROVAL_KEY
 from nodes.policy import Decision, authorize
@@ -192,8 +191,8 @@ class Probe:
         clients = [e for e in self.pki.index() if e["role"] == "client" and e["domain"] in DOMAINS]
         for node in self.topology.nodes:
             server = parse(node.identity)
-            module = importlib.import_module(NODE_MODULES[node.kind])
-            services = [module.SERVICE_NAME, "testbed.v1.Operations"]
+            module = kinds.load(node.kind)  # (its module puts its service's descriptor in the pool)
+            services = [module.service_name, kinds.OPERATIONS_SERVICE]
             methods = [m for name in services for m in _service(name).methods]
             methods.append(health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"])
             for entry in clients:
