@@ -50,6 +50,7 @@ AUTHN_RULES = frozenset(r.reason for r in (A.CERTIFICATE_REQUIRED, A.CERTIFICATE
                                            A.CERTIFICATE_ISSUER, A.CERTIFICATE_KEY_SIZE, A.CERTIFICATE_NOT_IN_TOPOLOGY,
                                            A.CERTIFICATE_REVOKED, A.REVOCATION_UNKNOWN))
 CALL_TIMEOUT = 5.0
+CRL_RELOAD = 2.0  # seconds a node may take to refuse a certificate just revoked (it re-reads a changed CRL)
 
 
 @dataclass
@@ -169,9 +170,14 @@ class Probe:
         serial = x509.load_pem_x509_certificate(cert.cert.read_bytes()).serial_number
         self.pki.revoke(serial=serial)
         node = self.topology.find("kizon", home)
-        time.sleep(0.05)  # a node re-reads the CRL when its file changes
-        with channel(node, cert) as ch:
-            code, details, reason = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+        deadline = time.monotonic() + CRL_RELOAD  # a node re-reads the CRL once it sees its file change
+        while True:
+            with channel(node, cert) as ch:
+                code, details, reason = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"",
+                                                                                                 timeout=CALL_TIMEOUT))
+            if reason == A.CERTIFICATE_REVOKED.reason or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.add("identity", "revoked certificate of a listed terminal", node.name, "UNAUTHENTICATED", code.name,
                  code == grpc.StatusCode.UNAUTHENTICATED and reason == A.CERTIFICATE_REVOKED.reason, "crl", details)
 
