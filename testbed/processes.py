@@ -254,9 +254,13 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except OSError:
         return False
-    # A zombie of another parent still answers kill(0); /proc says whether it is really running.
+    # A zombie of another parent still answers kill(0); /proc says whether it is really running. A process of many
+    # threads killed shows its first thread a zombie while the others are still exiting, and they hold its files
+    # (its listening sockets) until the last has gone: it is gone once it is a zombie of one thread.
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except (OSError, IndexError):
         return False
 
