@@ -47,15 +47,13 @@ import sys
 from pathlib import Path
 
 import asyncssh
-from asyncssh.constants import DISC_BY_APPLICATION, DISC_TOO_MANY_CONNECTIONS, OPEN_ADMINISTRATIVELY_PROHIBITED, \
-    OPEN_RESOURCE_SHORTAGE
+from asyncssh.constants import DISC_BY_APPLICATION, OPEN_ADMINISTRATIVELY_PROHIBITED
 
 from nodes import audit, witness
 from testbed.migration.rehearsal import INJECTIONS
 from testbed import processes
-from testbed.migration.sftp import Gate, Limits, ensure_key, refuse_env, server_options
+from testbed.migration.sftp import VENDOR_NAME, Gate, Limits, VendorServer, ensure_key, server_options
 
-VENDOR_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 MUNICIPALITY = re.compile(r"[0-9]{6}")
 SITE = re.compile(r"[a-z][a-z0-9-]{0,15}")
 ALLOWED = "migrate M --to SITE [--inject FAULT]..., migrate --layout, status, consistency M, audit verify"
@@ -241,61 +239,31 @@ class _Command(asyncssh.SSHServerProcess):
         self._closed()
 
 
-class _Bastion(asyncssh.SSHServer):
-    """Key authentication per vendor; command sessions only, bounded; forwarding refused; all of it audited."""
+class _Bastion(VendorServer):
+    """Command sessions only, bounded; forwarding refused; all of it audited (the vendor policy: VendorServer)."""
+
+    rule = RULE
 
     def __init__(self, paths: Paths, trail: audit.AuditLog, gate: Gate, limits: Limits, run, log):
-        self.paths, self.trail, self.gate, self.limits, self.run, self.log = paths, trail, gate, limits, run, log
-        self.conn = None
-        self.user = ""
-        self.channels = 0
+        super().__init__(paths.vendors, limits, gate, log)
+        self.paths, self.trail, self.run = paths, trail, run
         self.refusals = 0
 
-    def connection_made(self, conn):
-        self.conn = conn
-        self.gate.arrived(conn)
+    def no_such_vendor(self, username: str) -> None:
+        self.trail.append(caller=f"ssh:{username[:32]}", method="ssh/login", status="UNAUTHENTICATED",
+                          subject="no such vendor")
 
-    def connection_lost(self, exc):
-        self.gate.left(self.conn)
-
-    def begin_auth(self, username: str) -> bool:
-        self.user = username
-        if why := self.gate.full():  # no login can be admitted now: say so before any key is tried
-            self.log(f"login refused for {username[:32]!r}: {why}")
-            self.conn.disconnect(DISC_TOO_MANY_CONNECTIONS, why)
-            return True
-        keys = self.paths.vendors / f"{username}.pub"
-        if VENDOR_NAME.fullmatch(username) and keys.is_file():
-            self.conn.set_authorized_keys(str(keys))
-        else:
-            self.trail.append(caller=f"ssh:{username[:32]}", method="ssh/login", status="UNAUTHENTICATED",
-                              subject="no such vendor")
-        return True
-
-    def auth_completed(self) -> None:
-        if why := self.gate.logged_in(self.conn):
-            self.log(f"vendor {self.user} refused: {why}")
-            self.conn.disconnect(DISC_TOO_MANY_CONNECTIONS, why)
-            return
-        self.trail.append(caller=f"ssh:{self.user}", method="ssh/login", status="OK",
-                          subject=str(self.conn.get_extra_info("peername")[0]))
+    def logged_in(self, vendor: str, address: str) -> None:
+        self.trail.append(caller=f"ssh:{vendor}", method="ssh/login", status="OK", subject=address)
 
     def session_requested(self):
-        if self.channels >= self.limits.max_channels:
-            raise asyncssh.ChannelOpenError(OPEN_RESOURCE_SHORTAGE,
-                                            f"{RULE}: at most {self.limits.max_channels} channels per connection")
-        chan = self.conn.create_server_channel()
-        refuse_env(chan)
+        chan = self.open_channel()
         chan._process_auth_agent_req_at_openssh_dot_com_request = \
             lambda packet: self._refuse_on(chan, "agent", "no agent forwarding (-A)")
         chan._process_x11_req_request = lambda packet: self._refuse_on(chan, "x11", "no X11 forwarding (-X)")
-        command = _Command(self.run, self._channel_closed)
+        command = _Command(self.run, self.channel_closed)
         chan._process_pty_req_request = lambda packet: self._refuse_pty(chan, command)
-        self.channels += 1
         return chan, command
-
-    def _channel_closed(self) -> None:
-        self.channels -= 1
 
     def refuse(self, method: str, subject: str) -> None:
         """A refused request, audited; past MAX_REFUSALS (each a witnessed entry) the connection is closed."""
@@ -334,12 +302,6 @@ class _Bastion(asyncssh.SSHServer):
         except OSError:
             pass
         self.refuse("ssh/forward", f"forwarding request refused: {kind}")
-        return False
-
-    def password_auth_supported(self) -> bool:
-        return False
-
-    def kbdint_auth_supported(self) -> bool:
         return False
 
     def connection_requested(self, dest_host, dest_port, orig_host, orig_port):

@@ -24,6 +24,7 @@ import errno
 import functools
 import inspect
 import os
+import re
 import signal
 import stat
 import sys
@@ -571,6 +572,9 @@ class Inbox(asyncssh.SFTPServer):
         os.close(self.root)
 
 
+VENDOR_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")  # a vendor's login name, and its key file's
+
+
 # -- the server --------------------------------------------------------------------------------------------
 class _Session(SSHServerStreamSession):
     """A session channel that runs SFTP alone (no shell, no exec) and tells its connection when it closes."""
@@ -584,12 +588,18 @@ class _Session(SSHServerStreamSession):
         self._closed()
 
 
-class _Server(asyncssh.SSHServer):
-    """Key authentication per vendor; SFTP sessions only, bounded; every forwarding and other request refused."""
+class VendorServer(asyncssh.SSHServer):
+    """The policy every SSH server here shares: key authentication per vendor (vendors/NAME.pub, NAME a vendor
+    name), connections and logins bounded by the gate, channels by the limits, no password, keyboard-interactive
+    or host-based login. A kind of server says what it records of a login and of an unknown name, and what a
+    session runs."""
 
-    def __init__(self, vendors: Path, root: Path, limits: Limits, gate: Gate, log):
-        self.vendors, self.root, self.limits, self.gate, self.log = vendors, root, limits, gate, log
+    rule = RULE  # the words a refusal of this server starts with
+
+    def __init__(self, vendors: Path, limits: Limits, gate: Gate, log):
+        self.vendors, self.limits, self.gate, self.log = vendors, limits, gate, log
         self.conn = None
+        self.user = ""
         self.channels = 0
 
     def connection_made(self, conn):
@@ -600,36 +610,45 @@ class _Server(asyncssh.SSHServer):
         self.gate.left(self.conn)
 
     def begin_auth(self, username: str) -> bool:
+        self.user = username
         if why := self.gate.full():  # no login can be admitted now: say so before any key is tried
             self.log(f"login refused for {username[:32]!r}: {why}")
             self.conn.disconnect(DISC_TOO_MANY_CONNECTIONS, why)
             return True
         keys = self.vendors / f"{username}.pub"
-        if username.replace("-", "").isalnum() and len(username) <= 32 and keys.is_file():
+        if VENDOR_NAME.fullmatch(username) and keys.is_file():
             self.conn.set_authorized_keys(str(keys))
         else:
-            self.log(f"login refused: no vendor {username[:32]!r}")
+            self.no_such_vendor(username)
         return True  # authentication is always required (with no keys set, nothing will pass)
 
+    def no_such_vendor(self, username: str) -> None:
+        """A login name that is no vendor's (or whose vendor has no key): nothing will let it in."""
+        self.log(f"login refused: no vendor {username[:32]!r}")
+
     def auth_completed(self) -> None:
-        vendor = self.conn.get_extra_info("username")
         if why := self.gate.logged_in(self.conn):
-            self.log(f"vendor {vendor} refused: {why}")
+            self.log(f"vendor {self.user} refused: {why}")
             self.conn.disconnect(DISC_TOO_MANY_CONNECTIONS, why)
             return
-        self.log(f"vendor {vendor} logged in from {self.conn.get_extra_info('peername')[0]}")
+        self.logged_in(self.user, str(self.conn.get_extra_info("peername")[0]))
 
-    def session_requested(self):
+    def logged_in(self, vendor: str, address: str) -> None:
+        """A vendor's key was accepted and the gate admitted the login."""
+        self.log(f"vendor {vendor} logged in from {address}")
+
+    def open_channel(self):
+        """A session channel, within the connection's limit of channels, with environment requests refused."""
         if self.channels >= self.limits.max_channels:
             raise asyncssh.ChannelOpenError(OPEN_RESOURCE_SHORTAGE,
-                                            f"{RULE}: at most {self.limits.max_channels} channels per connection")
+                                            f"{self.rule}: at most {self.limits.max_channels} channels per connection")
         chan = self.conn.create_server_channel()
         refuse_env(chan)
         self.channels += 1
-        session = _Session(lambda ch: Inbox(ch, self.root, self.limits, self.log, session), self._channel_closed)
-        return chan, session
+        return chan
 
-    def _channel_closed(self) -> None:
+    def channel_closed(self) -> None:
+        """A session channel of this connection closed."""
         self.channels -= 1
 
     def password_auth_supported(self) -> bool:
@@ -640,6 +659,19 @@ class _Server(asyncssh.SSHServer):
 
     def host_based_auth_supported(self) -> bool:
         return False
+
+
+class _Server(VendorServer):
+    """SFTP sessions only; every forwarding and other request refused."""
+
+    def __init__(self, vendors: Path, root: Path, limits: Limits, gate: Gate, log):
+        super().__init__(vendors, limits, gate, log)
+        self.root = root
+
+    def session_requested(self):
+        chan = self.open_channel()
+        session = _Session(lambda ch: Inbox(ch, self.root, self.limits, self.log, session), self.channel_closed)
+        return chan, session
 
     def connection_requested(self, *args):  # direct TCP/IP (local forwarding)
         self.log("refused: a port forwarding request")
