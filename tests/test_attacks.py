@@ -22,17 +22,17 @@ LONG = "長" * 10_000
 def test_oversized_items_of_requests_that_change_nothing_are_refused(network, clerk):
     """Every request a client sends has its text items checked, not only counter changes."""
     with Counter(network, A, "T0003", "OP0003") as manager:
-        with refused(Code.INVALID_ARGUMENT, "項目長 rule", "purpose"):
+        with refused(Code.INVALID_ARGUMENT, "項目長 rule", "purpose", reason="ITEM_LENGTH"):
             manager(manager.kizon.ApproveBulkOutput, kizon_pb2.BulkApprovalRequest(
                 purpose=LONG, max_records=10, requester_operator_id="OP0001", terminal_id="T0001"))
-    with refused(Code.INVALID_ARGUMENT, "項目長 rule", "justification"):
+    with refused(Code.INVALID_ARGUMENT, "項目長 rule", "justification", reason="ITEM_LENGTH"):
         clerk(clerk.kizon.IssueCertificate, kizon_pb2.CertificateRequest(
             kind=kizon_pb2.RESIDENT_COPY, resident_code="24727059608", justification=LONG))
-    with refused(Code.INVALID_ARGUMENT, "文字 rule"):
+    with refused(Code.INVALID_ARGUMENT, "文字 rule", reason="ITEM_CHARACTERS"):
         list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose="統計\x00資料")))
-    with refused(Code.INVALID_ARGUMENT, "項目長 rule"):
+    with refused(Code.INVALID_ARGUMENT, "項目長 rule", reason="ITEM_LENGTH"):
         clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana=LONG, birth_date="1990-01-02"))
-    with refused(Code.INVALID_ARGUMENT, "項目長 rule", "operator_id"):
+    with refused(Code.INVALID_ARGUMENT, "項目長 rule", "operator_id", reason="ITEM_LENGTH"):
         clerk(clerk.kizon.Login, kizon_pb2.LoginRequest(operator_id=LONG, credential="x"))
 
 
@@ -41,12 +41,12 @@ def test_a_clerk_cannot_move_or_recode_a_card(clerk):
     former 住民票コード is refused naming them."""
     holder = card_holder(clerk)
     for action in (card_pb2.TRANSFER, card_pb2.RECODE):
-        with refused(Code.PERMISSION_DENIED, "card rule", card_pb2.CardAction.Name(action)):
+        with refused(Code.PERMISSION_DENIED, "card rule", card_pb2.CardAction.Name(action), reason="CARD_STEP_BY_CS"):
             clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(action=action, resident_code=holder.resident_code))
-    with refused(Code.INVALID_ARGUMENT, "card rule", "municipality_code"):
+    with refused(Code.INVALID_ARGUMENT, "card rule", "municipality_code", reason="SET_BY_SERVER"):
         clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.SUSPEND, resident_code=holder.resident_code,
                                                            municipality_code="142115"))
-    with refused(Code.INVALID_ARGUMENT, "card rule", "former_resident_code"):
+    with refused(Code.INVALID_ARGUMENT, "card rule", "former_resident_code", reason="SET_BY_SERVER"):
         clerk(clerk.kizon.ChangeCard, card_pb2.CardRequest(action=card_pb2.SUSPEND, resident_code=holder.resident_code,
                                                            former_resident_code="24727059608"))
     assert clerk(clerk.kizon.GetResident, key(holder.resident_code)).card_issued

@@ -50,11 +50,12 @@ def test_a_change_whose_caller_goes_away_is_finished(fresh_network):
             assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert pending_intents(network) == 1  # written before the CS was asked
             # the same id meanwhile: the same request is being served; another request under it is refused
-            with refused(grpc.StatusCode.ABORTED, "依頼管理番号 rule", "being served"):
+            with refused(grpc.StatusCode.ABORTED, "依頼管理番号 rule", "being served", reason="REQUEST_IN_PROGRESS"):
                 clerk(clerk.kizon.MoveWithin, request, request_id="went-away", timeout=5)
             other = kizon_pb2.MoveWithinRequest(resident_code=who.resident_code, address=address(A, "99番地"),
                                                 move_date=TODAY)
-            with refused(grpc.StatusCode.FAILED_PRECONDITION, "依頼管理番号 rule", "different request"):
+            with refused(grpc.StatusCode.FAILED_PRECONDITION, "依頼管理番号 rule", "different request",
+                         reason="REQUEST_ID_REUSED"):
                 clerk(clerk.kizon.MoveWithin, other, request_id="went-away", timeout=5)
         finally:
             os.kill(cs, signal.SIGCONT)

@@ -170,7 +170,7 @@ def test_card_issued_follows_the_card(clerk, card):
 def test_issue_before_manufacture(clerk, card):
     """ISSUE of a card not yet manufactured (applied, or never applied for) breaks the card rule."""
     never = move_in_from_abroad(clerk)
-    with refused(Code.FAILED_PRECONDITION, "card rule", "ISSUE", "none"):
+    with refused(Code.FAILED_PRECONDITION, "card rule", "ISSUE", "none", reason="CARD_STATE_TRANSITION"):
         change(clerk, never.resident_code, card_pb2.ISSUE, pin=PIN)
     # Right after APPLY the card is still "applied" unless the once-a-second batch ran in between:
     # try a few people so the refusal is certain to be seen.
@@ -194,14 +194,14 @@ def test_invalid_steps(clerk, card):
     code = record.resident_code
     change(clerk, code, card_pb2.APPLY)
     wait_manufactured(card, code)
-    with refused(Code.INVALID_ARGUMENT, "card rule", "four digits"):
+    with refused(Code.INVALID_ARGUMENT, "card rule", "four digits", reason="PIN_FORMAT"):
         change(clerk, code, card_pb2.ISSUE, pin="123")
     assert state(card, code) == "manufactured"
     change(clerk, code, card_pb2.ISSUE, pin=PIN)
-    with refused(Code.FAILED_PRECONDITION, "card rule", "LIFT", "issued"):
+    with refused(Code.FAILED_PRECONDITION, "card rule", "LIFT", "issued", reason="CARD_STATE_TRANSITION"):
         change(clerk, code, card_pb2.LIFT)
     change(clerk, code, card_pb2.SUSPEND)
-    with refused(Code.FAILED_PRECONDITION, "card rule", "SUSPEND", "suspended"):
+    with refused(Code.FAILED_PRECONDITION, "card rule", "SUSPEND", "suspended", reason="CARD_STATE_TRANSITION"):
         change(clerk, code, card_pb2.SUSPEND)
     assert state(card, code) == "suspended"
 
@@ -220,19 +220,19 @@ def test_wrong_pin_counts_attempts_and_locks(clerk, card):
     """Wrong PINs name the attempts left; a right PIN resets the count; three wrong in a row lock the card."""
     _, status = issued_card(clerk, card)
     number = status.card_number
-    with refused(Code.UNAUTHENTICATED, "PIN rule", "2 attempts left"):
+    with refused(Code.UNAUTHENTICATED, "PIN rule", "2 attempts left", reason="PIN_WRONG"):
         verify(clerk, number, "0000")
     verify(clerk, number, PIN)  # a right PIN resets the count
     for left in ("2 attempts left", "1 attempt left", "0 attempts left"):
-        with refused(Code.UNAUTHENTICATED, "PIN rule", left):
+        with refused(Code.UNAUTHENTICATED, "PIN rule", left, reason="PIN_WRONG"):
             verify(clerk, number, "0000")
-    with refused(Code.FAILED_PRECONDITION, "PIN rule", "locked"):
+    with refused(Code.FAILED_PRECONDITION, "PIN rule", "locked", reason="PIN_LOCKED"):
         verify(clerk, number, PIN)
     locked = card.GetCardStatus(key(status.resident_code), timeout=5)
     assert (locked.state, locked.pin_locked, locked.pin_failures) == ("issued", True, 3)
     reset = change(clerk, status.resident_code, card_pb2.RESET_PIN, pin="8765")  # 暗証番号の再設定 at the counter
     assert (reset.state, reset.pin_locked) == ("issued", False)
-    with refused(Code.UNAUTHENTICATED, "PIN rule"):
+    with refused(Code.UNAUTHENTICATED, "PIN rule", reason="PIN_WRONG"):
         verify(clerk, number, PIN)  # the old PIN is gone
     assert verify(clerk, number, "8765").resident_code == status.resident_code
 
@@ -241,7 +241,7 @@ def test_suspended_card_cannot_verify(clerk, card):
     """A suspended card proves nobody, even with the right PIN."""
     record, status = issued_card(clerk, card)
     change(clerk, record.resident_code, card_pb2.SUSPEND, reason="紛失")
-    with refused(Code.FAILED_PRECONDITION, "card rule", "suspended"):
+    with refused(Code.FAILED_PRECONDITION, "card rule", "suspended", reason="CARD_NOT_USABLE"):
         verify(clerk, status.card_number, PIN)
 
 
@@ -252,7 +252,7 @@ def test_death_revokes_the_card(clerk, card):
     clerk(clerk.kizon.Death, kizon_pb2.DeathRequest(resident_code=record.resident_code, death_date=TODAY,
                                                     notification_date=TODAY))
     poll(lambda: state(card, record.resident_code) == "revoked", timeout=5, what="the card to be revoked")
-    with refused(Code.FAILED_PRECONDITION, "card rule", "revoked"):
+    with refused(Code.FAILED_PRECONDITION, "card rule", "revoked", reason="CARD_NOT_USABLE"):
         verify(clerk, status.card_number, PIN)
 
 
@@ -289,9 +289,9 @@ def test_special_move_in_refused_with_a_suspended_card(clerk, clerk_b, card):
     assert moved.certificate.card_holder
     request = kizon_pb2.MoveInRequest(person=records_pb2.ResidentRecord(resident_code=code), address=address(B),
                                       move_in_date=TODAY, notification_date=TODAY, special=True)
-    with refused(Code.FAILED_PRECONDITION, "特例転入 rule", "suspended"):
+    with refused(Code.FAILED_PRECONDITION, "特例転入 rule", "suspended", reason="SPECIAL_MOVE_IN_CARD_USABLE"):
         eventually(lambda: clerk_b(clerk_b.kizon.MoveIn, request))  # NOT_FOUND until the 転出証明書情報 arrives
-    with refused(Code.NOT_FOUND):
+    with refused(Code.NOT_FOUND, reason="RECORD_NOT_FOUND"):
         resident(clerk_b, code)
 
 

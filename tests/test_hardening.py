@@ -93,10 +93,10 @@ def test_walking_households_is_bulk_output(net, isehara):
     numbers = sorted(int(p.household_number) for p in people)
     assert sum(b - a == 1 for a, b in zip(numbers, numbers[1:])) == 0, "世帯番号 are sequential"
     with Counter(net, A, "T0002", "OP0002") as clerk:
-        with refused(Code.PERMISSION_DENIED, "bulk output rule"):
+        with refused(Code.PERMISSION_DENIED, "bulk output rule", reason="BULK_OUTPUT_APPROVAL_REQUIRED"):
             list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose="一括")))
         read = 0
-        with refused(Code.PERMISSION_DENIED, "bulk output rule", "reads"):
+        with refused(Code.PERMISSION_DENIED, "bulk output rule", "reads", reason="BULK_OUTPUT_APPROVAL_REQUIRED"):
             for who in people:
                 clerk(clerk.kizon.GetHousehold, kizon_pb2.HouseholdRequest(household_number=who.household_number))
                 read += 1
@@ -108,7 +108,7 @@ def test_walking_households_is_bulk_output(net, isehara):
         for door, request in ((clerk.kizon.GetResident, key(last)), (clerk.kizon.GetHistory, key(last)),
                               (clerk.kizon.IssueCertificate, kizon_pb2.CertificateRequest(
                                   kind=kizon_pb2.RESIDENT_COPY, resident_code=last))):
-            with refused(Code.PERMISSION_DENIED, "bulk output rule"):
+            with refused(Code.PERMISSION_DENIED, "bulk output rule", reason="BULK_OUTPUT_APPROVAL_REQUIRED"):
                 clerk(door, request)
 
 
@@ -121,13 +121,13 @@ def test_reads_beyond_the_limit_with_a_managers_approval(net, isehara):
     token = bulk_approval(net, A, "OP0002", "T0002", "窓口", 2)
     someone_elses = bulk_approval(net, A, "OP0001", "T0002", "窓口", 2)
     with Counter(net, A, "T0002", "OP0002") as spent:
-        with refused(Code.PERMISSION_DENIED, "bulk output rule"):
+        with refused(Code.PERMISSION_DENIED, "bulk output rule", reason="BULK_OUTPUT_APPROVAL_REQUIRED"):
             spent(spent.kizon.GetResident, key(people[0].resident_code))
         for who in people[:2]:
             spent(spent.kizon.GetResident, key(who.resident_code), metadata=((READ_APPROVAL_KEY, token),))
-        with refused(Code.PERMISSION_DENIED, "is spent"):
+        with refused(Code.PERMISSION_DENIED, "is spent", reason="BULK_OUTPUT_APPROVAL_COUNT"):
             spent(spent.kizon.GetResident, key(people[2].resident_code), metadata=((READ_APPROVAL_KEY, token),))
-        with refused(Code.PERMISSION_DENIED, "is for OP0001"):
+        with refused(Code.PERMISSION_DENIED, "is for OP0001", reason="BULK_OUTPUT_APPROVAL_OTHER_OPERATOR"):
             spent(spent.kizon.GetResident, key(people[2].resident_code),
                   metadata=((READ_APPROVAL_KEY, someone_elses),))
 
@@ -137,9 +137,9 @@ def test_bulk_load_of_a_current_resident_of_another_city_is_refused(net, hadano,
     """Finding 2: a manager's BulkLoad at 伊勢原市 of a person current in 秦野市 is refused; nothing is loaded."""
     who = move_in_from_abroad(hadano)
     known_at_national(net, who)
-    with refused(Code.FAILED_PRECONDITION, "one current residence"):
+    with refused(Code.FAILED_PRECONDITION, "one current residence", reason="ONE_CURRENT_RESIDENCE"):
         manager(manager.kizon.BulkLoad, iter([kizon_pb2.ResidentBatch(records=[loadable(who)])]))
-    with refused(Code.NOT_FOUND):
+    with refused(Code.NOT_FOUND, reason="RECORD_NOT_FOUND"):
         manager(manager.kizon.GetResident, key(who.resident_code))
 
 
@@ -155,16 +155,16 @@ def test_kizon_certificate_cannot_invent_an_individual_number(net, hadano, iseha
     batch.updates.add(municipality_code=A, migration=True).info.CopyFrom(info)
     with calling(net, f"cs-{A}", f"kizon-{A}") as ch:
         cs = cs_pb2_grpc.CommunicationServerStub(ch)
-        with refused(Code.INVALID_ARGUMENT, "national alone issues"):
+        with refused(Code.INVALID_ARGUMENT, "national alone issues", reason="INDIVIDUAL_NUMBER_BY_NATIONAL"):
             cs.SubmitIdentityUpdates(batch, timeout=30)
         elsewhere = move_in_from_abroad(hadano)
         known_at_national(net, elsewhere)
         batch.updates[0].info.resident_code = elsewhere.resident_code
         batch.updates[0].info.individual_number = ""
-        with refused(Code.INVALID_ARGUMENT, "個人番号 rule"):
+        with refused(Code.INVALID_ARGUMENT, "個人番号 rule", reason="INDIVIDUAL_NUMBER_BY_NATIONAL"):
             cs.SubmitIdentityUpdates(batch, timeout=30)
         batch.updates[0].info.individual_number = elsewhere.individual_number
-        with refused(Code.FAILED_PRECONDITION, "one current residence"):
+        with refused(Code.FAILED_PRECONDITION, "one current residence", reason="ONE_CURRENT_RESIDENCE"):
             cs.SubmitIdentityUpdates(batch, timeout=30)
         # a change of someone already here cannot change their number either
         ours = move_in_from_abroad(isehara)
@@ -174,7 +174,7 @@ def test_kizon_certificate_cannot_invent_an_individual_number(net, hadano, iseha
         moved.request_control_number = "stolen-certificate:0"
         correction = identity_pb2.IdentityUpdateBatch(municipality_code=A)
         correction.updates.add(municipality_code=A).info.CopyFrom(moved)
-        with refused(Code.INVALID_ARGUMENT, "cannot change the 個人番号"):
+        with refused(Code.INVALID_ARGUMENT, "cannot change the 個人番号", reason="INDIVIDUAL_NUMBER_BY_NATIONAL"):
             cs.SubmitIdentityUpdates(correction, timeout=30)
 
 
@@ -215,12 +215,12 @@ def test_the_dead_do_not_move_in(net, hadano, isehara, manager):
     hadano(hadano.kizon.Death, kizon_pb2.DeathRequest(resident_code=who.resident_code, death_date=TODAY,
                                                       notification_date=TODAY))
     for issuing in (OUTSIDE, B):
-        with refused(Code.FAILED_PRECONDITION, "除票 rule", "dead"):
+        with refused(Code.FAILED_PRECONDITION, "除票 rule", "dead", reason="REMOVED_STAY_REMOVED"):
             poll(lambda: _refused_move_in(isehara, who, issuing), timeout=20, what="the 死亡 to reach national")
             isehara(isehara.kizon.MoveIn, paper_move_in(isehara, who, paper_certificate(who, issuing)), timeout=60)
-    with refused(Code.FAILED_PRECONDITION, "除票 rule"):
+    with refused(Code.FAILED_PRECONDITION, "除票 rule", reason="REMOVED_STAY_REMOVED"):
         manager(manager.kizon.BulkLoad, iter([kizon_pb2.ResidentBatch(records=[loadable(who, "0777777777")])]))
-    with refused(Code.NOT_FOUND):
+    with refused(Code.NOT_FOUND, reason="RECORD_NOT_FOUND"):
         isehara(isehara.kizon.GetResident, key(who.resident_code))
 
 

@@ -57,7 +57,7 @@ def test_birth_that_sets_a_derived_item_is_refused(clerk, item, value):
     other = move_in_from_abroad(clerk)
     child = person("派生 子", "ハセイ コ", TODAY)
     setattr(child, item, value)
-    with refused(Code.INVALID_ARGUMENT, "出生 rule", item):
+    with refused(Code.INVALID_ARGUMENT, "出生 rule", item, reason="SET_BY_SERVER"):
         birth(clerk, head.household_number, child)
     assert clerk(clerk.kizon.GetResident, key(other.resident_code)).atena_number == other.atena_number
     assert len(clerk(clerk.kizon.GetHousehold, kizon_pb2.HouseholdRequest(household_number=head.household_number)).entries) == 1
@@ -66,7 +66,7 @@ def test_birth_that_sets_a_derived_item_is_refused(clerk, item, value):
 def test_move_in_from_abroad_with_derived_items_is_refused(clerk):
     """国外転入 carrying a 宛名番号 (another resident's) is refused; the other resident stays as they were."""
     other = move_in_from_abroad(clerk)
-    with refused(Code.INVALID_ARGUMENT, "国外転入 rule", "atena_number"):
+    with refused(Code.INVALID_ARGUMENT, "国外転入 rule", "atena_number", reason="SET_BY_SERVER"):
         move_in_from_abroad(clerk, person(atena_number=other.atena_number))
     assert clerk(clerk.kizon.GetResident, key(other.resident_code)) == other
 
@@ -77,7 +77,7 @@ def test_bulk_load_never_overwrites_a_resident(network):
         other = move_in_from_abroad(manager)
         loaded = person("移行 上書", "イコウ ウワガキ", atena_number=other.atena_number, household_number="0999999999",
                         resident_code="24727059608", town_code="004000", address_line="1番地", address="伊勢原市1番地")
-        with refused(Code.ALREADY_EXISTS, "移行 rule"):
+        with refused(Code.ALREADY_EXISTS, "移行 rule", reason="INITIAL_LOAD_ALREADY_RECORDED"):
             manager(manager.kizon.BulkLoad, iter([kizon_pb2.ResidentBatch(records=[loaded])]))
         assert manager(manager.kizon.GetResident, key(other.resident_code)) == other
 
@@ -100,7 +100,7 @@ def test_request_id_reused_for_a_different_request_is_refused(clerk):
     again = clerk(clerk.kizon.MoveWithin, request, request_id="reuse-1")
     assert again.update_sequence == first.update_sequence and again.records == first.records
     other = move_in_from_abroad(clerk)
-    with refused(Code.FAILED_PRECONDITION, "依頼管理番号 rule"):
+    with refused(Code.FAILED_PRECONDITION, "依頼管理番号 rule", reason="REQUEST_ID_REUSED"):
         clerk(clerk.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(resident_code=other.resident_code,
                                                                   address=address(A, "88番地"), move_date=TODAY),
               request_id="reuse-1")
@@ -113,11 +113,11 @@ def test_forged_paper_certificate_of_a_current_resident_is_refused(network, cler
     """A 転入 at 秦野市 on a paper 転出証明書 typed for someone still living in 伊勢原市 is refused."""
     who = move_in_from_abroad(clerk)
     forged = identity_pb2.MoveOutCertificate(person=who, issuing_municipality_code=A, planned_move_out_date=TODAY)
-    with refused(Code.FAILED_PRECONDITION, "one current residence"):
+    with refused(Code.FAILED_PRECONDITION, "one current residence", reason="ONE_CURRENT_RESIDENCE"):
         clerk_b(clerk_b.kizon.MoveIn, kizon_pb2.MoveInRequest(
             person=records_pb2.ResidentRecord(resident_code=who.resident_code), address=address(B), move_in_date=TODAY,
             certificate=forged), timeout=60)
-    with refused(Code.NOT_FOUND):
+    with refused(Code.NOT_FOUND, reason="RECORD_NOT_FOUND"):
         clerk_b(clerk_b.kizon.GetResident, key(who.resident_code))
 
 
@@ -128,7 +128,7 @@ def test_paper_certificate_with_another_individual_number_is_refused(clerk, cler
         resident_code=who.resident_code, destination_address="神奈川県秦野市", destination_municipality_code=B,
         planned_date=TODAY)).certificate
     out.person.individual_number = "123456789018"
-    with refused(Code.INVALID_ARGUMENT, "個人番号 rule"):
+    with refused(Code.INVALID_ARGUMENT, "個人番号 rule", reason="INDIVIDUAL_NUMBER_BY_NATIONAL"):
         clerk_b(clerk_b.kizon.MoveIn, kizon_pb2.MoveInRequest(
             person=records_pb2.ResidentRecord(resident_code=who.resident_code), address=address(B), move_in_date=TODAY,
             certificate=out))
@@ -137,9 +137,9 @@ def test_paper_certificate_with_another_individual_number_is_refused(clerk, cler
 def test_move_in_from_abroad_of_a_known_person_is_refused(clerk):
     """国外転入 with the numbers of a current resident is FAILED_PRECONDITION: that person is a 転入."""
     who = move_in_from_abroad(clerk)
-    with refused(Code.FAILED_PRECONDITION, "国外転入 rule"):
+    with refused(Code.FAILED_PRECONDITION, "国外転入 rule", reason="ABROAD_MOVE_IN_NEW_PERSON"):
         move_in_from_abroad(clerk, person(resident_code=who.resident_code))
-    with refused(Code.INVALID_ARGUMENT, "国外転入 rule"):
+    with refused(Code.INVALID_ARGUMENT, "国外転入 rule", reason="SET_BY_SERVER"):
         move_in_from_abroad(clerk, person(individual_number="123456789018"))
 
 
@@ -147,7 +147,7 @@ def test_move_in_notice_for_someone_not_moving_out_is_refused(network, clerk):
     """A 転入通知 about a current resident (no 転出 to close) is refused by the former municipality's CS."""
     who = move_in_from_abroad(clerk)
     with channel(network.topology.find("cs", A), node_cert(network.pki, f"cs-{B}")) as ch:
-        with refused(Code.FAILED_PRECONDITION, "転入通知 rule"):
+        with refused(Code.FAILED_PRECONDITION, "転入通知 rule", reason="MOVE_IN_NOTICE_FORMER_RESIDENT"):
             cs_pb2_grpc.CommunicationServerStub(ch).ReceiveMoveInNotice(identity_pb2.MoveInNotice(
                 resident_code=who.resident_code, from_municipality_code=B, to_municipality_code=A,
                 new_address="神奈川県秦野市", move_in_date=TODAY), timeout=10)
@@ -177,17 +177,17 @@ def test_bad_dates_of_a_change_are_refused(clerk):
     """A 死亡 before the birth or in the future, a 転居 in 2030, a 転出 to a code with a bad check digit."""
     who = move_in_from_abroad(clerk, person(birth="2000-01-01"))
     code = who.resident_code
-    with refused(Code.INVALID_ARGUMENT, "死亡年月日 rule"):
+    with refused(Code.INVALID_ARGUMENT, "死亡年月日 rule", reason="DEATH_AFTER_BIRTH"):
         clerk(clerk.kizon.Death, kizon_pb2.DeathRequest(resident_code=code, death_date="1999-12-31"))
-    with refused(Code.INVALID_ARGUMENT, "死亡年月日 rule"):
+    with refused(Code.INVALID_ARGUMENT, "死亡年月日 rule", reason="DATE_NOT_FUTURE"):
         clerk(clerk.kizon.Death, kizon_pb2.DeathRequest(resident_code=code, death_date=days(1)))
-    with refused(Code.INVALID_ARGUMENT, "転居年月日 rule"):
+    with refused(Code.INVALID_ARGUMENT, "転居年月日 rule", reason="DATE_NOT_FUTURE"):
         clerk(clerk.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(resident_code=code, address=address(A, "5番地"),
                                                                   move_date="2030-01-01"))
-    with refused(Code.INVALID_ARGUMENT, "転出先市町村コード rule"):
+    with refused(Code.INVALID_ARGUMENT, "転出先市町村コード rule", reason="MUNICIPALITY_CODE_FORMAT"):
         clerk(clerk.kizon.MoveOut, kizon_pb2.MoveOutRequest(resident_code=code, destination_address="秦野市",
                                                             destination_municipality_code="142110", planned_date=TODAY))
-    with refused(Code.INVALID_ARGUMENT, "届出年月日 rule"):
+    with refused(Code.INVALID_ARGUMENT, "届出年月日 rule", reason="SET_BY_SERVER"):
         clerk(clerk.kizon.MoveWithin, kizon_pb2.MoveWithinRequest(resident_code=code, address=address(A, "5番地"),
                                                                   move_date=TODAY, notification_date=days(-20)))
     assert len(history(clerk, code)) == 1
@@ -199,7 +199,7 @@ def test_back_dated_special_move_in_is_refused(network, clerk, clerk_b):
     clerk(clerk.kizon.MoveOut, kizon_pb2.MoveOutRequest(
         resident_code=who.resident_code, destination_address="神奈川県秦野市", destination_municipality_code=B,
         planned_date=TODAY, special=True))
-    with refused(Code.INVALID_ARGUMENT, "届出年月日 rule"):
+    with refused(Code.INVALID_ARGUMENT, "届出年月日 rule", reason="SET_BY_SERVER"):
         clerk_b(clerk_b.kizon.MoveIn, kizon_pb2.MoveInRequest(
             person=records_pb2.ResidentRecord(resident_code=who.resident_code), address=address(B),
             move_in_date=days(-20), notification_date=days(-10), special=True))

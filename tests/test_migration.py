@@ -73,12 +73,12 @@ def test_a_frozen_site_refuses_changes_but_answers_reads(moving):
         assert state.frozen and state.since and not state.pending_intents and not state.outbox_pending
         try:
             with Counter(moving, A) as clerk:
-                with refused(grpc.StatusCode.UNAVAILABLE, "移行 rule", FREEZE_REASON):
+                with refused(grpc.StatusCode.UNAVAILABLE, "移行 rule", FREEZE_REASON, reason="SITE_CHANGES_CLOSED"):
                     move_in_from_abroad(clerk)
                 someone = clerk(clerk.kizon.GetResident, key(clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(
                     name_kana="カード ミツコ", address="神奈川県伊勢原市")).matches[0].resident_code))
                 assert someone.name_kanji == "カード 三子"
-                with refused(grpc.StatusCode.UNAVAILABLE, "移行 rule"):
+                with refused(grpc.StatusCode.UNAVAILABLE, "移行 rule", reason="SITE_CHANGES_CLOSED"):
                     clerk(clerk.kizon.IssueCertificate, kizon_pb2.CertificateRequest(
                         kind=kizon_pb2.RESIDENT_COPY, resident_code=someone.resident_code))
         finally:
@@ -112,7 +112,7 @@ def test_a_target_is_admitted_read_only_before_the_cut_over(moving):
     with channel(moving.topology.find("cs", A), target) as ch:
         cs = cs_pb2_grpc.CommunicationServerStub(ch)
         list(cs.RegisterDigests(common_pb2.ConsistencyRequest(municipality_code=A), timeout=30))
-        with refused(grpc.StatusCode.PERMISSION_DENIED, "移行 rule"):
+        with refused(grpc.StatusCode.PERMISSION_DENIED, "移行 rule", reason="TARGET_READS_ONLY"):
             cs.DrawResidentCodes(cs_pb2.CodeDraw(count=1), timeout=10)
 
 
@@ -148,10 +148,10 @@ def test_a_hostile_console_or_caller_gets_refusals_and_leaves_nothing(moving, tm
     console = console_cert(moving.pki, "kizon")
     with channel(moving.topology.node(f"kizon-{A}-{SITE}"), console) as ch:
         target = migration_pb2_grpc.MigrationStub(ch)
-        with refused(grpc.StatusCode.INVALID_ARGUMENT, "移行 rule", "twice"):
+        with refused(grpc.StatusCode.INVALID_ARGUMENT, "移行 rule", "twice", reason="SITE_IMPORT_DUPLICATE"):
             target.Import(iter([migration_pb2.MigrationBatch(items=[migration_pb2.MigrationItem(history=twice)] * 2)]),
                           timeout=10)
-        with refused(grpc.StatusCode.INVALID_ARGUMENT, "項目長 rule"):
+        with refused(grpc.StatusCode.INVALID_ARGUMENT, "項目長 rule", reason="ITEM_LENGTH"):
             target.Wipe(migration_pb2.FreezeRequest(reason="x" * 10_000), timeout=10)
     with channel(moving.topology.find("kizon", A), console) as ch:
         with refused(grpc.StatusCode.INVALID_ARGUMENT, "項目長 rule"):

@@ -134,7 +134,8 @@ def test_an_unknown_method_is_unimplemented_to_any_caller_the_topology_names(net
                "infonws": named_cert(network.pki, "infonws")}
     for label, cert in callers.items():
         with channel(kizon, cert) as ch:
-            with refused(grpc.StatusCode.UNIMPLEMENTED, f"method rule: {name} is not a method of {kizon.name}"):
+            with refused(grpc.StatusCode.UNIMPLEMENTED, f"method rule: {name} is not a method of {kizon.name}",
+                         reason="METHOD_UNKNOWN"):
                 ch.unary_unary(name)(b"", timeout=10)
     def audited():  # (an entry is written as its call ends: the client may hear the status first)
         lines = network.audit_file(kizon.name).read_text("utf-8").splitlines()
@@ -150,7 +151,7 @@ def test_an_unknown_method_is_unimplemented_to_any_caller_the_topology_names(net
     search = network.topology.find("cs", A).search_end()
     with channel(search, terminal_cert(network.pki, B, "T0001")) as ch:
         with refused(grpc.StatusCode.UNIMPLEMENTED, f"method rule: /testbed.v1.CommunicationServer/DeleteIdentity "
-                     f"is not a method of cs-{A}.search"):
+                     f"is not a method of cs-{A}.search", reason="METHOD_UNKNOWN"):
             ch.unary_unary("/testbed.v1.CommunicationServer/DeleteIdentity")(b"", timeout=10)
 
 

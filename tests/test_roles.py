@@ -34,11 +34,11 @@ def test_the_monitor_reads_and_the_console_runs_batches(network):
 def test_a_clerk_runs_neither_purges_nor_the_full_consistency_check(network, clerk):
     """Purges and the full 整合性確認 need the manager (or operations) role; a manager may."""
     request = common_pb2.ConsistencyRequest(municipality_code=A)
-    with refused(Code.PERMISSION_DENIED, "batch rule", "manager or operations"):
+    with refused(Code.PERMISSION_DENIED, "batch rule", "manager or operations", reason="OPERATOR_ROLE"):
         clerk(clerk.cs.PurgeExpiredCertificates, common_pb2.Empty())
-    with refused(Code.PERMISSION_DENIED, "整合性確認 rule"):
+    with refused(Code.PERMISSION_DENIED, "整合性確認 rule", reason="OPERATOR_ROLE"):
         clerk(clerk.kizon.CheckConsistency, request, timeout=120)
-    with refused(Code.PERMISSION_DENIED, "整合性確認 rule"):
+    with refused(Code.PERMISSION_DENIED, "整合性確認 rule", reason="OPERATOR_ROLE"):
         clerk(clerk.cs.CheckConsistency, request, timeout=120)
     with Counter(network, A, "T0003", "OP0003") as manager:
         assert manager(manager.kizon.CheckConsistency, request, timeout=120).municipality_code == A
@@ -47,7 +47,7 @@ def test_a_clerk_runs_neither_purges_nor_the_full_consistency_check(network, cle
 
 def test_a_search_address_names_the_municipality(clerk):
     """氏名 with a one-character 住所 is not two items; with 都道府県 and 市区町村 it is."""
-    with refused(Code.INVALID_ARGUMENT, "検索 rule"):
+    with refused(Code.INVALID_ARGUMENT, "検索 rule", reason="SEARCH_ADDRESS_KEY"):
         clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="シケン タロウ", address="神"))
     found = clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="シケン タロウ", address="神奈川県伊勢原市"))
     assert found.source == "cs"

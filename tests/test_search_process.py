@@ -67,19 +67,21 @@ def test_a_terminal_search_is_answered_and_audited_by_the_search_process(network
 def test_the_search_process_holds_the_cs_rules(network, clerk):
     """The CS's rules at the search port: the two-item rule, an operator session, the terminal's own
     municipality, the CS's policy (default deny), and nothing but SearchIdentity (UNIMPLEMENTED, method rule)."""
-    with refused(Code.INVALID_ARGUMENT, "検索 rule"):
+    with refused(Code.INVALID_ARGUMENT, "検索 rule", reason="SEARCH_TWO_ITEMS"):
         clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="ケンサク イチロウ"))
     cs = network.topology.find("cs", A)
     with channel(cs.search_end(), terminal_cert(network.pki, A, "T0001")) as ch:
         stub = cs_pb2_grpc.CommunicationServerStub(ch)
-        with refused(Code.UNAUTHENTICATED, "operator rule"):
+        with refused(Code.UNAUTHENTICATED, "operator rule", reason="SESSION_REQUIRED"):
             stub.SearchIdentity(identity_pb2.IdentitySearch(resident_code="12345678901"), timeout=10)
-        with refused(Code.UNIMPLEMENTED, "method rule", f"cs-{A}.search"):  # the CS answers it; this process does not
+        with refused(Code.UNIMPLEMENTED, "method rule", f"cs-{A}.search",
+                     reason="METHOD_UNKNOWN"):  # the CS answers it; this process does not
             stub.GetIdentity(common_pb2.ResidentKey(resident_code="12345678901"), metadata=clerk.metadata, timeout=10)
-        with refused(Code.UNIMPLEMENTED, "method rule", f"cs-{A}.search"):  # nor a CS method the terminal may not call
+        with refused(Code.UNIMPLEMENTED, "method rule", f"cs-{A}.search",
+                     reason="METHOD_UNKNOWN"):  # nor a CS method the terminal may not call
             stub.SubmitIdentityUpdates(identity_pb2.IdentityUpdateBatch(), metadata=clerk.metadata, timeout=10)
     with Counter(network, B) as other, channel(cs.search_end(), terminal_cert(network.pki, B, "T0001")) as ch:
-        with refused(Code.PERMISSION_DENIED):  # 秦野市's terminal at 伊勢原市's CS
+        with refused(Code.PERMISSION_DENIED, reason="POLICY_SCOPE"):  # 秦野市's terminal at 伊勢原市's CS
             cs_pb2_grpc.CommunicationServerStub(ch).SearchIdentity(
                 identity_pb2.IdentitySearch(resident_code="12345678901"), metadata=other.metadata, timeout=10)
     assert {e["status"] for e in search_entries(network)[-3:]} >= {"UNAUTHENTICATED", "PERMISSION_DENIED"}
@@ -170,10 +172,10 @@ def test_the_search_port_as_an_attacker_tries_it(network, clerk, tmp_path):
     cs = network.topology.find("cs", A)
     stranger = minted_cert(network, tmp_path, LAN, terminal_uri(A, "T9999"))
     with channel(cs.search_end(), stranger, verify_server=False) as ch:
-        with refused(Code.UNAUTHENTICATED, "identity rule"):
+        with refused(Code.UNAUTHENTICATED, "identity rule", reason="CERTIFICATE_NOT_IN_TOPOLOGY"):
             cs_pb2_grpc.CommunicationServerStub(ch).SearchIdentity(
                 identity_pb2.IdentitySearch(resident_code="24727059608"), metadata=clerk.metadata, timeout=10)
-    with refused(Code.INVALID_ARGUMENT, "項目長 rule"):
+    with refused(Code.INVALID_ARGUMENT, "項目長 rule", reason="ITEM_LENGTH"):
         clerk(clerk.cs.SearchIdentity, identity_pb2.IdentitySearch(name_kana="長" * 10_000, birth_date="1990-01-02"))
     for date in ("9999-99-99", "2999-01-01", "not a date"):
         with refused(Code.INVALID_ARGUMENT, "生年月日 rule"):

@@ -192,7 +192,7 @@ def test_atena_writes_only_its_own_tenant(network, people):
     """atena of 142140 registering a 副本 of a 142115 resident is refused naming tenant isolation."""
     theirs = people[B]
     with intermediate(network, node_cert(network.pki, f"atena-{A}")) as server:
-        with refused(Code.PERMISSION_DENIED, "tenant isolation", A, B):
+        with refused(Code.PERMISSION_DENIED, "tenant isolation", A, B, reason="TENANT_ISOLATION"):
             server.RegisterCopies(intermediate_pb2.CopyBatch(items=[intermediate_pb2.CopyRegistration(
                 unified_atena_number=theirs.unified, fugo=theirs.fugo, record=theirs.record)]), timeout=5)
     with pytest.raises(grpc.RpcError) as caught:
@@ -204,7 +204,7 @@ def test_atena_writes_only_its_own_tenant(network, people):
 def test_provision_never_crosses_tenants(network, people):
     """情報提供 of tenant 142140 by a 符号 that only 142115 holds finds nothing, and records nothing."""
     fugo = people[B].fugo
-    with refused(Code.NOT_FOUND, "情報提供", A):
+    with refused(Code.NOT_FOUND, "情報提供", A, reason="RECORD_NOT_FOUND"):
         provide(network, A, fugo)
     assert provide(network, B, fugo).record.municipality_code == B
 
@@ -213,12 +213,12 @@ def test_the_portal_shows_a_card_holder_only_their_own_records(network, people):
     """マイナポータル: the card and PIN decide whose 情報提供等記録 are read; asking for someone else's 符号 or
     another tenant is refused, and a wrong PIN reads nothing."""
     ours, theirs = people[A], people[B]
-    with refused(Code.PERMISSION_DENIED, "portal rule"):
+    with refused(Code.PERMISSION_DENIED, "portal rule", reason="PORTAL_OWN_RECORD"):
         provisions(network, theirs.card, fugo=ours.fugo)
-    with refused(Code.PERMISSION_DENIED, "portal rule"):
+    with refused(Code.PERMISSION_DENIED, "portal rule", reason="PORTAL_OWN_RECORD"):
         provisions(network, theirs.card, tenant=A)
     with intermediate(network, named_cert(network.pki, "portal")) as server:
-        with refused(Code.UNAUTHENTICATED, "PIN rule"):
+        with refused(Code.UNAUTHENTICATED, "PIN rule", reason="PIN_WRONG"):
             server.ListProvisions(intermediate_pb2.ProvisionQuery(card_number=ours.card, pin="0000"), timeout=10)
 
 
@@ -266,9 +266,9 @@ def test_staff_may_not_claim_another_operator(network):
     with Counter(network, A) as counter:
         with intermediate(network, terminal_cert(network.pki, A, "T0001")) as server:
             for call in (server.StaffLogin, server.StaffLogout):
-                with refused(Code.PERMISSION_DENIED, "staff rule", "OP0001", "OP0002"):
+                with refused(Code.PERMISSION_DENIED, "staff rule", "OP0001", "OP0002", reason="OPERATOR_CLAIM"):
                     call(intermediate_pb2.StaffEvent(operator_id="OP0002"), metadata=counter.metadata, timeout=5)
-            with refused(Code.UNAUTHENTICATED, "operator rule"):
+            with refused(Code.UNAUTHENTICATED, "operator rule", reason="SESSION_REQUIRED"):
                 server.StaffLogin(intermediate_pb2.StaffEvent(operator_id="OP0001"), timeout=5)
 
 
@@ -351,7 +351,7 @@ def test_a_copy_carrying_an_individual_number_is_refused(network, people):
     carrying.CopyFrom(ours.record)
     carrying.individual_number = "123456789018"
     with intermediate(network, node_cert(network.pki, f"atena-{A}")) as server:
-        with refused(Code.INVALID_ARGUMENT, "符号 rule"):
+        with refused(Code.INVALID_ARGUMENT, "符号 rule", reason="INTERMEDIATE_NO_INDIVIDUAL_NUMBER"):
             server.RegisterCopies(intermediate_pb2.CopyBatch(items=[intermediate_pb2.CopyRegistration(
                 unified_atena_number=ours.unified, fugo=ours.fugo, record=carrying)]), timeout=5)
     assert not provide(network, A, ours.fugo).record.individual_number
@@ -370,5 +370,5 @@ def test_the_nws_cannot_enumerate_a_tenants_fugo(network, people):
              what="the resident's 符号 in national's sample")
     for cert in (named_cert(network.pki, "portal"), node_cert(network.pki, f"atena-{A}")):
         with stub(network, "national", cert, national_pb2_grpc.NationalServerStub) as national:
-            with refused(Code.PERMISSION_DENIED):
+            with refused(Code.PERMISSION_DENIED, reason="DEFAULT_DENY"):
                 national.SampleFugo(request, timeout=10)
