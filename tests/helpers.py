@@ -1,14 +1,12 @@
 """Test helpers: people to register and calls to make against a live network."""
 from __future__ import annotations
 
-import inspect
 import os
 import random
 import signal
 import sqlite3
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import grpc
 import pytest
@@ -20,7 +18,6 @@ from protos import common_pb2, kizon_pb2, records_pb2
 from testbed import requests
 from testbed.client import Counter, NotYet, eventually  # noqa: F401 (re-exported for the tests)
 
-RECORD_REASONS = "TESTBED_RECORD_REASONS"  # a file: each refusal a test expects, by line, with the rule it saw
 TODAY = office_today().isoformat()  # the nodes measure dates by the office's clock (Japan)
 
 
@@ -38,10 +35,6 @@ def refused(code: grpc.StatusCode, *rules: str, reason: str = ""):
     assert CATALOGUE[named].code == code or CATALOGUE[named] is PEER_REFUSED, f"{named} is not a {code.name} rule"
     for rule in rules:
         assert rule in error.details(), error.details()
-    if os.environ.get(RECORD_REASONS):  # (a run that lists which rule each `refused` saw: tools/name_reasons.py)
-        caller = inspect.stack()[2]
-        with open(os.environ[RECORD_REASONS], "a", encoding="utf-8") as out:
-            out.write(f"{Path(caller.filename).name}:{caller.lineno} {named}\n")
 
 
 def poll(look, timeout: float = 10.0, what: str = "the condition"):
