@@ -10,7 +10,7 @@ from pathlib import Path
 from nodes import settings
 from nodes.audit import AuditDamaged
 from nodes.confined import harden_self
-from nodes.runtime import serve
+from nodes.server import serve
 from nodes.topology import Topology
 
 

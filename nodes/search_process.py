@@ -24,7 +24,8 @@ from nodes.audit import AuditDamaged
 from nodes.children import die_with_parent
 from nodes.confined import harden_self
 from nodes.kinds import SEARCHING
-from nodes.runtime import NodeRuntime, run_server
+from nodes.runtime import NodeRuntime
+from nodes.server import run_server
 from nodes.topology import Topology
 
 log = logging.getLogger(__name__)

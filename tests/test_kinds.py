@@ -130,7 +130,7 @@ def test_the_services_a_kind_declares_are_what_its_module_registers(name):
 def test_the_search_handler_serves_the_search_methods_alone():
     """The search process's handler (nodes/runtime.py) serves the kind's search methods alone, with the messages
     of the service's descriptor."""
-    from nodes.runtime import methods_handler
+    from nodes.server import methods_handler
     from protos import identity_pb2
     k = kinds.kind("cs")
     handler = methods_handler(Anything(), k.service, k.search.methods)
