@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from nodes import settings
+from nodes import settings, weaken
 from nodes.audit import AuditDamaged
 from nodes.confined import harden_self
 from nodes.server import serve
@@ -26,8 +26,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(name)s: %(message)s")
     if harden_self():
         logging.getLogger("nodes").info("confined: own mount namespace, only this node's secrets in view, non-dumpable")
-    try:  # the process's configuration, read once, here (nodes/settings.py)
+    try:  # the process's configuration, read once, here (nodes/settings.py), its weaknesses known ones
         settings.configure(settings.Settings.from_environment())
+        weaken.parse(",".join(settings.current().weaknesses))
     except ValueError as exc:
         logging.getLogger("nodes").error("refusing to start: %s", exc)
         raise SystemExit(2) from None

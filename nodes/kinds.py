@@ -14,15 +14,16 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from certs.identity import KIND_DOMAIN
 
 if TYPE_CHECKING:  # (for the annotations alone)
     import grpc
 
-    from nodes.runtime import NodeRuntime
     from nodes.site import MigrationServicer
+
+NodeRuntime = Any  # nodes/runtime.NodeRuntime, which uses this registry: named here without importing it
 
 MIGRATION_SERVICE = "testbed.v1.Migration"  # 移行: what a kind that migrates serves beside its own service
 OPERATIONS_SERVICE = "testbed.v1.Operations"  # served by every node (nodes/runtime.py)
@@ -98,7 +99,7 @@ class NodeServicer(Protocol):
     """What the runtime needs of every node's servicer: made from the node's runtime. What more it has, its kind
     declares (MigratingServicer when it migrates, BatchServicer when it has batches); nothing is probed for."""
 
-    def __init__(self, runtime: "NodeRuntime") -> None: ...
+    def __init__(self, runtime: NodeRuntime) -> None: ...
 
 
 class MigratingServicer(NodeServicer, Protocol):
@@ -120,7 +121,7 @@ class NodeModule:
     kind: NodeKind
     schema: str  # the store's schema
     service_name: str  # its SERVICE_NAME (load checks it is the kind's service)
-    servicer: Callable[["NodeRuntime"], NodeServicer]  # its Servicer class
+    servicer: Callable[[NodeRuntime], NodeServicer]  # its Servicer class
     add_to_server: Callable[[NodeServicer, "grpc.aio.Server"], None]  # registers kind.services on a server
 
 
@@ -130,7 +131,7 @@ def load(node_kind: NodeKind | str) -> NodeModule:
     return _load(kind(node_kind) if isinstance(node_kind, str) else node_kind)
 
 
-def load_search(node_kind: NodeKind | str) -> Callable[["NodeRuntime"], NodeServicer]:
+def load_search(node_kind: NodeKind | str) -> Callable[[NodeRuntime], NodeServicer]:
     """The servicer class of the kind's search process (ValueError for a kind without one)."""
     return _load_search(kind(node_kind) if isinstance(node_kind, str) else node_kind)
 
@@ -146,7 +147,7 @@ def _load(node_kind: NodeKind) -> NodeModule:
 
 
 @cache
-def _load_search(node_kind: NodeKind) -> Callable[["NodeRuntime"], NodeServicer]:
+def _load_search(node_kind: NodeKind) -> Callable[[NodeRuntime], NodeServicer]:
     if node_kind.search is None:
         raise ValueError(f"a {node_kind.name} has no search process (only {', '.join(SEARCHING)})")
     module, _, name = node_kind.search.servicer.partition(":")

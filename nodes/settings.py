@@ -23,12 +23,11 @@ class Settings:
     pool_low: int = 1000
     pool_refill: int = 5000
     delivery_retention_days: int = 90
-    weaknesses: frozenset[str] = field(default_factory=frozenset)
+    weaknesses: frozenset[str] = field(default_factory=frozenset)  # their names (nodes/weaken.py checks them)
 
     @classmethod
     def from_environment(cls, env=None) -> "Settings":
         """The settings of the environment (os.environ by default); ValueError naming a variable that is wrong."""
-        from nodes.weaken import parse  # (weaken names its weaknesses; it reads no environment itself)
         env = os.environ if env is None else env
         pinned = env.get(KIOSK_CLOCK, "")
         try:
@@ -38,7 +37,7 @@ class Settings:
         return cls(simulated_clock=env.get(SIMULATED_CLOCK) == "1", kiosk_clock=kiosk,
                    pool_low=_count(env, POOL_LOW, cls.pool_low), pool_refill=_count(env, POOL_REFILL, cls.pool_refill, 1),
                    delivery_retention_days=_count(env, DELIVERY_RETENTION, cls.delivery_retention_days),
-                   weaknesses=frozenset(parse(env.get(WEAKEN, ""))))
+                   weaknesses=frozenset(n.strip() for n in env.get(WEAKEN, "").split(",") if n.strip()))
 
 
 def _count(env, name: str, default: int, least: int = 0) -> int:

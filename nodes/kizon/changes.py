@@ -17,7 +17,7 @@ from nodes.reasons import kizon as K
 from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of
 from nodes.intents import Intent, Ledger, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon.items import CURRENT, today_iso
-from nodes.kizon.parts import Gate, Records
+from nodes.kizon.parts import Gate, PendingChange, Records
 from nodes.records import delivery_info, identity_info
 from nodes.groupcommit import STATUS, GroupSender
 from nodes.guard import REQUEST_KEY, current_call
@@ -38,14 +38,6 @@ def _refused_by_cs(outcome) -> rules.Violation:
     """The CS's refusal of one change of a group (a GroupOutcome): its code and the rule it names, kept."""
     return rules.Violation(CATALOGUE.get(outcome.reason, PEER_REFUSED), f"市町村CS: {outcome.detail}",
                            code=STATUS[outcome.code], reason=outcome.reason or PEER_REFUSED.reason)
-
-
-class PendingChange:
-    """The request being served: its scoped 依頼管理番号, what it asked, and what it reserved at the CS."""
-
-    def __init__(self, key: str, digest: bytes):
-        self.key, self.digest = key, digest
-        self.reserved = False  # 住民票コード reserved at the CS under this key
 
 
 async def cs_call(runtime, method, request):

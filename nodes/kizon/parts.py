@@ -15,9 +15,16 @@ if TYPE_CHECKING:
     import sqlite3
 
     from nodes.guard import CallContext
-    from nodes.kizon.changes import PendingChange
 
 Record = records_pb2.ResidentRecord
+
+
+class PendingChange:
+    """The request being served: its scoped 依頼管理番号, what it asked, and what it reserved at the CS."""
+
+    def __init__(self, key: str, digest: bytes):
+        self.key, self.digest = key, digest
+        self.reserved = False  # 住民票コード reserved at the CS under this key
 
 
 class Gate(Protocol):
