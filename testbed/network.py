@@ -33,7 +33,9 @@ NETNS_PLAN = "netns.json"
 START_TIMEOUT = 30.0  # seconds to wait for every node's health check
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 HEALTH_PAUSE = 0.5  # seconds between two tries of a failed health check (`testbed status`)
-NODE_MARKER = b"nodes"  # in every node's command line (also confined, or in its namespace)
+NODE_MARKER = b"nodes"  # in every node's command line (also confined, or in its namespace, or forked by the zygote)
+ZYGOTE_MARKER = b"nodes.zygote"  # the command line of the nodes' zygote
+ZYGOTE_ENV = "TESTBED_ZYGOTE"  # "0": every node starts its own interpreter (as confined and isolated nodes do)
 BASTION_CHAIN = "bastion"  # the bastion's audit chain (testbed/bastion.py), verified beside the nodes'
 
 
@@ -317,17 +319,32 @@ class Network:
         running = self.modes()
         env = {**os.environ, WEAKEN_ENV: ",".join(running.weaken), SIMULATED_ENV: "1" if running.simulated_clock else "0",
                **({BIND_ENV: "0.0.0.0"} if running.isolated else {})}  # (isolated: on every segment it is on)
-        for node in self.topology.all_nodes:
-            if self.pid(node.name):
-                continue
+        starting = [n for n in self.topology.all_nodes if not self.pid(n.name)]
+        zygote = self._zygote(running) if starting else None
+        for node in starting:
             program = [sys.executable, "-m", "nodes", "--topology", str(self.topology_file),
                        "--node", node.name, "--state-dir", str(self.state_dir)]
             if running.confine:
                 program = confinement.command(self, node, program)
             if running.isolated:  # in its own namespace
                 program = netns.command(node.name, program)
-            proc = processes.spawn(program, self.log_file(node.name), env)
-            processes.write_record(self.pid_file(node.name), processes.Record.of(proc, program, NODE_MARKER))
+            if zygote:  # forked from the zygote: the same node, without its interpreter's start and imports
+                started = processes.fork_node(zygote, program, self.log_file(node.name), env)
+            else:
+                started = processes.spawn(program, self.log_file(node.name), env)
+            processes.write_record(self.pid_file(node.name), processes.Record.of(started, program, NODE_MARKER))
+
+    def _zygote(self, modes: Modes) -> Path | None:
+        """The socket of this network's nodes' zygote (nodes/zygote.py), started if need be; None where nodes are
+        started with their own interpreter: isolated (each entered into its namespace by `ip netns exec`), or
+        TESTBED_ZYGOTE=0."""
+        if modes.isolated or os.environ.get(ZYGOTE_ENV) == "0":
+            return None
+        path = self.state_dir / "run" / "zygote.sock"
+        processes.start_helper([sys.executable, "-m", "nodes.zygote", "--socket", str(path)],
+                               self.state_dir / "run" / "zygote.json", self.log_file("zygote"), ZYGOTE_MARKER,
+                               what="the nodes' zygote", ready=lambda: _answers(path), timeout=START_TIMEOUT)
+        return path
 
     def _wait_healthy(self) -> list[dict]:
         """The status once every node answers its health check; NetworkError when one exits first, or START_TIMEOUT
@@ -392,6 +409,8 @@ class Network:
                     os.kill(pid, signal.SIGKILL)
                 stopped.append(name)
             self.pid_file(name).unlink(missing_ok=True)
+        processes.stop_recorded(self.state_dir / "run" / "zygote.json", ZYGOTE_MARKER,
+                                self.state_dir / "run" / "zygote.sock")
         relay.stop(self.state_dir)
         witness.stop(self.witness_folder())  # after the nodes: their last heads are witnessed as they close
         if self.isolated():  # (its topology outlives a crash: what the crash left is found by name and removed)
@@ -406,6 +425,15 @@ class Network:
         relay.Paths(self.state_dir).plan.unlink(missing_ok=True)
         if (self.state_dir / "topology.yaml").exists():
             self.topology = Topology.load(self.state_dir / "topology.yaml")
+
+
+def _answers(path: Path) -> bool:
+    """Whether a unix socket accepts a connection."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        probe.connect(str(path))  # (OSError while it does not: not ready yet)
+    return True
 
 
 async def _healthy(node, cert, timeout: float = 1.0) -> str:

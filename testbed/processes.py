@@ -30,6 +30,7 @@ from typing import Callable, Iterable
 
 START_TIMEOUT = 10.0  # seconds a helper has to become ready
 POLL = 0.05  # seconds between two looks at a condition being waited for
+ZYGOTE_TIMEOUT = 10.0  # seconds the nodes' zygote has to answer a request for a node
 
 
 class HelperFailed(RuntimeError):
@@ -54,10 +55,11 @@ class Record:
         return self.ports[0] if self.ports else None
 
     @classmethod
-    def of(cls, proc: subprocess.Popen, argv: Iterable[str], marker: bytes) -> "Record":
-        """The record of a process just started."""
-        return cls(proc.pid, marker.decode(), (), tuple(argv),
-                   dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), start_ticks(proc.pid))
+    def of(cls, proc: subprocess.Popen | int, argv: Iterable[str], marker: bytes) -> "Record":
+        """The record of a process just started (a Popen, or the pid of one the nodes' zygote forked)."""
+        pid = proc if isinstance(proc, int) else proc.pid
+        return cls(pid, marker.decode(), (), tuple(argv),
+                   dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), start_ticks(pid))
 
 
 def read_record(path: Path) -> Record | None:
@@ -122,6 +124,34 @@ def spawn(argv: list[str], log_file: Path, env: dict | None = None) -> subproces
     with open(os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         return subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
+
+
+def fork_node(zygote: Path, argv: list[str], log_file: Path, env: dict | None = None) -> int:
+    """Have the nodes' zygote (nodes/zygote.py, listening at zygote) start the node `python -m nodes ...` of argv
+    (argv[0], the interpreter, is the zygote's own; `python -m nodes.confined VIEW -- python -m nodes ...` is
+    confined by the child itself), logging to log_file (0600); the node's pid. OSError when the zygote does not
+    answer or refuses."""
+    log_file = Path(log_file)
+    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv, view = list(argv), ""
+    if argv[1:3] == ["-m", "nodes.confined"] and argv[4:5] == ["--"]:  # confined: the child enters the view itself
+        view, argv = argv[3], argv[5:]
+    request = {"argv": argv[1:], "env": dict(os.environ if env is None else env), "log": str(log_file), "view": view}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(ZYGOTE_TIMEOUT)
+        conn.connect(str(zygote))
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    try:
+        reply = json.loads(answer)
+        return int(reply["pid"])
+    except (ValueError, KeyError, TypeError):
+        raise OSError(f"the nodes' zygote at {zygote} did not start the node: {answer[:200]!r}") from None
 
 
 def start_helper(argv: list[str], pid_file: Path, log_file: Path, marker: bytes, *, what: str,
