@@ -10,6 +10,8 @@ Folder layout under the PKI directory (default ``.testbed/pki``):
                                      encrypted when TESTBED_CA_PASSPHRASE is set (`testbed pki protect`)
     nodes/<node>/server.pem, .key    server certificate (serverAuth; URI SAN + DNS SANs), with chain
     nodes/<node>/client.pem, .key    client certificate (clientAuth; URI SAN), with chain
+                                     (every leaf of an issuing CA names that CA's crl.pem as its CRL
+                                     distribution point: a file: URI, see crl_uri)
     clients/<name>/client.pem, .key  terminals, 情報提供NWS, monitors
     bad/<case>/client.pem, .key      the bad-certificate kit for probing (see BAD_CASES)
     sessions/<municipality>.key      the Ed25519 key a municipality's sessions and approvals are signed with
@@ -140,10 +142,12 @@ def is_protected(path: Path) -> bool:
 
 @dataclass
 class Authority:
-    """A CA that can sign: its certificate and key."""
+    """A CA that can sign: its certificate and key, and where its CRL is published (the CRL distribution point of
+    every leaf it issues; None: the leaves name none, as for the root, which issues no leaves, or a rogue CA)."""
 
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
+    crl_uri: str | None = None
 
     @classmethod
     def load(cls, folder: Path, key_folder: Path) -> "Authority":
@@ -225,6 +229,10 @@ def issue_leaf(
     )
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    if ca.crl_uri:  # where a relying party finds the CRL this certificate would be revoked on (RFC 5280 §4.2.1.13)
+        builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(ca.crl_uri)], relative_name=None, reasons=None, crl_issuer=None)]),
+            critical=False)
     return builder.sign(ca.key, hashes.SHA256()), key
 
 
@@ -285,7 +293,9 @@ class PKI:
     def authority(self, domain: str) -> Authority:
         """The issuing CA of a trust domain (or the root), able to sign: for the PKI commands and tests."""
         folder = self.dir / "root" if domain == "root" else self.ca_dir(domain)
-        return Authority.load(folder, self.private_dir(domain))
+        ca = Authority.load(folder, self.private_dir(domain))
+        ca.crl_uri = None if domain == "root" else self.crl_uri(domain)
+        return ca
 
     def ca_dir(self, domain: str) -> Path:
         """The folder of a trust domain's issuing CA."""
@@ -294,6 +304,18 @@ class PKI:
     def crl_path(self, domain: str) -> Path:
         """The CRL file of a trust domain's issuing CA."""
         return self.ca_dir(domain) / "crl.pem"
+
+    def crl_uri(self, domain: str) -> str:
+        """The CRL distribution point of a trust domain's issuing CA: the file: URI of its crl.pem (absolute).
+
+        A file: URI, because the testbed publishes its CRLs as files and nowhere else: every node reads its CRLs from
+        this very path (also confined, whose view keeps pki/ca at the same path, and under compose, where every
+        container mounts the PKI's ca/ folder at /state/pki/ca, the path `pki init` ran with). An http: point would
+        need a CRL server the testbed does not run; the nodes' metrics endpoints answer only their domain's monitor
+        over mutual TLS, which no relying party checking revocation could be asked to hold. (RFC 5280 asks a DER CRL
+        of an http: or ftp: point; a file: point is the PEM the nodes read.) A PKI folder moved elsewhere keeps the
+        old path in its certificates: `pki init --force` writes new ones."""
+        return self.crl_path(domain).resolve().as_uri()
 
     def node_files(self, node_name: str, role: str) -> tuple[Path, Path]:
         """(certificate chain, key) of a node's server or client certificate."""
@@ -415,6 +437,7 @@ class PKI:
         cas = {d: make_issuing_ca(root, d) for d in DOMAINS}
         for domain, ca in cas.items():
             ca.save(self.ca_dir(domain), self.private_dir(domain))
+            ca.crl_uri = self.crl_uri(domain)
         entries: list[dict] = []
 
         def record(cert, key, chain_path: Path, key_path: Path, identity: str, domain: str, role: str, ca=None):

@@ -336,6 +336,30 @@ class Topology:
         return Topology(self.name, moved[:len(self.nodes)], list(self.municipalities), dict(self.prefectures),
                         kiosks=self.kiosks, targets=moved[len(self.nodes):])
 
+    def port_count(self) -> int:
+        """How many ports the network listens on: each node's (and target's) gRPC and metrics ports, and for a CS
+        also its search process's two."""
+        return sum(len(n.listening) for n in self.all_nodes)
+
+    def at_base_port(self, base: int, spare: int = 0) -> "Topology":
+        """A copy whose nodes and targets listen on consecutive ports from base, each on its own host: in the order
+        of all_nodes (the nodes, then the targets), and for each node its gRPC port, its metrics port, then for a
+        CS its search process's port and that process's metrics port (as Node.moved takes them). ValueError, in one
+        line, when those ports (and spare more after them, for a caller's own use) would reach below 1024, above
+        65535 or into the kernel's ephemeral range, which outgoing connections take their ports from."""
+        count = self.port_count()
+        check_port_range(base, count + spare, f"the {count} ports of the {self.name} topology"
+                                              + (f" and the {spare} after them" if spare else ""))
+        port = iter(range(base, base + count))
+        moved = []
+        for node in self.all_nodes:
+            host = node.address.rsplit(":", 1)[0]
+            grpc, metrics = next(port), next(port)
+            search = (next(port), next(port)) if node.search_address else ()
+            moved.append(node.moved(host, grpc, metrics, *search))
+        return Topology(self.name, moved[:len(self.nodes)], list(self.municipalities), dict(self.prefectures),
+                        kiosks=self.kiosks, targets=moved[len(self.nodes):])
+
 
 def _beside(address: str, offset: int) -> str:
     """host:port of an address offset ports from another (a node's metrics and search ports)."""
@@ -348,3 +372,20 @@ def free_ports(host: str, count: int, avoid=frozenset()) -> list[int]:
     kernel hands out for outgoing connections could be taken by another node's call before its node binds it),
     reserved for this process so that no other program choosing at the same time picks them (nodes/ports.py)."""
     return ports.reserve(host, count, avoid)
+
+
+def check_port_range(first: int, count: int, what: str = "the ports") -> None:
+    """ValueError (one line, naming the ranges that would do) unless the count ports from first are all from 1024 to
+    65535 and outside the kernel's ephemeral range (a port it hands out for an outgoing connection could be taken
+    by another node's call before the node binds it)."""
+    last = first + count - 1
+    low, high = ports.ephemeral_range()
+    if 1024 <= first and last <= 65535 and (last < low or first > high):
+        return
+    fits = [f"{a} to {b}" for a, b in ((1024, low - count), (high + 1, 65536 - count)) if a <= b]
+    if first < 1024 or last > 65535:
+        why = "below 1024" if first < 1024 else "above 65535"
+    else:
+        why = f"into the kernel's ephemeral range {low}-{high} (net.ipv4.ip_local_port_range: outgoing connections' ports)"
+    raise ValueError(f"{what} would run {first}-{last}, {why}; give a base port "
+                     f"{' or '.join(fits) if fits else 'that leaves room for them'}")

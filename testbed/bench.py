@@ -27,7 +27,7 @@ from scenarios.towns import towns
 from testbed.client import async_channel, async_login, fetch_metrics, monitor_cert, node_status
 from testbed import processes
 from testbed.load import generate_population, load_records, wait_until_applied, wait_until_drained
-from testbed.network import Network
+from testbed.network import Network, NetworkError, _taken
 from testbed.replay import percentile
 from testbed.topology import Node, Topology
 
@@ -248,19 +248,28 @@ async def load_everywhere(network: Network, population: dict) -> dict:
 
 
 def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: int = 1, migrate: bool = False,
-              topology: Topology | None = None) -> dict:
+              topology: Topology | None = None, base_port: int | None = None) -> dict:
     """Bring up a fresh network, measure every figure, take it down; the figures. With migrate, the municipality
     is then moved to its government-cloud target (the migration rehearsal, freeze to re-open). With a topology
     (e.g. one of `testbed topology generate`), every municipality it names gets residents and flows, the flows
-    shared among them; without, 伊勢原市 of the default network does."""
-    state_dir = state_dir or Path(tempfile.mkdtemp(prefix="testbed-bench-"))
+    shared among them; without, 伊勢原市 of the default network does. The network listens on free ports the bench
+    chooses (nodes/ports.py), or with base_port on the consecutive ports from it (Topology.at_base_port), the echo on
+    the one after them; NetworkError when one of those is taken, before anything is started."""
     driven = [m.code for m in topology.municipalities] if topology else [MUNICIPALITY]
-    topology = (topology or Topology.load()).with_free_ports()
+    if base_port is None:
+        topology = (topology or Topology.load()).with_free_ports()
+        # The echo presents national's server certificate, on a port of its own.
+        taken = {n.address for n in topology.all_nodes}
+        echo_address = next(a for a in (n.address for n in Topology.load().with_free_ports().nodes) if a not in taken)
+    else:
+        topology = (topology or Topology.load()).at_base_port(base_port, spare=1)
+        echo_address = f"127.0.0.1:{base_port + topology.port_count()}"
+        held = [_taken(a, n.name) for n in topology.all_nodes for a in n.listening] + [_taken(echo_address, "the echo")]
+        if any(held):
+            raise NetworkError(f"{next(h for h in held if h)}; give another --base-port, or stop that program")
+    state_dir = state_dir or Path(tempfile.mkdtemp(prefix="testbed-bench-"))
     network = Network(state_dir, topology)
     network.pki.init(topology)
-    # The echo presents national's server certificate, on a port of its own.
-    taken = {n.address for n in topology.all_nodes}
-    echo_address = next(a for a in (n.address for n in Topology.load().with_free_ports().nodes) if a not in taken)
     echo_node = Node("national", "national", echo_address)
     echo = network.state_dir / "run" / "echo.json"  # (its record: not NAME.pid, which is a node's)
     processes.start_helper([sys.executable, "-m", "nodes.echo", "--pki-dir", str(network.pki.dir), "--cert-of", "national",
@@ -295,7 +304,8 @@ def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: i
         # How busy each node was while the flows ran (1.0: one core all the time; a node is one event loop)
         figures["node_busy"] = {name: round(seconds / flow["seconds"], 3) for name, seconds in used.items() if seconds > 0.01}
         figures["busiest_node"] = max(figures["node_busy"], key=figures["node_busy"].get)
-        figures["prefecture_busy"] = max(v for k, v in figures["node_busy"].items() if k.startswith("prefecture"))
+        figures["prefecture_busy"] = max((v for k, v in figures["node_busy"].items() if k.startswith("prefecture")),
+                                         default=0.0)  # (a few flows may leave it too little CPU to be listed)
         figures["flow_per_s"] = flow["flows"] / flow["seconds"]  # successful flows only
         figures["flow_errors"] = flow["errors"]
         figures["flow_errors_by_code"] = dict(flow["errors_by_code"])

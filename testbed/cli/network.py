@@ -12,7 +12,7 @@ from testbed import compose, links, netns, scale
 from testbed.check import alarms
 from testbed.cli.common import Refusal, open_network
 from testbed.client import check_health, fetch_metrics, monitor_cert
-from testbed.network import status_json, status_table
+from testbed.network import Network, status_json, status_table
 from testbed.topology import Topology
 
 STATUS_TRIES = 3  # `testbed status`: tries of a failed health check, half a second apart
@@ -52,6 +52,7 @@ def register(sub) -> None:
     p.add_argument("--confine", action=argparse.BooleanOptionalAction, default=None,
                    help="each node in a mount namespace that shows it only its own secrets (default: on where the "
                         "machine allows it, Linux as root)")
+    add_base_port(p, "the network is started there, and later commands find it there")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="health of every node")
     p.add_argument("--json", action="store_true", help="a JSON list of name, kind, municipality, address, identity, healthy "
@@ -88,7 +89,49 @@ def register(sub) -> None:
     p = top.add_parser("generate", help="a topology of N municipalities of 神奈川県 and the national systems (scale curve)")
     p.add_argument("--municipalities", type=int, required=True, help="how many (1 to 12)")
     p.add_argument("--out", required=True, help="the topology file to write")
+    add_base_port(p, "(default: gRPC ports from 20101, metrics +1000, a CS's search +2000 and +3000)")
     p.set_defaults(func=cmd_topology_generate)
+
+
+BASE_PORT_HELP = ("every node and target listens on consecutive ports from N: in the topology's order, each node's "
+                  "gRPC and metrics ports, and a CS's search and search-metrics ports; refused when they would reach "
+                  "below 1024, above 65535 or into the kernel's ephemeral range")
+
+
+def add_base_port(parser, more: str = "") -> None:
+    """The --base-port N option of up, run, bench and topology generate."""
+    parser.add_argument("--base-port", type=int, metavar="N", help=BASE_PORT_HELP + (f"; {more}" if more else ""))
+
+
+def at_base_port(args, network: Network) -> Network:
+    """The network of the command line with its topology moved to consecutive ports from --base-port (as it is
+    without the option). The moved topology is the one the network is started with and saved in its state folder
+    (so that every later command finds the nodes there). A network of that state folder that runs on other ports
+    is refused in one line: its nodes cannot be moved while they run."""
+    if args.base_port is None:
+        return network
+    state_dir, logical = network.state_dir, network.topology
+    leftover = network.isolated() and args.topology is None and (state_dir / "topology.yaml").exists()
+    if leftover:  # (an isolated network's topology in use has its namespaces' addresses: the ports are the same)
+        logical = Topology.load(state_dir / "topology.yaml")
+    try:
+        moved = logical.at_base_port(args.base_port)
+    except ValueError as exc:
+        raise Refusal(f"--base-port {args.base_port}: {exc}") from None
+    running = Network.open(state_dir)  # (what runs there, whatever --topology names)
+    live = [n for n in running.topology.all_nodes if running.pid(n.name)]
+    if live:
+        asked = {n.name: n.ports() for n in moved.all_nodes}
+        have = {n.name: n.ports() for n in running.topology.all_nodes}
+        if asked == have:
+            return running  # (up again on the ports it runs on: as it is)
+        other = next((n for n in live if asked.get(n.name) != n.ports()), live[0])
+        where = f"not port {asked[other.name][0]}" if other.name in asked else "a node this topology does not name"
+        raise Refusal(f"--base-port {args.base_port}: the network of {state_dir} runs on other ports ({other.name} at "
+                      f"{other.address}, {where}); `testbed down` first, or leave out --base-port")
+    if leftover:  # what an isolated network's crash left is undone by `up` from topology.yaml: the moved one
+        moved.save(state_dir / "topology.yaml")
+    return Network(state_dir, moved)
 
 
 def _pki(args) -> PKI:
@@ -168,7 +211,7 @@ def cmd_up(args) -> int:
             weaknesses = weaken.parse(args.weaken)
         except ValueError as exc:
             raise Refusal(str(exc)) from None
-    network = open_network(args)
+    network = at_base_port(args, open_network(args))
     try:
         rows = network.up(weaknesses, confine=args.confine, links=args.links, isolated=args.isolated)
     except RuntimeError as exc:
@@ -304,11 +347,20 @@ def cmd_topology_generate(args) -> int:
         topology = scale.generate(args.municipalities)
     except ValueError as exc:
         raise Refusal(str(exc)) from None
+    if args.base_port is not None:
+        try:
+            topology = topology.at_base_port(args.base_port)
+        except ValueError as exc:
+            raise Refusal(f"--base-port {args.base_port}: {exc}") from None
     try:
         path = topology.save(args.out)
     except OSError as exc:
         raise Refusal(f"cannot write {args.out}: {exc.strerror}; give a path in a folder you can write to") from None
     count = len(topology.municipalities)
+    ports = sorted(p for n in topology.all_nodes for p in n.ports() if p)
+    sites = ", ".join(sorted({t.site for t in topology.targets}))
     print(f"{path}: {count} municipalit{'y' if count == 1 else 'ies'} ({', '.join(m.name for m in topology.municipalities)}), "
-          f"{len(topology.nodes)} nodes; measure it with `testbed bench --topology {path}`")
+          f"{len(topology.nodes)} nodes, {len(topology.targets)} 移行 target{'s' if len(topology.targets) != 1 else ''}"
+          f"{f' (at {sites})' if sites else ''}, ports {ports[0]}-{ports[-1]}; "
+          f"measure it with `testbed bench --topology {path}`")
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from scenarios.workload import SCENARIOS
 from testbed.cli.common import Refusal, open_network
+from testbed.cli.network import add_base_port, at_base_port
 from testbed.faults import PlanError, parse as parse_faults, require_links
 from testbed.network import Network
 from testbed.topology import Topology
@@ -24,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--migrate", action="store_true",
                    help="then move 伊勢原市 to its government-cloud target and time the migration (freeze to re-open)")
+    add_base_port(p, "in place of free ports the bench chooses itself; the bare mTLS echo takes the port after them")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("run", help="the main job: a scenario through the network, verified, with an HTML report")
@@ -46,6 +48,7 @@ def register(sub) -> None:
     p.add_argument("--migrate", nargs="?", const="auto", metavar="M:SITE",
                    help="cutover-weekend: run the migration rehearsal in the freeze window (default: the first target "
                         "the topology names) and replay Monday against the new site")
+    add_base_port(p, "a network the run starts is started there (one running on other ports is refused)")
     p.set_defaults(func=cmd_run)
 
     sub.add_parser("tour", help="a scripted walk through every node: up, counter operations, probes, checks, down"
@@ -61,7 +64,7 @@ def cmd_run(args) -> int:
             raise Refusal(f"{name} {value:g}: give {'more than 0' if least == 0 else f'at least {least}'} (e.g. {example})")
     if args.keep_up and args.down:
         raise Refusal("--keep-up and --down ask for opposite things; give one of them")
-    network = open_network(args)
+    network = at_base_port(args, open_network(args))
     try:
         faults = parse_faults(args.faults, network.topology) if args.faults else None
         require_links(faults or [], network)
@@ -87,7 +90,13 @@ def cmd_bench(args) -> int:
         topology = Topology.load(args.topology)
         if args.migrate and not topology.targets:
             raise Refusal(f"--migrate needs a topology with a 移行 target; {args.topology} names none")
-    figures = run_bench(args.residents, args.flows, seed=args.seed, migrate=args.migrate, topology=topology)
+    if args.base_port is not None:
+        try:  # (the range checked before anything starts; the echo's port too)
+            (topology or Topology.load()).at_base_port(args.base_port, spare=1)
+        except ValueError as exc:
+            raise Refusal(f"--base-port {args.base_port}: {exc}") from None
+    figures = run_bench(args.residents, args.flows, seed=args.seed, migrate=args.migrate, topology=topology,
+                        base_port=args.base_port)
     print(report(figures))
     if args.json:
         write_json(figures, args.json)
