@@ -17,15 +17,16 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
 from nodes.clock import office_today
-from protos import common_pb2, common_pb2_grpc, identity_pb2, kizon_pb2, records_pb2
+from protos import common_pb2, common_pb2_grpc, identity_pb2, records_pb2
 from scenarios.towns import towns
 from testbed.client import async_channel, async_login, fetch_metrics, monitor_cert, node_status
-from testbed import processes
+from testbed import processes, requests
 from testbed.load import generate_population, load_records, wait_until_applied, wait_until_drained
 from testbed.network import Network, NetworkError, _taken
 from testbed.replay import percentile
@@ -88,24 +89,20 @@ async def run_flows(network: Network, records: list, flows: int, rate: float | N
         """(method, request, the person it acts on, what it does to the register) for a kind of flow."""
         if kind == "転居":
             who = someone()
-            return kizon.MoveWithin, kizon_pb2.MoveWithinRequest(
-                resident_code=who, move_date=today,
-                address=records_pb2.Address(town_code=rng.choice(town_codes), address_line=f"{rng.randint(1, 3000)}番地")), who, ""
+            place = records_pb2.Address(town_code=rng.choice(town_codes), address_line=f"{rng.randint(1, 3000)}番地")
+            return kizon.MoveWithin, requests.move_within(who, place, today=today), who, ""
         if kind == "出生":
             who = someone()
-            return kizon.Birth, kizon_pb2.BirthRequest(household_number=living[who], notification_date=today,
-                                                      child=records_pb2.ResidentRecord(name_kanji="新生 児", name_kana="シンセイ ジ",
-                                                                                       birth_date=today, sex="2")), who, ""
+            return kizon.Birth, requests.birth(living[who], today=today), who, ""
         if kind == "国外転入":
-            return kizon.MoveIn, kizon_pb2.MoveInRequest(
-                person=records_pb2.ResidentRecord(name_kanji="転入 者", name_kana="テンニュウ シャ", birth_date="1990-01-01", sex="1"),
-                address=records_pb2.Address(town_code=rng.choice(town_codes), address_line="1番地"),
-                move_in_date=today, notification_date=today, from_abroad=True), None, ""
+            person = records_pb2.ResidentRecord(name_kanji="転入 者", name_kana="テンニュウ シャ", birth_date="1990-01-01",
+                                                sex="1")
+            place = records_pb2.Address(town_code=rng.choice(town_codes), address_line="1番地")
+            return kizon.MoveIn, requests.move_in_from_abroad(person, place, today=today), None, ""
         who = someone()
         if kind == "死亡":
-            return kizon.Death, kizon_pb2.DeathRequest(resident_code=who, death_date=today), who, "gone"
-        return kizon.MoveOut, kizon_pb2.MoveOutRequest(resident_code=who, planned_date=today,
-                                                      destination_address="東京都千代田区", destination_municipality_code="131016"), who, "gone"
+            return kizon.Death, requests.death(who, today=today), who, "gone"
+        return kizon.MoveOut, requests.move_out(who, today, destination_address="東京都千代田区", today=today), who, "gone"
 
     codes = list(living)
     kinds = [k for k, _ in FLOW_MIX]
@@ -247,14 +244,28 @@ async def load_everywhere(network: Network, population: dict) -> dict:
     return {"records": sum(load["records"] for load in loads), "seconds": time.perf_counter() - started}
 
 
-def run_bench(residents: int, flows: int, state_dir: Path | None = None, seed: int = 1, migrate: bool = False,
-              topology: Topology | None = None, base_port: int | None = None) -> dict:
+@dataclass(frozen=True)
+class BenchOptions:
+    """What a benchmark is asked for (the defaults are `testbed bench`'s but for the sizes)."""
+
+    residents: int  # per municipality driven
+    flows: int  # full-flow 異動, shared among the municipalities
+    state_dir: Path | None = None  # None: a folder of its own under the temporary folder
+    seed: int = 1
+    migrate: bool = False  # then move the municipality to its government-cloud target
+    topology: Topology | None = None  # None: the default network, 伊勢原市 driven
+    base_port: int | None = None  # None: free ports of the bench's choosing
+
+
+def run_bench(options: BenchOptions) -> dict:
     """Bring up a fresh network, measure every figure, take it down; the figures. With migrate, the municipality
     is then moved to its government-cloud target (the migration rehearsal, freeze to re-open). With a topology
     (e.g. one of `testbed topology generate`), every municipality it names gets residents and flows, the flows
     shared among them; without, 伊勢原市 of the default network does. The network listens on free ports the bench
     chooses (nodes/ports.py), or with base_port on the consecutive ports from it (Topology.at_base_port), the echo on
     the one after them; NetworkError when one of those is taken, before anything is started."""
+    residents, flows, state_dir, seed = options.residents, options.flows, options.state_dir, options.seed
+    migrate, topology, base_port = options.migrate, options.topology, options.base_port
     driven = [m.code for m in topology.municipalities] if topology else [MUNICIPALITY]
     if base_port is None:
         topology = (topology or Topology.load()).with_free_ports()

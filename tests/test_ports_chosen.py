@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nodes import ports
-from testbed.bench import run_bench
+from testbed.bench import BenchOptions, run_bench
 from testbed.cli import main
 from testbed.network import NetworkError
 from testbed.topology import Topology
@@ -106,7 +106,7 @@ def test_bench_at_a_base_port_refuses_a_taken_port_before_starting(tmp_path):
         squatter.bind(("127.0.0.1", base + DEFAULT_PORTS))  # the echo's port, the one after the nodes'
         squatter.listen()
         with pytest.raises(NetworkError, match=f"port {base + DEFAULT_PORTS} of the echo"):
-            run_bench(10, 1, state_dir=tmp_path / "bench", base_port=base)
+            run_bench(BenchOptions(10, 1, state_dir=tmp_path / "bench", base_port=base))
     assert not (tmp_path / "bench").exists()
 
 

@@ -81,7 +81,7 @@ def cmd_run(args) -> int:
 
 def cmd_bench(args) -> int:
     """testbed bench: the DESIGN §9 figures on a fresh network, with the echo yardstick."""
-    from testbed.bench import report, run_bench, write_json  # (Faker, multiprocessing: see the top)
+    from testbed.bench import BenchOptions, report, run_bench, write_json  # (Faker, multiprocessing: see the top)
     topology = None
     if args.topology:
         if not Path(args.topology).is_file():
@@ -95,8 +95,8 @@ def cmd_bench(args) -> int:
             (topology or Topology.load()).at_base_port(args.base_port, spare=1)
         except ValueError as exc:
             raise Refusal(f"--base-port {args.base_port}: {exc}") from None
-    figures = run_bench(args.residents, args.flows, seed=args.seed, migrate=args.migrate, topology=topology,
-                        base_port=args.base_port)
+    figures = run_bench(BenchOptions(args.residents, args.flows, seed=args.seed, migrate=args.migrate,
+                                     topology=topology, base_port=args.base_port))
     print(report(figures))
     if args.json:
         write_json(figures, args.json)
