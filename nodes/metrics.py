@@ -1,8 +1,11 @@
 """Prometheus metrics of a node (prometheus-client), served over HTTPS to its domain's monitor alone.
 
-What a monitoring stack scrapes: calls served by method and status with their latency (histogram); per
-outbox target, items waiting and the age of the oldest; the highest 更新順番号 applied per municipality;
-audit entries; the store's size on disk; the process's CPU seconds and resident memory. The endpoint is
+What a monitoring stack scrapes: gRPC calls served by method and gRPC status with their latency (histogram:
+testbed_requests_total{method,code}, testbed_request_seconds{method}); the metrics endpoint's own HTTP requests
+apart, by HTTP status (testbed_metrics_requests_total{http_code}, testbed_metrics_request_seconds), so that a code
+label holds gRPC status names alone; per outbox target, items waiting and the age of the oldest; the highest
+更新順番号 applied per municipality; audit entries; the store's size on disk; the process's CPU seconds and
+resident memory. The endpoint is
 `https://<node's metrics address>/metrics` with the node's own server certificate; a client must present
 the monitor certificate of the node's trust domain (not revoked), anything else gets 403 and nothing else.
 """
@@ -29,12 +32,14 @@ from nodes.authn import AuthenticationError
 log = logging.getLogger(__name__)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_REQUEST = limits.METRICS_MAX_REQUEST
-SCRAPE = "/metrics"  # the method label of the metrics endpoint's own requests
+SCRAPE = "/metrics"  # the one path the metrics endpoint serves
 UNKNOWN = "unknown"  # the one method label of every call to a method the node does not serve
 HTTP_STATUS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
-# Every code label there can be: gRPC's status names and the endpoint's HTTP statuses. Anything else (there should
-# be nothing else) is counted as UNKNOWN, so that no value from outside can add a series.
-CODES = frozenset(code.name for code in grpc.StatusCode) | {str(status) for status in HTTP_STATUS}
+# Every code label of a gRPC call there can be: gRPC's status names. Anything else (there should be nothing else) is
+# counted as UNKNOWN, so that no value from outside can add a series. The metrics endpoint's HTTP statuses are
+# counted apart, under http_code (HTTP_CODES), never mixed with these.
+CODES = frozenset(code.name for code in grpc.StatusCode)
+HTTP_CODES = frozenset(str(status) for status in HTTP_STATUS)
 
 
 def methods_of(*services: str) -> frozenset[str]:
@@ -51,31 +56,40 @@ class NodeMetrics:
 
     def __init__(self, runtime):
         self.rt = runtime
-        self.methods: frozenset[str] = frozenset({SCRAPE})  # (the served methods are added as the server is built)
+        self.methods: frozenset[str] = frozenset()  # (the served methods are added as the server is built)
         disable_created_metrics()  # the *_created series say only when the process started
         self.registry = CollectorRegistry()
-        self.requests = Counter("testbed_requests", "Calls served, by method and status", ["method", "code"],
-                                registry=self.registry)
-        self.latency = Histogram("testbed_request_seconds", "Time to serve a call, by method", ["method"],
+        self.requests = Counter("testbed_requests", "gRPC calls served, by method and gRPC status (code)",
+                                ["method", "code"], registry=self.registry)
+        self.latency = Histogram("testbed_request_seconds", "Time to serve a gRPC call, by method", ["method"],
                                  buckets=BUCKETS, registry=self.registry)
+        self.scrapes = Counter("testbed_metrics_requests", "HTTP requests to the metrics endpoint, by HTTP status "
+                               "(http_code)", ["http_code"], registry=self.registry)
+        self.scrape_latency = Histogram("testbed_metrics_request_seconds", "Time to answer an HTTP request to the "
+                                        "metrics endpoint", buckets=BUCKETS, registry=self.registry)
         self.refused_connections = Counter("testbed_metrics_connections_refused",
                                            "Connections to the metrics endpoint closed unserved: over its cap",
                                            registry=self.registry)
         self.registry.register(_Readings(runtime))
 
     def serve_methods(self, methods) -> None:
-        """The methods the node's server serves: the only method labels besides "unknown" and the scrapes'."""
-        self.methods = frozenset(methods) | {SCRAPE}
+        """The methods the node's server serves: the only method labels besides "unknown"."""
+        self.methods = frozenset(methods)
 
     def label(self, method: str) -> str:
         """The method label of a call: the method if the node serves it, else "unknown"."""
         return method if method in self.methods else UNKNOWN
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        """One call served (or refused), under its method's label and its status from the fixed set."""
+        """One gRPC call served (or refused), under its method's label and its gRPC status name."""
         method = self.label(method)
         self.requests.labels(method, code if code in CODES else grpc.StatusCode.UNKNOWN.name).inc()
         self.latency.labels(method).observe(seconds)
+
+    def observe_scrape(self, status: int, seconds: float) -> None:
+        """One HTTP request to the metrics endpoint answered, under its HTTP status (one of HTTP_STATUS)."""
+        self.scrapes.labels(str(status) if str(status) in HTTP_CODES else "400").inc()
+        self.scrape_latency.observe(seconds)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
@@ -220,7 +234,7 @@ async def serve(runtime, metrics: NodeMetrics, address: str) -> asyncio.Abstract
                 answered = True
             except (ConnectionError, ssl.SSLError, RuntimeError, asyncio.TimeoutError):
                 answered = False
-            metrics.observe(SCRAPE, str(status), time.perf_counter() - started)
+            metrics.observe_scrape(status, time.perf_counter() - started)
         return answered
 
     host, port = address.rsplit(":", 1)

@@ -7,14 +7,17 @@ stands (read once with a manager's approval, then kept up to date by the replay 
 with a call in flight is not chosen again until it returns, so concurrent events never contradict
 each other. Dates sent are the office's today (the nodes decide the dates they record).
 
-Result file (JSON): per operation the count, errors and latency percentiles; completions per second
-of wall time; the lag behind the schedule; the simulated counter's queue statistics.
+Result file (JSON): per operation the count, errors and latency percentiles; per second of wall time the
+events offered (due by the schedule), sent, completed (also per operation) and failed, and the calls in flight
+(mean and most); the lag behind the schedule; once a second each node's CPU, memory and outbox, and the replay
+process's own CPU and the machine's load (the load generator's side); the simulated counter's queue statistics.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import json
+import os
 import random
 import sys
 import time
@@ -117,6 +120,7 @@ class Replay:
         self.acked_at: list[tuple[float, str, int]] = []  # (when, municipality, 更新順番号) of each acknowledged change
         self.samples: list[dict] = []  # once a second: CPU, memory and outbox of every node, national's applied
         self.timed: list[tuple[float, float]] = []  # (when, latency ms) of every completed event
+        self.spans: list[tuple[float, float, str, str]] = []  # (sent, answered, operation, ok/error/skipped) of each
         self.header = header
         self.events = events
         self.speed = speed
@@ -260,8 +264,8 @@ class Replay:
         return self._result(wall)
 
     async def _one(self, event, gate, bar) -> None:
+        started, status = time.perf_counter(), "error"
         try:
-            started = time.perf_counter()
             try:
                 done = await self._dispatch(event)
             except grpc.aio.AioRpcError as exc:
@@ -272,12 +276,15 @@ class Replay:
                     outcome.examples.append(exc.details())
                 return
             if done is False:
+                status = "skipped"
                 self.outcomes[event.op].skipped += 1
                 return
+            status = "ok"
             self.outcomes[event.op].latencies.append((time.perf_counter() - started) * 1000)
             self.completions.append(time.perf_counter() - self.t0)
             self.timed.append((self.completions[-1], self.outcomes[event.op].latencies[-1]))
         finally:
+            self.spans.append((started - self.t0, time.perf_counter() - self.t0, event.op, status))
             gate.release()
             bar.update(1)
 
@@ -440,14 +447,21 @@ class Replay:
         self.acked_at.append((time.perf_counter() - self.t0, municipality, change.update_sequence))
 
     async def _sample(self) -> None:
-        """Every second: each node's CPU and memory, its outbox, and what national has applied."""
+        """Every second: each node's CPU and memory, its outbox, and what national has applied; and the load
+        generator's side: this process's own CPU and memory (the replay, its gRPC threads, this sampler), the
+        machine's CPU (every core, since the last sample) and its load average."""
         import psutil
         processes = {}
         stubs = {}
         national = self.network.topology.find("national")
+        me = psutil.Process()
+        psutil.cpu_percent(None)  # (the machine's first reading is then of the first second, not since boot)
         while True:
             now = time.perf_counter() - self.t0
-            row = {"t": round(now, 2), "cpu_s": {}, "rss_mb": {}, "outbox": {}, "applied": {}}
+            own = os.times()
+            row = {"t": round(now, 2), "cpu_s": {}, "rss_mb": {}, "outbox": {}, "applied": {},
+                   "client_cpu_s": round(own.user + own.system, 3), "client_rss_mb": round(me.memory_info().rss / 2**20, 1),
+                   "machine_cpu_pct": psutil.cpu_percent(None), "load1": round(os.getloadavg()[0], 2)}
             for node in self.network.topology.all_nodes:
                 pid = self.network.pid(node.name)
                 try:
@@ -511,12 +525,29 @@ class Replay:
         for t, latency in self.timed:
             by_second[min(seconds - 1, int(t))].append(latency)
         lags = sorted(self.lags)
+        # the load tester's figures: what the schedule offered, what was sent, the calls in flight, each operation's rate
+        first = self.events[0].t if self.events else 0.0
+        offered = [0] * seconds
+        for event in self.events:
+            due = (event.t - first) / self.speed
+            if due <= wall:  # (an interrupted run: what was due before it ended)
+                offered[min(seconds - 1, int(due))] += 1
+        sent = [0] * seconds
+        by_op: dict[str, list[int]] = {}
+        for start, end, op, status in self.spans:
+            sent[min(seconds - 1, max(0, int(start)))] += 1
+            if status == "ok":
+                by_op.setdefault(op, [0] * seconds)[min(seconds - 1, int(end))] += 1
+        in_flight_mean, in_flight_max = in_flight(self.spans, wall, seconds)
         return {
             "scenario": self.header["scenario"], "seed": self.header["seed"], "speed": self.speed,
             "concurrency": self.concurrency, "events": len(self.events), "wall_seconds": wall,
             "completed": len(self.completions), "errors": sum(sum(o["errors"].values()) for o in operations.values()),
             "operations": operations, "throughput_per_s": timeline, "errors_per_s": errors_per_s,
             "p99_ms_per_s": [percentile(values, 0.99) for values in by_second],
+            "offered_per_s": offered, "sent_per_s": sent, "throughput_by_op_per_s": dict(sorted(by_op.items())),
+            "in_flight_mean_per_s": in_flight_mean, "in_flight_max_per_s": in_flight_max,
+            "machine_cores": os.cpu_count(),
             "lag_p50_s": percentile(lags, 0.5),
             "lag_max_s": lags[-1] if lags else 0.0, "counter": self.header.get("counter", {}),
             "retried_calls": self.retry.retried, "faults": records(self.faults),
@@ -524,6 +555,27 @@ class Replay:
             "latencies": [(round(t, 3), round(latency, 3)) for t, latency in self.timed],
             "acknowledged": len(self.acknowledged),
         }
+
+
+def in_flight(spans, wall: float, seconds: int) -> tuple[list[float], list[int]]:
+    """Per second of wall time, the calls in flight: their mean over the second (the time-weighted count) and the
+    most at once, from each call's (sent, answered) times."""
+    mean, most = [0.0] * seconds, [0] * seconds
+    second_of = lambda t: min(seconds - 1, max(0, int(t)))  # noqa: E731
+    edges = sorted([(start, 1) for start, *_ in spans] + [(end, -1) for _, end, *_ in spans])  # (answers first at a tie)
+    level, since = 0, 0.0
+    for at, step in [*edges, (max(wall, edges[-1][0] if edges else 0.0), 0)]:
+        for second in range(second_of(since), second_of(at) + 1):  # `level` calls in flight from `since` to `at`
+            overlap = min(at, second + 1) - max(since, second)
+            if overlap > 0:
+                mean[second] += level * overlap
+                most[second] = max(most[second], level)
+        level, since = level + step, at
+        most[second_of(at)] = max(most[second_of(at)], level)
+    for second in range(seconds):  # (the last second is only partly of the run)
+        length = min(wall, second + 1) - second
+        mean[second] = round(mean[second] / length, 3) if length > 0 else 0.0
+    return mean, most
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -173,8 +173,12 @@ def migration_target(network: Network, asked: str) -> tuple[str, str]:
     return first.municipality, first.site
 
 
-def environment(network: Network, options: dict) -> dict:
-    """What a reader needs to trust or repeat a run: commit, versions, machine, topology, modes, options."""
+def environment(network: Network, options: dict, topology_file: Path | None = None,
+                population: dict[str, int] | None = None) -> dict:
+    """What a reader needs to trust or repeat a run: the topology file and the ports the nodes actually listened on,
+    the population actually held per municipality, the machine (cores, memory, CPU), Python and grpcio versions,
+    commit, modes and every option. topology_file: the file the run's topology was read from (None: the built-in
+    one); population: the residents of each municipality when the replay began."""
     import os
     import platform
     import subprocess
@@ -184,11 +188,73 @@ def environment(network: Network, options: dict) -> dict:
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or "not a git checkout"
     except OSError:
         commit = "unknown"
-    return {"commit": commit, "python": platform.python_version(), "grpcio": grpc.__version__,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "topology": network.topology.name,
-            "nodes": len(network.topology.all_nodes), "confined": network.confined(), "isolated": network.isolated(),
-            "links relayed": network.relayed(), "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            **options}
+    topology = network.topology
+    names = {m.code: m.name for m in topology.municipalities}
+    return {"topology": topology.name,
+            "topology file": str(topology_file) if topology_file else "built in (nodes/topologies/kanagawa.yaml)",
+            "topology the nodes read": str(network.topology_file),
+            "nodes": node_counts(topology), "ports": ports_by_kind(topology),
+            "population (when the replay began)": {f"{code} {names.get(code, '')}".strip(): held
+                                                   for code, held in (population or {}).items()},
+            "machine": machine(), "python": f"{platform.python_version()} ({platform.python_implementation()})",
+            "grpcio": grpc.__version__, "os": f"{platform.system()} {platform.release()}", "commit": commit,
+            "confined": network.confined(), "isolated": network.isolated(), "links relayed": network.relayed(),
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **options}
+
+
+def node_counts(topology) -> str:
+    """How many nodes of each kind: "12 (kizon 3, cs 2, ...)"."""
+    kinds: dict[str, int] = {}
+    for node in topology.all_nodes:
+        kinds[node.kind] = kinds.get(node.kind, 0) + 1
+    return f"{len(topology.all_nodes)} ({', '.join(f'{k} {n}' for k, n in kinds.items())})"
+
+
+def ports_by_kind(topology) -> dict[str, str]:
+    """The ports the nodes listen on, per kind: host, the gRPC ports, and the metrics (and search) ports."""
+    kinds: dict[str, dict[str, list]] = {}
+    for node in topology.all_nodes:
+        of = kinds.setdefault(node.kind, {"hosts": [], "gRPC": [], "metrics": [], "search": []})
+        of["hosts"].append(node.address.rsplit(":", 1)[0])
+        for what, address in (("gRPC", node.address), ("metrics", node.metrics_address), ("search", node.search_address),
+                              ("metrics", node.search_metrics_address)):
+            if address:
+                of[what].append(int(address.rsplit(":", 1)[1]))
+    every = sorted(p for of in kinds.values() for what in ("gRPC", "metrics", "search") for p in of[what])
+    return {"all": f"{every[0]}–{every[-1]} ({len(every)} ports)" if every else "none",
+            **{kind: "; ".join([", ".join(dict.fromkeys(of["hosts"]))]
+                               + [f"{what} {port_ranges(of[what])}" for what in ("gRPC", "metrics", "search") if of[what]])
+               for kind, of in kinds.items()}}
+
+
+def port_ranges(ports) -> str:
+    """Ports as runs: "20101, 20111, 20201" or "32704–32707"."""
+    ordered, runs = sorted(set(ports)), []
+    for port in ordered:
+        if runs and port == runs[-1][1] + 1:
+            runs[-1][1] = port
+        else:
+            runs.append([port, port])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" if b > a + 1 else f"{a}, {b}" for a, b in runs)
+
+
+def machine() -> str:
+    """The machine: architecture, cores, memory, CPU model."""
+    import os
+    import platform
+    try:
+        import psutil
+        physical, memory = psutil.cpu_count(logical=False), f", {psutil.virtual_memory().total / 2**30:.1f} GiB"
+    except Exception:  # noqa: BLE001 (psutil missing or unreadable here: what is left)
+        physical, memory = None, ""
+    model = ""
+    try:
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    except OSError:
+        model = platform.processor()
+    cores = f"{os.cpu_count()} cores" + (f" ({physical} physical)" if physical and physical != os.cpu_count() else "")
+    return f"{platform.machine()}, {cores}{memory}" + (f", {model}" if model else "")
 
 
 def check_acknowledged(network: Network, acknowledged: list) -> dict:
@@ -306,6 +372,7 @@ def _run(network: Network, options: RunOptions, interrupt: Interrupt) -> int:
     concurrency, report_dir, keep_up, migrate = o.concurrency, Path(o.report_dir), o.keep_up, o.migrate
     wall_clock, faults, down = o.wall_clock, o.faults, o.down
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    topology_file = network.topology.source  # (before `up`, which saves the topology in the state folder)
     out = report_dir / f"{scenario}-{stamp}"  # (made once the network is up: a refused `up` leaves no empty folder)
     print(f"== {scenario}: bringing the network up ({network.state_dir})")
     running = any(network.pid(n.name) for n in network.topology.all_nodes)
@@ -400,9 +467,10 @@ def _run(network: Network, options: RunOptions, interrupt: Interrupt) -> int:
            "municipalities": sizes, "trace": str(trace), "replay": result,
            "consistency_ok": consistent, "audit_ok": chained, "checks": checks, "invariants": invariants,
            "environment": environment(network, {
-               "scenario": scenario, "residents": residents, "seed": seed, "speed": round(speed or 0, 1), "minutes": minutes,
+               "scenario": scenario, "residents asked (per empty municipality)": residents, "seed": seed, "speed": round(speed or 0, 1), "minutes": minutes,
                "concurrency": concurrency, "faults": "; ".join(f.label() for f in faults or []) or "none",
-               "migrate": migrate or "no", "clock": "scenario" if network.simulated_clock() else "wall"})}
+               "migrate": migrate or "no", "clock": "scenario" if network.simulated_clock() else "wall"},
+               topology_file, sizes)}
     if interrupt.came:
         run["interrupted"] = {"while": interrupt.came, "sent": result.get("sent", result["events"]),
                               "events": result["events"] + (before["events"] if before else 0)}

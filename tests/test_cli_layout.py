@@ -15,7 +15,7 @@ import pytest
 
 from nodes.topology import free_ports
 from testbed import catalogue, cli, links
-from testbed.cli import audit, data, migration, network, runs
+from testbed.cli import audit, data, deploy, migration, network, report, runs
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = Path(sys.executable).parent / "testbed"  # the console script pyproject.toml names (testbed.cli:main)
@@ -28,7 +28,10 @@ GROUPS = {network: {"pki", "up", "status", "down", "health", "metrics", "link", 
           audit: {"audit", "check", "consistency", "probe", "rules"},
           data: {"population", "load", "batch", "trace"},
           migration: {"migrate", "bastion", "ssh"},
-          runs: {"run", "bench", "tour"}}
+          runs: {"run", "bench", "tour"},
+          report: {"report"},
+          deploy: {"prometheus", "k8s"}}
+ADDED = ["rules", "report", "prometheus", "k8s"]  # commands added since the split, in the order --help lists them
 
 
 def run_testbed(*args: str) -> subprocess.CompletedProcess:
@@ -39,8 +42,8 @@ def run_testbed(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command_as_before_then_rules():
     shown = run_testbed("--help")
     assert shown.returncode == 0, shown.stderr
-    choices = re.search(r"\{([a-z,-]+)\}", shown.stdout).group(1).split(",")
-    assert choices == COMMANDS + ["rules"]
+    choices = re.search(r"\{([a-z0-9,-]+)\}", shown.stdout).group(1).split(",")
+    assert choices == COMMANDS + ADDED
     for command in choices:
         assert re.search(rf"^    {command} ", shown.stdout, re.M), command
 
@@ -56,10 +59,10 @@ def test_each_group_registers_its_own_commands():
             assert name not in seen, f"{name} registered by {seen.get(name)} and {group.__name__}"
             seen[name] = group.__name__
             assert parser.get_default("func") or parser._subparsers, name  # (a command, or a group of subcommands)
-    assert set(seen) == set(COMMANDS) | {"rules"}
+    assert set(seen) == set(COMMANDS) | set(ADDED)
 
 
-@pytest.mark.parametrize("command", COMMANDS + ["rules"])
+@pytest.mark.parametrize("command", COMMANDS + ADDED)
 def test_every_command_has_its_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         cli.main([command, "--help"])
