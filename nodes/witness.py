@@ -43,7 +43,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -54,7 +53,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from nodes import clock
+
+from nodes import clock, jsonlines
 
 log = logging.getLogger(__name__)
 
@@ -336,17 +336,8 @@ class Client:
 
     def _ask(self, request: dict) -> dict:
         try:
-            with _address(self.path) as address, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(TIMEOUT)
-                s.connect(address)
-                s.sendall((json.dumps(request) + "\n").encode())
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            return json.loads(data)
+            with _address(self.path) as address:
+                return jsonlines.ask(address, request, TIMEOUT)
         except (OSError, ValueError) as exc:
             raise WitnessUnavailable(f"no witness answers at {self.path} ({exc}); `testbed up` starts it") from None
 

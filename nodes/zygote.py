@@ -15,6 +15,8 @@ import socket
 import sys
 from pathlib import Path
 
+from nodes import jsonlines
+
 MAX_REQUEST = 1 << 20  # bytes of one request at most (argv and environment)
 
 
@@ -50,7 +52,7 @@ def serve(path: Path) -> None:
         conn, _ = listener.accept()
         with conn:
             try:
-                line = _read_line(conn)
+                line = jsonlines.read_line(conn, MAX_REQUEST)
                 if not line.strip():
                     continue  # (a look whether it is up: connected, and gone)
                 try:
@@ -60,18 +62,6 @@ def serve(path: Path) -> None:
                 conn.sendall(json.dumps(answer).encode() + b"\n")
             except OSError:  # the asker went away: nothing to answer
                 pass
-
-
-def _read_line(conn: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > MAX_REQUEST:
-            raise ValueError("request too long")
-    return data
 
 
 def _fork(request: dict, sockets) -> int:

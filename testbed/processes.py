@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
+from nodes import jsonlines
+
 START_TIMEOUT = 10.0  # seconds a helper has to become ready
 POLL = 0.05  # seconds between two looks at a condition being waited for
 ZYGOTE_TIMEOUT = 10.0  # seconds the nodes' zygote has to answer a request for a node
@@ -137,21 +139,14 @@ def fork_node(zygote: Path, argv: list[str], log_file: Path, env: dict | None = 
     if argv[1:3] == ["-m", "nodes.confined"] and argv[4:5] == ["--"]:  # confined: the child enters the view itself
         view, argv = argv[3], argv[5:]
     request = {"argv": argv[1:], "env": dict(os.environ if env is None else env), "log": str(log_file), "view": view}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(ZYGOTE_TIMEOUT)
-        conn.connect(str(zygote))
-        conn.sendall(json.dumps(request).encode() + b"\n")
-        answer = b""
-        while not answer.endswith(b"\n"):
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
     try:
-        reply = json.loads(answer)
-        return int(reply["pid"])
-    except (ValueError, KeyError, TypeError):
-        raise OSError(f"the nodes' zygote at {zygote} did not start the node: {answer[:200]!r}") from None
+        reply = jsonlines.ask(str(zygote), request, ZYGOTE_TIMEOUT)
+    except ValueError as exc:
+        raise OSError(f"the nodes' zygote at {zygote} answered what is not JSON ({exc})") from None
+    if not isinstance(reply, dict) or not isinstance(reply.get("pid"), int):
+        raise OSError(f"the nodes' zygote at {zygote} did not start the node: "
+                      f"{reply.get('error') if isinstance(reply, dict) else reply}")
+    return reply["pid"]
 
 
 def start_helper(argv: list[str], pid_file: Path, log_file: Path, marker: bytes, *, what: str,
