@@ -26,6 +26,7 @@ from pathlib import Path
 import grpc
 from cryptography import x509
 
+from nodes.refusal import rule_of
 from nodes.tls import ClientCert
 from protos import common_pb2, migration_pb2, migration_pb2_grpc, kizon_pb2_grpc
 from testbed import processes
@@ -41,6 +42,7 @@ INJECTIONS = {
 FREEZE_REASON = "移行中"
 VENDOR = "vendor-migration"
 CALL_TIMEOUT = 600.0
+TRANSPORT_TRIES = 3  # times a step's call is made when gRPC could not deliver it (no rule refused it)
 BATCH = 1000  # migration items per message of an import
 SFTP_MARKER = b"testbed.migration.sftp"  # in the SFTP server's command line (also confined)
 SFTP_TIMEOUT = 15.0  # seconds the SFTP server has to bind its port and publish it
@@ -574,10 +576,15 @@ class Rehearsal:
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _call(self, method, request, what: str):
-        try:
-            return method(request, timeout=CALL_TIMEOUT)
-        except grpc.RpcError as exc:
-            raise StepFailed(f"{what}: {exc.code().name}: {exc.details()}") from None
+        for attempt in range(TRANSPORT_TRIES):
+            try:
+                return method(request, timeout=CALL_TIMEOUT)
+            except grpc.RpcError as exc:
+                # A call gRPC could not deliver (no connection, a handshake the node closed) carries no rule: asked
+                # again, a few times; a node's refusal names its rule and ends the step at once.
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and not rule_of(exc) and attempt + 1 < TRANSPORT_TRIES:
+                    continue
+                raise StepFailed(f"{what}: {exc.code().name}: {exc.details()}") from None
 
     def report(self, seconds: float, failed: Step | None) -> dict:
         """The run as a document: every step, the downtime window, the verdict; rolled_back only when every part of
