@@ -297,25 +297,33 @@ def rate_window(seconds: float) -> int:
     return next((w for w in WINDOWS if seconds / w <= MOST_WINDOWS), WINDOWS[-1])
 
 
-def per_window(per_second: list, window: int, how: str = "mean") -> list[tuple[float, float]]:
-    """Per-second values in windows of `window` s: (the window's middle, its mean, or its largest value)."""
+def per_window(per_second: list, window: int, how: str = "mean", wall: float | None = None) -> list[tuple[float, float]]:
+    """Per-second values in windows of `window` s: (the window's middle, its mean, its largest value, or for "rate"
+    (counts per second) its count over the seconds of the run it covers: the run's last second is only partly of it,
+    and a last window of less than half a second is left out rather than drawn as a spike)."""
     out = []
     for start in range(0, len(per_second), window):
         chunk = per_second[start:start + window]
-        out.append((start + len(chunk) / 2, max(chunk) if how == "max" else sum(chunk) / len(chunk)))
+        if how == "rate":
+            covered = min(wall if wall is not None else len(per_second), start + len(chunk)) - start
+            if covered < 0.5:
+                continue
+            out.append((start + covered / 2, sum(chunk) / covered))
+        else:
+            out.append((start + len(chunk) / 2, max(chunk) if how == "max" else sum(chunk) / len(chunk)))
     return out
 
 
 def latency_window(latencies: list, end: float, shortest: int) -> int:
     """The window (s) of the latency-over-time chart: the shortest of WINDOWS from `shortest` whose busy windows
-    (half of them, at least) hold the calls p99 needs, but no longer than a tenth of the run (at least ten points)."""
+    (three in four, at least) hold the calls p99 needs, but no longer than a tenth of the run (at least ten points)."""
     longest = max(shortest, max((w for w in WINDOWS if w <= end / 10), default=1))
     for w in (w for w in WINDOWS if shortest <= w <= longest):
         counts = {}
         for t, _ in latencies:
             counts[int(t // w)] = counts.get(int(t // w), 0) + 1
         busy = sorted(counts.values())
-        if busy and busy[len(busy) // 2] >= needed(0.99):
+        if busy and busy[len(busy) // 4] >= needed(0.99):
             return w
     return longest
 
@@ -686,15 +694,18 @@ def _operations_table(result: dict) -> str:
 
 
 def _rate_charts(result: dict, axis: Axis, markers) -> str:
+    wall = result.get("wall_seconds") or None
     window = rate_window(axis.end)
     per = f"per {window} s window" if window > 1 else "per second"
     series = []
     if "offered_per_s" in result:
-        series.append(Series("offered (due by the schedule)", per_window(result["offered_per_s"], window), OTHERS, True))
-        series.append(Series("sent (given a call slot)", per_window(result["sent_per_s"], window), PALETTE[1]))
-    series.append(Series("completed (achieved)", per_window(result["throughput_per_s"], window), PALETTE[0]))
+        series.append(Series("offered (due by the schedule)", per_window(result["offered_per_s"], window, "rate", wall),
+                             OTHERS, True))
+        series.append(Series("sent (given a call slot)", per_window(result["sent_per_s"], window, "rate", wall),
+                             PALETTE[1]))
+    series.append(Series("completed (achieved)", per_window(result["throughput_per_s"], window, "rate", wall), PALETTE[0]))
     if result.get("errors"):
-        series.append(Series("failed", per_window(result.get("errors_per_s", []), window), PALETTE[3]))
+        series.append(Series("failed", per_window(result.get("errors_per_s", []), window, "rate", wall), PALETTE[3]))
     out = chart(series, f"Offered and achieved rate ({per})", "events per second", axis, markers,
                 note="offered: the events the trace's schedule made due; sent: those that got one of the "
                      f"{result['concurrency']} call slots; completed: answered without error")
@@ -731,23 +742,26 @@ def _latency_chart(result: dict, axis: Axis, markers) -> str:
 
 
 def _errors_chart(result: dict, axis: Axis, markers) -> str:
+    wall = result.get("wall_seconds") or None
     if not result.get("errors"):
         return "<p>No call failed.</p>"
     window = rate_window(axis.end)
-    return chart([Series("", per_window(result.get("errors_per_s", []), window), PALETTE[3])],
+    return chart([Series("", per_window(result.get("errors_per_s", []), window, "rate", wall), PALETTE[3])],
                  f"Errors over time ({'per second' if window == 1 else f'per {window} s window'})",
                  "failed calls per second", axis, markers)
 
 
 def _operation_multiples(result: dict, axis: Axis) -> str:
     """Each operation's throughput over time: one small chart each, on the same time axis."""
+    wall = result.get("wall_seconds") or None
     by_op = result.get("throughput_by_op_per_s")
     if not by_op:
         return ""
     window = rate_window(axis.end)
     ordered = sorted(by_op.items(), key=lambda item: -sum(item[1]))
-    charts = [chart([Series("", per_window(values, window), PALETTE[0])], f"{named(op)}: {sum(values):,} done",
-                    "per second", axis, size=SMALL, legend=False) for op, values in ordered]
+    charts = [chart([Series("", per_window(values, window, "rate", wall), PALETTE[0])],
+                    f"{named(op)}: {sum(values):,} done", "per second", axis, size=SMALL, legend=False)
+              for op, values in ordered]
     return (f"<h3>Throughput per operation ({'per second' if window == 1 else f'per {window} s window'}, "
             f"completed calls)</h3>" + small_multiples(charts))
 
