@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
+from google.protobuf.unknown_fields import UnknownFieldSet
+
 from nodes.clock import office_today
 from nodes.numbers import individual_number_valid, municipality_code_valid, resident_code_valid
 from nodes.reasons import common as C
@@ -82,6 +84,25 @@ def check_message_text(message, prefix: str = "") -> None:
                 if not hasattr(part, "ListFields"):  # a map entry's value of a scalar type
                     continue
                 check_message_text(part, f"{prefix}{field.name}.")
+
+
+def unknown_fields(message, prefix: str = "", limit: int = 20) -> list[str]:
+    """Where a parsed message holds fields its definition lacks: "path#number" for each, nested messages included,
+    the first limit of them (a hostile request may hold millions)."""
+    found = [f"{prefix}#{f.field_number}" for _, f in zip(range(limit), UnknownFieldSet(message))]
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            inner = field.message_type.fields_by_name["value"]
+            parts = value.values() if inner.type == inner.TYPE_MESSAGE else ()
+        else:
+            parts = value if field.is_repeated else (value,)
+        for part in parts:
+            if len(found) >= limit:
+                return found
+            found += unknown_fields(part, f"{prefix}{field.name}.", limit - len(found))
+    return found
 
 
 def require_municipality_code(code: str, item: str = "地方公共団体コード") -> None:

@@ -52,5 +52,9 @@ METHOD_UNKNOWN = rule("METHOD_UNKNOWN", S.UNIMPLEMENTED, "access", "gRPC",
                       "a method the node does not serve is UNIMPLEMENTED (authenticated and audited)")
 MESSAGE_MALFORMED = rule("MESSAGE_MALFORMED", S.INVALID_ARGUMENT, "access", "gRPC; DESIGN §3",
                          "a request is a valid message of its method")
+MESSAGE_UNKNOWN_FIELD = rule("MESSAGE_UNKNOWN_FIELD", S.INVALID_ARGUMENT, "access",
+                             "告示第334号 第6-7 (PIA 2306–2312, 2639–2646)",
+                             "a request carries only the items its message defines: a field outside them is refused, "
+                             "never stored or passed on")
 PEER_CERTIFICATE = rule("PEER_CERTIFICATE", S.UNAVAILABLE, "access", "DESIGN §3",
                         "nothing is sent to a server whose certificate is revoked or names another identity")
