@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS issuances (        -- 交付履歴
     resident_code TEXT NOT NULL,
     items TEXT NOT NULL,                      -- JSON list of the items printed
     individual_number_printed INTEGER NOT NULL,
-    justification TEXT NOT NULL
+    justification TEXT NOT NULL,
+    requester BLOB NOT NULL                   -- 請求者 as the counter checked them (records.Requester)
 );
 CREATE INDEX IF NOT EXISTS issuances_resident ON issuances(resident_code);
 """
@@ -90,14 +91,14 @@ def render(kind, issue_number: str, issued_at: str, place: str, people: list, it
 
 
 def record_issuance(db, municipality: str, kind, resident_code: str, place: str, terminal: str, operator: str,
-                    items: list[str], justification: str) -> tuple[str, str]:
-    """Write the 交付履歴 entry; (発行番号, time)."""
+                    items: list[str], justification: str, requester) -> tuple[str, str]:
+    """Write the 交付履歴 entry, naming who asked (requester: records.Requester); (発行番号, time)."""
     now = clock.office_now()
     number = f"{municipality}-{now.year}-{next_counter(db, f'issue_number_{now.year}'):07d}"
     issued_at = now.isoformat(timespec="seconds")
-    db.execute("INSERT INTO issuances VALUES (?,?,?,?,?,?,?,?,?,?)",
+    db.execute("INSERT INTO issuances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                (number, issued_at, place, terminal, operator, kind, resident_code, json.dumps(items),
-                int("individual_number" in items), justification))
+                int("individual_number" in items), justification, requester.SerializeToString()))
     return number, issued_at
 
 
@@ -105,10 +106,23 @@ def history(db, resident_code: str) -> kizon_pb2.IssuanceHistory:
     """Every certificate issued about a person."""
     result = kizon_pb2.IssuanceHistory()
     for row in db.execute("SELECT * FROM issuances WHERE resident_code=? ORDER BY issued_at", (resident_code,)):
-        result.records.add(issue_number=row[0], issued_at=row[1], place=row[2], terminal=row[3], operator=row[4], kind=row[5],
-                           resident_code=row[6], items_printed=json.loads(row[7]), individual_number_printed=bool(row[8]),
-                           justification=row[9])
+        result.records.append(issuance_record(row))
     return result
+
+
+def issuance_record(row) -> kizon_pb2.IssuanceRecord:
+    """A 交付履歴 entry from its row of the issuances table."""
+    return kizon_pb2.IssuanceRecord(issue_number=row[0], issued_at=row[1], place=row[2], terminal=row[3], operator=row[4],
+                                    kind=row[5], resident_code=row[6], items_printed=json.loads(row[7]),
+                                    individual_number_printed=bool(row[8]), justification=row[9],
+                                    requester=records_pb2.Requester.FromString(row[10]))
+
+
+def issuance_row(i) -> tuple:
+    """The row of the issuances table that holds a 交付履歴 entry (IssuanceRecord)."""
+    return (i.issue_number, i.issued_at, i.place, i.terminal, i.operator, i.kind, i.resident_code,
+            json.dumps(list(i.items_printed)), int(i.individual_number_printed), i.justification,
+            i.requester.SerializeToString())
 
 
 RESIDENT_FIELDS = frozenset(f.name for f in records_pb2.ResidentRecord.DESCRIPTOR.fields)

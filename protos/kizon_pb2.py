@@ -28,15 +28,15 @@ from protos import identity_pb2 as protos_dot_identity__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/kizon.proto\x12\ntestbed.v1\x1a\x11protos/card.proto\x1a\x13protos/common.proto\x1a\x15protos/identity.proto\x1a\x14protos/records.proto\"7\n\x0cLoginRequest\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\"P\n\x07Session\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0boperator_id\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\"o\n\x13\x42ulkApprovalRequest\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\x13\n\x0bmax_records\x18\x02 \x01(\r\x12\x1d\n\x15requester_operator_id\x18\x03 \x01(\t\x12\x13\n\x0bterminal_id\x18\x04 \x01(\t\"F\n\x0c\x42ulkApproval\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x03 \x01(\t\"s\n\x0b\x43hangeReply\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\x12\x1e\n\x16request_control_number\x18\x03 \x01(\t\"n\n\x0c\x42irthRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\x12)\n\x05\x63hild\x18\x02 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"\x87\x02\n\rMoveInRequest\x12*\n\x06person\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x18\n\x10household_number\x18\x03 \x01(\t\x12\x14\n\x0cmove_in_date\x18\x04 \x01(\t\x12\x19\n\x11notification_date\x18\x05 \x01(\t\x12\x0f\n\x07special\x18\x06 \x01(\x08\x12\x33\n\x0b\x63\x65rtificate\x18\x07 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\x12\x13\n\x0b\x66rom_abroad\x18\x08 \x01(\x08\"\x97\x01\n\x11MoveWithinRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x11\n\tmove_date\x18\x03 \x01(\t\x12\x19\n\x11notification_date\x18\x04 \x01(\t\x12\x17\n\x0fwhole_household\x18\x05 \x01(\x08\"\xad\x01\n\x0eMoveOutRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65stination_address\x18\x02 \x01(\t\x12%\n\x1d\x64\x65stination_municipality_code\x18\x03 \x01(\t\x12\x14\n\x0cplanned_date\x18\x04 \x01(\t\x12\x19\n\x11notification_date\x18\x05 \x01(\t\x12\x0f\n\x07special\x18\x06 \x01(\x08\"l\n\x0cMoveOutReply\x12\'\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x17.testbed.v1.ChangeReply\x12\x33\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\"T\n\x0c\x44\x65\x61thRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x12\n\ndeath_date\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"R\n\x11\x43orrectionRequest\x12-\n\tcorrected\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x11ResidentCodeOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x03(\t\"T\n\x19ResidentCodeChangeRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63hosen\x18\x03 \x01(\t\"I\n\x15HouseholdSplitRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11notification_date\x18\x02 \x01(\t\"b\n\x15HouseholdMergeRequest\x12\x16\n\x0e\x66rom_household\x18\x01 \x01(\t\x12\x16\n\x0einto_household\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\"o\n\x18HouseholderChangeRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\x12\x1e\n\x16new_head_resident_code\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\";\n\x0cHistoryReply\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\",\n\x10HouseholdRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\"L\n\rExportRequest\x12\x11\n\ttown_code\x18\x01 \x01(\t\x12\x17\n\x0finclude_removed\x18\x02 \x01(\x08\x12\x0f\n\x07purpose\x18\x03 \x01(\t\"\xe1\x01\n\x12\x43\x65rtificateRequest\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x15\n\rresident_code\x18\x02 \x01(\t\x12!\n\x19include_individual_number\x18\x03 \x01(\x08\x12\x15\n\rjustification\x18\x04 \x01(\t\x12\r\n\x05items\x18\x05 \x03(\t\x12\x1e\n\x16home_municipality_code\x18\x06 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x07 \x01(\t\x12\x0b\n\x03pin\x18\x08 \x01(\t\"\xa3\x01\n\x0b\x43\x65rtificate\x12\x14\n\x0cissue_number\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x11\n\tissued_at\x18\x03 \x01(\t\x12\r\n\x05place\x18\x04 \x01(\t\x12\x15\n\ritems_printed\x18\x05 \x03(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0c\n\x04html\x18\x07 \x01(\t\"[\n\x0cKioskRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\"\xff\x01\n\x0eIssuanceRecord\x12\x14\n\x0cissue_number\x18\x01 \x01(\t\x12\x11\n\tissued_at\x18\x02 \x01(\t\x12\r\n\x05place\x18\x03 \x01(\t\x12\x10\n\x08terminal\x18\x04 \x01(\t\x12\x10\n\x08operator\x18\x05 \x01(\t\x12)\n\x04kind\x18\x06 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x15\n\rresident_code\x18\x07 \x01(\t\x12\x15\n\ritems_printed\x18\x08 \x03(\t\x12!\n\x19individual_number_printed\x18\t \x01(\x08\x12\x15\n\rjustification\x18\n \x01(\t\">\n\x0fIssuanceHistory\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.IssuanceRecord\"P\n\rResidentBatch\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x12\n\nskip_atena\x18\x02 \x01(\x08\"M\n\x0bLoadSummary\x12\x0f\n\x07records\x18\x01 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\r\x12\x1c\n\x14last_update_sequence\x18\x03 \x01(\x04*\x8c\x01\n\x0f\x43\x65rtificateKind\x12 \n\x1c\x43\x45RTIFICATE_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rRESIDENT_COPY\x10\x01\x12\x12\n\x0eHOUSEHOLD_COPY\x10\x02\x12\x10\n\x0cSTATED_ITEMS\x10\x03\x12\x0c\n\x08MOVE_OUT\x10\x04\x12\x10\n\x0cREMOVED_COPY\x10\x05\x32\xf5\x0c\n\x05Kizon\x12\x36\n\x05Login\x12\x18.testbed.v1.LoginRequest\x1a\x13.testbed.v1.Session\x12N\n\x11\x41pproveBulkOutput\x12\x1f.testbed.v1.BulkApprovalRequest\x1a\x18.testbed.v1.BulkApproval\x12:\n\x05\x42irth\x12\x18.testbed.v1.BirthRequest\x1a\x17.testbed.v1.ChangeReply\x12<\n\x06MoveIn\x12\x19.testbed.v1.MoveInRequest\x1a\x17.testbed.v1.ChangeReply\x12\x44\n\nMoveWithin\x12\x1d.testbed.v1.MoveWithinRequest\x1a\x17.testbed.v1.ChangeReply\x12?\n\x07MoveOut\x12\x1a.testbed.v1.MoveOutRequest\x1a\x18.testbed.v1.MoveOutReply\x12:\n\x05\x44\x65\x61th\x12\x18.testbed.v1.DeathRequest\x1a\x17.testbed.v1.ChangeReply\x12\x41\n\x07\x43orrect\x12\x1d.testbed.v1.CorrectionRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x12OfferResidentCodes\x12\x17.testbed.v1.ResidentKey\x1a\x1d.testbed.v1.ResidentCodeOffer\x12T\n\x12\x43hangeResidentCode\x12%.testbed.v1.ResidentCodeChangeRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x0eSplitHousehold\x12!.testbed.v1.HouseholdSplitRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x0eMergeHousehold\x12!.testbed.v1.HouseholdMergeRequest\x1a\x17.testbed.v1.ChangeReply\x12R\n\x11\x43hangeHouseholder\x12$.testbed.v1.HouseholderChangeRequest\x1a\x17.testbed.v1.ChangeReply\x12\x42\n\x0bGetResident\x12\x17.testbed.v1.ResidentKey\x1a\x1a.testbed.v1.ResidentRecord\x12?\n\nGetHistory\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.HistoryReply\x12\x46\n\x0cGetHousehold\x12\x1c.testbed.v1.HouseholdRequest\x1a\x18.testbed.v1.HistoryReply\x12J\n\x0f\x45xportResidents\x12\x19.testbed.v1.ExportRequest\x1a\x1a.testbed.v1.ResidentRecord0\x01\x12=\n\nChangeCard\x12\x17.testbed.v1.CardRequest\x1a\x16.testbed.v1.CardStatus\x12K\n\x10IssueCertificate\x12\x1e.testbed.v1.CertificateRequest\x1a\x17.testbed.v1.Certificate\x12J\n\x12GetIssuanceHistory\x12\x17.testbed.v1.ResidentKey\x1a\x1b.testbed.v1.IssuanceHistory\x12J\n\x15IssueKioskCertificate\x12\x18.testbed.v1.KioskRequest\x1a\x17.testbed.v1.Certificate\x12Q\n\x10\x43heckConsistency\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x1d.testbed.v1.ConsistencyReport\x12@\n\x08\x42ulkLoad\x12\x19.testbed.v1.ResidentBatch\x1a\x17.testbed.v1.LoadSummary(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/kizon.proto\x12\ntestbed.v1\x1a\x11protos/card.proto\x1a\x13protos/common.proto\x1a\x15protos/identity.proto\x1a\x14protos/records.proto\"7\n\x0cLoginRequest\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\"P\n\x07Session\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0boperator_id\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\"o\n\x13\x42ulkApprovalRequest\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\x13\n\x0bmax_records\x18\x02 \x01(\r\x12\x1d\n\x15requester_operator_id\x18\x03 \x01(\t\x12\x13\n\x0bterminal_id\x18\x04 \x01(\t\"F\n\x0c\x42ulkApproval\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x03 \x01(\t\"s\n\x0b\x43hangeReply\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\x12\x1e\n\x16request_control_number\x18\x03 \x01(\t\"\x97\x01\n\x0c\x42irthRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\x12)\n\x05\x63hild\x18\x02 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x19\n\x11notification_date\x18\x03 \x01(\t\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"\xb0\x02\n\rMoveInRequest\x12*\n\x06person\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x18\n\x10household_number\x18\x03 \x01(\t\x12\x14\n\x0cmove_in_date\x18\x04 \x01(\t\x12\x19\n\x11notification_date\x18\x05 \x01(\t\x12\x0f\n\x07special\x18\x06 \x01(\x08\x12\x33\n\x0b\x63\x65rtificate\x18\x07 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\x12\x13\n\x0b\x66rom_abroad\x18\x08 \x01(\x08\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"\xc0\x01\n\x11MoveWithinRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x11\n\tmove_date\x18\x03 \x01(\t\x12\x19\n\x11notification_date\x18\x04 \x01(\t\x12\x17\n\x0fwhole_household\x18\x05 \x01(\x08\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"\xd6\x01\n\x0eMoveOutRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65stination_address\x18\x02 \x01(\t\x12%\n\x1d\x64\x65stination_municipality_code\x18\x03 \x01(\t\x12\x14\n\x0cplanned_date\x18\x04 \x01(\t\x12\x19\n\x11notification_date\x18\x05 \x01(\t\x12\x0f\n\x07special\x18\x06 \x01(\x08\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"l\n\x0cMoveOutReply\x12\'\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x17.testbed.v1.ChangeReply\x12\x33\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\"}\n\x0c\x44\x65\x61thRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x12\n\ndeath_date\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"\xc4\x01\n\x14OfficialEntryRequest\x12*\n\x06person\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12$\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x13.testbed.v1.Address\x12\x18\n\x10household_number\x18\x03 \x01(\t\x12\x16\n\x0eresident_since\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x18\n\x10survey_reference\x18\x06 \x01(\t\"m\n\x16OfficialRemovalRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x18\n\x10survey_reference\x18\x03 \x01(\t\x12\x12\n\nfound_date\x18\x04 \x01(\t\"\xa1\x01\n\x11\x45migrationRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65stination_country\x18\x02 \x01(\t\x12\x14\n\x0cplanned_date\x18\x03 \x01(\t\x12\x19\n\x11notification_date\x18\x04 \x01(\t\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"R\n\x11\x43orrectionRequest\x12-\n\tcorrected\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x11ResidentCodeOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x03(\t\"}\n\x19ResidentCodeChangeRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63hosen\x18\x03 \x01(\t\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"r\n\x15HouseholdSplitRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11notification_date\x18\x02 \x01(\t\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"\x8b\x01\n\x15HouseholdMergeRequest\x12\x16\n\x0e\x66rom_household\x18\x01 \x01(\t\x12\x16\n\x0einto_household\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\"\x98\x01\n\x18HouseholderChangeRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\x12\x1e\n\x16new_head_resident_code\x18\x02 \x01(\t\x12\x19\n\x11notification_date\x18\x03 \x01(\t\x12\'\n\x08notifier\x18\x0f \x01(\x0b\x32\x15.testbed.v1.Requester\";\n\x0cHistoryReply\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\",\n\x10HouseholdRequest\x12\x18\n\x10household_number\x18\x01 \x01(\t\"L\n\rExportRequest\x12\x11\n\ttown_code\x18\x01 \x01(\t\x12\x17\n\x0finclude_removed\x18\x02 \x01(\x08\x12\x0f\n\x07purpose\x18\x03 \x01(\t\"\x8b\x02\n\x12\x43\x65rtificateRequest\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x15\n\rresident_code\x18\x02 \x01(\t\x12!\n\x19include_individual_number\x18\x03 \x01(\x08\x12\x15\n\rjustification\x18\x04 \x01(\t\x12\r\n\x05items\x18\x05 \x03(\t\x12\x1e\n\x16home_municipality_code\x18\x06 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x07 \x01(\t\x12\x0b\n\x03pin\x18\x08 \x01(\t\x12(\n\trequester\x18\t \x01(\x0b\x32\x15.testbed.v1.Requester\"\xa3\x01\n\x0b\x43\x65rtificate\x12\x14\n\x0cissue_number\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x11\n\tissued_at\x18\x03 \x01(\t\x12\r\n\x05place\x18\x04 \x01(\t\x12\x15\n\ritems_printed\x18\x05 \x03(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0c\n\x04html\x18\x07 \x01(\t\"[\n\x0cKioskRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\"\xa9\x02\n\x0eIssuanceRecord\x12\x14\n\x0cissue_number\x18\x01 \x01(\t\x12\x11\n\tissued_at\x18\x02 \x01(\t\x12\r\n\x05place\x18\x03 \x01(\t\x12\x10\n\x08terminal\x18\x04 \x01(\t\x12\x10\n\x08operator\x18\x05 \x01(\t\x12)\n\x04kind\x18\x06 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\x15\n\rresident_code\x18\x07 \x01(\t\x12\x15\n\ritems_printed\x18\x08 \x03(\t\x12!\n\x19individual_number_printed\x18\t \x01(\x08\x12\x15\n\rjustification\x18\n \x01(\t\x12(\n\trequester\x18\x0b \x01(\x0b\x32\x15.testbed.v1.Requester\">\n\x0fIssuanceHistory\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.IssuanceRecord\"P\n\rResidentBatch\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x12\n\nskip_atena\x18\x02 \x01(\x08\"M\n\x0bLoadSummary\x12\x0f\n\x07records\x18\x01 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\r\x12\x1c\n\x14last_update_sequence\x18\x03 \x01(\x04*\x8c\x01\n\x0f\x43\x65rtificateKind\x12 \n\x1c\x43\x45RTIFICATE_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rRESIDENT_COPY\x10\x01\x12\x12\n\x0eHOUSEHOLD_COPY\x10\x02\x12\x10\n\x0cSTATED_ITEMS\x10\x03\x12\x0c\n\x08MOVE_OUT\x10\x04\x12\x10\n\x0cREMOVED_COPY\x10\x05\x32\xd5\x0e\n\x05Kizon\x12\x36\n\x05Login\x12\x18.testbed.v1.LoginRequest\x1a\x13.testbed.v1.Session\x12N\n\x11\x41pproveBulkOutput\x12\x1f.testbed.v1.BulkApprovalRequest\x1a\x18.testbed.v1.BulkApproval\x12:\n\x05\x42irth\x12\x18.testbed.v1.BirthRequest\x1a\x17.testbed.v1.ChangeReply\x12<\n\x06MoveIn\x12\x19.testbed.v1.MoveInRequest\x1a\x17.testbed.v1.ChangeReply\x12\x44\n\nMoveWithin\x12\x1d.testbed.v1.MoveWithinRequest\x1a\x17.testbed.v1.ChangeReply\x12?\n\x07MoveOut\x12\x1a.testbed.v1.MoveOutRequest\x1a\x18.testbed.v1.MoveOutReply\x12:\n\x05\x44\x65\x61th\x12\x18.testbed.v1.DeathRequest\x1a\x17.testbed.v1.ChangeReply\x12\x41\n\x07\x43orrect\x12\x1d.testbed.v1.CorrectionRequest\x1a\x17.testbed.v1.ChangeReply\x12K\n\x0eRecordByOffice\x12 .testbed.v1.OfficialEntryRequest\x1a\x17.testbed.v1.ChangeReply\x12M\n\x0eRemoveByOffice\x12\".testbed.v1.OfficialRemovalRequest\x1a\x17.testbed.v1.ChangeReply\x12\x42\n\x08\x45migrate\x12\x1d.testbed.v1.EmigrationRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x12OfferResidentCodes\x12\x17.testbed.v1.ResidentKey\x1a\x1d.testbed.v1.ResidentCodeOffer\x12T\n\x12\x43hangeResidentCode\x12%.testbed.v1.ResidentCodeChangeRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x0eSplitHousehold\x12!.testbed.v1.HouseholdSplitRequest\x1a\x17.testbed.v1.ChangeReply\x12L\n\x0eMergeHousehold\x12!.testbed.v1.HouseholdMergeRequest\x1a\x17.testbed.v1.ChangeReply\x12R\n\x11\x43hangeHouseholder\x12$.testbed.v1.HouseholderChangeRequest\x1a\x17.testbed.v1.ChangeReply\x12\x42\n\x0bGetResident\x12\x17.testbed.v1.ResidentKey\x1a\x1a.testbed.v1.ResidentRecord\x12?\n\nGetHistory\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.HistoryReply\x12\x46\n\x0cGetHousehold\x12\x1c.testbed.v1.HouseholdRequest\x1a\x18.testbed.v1.HistoryReply\x12J\n\x0f\x45xportResidents\x12\x19.testbed.v1.ExportRequest\x1a\x1a.testbed.v1.ResidentRecord0\x01\x12=\n\nChangeCard\x12\x17.testbed.v1.CardRequest\x1a\x16.testbed.v1.CardStatus\x12K\n\x10IssueCertificate\x12\x1e.testbed.v1.CertificateRequest\x1a\x17.testbed.v1.Certificate\x12J\n\x12GetIssuanceHistory\x12\x17.testbed.v1.ResidentKey\x1a\x1b.testbed.v1.IssuanceHistory\x12J\n\x15IssueKioskCertificate\x12\x18.testbed.v1.KioskRequest\x1a\x17.testbed.v1.Certificate\x12Q\n\x10\x43heckConsistency\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x1d.testbed.v1.ConsistencyReport\x12@\n\x08\x42ulkLoad\x12\x19.testbed.v1.ResidentBatch\x1a\x17.testbed.v1.LoadSummary(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.kizon_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CERTIFICATEKIND']._serialized_start=3137
-  _globals['_CERTIFICATEKIND']._serialized_end=3277
+  _globals['_CERTIFICATEKIND']._serialized_start=4067
+  _globals['_CERTIFICATEKIND']._serialized_end=4207
   _globals['_LOGINREQUEST']._serialized_start=119
   _globals['_LOGINREQUEST']._serialized_end=174
   _globals['_SESSION']._serialized_start=176
@@ -47,50 +47,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BULKAPPROVAL']._serialized_end=441
   _globals['_CHANGEREPLY']._serialized_start=443
   _globals['_CHANGEREPLY']._serialized_end=558
-  _globals['_BIRTHREQUEST']._serialized_start=560
-  _globals['_BIRTHREQUEST']._serialized_end=670
-  _globals['_MOVEINREQUEST']._serialized_start=673
-  _globals['_MOVEINREQUEST']._serialized_end=936
-  _globals['_MOVEWITHINREQUEST']._serialized_start=939
-  _globals['_MOVEWITHINREQUEST']._serialized_end=1090
-  _globals['_MOVEOUTREQUEST']._serialized_start=1093
-  _globals['_MOVEOUTREQUEST']._serialized_end=1266
-  _globals['_MOVEOUTREPLY']._serialized_start=1268
-  _globals['_MOVEOUTREPLY']._serialized_end=1376
-  _globals['_DEATHREQUEST']._serialized_start=1378
-  _globals['_DEATHREQUEST']._serialized_end=1462
-  _globals['_CORRECTIONREQUEST']._serialized_start=1464
-  _globals['_CORRECTIONREQUEST']._serialized_end=1546
-  _globals['_RESIDENTCODEOFFER']._serialized_start=1548
-  _globals['_RESIDENTCODEOFFER']._serialized_end=1605
-  _globals['_RESIDENTCODECHANGEREQUEST']._serialized_start=1607
-  _globals['_RESIDENTCODECHANGEREQUEST']._serialized_end=1691
-  _globals['_HOUSEHOLDSPLITREQUEST']._serialized_start=1693
-  _globals['_HOUSEHOLDSPLITREQUEST']._serialized_end=1766
-  _globals['_HOUSEHOLDMERGEREQUEST']._serialized_start=1768
-  _globals['_HOUSEHOLDMERGEREQUEST']._serialized_end=1866
-  _globals['_HOUSEHOLDERCHANGEREQUEST']._serialized_start=1868
-  _globals['_HOUSEHOLDERCHANGEREQUEST']._serialized_end=1979
-  _globals['_HISTORYREPLY']._serialized_start=1981
-  _globals['_HISTORYREPLY']._serialized_end=2040
-  _globals['_HOUSEHOLDREQUEST']._serialized_start=2042
-  _globals['_HOUSEHOLDREQUEST']._serialized_end=2086
-  _globals['_EXPORTREQUEST']._serialized_start=2088
-  _globals['_EXPORTREQUEST']._serialized_end=2164
-  _globals['_CERTIFICATEREQUEST']._serialized_start=2167
-  _globals['_CERTIFICATEREQUEST']._serialized_end=2392
-  _globals['_CERTIFICATE']._serialized_start=2395
-  _globals['_CERTIFICATE']._serialized_end=2558
-  _globals['_KIOSKREQUEST']._serialized_start=2560
-  _globals['_KIOSKREQUEST']._serialized_end=2651
-  _globals['_ISSUANCERECORD']._serialized_start=2654
-  _globals['_ISSUANCERECORD']._serialized_end=2909
-  _globals['_ISSUANCEHISTORY']._serialized_start=2911
-  _globals['_ISSUANCEHISTORY']._serialized_end=2973
-  _globals['_RESIDENTBATCH']._serialized_start=2975
-  _globals['_RESIDENTBATCH']._serialized_end=3055
-  _globals['_LOADSUMMARY']._serialized_start=3057
-  _globals['_LOADSUMMARY']._serialized_end=3134
-  _globals['_KIZON']._serialized_start=3280
-  _globals['_KIZON']._serialized_end=4933
+  _globals['_BIRTHREQUEST']._serialized_start=561
+  _globals['_BIRTHREQUEST']._serialized_end=712
+  _globals['_MOVEINREQUEST']._serialized_start=715
+  _globals['_MOVEINREQUEST']._serialized_end=1019
+  _globals['_MOVEWITHINREQUEST']._serialized_start=1022
+  _globals['_MOVEWITHINREQUEST']._serialized_end=1214
+  _globals['_MOVEOUTREQUEST']._serialized_start=1217
+  _globals['_MOVEOUTREQUEST']._serialized_end=1431
+  _globals['_MOVEOUTREPLY']._serialized_start=1433
+  _globals['_MOVEOUTREPLY']._serialized_end=1541
+  _globals['_DEATHREQUEST']._serialized_start=1543
+  _globals['_DEATHREQUEST']._serialized_end=1668
+  _globals['_OFFICIALENTRYREQUEST']._serialized_start=1671
+  _globals['_OFFICIALENTRYREQUEST']._serialized_end=1867
+  _globals['_OFFICIALREMOVALREQUEST']._serialized_start=1869
+  _globals['_OFFICIALREMOVALREQUEST']._serialized_end=1978
+  _globals['_EMIGRATIONREQUEST']._serialized_start=1981
+  _globals['_EMIGRATIONREQUEST']._serialized_end=2142
+  _globals['_CORRECTIONREQUEST']._serialized_start=2144
+  _globals['_CORRECTIONREQUEST']._serialized_end=2226
+  _globals['_RESIDENTCODEOFFER']._serialized_start=2228
+  _globals['_RESIDENTCODEOFFER']._serialized_end=2285
+  _globals['_RESIDENTCODECHANGEREQUEST']._serialized_start=2287
+  _globals['_RESIDENTCODECHANGEREQUEST']._serialized_end=2412
+  _globals['_HOUSEHOLDSPLITREQUEST']._serialized_start=2414
+  _globals['_HOUSEHOLDSPLITREQUEST']._serialized_end=2528
+  _globals['_HOUSEHOLDMERGEREQUEST']._serialized_start=2531
+  _globals['_HOUSEHOLDMERGEREQUEST']._serialized_end=2670
+  _globals['_HOUSEHOLDERCHANGEREQUEST']._serialized_start=2673
+  _globals['_HOUSEHOLDERCHANGEREQUEST']._serialized_end=2825
+  _globals['_HISTORYREPLY']._serialized_start=2827
+  _globals['_HISTORYREPLY']._serialized_end=2886
+  _globals['_HOUSEHOLDREQUEST']._serialized_start=2888
+  _globals['_HOUSEHOLDREQUEST']._serialized_end=2932
+  _globals['_EXPORTREQUEST']._serialized_start=2934
+  _globals['_EXPORTREQUEST']._serialized_end=3010
+  _globals['_CERTIFICATEREQUEST']._serialized_start=3013
+  _globals['_CERTIFICATEREQUEST']._serialized_end=3280
+  _globals['_CERTIFICATE']._serialized_start=3283
+  _globals['_CERTIFICATE']._serialized_end=3446
+  _globals['_KIOSKREQUEST']._serialized_start=3448
+  _globals['_KIOSKREQUEST']._serialized_end=3539
+  _globals['_ISSUANCERECORD']._serialized_start=3542
+  _globals['_ISSUANCERECORD']._serialized_end=3839
+  _globals['_ISSUANCEHISTORY']._serialized_start=3841
+  _globals['_ISSUANCEHISTORY']._serialized_end=3903
+  _globals['_RESIDENTBATCH']._serialized_start=3905
+  _globals['_RESIDENTBATCH']._serialized_end=3985
+  _globals['_LOADSUMMARY']._serialized_start=3987
+  _globals['_LOADSUMMARY']._serialized_end=4064
+  _globals['_KIZON']._serialized_start=4210
+  _globals['_KIZON']._serialized_end=6087
 # @@protoc_insertion_point(module_scope)

@@ -79,17 +79,19 @@ class ChangeReply(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.ResidentRecord, _Mapping]]] = ..., update_sequence: _Optional[int] = ..., request_control_number: _Optional[str] = ...) -> None: ...
 
 class BirthRequest(_message.Message):
-    __slots__ = ("household_number", "child", "notification_date")
+    __slots__ = ("household_number", "child", "notification_date", "notifier")
     HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
     CHILD_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     household_number: str
     child: _records_pb2.ResidentRecord
     notification_date: str
-    def __init__(self, household_number: _Optional[str] = ..., child: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., notification_date: _Optional[str] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, household_number: _Optional[str] = ..., child: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., notification_date: _Optional[str] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class MoveInRequest(_message.Message):
-    __slots__ = ("person", "address", "household_number", "move_in_date", "notification_date", "special", "certificate", "from_abroad")
+    __slots__ = ("person", "address", "household_number", "move_in_date", "notification_date", "special", "certificate", "from_abroad", "notifier")
     PERSON_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +100,7 @@ class MoveInRequest(_message.Message):
     SPECIAL_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     FROM_ABROAD_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     person: _records_pb2.ResidentRecord
     address: _records_pb2.Address
     household_number: str
@@ -106,37 +109,42 @@ class MoveInRequest(_message.Message):
     special: bool
     certificate: _identity_pb2.MoveOutCertificate
     from_abroad: bool
-    def __init__(self, person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., household_number: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., special: _Optional[bool] = ..., certificate: _Optional[_Union[_identity_pb2.MoveOutCertificate, _Mapping]] = ..., from_abroad: _Optional[bool] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., household_number: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., special: _Optional[bool] = ..., certificate: _Optional[_Union[_identity_pb2.MoveOutCertificate, _Mapping]] = ..., from_abroad: _Optional[bool] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class MoveWithinRequest(_message.Message):
-    __slots__ = ("resident_code", "address", "move_date", "notification_date", "whole_household")
+    __slots__ = ("resident_code", "address", "move_date", "notification_date", "whole_household", "notifier")
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MOVE_DATE_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
     WHOLE_HOUSEHOLD_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     resident_code: str
     address: _records_pb2.Address
     move_date: str
     notification_date: str
     whole_household: bool
-    def __init__(self, resident_code: _Optional[str] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., move_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., whole_household: _Optional[bool] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, resident_code: _Optional[str] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., move_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., whole_household: _Optional[bool] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class MoveOutRequest(_message.Message):
-    __slots__ = ("resident_code", "destination_address", "destination_municipality_code", "planned_date", "notification_date", "special")
+    __slots__ = ("resident_code", "destination_address", "destination_municipality_code", "planned_date", "notification_date", "special", "notifier")
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
     PLANNED_DATE_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
     SPECIAL_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     resident_code: str
     destination_address: str
     destination_municipality_code: str
     planned_date: str
     notification_date: str
     special: bool
-    def __init__(self, resident_code: _Optional[str] = ..., destination_address: _Optional[str] = ..., destination_municipality_code: _Optional[str] = ..., planned_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., special: _Optional[bool] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, resident_code: _Optional[str] = ..., destination_address: _Optional[str] = ..., destination_municipality_code: _Optional[str] = ..., planned_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., special: _Optional[bool] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class MoveOutReply(_message.Message):
     __slots__ = ("change", "certificate")
@@ -147,14 +155,58 @@ class MoveOutReply(_message.Message):
     def __init__(self, change: _Optional[_Union[ChangeReply, _Mapping]] = ..., certificate: _Optional[_Union[_identity_pb2.MoveOutCertificate, _Mapping]] = ...) -> None: ...
 
 class DeathRequest(_message.Message):
-    __slots__ = ("resident_code", "death_date", "notification_date")
+    __slots__ = ("resident_code", "death_date", "notification_date", "notifier")
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     DEATH_DATE_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     resident_code: str
     death_date: str
     notification_date: str
-    def __init__(self, resident_code: _Optional[str] = ..., death_date: _Optional[str] = ..., notification_date: _Optional[str] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, resident_code: _Optional[str] = ..., death_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
+
+class OfficialEntryRequest(_message.Message):
+    __slots__ = ("person", "address", "household_number", "resident_since", "reason", "survey_reference")
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_SINCE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SURVEY_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    person: _records_pb2.ResidentRecord
+    address: _records_pb2.Address
+    household_number: str
+    resident_since: str
+    reason: str
+    survey_reference: str
+    def __init__(self, person: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., address: _Optional[_Union[_records_pb2.Address, _Mapping]] = ..., household_number: _Optional[str] = ..., resident_since: _Optional[str] = ..., reason: _Optional[str] = ..., survey_reference: _Optional[str] = ...) -> None: ...
+
+class OfficialRemovalRequest(_message.Message):
+    __slots__ = ("resident_code", "reason", "survey_reference", "found_date")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SURVEY_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    FOUND_DATE_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    reason: str
+    survey_reference: str
+    found_date: str
+    def __init__(self, resident_code: _Optional[str] = ..., reason: _Optional[str] = ..., survey_reference: _Optional[str] = ..., found_date: _Optional[str] = ...) -> None: ...
+
+class EmigrationRequest(_message.Message):
+    __slots__ = ("resident_code", "destination_country", "planned_date", "notification_date", "notifier")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    PLANNED_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    destination_country: str
+    planned_date: str
+    notification_date: str
+    notifier: _records_pb2.Requester
+    def __init__(self, resident_code: _Optional[str] = ..., destination_country: _Optional[str] = ..., planned_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class CorrectionRequest(_message.Message):
     __slots__ = ("corrected", "reason")
@@ -173,42 +225,50 @@ class ResidentCodeOffer(_message.Message):
     def __init__(self, offer_id: _Optional[str] = ..., candidates: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResidentCodeChangeRequest(_message.Message):
-    __slots__ = ("resident_code", "offer_id", "chosen")
+    __slots__ = ("resident_code", "offer_id", "chosen", "notifier")
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     OFFER_ID_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     resident_code: str
     offer_id: str
     chosen: str
-    def __init__(self, resident_code: _Optional[str] = ..., offer_id: _Optional[str] = ..., chosen: _Optional[str] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, resident_code: _Optional[str] = ..., offer_id: _Optional[str] = ..., chosen: _Optional[str] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class HouseholdSplitRequest(_message.Message):
-    __slots__ = ("resident_code", "notification_date")
+    __slots__ = ("resident_code", "notification_date", "notifier")
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     resident_code: str
     notification_date: str
-    def __init__(self, resident_code: _Optional[str] = ..., notification_date: _Optional[str] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, resident_code: _Optional[str] = ..., notification_date: _Optional[str] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class HouseholdMergeRequest(_message.Message):
-    __slots__ = ("from_household", "into_household", "notification_date")
+    __slots__ = ("from_household", "into_household", "notification_date", "notifier")
     FROM_HOUSEHOLD_FIELD_NUMBER: _ClassVar[int]
     INTO_HOUSEHOLD_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     from_household: str
     into_household: str
     notification_date: str
-    def __init__(self, from_household: _Optional[str] = ..., into_household: _Optional[str] = ..., notification_date: _Optional[str] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, from_household: _Optional[str] = ..., into_household: _Optional[str] = ..., notification_date: _Optional[str] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class HouseholderChangeRequest(_message.Message):
-    __slots__ = ("household_number", "new_head_resident_code", "notification_date")
+    __slots__ = ("household_number", "new_head_resident_code", "notification_date", "notifier")
     HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
     NEW_HEAD_RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     household_number: str
     new_head_resident_code: str
     notification_date: str
-    def __init__(self, household_number: _Optional[str] = ..., new_head_resident_code: _Optional[str] = ..., notification_date: _Optional[str] = ...) -> None: ...
+    notifier: _records_pb2.Requester
+    def __init__(self, household_number: _Optional[str] = ..., new_head_resident_code: _Optional[str] = ..., notification_date: _Optional[str] = ..., notifier: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class HistoryReply(_message.Message):
     __slots__ = ("entries",)
@@ -233,7 +293,7 @@ class ExportRequest(_message.Message):
     def __init__(self, town_code: _Optional[str] = ..., include_removed: _Optional[bool] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class CertificateRequest(_message.Message):
-    __slots__ = ("kind", "resident_code", "include_individual_number", "justification", "items", "home_municipality_code", "card_number", "pin")
+    __slots__ = ("kind", "resident_code", "include_individual_number", "justification", "items", "home_municipality_code", "card_number", "pin", "requester")
     KIND_FIELD_NUMBER: _ClassVar[int]
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +302,7 @@ class CertificateRequest(_message.Message):
     HOME_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
     CARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PIN_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
     kind: CertificateKind
     resident_code: str
     include_individual_number: bool
@@ -250,7 +311,8 @@ class CertificateRequest(_message.Message):
     home_municipality_code: str
     card_number: str
     pin: str
-    def __init__(self, kind: _Optional[_Union[CertificateKind, str]] = ..., resident_code: _Optional[str] = ..., include_individual_number: _Optional[bool] = ..., justification: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ..., home_municipality_code: _Optional[str] = ..., card_number: _Optional[str] = ..., pin: _Optional[str] = ...) -> None: ...
+    requester: _records_pb2.Requester
+    def __init__(self, kind: _Optional[_Union[CertificateKind, str]] = ..., resident_code: _Optional[str] = ..., include_individual_number: _Optional[bool] = ..., justification: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ..., home_municipality_code: _Optional[str] = ..., card_number: _Optional[str] = ..., pin: _Optional[str] = ..., requester: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class Certificate(_message.Message):
     __slots__ = ("issue_number", "kind", "issued_at", "place", "items_printed", "text", "html")
@@ -281,7 +343,7 @@ class KioskRequest(_message.Message):
     def __init__(self, card_number: _Optional[str] = ..., pin: _Optional[str] = ..., kind: _Optional[_Union[CertificateKind, str]] = ...) -> None: ...
 
 class IssuanceRecord(_message.Message):
-    __slots__ = ("issue_number", "issued_at", "place", "terminal", "operator", "kind", "resident_code", "items_printed", "individual_number_printed", "justification")
+    __slots__ = ("issue_number", "issued_at", "place", "terminal", "operator", "kind", "resident_code", "items_printed", "individual_number_printed", "justification", "requester")
     ISSUE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     PLACE_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +354,7 @@ class IssuanceRecord(_message.Message):
     ITEMS_PRINTED_FIELD_NUMBER: _ClassVar[int]
     INDIVIDUAL_NUMBER_PRINTED_FIELD_NUMBER: _ClassVar[int]
     JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
     issue_number: str
     issued_at: str
     place: str
@@ -302,7 +365,8 @@ class IssuanceRecord(_message.Message):
     items_printed: _containers.RepeatedScalarFieldContainer[str]
     individual_number_printed: bool
     justification: str
-    def __init__(self, issue_number: _Optional[str] = ..., issued_at: _Optional[str] = ..., place: _Optional[str] = ..., terminal: _Optional[str] = ..., operator: _Optional[str] = ..., kind: _Optional[_Union[CertificateKind, str]] = ..., resident_code: _Optional[str] = ..., items_printed: _Optional[_Iterable[str]] = ..., individual_number_printed: _Optional[bool] = ..., justification: _Optional[str] = ...) -> None: ...
+    requester: _records_pb2.Requester
+    def __init__(self, issue_number: _Optional[str] = ..., issued_at: _Optional[str] = ..., place: _Optional[str] = ..., terminal: _Optional[str] = ..., operator: _Optional[str] = ..., kind: _Optional[_Union[CertificateKind, str]] = ..., resident_code: _Optional[str] = ..., items_printed: _Optional[_Iterable[str]] = ..., individual_number_printed: _Optional[bool] = ..., justification: _Optional[str] = ..., requester: _Optional[_Union[_records_pb2.Requester, _Mapping]] = ...) -> None: ...
 
 class IssuanceHistory(_message.Message):
     __slots__ = ("records",)

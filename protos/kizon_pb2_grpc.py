@@ -78,6 +78,21 @@ class KizonStub:
                 request_serializer=protos_dot_kizon__pb2.CorrectionRequest.SerializeToString,
                 response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
                 _registered_method=True)
+        self.RecordByOffice = channel.unary_unary(
+                '/testbed.v1.Kizon/RecordByOffice',
+                request_serializer=protos_dot_kizon__pb2.OfficialEntryRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.RemoveByOffice = channel.unary_unary(
+                '/testbed.v1.Kizon/RemoveByOffice',
+                request_serializer=protos_dot_kizon__pb2.OfficialRemovalRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
+        self.Emigrate = channel.unary_unary(
+                '/testbed.v1.Kizon/Emigrate',
+                request_serializer=protos_dot_kizon__pb2.EmigrationRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.ChangeReply.FromString,
+                _registered_method=True)
         self.OfferResidentCodes = channel.unary_unary(
                 '/testbed.v1.Kizon/OfferResidentCodes',
                 request_serializer=protos_dot_common__pb2.ResidentKey.SerializeToString,
@@ -202,6 +217,27 @@ class KizonServicer:
 
     def Correct(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordByOffice(self, request, context):
+        """職権記載 (role "official")
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveByOffice(self, request, context):
+        """職権消除 (role "official")
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Emigrate(self, request, context):
+        """国外転出
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -342,6 +378,21 @@ def add_KizonServicer_to_server(servicer, server):
             'Correct': grpc.unary_unary_rpc_method_handler(
                     servicer.Correct,
                     request_deserializer=protos_dot_kizon__pb2.CorrectionRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'RecordByOffice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordByOffice,
+                    request_deserializer=protos_dot_kizon__pb2.OfficialEntryRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'RemoveByOffice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveByOffice,
+                    request_deserializer=protos_dot_kizon__pb2.OfficialRemovalRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
+            ),
+            'Emigrate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Emigrate,
+                    request_deserializer=protos_dot_kizon__pb2.EmigrationRequest.FromString,
                     response_serializer=protos_dot_kizon__pb2.ChangeReply.SerializeToString,
             ),
             'OfferResidentCodes': grpc.unary_unary_rpc_method_handler(
@@ -635,6 +686,87 @@ class Kizon:
             target,
             '/testbed.v1.Kizon/Correct',
             protos_dot_kizon__pb2.CorrectionRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordByOffice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/RecordByOffice',
+            protos_dot_kizon__pb2.OfficialEntryRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveByOffice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/RemoveByOffice',
+            protos_dot_kizon__pb2.OfficialRemovalRequest.SerializeToString,
+            protos_dot_kizon__pb2.ChangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Emigrate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/Emigrate',
+            protos_dot_kizon__pb2.EmigrationRequest.SerializeToString,
             protos_dot_kizon__pb2.ChangeReply.FromString,
             options,
             channel_credentials,

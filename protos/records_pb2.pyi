@@ -1,9 +1,23 @@
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RequesterKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REQUESTER_KIND_UNSPECIFIED: _ClassVar[RequesterKind]
+    REQUESTER_SELF: _ClassVar[RequesterKind]
+    REQUESTER_HOUSEHOLD: _ClassVar[RequesterKind]
+    REQUESTER_AGENT: _ClassVar[RequesterKind]
+    REQUESTER_THIRD_PARTY: _ClassVar[RequesterKind]
+REQUESTER_KIND_UNSPECIFIED: RequesterKind
+REQUESTER_SELF: RequesterKind
+REQUESTER_HOUSEHOLD: RequesterKind
+REQUESTER_AGENT: RequesterKind
+REQUESTER_THIRD_PARTY: RequesterKind
 
 class IdentityInfo(_message.Message):
     __slots__ = ("resident_code", "name_kanji", "name_gaiji_count", "name_kana", "name_kana_seion", "birth_date", "sex", "municipality_code", "oaza_aza_code", "postal_code", "address", "address_gaiji_count", "individual_number", "resident_since", "address_since", "notification_date", "previous_municipality_code", "previous_address", "previous_address_gaiji_count", "relationship", "change_reason", "change_date", "change_reason_detail", "former_resident_code", "resident_code_use_date", "request_control_number", "operator_id", "terminal_id", "update_sequence", "recovery_update_sequence", "update_prohibited_flag", "planned_resident_flag", "exclusive_lock_flag", "gaiji_flag", "record_status_flag", "timestamp", "former_surname_kanji", "former_surname_gaiji_count", "former_surname_kana", "former_surname_gaiji_change_seq")
@@ -228,7 +242,7 @@ class DeliveryInfo(_message.Message):
     def __init__(self, delivery_control_number: _Optional[str] = ..., delivery_postal_code: _Optional[str] = ..., delivery_address_kanji_length: _Optional[int] = ..., delivery_address_kanji: _Optional[str] = ..., delivery_address_kanji_gaiji_count: _Optional[int] = ..., delivery_name_kanji_length: _Optional[int] = ..., delivery_name_kanji: _Optional[str] = ..., delivery_name_kanji_gaiji_count: _Optional[int] = ..., municipality_code: _Optional[str] = ..., municipality_name_length: _Optional[int] = ..., municipality_name: _Optional[str] = ..., municipality_postal_code: _Optional[str] = ..., municipality_address_length: _Optional[int] = ..., municipality_address: _Optional[str] = ..., municipality_address_gaiji_count: _Optional[int] = ..., municipality_phone: _Optional[str] = ..., issuing_place_name_length: _Optional[int] = ..., issuing_place_name: _Optional[str] = ..., issuing_place_name_gaiji_count: _Optional[int] = ..., issuing_place_postal_code: _Optional[str] = ..., issuing_place_address_length: _Optional[int] = ..., issuing_place_address: _Optional[str] = ..., issuing_place_address_gaiji_count: _Optional[int] = ..., issuing_place_phone: _Optional[str] = ..., card_delivery_place_name_length: _Optional[int] = ..., card_delivery_place_name: _Optional[str] = ..., card_delivery_place_name_gaiji_count: _Optional[int] = ..., card_delivery_place_postal_code: _Optional[str] = ..., card_delivery_place_address_length: _Optional[int] = ..., card_delivery_place_address: _Optional[str] = ..., card_delivery_place_address_gaiji_count: _Optional[int] = ..., card_delivery_place_phone: _Optional[str] = ..., target_person_count: _Optional[int] = ..., processing_date: _Optional[str] = ..., operator_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., print_category: _Optional[str] = ..., resident_code: _Optional[str] = ..., name_kanji_length: _Optional[int] = ..., name_kanji: _Optional[str] = ..., name_kanji_gaiji_count: _Optional[int] = ..., name_kana_length: _Optional[int] = ..., name_kana: _Optional[str] = ..., postal_code: _Optional[str] = ..., address_length: _Optional[int] = ..., address: _Optional[str] = ..., address_gaiji_count: _Optional[int] = ..., birth_date: _Optional[str] = ..., sex: _Optional[str] = ..., individual_number: _Optional[str] = ..., article_30_45_category: _Optional[str] = ..., residence_period_expiry_date: _Optional[str] = ..., substitute_conversion_result: _Optional[str] = ..., substitute_name_length: _Optional[int] = ..., substitute_name: _Optional[str] = ..., substitute_address_length: _Optional[int] = ..., substitute_address: _Optional[str] = ..., substitute_name_positions: _Optional[str] = ..., substitute_address_positions: _Optional[str] = ..., gaiji_flag: _Optional[bool] = ..., gaiji_pattern: _Optional[str] = ..., former_surname_kanji: _Optional[str] = ..., former_surname_gaiji_count: _Optional[int] = ..., former_surname_kana: _Optional[str] = ..., former_surname_gaiji_change_seq: _Optional[int] = ..., name_romaji: _Optional[str] = ..., former_surname_romaji: _Optional[str] = ...) -> None: ...
 
 class ResidentRecord(_message.Message):
-    __slots__ = ("municipality_code", "atena_number", "history_number", "is_latest", "household_number", "resident_type", "resident_code", "individual_number", "name_kanji", "name_kana", "name_romaji", "former_surname_kanji", "former_surname_kana", "alias_kanji", "alias_kana", "birth_date", "sex", "relationship", "householder_name", "town_code", "address_line", "katagaki", "postal_code", "address", "honseki", "hittousha", "article_30_45_category", "residence_status", "residence_card_number", "nationality", "residence_period_expiry_date", "resident_since", "address_since", "change_reason", "change_date", "notification_date", "previous_municipality_code", "previous_address", "move_out_destination_planned", "move_out_destination_confirmed", "planned_move_out_date", "removal_reason", "removal_date", "elector", "national_health_insurance", "late_stage_elderly", "long_term_care", "national_pension", "child_allowance", "status", "card_issued", "request_control_number", "operator_id", "terminal_id", "recorded_at", "change_reason_detail")
+    __slots__ = ("municipality_code", "atena_number", "history_number", "is_latest", "household_number", "resident_type", "resident_code", "individual_number", "name_kanji", "name_kana", "name_romaji", "former_surname_kanji", "former_surname_kana", "alias_kanji", "alias_kana", "birth_date", "sex", "relationship", "householder_name", "town_code", "address_line", "katagaki", "postal_code", "address", "honseki", "hittousha", "article_30_45_category", "residence_status", "residence_card_number", "nationality", "residence_period_expiry_date", "resident_since", "address_since", "change_reason", "change_date", "notification_date", "previous_municipality_code", "previous_address", "move_out_destination_planned", "move_out_destination_confirmed", "planned_move_out_date", "removal_reason", "removal_date", "elector", "national_health_insurance", "late_stage_elderly", "long_term_care", "national_pension", "child_allowance", "status", "card_issued", "request_control_number", "operator_id", "terminal_id", "recorded_at", "change_reason_detail", "notifier")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[ResidentRecord.Status]
@@ -293,6 +307,7 @@ class ResidentRecord(_message.Message):
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     CHANGE_REASON_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIER_FIELD_NUMBER: _ClassVar[int]
     municipality_code: str
     atena_number: str
     history_number: int
@@ -349,7 +364,24 @@ class ResidentRecord(_message.Message):
     terminal_id: str
     recorded_at: str
     change_reason_detail: str
-    def __init__(self, municipality_code: _Optional[str] = ..., atena_number: _Optional[str] = ..., history_number: _Optional[int] = ..., is_latest: _Optional[bool] = ..., household_number: _Optional[str] = ..., resident_type: _Optional[str] = ..., resident_code: _Optional[str] = ..., individual_number: _Optional[str] = ..., name_kanji: _Optional[str] = ..., name_kana: _Optional[str] = ..., name_romaji: _Optional[str] = ..., former_surname_kanji: _Optional[str] = ..., former_surname_kana: _Optional[str] = ..., alias_kanji: _Optional[str] = ..., alias_kana: _Optional[str] = ..., birth_date: _Optional[str] = ..., sex: _Optional[str] = ..., relationship: _Optional[str] = ..., householder_name: _Optional[str] = ..., town_code: _Optional[str] = ..., address_line: _Optional[str] = ..., katagaki: _Optional[str] = ..., postal_code: _Optional[str] = ..., address: _Optional[str] = ..., honseki: _Optional[str] = ..., hittousha: _Optional[str] = ..., article_30_45_category: _Optional[str] = ..., residence_status: _Optional[str] = ..., residence_card_number: _Optional[str] = ..., nationality: _Optional[str] = ..., residence_period_expiry_date: _Optional[str] = ..., resident_since: _Optional[str] = ..., address_since: _Optional[str] = ..., change_reason: _Optional[str] = ..., change_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., previous_municipality_code: _Optional[str] = ..., previous_address: _Optional[str] = ..., move_out_destination_planned: _Optional[str] = ..., move_out_destination_confirmed: _Optional[str] = ..., planned_move_out_date: _Optional[str] = ..., removal_reason: _Optional[str] = ..., removal_date: _Optional[str] = ..., elector: _Optional[bool] = ..., national_health_insurance: _Optional[bool] = ..., late_stage_elderly: _Optional[bool] = ..., long_term_care: _Optional[bool] = ..., national_pension: _Optional[bool] = ..., child_allowance: _Optional[bool] = ..., status: _Optional[_Union[ResidentRecord.Status, str]] = ..., card_issued: _Optional[bool] = ..., request_control_number: _Optional[str] = ..., operator_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., recorded_at: _Optional[str] = ..., change_reason_detail: _Optional[str] = ...) -> None: ...
+    notifier: Requester
+    def __init__(self, municipality_code: _Optional[str] = ..., atena_number: _Optional[str] = ..., history_number: _Optional[int] = ..., is_latest: _Optional[bool] = ..., household_number: _Optional[str] = ..., resident_type: _Optional[str] = ..., resident_code: _Optional[str] = ..., individual_number: _Optional[str] = ..., name_kanji: _Optional[str] = ..., name_kana: _Optional[str] = ..., name_romaji: _Optional[str] = ..., former_surname_kanji: _Optional[str] = ..., former_surname_kana: _Optional[str] = ..., alias_kanji: _Optional[str] = ..., alias_kana: _Optional[str] = ..., birth_date: _Optional[str] = ..., sex: _Optional[str] = ..., relationship: _Optional[str] = ..., householder_name: _Optional[str] = ..., town_code: _Optional[str] = ..., address_line: _Optional[str] = ..., katagaki: _Optional[str] = ..., postal_code: _Optional[str] = ..., address: _Optional[str] = ..., honseki: _Optional[str] = ..., hittousha: _Optional[str] = ..., article_30_45_category: _Optional[str] = ..., residence_status: _Optional[str] = ..., residence_card_number: _Optional[str] = ..., nationality: _Optional[str] = ..., residence_period_expiry_date: _Optional[str] = ..., resident_since: _Optional[str] = ..., address_since: _Optional[str] = ..., change_reason: _Optional[str] = ..., change_date: _Optional[str] = ..., notification_date: _Optional[str] = ..., previous_municipality_code: _Optional[str] = ..., previous_address: _Optional[str] = ..., move_out_destination_planned: _Optional[str] = ..., move_out_destination_confirmed: _Optional[str] = ..., planned_move_out_date: _Optional[str] = ..., removal_reason: _Optional[str] = ..., removal_date: _Optional[str] = ..., elector: _Optional[bool] = ..., national_health_insurance: _Optional[bool] = ..., late_stage_elderly: _Optional[bool] = ..., long_term_care: _Optional[bool] = ..., national_pension: _Optional[bool] = ..., child_allowance: _Optional[bool] = ..., status: _Optional[_Union[ResidentRecord.Status, str]] = ..., card_issued: _Optional[bool] = ..., request_control_number: _Optional[str] = ..., operator_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., recorded_at: _Optional[str] = ..., change_reason_detail: _Optional[str] = ..., notifier: _Optional[_Union[Requester, _Mapping]] = ...) -> None: ...
+
+class Requester(_message.Message):
+    __slots__ = ("kind", "resident_code", "name", "power_of_attorney", "reason", "identity_document")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POWER_OF_ATTORNEY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    kind: RequesterKind
+    resident_code: str
+    name: str
+    power_of_attorney: str
+    reason: str
+    identity_document: str
+    def __init__(self, kind: _Optional[_Union[RequesterKind, str]] = ..., resident_code: _Optional[str] = ..., name: _Optional[str] = ..., power_of_attorney: _Optional[str] = ..., reason: _Optional[str] = ..., identity_document: _Optional[str] = ...) -> None: ...
 
 class Address(_message.Message):
     __slots__ = ("town_code", "address_line", "katagaki", "postal_code", "address")

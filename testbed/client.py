@@ -17,6 +17,7 @@ from nodes.guard import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
 from nodes.sessions import READ_APPROVAL_KEY
 from nodes.tls import ClientCert, aio_channel, pinned, sync_channel
 from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, ops_pb2, ops_pb2_grpc
+from testbed import requests
 
 
 def terminal_cert(pki: PKI, municipality: str, terminal: str) -> ClientCert:
@@ -172,7 +173,7 @@ class Counter:
     def __call__(self, method, request, *, request_id: str | None = None, metadata=(), timeout: float = 30):
         """Call a stub method of this terminal with the operator's session."""
         extra = ((REQUEST_KEY, request_id),) if request_id else ()
-        return method(request, metadata=self.metadata + extra + tuple(metadata), timeout=timeout)
+        return method(requests.with_notifier(request), metadata=self.metadata + extra + tuple(metadata), timeout=timeout)
 
     def close(self) -> None:
         """Close the terminal's channels."""

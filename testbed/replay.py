@@ -335,8 +335,8 @@ class Replay:
                 if person is None:
                     return False
                 code = person.code
-            await kizon.IssueCertificate(kizon_pb2.CertificateRequest(
-                kind=kind, resident_code=code, items=["name_kanji", "address"] if kind == kizon_pb2.STATED_ITEMS else []),
+            await kizon.IssueCertificate(requests.with_notifier(kizon_pb2.CertificateRequest(
+                kind=kind, resident_code=code, items=["name_kanji", "address"] if kind == kizon_pb2.STATED_ITEMS else [])),
                 metadata=metadata, timeout=30)
             return True
         if op == "コンビニ交付":
@@ -408,8 +408,9 @@ class Replay:
             code = self.pairs.pop(args.get("pair"), None)
             if code is None:
                 return False
-            request = kizon_pb2.MoveInRequest(person=records_pb2.ResidentRecord(resident_code=code), address=address,
-                                              move_in_date=today, notification_date=today, special=True)
+            request = requests.with_notifier(kizon_pb2.MoveInRequest(
+                person=records_pb2.ResidentRecord(resident_code=code), address=address, move_in_date=today,
+                notification_date=today, special=True))
             for attempt in range(50):  # the 転出証明書情報 may still be on its way CS → CS
                 try:
                     reply = await kizon.MoveIn(request, metadata=metadata, timeout=60)
@@ -428,11 +429,11 @@ class Replay:
             person = records_pb2.ResidentRecord(resident_code=code, name_kanji="外部 転入", name_kana="ガイブ テンニュウ",
                                                 birth_date="1985-02-03", sex=self.rng.choice("12"), card_issued=self.rng.random() < 0.8,
                                                 address="東京都千代田区千代田1番1号", resident_type="日本人")
-            reply = await kizon.MoveIn(kizon_pb2.MoveInRequest(
+            reply = await kizon.MoveIn(requests.with_notifier(kizon_pb2.MoveInRequest(
                 person=records_pb2.ResidentRecord(resident_code=code), address=address, move_in_date=today,
                 notification_date=today,
                 certificate=identity_pb2.MoveOutCertificate(person=person, issuing_municipality_code=OUTSIDE,
-                                                            planned_move_out_date=today)), metadata=metadata, timeout=60)
+                                                            planned_move_out_date=today))), metadata=metadata, timeout=60)
         record = reply.records[0]
         register.add(Person(record.resident_code, record.household_number, record.card_issued))
         self._acknowledge(municipality, reply)

@@ -20,11 +20,11 @@ CHANGE_ITEMS = {"change_reason", "change_date", "change_reason_detail", "notific
                 "recovery_update_sequence", "timestamp",
                 # what a 住民票コード変更 recorded: it describes that change, not the person's address
                 "former_resident_code", "resident_code_use_date"}
-NEW_PERSON_REASONS = {"出生", "転入", "国外転入", "移行"}
-NEW_NUMBER_REASONS = {"出生", "国外転入", "移行"}  # new people whose 個人番号 national has just issued
+NEW_PERSON_REASONS = {"出生", "転入", "国外転入", "職権記載", "移行"}
+NEW_NUMBER_REASONS = {"出生", "国外転入", "職権記載", "移行"}  # new people whose 個人番号 national has just issued
 LOOKS_AT_ONCE = 32  # national lookups of new people's numbers in flight at a time from one update batch
 ISSUED_KEPT = 20_000  # national's latest answers kept for the updates that follow (a load batch is 5,000)
-POOL_REASONS = {"出生", "国外転入"}  # new people whose 住民票コード must come from this CS's pool
+POOL_REASONS = {"出生", "国外転入", "職権記載"}  # new people whose 住民票コード must come from this CS's pool
 RESERVATION_SECONDS = 3600  # a 住民票コード reserved and not used for this long goes back to the pool
 JOURNAL_KEEP = 200_000  # updates kept after delivery, to re-send when the prefecture reports a gap
 RESIDENCE_RETRIES = 10  # looks at national (0.3 s apart) for a 転出 that may still be on its way
@@ -55,7 +55,7 @@ def check_items(info: records_pb2.IdentityInfo) -> None:
         raise C.SEX_CODE(f"性別 rule: {info.sex!r} is not 1 (男), 2 (女) or 9 (不詳)")
     rules.require_text(info.change_reason, "異動事由")
     changed = rules.require_date(info.change_date, "異動年月日")
-    if info.change_reason not in ("転出", "移行") and changed > office_today():
+    if info.change_reason not in ("転出", "国外転出", "移行") and changed > office_today():
         raise C.DATE_NOT_FUTURE(f"異動年月日 rule: {changed} is in the future")
     rules.require_text(info.address, "住所")
     if info.previous_municipality_code:

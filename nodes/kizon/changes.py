@@ -16,6 +16,7 @@ from nodes.reasons import common as C
 from nodes.reasons import kizon as K
 from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of
 from nodes.intents import Intent, Ledger, change_of, control_number, request_digest, request_key, set_sequence
+from nodes.kizon import requesters
 from nodes.kizon.items import CURRENT, today_iso
 from nodes.kizon.parts import Gate, PendingChange, Records
 from nodes.records import delivery_info, identity_info
@@ -23,7 +24,7 @@ from nodes.groupcommit import STATUS, GroupSender
 from nodes.guard import REQUEST_KEY, current_call
 from nodes.outbox import Target
 from nodes.store import next_counter
-from protos import atena_pb2, atena_pb2_grpc, cs_pb2, identity_pb2, kizon_pb2
+from protos import atena_pb2, atena_pb2_grpc, cs_pb2, identity_pb2, kizon_pb2, records_pb2
 
 log = logging.getLogger("nodes.kizon")  # one logger name for the whole node
 
@@ -70,9 +71,10 @@ class ChangeEngine:
             self._settled_event.set()
 
     # -- 依頼管理番号 and pending changes -------------------------------------------------------------
-    async def serve(self, request, handler):
+    async def serve(self, request, handler, notifier=None):
         """A counter change (異動): answered once per scoped 依頼管理番号, refused when the id is reused for
-        another request, held while earlier changes are being settled with the CS; handler() makes it."""
+        another request, held while earlier changes are being settled with the CS; handler() makes it. notifier: the
+        届出人 (checked against the register and recorded on the entries when the change is committed)."""
         self.gate.refuse_if_frozen()
         call = current_call()
         client_id = call.metadata.get(REQUEST_KEY) or uuid.uuid4().hex
@@ -90,6 +92,7 @@ class ChangeEngine:
             raise K.REQUEST_IN_PROGRESS(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} is being "
                                         "served; retry once it has been answered")
         self._inflight.add(pending.key)
+        pending.notifier = notifier
         token = pending_var.set(pending)
         try:
             return await handler()
@@ -218,6 +221,8 @@ class ChangeEngine:
             for offset, record in enumerate(fresh):
                 record.atena_number = f"{first + offset:015d}"
                 record.history_number = 0
+        if pending.notifier is not None:
+            self._note_notifier(pending.notifier, records)
         for record in records:
             record.history_number += 1
             record.is_latest = True
@@ -251,6 +256,19 @@ class ChangeEngine:
         completion.add_done_callback(functools.partial(self._completed, intent.key))
         await asyncio.shield(completion)
         return self._shown_reply(intent.reply)
+
+    def _note_notifier(self, notifier, records) -> None:
+        """The 届出人 of the change, recorded on every entry it writes; where the 届出人 gives a 住民票コード it is
+        checked: as 本人, one of the persons of the 届出; as 同一世帯の者, a current member of the first one's household."""
+        first = records[0]
+        if notifier.kind == records_pb2.REQUESTER_SELF and notifier.resident_code:
+            if notifier.resident_code not in {r.resident_code for r in records}:
+                raise K.REQUESTER_NOT_SELF(f"届出 rule: the 届出人 {notifier.resident_code} as 本人 is not a person of "
+                                           "this 届出")
+        elif notifier.kind == records_pb2.REQUESTER_HOUSEHOLD and notifier.resident_code:
+            requesters.check_relation(notifier, first, self.register.members, "届出")
+        for record in records:
+            record.notifier.CopyFrom(notifier)
 
     def _completed(self, key: str, completion: asyncio.Future) -> None:
         self._completing.discard(key)
@@ -293,7 +311,7 @@ class ChangeEngine:
         with self.rt.store.transaction() as db:
             self.register.write(db, records)  # the 住民票 entries, the feed and the answer: one transaction
             if intent.feed_atena:
-                self.outbox.put_many(db, "atena", [atena_pb2.ResidentChange(record=r) for r in records])
+                self.outbox.put_many(db, "atena", [_for_atena(r) for r in records])
             self.ledger.finish(db, intent)
         if intent.feed_atena:
             self.outbox.wake("atena")
@@ -341,3 +359,11 @@ class _MultiLock:
     async def __aexit__(self, *exc):
         for lock in reversed(self.locks):
             lock.release()
+
+
+def _for_atena(record) -> atena_pb2.ResidentChange:
+    """The change as the 宛名 system receives it: the register's items, not who made the 届出 or how they were checked
+    (kizon's own 受付 record, no item of the 宛名)."""
+    change = atena_pb2.ResidentChange(record=record)
+    change.record.ClearField("notifier")
+    return change

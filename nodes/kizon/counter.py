@@ -8,6 +8,7 @@ from nodes import audit, clock, rules
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
 from nodes.clock import office_today
+from nodes.kizon import requesters
 from nodes.kizon.changes import cs_call
 from nodes.kizon.items import (BIRTH_ITEMS, CORRECTABLE, MOVE_IN_DAYS, MOVE_IN_ITEMS, MOVE_OUT_DAYS_AFTER,
                                MOVE_OUT_DAYS_AHEAD, MOVE_WITHIN_DAYS, NOT_CARRIED_OVER, PERSON_ITEMS, REMOVED, head_of,
@@ -17,14 +18,21 @@ from nodes.store import next_counter
 from protos import cs_pb2, identity_pb2, kizon_pb2, records_pb2
 
 
-def counter_change(handler):
+def counter_change(notice: str = ""):
     """A counter change (異動), served by the change engine: answered once per scoped 依頼管理番号, refused when
-    the id is reused for another request, held while earlier changes are being settled with the CS."""
-    @functools.wraps(handler)
-    async def change(self, request):
-        """The change, made once (handler within the change engine)."""
-        return await self.changes.serve(request, functools.partial(handler, self, request))
-    return change
+    the id is reused for another request, held while earlier changes are being settled with the CS. A 届出 (notice:
+    its 異動事由) names its 届出人 with the counter's 本人確認, checked here and recorded on every entry it writes;
+    a change the office makes of its own motion (職権) has none."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        async def change(self, request):
+            """The change, made once (handler within the change engine)."""
+            if notice:
+                requesters.require(request.notifier, f"{notice}届", notified=notice)
+            return await self.changes.serve(request, functools.partial(handler, self, request),
+                                            notifier=request.notifier if notice else None)
+        return change
+    return decorate
 
 
 class Counter:
@@ -38,7 +46,7 @@ class Counter:
         self.changes = changes
 
     # -- the counter operations ---------------------------------------------------------------
-    @counter_change
+    @counter_change("出生")
     async def birth(self, request):
         """出生: a new 住民票 in an existing household, with a 住民票コード from the pool and a new 個人番号."""
         child = request.child
@@ -62,7 +70,7 @@ class Counter:
             mark(record, "出生", child.birth_date, notified)
             return await self.changes.commit([record], new={code}, delivery={code})
 
-    @counter_change
+    @counter_change("転入")
     async def move_in(self, request):
         """転入: with a 転出証明書, by 特例 with the card, or from abroad."""
         person = request.person
@@ -182,7 +190,7 @@ class Counter:
                                                   "個人番号; record a 転入 with the 転出証明書, not a new person")
         raise C.SET_BY_SERVER("国外転入 rule: resident_code, individual_number are set by the office, not by the request")
 
-    @counter_change
+    @counter_change("転居")
     async def move_within(self, request):
         """転居: a new address within the city (the whole household if asked)."""
         address = self.register.address(request.address)
@@ -202,7 +210,7 @@ class Counter:
                 changed.append(record)
             return await self.changes.commit(changed)
 
-    @counter_change
+    @counter_change("転出")
     async def move_out(self, request):
         """転出 (or 特例転出 for a card holder): the 住民票 becomes a 除票; a 転出証明書 is issued."""
         planned = rules.require_date(request.planned_date, "転出予定年月日")
@@ -245,7 +253,7 @@ class Counter:
                 return kizon_pb2.MoveOutReply(change=change, certificate=certificate)
             return await self.changes.commit([record], extras={record.resident_code: extras}, wrap=with_certificate)
 
-    @counter_change
+    @counter_change("死亡")
     async def death(self, request):
         """死亡: the 住民票 becomes a 除票 (kept)."""
         notified = self.changes.notified(request)
@@ -260,7 +268,7 @@ class Counter:
             mark(record, "死亡", died.isoformat(), notified)
             return await self.changes.commit([record])
 
-    @counter_change
+    @counter_change()
     async def correct(self, request):
         """職権修正: correct items of a 住民票, never its numbers or keys."""
         rules.require_text(request.reason, "修正理由")
@@ -290,7 +298,7 @@ class Counter:
                               cs_pb2.CodeOfferRequest(resident_code=request.resident_code, count=3))
         return kizon_pb2.ResidentCodeOffer(offer_id=request.resident_code, candidates=reply.candidates)
 
-    @counter_change
+    @counter_change("住民票コード変更")
     async def change_resident_code(self, request):
         """住民票コード変更請求, second step: the person's choice among the offered codes."""
         rules.require_resident_code(request.chosen)
@@ -301,7 +309,7 @@ class Counter:
             mark(record, "住民票コード変更", today_iso(), today_iso())
             return await self.changes.commit([record], former={request.chosen: request.resident_code})
 
-    @counter_change
+    @counter_change("世帯分離")
     async def split_household(self, request):
         """世帯分離: a member leaves to head a household of their own at the same address."""
         notified = self.changes.notified(request)
@@ -316,7 +324,7 @@ class Counter:
             mark(record, "世帯分離", today_iso(), notified)
             return await self.changes.commit([record])
 
-    @counter_change
+    @counter_change("世帯合併")
     async def merge_household(self, request):
         """世帯合併: the members of one household join another at the same address."""
         notified = self.changes.notified(request)
@@ -337,7 +345,7 @@ class Counter:
                 changed.append(record)
             return await self.changes.commit(changed)
 
-    @counter_change
+    @counter_change("世帯主変更")
     async def change_householder(self, request):
         """世帯主変更: another member becomes the 世帯主."""
         notified = self.changes.notified(request)

@@ -4,11 +4,12 @@ from __future__ import annotations
 from nodes import audit, certificates, rules
 from nodes.reasons import kizon as K
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, simulated
+from nodes.kizon import requesters
 from nodes.kizon.changes import cs_call
 from nodes.kizon.items import CURRENT, REMOVED
 from nodes.kizon.parts import Disclosure, Gate, Records
 from nodes.guard import current_call
-from protos import card_pb2, cs_pb2, kizon_pb2
+from protos import card_pb2, cs_pb2, kizon_pb2, records_pb2
 
 
 class Issuance:
@@ -37,6 +38,7 @@ class Issuance:
             raise K.INDIVIDUAL_NUMBER_PRINT_PERMISSION("個人番号 rule: this operator or terminal may not print the 個人番号")
         if request.home_municipality_code and request.home_municipality_code != self.municipality:
             return await self._wide_area(request, call, items)
+        requesters.require(request.requester, "証明書")
         person = self.register.person(request.resident_code)
         removed = person.status == REMOVED
         if request.kind in (kizon_pb2.REMOVED_COPY, kizon_pb2.MOVE_OUT) and not removed:
@@ -46,28 +48,40 @@ class Issuance:
         if request.kind not in (kizon_pb2.REMOVED_COPY, kizon_pb2.MOVE_OUT) and removed:
             raise K.CERTIFICATE_CURRENT_ONLY(f"除票 rule: {request.resident_code} is no longer a resident; ask for a "
                                              "除票の写し")
-        people = self.register.members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
+        household = request.kind == kizon_pb2.HOUSEHOLD_COPY
+        requesters.check_relation(request.requester, person, self.register.members, "証明書")
+        items = requesters.certificate_scope(request.requester, items, stated=request.kind == kizon_pb2.STATED_ITEMS,
+                                             household=household, number=request.include_individual_number)
+        people = self.register.members(person.household_number) if household else [person]
         return self._issue(request.kind, request.resident_code, people, items, f"{self.place_name} 窓口", call.terminal,
-                           call.operator, request.justification)
+                           call.operator, request.justification, request.requester)
 
     async def _wide_area(self, request, call, items):
         """広域交付: the 住民票の写し of a resident of another municipality, who proves themself with the card."""
         if request.kind != kizon_pb2.RESIDENT_COPY or request.include_individual_number:
             raise K.WIDE_AREA_RESIDENT_COPY_ONLY("広域交付 rule: a 住民票の写し (個人) only, without the 個人番号")
+        if request.HasField("requester") and request.requester.kind != records_pb2.REQUESTER_SELF:
+            raise K.REQUESTER_NOT_SELF("広域交付 rule: the card holder asks for their own 写し (本人)")
         info = await cs_call(self.rt, self.cs.WideAreaLookup, cs_pb2.WideAreaRequest(
             home_municipality_code=request.home_municipality_code, card_number=request.card_number, pin=request.pin))
         audit.set_subject(info.resident_code)
         items = [i for i in items if i in set(f.name for f in info.DESCRIPTOR.fields)]
+        document = request.requester.identity_document or "個人番号カード"
+        if document not in requesters.DOCUMENTS:
+            raise K.REQUESTER_DOCUMENT(f"本人確認 rule: {document[:40]!r} is not a document the counter accepts")
+        asked_by = records_pb2.Requester(kind=records_pb2.REQUESTER_SELF, resident_code=info.resident_code,
+                                         name=info.name_kanji, identity_document=document)
         return self._issue(request.kind, info.resident_code, [info], items, f"{self.place_name} 窓口（広域交付）", call.terminal,
-                           call.operator, request.justification)
+                           call.operator, request.justification, asked_by)
 
-    def _issue(self, kind, resident_code, people, items, place, terminal, operator, justification):
-        """Record the issuance in the 交付履歴 and render the certificate."""
+    def _issue(self, kind, resident_code, people, items, place, terminal, operator, justification, requester):
+        """Record the issuance in the 交付履歴, naming who asked, and render the certificate."""
+        audit.set_subject(f"{audit.subject_var.get() or resident_code}, asked by {requesters.label(requester)}")
         if operator:  # a certificate at the counter prints people's data for the operator (a kiosk's: the resident's own)
             self.disclosures.read(current_call(), [p.resident_code for p in people])
         with self.rt.store.transaction() as db:
             number, issued_at = certificates.record_issuance(db, self.municipality, kind, resident_code, place, terminal,
-                                                             operator, items, justification)
+                                                             operator, items, justification, requester)
         text, page = certificates.render(kind, number, issued_at, place, people, items)
         return kizon_pb2.Certificate(issue_number=number, kind=kind, issued_at=issued_at, place=place, items_printed=items,
                                      text=text, html=page)
@@ -102,8 +116,10 @@ class Issuance:
         if person.status != CURRENT:
             raise K.KIOSK_RESIDENT_ONLY(f"コンビニ交付 rule: the card holder is not a resident of {self.municipality}")
         people = self.register.members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
+        holder = records_pb2.Requester(kind=records_pb2.REQUESTER_SELF, resident_code=person.resident_code,
+                                       name=person.name_kanji, identity_document="個人番号カード")
         return self._issue(request.kind, person.resident_code, people, list(certificates.STANDARD_ITEMS),
-                           f"コンビニ交付 ({call.peer.identity.terminal})", call.peer.identity.terminal, "", "")
+                           f"コンビニ交付 ({call.peer.identity.terminal})", call.peer.identity.terminal, "", "", holder)
 
     # -- the 個人番号カード -------------------------------------------------------------------------------
     async def change_card(self, request):

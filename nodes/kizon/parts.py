@@ -25,6 +25,7 @@ class PendingChange:
     def __init__(self, key: str, digest: bytes):
         self.key, self.digest = key, digest
         self.reserved = False  # 住民票コード reserved at the CS under this key
+        self.notifier = None  # the 届出人 of a 届出 (records_pb2.Requester), None for a change of the office's own
 
 
 class Gate(Protocol):

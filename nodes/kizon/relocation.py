@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+from nodes import certificates
 from nodes.reasons import common as C
 from nodes.kizon.parts import Changes
-from protos import kizon_pb2, migration_pb2, records_pb2
+from protos import migration_pb2, records_pb2
 
 BATCH = 2000  # rows per executemany of an import
 
@@ -47,10 +48,7 @@ class KizonSite:
         for (blob,) in db.execute("SELECT record FROM history ORDER BY atena_number, history_number"):
             yield migration_pb2.MigrationItem(history=records_pb2.ResidentRecord.FromString(blob))
         for row in db.execute("SELECT * FROM issuances ORDER BY issue_number").fetchall():
-            yield migration_pb2.MigrationItem(issuance=kizon_pb2.IssuanceRecord(
-                issue_number=row[0], issued_at=row[1], place=row[2], terminal=row[3], operator=row[4], kind=row[5],
-                resident_code=row[6], items_printed=json.loads(row[7]), individual_number_printed=bool(row[8]),
-                justification=row[9]))
+            yield migration_pb2.MigrationItem(issuance=certificates.issuance_record(row))
 
     def digests(self):
         """(file, key, SHA-256) of every record, from the stored bytes (the same bytes give the same digest)."""
@@ -60,7 +58,8 @@ class KizonSite:
         for atena, number, blob in db.execute("SELECT atena_number, history_number, record FROM history"):
             yield "history.csv", f"{atena}/{number}", hashlib.sha256(blob).digest()
         for row in db.execute("SELECT * FROM issuances").fetchall():
-            yield "issuances.csv", row[0], hashlib.sha256(json.dumps(list(row), ensure_ascii=False).encode()).digest()
+            cells = [v.hex() if isinstance(v, bytes) else v for v in row]  # (the 請求者 is kept as its message's bytes)
+            yield "issuances.csv", row[0], hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).digest()
 
     def import_items(self, items) -> migration_pb2.ImportSummary:
         """Write a whole export in one transaction; the residents table is rebuilt from each person's latest entry."""
@@ -78,9 +77,7 @@ class KizonSite:
                 if record.atena_number not in latest or latest[record.atena_number].history_number < record.history_number:
                     latest[record.atena_number] = record
             elif kind == "issuance":
-                i = item.issuance
-                issuances.append((i.issue_number, i.issued_at, i.place, i.terminal, i.operator, i.kind, i.resident_code,
-                                  json.dumps(list(i.items_printed)), int(i.individual_number_printed), i.justification))
+                issuances.append(certificates.issuance_row(item.issuance))
             elif kind == "counter":
                 counters.append((item.counter.name, item.counter.value))
             else:
@@ -92,7 +89,7 @@ class KizonSite:
                 db.executemany("INSERT INTO history VALUES (?,?,?)", history[i:i + BATCH])
             for i in range(0, len(residents), BATCH):
                 db.executemany("INSERT INTO residents VALUES (?,?,?,?,?,?,?)", residents[i:i + BATCH])
-            db.executemany("INSERT INTO issuances VALUES (?,?,?,?,?,?,?,?,?,?)", issuances)
+            db.executemany("INSERT INTO issuances VALUES (?,?,?,?,?,?,?,?,?,?,?)", issuances)
             db.executemany("INSERT INTO counters(name, value) VALUES (?,?) ON CONFLICT(name) DO UPDATE SET "
                            "value=excluded.value", counters)
         summary.history, summary.residents = len(history), len(residents)

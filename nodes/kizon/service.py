@@ -9,6 +9,7 @@ from nodes.kizon.disclosure import Disclosures
 from nodes.kizon.initial_load import InitialLoad
 from nodes.kizon.issuance import Issuance
 from nodes.kizon.notices import MoveInNotices
+from nodes.kizon.official import Official
 from nodes.kizon.operators import Operators
 from nodes.kizon.register import Inquiry, Register
 from nodes.kizon.relocation import KizonSite
@@ -84,6 +85,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         self.disclosures = Disclosures(runtime.store, municipality, runtime.session_keys)  # bulk output, every door
         self.inquiry = Inquiry(self.register, self.disclosures)
         self.counter = Counter(runtime, municipality, cs, self.register, self.changes)
+        self.official = Official(self.register, self.changes)  # 職権記載, 職権消除, 国外転出
         self.issuance = Issuance(runtime, municipality, place_name, cs, self.register, self.disclosures, gate)
         self.initial_load = InitialLoad(runtime, municipality, cs, self.register, self.changes, gate)
         self.site = site.MigrationServicer(runtime, KizonSite(runtime.store, municipality, self.changes))  # 移行
@@ -122,6 +124,18 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
     async def Correct(self, request, context):
         """職権修正."""
         return await self.counter.correct(request)
+
+    async def RecordByOffice(self, request, context):
+        """職権記載."""
+        return await self.official.record(request)
+
+    async def RemoveByOffice(self, request, context):
+        """職権消除."""
+        return await self.official.remove(request)
+
+    async def Emigrate(self, request, context):
+        """国外転出."""
+        return await self.official.emigrate(request)
 
     async def OfferResidentCodes(self, request, context):
         """住民票コード変更請求, first step: the candidates."""

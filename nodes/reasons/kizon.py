@@ -99,6 +99,32 @@ BULK_OUTPUT_APPROVAL_PURPOSE = rule("BULK_OUTPUT_APPROVAL_PURPOSE", S.PERMISSION
 BULK_OUTPUT_APPROVAL_COUNT = rule("BULK_OUTPUT_APPROVAL_COUNT", S.PERMISSION_DENIED, "kizon", "PIA Ⅲ(2)3",
                                   "an approval covers at most the count of records it names")
 
+# -- who asks (届出人 and 請求者: requesters.py) -------------------------------------------------------------
+REQUESTER_REQUIRED = rule("REQUESTER_REQUIRED", S.INVALID_ARGUMENT, "kizon", "PIA 635, 1947 (本人確認)",
+                          "a 届出 names its 届出人 and a request for a 写し its 請求者 (本人, 同一世帯の者, 代理人 or "
+                          "第三者), with the 本人確認書類 the counter saw")
+REQUESTER_DOCUMENT = rule("REQUESTER_DOCUMENT", S.INVALID_ARGUMENT, "kizon", "PIA 1947 (本人確認)",
+                          "the 本人確認書類 is one the counter accepts")
+NOTIFIER_KIND = rule("NOTIFIER_KIND", S.PERMISSION_DENIED, "kizon", "住基法第26条; 戸籍法第87条",
+                     "a 届出 is made by whom the law lets make it (a 死亡 not by the person; a 第三者 only a 死亡)")
+REQUESTER_NOT_SELF = rule("REQUESTER_NOT_SELF", S.PERMISSION_DENIED, "kizon", "住基法第12条; PIA 635",
+                          "a request as 本人 is made by the person it is about (checked against the register)")
+REQUESTER_NOT_HOUSEHOLD = rule("REQUESTER_NOT_HOUSEHOLD", S.PERMISSION_DENIED, "kizon", "住基法第12条; PIA 635",
+                               "a request as 同一世帯の者 is made by a current member of the person's household")
+REQUESTER_INDIVIDUAL_NUMBER = rule("REQUESTER_INDIVIDUAL_NUMBER", S.PERMISSION_DENIED, "kizon",
+                                   "住基法第12条第5項; 番号法第19条",
+                                   "a 写し with the 個人番号 is given to 本人 or 同一世帯の者 only")
+REQUESTER_THIRD_PARTY_SCOPE = rule("REQUESTER_THIRD_PARTY_SCOPE", S.PERMISSION_DENIED, "kizon", "住基法第12条の3",
+                                   "a 第三者 is given the 基礎証明事項 of the persons asked for, not a household's 写し")
+
+# -- 職権 and 国外転出 (official.py) --------------------------------------------------------------------------
+OFFICIAL_ROLE = rule("OFFICIAL_ROLE", S.PERMISSION_DENIED, "kizon", "PIA 77, 81 (職権記載・職権消除)",
+                     "職権記載 and 職権消除 are made by an operator holding the role official")
+OFFICIAL_SURVEY_REQUIRED = rule("OFFICIAL_SURVEY_REQUIRED", S.INVALID_ARGUMENT, "kizon", "住基法第34条; PIA 81",
+                                "a 職権記載 or 職権消除 names its reason and the 実態調査 it rests on")
+EMIGRATION_DESTINATION = rule("EMIGRATION_DESTINATION", S.INVALID_ARGUMENT, "kizon", "住基法第24条; PIA 81",
+                              "a 国外転出 names the country and a planned date within the window of a 転出")
+
 # -- changes (依頼管理番号, settling with the CS) -----------------------------------------------------------------
 REQUEST_IN_PROGRESS = rule("REQUEST_IN_PROGRESS", S.ABORTED, "kizon", "DESIGN §5 (crash-safety)",
                            "a 依頼管理番号 being served is answered once that request has been answered")

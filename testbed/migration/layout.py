@@ -57,8 +57,8 @@ class FileSpec:
 
 def _labels(message: str) -> dict[str, str]:
     """Item labels from the comments of a message in its .proto source (the 別添1 names)."""
-    text = resources.files("protos").joinpath("records.proto" if message in ("ResidentRecord",) else
-                                              "kizon.proto").read_text("utf-8")
+    text = next(t for t in (resources.files("protos").joinpath(f).read_text("utf-8") for f in ("records.proto", "kizon.proto"))
+                if f"message {message} {{" in t)
     body = text[text.index(f"message {message} {{"):]
     body = body[:body.index("\n}\n")]
     labels = {}
@@ -71,6 +71,9 @@ def _items(descriptor, labels: dict[str, str], prefix: str = "") -> list[Item]:
     items = []
     for field in descriptor.fields:
         name = prefix + field.name
+        if field.type == FieldDescriptor.TYPE_MESSAGE and not field.is_repeated:  # its items, flattened: name_item
+            items += _items(field.message_type, _labels(field.message_type.name), f"{name}_")
+            continue
         if field.type == FieldDescriptor.TYPE_BOOL:
             kind, length = "B", 1
         elif field.type in (FieldDescriptor.TYPE_ENUM, FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64,
@@ -140,15 +143,15 @@ class Codec:
     _cache: dict = {}
 
     def __init__(self, spec_items, descriptor, prefix: str = ""):
-        fields = descriptor.fields_by_name
-        mine = [(i, fields[i.name[len(prefix):]]) for i in spec_items
-                if i.name.startswith(prefix) and i.name[len(prefix):] in fields]
+        mine = [(i, path) for i in spec_items if i.name.startswith(prefix)
+                for path in [_path(descriptor, i.name[len(prefix):])] if path]
         self.names = [i.name for i, _ in mine]
-        self.fields = [f.name for _, f in mine]
+        self.fields = [".".join(f.name for f in path) for _, path in mine]
         self.getter = operator.attrgetter(*self.fields)
-        self.to_cell = [_to_cell(i, f) for i, f in mine]
-        # (item, field, converter, the cell of the field's default: such cells are left unset, as protobuf does)
-        self.from_cell = [(i.name, f.name, _from_cell(i, f), "0" if i.type in ("9", "B") else "") for i, f in mine]
+        self.to_cell = [_to_cell(i, path[-1]) for i, path in mine]
+        # (item, field path, converter, the cell of the field's default: such cells are left unset, as protobuf does)
+        self.from_cell = [(i.name, tuple(f.name for f in path), _from_cell(i, path[-1]), "0" if i.type in ("9", "B") else "")
+                          for i, path in mine]
 
     @classmethod
     def of(cls, spec: FileSpec, message_class, prefix: str = "") -> "Codec":
@@ -163,9 +166,29 @@ class Codec:
         return [convert(value) for convert, value in zip(self.to_cell, self.getter(message))]
 
     def values(self, row: dict) -> dict:
-        """A record's fields from a row (only those not at their default, as protobuf keeps them)."""
-        return {field: convert(row[name]) for name, field, convert, default in self.from_cell
-                if row[name] != default and row[name] != ""}
+        """A record's fields from a row (only those not at their default, as protobuf keeps them); the items of a
+        message field as a dict of its own."""
+        values: dict = {}
+        for name, path, convert, default in self.from_cell:
+            if row[name] != default and row[name] != "":
+                into = values
+                for part in path[:-1]:
+                    into = into.setdefault(part, {})
+                into[path[-1]] = convert(row[name])
+        return values
+
+
+def _path(descriptor, name: str) -> list | None:
+    """The fields that lead to an item (a message field's items are named field_item), or None."""
+    fields = descriptor.fields_by_name
+    if name in fields and fields[name].type != FieldDescriptor.TYPE_MESSAGE:
+        return [fields[name]]
+    for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_MESSAGE and not field.is_repeated and name.startswith(field.name + "_"):
+            rest = _path(field.message_type, name[len(field.name) + 1:])
+            if rest:
+                return [field] + rest
+    return None
 
 
 class _Checks:
