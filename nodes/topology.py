@@ -138,6 +138,8 @@ class Topology:
     # Systems deployed at another site and not yet cut over to (移行 targets): started empty beside the
     # running ones, admitted read-only until `testbed migrate` cuts over to them.
     targets: list[Node] = field(default_factory=list)
+    # Where the nodes' backups go and how long they are kept (testbed/backup.py): directory, retention_days.
+    backup: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Topology":
@@ -163,7 +165,8 @@ class Topology:
         ]
         prefectures = {str(p["code"]): p["name"] for p in data.get("prefectures", ())}
         kiosks = tuple(str(k) for k in data.get("kiosks", DEFAULT_KIOSKS))
-        topology = cls(data.get("name", "unnamed"), nodes, municipalities, prefectures, source, kiosks, targets)
+        topology = cls(data.get("name", "unnamed"), nodes, municipalities, prefectures, source, kiosks, targets,
+                       dict(data.get("backup") or {}))
         topology.validate()
         return topology
 
@@ -184,6 +187,7 @@ class Topology:
             ],
             **({"targets": [{k: v for k, v in vars(n).items() if v is not None} for n in self.targets]}
                if self.targets else {}),
+            **({"backup": dict(self.backup)} if self.backup else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -196,6 +200,9 @@ class Topology:
     def validate(self) -> None:
         """Refuse a topology with unknown kinds, bad codes, duplicate names or addresses."""
         names, addresses = set(), set()
+        unknown = sorted(set(self.backup) - {"directory", "retention_days"})
+        if unknown:
+            raise ValueError(f"backup: unknown setting {', '.join(map(str, unknown))} (directory, retention_days)")
         for node in self.targets:
             if node.site is None or node.kind not in kinds.MIGRATING:
                 raise ValueError(f"target {node.name}: a target names its site, and is a {' or an '.join(kinds.MIGRATING)}")

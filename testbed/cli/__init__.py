@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 
 from certs.pki import PassphraseError
-from testbed.cli import audit, data, deploy, migration, network, report, runs
+from testbed.cli import audit, backup, data, deploy, migration, network, report, runs
 from testbed.cli.audit import (audit_node, cmd_audit_follow, cmd_audit_verify, cmd_check, cmd_consistency,
                                cmd_probe, cmd_rules, rules_table)
 from testbed.cli.common import Refusal, known_municipality, open_network
@@ -44,7 +44,7 @@ __all__ = ["main", "build_parser", "Parser", "Refusal", "open_network", "known_m
            "cmd_population_generate", "write_population", "cmd_load", "cmd_batch", "cmd_trace",
            "cmd_migrate", "cmd_bastion", "cmd_ssh", "cmd_run", "cmd_bench", "cmd_tour"]
 
-GROUPS = (network, audit, data, migration, runs, report, deploy)
+GROUPS = (network, audit, data, migration, runs, report, deploy, backup)
 # `testbed --help` lists the commands in the order it always has, not group by group (a command not named here,
 # such as a new one, comes after these)
 LISTING = ("pki", "up", "status", "down", "audit", "population", "load", "migrate", "compose", "link", "health",
