@@ -13,9 +13,9 @@ from helpers import TODAY, address, key, move_in_from_abroad, person, poll, refu
 
 from nodes.kizon.requesters import THIRD_PARTY_ITEMS
 from nodes.reasons import kizon as K
-from protos import kizon_pb2, records_pb2
+from protos import kizon_pb2, national_pb2_grpc, records_pb2
 from testbed import requests
-from testbed.client import Counter
+from testbed.client import Counter, channel, node_cert
 
 R = records_pb2
 MANAGER_TERMINAL, MANAGER = "T0003", "OP0003"  # OP0003 holds the role official in the default topology
@@ -167,7 +167,17 @@ def test_official_entry_and_removal_flow_on_to_national(network):
             resident_code=entered.resident_code, reason="居住実態なし", survey_reference="調査-2026-018",
             found_date=TODAY)).records[0]
         assert removed.status == R.ResidentRecord.STATUS_REMOVED and removed.removal_reason == "職権消除"
-        poll(lambda: _identity_status(official, entered.resident_code) == 1, timeout=20, what="the 職権消除 at the CS")
+        with channel(network.topology.node("national"), node_cert(network.pki, "cs-142140")) as ch:
+            national = national_pb2_grpc.NationalServerStub(ch)
+
+            def at_national():
+                try:
+                    return national.GetIdentity(key(entered.resident_code), timeout=10)
+                except grpc.RpcError:
+                    return None
+            info = poll(lambda: (found := at_national()) and found.record_status_flag == 1 and found, timeout=20,
+                        what="the 職権消除 at national")
+        assert info.change_reason == "職権消除" and info.individual_number.isdigit()  # (national holds the number)
 
 
 def _identity_status(counter, code: str) -> int:
