@@ -31,6 +31,7 @@ from locust import User, between, events, task  # noqa: E402
 
 from nodes.clock import KIOSK_HOURS, kiosk_clock, office_today  # noqa: E402
 from nodes.guard import APPROVAL_KEY  # noqa: E402
+from nodes.jimu import table as jimu_table  # noqa: E402
 from nodes.reasons.card import CARD_STATE_TRANSITION  # noqa: E402
 from nodes.refusal import rule_of  # noqa: E402
 from nodes.tls import ClientCert  # noqa: E402
@@ -319,4 +320,5 @@ class InfoProvisionNetwork(GrpcUser):
     def inquiry(self):
         if self.fugo:
             self.call(self.stub.ProvideInfo, intermediate_pb2.ProvisionRequest(
-                tenant=SETTINGS["municipality"], fugo=random.choice(self.fugo), inquiry_id=f"L{random.randrange(10**9)}"), timeout=30)
+                tenant=SETTINGS["municipality"], fugo=random.choice(self.fugo), inquiry_id=f"L{random.randrange(10**9)}",
+                jimu=random.choice(list(jimu_table()))), timeout=30)

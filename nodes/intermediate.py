@@ -2,17 +2,21 @@
 
 The tenant of a write is always the calling atena's own municipality, taken from its
 certificate, never from the message: no tenant can write another's data, whatever it sends.
+A 情報提供 names its 事務 (番号法第19条第8号, 主務省令第2条の表; nodes/jimu.py) and answers only that 事務's items.
+The 事務 is what the 情報提供NWS vouches for (it checks the 情報照会者 against the table, as in the real system);
+the 中間サーバ checks that the 事務 is one of the table and gives nothing beyond its items.
 """
 from __future__ import annotations
 
 import uuid
 
 from nodes.guard import current_call
-from nodes import audit, clock, rules
+from nodes import audit, clock, jimu as J, rules
 from nodes.reasons import access as A, common as C, platform as R
 from nodes.weaken import weakened
 from protos import card_pb2, card_pb2_grpc, common_pb2, intermediate_pb2, intermediate_pb2_grpc, records_pb2
 
+PROVISION_COLUMNS = ("jimu", "items")  # added to 情報提供等記録 after its first version
 SERVICE_NAME = intermediate_pb2.DESCRIPTOR.services_by_name["IntermediateServer"].full_name
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS copies (
@@ -28,7 +32,9 @@ CREATE TABLE IF NOT EXISTS provisions (    -- 情報提供等記録
     fugo TEXT NOT NULL,
     inquiry_id TEXT NOT NULL,
     requester TEXT NOT NULL,
-    provided_at TEXT NOT NULL
+    provided_at TEXT NOT NULL,
+    jimu TEXT NOT NULL DEFAULT '',          -- the 事務 (主務省令第2条の表) provided for
+    items TEXT NOT NULL DEFAULT ''          -- the items provided, comma-separated ResidentRecord field names
 );
 CREATE INDEX IF NOT EXISTS provisions_fugo ON provisions(tenant, fugo);
 CREATE TABLE IF NOT EXISTS copy_people (   -- whose 副本 each 符号 is (for a card holder's own 情報提供等記録)
@@ -58,6 +64,10 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
     def __init__(self, runtime):
         self.rt = runtime
         self.card = runtime.stub(card_pb2_grpc.CardManagementStub, "card")
+        have = {row[1] for row in runtime.store.db.execute("PRAGMA table_info(provisions)")}
+        for column in PROVISION_COLUMNS:  # a store of an earlier version: its records name no 事務
+            if column not in have:
+                runtime.store.db.execute(f"ALTER TABLE provisions ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
     async def RegisterCopies(self, request, context):
         """副本の登録 into the caller's own tenant."""
@@ -80,24 +90,39 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         return common_pb2.UpdateAck(accepted=True, applied=len(request.items))
 
     async def ProvideInfo(self, request, context):
-        """情報提供: the tenant's 副本 for a 符号, recorded in the 情報提供等記録."""
+        """情報提供: the items of the 事務 asked for, from the tenant's 副本 for a 符号, recorded in the 情報提供等記録."""
         audit.set_subject(request.fugo)
         rules.require_text(request.fugo, "符号")
         rules.require_text(request.tenant, "tenant")
         rules.require_text(request.inquiry_id, "照会番号")
+        jimu = self._jimu(request.jimu)  # before the 副本 is looked up: a refusal says nothing of the 符号
         row = self.rt.store.one("SELECT record FROM copies WHERE tenant=? AND fugo=?", (request.tenant, request.fugo))
         if row is None:
             raise C.RECORD_NOT_FOUND(f"情報提供: tenant {request.tenant} holds no 副本 for this 符号")
-        record = records_pb2.ResidentRecord.FromString(row[0])
-        if not weakened("number-in-copy"):
-            record.ClearField("individual_number")  # never across institutions, whatever an old copy held
-        audit.set_subject(f"{request.fugo},{record.resident_code}")
+        copy = records_pb2.ResidentRecord.FromString(row[0])
+        record = J.projection(copy, jimu)  # the 事務's items only: never the 個人番号 nor the 住民票コード
+        if weakened("number-in-copy") and copy.individual_number:
+            record.individual_number = copy.individual_number  # (training mode: the rule switched off on purpose)
+        audit.set_subject(f"{request.fugo},{copy.resident_code}")
         provision_id = uuid.uuid4().hex
         with self.rt.store.transaction() as db:
-            db.execute("INSERT INTO provisions VALUES (?,?,?,?,?,?)",
+            db.execute("INSERT INTO provisions (provision_id, tenant, fugo, inquiry_id, requester, provided_at, jimu, "
+                       "items) VALUES (?,?,?,?,?,?,?,?)",
                        (provision_id, request.tenant, request.fugo, request.inquiry_id,
-                        current_call().peer.identity.uri, clock.stamp("microseconds")))
-        return intermediate_pb2.ProvisionReply(record=record, provision_id=provision_id)
+                        current_call().peer.identity.uri, clock.stamp("microseconds"), jimu.code, ",".join(jimu.items)))
+        return intermediate_pb2.ProvisionReply(record=record, provision_id=provision_id, items_provided=jimu.items)
+
+    @staticmethod
+    def _jimu(code: str) -> J.Jimu:
+        """The 事務 a 情報照会 names, exactly as the table writes its code (no folding of case, width or spaces)."""
+        if not code.strip():
+            raise R.PROVISION_JIMU_REQUIRED("事務 rule: a 情報照会 names the 事務 it is for "
+                                            f"(a code of the 主務省令第2条の表, e.g. {next(iter(J.table()))})")
+        found = J.table().get(code)
+        if found is None:
+            raise R.PROVISION_JIMU_NOT_IN_TABLE(f"事務 rule: {code[:40]!r} is not a 事務 of the 主務省令第2条の表 for which "
+                                                "the 市町村長 provides 住民票関係情報")
+        return found
 
     async def ListProvisions(self, request, context):
         """情報提供等記録 of the card holder (マイナポータル): card and PIN checked by the card system, then the
@@ -115,10 +140,11 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
         if (request.tenant and request.tenant != tenant) or (request.fugo and request.fugo != fugo):
             raise R.PORTAL_OWN_RECORD("portal rule: a card holder reads their own 情報提供等記録 only")
         audit.set_subject(f"{fugo},{card.resident_code}")
-        rows = self.rt.store.db.execute("SELECT provision_id, inquiry_id, requester, provided_at FROM provisions "
-                                        "WHERE tenant=? AND fugo=? ORDER BY provided_at", (tenant, fugo))
+        rows = self.rt.store.db.execute("SELECT provision_id, inquiry_id, requester, provided_at, jimu, items "
+                                        "FROM provisions WHERE tenant=? AND fugo=? ORDER BY provided_at", (tenant, fugo))
         return intermediate_pb2.ProvisionRecords(records=[intermediate_pb2.ProvisionRecord(
-            provision_id=r[0], inquiry_id=r[1], requester=r[2], provided_at=r[3]) for r in rows])
+            provision_id=r[0], inquiry_id=r[1], requester=r[2], provided_at=r[3], jimu=r[4],
+            items=r[5].split(",") if r[5] else []) for r in rows])
 
     async def StaffLogin(self, request, context):
         """A municipality's staff member logs in to the municipality's own tenant (recorded)."""

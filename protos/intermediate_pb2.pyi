@@ -19,22 +19,26 @@ class CopyRegistration(_message.Message):
     def __init__(self, unified_atena_number: _Optional[str] = ..., fugo: _Optional[str] = ..., record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ...) -> None: ...
 
 class ProvisionRequest(_message.Message):
-    __slots__ = ("tenant", "fugo", "inquiry_id")
+    __slots__ = ("tenant", "fugo", "inquiry_id", "jimu")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     FUGO_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    JIMU_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     fugo: str
     inquiry_id: str
-    def __init__(self, tenant: _Optional[str] = ..., fugo: _Optional[str] = ..., inquiry_id: _Optional[str] = ...) -> None: ...
+    jimu: str
+    def __init__(self, tenant: _Optional[str] = ..., fugo: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., jimu: _Optional[str] = ...) -> None: ...
 
 class ProvisionReply(_message.Message):
-    __slots__ = ("record", "provision_id")
+    __slots__ = ("record", "provision_id", "items_provided")
     RECORD_FIELD_NUMBER: _ClassVar[int]
     PROVISION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_PROVIDED_FIELD_NUMBER: _ClassVar[int]
     record: _records_pb2.ResidentRecord
     provision_id: str
-    def __init__(self, record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., provision_id: _Optional[str] = ...) -> None: ...
+    items_provided: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, record: _Optional[_Union[_records_pb2.ResidentRecord, _Mapping]] = ..., provision_id: _Optional[str] = ..., items_provided: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ProvisionQuery(_message.Message):
     __slots__ = ("tenant", "fugo", "card_number", "pin")
@@ -49,16 +53,20 @@ class ProvisionQuery(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., fugo: _Optional[str] = ..., card_number: _Optional[str] = ..., pin: _Optional[str] = ...) -> None: ...
 
 class ProvisionRecord(_message.Message):
-    __slots__ = ("provision_id", "inquiry_id", "requester", "provided_at")
+    __slots__ = ("provision_id", "inquiry_id", "requester", "provided_at", "jimu", "items")
     PROVISION_ID_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     PROVIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    JIMU_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     provision_id: str
     inquiry_id: str
     requester: str
     provided_at: str
-    def __init__(self, provision_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., requester: _Optional[str] = ..., provided_at: _Optional[str] = ...) -> None: ...
+    jimu: str
+    items: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, provision_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., requester: _Optional[str] = ..., provided_at: _Optional[str] = ..., jimu: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ProvisionRecords(_message.Message):
     __slots__ = ("records",)

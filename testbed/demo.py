@@ -128,8 +128,9 @@ def _counter_story(network: Network) -> None:
         with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch, \
                 channel(topo.find("national"), named_cert(pki, "infonws")) as registry:
             provided = eventually(lambda: _provide(intermediate_pb2_grpc.IntermediateServerStub(ch),
-                                                   national_pb2_grpc.NationalServerStub(registry), child.resident_code))
-            print(f"   intermediate: 情報提供 by 符号 answered {provided.record.name_kanji} (記録 {provided.provision_id[:8]}…)")
+                                                   national_pb2_grpc.NationalServerStub(registry), child))
+            print(f"   intermediate: 情報提供 by 符号 for the 児童手当 事務 answered {provided.record.name_kanji}, "
+                  f"{len(provided.items_provided)} items (記録 {provided.provision_id[:8]}…)")
         copy = a(a.kizon.IssueCertificate, kizon_pb2.CertificateRequest(kind=kizon_pb2.HOUSEHOLD_COPY,
                                                                          resident_code=child.resident_code))
         print(f"   住民票の写し (世帯) 発行番号 {copy.issue_number}:")
@@ -145,12 +146,13 @@ def _counter_story(network: Network) -> None:
         b.close()
 
 
-def _provide(stub, registry, resident_code: str):
-    """情報提供 of one person: the NWS knows 符号, not 住民票コード, so look through the 符号 it knows."""
+def _provide(stub, registry, child):
+    """情報提供 of one person for the 児童手当 事務 (主務省令第2条の表 項81): the NWS knows 符号, not 住民票コード (nor is
+    it provided), so look through the 符号 it knows for the child's name and birth date."""
     for fugo in registry.SampleFugo(national_pb2.FugoSampleRequest(tenant=ISEHARA, count=10_000), timeout=10).fugo:
-        provided = stub.ProvideInfo(intermediate_pb2.ProvisionRequest(tenant=ISEHARA, fugo=fugo, inquiry_id="TOUR-1"),
-                                    timeout=5)
-        if provided.record.resident_code == resident_code:
+        provided = stub.ProvideInfo(intermediate_pb2.ProvisionRequest(tenant=ISEHARA, fugo=fugo, inquiry_id="TOUR-1",
+                                                                      jimu="19-8-2-81"), timeout=5)
+        if (provided.record.name_kanji, provided.record.birth_date) == (child.name_kanji, child.birth_date):
             return provided
     raise NotYet()
 

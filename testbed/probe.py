@@ -33,6 +33,7 @@ from certs.pki import BAD_CASES, PassphraseError, cert_pem, crl_number, issue_le
 from nodes import audit, kinds
 from nodes.clock import office_today
 from nodes.guard import APPROVAL_KEY
+from nodes.jimu import table as jimu_table
 from nodes.policy import Decision, authorize
 from nodes.reasons import access as A
 from nodes.refusal import rule_of
@@ -348,9 +349,10 @@ class Probe:
             stub = ch.unary_unary("/testbed.v1.IntermediateServer/ProvideInfo",
                                   request_serializer=intermediate_pb2.ProvisionRequest.SerializeToString,
                                   response_deserializer=intermediate_pb2.ProvisionReply.FromString)
-            for fugo in sample:
-                reply = _wait(lambda: stub(intermediate_pb2.ProvisionRequest(tenant=home, fugo=fugo, inquiry_id="PROBE"),
-                                           timeout=10))
+            jimu = list(jimu_table())
+            for n, fugo in enumerate(sample):  # each 事務 of the table in turn
+                reply = _wait(lambda: stub(intermediate_pb2.ProvisionRequest(tenant=home, fugo=fugo, inquiry_id="PROBE",
+                                                                             jimu=jimu[n % len(jimu)]), timeout=10))
                 carrying += bool(reply.record.individual_number)
         self.add("符号", f"情報提供 of {len(sample)} people", "intermediate", "no 個人番号", f"{carrying} with 個人番号",
                  (carrying == 0) if sample else None, "number-in-copy (符号 only)",

@@ -44,7 +44,7 @@ def person(network):
     entry = eventually(lambda: _atena_entry(network, record))
     with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch:
         eventually(lambda: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
-            intermediate_pb2.ProvisionRequest(tenant=HOME, fugo=entry.fugo, inquiry_id="T-1"), timeout=5))
+            intermediate_pb2.ProvisionRequest(tenant=HOME, fugo=entry.fugo, inquiry_id="T-1", jimu="19-8-2-53"), timeout=5))
     full = _full_record(network, record)
     copy = records_pb2.ResidentRecord()
     copy.CopyFrom(full)
@@ -108,7 +108,7 @@ LINKS = [
          timeout=5)),
     ("infonws→intermediate", lambda pki: named_cert(pki, "infonws"), "intermediate",
      lambda ch, p: intermediate_pb2_grpc.IntermediateServerStub(ch).ProvideInfo(
-         intermediate_pb2.ProvisionRequest(tenant=HOME, fugo=p["fugo"], inquiry_id="T-2"), timeout=5)),
+         intermediate_pb2.ProvisionRequest(tenant=HOME, fugo=p["fugo"], inquiry_id="T-2", jimu="19-8-2-53"), timeout=5)),
 ]
 
 

@@ -17,6 +17,7 @@ import pytest
 from helpers import TODAY, eventually, issue_card, key, move_in_from_abroad, person, poll, refused
 
 from nodes import audit
+from nodes.jimu import projection, table
 from protos import (
     atena_pb2,
     atena_pb2_grpc,
@@ -71,11 +72,19 @@ def fugo_of(network, municipality: str, individual_number: str) -> str:
         return national.IssueFugo(national_pb2.FugoRequest(individual_number=individual_number), timeout=5).fugo
 
 
+JIMU = "19-8-2-81"  # 児童手当法による児童手当の支給に関する事務 (its items include the 世帯 and 続柄)
+
+
 def provide(network, tenant: str, fugo: str, inquiry: str | None = None) -> intermediate_pb2.ProvisionReply:
-    """情報提供 as the 情報提供NWS asks for it."""
+    """情報提供 as the 情報提供NWS asks for it (for the 児童手当 事務)."""
     with intermediate(network, named_cert(network.pki, "infonws")) as server:
         return server.ProvideInfo(intermediate_pb2.ProvisionRequest(
-            tenant=tenant, fugo=fugo, inquiry_id=inquiry or f"Q-{uuid.uuid4().hex[:12]}"), timeout=5)
+            tenant=tenant, fugo=fugo, inquiry_id=inquiry or f"Q-{uuid.uuid4().hex[:12]}", jimu=JIMU), timeout=5)
+
+
+def provided_items(record):
+    """What a 情報提供 for JIMU holds of a 住民票: that 事務's items and nothing else (no 個人番号, no 住民票コード)."""
+    return projection(record, table()[JIMU])
 
 
 PIN = "1234"
@@ -109,7 +118,7 @@ def resident_of(network, municipality: str, who):
     record = full_record(network, municipality, record.resident_code)
     fugo = fugo_of(network, municipality, record.individual_number)
     copy = eventually(lambda: provide(network, municipality, fugo, "T-setup")).record
-    assert copy == without_number(record) and not copy.individual_number
+    assert copy == provided_items(record) and not copy.individual_number
     # The 団体内統合宛名番号: atena answers it when kizon tells it of the person again (same entry, same 符号).
     with stub(network, "atena", node_cert(network.pki, f"kizon-{municipality}"), atena_pb2_grpc.AtenaStub,
               municipality) as atena:
@@ -161,7 +170,7 @@ def test_tenant_isolation_for_every_identity(network, people):
         "register": lambda s: s.RegisterCopies(intermediate_pb2.CopyBatch(items=[intermediate_pb2.CopyRegistration(
             unified_atena_number=theirs.unified, fugo=theirs.fugo, record=theirs.record)]), timeout=5),
         "provide": lambda s: s.ProvideInfo(intermediate_pb2.ProvisionRequest(tenant=A, fugo=ours.fugo,
-                                                                              inquiry_id="T-matrix"), timeout=5),
+                                                                              inquiry_id="T-matrix", jimu=JIMU), timeout=5),
         "list": lambda s: s.ListProvisions(intermediate_pb2.ProvisionQuery(card_number=ours.card, pin=PIN), timeout=10),
     }
     identities = every_identity(network.pki)
@@ -185,7 +194,7 @@ def test_tenant_isolation_for_every_identity(network, people):
                 elif identity == ATENA[A] and name == "register" and "tenant isolation" not in details:
                     wrong.append(f"{label} {name}: refused without naming tenant isolation ({details})")
     assert not wrong, "\n".join(wrong)
-    assert provide(network, B, theirs.fugo).record == theirs.record  # the one write allowed changed nothing
+    assert provide(network, B, theirs.fugo).record == provided_items(theirs.record)  # the one write allowed changed nothing
 
 
 def test_atena_writes_only_its_own_tenant(network, people):
@@ -198,7 +207,7 @@ def test_atena_writes_only_its_own_tenant(network, people):
     with pytest.raises(grpc.RpcError) as caught:
         provide(network, A, theirs.fugo)
     assert caught.value.code() == Code.NOT_FOUND
-    assert provide(network, B, theirs.fugo).record == theirs.record
+    assert provide(network, B, theirs.fugo).record == provided_items(theirs.record)
 
 
 def test_provision_never_crosses_tenants(network, people):
@@ -206,7 +215,7 @@ def test_provision_never_crosses_tenants(network, people):
     fugo = people[B].fugo
     with refused(Code.NOT_FOUND, "情報提供", A, reason="RECORD_NOT_FOUND"):
         provide(network, A, fugo)
-    assert provide(network, B, fugo).record.municipality_code == B
+    assert provide(network, B, fugo).record.name_kanji == people[B].record.name_kanji
 
 
 def test_the_portal_shows_a_card_holder_only_their_own_records(network, people):
@@ -228,7 +237,7 @@ def test_every_provision_is_recorded(network, people):
     inquiry = f"Q-{uuid.uuid4().hex[:12]}"
     before = dt.datetime.now(dt.timezone.utc)
     reply = provide(network, A, ours.fugo, inquiry)
-    assert reply.record == ours.record
+    assert reply.record == provided_items(ours.record)
     kept = {r.provision_id: r for r in provisions(network, ours.card)}
     assert reply.provision_id in kept
     entry = kept[reply.provision_id]
@@ -312,16 +321,16 @@ def test_birth_reaches_every_node(newborn):
     assert newborn.prefecture.update_sequence == newborn.national.update_sequence == newborn.cs.update_sequence
     assert (newborn.delivery.delivery.resident_code, newborn.delivery.delivery.delivery_name_kanji) == (
         child.resident_code, "出生 太郎")
-    assert newborn.provided.record == without_number(child) and not newborn.provided.record.individual_number
+    assert newborn.provided.record == provided_items(child) and not newborn.provided.record.individual_number
 
 
 def test_information_inquiry_by_fugo_returns_the_newborn(network, newborn):
     """情報照会 by the newborn's 符号 returns their 住民票関係情報, and is recorded for them."""
     reply = provide(network, A, newborn.fugo, "Q-newborn")
     record = reply.record
-    assert (record.resident_code, record.name_kanji, record.name_kana, record.birth_date, record.household_number,
-            record.relationship) == (newborn.record.resident_code, "出生 太郎", "シュッセイ タロウ", TODAY,
-                                     newborn.record.household_number, "子")
+    assert (record.name_kanji, record.name_kana, record.birth_date, record.household_number,
+            record.relationship) == ("出生 太郎", "シュッセイ タロウ", TODAY, newborn.record.household_number, "子")
+    assert not record.resident_code  # an institution knows people by 符号 only
     assert "Q-newborn" in {r.inquiry_id for r in provisions(network, newborn.card)}
 
 

@@ -15,6 +15,15 @@ INTERMEDIATE_NO_INDIVIDUAL_NUMBER = rule("INTERMEDIATE_NO_INDIVIDUAL_NUMBER", S.
                                          "PIA 中間サーバ ※１; DESIGN §3",
                                          "a 副本 carries no 個人番号: between institutions people are identified "
                                          "by 符号 only")
+PROVISION_JIMU_REQUIRED = rule("PROVISION_JIMU_REQUIRED", S.INVALID_ARGUMENT, "intermediate",
+                               "番号法第19条第8号; PIA (seed l.459–467: 主務省令第2条の表)",
+                               "a 情報照会 names the 事務 it is for (a code of the 主務省令第2条の表)")
+# PERMISSION_DENIED, not FAILED_PRECONDITION: the request is well formed and no state of the 中間サーバ would make it
+# succeed later; the law does not let the 市町村長 provide for that 事務, as the policy does not let a caller in.
+PROVISION_JIMU_NOT_IN_TABLE = rule("PROVISION_JIMU_NOT_IN_TABLE", S.PERMISSION_DENIED, "intermediate",
+                                   "番号法第19条第8号; PIA (seed l.459–467, l.641–642: 主務省令第2条の表)",
+                                   "住民票関係情報 is provided only for a 事務 of the 主務省令第2条の表 whose 情報提供者 is the "
+                                   "市町村長, and only that 事務's items")
 PORTAL_OWN_RECORD = rule("PORTAL_OWN_RECORD", S.PERMISSION_DENIED, "intermediate", "DESIGN §5 (情報提供)",
                          "a card holder reads only their own 情報提供等記録 (マイナポータル)")
 
