@@ -35,9 +35,17 @@ PER_100K = {
     "本人確認": 12_000,     # identity checks on the 統合端末
     "検索": 8_000,          # 本人確認情報検索
     "情報提供": 20_000,     # inquiries from the 情報提供NWS
+    # 国外転出 (出国): about 190 per 100,000 a year (Japanese leaving to live abroad, some 80,000 a year, and foreign
+    # residents leaving for good, some 150,000, over 125 million: 出入国在留管理庁 statistics, rounded).
+    "国外転出": 190,
+    # 職権消除 after a 実態調査 finds someone gone, and the rarer 職権記載 of someone found living here unregistered:
+    # back-office work, a few dozen a year in a city of 100,000 (an assumption: municipalities publish no common count).
+    "職権消除": 50,
+    "職権記載": 10,
 }
 MOVES = ("転入", "転出", "転居")
-COUNTER_OPS = ("出生", "死亡", "転入", "転出", "転居", "証明書")
+COUNTER_OPS = ("出生", "死亡", "転入", "転出", "転居", "証明書", "国外転出")
+OFFICE_OPS = ("職権消除", "職権記載")  # made by the office of its own motion, in office hours, with nobody at the counter
 # The spring peak, calibrated on public accounts (figures quoted in issue 11 of this project, from municipal
 # notices and press reports; the model is tested on their shape, not their exact numbers):
 # - 総務省統計局「住民基本台帳人口移動報告」: March and April are the largest months of 移動 by far (in the
@@ -53,7 +61,7 @@ APRIL_SHARE = 0.12
 PEAK_DAYS = {3: (range(23, 32), 3.0), 4: (range(1, 4), 4.2)}  # month → (days, weight against its other days)
 WEEKEND_OPENINGS = {dt.date(2026, 3, 28): 1.6, dt.date(2026, 3, 29): 1.6, dt.date(2026, 4, 4): 1.3,
                     dt.date(2027, 3, 27): 1.6, dt.date(2027, 3, 28): 1.6, dt.date(2027, 4, 3): 1.3}  # 休日開庁
-SERVICE_MINUTES = {"出生": 20, "死亡": 20, "転入": 25, "転出": 15, "転居": 18, "証明書": 5}  # mean, per clerk
+SERVICE_MINUTES = {"出生": 20, "死亡": 20, "転入": 25, "転出": 15, "転居": 18, "証明書": 5, "国外転出": 15}  # mean, per clerk
 RELATED_SHARE = {"転入": 0.4, "転出": 0.25, "出生": 0.5}  # of these, a family's related procedures as well …
 RELATED_MINUTES = 25  # … which take this much longer (up to an hour in all)
 WINDOW_STAFF_PER_100K = 15  # clerks at the 住民異動 counter of a city of 100,000
@@ -219,7 +227,7 @@ class Workload:
                 for op in COUNTER_OPS:
                     for _ in range(self._count(op, municipality, day, share)):
                         arrivals.append((self._moment(day, COUNTER_SLOTS), op, municipality, self._args(op, municipality)))
-                for op in ("本人確認", "検索"):
+                for op in ("本人確認", "検索") + OFFICE_OPS:
                     for _ in range(self._count(op, municipality, day, share)):
                         arrivals.append((self._moment(day, COUNTER_SLOTS), op, municipality, {}))
                 if factor:

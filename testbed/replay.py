@@ -33,7 +33,9 @@ from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, interm
                     national_pb2, national_pb2_grpc, ops_pb2, ops_pb2_grpc, records_pb2)
 from scenarios.population import resident_code
 from scenarios.towns import towns
+from scenarios.workload import OFFICE_OPS
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, office_today
+from nodes.jimu import table as jimu_table
 from nodes.reasons.card import CARD_STATE_TRANSITION
 from nodes.refusal import rule_of
 from nodes.tls import ClientCert
@@ -140,6 +142,7 @@ class Replay:
         self._outside_key = random.SystemRandom().randrange(1 << 30)
         self._extra_channels: list = []
         self._consoles: dict[str, ops_pb2_grpc.OperationsStub] = {}
+        self._officials: dict[str, tuple | None] = {}  # municipality → the session of its operator with the role official
         self.notes: dict[str, str] = {}
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -149,6 +152,12 @@ class Replay:
                                                               interceptors=[self.retry], reads=REPLAY_READS)
             self.terminals[municipality] = (kizon, cs, metadata, channels)
             self.registers[municipality] = await self._read_register(municipality, kizon, metadata)
+            place = self.network.topology.municipality(municipality)
+            official = next((o.id for o in place.operators if "official" in o.roles), None)
+            if official:  # the office's own changes (職権) are made by its operator with the role official
+                self._officials[municipality] = await async_login(self.network, municipality, place.terminals[-1],
+                                                                  official, interceptors=[self.retry])
+                self._extra_channels.extend(self._officials[municipality][3])
         await asyncio.gather(*(self._issue_kiosk_cards(m) for m in self.header["municipalities"]))
         self.kiosks = {m: kizon_pb2_grpc.KizonStub(self._kiosk_channel(m)) for m in self.header["municipalities"]}
         self._infonws = async_channel(self.network.topology.find("intermediate"), named_cert(self.network.pki, "infonws"),
@@ -319,7 +328,8 @@ class Replay:
             if not self.fugo.get(municipality):
                 return False
             await self._intermediate.ProvideInfo(intermediate_pb2.ProvisionRequest(
-                tenant=municipality, fugo=self.rng.choice(self.fugo[municipality]), inquiry_id=f"R{event.t:.0f}"), timeout=30)
+                tenant=municipality, fugo=self.rng.choice(self.fugo[municipality]), inquiry_id=f"R{event.t:.0f}",
+                jimu=self.rng.choice(list(jimu_table()))), timeout=30)  # a 事務 of the table, uniformly
             return True
         if op == "夜間バッチ":  # run by operations (the domain's console), not by a clerk at the counter
             console = self._console(municipality)
@@ -357,7 +367,31 @@ class Replay:
             await self.kiosks[municipality].IssueKioskCertificate(kizon_pb2.KioskRequest(
                 card_number=number, pin=KIOSK_PIN, kind=kizon_pb2.RESIDENT_COPY), metadata=clock, timeout=30)
             return True
+        if op in OFFICE_OPS:
+            return await self._by_office(event, municipality, register, today)
         return await self._change(event, municipality, kizon, metadata, register, today)
+
+    async def _by_office(self, event, municipality: str, register: "Register", today: str) -> bool:
+        """職権消除 or 職権記載, by the office's operator with the role official (skipped if the roster has none)."""
+        if not self._officials.get(municipality):
+            return False
+        kizon, _, metadata, _ = self._officials[municipality]
+        survey = f"調査-{municipality}-{event.t:.0f}"
+        if event.op == "職権記載":
+            reply = await kizon.RecordByOffice(requests.official_entry(records_pb2.ResidentRecord(
+                name_kanji="職権 記載", name_kana="ショッケン キサイ", birth_date="1979-09-09", sex=self.rng.choice("12")),
+                self._address(municipality), survey, today=today), metadata=metadata, timeout=60)
+            record = reply.records[0]
+            register.add(Person(record.resident_code, record.household_number, False))
+        else:
+            person = register.pick(self.rng)
+            if person is None:
+                return False
+            register.remove(person.code)
+            reply = await kizon.RemoveByOffice(requests.official_removal(person.code, survey, today=today),
+                                               metadata=metadata, timeout=60)
+        self._acknowledge(municipality, reply)
+        return True
 
     async def _change(self, event, municipality, kizon, metadata, register: Register, today: str):
         """A counter 異動."""
@@ -386,6 +420,11 @@ class Replay:
                 register.remove(person.code)
                 self._acknowledge(municipality, await kizon.Death(requests.death(person.code, today=today),
                                                                   metadata=metadata, timeout=60))
+            elif op == "国外転出":
+                register.remove(person.code)
+                self._acknowledge(municipality, await kizon.Emigrate(requests.emigration(
+                    person.code, (office_today() + dt.timedelta(days=3)).isoformat(), today=today),
+                    metadata=metadata, timeout=60))
             elif op == "転出":
                 register.remove(person.code)
                 destination = args.get("to", "outside")

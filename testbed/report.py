@@ -33,6 +33,9 @@ OPERATIONS = {
     "検索": "identity search",  # 本人確認情報検索
     "情報提供": "information provision",  # to the 情報提供NWS (中間サーバ)
     "夜間バッチ": "nightly batch",
+    "国外転出": "emigration",  # a move abroad: a 除票, no 転出証明書
+    "職権消除": "removal by the office",  # after a 実態調査
+    "職権記載": "entry by the office",  # after a 実態調査
 }
 
 

@@ -84,3 +84,22 @@ def move_out(code: str, planned: str, *, destination: str = OUTSIDE, destination
     return kizon_pb2.MoveOutRequest(resident_code=code, planned_date=planned, notification_date=_today(today),
                                     destination_address=destination_address, destination_municipality_code=destination,
                                     special=special, notifier=notifier(code=code))
+
+
+def emigration(code: str, planned: str, *, country: str = "アメリカ合衆国", today: str | None = None) -> kizon_pb2.EmigrationRequest:
+    """国外転出届: planned for a day, to a country."""
+    return kizon_pb2.EmigrationRequest(resident_code=code, destination_country=country, planned_date=planned,
+                                       notification_date=_today(today), notifier=notifier(code=code))
+
+
+def official_removal(code: str, survey: str, *, today: str | None = None) -> kizon_pb2.OfficialRemovalRequest:
+    """職権消除 after a 実態調査 found the person gone (today)."""
+    return kizon_pb2.OfficialRemovalRequest(resident_code=code, reason="実態調査の結果、居住の実態なし",
+                                            survey_reference=survey, found_date=_today(today))
+
+
+def official_entry(person: records_pb2.ResidentRecord, address: records_pb2.Address, survey: str, *,
+                   today: str | None = None) -> kizon_pb2.OfficialEntryRequest:
+    """職権記載 of a person a 実態調査 found living here with no 住民票 (since today)."""
+    return kizon_pb2.OfficialEntryRequest(person=person, address=address, resident_since=_today(today),
+                                          reason="実態調査の結果、居住を確認", survey_reference=survey)
