@@ -1,4 +1,4 @@
-"""The commands for backups: backup (and --purge), restore. The work is testbed/backup.py's; docs/backup.md says what
+"""The commands for backups: backup (and --purge), restore. The work is testbed/backup/'s; docs/backup.md says what
 an archive holds, where it goes, its key and its retention."""
 from __future__ import annotations
 
