@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2, status_pb2
 DOMAIN = "juki-net.testbed"  # ErrorInfo.domain of every rule of the testbed
 DETAILS_KEY = "grpc-status-details-bin"  # the trailer grpcio-status reads (google.rpc.Status, serialized)
 _REASON = re.compile(r"^[A-Z][A-Z0-9_]{2,62}$")  # ErrorInfo.reason: UPPER_SNAKE_CASE, at most 63 characters
+_NODE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # a node's name in the topology (national, cs-142140, kizon-142140-gcloud)
 OWNERS = frozenset({"common", "access", "kizon", "cs", "prefecture", "national", "card", "atena", "intermediate",
                     "certificates", "site", "health", "peer"})
 
@@ -72,8 +73,10 @@ class Violation(Exception):
         """A peer's refusal passed on to this node's caller: its code, rule id and refusing node kept."""
         why = reason_of(error)
         rule = CATALOGUE.get(why.reason, PEER_REFUSED) if why else PEER_REFUSED
-        return cls(rule, f"{prefix}: {error.details()}", code=error.code(), reason=why.reason if why else rule.reason,
-                   node=why.node if why else "")
+        # A peer's words are passed on only as far as they are this testbed's: a rule id of the catalogue (else the
+        # peer-refused rule) and a node name of the shape of one (a hostile peer could send any 8 KiB of each).
+        node = why.node if why and _NODE_NAME.fullmatch(why.node) else ""
+        return cls(rule, f"{prefix}: {error.details()}", code=error.code(), reason=rule.reason, node=node)
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ pending_var: contextvars.ContextVar = contextvars.ContextVar("pending_change", d
 
 def _refused_by_cs(outcome) -> rules.Violation:
     """The CS's refusal of one change of a group (a GroupOutcome): its code and the rule it names, kept."""
-    return rules.Violation(CATALOGUE.get(outcome.reason, PEER_REFUSED), f"市町村CS: {outcome.detail}",
-                           code=STATUS[outcome.code], reason=outcome.reason or PEER_REFUSED.reason)
+    rule = CATALOGUE.get(outcome.reason, PEER_REFUSED)  # (a rule id of the catalogue, never the CS's free text)
+    return rules.Violation(rule, f"市町村CS: {outcome.detail}", code=STATUS.get(outcome.code, grpc.StatusCode.UNKNOWN),
+                           reason=rule.reason)
 
 
 async def cs_call(runtime, method, request):
