@@ -23,6 +23,7 @@ import yaml
 
 from certs.identity import KIND_DOMAIN
 from nodes.topology import Node, Topology
+from testbed.rendered import differing, write_files
 
 IMAGE = "municipal-testbed:0.1.0"
 PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
@@ -200,17 +201,10 @@ def rendered(topology: Topology) -> dict[Path, str]:
 
 def write(root: Path, topology: Topology) -> list[Path]:
     """Write the generated files under root; the paths written."""
-    written = []
-    for path, text in rendered(topology).items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        written.append(target)
-    return written
+    return write_files(root, rendered(topology))
 
 
 def stale(root: Path, topology: Topology) -> list[Path]:
-    """The generated files that differ from what the topology gives now."""
-    return [path for path, text in rendered(topology).items()
-            if not (root / path).exists() or (root / path).read_text(encoding="utf-8") != text]
+    """The generated files that differ from what the topology gives now (as paths relative to root)."""
+    return [path.relative_to(root) for path in differing(root, rendered(topology))]
 

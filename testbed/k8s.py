@@ -38,6 +38,7 @@ import yaml
 from certs.identity import DOMAINS, KIND_DOMAIN
 from nodes.topology import Node, Topology
 from testbed import compose
+from testbed.rendered import differing, write_files
 
 OUT = Path("deploy/k8s")
 NAMESPACE = "municipal-testbed"
@@ -428,23 +429,16 @@ def rendered(topology: Topology) -> dict[Path, str]:
 
 def write(out: Path, topology: Topology) -> list[Path]:
     """Write the base into out (files of nodes the topology no longer has removed); the paths written."""
-    written = []
     files = rendered(topology)
     for old in sorted((out / "nodes").glob("*.yaml")) if (out / "nodes").is_dir() else []:
         if old.relative_to(out) not in files:
             old.unlink()
-    for path, text in files.items():
-        target = out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        written.append(target)
-    return written
+    return write_files(out, files)
 
 
 def stale(out: Path, topology: Topology) -> list[Path]:
     """The files of the base in out that differ from what the topology gives now (or should not be there)."""
     files = rendered(topology)
-    found = [out / path for path, text in files.items()
-             if not (out / path).exists() or (out / path).read_text(encoding="utf-8") != text]
+    found = differing(out, files)
     extra = sorted((out / "nodes").glob("*.yaml")) if (out / "nodes").is_dir() else []
     return found + [p for p in extra if p.relative_to(out) not in files]
