@@ -19,7 +19,7 @@ from nodes.policy import Decision, authorize
 from nodes.reasons import access as A
 from nodes.refusal import Rule, Violation, trailers
 from nodes.rules import check_message_text, unknown_fields
-from nodes.sessions import OperatorSession, TokenError, check_session
+from nodes.sessions import OperatorSession, Roster, RosterBook, RosterEntry, TokenError, check_session, methods_allowed
 
 OPERATOR_KEY = "x-operator-id"
 TERMINAL_KEY = "x-terminal-id"
@@ -82,7 +82,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self.runtime = runtime
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}  # one wrapped handler per method, made once
         self._verdicts: dict[tuple, str] = {}  # (caller identity, served method) → "" (allowed) or the refusal
-        self._rosters: tuple = (None, {})  # (the topology read, municipality → operator → roles)
+        self._rosters: tuple = (None, {})  # (the topology read, municipality → its initial Roster)
+        # The rosters kizon signed and this node holds (none at a node whose store keeps none: the topology's stands).
+        self._book = RosterBook(getattr(runtime, "store", None), runtime.session_keys)
 
     async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
@@ -186,23 +188,49 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self._admit_roster(call)
 
     def _admit_roster(self, call: CallContext) -> None:
-        """A session proves its signer, not the roster: the operator must be in the topology's roster of the
-        municipality, and hold there every role the session claims (a session key that leaked, or a session from
-        before the roster changed, gives no one more than the roster does)."""
+        """A session proves its signer, not the roster: the operator must be in the municipality's current roster (the
+        newest kizon signed that this node holds, else the topology's), hold there every role the session claims, and
+        the session must be no older than the last change that took something from them; a role limited to some
+        methods (contractor: the 委託's) allows those alone. So a removed operator, or one whose roles were reduced,
+        is refused on their next call here once the version has arrived (docs/operators.md)."""
         municipality, session = call.peer.identity.municipality, call.session
-        held = self._roster(municipality).get(session.operator)
-        if held is None:
+        roster = self._roster(municipality, call)
+        entry = roster.operators.get(session.operator)
+        behind = session.roster_version > roster.version  # (kizon's newer roster is still on its way here)
+        if entry is None:
             operator = call.operator = session.operator[:32]  # (audited and named as far as an id goes)
+            if behind:
+                raise _Refusal(A.ROSTER_BEHIND, f"operator rule: {operator}'s session is of roster version "
+                               f"{session.roster_version} of {municipality}; this node holds version {roster.version} "
+                               "(retry once it has arrived)", call.peer.identity.uri, call)
             raise _Refusal(A.OPERATOR_NOT_IN_ROSTER, f"operator rule: {operator} is not an operator of "
                            f"{municipality} (not in the roster)", call.peer.identity.uri, call)
-        beyond = sorted(set(session.roles) - held)
+        beyond = sorted(set(session.roles) - entry.roles)
         if beyond:
-            raise _Refusal(A.OPERATOR_ROLE_NOT_HELD, f"operator rule: {session.operator} holds no role "
-                           f"{', '.join(r[:32] for r in beyond[:5])} in the roster of {municipality}",
+            rule = A.ROSTER_BEHIND if behind else A.OPERATOR_ROLE_NOT_HELD
+            raise _Refusal(rule, f"operator rule: {session.operator} holds no role "
+                           f"{', '.join(r[:32] for r in beyond[:5])} in the roster of {municipality} (version "
+                           f"{roster.version})", call.peer.identity.uri, call)
+        if session.roster_version < entry.since:
+            raise _Refusal(A.SESSION_REVOKED, f"session rule: {session.operator}'s session was issued under roster "
+                           f"version {session.roster_version}, before their entry changed at version {entry.since}: "
+                           "log in again", call.peer.identity.uri, call)
+        allowed = methods_allowed(session.roles)
+        if allowed is not None and call.method not in allowed:
+            raise _Refusal(A.ROLE_SCOPE, f"委託 rule: {session.operator} ({', '.join(session.roles)}) may not call "
+                           f"{call.method}: the 委託 covers 住民票の写し等の交付 and 住所異動 only",
                            call.peer.identity.uri, call)
 
-    def _roster(self, municipality: str) -> dict[str, frozenset[str]]:
-        """operator → roles of a municipality, from the topology in use (read again once it is reloaded)."""
+    def _roster(self, municipality: str, call: CallContext | None = None) -> Roster:
+        """The current roster of a municipality: the newest kizon signed that this node holds, else the topology's
+        (version 0, read again once the topology is reloaded). A stored roster that fails its signature admits no one
+        (fail closed)."""
+        try:
+            held = self._book.current(municipality)
+        except TokenError as exc:
+            raise _Refusal(exc.rule, f"roster rule: {exc}", call.peer.identity.uri if call else "", call) from None
+        if held is not None:
+            return held
         topology, rosters = self._rosters
         if topology is not self.runtime.topology:
             topology, rosters = self._rosters = (self.runtime.topology, {})
@@ -212,7 +240,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 operators = topology.municipality(municipality).operators
             except KeyError:  # (a municipality the topology does not name has no operators)
                 operators = ()
-            roster = rosters[municipality] = {o.id: frozenset(o.roles) for o in operators}
+            roster = rosters[municipality] = Roster(municipality, 0, {o.id: RosterEntry(frozenset(o.roles))
+                                                                      for o in operators})
         return roster
 
     def _record(self, call: CallContext | None, caller: str, method: str, status: str) -> None:
@@ -240,6 +269,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             yield
         except Violation as violation:
             status = violation.code.name
+            # The refusal's traceback holds the frames of the request being refused (up to 4 MiB and its parse):
+            # it goes no further than here, whatever keeps the abort's exception and its context.
+            violation.__traceback__ = None
             await self._abort(context, violation)
         except BaseException:
             code = context.code()
@@ -285,14 +317,14 @@ def _parsed(parse, data, method: str):
     except Exception:  # protobuf's DecodeError, or any parser's own
         raise A.MESSAGE_MALFORMED(f"message rule: the request is not a valid message for {method}") from None
     if hasattr(message, "DiscardUnknownFields"):
-        _refuse_unknown_fields(message, lambda: parse(data), method)
+        _refuse_unknown_fields(message, lambda: parse(data), data, method)
     call = _call_var.get(None)
     if call is not None and call.peer.identity.kind in CLIENT_KINDS and hasattr(message, "ListFields"):
         check_message_text(message)
     return message
 
 
-def _refuse_unknown_fields(message, parsed_again, method: str) -> None:
+def _refuse_unknown_fields(message, parsed_again, data, method: str) -> None:
     """Only the items a message defines travel (告示第334号 第6-7): a request with a field outside them, at any depth,
     is refused whoever sends it, so that nothing a sender adds is stored or passed on to the next hop. Cheap on the
     common path: two sizes and a discard, in C; the request is parsed again to name the fields only when there are some."""
@@ -300,7 +332,10 @@ def _refuse_unknown_fields(message, parsed_again, method: str) -> None:
     message.DiscardUnknownFields()
     if message.ByteSize() == size:
         return
-    where = unknown_fields(parsed_again())
+    # The top level first, from the bytes received (no second parse of a request that may be a million fields);
+    # parsed again only to find fields hidden in a nested item.
+    where = unknown_fields(message, wire=data, nested=False) if isinstance(data, bytes) else []
+    where = where or unknown_fields(parsed_again())
     shown = ", ".join(w[:80] for w in where[:5]) + (" …" if len(where) > 5 else "")
     raise A.MESSAGE_UNKNOWN_FIELD(f"message rule: the request to {method} carries fields its message does not define "
                                   f"({shown}); only the items of the message travel")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
-from google.protobuf.unknown_fields import UnknownFieldSet
 
 from nodes.clock import office_today
 from nodes.numbers import individual_number_valid, municipality_code_valid, resident_code_valid
@@ -86,10 +85,17 @@ def check_message_text(message, prefix: str = "") -> None:
                 check_message_text(part, f"{prefix}{field.name}.")
 
 
-def unknown_fields(message, prefix: str = "", limit: int = 20) -> list[str]:
+def unknown_fields(message, prefix: str = "", limit: int = 20, wire: bytes | None = None,
+                   nested: bool = True) -> list[str]:
     """Where a parsed message holds fields its definition lacks: "path#number" for each, nested messages included,
-    the first limit of them (a hostile request may hold millions)."""
-    found = [f"{prefix}#{f.field_number}" for _, f in zip(range(limit), UnknownFieldSet(message))]
+    the first limit of them. Read from the message's own bytes (wire: those it was parsed from) tag by tag, stopping at
+    the limit: a hostile request may hold a million of them, and a set of them all would cost a hundred times its size.
+    nested=False: the message's own level only."""
+    known = message.DESCRIPTOR.fields_by_number
+    found = [f"{prefix}#{number}" for number in _field_numbers(message.SerializeToString() if wire is None else wire,
+                                                               limit, known)]
+    if len(found) >= limit or not nested:
+        return found
     for field, value in message.ListFields():
         if field.type != field.TYPE_MESSAGE:
             continue
@@ -103,6 +109,40 @@ def unknown_fields(message, prefix: str = "", limit: int = 20) -> list[str]:
                 return found
             found += unknown_fields(part, f"{prefix}{field.name}.", limit - len(found))
     return found
+
+
+def _field_numbers(data: bytes, limit: int, known) -> list[int]:
+    """The numbers of the first fields of a message's wire bytes that its definition lacks (at most limit)."""
+    found, position = [], 0
+    while position < len(data) and len(found) < limit:
+        tag, position = _varint(data, position)
+        number, wire = tag >> 3, tag & 7
+        if number not in known:
+            found.append(number)
+        if wire == 0:
+            _, position = _varint(data, position)
+        elif wire == 1:
+            position += 8
+        elif wire == 2:
+            length, position = _varint(data, position)
+            position += length
+        elif wire == 5:
+            position += 4
+        # (3 and 4, a group's start and end, carry nothing of their own)
+    return found
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    """A base-128 varint at position: (its value, the position after it)."""
+    value = shift = 0
+    while position < len(data):
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+    return value, position
 
 
 def require_municipality_code(code: str, item: str = "地方公共団体コード") -> None:

@@ -396,3 +396,45 @@ def test_a_session_the_roster_does_not_back_is_refused(net, resident, operator, 
     assert any(f'"operator":"{operator}"' in e and f'"status":"{code.name}"' in e for e in entries), entries
     with Counter(net, A) as clerk:
         assert clerk(clerk.kizon.GetResident, key(resident)).resident_code == resident
+
+
+UNKNOWN_FIELD_CALLS = 40  # requests of nearly 4 MiB of unknown fields each (over a million fields apiece)
+# What parsing and refusing them may cost beyond receiving as many 4 MiB requests at all: measured at about 90 MB
+# of peak (the node's allocator keeps the arenas of a million-field parse for a while), in a node of ~60 MB at rest.
+FLOOD_MARGIN = 128 * MB
+
+
+def test_a_flood_of_unknown_fields_costs_little_and_is_refused(net, resident):
+    """kizon's own certificate floods its CS with update batches made of a million three-byte unknown fields each (the
+    most the message size allows): every one is refused under MESSAGE_UNKNOWN_FIELD, naming only the first fields;
+    the counter's 本人確認 at the CS goes on meanwhile; the CS's peak memory is that of receiving as many 4 MiB
+    requests that the policy refuses unread (gRPC's own buffers), within FLOOD_MARGIN."""
+    from google.protobuf.internal import encoder
+    from nodes.reasons import access as R
+    from testbed.client import node_cert
+    field = encoder._VarintBytes((900 << 3) | 0) + b"\x01"  # field 900, varint 1: three bytes
+    body = identity_pb2.IdentityUpdateBatch(municipality_code=A).SerializeToString() + field * (
+        (limits.MAX_RECEIVE_MESSAGE - 64) // len(field))
+    pid = net.pid(f"cs-{A}")
+    peaks = {}
+    for method, code, reason in (("PurgeExpiredCertificates", Code.PERMISSION_DENIED, None),  # (kizon may not call it)
+                                 ("SubmitIdentityUpdates", Code.INVALID_ARGUMENT, R.MESSAGE_UNKNOWN_FIELD.reason)):
+        with Counter(net, A) as clerk, counting(lambda: clerk(clerk.cs.GetIdentity, key(resident)), pid) as probe, \
+                channel(net.topology.find("cs", A), node_cert(net.pki, f"kizon-{A}")) as ch:
+            send = ch.unary_unary(f"/testbed.v1.CommunicationServer/{method}")
+            started = time.perf_counter()
+            for _ in range(UNKNOWN_FIELD_CALLS):
+                with pytest.raises(grpc.RpcError) as caught:
+                    send(body, timeout=60)
+                assert caught.value.code() == code, caught.value.details()
+                assert len(caught.value.details()) < 600  # (the first fields named, not a million)
+                probe.sample()
+            per_call = (time.perf_counter() - started) / UNKNOWN_FIELD_CALLS
+        assert not probe.failures, probe.failures[:3]
+        peaks[method] = probe.peak_rss
+        print(f"\n{method}: {UNKNOWN_FIELD_CALLS} requests of {len(body) / MB:.1f} MiB, {per_call * 1e3:.0f} ms each "
+              f"to refuse; counter meanwhile: {probe.summary()}; CS RSS peak {probe.peak_rss / MB:.0f} MB")
+    with refused(Code.INVALID_ARGUMENT, "#900", reason=R.MESSAGE_UNKNOWN_FIELD.reason), \
+            channel(net.topology.find("cs", A), node_cert(net.pki, f"kizon-{A}")) as ch:
+        ch.unary_unary("/testbed.v1.CommunicationServer/SubmitIdentityUpdates")(body, timeout=60)
+    assert peaks["SubmitIdentityUpdates"] <= peaks["PurgeExpiredCertificates"] + FLOOD_MARGIN, peaks
