@@ -13,12 +13,13 @@ import uuid
 from nodes.guard import current_call
 from nodes import audit, clock, jimu as J, rules
 from nodes.reasons import access as A, common as C, platform as R
+from nodes.sessions import ROSTER_SCHEMA, RosterReceiver
 from nodes.weaken import weakened
 from protos import card_pb2, card_pb2_grpc, common_pb2, intermediate_pb2, intermediate_pb2_grpc, records_pb2
 
 PROVISION_COLUMNS = ("jimu", "items")  # added to 情報提供等記録 after its first version
 SERVICE_NAME = intermediate_pb2.DESCRIPTOR.services_by_name["IntermediateServer"].full_name
-SCHEMA = """
+SCHEMA = ROSTER_SCHEMA + """
 CREATE TABLE IF NOT EXISTS copies (
     tenant TEXT NOT NULL,                   -- 市町村コード of the owning municipality
     fugo TEXT NOT NULL,                     -- 符号
@@ -63,6 +64,7 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
+        self.rosters = RosterReceiver(runtime.store, runtime.session_keys)  # each tenant's kizon's roster
         self.card = runtime.stub(card_pb2_grpc.CardManagementStub, "card")
         have = {row[1] for row in runtime.store.db.execute("PRAGMA table_info(provisions)")}
         for column in PROVISION_COLUMNS:  # a store of an earlier version: its records name no 事務
@@ -153,6 +155,10 @@ class Servicer(intermediate_pb2_grpc.IntermediateServerServicer):
     async def StaffLogout(self, request, context):
         """A municipality's staff member logs out (recorded)."""
         return self._staff(request, "logout")
+
+    async def ReceiveOperatorRoster(self, request, context):
+        """操作者の名簿 from a municipality's kizon: its own tenant's only."""
+        return self.rosters.receive(request, current_call().peer.identity.municipality)
 
     def _staff(self, request, event: str):
         call = current_call()

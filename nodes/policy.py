@@ -57,7 +57,7 @@ POLICY: dict[str, tuple[Allow, ...]] = {
             "CommunicationServer", "SubmitIdentityUpdates", "SubmitIdentityUpdateGroup", "GetIdentity", "SearchIdentity", "DrawResidentCodes",
             "GetPoolStatus", "AssignIndividualNumbers", "OfferResidentCodes", "TakeMoveOutCertificate",
             "TakeMoveInNotices", "ChangeCard", "VerifyByCard", "WideAreaLookup", "ReleaseResidentCodes",
-            "GetRequestStatus", "CheckResidence", "RegisterDigests", "CheckConsistency")),
+            "GetRequestStatus", "CheckResidence", "RegisterDigests", "CheckConsistency", "ReceiveOperatorRoster")),
         Allow("terminal", SAME_MUNICIPALITY, _m(
             "CommunicationServer", "GetIdentity", "SearchIdentity", "GetPoolStatus", "CheckConsistency",
             "PurgeExpiredCertificates", "VerifyByCard")),
@@ -91,6 +91,8 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         # Staff of a municipality log in to its own tenant; a resident reads their own 情報提供等記録.
         Allow("terminal", ANY, _m("IntermediateServer", "StaffLogin", "StaffLogout")),
         Allow("portal", ANY, _m("IntermediateServer", "ListProvisions")),
+        # Each municipality's kizon sends its signed roster of operators (its own tenant's: RosterReceiver checks).
+        Allow("kizon", ANY, _m("IntermediateServer", "ReceiveOperatorRoster")),
     ),
 }
 

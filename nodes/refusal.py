@@ -73,10 +73,12 @@ class Violation(Exception):
         """A peer's refusal passed on to this node's caller: its code, rule id and refusing node kept."""
         why = reason_of(error)
         rule = CATALOGUE.get(why.reason, PEER_REFUSED) if why else PEER_REFUSED
-        # A peer's words are passed on only as far as they are this testbed's: a rule id of the catalogue (else the
-        # peer-refused rule) and a node name of the shape of one (a hostile peer could send any 8 KiB of each).
+        # A peer's words are passed on only as far as they have the shape of a rule id and of a node name (a hostile
+        # peer could send any 8 KiB of each); a well-formed id this catalogue lacks (an external node's) stays, under
+        # the peer-refused rule.
+        reason = why.reason if why and _REASON.match(why.reason) else rule.reason
         node = why.node if why and _NODE_NAME.fullmatch(why.node) else ""
-        return cls(rule, f"{prefix}: {error.details()}", code=error.code(), reason=rule.reason, node=node)
+        return cls(rule, f"{prefix}: {error.details()}", code=error.code(), reason=reason, node=node)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class Reason:
     def rule(self) -> Rule | None:
         """The rule of this testbed's catalogue the reason names (None for an unknown one)."""
         return CATALOGUE.get(self.reason)
+
+
+def well_formed_reason(reason: str) -> bool:
+    """Whether a rule id has the shape of one (UPPER_SNAKE_CASE, 3 to 63 characters), of this catalogue or not."""
+    return bool(_REASON.match(reason))
 
 
 def trailers(violation: Violation, node: str, message: str) -> tuple:

@@ -69,6 +69,11 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_common__pb2.Empty.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.PoolStatus.FromString,
                 _registered_method=True)
+        self.ReceiveOperatorRoster = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/ReceiveOperatorRoster',
+                request_serializer=protos_dot_kizon__pb2.SignedRoster.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.RosterAck.FromString,
+                _registered_method=True)
         self.AssignIndividualNumbers = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/AssignIndividualNumbers',
                 request_serializer=protos_dot_cs__pb2.ResidentCodes.SerializeToString,
@@ -191,6 +196,13 @@ class CommunicationServerServicer:
 
     def GetPoolStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveOperatorRoster(self, request, context):
+        """操作者の名簿 from this municipality's kizon, signed with its session key (docs/operators.md).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -336,6 +348,11 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     servicer.GetPoolStatus,
                     request_deserializer=protos_dot_common__pb2.Empty.FromString,
                     response_serializer=protos_dot_cs__pb2.PoolStatus.SerializeToString,
+            ),
+            'ReceiveOperatorRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveOperatorRoster,
+                    request_deserializer=protos_dot_kizon__pb2.SignedRoster.FromString,
+                    response_serializer=protos_dot_kizon__pb2.RosterAck.SerializeToString,
             ),
             'AssignIndividualNumbers': grpc.unary_unary_rpc_method_handler(
                     servicer.AssignIndividualNumbers,
@@ -580,6 +597,33 @@ class CommunicationServer:
             '/testbed.v1.CommunicationServer/GetPoolStatus',
             protos_dot_common__pb2.Empty.SerializeToString,
             protos_dot_cs__pb2.PoolStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveOperatorRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/ReceiveOperatorRoster',
+            protos_dot_kizon__pb2.SignedRoster.SerializeToString,
+            protos_dot_kizon__pb2.RosterAck.FromString,
             options,
             channel_credentials,
             insecure,

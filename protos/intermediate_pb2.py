@@ -23,34 +23,35 @@ _sym_db = _symbol_database.Default()
 
 
 from protos import common_pb2 as protos_dot_common__pb2
+from protos import kizon_pb2 as protos_dot_kizon__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19protos/intermediate.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x14protos/records.proto\"j\n\x10\x43opyRegistration\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12*\n\x06record\x18\x03 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\"R\n\x10ProvisionRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12\x12\n\ninquiry_id\x18\x03 \x01(\t\x12\x0c\n\x04jimu\x18\x04 \x01(\t\"j\n\x0eProvisionReply\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x14\n\x0cprovision_id\x18\x02 \x01(\t\x12\x16\n\x0eitems_provided\x18\x03 \x03(\t\"P\n\x0eProvisionQuery\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x03 \x01(\t\x12\x0b\n\x03pin\x18\x04 \x01(\t\"\x80\x01\n\x0fProvisionRecord\x12\x14\n\x0cprovision_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x11\n\trequester\x18\x03 \x01(\t\x12\x13\n\x0bprovided_at\x18\x04 \x01(\t\x12\x0c\n\x04jimu\x18\x05 \x01(\t\x12\r\n\x05items\x18\x06 \x03(\t\"@\n\x10ProvisionRecords\x12,\n\x07records\x18\x01 \x03(\x0b\x32\x1b.testbed.v1.ProvisionRecord\"!\n\nStaffEvent\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\"/\n\x08StaffAck\x12\x13\n\x0brecorded_at\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"8\n\tCopyBatch\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.testbed.v1.CopyRegistration2\xe2\x02\n\x12IntermediateServer\x12>\n\x0eRegisterCopies\x12\x15.testbed.v1.CopyBatch\x1a\x15.testbed.v1.UpdateAck\x12G\n\x0bProvideInfo\x12\x1c.testbed.v1.ProvisionRequest\x1a\x1a.testbed.v1.ProvisionReply\x12J\n\x0eListProvisions\x12\x1a.testbed.v1.ProvisionQuery\x1a\x1c.testbed.v1.ProvisionRecords\x12:\n\nStaffLogin\x12\x16.testbed.v1.StaffEvent\x1a\x14.testbed.v1.StaffAck\x12;\n\x0bStaffLogout\x12\x16.testbed.v1.StaffEvent\x1a\x14.testbed.v1.StaffAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19protos/intermediate.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x12protos/kizon.proto\x1a\x14protos/records.proto\"j\n\x10\x43opyRegistration\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12*\n\x06record\x18\x03 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\"R\n\x10ProvisionRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12\x12\n\ninquiry_id\x18\x03 \x01(\t\x12\x0c\n\x04jimu\x18\x04 \x01(\t\"j\n\x0eProvisionReply\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x14\n\x0cprovision_id\x18\x02 \x01(\t\x12\x16\n\x0eitems_provided\x18\x03 \x03(\t\"P\n\x0eProvisionQuery\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x03 \x01(\t\x12\x0b\n\x03pin\x18\x04 \x01(\t\"\x80\x01\n\x0fProvisionRecord\x12\x14\n\x0cprovision_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x11\n\trequester\x18\x03 \x01(\t\x12\x13\n\x0bprovided_at\x18\x04 \x01(\t\x12\x0c\n\x04jimu\x18\x05 \x01(\t\x12\r\n\x05items\x18\x06 \x03(\t\"@\n\x10ProvisionRecords\x12,\n\x07records\x18\x01 \x03(\x0b\x32\x1b.testbed.v1.ProvisionRecord\"!\n\nStaffEvent\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\"/\n\x08StaffAck\x12\x13\n\x0brecorded_at\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"8\n\tCopyBatch\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.testbed.v1.CopyRegistration2\xac\x03\n\x12IntermediateServer\x12>\n\x0eRegisterCopies\x12\x15.testbed.v1.CopyBatch\x1a\x15.testbed.v1.UpdateAck\x12G\n\x0bProvideInfo\x12\x1c.testbed.v1.ProvisionRequest\x1a\x1a.testbed.v1.ProvisionReply\x12J\n\x0eListProvisions\x12\x1a.testbed.v1.ProvisionQuery\x1a\x1c.testbed.v1.ProvisionRecords\x12:\n\nStaffLogin\x12\x16.testbed.v1.StaffEvent\x1a\x14.testbed.v1.StaffAck\x12;\n\x0bStaffLogout\x12\x16.testbed.v1.StaffEvent\x1a\x14.testbed.v1.StaffAck\x12H\n\x15ReceiveOperatorRoster\x12\x18.testbed.v1.SignedRoster\x1a\x15.testbed.v1.RosterAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.intermediate_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COPYREGISTRATION']._serialized_start=84
-  _globals['_COPYREGISTRATION']._serialized_end=190
-  _globals['_PROVISIONREQUEST']._serialized_start=192
-  _globals['_PROVISIONREQUEST']._serialized_end=274
-  _globals['_PROVISIONREPLY']._serialized_start=276
-  _globals['_PROVISIONREPLY']._serialized_end=382
-  _globals['_PROVISIONQUERY']._serialized_start=384
-  _globals['_PROVISIONQUERY']._serialized_end=464
-  _globals['_PROVISIONRECORD']._serialized_start=467
-  _globals['_PROVISIONRECORD']._serialized_end=595
-  _globals['_PROVISIONRECORDS']._serialized_start=597
-  _globals['_PROVISIONRECORDS']._serialized_end=661
-  _globals['_STAFFEVENT']._serialized_start=663
-  _globals['_STAFFEVENT']._serialized_end=696
-  _globals['_STAFFACK']._serialized_start=698
-  _globals['_STAFFACK']._serialized_end=745
-  _globals['_COPYBATCH']._serialized_start=747
-  _globals['_COPYBATCH']._serialized_end=803
-  _globals['_INTERMEDIATESERVER']._serialized_start=806
-  _globals['_INTERMEDIATESERVER']._serialized_end=1160
+  _globals['_COPYREGISTRATION']._serialized_start=104
+  _globals['_COPYREGISTRATION']._serialized_end=210
+  _globals['_PROVISIONREQUEST']._serialized_start=212
+  _globals['_PROVISIONREQUEST']._serialized_end=294
+  _globals['_PROVISIONREPLY']._serialized_start=296
+  _globals['_PROVISIONREPLY']._serialized_end=402
+  _globals['_PROVISIONQUERY']._serialized_start=404
+  _globals['_PROVISIONQUERY']._serialized_end=484
+  _globals['_PROVISIONRECORD']._serialized_start=487
+  _globals['_PROVISIONRECORD']._serialized_end=615
+  _globals['_PROVISIONRECORDS']._serialized_start=617
+  _globals['_PROVISIONRECORDS']._serialized_end=681
+  _globals['_STAFFEVENT']._serialized_start=683
+  _globals['_STAFFEVENT']._serialized_end=716
+  _globals['_STAFFACK']._serialized_start=718
+  _globals['_STAFFACK']._serialized_end=765
+  _globals['_COPYBATCH']._serialized_start=767
+  _globals['_COPYBATCH']._serialized_end=823
+  _globals['_INTERMEDIATESERVER']._serialized_start=826
+  _globals['_INTERMEDIATESERVER']._serialized_end=1254
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from protos import common_pb2 as _common_pb2
+from protos import kizon_pb2 as _kizon_pb2
 from protos import records_pb2 as _records_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor

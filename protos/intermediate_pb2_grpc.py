@@ -5,6 +5,7 @@ import warnings
 
 from protos import common_pb2 as protos_dot_common__pb2
 from protos import intermediate_pb2 as protos_dot_intermediate__pb2
+from protos import kizon_pb2 as protos_dot_kizon__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -60,6 +61,11 @@ class IntermediateServerStub:
                 request_serializer=protos_dot_intermediate__pb2.StaffEvent.SerializeToString,
                 response_deserializer=protos_dot_intermediate__pb2.StaffAck.FromString,
                 _registered_method=True)
+        self.ReceiveOperatorRoster = channel.unary_unary(
+                '/testbed.v1.IntermediateServer/ReceiveOperatorRoster',
+                request_serializer=protos_dot_kizon__pb2.SignedRoster.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.RosterAck.FromString,
+                _registered_method=True)
 
 
 class IntermediateServerServicer:
@@ -95,6 +101,13 @@ class IntermediateServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReceiveOperatorRoster(self, request, context):
+        """操作者の名簿 from each municipality's kizon, for StaffLogin (docs/operators.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntermediateServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +135,11 @@ def add_IntermediateServerServicer_to_server(servicer, server):
                     servicer.StaffLogout,
                     request_deserializer=protos_dot_intermediate__pb2.StaffEvent.FromString,
                     response_serializer=protos_dot_intermediate__pb2.StaffAck.SerializeToString,
+            ),
+            'ReceiveOperatorRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveOperatorRoster,
+                    request_deserializer=protos_dot_kizon__pb2.SignedRoster.FromString,
+                    response_serializer=protos_dot_kizon__pb2.RosterAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +277,33 @@ class IntermediateServer:
             '/testbed.v1.IntermediateServer/StaffLogout',
             protos_dot_intermediate__pb2.StaffEvent.SerializeToString,
             protos_dot_intermediate__pb2.StaffAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveOperatorRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.IntermediateServer/ReceiveOperatorRoster',
+            protos_dot_kizon__pb2.SignedRoster.SerializeToString,
+            protos_dot_kizon__pb2.RosterAck.FromString,
             options,
             channel_credentials,
             insecure,

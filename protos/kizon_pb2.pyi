@@ -46,6 +46,80 @@ class Session(_message.Message):
     expires_at: str
     def __init__(self, token: _Optional[str] = ..., operator_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., expires_at: _Optional[str] = ...) -> None: ...
 
+class OperatorEntry(_message.Message):
+    __slots__ = ("operator_id", "roles", "contractor", "subcontractor", "permission")
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    CONTRACTOR_FIELD_NUMBER: _ClassVar[int]
+    SUBCONTRACTOR_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    operator_id: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    contractor: str
+    subcontractor: str
+    permission: str
+    def __init__(self, operator_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., contractor: _Optional[str] = ..., subcontractor: _Optional[str] = ..., permission: _Optional[str] = ...) -> None: ...
+
+class OperatorChange(_message.Message):
+    __slots__ = ("entry", "reason")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    entry: OperatorEntry
+    reason: str
+    def __init__(self, entry: _Optional[_Union[OperatorEntry, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RosterChange(_message.Message):
+    __slots__ = ("roster_version", "delivered_to", "pending", "credential")
+    ROSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_TO_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    roster_version: int
+    delivered_to: _containers.RepeatedScalarFieldContainer[str]
+    pending: _containers.RepeatedScalarFieldContainer[str]
+    credential: str
+    def __init__(self, roster_version: _Optional[int] = ..., delivered_to: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[str]] = ..., credential: _Optional[str] = ...) -> None: ...
+
+class RosterRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class OperatorRoster(_message.Message):
+    __slots__ = ("version", "operators")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OPERATORS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    operators: _containers.RepeatedCompositeFieldContainer[OperatorEntry]
+    def __init__(self, version: _Optional[int] = ..., operators: _Optional[_Iterable[_Union[OperatorEntry, _Mapping]]] = ...) -> None: ...
+
+class SubcontractPermission(_message.Message):
+    __slots__ = ("contractor", "subcontractor", "reference", "reason")
+    CONTRACTOR_FIELD_NUMBER: _ClassVar[int]
+    SUBCONTRACTOR_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    contractor: str
+    subcontractor: str
+    reference: str
+    reason: str
+    def __init__(self, contractor: _Optional[str] = ..., subcontractor: _Optional[str] = ..., reference: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SignedRoster(_message.Message):
+    __slots__ = ("municipality", "version", "token")
+    MUNICIPALITY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    municipality: str
+    version: int
+    token: str
+    def __init__(self, municipality: _Optional[str] = ..., version: _Optional[int] = ..., token: _Optional[str] = ...) -> None: ...
+
+class RosterAck(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
 class BulkApprovalRequest(_message.Message):
     __slots__ = ("purpose", "max_records", "requester_operator_id", "terminal_id")
     PURPOSE_FIELD_NUMBER: _ClassVar[int]

@@ -48,6 +48,31 @@ class KizonStub:
                 request_serializer=protos_dot_kizon__pb2.BulkApprovalRequest.SerializeToString,
                 response_deserializer=protos_dot_kizon__pb2.BulkApproval.FromString,
                 _registered_method=True)
+        self.ListOperators = channel.unary_unary(
+                '/testbed.v1.Kizon/ListOperators',
+                request_serializer=protos_dot_kizon__pb2.RosterRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.OperatorRoster.FromString,
+                _registered_method=True)
+        self.AddOperator = channel.unary_unary(
+                '/testbed.v1.Kizon/AddOperator',
+                request_serializer=protos_dot_kizon__pb2.OperatorChange.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.RosterChange.FromString,
+                _registered_method=True)
+        self.ChangeOperatorRoles = channel.unary_unary(
+                '/testbed.v1.Kizon/ChangeOperatorRoles',
+                request_serializer=protos_dot_kizon__pb2.OperatorChange.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.RosterChange.FromString,
+                _registered_method=True)
+        self.RemoveOperator = channel.unary_unary(
+                '/testbed.v1.Kizon/RemoveOperator',
+                request_serializer=protos_dot_kizon__pb2.OperatorChange.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.RosterChange.FromString,
+                _registered_method=True)
+        self.PermitSubcontract = channel.unary_unary(
+                '/testbed.v1.Kizon/PermitSubcontract',
+                request_serializer=protos_dot_kizon__pb2.SubcontractPermission.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.SubcontractPermission.FromString,
+                _registered_method=True)
         self.Birth = channel.unary_unary(
                 '/testbed.v1.Kizon/Birth',
                 request_serializer=protos_dot_kizon__pb2.BirthRequest.SerializeToString,
@@ -181,6 +206,38 @@ class KizonServicer:
 
     def ApproveBulkOutput(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOperators(self, request, context):
+        """The roster of operators (role manager): kept at kizon, each change audited with its reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddOperator(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeOperatorRoles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveOperator(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PermitSubcontract(self, request, context):
+        """再委託の許諾
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -349,6 +406,31 @@ def add_KizonServicer_to_server(servicer, server):
                     servicer.ApproveBulkOutput,
                     request_deserializer=protos_dot_kizon__pb2.BulkApprovalRequest.FromString,
                     response_serializer=protos_dot_kizon__pb2.BulkApproval.SerializeToString,
+            ),
+            'ListOperators': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOperators,
+                    request_deserializer=protos_dot_kizon__pb2.RosterRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.OperatorRoster.SerializeToString,
+            ),
+            'AddOperator': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddOperator,
+                    request_deserializer=protos_dot_kizon__pb2.OperatorChange.FromString,
+                    response_serializer=protos_dot_kizon__pb2.RosterChange.SerializeToString,
+            ),
+            'ChangeOperatorRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeOperatorRoles,
+                    request_deserializer=protos_dot_kizon__pb2.OperatorChange.FromString,
+                    response_serializer=protos_dot_kizon__pb2.RosterChange.SerializeToString,
+            ),
+            'RemoveOperator': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveOperator,
+                    request_deserializer=protos_dot_kizon__pb2.OperatorChange.FromString,
+                    response_serializer=protos_dot_kizon__pb2.RosterChange.SerializeToString,
+            ),
+            'PermitSubcontract': grpc.unary_unary_rpc_method_handler(
+                    servicer.PermitSubcontract,
+                    request_deserializer=protos_dot_kizon__pb2.SubcontractPermission.FromString,
+                    response_serializer=protos_dot_kizon__pb2.SubcontractPermission.SerializeToString,
             ),
             'Birth': grpc.unary_unary_rpc_method_handler(
                     servicer.Birth,
@@ -525,6 +607,141 @@ class Kizon:
             '/testbed.v1.Kizon/ApproveBulkOutput',
             protos_dot_kizon__pb2.BulkApprovalRequest.SerializeToString,
             protos_dot_kizon__pb2.BulkApproval.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOperators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/ListOperators',
+            protos_dot_kizon__pb2.RosterRequest.SerializeToString,
+            protos_dot_kizon__pb2.OperatorRoster.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddOperator(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/AddOperator',
+            protos_dot_kizon__pb2.OperatorChange.SerializeToString,
+            protos_dot_kizon__pb2.RosterChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeOperatorRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/ChangeOperatorRoles',
+            protos_dot_kizon__pb2.OperatorChange.SerializeToString,
+            protos_dot_kizon__pb2.RosterChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveOperator(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/RemoveOperator',
+            protos_dot_kizon__pb2.OperatorChange.SerializeToString,
+            protos_dot_kizon__pb2.RosterChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PermitSubcontract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.Kizon/PermitSubcontract',
+            protos_dot_kizon__pb2.SubcontractPermission.SerializeToString,
+            protos_dot_kizon__pb2.SubcontractPermission.FromString,
             options,
             channel_credentials,
             insecure,

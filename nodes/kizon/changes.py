@@ -14,7 +14,7 @@ import grpc
 from nodes import audit, clock, rules
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
-from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of
+from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of, well_formed_reason
 from nodes.intents import Intent, Ledger, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon import requesters
 from nodes.kizon.items import CURRENT, today_iso
@@ -37,9 +37,9 @@ pending_var: contextvars.ContextVar = contextvars.ContextVar("pending_change", d
 
 def _refused_by_cs(outcome) -> rules.Violation:
     """The CS's refusal of one change of a group (a GroupOutcome): its code and the rule it names, kept."""
-    rule = CATALOGUE.get(outcome.reason, PEER_REFUSED)  # (a rule id of the catalogue, never the CS's free text)
+    rule = CATALOGUE.get(outcome.reason, PEER_REFUSED)  # (a rule id's shape at most, never the CS's free text)
     return rules.Violation(rule, f"市町村CS: {outcome.detail}", code=STATUS.get(outcome.code, grpc.StatusCode.UNKNOWN),
-                           reason=rule.reason)
+                           reason=outcome.reason if well_formed_reason(outcome.reason) else rule.reason)
 
 
 async def cs_call(runtime, method, request):

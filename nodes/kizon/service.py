@@ -3,6 +3,7 @@ each RPC of the Kizon service to the part that serves it."""
 from __future__ import annotations
 
 from nodes import certificates, site
+from nodes.sessions import ROSTER_SCHEMA
 from nodes.kizon.changes import ChangeEngine
 from nodes.kizon.counter import Counter
 from nodes.kizon.disclosure import Disclosures
@@ -16,7 +17,33 @@ from nodes.kizon.relocation import KizonSite
 from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, migration_pb2_grpc
 
 SERVICE_NAME = kizon_pb2.DESCRIPTOR.services_by_name["Kizon"].full_name
-SCHEMA = certificates.SCHEMA + site.SCHEMA + """
+SCHEMA = certificates.SCHEMA + site.SCHEMA + ROSTER_SCHEMA + """
+CREATE TABLE IF NOT EXISTS operators (          -- 操作者の名簿 (operators.py): kizon's own, seeded from the topology
+    id TEXT PRIMARY KEY,                        -- 操作者ID: a removed operator's row stays, so an id is never reused
+    roles TEXT NOT NULL,                        -- comma-separated, of nodes/sessions.py ROLES
+    contractor TEXT NOT NULL DEFAULT '',        -- 委託先 ('' for the municipality's own staff)
+    subcontractor TEXT NOT NULL DEFAULT '',     -- 再委託先
+    permission TEXT NOT NULL DEFAULT '',        -- the 再委託 permission it works under (subcontract_permissions)
+    since INTEGER NOT NULL,                     -- roster version from which its sessions count (added, role taken away)
+    added_by TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    changed_at REAL,
+    removed_by TEXT,
+    removed_at REAL
+);
+CREATE TABLE IF NOT EXISTS subcontract_permissions (  -- 再委託の許諾 a manager recorded
+    reference TEXT PRIMARY KEY,
+    contractor TEXT NOT NULL,
+    subcontractor TEXT NOT NULL,
+    permitted_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    permitted_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roster_deliveries (  -- the roster version each node that admits our sessions acknowledged
+    target TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS residents (
     atena_number TEXT PRIMARY KEY,              -- 宛名番号: the person, for good
     resident_code TEXT NOT NULL UNIQUE,         -- 住民票コード (changes on a 住民票コード変更)
@@ -99,6 +126,26 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
     async def ApproveBulkOutput(self, request, context):
         """A manager's prior approval of one bulk output."""
         return self.operators.approve_bulk_output(request)
+
+    async def ListOperators(self, request, context):
+        """The roster of operators (名簿)."""
+        return self.operators.list_operators(request)
+
+    async def AddOperator(self, request, context):
+        """A manager adds an operator (the credential shown once)."""
+        return await self.operators.add_operator(request)
+
+    async def ChangeOperatorRoles(self, request, context):
+        """A manager changes another operator's roles."""
+        return await self.operators.change_roles(request)
+
+    async def RemoveOperator(self, request, context):
+        """A manager removes an operator (their sessions revoked)."""
+        return await self.operators.remove_operator(request)
+
+    async def PermitSubcontract(self, request, context):
+        """A manager records a 再委託 permission."""
+        return self.operators.permit_subcontract(request)
 
     # -- 異動 at the counter (counter.py) ---------------------------------------------------------------
     async def Birth(self, request, context):

@@ -58,3 +58,17 @@ MESSAGE_UNKNOWN_FIELD = rule("MESSAGE_UNKNOWN_FIELD", S.INVALID_ARGUMENT, "acces
                              "never stored or passed on")
 PEER_CERTIFICATE = rule("PEER_CERTIFICATE", S.UNAVAILABLE, "access", "DESIGN §3",
                         "nothing is sent to a server whose certificate is revoked or names another identity")
+
+# -- the roster's lifecycle (nodes/guard.py _admit_roster; docs/operators.md) -----------------------------------
+SESSION_REVOKED = rule("SESSION_REVOKED", S.UNAUTHENTICATED, "access", "DESIGN §3; PIA 2464–2471 (アカウント管理)",
+                       "a session issued before the operator's roster entry last lost a role counts no more: log in again")
+ROSTER_BEHIND = rule("ROSTER_BEHIND", S.UNAVAILABLE, "access", "DESIGN §3",
+                     "a node whose copy of the roster is older than a session it cannot admit waits for kizon's (retry)")
+ROSTER_UNVERIFIED = rule("ROSTER_UNVERIFIED", S.UNAVAILABLE, "access", "DESIGN §3",
+                         "a roster is admitted only signed with its municipality's session key, and never an older one "
+                         "than the one held (fail closed)")
+ROLE_SCOPE = rule("ROLE_SCOPE", S.PERMISSION_DENIED, "access", "PIA 783–868 (委託事項); PIA 2464–2471",
+                  "an operator of a 委託先 (role contractor) calls only the operations the 委託 covers: 住民票の写し等の交付 "
+                  "and 住所異動")
+ROSTER_SENDER = rule("ROSTER_SENDER", S.PERMISSION_DENIED, "access", "DESIGN §3",
+                     "a roster is received from its own municipality's kizon, signed with that municipality's session key")

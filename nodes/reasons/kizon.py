@@ -139,3 +139,26 @@ INITIAL_LOAD_DUPLICATE = rule("INITIAL_LOAD_DUPLICATE", S.INVALID_ARGUMENT, "kiz
                               "a batch of the initial load names each 住民票コード and 宛名番号 once")
 INITIAL_LOAD_ALREADY_RECORDED = rule("INITIAL_LOAD_ALREADY_RECORDED", S.ALREADY_EXISTS, "kizon", "DESIGN",
                                      "the initial load never overwrites a resident already recorded")
+
+# -- the roster of operators (operators.py; docs/operators.md) ------------------------------------------------------
+ROSTER_MANAGER = rule("ROSTER_MANAGER", S.PERMISSION_DENIED, "kizon", "PIA 2464–2471 (アカウント管理)",
+                      "only an operator holding the role manager reads or changes the roster, at a terminal")
+ROLE_UNKNOWN = rule("ROLE_UNKNOWN", S.INVALID_ARGUMENT, "kizon", "PIA 1922–1925; DESIGN §3",
+                    "a role given is one of the testbed's roles (nodes/sessions.py ROLES)")
+ROSTER_SELF_CHANGE = rule("ROSTER_SELF_CHANGE", S.PERMISSION_DENIED, "kizon", "PIA 2464–2471 (権限を必要最小限に)",
+                          "a manager never changes their own roles (no one grants themselves a role)")
+LAST_MANAGER = rule("LAST_MANAGER", S.FAILED_PRECONDITION, "kizon", "PIA 2464–2471 (アカウント管理)",
+                    "the roster keeps at least one manager: the last one is neither removed nor stripped of the role")
+OPERATOR_ID_TAKEN = rule("OPERATOR_ID_TAKEN", S.ALREADY_EXISTS, "kizon", "PIA 1925 (共用ＩＤの利用を禁止)",
+                         "an added operator's id is new: never shared, never given again once its holder was removed")
+OPERATOR_ID_FORMAT = rule("OPERATOR_ID_FORMAT", S.INVALID_ARGUMENT, "kizon", "DESIGN §3",
+                          "an operator id is 1 to 32 letters, digits, '-' or '_'")
+OPERATOR_UNKNOWN = rule("OPERATOR_UNKNOWN", S.NOT_FOUND, "kizon", "PIA 2464–2471",
+                        "a change or removal names a current operator of the roster")
+CONTRACTOR_ROLES = rule("CONTRACTOR_ROLES", S.INVALID_ARGUMENT, "kizon", "PIA 783–868 (委託); PIA 1922–1925",
+                        "an operator of a 委託先 holds the role contractor and no other (never the 個人番号); the "
+                        "municipality's own staff never hold it")
+SUBCONTRACT_PERMISSION = rule("SUBCONTRACT_PERMISSION", S.FAILED_PRECONDITION, "kizon",
+                              "PIA 783–868 (⑤再委託の許諾方法)",
+                              "an operator of a 再委託先 names their 委託先 and the permission a manager recorded for that "
+                              "再委託")
