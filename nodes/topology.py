@@ -15,6 +15,7 @@ import yaml
 from certs.identity import (DOMAINS, console_uri, kiosk_uri, local_government_code_valid, monitor_uri, node_uri, platform_uri,
                             terminal_uri)
 from nodes import kinds, ports
+from nodes.roles import CONTRACTOR, ROLES
 
 DNS_SUFFIX = "testbed.internal"
 # Who calls whom (DESIGN §2): (caller kind, callee kind) → "same" (same municipality), "other" (another one) or "any"
@@ -200,6 +201,15 @@ class Topology:
     def validate(self) -> None:
         """Refuse a topology with unknown kinds, bad codes, duplicate names or addresses."""
         names, addresses = set(), set()
+        for place in self.municipalities:
+            for operator in place.operators:
+                strange = sorted(set(operator.roles) - set(ROLES))
+                if strange:
+                    raise ValueError(f"operator {operator.id} of {place.code}: unknown role {', '.join(strange)} "
+                                     f"(roles: {', '.join(ROLES)})")
+                if CONTRACTOR in operator.roles and len(set(operator.roles)) > 1:
+                    raise ValueError(f"operator {operator.id} of {place.code}: a 委託先's operator holds the role "
+                                     f"{CONTRACTOR} alone")
         unknown = sorted(set(self.backup) - {"directory", "retention_days"})
         if unknown:
             raise ValueError(f"backup: unknown setting {', '.join(map(str, unknown))} (directory, retention_days)")

@@ -175,3 +175,15 @@ def test_bad_input_names_the_rule_and_writes_nothing(network):
         with pytest.raises(grpc.RpcError) as err:
             counter(counter.kizon.GetResident, common_pb2.ResidentKey(resident_code="24727059608"))
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_topology_with_an_unknown_role_or_a_contractor_with_more_is_refused():
+    """The roles of the topology's operators are those of nodes/roles.py; a 委託先's operator holds contractor alone."""
+    from nodes.topology import Topology
+    base = Topology.load().to_dict()
+    for roles, said in ((["clerk", "superuser"], "unknown role superuser"),
+                        (["contractor", "individual_number"], "holds the role contractor alone")):
+        data = {**base, "municipalities": [dict(base["municipalities"][0], operators=[{"id": "OP0009", "roles": roles}]),
+                                           *base["municipalities"][1:]]}
+        with pytest.raises(ValueError, match=said):
+            Topology.from_dict(data)
