@@ -1,7 +1,9 @@
 """個人番号カード管理システム: 送付先情報 intake (unedited), the 個人番号通知書 queue, and the card
 lifecycle: application → manufacture → issue at the counter (PIN set) → suspension and lifting →
 revocation (on death, on request, on loss) → return. The CS asks it about cards: status for 特例
-and PIN checks for 本人確認 by card. 送付先情報 is kept for a set period only, then purged.
+and PIN checks for 本人確認 by card. 送付先情報 is kept for a set period only, then deleted in one batch that
+leaves nothing to read back: the store overwrites what it deletes (secure_delete) and the purge empties the WAL
+(docs/delivery.md; PIA Ⅲ(3)7, seed 2876–2882: 保管期間の経過した特定個人情報を一括して削除する).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import logging
 import secrets
 
 from nodes import audit, clock, rules, settings
@@ -17,6 +20,7 @@ from nodes.reasons import card as R, common as C
 from nodes.guard import current_call
 from protos import card_pb2, card_pb2_grpc, common_pb2, records_pb2
 
+log = logging.getLogger("nodes.card")
 SERVICE_NAME = card_pb2.DESCRIPTOR.services_by_name["CardManagement"].full_name
 PIN_ATTEMPTS = 3  # wrong PINs in a row before the card is locked
 BATCH_SECONDS = 1.0  # the manufacturing and printing batch runs this often
@@ -69,6 +73,18 @@ def _now() -> str:
     return clock.stamp()
 
 
+def keep_deliveries(db, municipality: str, items) -> None:
+    """Keep 送付先情報 from the CS of municipality, byte for byte, in the open transaction. The same 送付先情報 sent
+    again (a CS that did not hear the answer sends it again) changes nothing: its receipt, its retention and its
+    printed 通知書 stand; a different one replaces it and is printed anew."""
+    db.executemany(
+        "INSERT INTO delivery VALUES (?,?,?,NULL,?) ON CONFLICT(resident_code) DO UPDATE SET "
+        "municipality_code=excluded.municipality_code, received_at=excluded.received_at, notice_printed_at=NULL, "
+        "info=excluded.info WHERE delivery.info IS NOT excluded.info "
+        "OR delivery.municipality_code IS NOT excluded.municipality_code",
+        [(i.resident_code, municipality, _now(), i.SerializeToString()) for i in items])
+
+
 PIN_HASH_PREFIX = b"k1:"  # a PIN hash keyed with the card system's own secret
 
 
@@ -84,6 +100,9 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
     def __init__(self, runtime):
         self.rt = runtime
         self.pin_key = runtime.own_secret("pin.key")
+        # 送付先情報 deleted (the purge) or replaced (a newer one, the printing stamp) is overwritten, not left in the
+        # file's free pages (a store opened without it keeps the bytes of every deleted record until reused).
+        runtime.store.secure_delete()
         runtime.background(self._batches)
 
     # -- 送付先情報 and the 個人番号通知書 --------------------------------------------------------------
@@ -98,12 +117,7 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         if request.items:
             audit.set_batch_subject(i.resident_code for i in request.items)
         with self.rt.store.transaction() as db:
-            db.executemany(
-                "INSERT INTO delivery VALUES (?,?,?,NULL,?) ON CONFLICT(resident_code) DO UPDATE SET "
-                "municipality_code=excluded.municipality_code, received_at=excluded.received_at, notice_printed_at=NULL, "
-                "info=excluded.info",
-                [(i.resident_code, caller.municipality, _now(), i.SerializeToString()) for i in request.items],
-            )
+            keep_deliveries(db, caller.municipality, request.items)
         return common_pb2.UpdateAck(accepted=True, applied=len(request.items))
 
     async def GetDeliveryInfo(self, request, context):
@@ -125,12 +139,19 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         return {"purge": self.purge}
 
     def purge(self, today: dt.date | None = None) -> int:
-        """Delete 送付先情報 kept longer than the retention of the settings (PIA Ⅲ(3)7: 90 days unless set)."""
+        """Delete 送付先情報 kept longer than the retention of the settings (PIA Ⅲ(3)7: 90 days unless set), in one
+        batch, overwritten (secure_delete) and checkpointed out of the WAL, so that none of it can be read back."""
         today = today or clock.now().date()  # received_at is in UTC: count days in UTC too
         kept = dt.timedelta(days=settings.current().delivery_retention_days)
         cutoff = dt.datetime.combine(today - kept, dt.time(), dt.timezone.utc).isoformat()
-        with self.rt.store.transaction() as db:
-            return db.execute("DELETE FROM delivery WHERE received_at < ?", (cutoff,)).rowcount
+        store = self.rt.store
+        store.secure_delete()  # (set at start too; again here for a servicer built on a store of its own)
+        with store.transaction() as db:
+            purged = db.execute("DELETE FROM delivery WHERE received_at < ?", (cutoff,)).rowcount
+        if purged and not store.truncate_wal():
+            log.warning("purged %d 送付先情報 but the WAL could not be emptied yet (a reader held it): the next "
+                        "checkpoint overwrites it", purged)
+        return purged
 
     async def _batches(self) -> None:
         """Print queued 通知書, manufacture applied cards, purge old 送付先情報."""

@@ -113,10 +113,15 @@ def check_session(key: ed25519.Ed25519PublicKey, token: str, municipality: str, 
     return OperatorSession(payload["op"], tuple(payload["roles"]), terminal, municipality, int(payload.get("rv", 0)))
 
 
-def issue_approval(key: ed25519.Ed25519PrivateKey, approval_id: str, approver: str, municipality: str) -> tuple[str, float]:
-    """A manager's approval token naming one approval kept by kizon (which binds and spends it)."""
+def issue_approval(key: ed25519.Ed25519PrivateKey, approval_id: str, approver: str, municipality: str, *,
+                   requester: str = "", terminal: str = "", max_records: int = 0) -> tuple[str, float]:
+    """A manager's approval token naming one approval kept by kizon, and for whom, at which terminal and for how
+    many records (what a node that cannot read kizon's record, the CS, binds and spends it by)."""
     exp = time.time() + APPROVAL_SECONDS
-    return sign(key, {"kind": "approval", "id": approval_id, "approver": approver, "muni": municipality, "exp": exp}), exp
+    payload = {"kind": "approval", "id": approval_id, "approver": approver, "muni": municipality, "exp": exp}
+    if requester:
+        payload.update(req=requester, term=terminal, max=int(max_records))
+    return sign(key, payload), exp
 
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-
 
 CACHE_KIB = 64 * 1024  # page cache per node
 CHECKPOINT_SECONDS = 1.0
@@ -83,6 +83,26 @@ class Store:
         """The first column of the first row, or default."""
         row = self.db.execute(sql, params).fetchone()
         return default if row is None or row[0] is None else row[0]
+
+    def secure_delete(self) -> None:
+        """From now on this connection overwrites what it deletes (rows, freed pages) with zeros, so that a deleted
+        record cannot be read back from the file's free space (PRAGMA secure_delete=ON; FAST is not enough: it
+        leaves freed pages as they were)."""
+        self.db.execute("PRAGMA secure_delete=ON")
+
+    def truncate_wal(self, attempts: int = 50) -> bool:
+        """Checkpoint the whole WAL into the database and truncate it to nothing, so that no old page image of a
+        deleted record stays in the -wal file; whether it was done (a reader holding an old snapshot can keep it
+        from completing: tried again for a moment)."""
+        for _ in range(attempts):
+            try:
+                busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.OperationalError:
+                busy = 1
+            if not busy:
+                return True
+            time.sleep(0.02)
+        return False
 
     def _checkpoint_loop(self) -> None:
         """Copy the WAL into the database every CHECKPOINT_SECONDS, on a connection of this thread."""

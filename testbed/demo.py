@@ -123,7 +123,8 @@ def _counter_story(network: Network) -> None:
             info = eventually(lambda: national_pb2_grpc.NationalServerStub(ch).GetIdentity(key, timeout=5))
             print(f"   national: 本人確認情報 {info.name_kanji}, 更新順番号 {info.update_sequence}, 住所 {info.address}")
         with channel(topo.find("card"), node_cert(pki, "cs-142140")) as ch:
-            entry = eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5))
+            # (after the CS's 突合 with national: the household moved since, so it goes to the new address)
+            entry = eventually(lambda: card_pb2_grpc.CardManagementStub(ch).GetDeliveryInfo(key, timeout=5), timeout=30)
             print(f"   card: 送付先情報 queued for the 個人番号通知書 at {entry.received_at}")
         with channel(topo.find("intermediate"), named_cert(pki, "infonws")) as ch, \
                 channel(topo.find("national"), named_cert(pki, "infonws")) as registry:

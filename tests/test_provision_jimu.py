@@ -139,11 +139,11 @@ def test_an_old_store_gains_the_columns(tmp_path):
     old.close()
     store = Store(path, intermediate.SCHEMA)
     try:
-        intermediate.Servicer(SimpleNamespace(store=store, stub=lambda *a, **k: None))
+        intermediate.Servicer(SimpleNamespace(store=store, stub=lambda *a, **k: None, session_keys={}))
         columns = [r[1] for r in store.db.execute("PRAGMA table_info(provisions)")]
         assert columns[-2:] == ["jimu", "items"]
         assert store.one("SELECT jimu, items FROM provisions WHERE provision_id='p1'") == ("", "")
-        intermediate.Servicer(SimpleNamespace(store=store, stub=lambda *a, **k: None))  # and again: nothing to do
+        intermediate.Servicer(SimpleNamespace(store=store, stub=lambda *a, **k: None, session_keys={}))  # and again: nothing to do
     finally:
         store.close()
     with sqlite3.connect(path) as db:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from nodes import audit, identityfile
 from nodes.cs import parts
 from nodes.cs.checks import CURRENT
+from nodes.guard import current_call
 from nodes.reasons import cs as R
 from protos import card_pb2, common_pb2, cs_pb2_grpc
 
@@ -11,11 +12,12 @@ from protos import card_pb2, common_pb2, cs_pb2_grpc
 class Cards:
     """Card steps and card-based checks."""
 
-    def __init__(self, runtime, peers: parts.Peers, disclosure: parts.Disclosure):
+    def __init__(self, runtime, peers: parts.Peers, disclosure: parts.Disclosure, bulk: parts.BulkOutput):
         self._rt = runtime
         self._municipality = runtime.node.municipality
         self._peers = peers
         self._disclosure = disclosure
+        self._bulk = bulk
 
     async def change(self, request):
         """The card lifecycle for kizon: passed to the card system for this municipality's residents."""
@@ -35,9 +37,12 @@ class Cards:
                                            card_pb2.PinCheck(card_number=request.card_number, pin=request.pin))
         audit.set_subject(card.resident_code)
         if card.municipality_code == self._municipality:
-            return self._disclosure.shown(identityfile.read_identity(self._rt.store, card.resident_code))
-        return self._disclosure.shown(await self._peers.national_call(
-            self._peers.national.GetIdentity, common_pb2.ResidentKey(resident_code=card.resident_code)))
+            info = identityfile.read_identity(self._rt.store, card.resident_code)
+        else:
+            info = await self._peers.national_call(self._peers.national.GetIdentity,
+                                                   common_pb2.ResidentKey(resident_code=card.resident_code))
+        self._bulk.read(current_call(), (card.resident_code,))  # (a 統合端末's read counts: PIA Ⅲ(2)3)
+        return self._disclosure.shown(info)
 
     async def wide_area_lookup(self, request):
         """広域交付 at this municipality: the card proves who asks; their CS gives the 本人確認情報."""

@@ -10,6 +10,8 @@ to it when it is built (nodes/cs/service.py builds them; nodes/cs/search.py buil
     Pool          nodes/cs/pool.py    住民票コード reservations and offers, 個人番号 of new people
     Certificates  nodes/cs/moves.py   the 転出証明書情報 received
     Journal       nodes/cs/updates.py the updates kept after delivery
+    Deliveries    nodes/cs/delivery.py  the 送付先情報ファイル (held with the update, 突合, sent, purged)
+    BulkOutput    nodes/cs/bulk.py    terminal reads counted per operator (PIA Ⅲ(2)3), a manager's approval beyond
 """
 from __future__ import annotations
 
@@ -90,3 +92,23 @@ class Journal(Protocol):
 
     def trim_journal(self, db: sqlite3.Connection) -> None:
         """Forget all but the latest JOURNAL_KEEP updates."""
+
+
+class Deliveries(Protocol):
+    """The 送付先情報ファイル, as the updates write to it and the housekeeping purges it."""
+
+    def hold(self, db: sqlite3.Connection, delivery: records_pb2.DeliveryInfo) -> None:
+        """Keep a 送付先情報 in the open transaction of the update that carried it."""
+
+    def wake(self) -> None:
+        """Tell the sender that something was held (after the commit)."""
+
+    def purge_expired(self, db: sqlite3.Connection, today: dt.date | None = None) -> int:
+        """Delete the 送付先情報 past the retention (audited when never sent); how many."""
+
+
+class BulkOutput(Protocol):
+    """The bulk-output account of this CS's terminal reads (PIA Ⅲ(2)3 その他)."""
+
+    def read(self, call: Any, resident_codes: Iterable[str]) -> None:
+        """Count a terminal read about to return these people; refuse it beyond the limit without an approval."""

@@ -18,16 +18,18 @@ from protos import common_pb2, identity_pb2
 class Queries:
     """Reads of the 本人確認情報ファイル: 照会, national's view of a residence, and the 整合性確認."""
 
-    def __init__(self, runtime, peers: parts.Peers, disclosure: parts.Disclosure):
+    def __init__(self, runtime, peers: parts.Peers, disclosure: parts.Disclosure, bulk: parts.BulkOutput):
         self._rt = runtime
         self._municipality = runtime.node.municipality
         self._peers = peers
         self._disclosure = disclosure
+        self._bulk = bulk
 
     async def identity(self, request):
         """本人確認情報の照会 for this municipality's 統合端末 and kizon."""
         audit.set_subject(request.resident_code)
         info = identityfile.read_identity(self._rt.store, request.resident_code)
+        self._bulk.read(current_call(), (info.resident_code,))  # (a 統合端末's read counts: PIA Ⅲ(2)3)
         return self._disclosure.shown(info)
 
     async def residence(self, request):

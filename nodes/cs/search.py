@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from nodes import audit, identityfile
 from nodes.cs import parts
+from nodes.cs.bulk import BulkOutput
 from nodes.cs.peers import National
 from nodes.guard import current_call
 from protos import cs_pb2_grpc
@@ -16,10 +17,11 @@ from protos import cs_pb2_grpc
 class Search:
     """本人確認情報検索 under the two-item rule, with 個人番号 shown only to whom may see it (parts.Disclosure)."""
 
-    def __init__(self, runtime, national: parts.NationalPeer):
+    def __init__(self, runtime, national: parts.NationalPeer, bulk: parts.BulkOutput):
         self._rt = runtime
         self._municipality = runtime.node.municipality
         self._national = national
+        self._bulk = bulk
 
     async def search(self, request):
         """本人確認情報検索 under the two-item rule; nationwide asks national for other municipalities."""
@@ -31,6 +33,8 @@ class Search:
         else:
             result = identityfile.search(self._rt.store, request, self._municipality)
             result.source = "cs"
+        # Every person a terminal is shown counts towards its operator's bulk output (PIA Ⅲ(2)3), before it is shown.
+        self._bulk.read(current_call(), (info.resident_code for info in result.matches))
         for info in result.matches:
             self.shown(info)
         return result
@@ -46,7 +50,7 @@ class SearchServicer(cs_pb2_grpc.CommunicationServerServicer):
     """The search process's servicer: SearchIdentity alone; every other method is not served here."""
 
     def __init__(self, runtime):
-        self.search = Search(runtime, National(runtime))
+        self.search = Search(runtime, National(runtime), BulkOutput(runtime))
 
     async def SearchIdentity(self, request, context):
         """本人確認情報検索 under the two-item rule; nationwide asks national for other municipalities."""

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from nodes import identityfile
+from nodes.cs.bulk import BulkOutput
 from nodes.cs.cards import Cards
+from nodes.cs.delivery import SCHEMA as DELIVERY_SCHEMA, DeliveryFile
 from nodes.cs.housekeeping import Housekeeping
 from nodes.cs.moves import Moves
 from nodes.cs.peers import Peers
@@ -58,7 +60,7 @@ CREATE TABLE IF NOT EXISTS requests (                   -- 依頼管理番号 al
     update_sequence INTEGER NOT NULL,
     digest BLOB NOT NULL                                -- of the update's items: a reused number must repeat them
 );
-"""
+""" + DELIVERY_SCHEMA
 
 
 def add_to_server(servicer, server) -> None:
@@ -70,16 +72,20 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
     """The CS: checks, numbers and forwards 本人確認情報; pools, certificates, notices, cards, search."""
 
     def __init__(self, runtime):
+        # What the CS deletes (送付先情報 past its retention above all) is overwritten, not left in free pages.
+        runtime.store.secure_delete()
         peers = Peers(runtime)
         self.rosters = RosterReceiver(runtime.store, runtime.session_keys)  # kizon's roster, for the guard
         register = Register(runtime.node.municipality)
-        self.search = Search(runtime, peers)
+        self.bulk = BulkOutput(runtime)  # terminal reads counted (PIA Ⅲ(2)3), in a ledger the search process shares
+        self.search = Search(runtime, peers, self.bulk)
         self.pool = CodePool(runtime, peers, register)
         self.moves = Moves(runtime, peers, register)
-        self.updates = Updates(runtime, peers, register, self.pool, self.moves)  # (it builds the outbox)
-        self.housekeeping = Housekeeping(runtime, self.pool, self.updates, self.moves)  # (the daily purge)
-        self.cards = Cards(runtime, peers, self.search)
-        self.queries = Queries(runtime, peers, self.search)
+        self.deliveries = DeliveryFile(runtime, peers)  # the 送付先情報ファイル and its sender (突合, then the card system)
+        self.updates = Updates(runtime, peers, register, self.pool, self.moves, self.deliveries)  # (builds the outbox)
+        self.housekeeping = Housekeeping(runtime, self.pool, self.updates, self.moves, self.deliveries)  # (daily purge)
+        self.cards = Cards(runtime, peers, self.search, self.bulk)
+        self.queries = Queries(runtime, peers, self.search, self.bulk)
 
     def batches(self) -> dict:
         """Batch jobs this node runs on demand."""

@@ -18,6 +18,7 @@ from nodes.store import next_counter, rows_in
 from protos import card_pb2, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, records_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
+DELIVERY = "送付先情報"  # (what an update queued for the 送付先情報ファイル's sender, beside the outbox targets)
 
 
 def _refusal(exc: rules.Violation) -> cs_pb2.GroupOutcome:
@@ -26,23 +27,24 @@ def _refusal(exc: rules.Violation) -> cs_pb2.GroupOutcome:
 
 class Updates:
     """The 本人確認情報 updates, in 更新順番号 order, and their outbox to the prefecture, the card system and other
-    CSs (the journal of what was sent: parts.Journal)."""
+    CSs (the journal of what was sent: parts.Journal); the 送付先情報 they carry go to the 送付先情報ファイル."""
 
     def __init__(self, runtime, peers: parts.Peers, register: parts.Register, pool: parts.Pool,
-                 certificates: parts.Certificates):
+                 certificates: parts.Certificates, deliveries: parts.Deliveries):
         self._rt = runtime
         self._municipality = runtime.node.municipality
         self._peers = peers
         self._register = register
         self._pool = pool
         self._certificates = certificates
+        self._deliveries = deliveries
         card, prefecture = peers.card, peers.prefecture
         targets = {
             "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
             "prefecture": Target(prefecture.ApplyIdentityUpdates, identity_pb2.IdentityUpdateBatch, "updates",
                                  {"municipality_code": self._municipality}, mark_recovery=mark_recovery,
                                  repair=self._resend_gap, sequenced=True),
-            "card": Target(card.SubmitDeliveryInfos, card_pb2.DeliveryBatch),
+            # (送付先情報 is not sent from the outbox: it is held in the 送付先情報ファイル, checked, then sent)
         }
         for other in runtime.topology.municipalities:
             if other.code != self._municipality:
@@ -58,7 +60,7 @@ class Updates:
         await self._check_batch(request)
         with self._rt.store.transaction() as db:
             sequence, queued = self._apply(db, request.updates)
-        self._outbox.wake(*queued)
+        self._wake(queued)
         return common_pb2.UpdateAck(accepted=True, update_sequence=sequence, applied=len(request.updates))
 
     async def submit_group(self, request):
@@ -90,7 +92,7 @@ class Updates:
                     outcomes[index] = cs_pb2.GroupOutcome(ack=common_pb2.UpdateAck(
                         accepted=True, update_sequence=sequence, applied=len(batch.updates)))
                 db.execute("RELEASE batch")
-        self._outbox.wake(*queued)
+        self._wake(queued)
         # The call's own audit entry names what was applied; each refusal gets an entry of its own.
         call = current_call()
         for batch, outcome in zip(request.batches, outcomes):
@@ -101,6 +103,12 @@ class Updates:
         audit.set_batch_subject(u.info.resident_code for b, o in zip(request.batches, outcomes) if not o.code
                                 for u in b.updates)
         return cs_pb2.GroupOutcomes(outcomes=outcomes)
+
+    def _wake(self, queued: set[str]) -> None:
+        """After the commit: the outbox targets and the 送付先情報 sender that have something new."""
+        if DELIVERY in queued:
+            self._deliveries.wake()
+        self._outbox.wake(*(queued - {DELIVERY}))
 
     async def _check_batch(self, request) -> None:
         """What is checked before a batch's transaction: the municipality, and one residence per 転入."""
@@ -261,9 +269,9 @@ class Updates:
     def _side_effects(self, db, update, queued: set[str]) -> None:
         """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, a used offer."""
         info = update.info
-        if update.HasField("delivery"):
-            self._outbox.put(db, "card", update.delivery)
-            queued.add("card")
+        if update.HasField("delivery"):  # 送付先情報ファイル: in this transaction, sent after its 突合
+            self._deliveries.hold(db, update.delivery)
+            queued.add(DELIVERY)
         if update.HasField("move_out_certificate"):
             target = f"certificate:{update.move_out_certificate.destination_municipality_code}"
             if target in self._outbox.targets:

@@ -92,7 +92,9 @@ class Operators:
         if request.requester_operator_id == session.operator:
             raise K.BULK_OUTPUT_SELF_APPROVAL("bulk output rule (PIA Ⅲ(2)3): an operator may not approve their own output")
         approval_id = uuid.uuid4().hex[:16]
-        token, expires = issue_approval(self.session_signer, approval_id, session.operator, self.municipality)
+        token, expires = issue_approval(self.session_signer, approval_id, session.operator, self.municipality,
+                                        requester=request.requester_operator_id, terminal=request.terminal_id,
+                                        max_records=request.max_records)
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO approvals(id, approver, requester, terminal, purpose, max_records, expires_at) "
                        "VALUES (?,?,?,?,?,?,?)",

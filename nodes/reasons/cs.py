@@ -63,3 +63,19 @@ WIDE_AREA_HOME = rule("WIDE_AREA_HOME", S.FAILED_PRECONDITION, "cs", "DESIGN §5
                       "a 広域交付 asks the CS of the municipality the card holder lives in")
 WIDE_AREA_CURRENT_RESIDENT = rule("WIDE_AREA_CURRENT_RESIDENT", S.FAILED_PRECONDITION, "cs", "DESIGN §5",
                                   "a CS provides for a 広域交付 only the 本人確認情報 of its current residents")
+
+# -- bulk output at the 統合端末 (PIA Ⅲ(2)3 その他; seed 2376, 2665) --------------------------------------------------
+_BULK = "PIA Ⅲ(2)3 その他 (seed 2376, 2665)"
+CS_BULK_OUTPUT_APPROVAL_REQUIRED = rule("CS_BULK_OUTPUT_APPROVAL_REQUIRED", S.PERMISSION_DENIED, "cs", _BULK,
+                                        "a terminal's reads at the CS beyond BULK_OUTPUT_LIMIT people in "
+                                        "BULK_WINDOW_HOURS need a manager's prior approval (x-read-approval-token)")
+CS_BULK_OUTPUT_APPROVAL_INVALID = rule("CS_BULK_OUTPUT_APPROVAL_INVALID", S.PERMISSION_DENIED, "cs", _BULK,
+                                       "an approval spent at the CS is signed with the municipality's session key, "
+                                       "unexpired, and names its requester, terminal and count")
+CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR = rule("CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR", S.PERMISSION_DENIED, "cs", _BULK,
+                                              "an approval covers the reads of the operator at the terminal it names "
+                                              "alone")
+CS_BULK_OUTPUT_SELF_APPROVAL = rule("CS_BULK_OUTPUT_SELF_APPROVAL", S.PERMISSION_DENIED, "cs", _BULK,
+                                    "an operator's own approval covers none of their reads")
+CS_BULK_OUTPUT_APPROVAL_COUNT = rule("CS_BULK_OUTPUT_APPROVAL_COUNT", S.PERMISSION_DENIED, "cs", _BULK,
+                                     "an approval covers at the CS the number of people it names, and no more")
