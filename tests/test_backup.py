@@ -208,3 +208,33 @@ def test_restore_drill_of_a_cs(net, archive, tmp_path, capsys):
     poll(lambda: at_prefecture_and_national(net, [later]), 20, "the change after the restore at national")
     poll(lambda: consistent(net), 30, "整合性確認 without differences after the next change")
     invariants_hold(net)
+
+
+def test_a_cs_restored_without_its_roll_forward_numbers_nothing(net, tmp_path, monkeypatch, capsys):
+    """The door beside the drill: a CS put back from an old copy by hand (here: the restore with its roll forward
+    switched off) would number updates the prefecture has applied already, and the prefecture would drop them as
+    duplicates, silently. It refuses to number anything instead (SEQUENCE_BEHIND_PREFECTURE), so the counter is told;
+    rolled forward, it takes changes again and nothing is lost."""
+    import grpc
+
+    from nodes.reasons import cs as R
+    import importlib
+    restoring = importlib.import_module("testbed.backup.restore")  # (the module: its restore() is the package's too)
+    from helpers import refused
+    path, _ = backups.backup(net, CS)
+    with Counter(net, A) as clerk:
+        later = [move_in_from_abroad(clerk, person("後 四郎", "アト シロウ")).resident_code]
+    poll(lambda: at_prefecture_and_national(net, later), 20, "the change after the backup at national")
+    monkeypatch.setattr(restoring, "roll_forward_cs", lambda network, node: backups.RollForward())
+    assert run_testbed(net, "restore", CS, "--stop", "--from", str(path)) == 0
+    capsys.readouterr()
+    with Counter(net, A) as clerk:
+        with refused(grpc.StatusCode.FAILED_PRECONDITION, reason=R.SEQUENCE_BEHIND_PREFECTURE.reason):
+            move_in_from_abroad(clerk, person("番号 重複", "バンゴウ チョウフク"))
+    monkeypatch.undo()
+    assert run_testbed(net, "restore", CS, "--stop", "--from", str(path)) == 0
+    with Counter(net, A) as clerk:
+        after = move_in_from_abroad(clerk, person("復 次郎", "フク ジロウ")).resident_code
+        assert clerk(clerk.cs.GetIdentity, key(later[0])).resident_code == later[0]
+    poll(lambda: at_prefecture_and_national(net, [after]), 20, "the change after the real restore at national")
+    poll(lambda: consistent(net), 30, "整合性確認 without differences")

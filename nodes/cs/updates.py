@@ -18,6 +18,7 @@ from nodes.store import next_counter, rows_in
 from protos import card_pb2, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, records_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
+STANDING_WAIT = 2.0  # seconds the first update waits for the prefecture to say where its numbering stands
 DELIVERY = "送付先情報"  # (what an update queued for the 送付先情報ファイル's sender, beside the outbox targets)
 
 
@@ -52,6 +53,10 @@ class Updates:
                 targets[f"certificate:{other.code}"] = Target(peer.ReceiveMoveOutCertificate, identity_pb2.MoveOutCertificate, None)
                 targets[f"notice:{other.code}"] = Target(peer.ReceiveMoveInNotice, identity_pb2.MoveInNotice, None)
         self._outbox = runtime.use_outbox(targets)
+        # Where the prefecture's numbering of this municipality stands, learned once at start (_compare_with_prefecture).
+        self._standing_known = asyncio.Event()
+        self._behind: tuple[int, int] | None = None  # (this CS's last 更新順番号, the prefecture's) when behind
+        runtime.background(self._compare_with_prefecture)
 
     async def submit(self, request):
         """本人確認情報の更新 from kizon: checked, numbered, stored and queued, all or nothing."""
@@ -111,13 +116,53 @@ class Updates:
         self._outbox.wake(*(queued - {DELIVERY}))
 
     async def _check_batch(self, request) -> None:
-        """What is checked before a batch's transaction: the municipality, and one residence per 転入."""
+        """What is checked before a batch's transaction: the municipality, the numbering, one residence per 転入."""
         if request.municipality_code != self._municipality:
             raise R.CS_MUNICIPALITY(f"市町村コード rule: this CS serves {self._municipality}, not {request.municipality_code}")
+        await self._refuse_if_behind()
         for update in request.updates:
             if update.info.change_reason == "転入" and not update.migration:
                 await self._check_one_residence(update.info)
         await self._pool.check_new_numbers(request.updates)
+
+    async def _refuse_if_behind(self) -> None:
+        """Number nothing while the prefecture has applied more of this municipality's 更新順番号 than this CS holds:
+        a store restored from an old copy would number updates again that the prefecture has, and it would drop
+        them as duplicates, silently (found by the restore drill). Waits a moment for the comparison at start."""
+        if not self._standing_known.is_set():
+            try:
+                await asyncio.wait_for(self._standing_known.wait(), STANDING_WAIT)
+            except asyncio.TimeoutError:
+                pass  # (a prefecture out of reach: the CS takes updates, as it does while it is down)
+        if self._behind:
+            own, theirs = self._behind
+            raise R.SEQUENCE_BEHIND_PREFECTURE(
+                f"更新順番号 rule: this CS holds updates up to {own} but the prefecture has applied {theirs}: the CS's "
+                "store is older than what it acknowledged (restored from an old copy?); roll it forward from the "
+                "prefecture (`testbed restore` does) before it numbers anything")
+
+    async def _compare_with_prefecture(self) -> None:
+        """At start: ask the prefecture how far it has applied this municipality's updates (an empty batch), until
+        it answers; compared with what this CS has numbered."""
+        pause = 0.2
+        while True:
+            try:
+                ack = await self._peers.prefecture.ApplyIdentityUpdates(
+                    identity_pb2.IdentityUpdateBatch(municipality_code=self._municipality), timeout=self._rt.peer_timeout)
+                break
+            except grpc.aio.AioRpcError as exc:
+                self._standing_known.set()  # (not known: updates are taken meanwhile, the comparison goes on)
+                log.warning("更新順番号: the prefecture did not say where it stands (%s); asking again", exc.code().name)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+        own = identityfile.last_sequence(self._rt.store.db, self._municipality)
+        if ack.update_sequence > own:
+            self._behind = (own, ack.update_sequence)
+            log.error("更新順番号: this CS holds up to %d, the prefecture has applied %d: no update is numbered until "
+                      "the store is rolled forward", own, ack.update_sequence)
+            self._rt.audit.append(caller=self._rt.node.identity, method="cs/更新順番号", status="FAILED_PRECONDITION",
+                                  subject=f"behind the prefecture: {own} < {ack.update_sequence}")
+        self._standing_known.set()
 
     def _apply(self, db, updates) -> tuple[int, set[str]]:
         """Check every update against the file (and the batch before it), then number and queue them."""

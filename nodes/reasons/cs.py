@@ -79,3 +79,9 @@ CS_BULK_OUTPUT_SELF_APPROVAL = rule("CS_BULK_OUTPUT_SELF_APPROVAL", S.PERMISSION
                                     "an operator's own approval covers none of their reads")
 CS_BULK_OUTPUT_APPROVAL_COUNT = rule("CS_BULK_OUTPUT_APPROVAL_COUNT", S.PERMISSION_DENIED, "cs", _BULK,
                                      "an approval covers at the CS the number of people it names, and no more")
+
+# -- 更新順番号 after a restore ------------------------------------------------------------------------------------
+SEQUENCE_BEHIND_PREFECTURE = rule("SEQUENCE_BEHIND_PREFECTURE", S.FAILED_PRECONDITION, "cs",
+                                  "DESIGN §5 (nothing acknowledged is lost)",
+                                  "a CS numbers no update while its prefecture has applied more of its 更新順番号 than "
+                                  "it holds (a store restored from an old copy): it is rolled forward first")

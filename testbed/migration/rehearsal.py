@@ -43,6 +43,7 @@ FREEZE_REASON = "移行中"
 VENDOR = "vendor-migration"
 CALL_TIMEOUT = 600.0
 TRANSPORT_TRIES = 3  # times a step's call is made when gRPC could not deliver it (no rule refused it)
+TRANSPORT_PAUSE = 1.0  # seconds before the second try, twice that before the third
 BATCH = 1000  # migration items per message of an import
 SFTP_MARKER = b"testbed.migration.sftp"  # in the SFTP server's command line (also confined)
 SFTP_TIMEOUT = 15.0  # seconds the SFTP server has to bind its port and publish it
@@ -583,6 +584,9 @@ class Rehearsal:
                 # A call gRPC could not deliver (no connection, a handshake the node closed) carries no rule: asked
                 # again, a few times; a node's refusal names its rule and ends the step at once.
                 if exc.code() == grpc.StatusCode.UNAVAILABLE and not rule_of(exc) and attempt + 1 < TRANSPORT_TRIES:
+                    # (after a pause: a channel that has just failed to connect fails the next tries at once, in its
+                    # reconnect back-off, which starts at a second)
+                    time.sleep(TRANSPORT_PAUSE * (attempt + 1))
                     continue
                 raise StepFailed(f"{what}: {exc.code().name}: {exc.details()}") from None
 
