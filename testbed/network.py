@@ -304,13 +304,21 @@ class Network:
             if pid and _stopped(pid):
                 os.kill(pid, signal.SIGCONT)
 
+    PORT_RELEASE_SECONDS = 3.0  # a node killed a moment ago may hold its port while its last threads exit
+
     def _check_ports(self) -> None:
         """Refuse to start when another program holds a port of a node to be started (an isolated network's nodes
         have their namespaces' addresses to themselves)."""
         if self.isolated():
             return
-        taken = [t for node in self.topology.all_nodes if not self.pid(node.name)
-                 for t in (_taken(address, node.name) for address in node.listening) if t]
+        held = [(address, node.name) for node in self.topology.all_nodes if not self.pid(node.name)
+                for address in node.listening if _taken(address, node.name)]
+        # (asked again for a moment, together: a node killed just now lets go of its port a little after it is gone)
+        deadline = time.monotonic() + self.PORT_RELEASE_SECONDS
+        while held and time.monotonic() < deadline:
+            time.sleep(0.05)
+            held = [(address, name) for address, name in held if _taken(address, name)]
+        taken = [_taken(address, name) for address, name in held]
         if taken:
             raise NetworkError(f"{taken[0]}; stop that program, or give a topology with other ports (--topology)")
 
