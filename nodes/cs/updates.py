@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 
@@ -18,7 +19,7 @@ from nodes.store import next_counter, rows_in
 from protos import card_pb2, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, records_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
-STANDING_WAIT = 2.0  # seconds the first update waits for the prefecture to say where its numbering stands
+STANDING_WAIT = 10.0  # seconds from the start during which updates wait for the prefecture to say where it stands
 DELIVERY = "送付先情報"  # (what an update queued for the 送付先情報ファイル's sender, beside the outbox targets)
 
 
@@ -56,6 +57,7 @@ class Updates:
         # Where the prefecture's numbering of this municipality stands, learned once at start (_compare_with_prefecture).
         self._standing_known = asyncio.Event()
         self._behind: tuple[int, int] | None = None  # (this CS's last 更新順番号, the prefecture's) when behind
+        self._standing_until = time.monotonic() + STANDING_WAIT  # updates wait for the answer until then, no longer
         runtime.background(self._compare_with_prefecture)
 
     async def submit(self, request):
@@ -129,11 +131,12 @@ class Updates:
         """Number nothing while the prefecture has applied more of this municipality's 更新順番号 than this CS holds:
         a store restored from an old copy would number updates again that the prefecture has, and it would drop
         them as duplicates, silently (found by the restore drill). Waits a moment for the comparison at start."""
-        if not self._standing_known.is_set():
+        left = self._standing_until - time.monotonic()
+        if not self._standing_known.is_set() and left > 0:
             try:
-                await asyncio.wait_for(self._standing_known.wait(), STANDING_WAIT)
+                await asyncio.wait_for(self._standing_known.wait(), left)
             except asyncio.TimeoutError:
-                pass  # (a prefecture out of reach: the CS takes updates, as it does while it is down)
+                pass  # (a prefecture out of reach since the start: the CS takes updates, as it does while it is down)
         if self._behind:
             own, theirs = self._behind
             raise R.SEQUENCE_BEHIND_PREFECTURE(
@@ -151,7 +154,6 @@ class Updates:
                     identity_pb2.IdentityUpdateBatch(municipality_code=self._municipality), timeout=self._rt.peer_timeout)
                 break
             except grpc.aio.AioRpcError as exc:
-                self._standing_known.set()  # (not known: updates are taken meanwhile, the comparison goes on)
                 log.warning("更新順番号: the prefecture did not say where it stands (%s); asking again", exc.code().name)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
