@@ -25,7 +25,12 @@ _KIT = re.compile(r"kit/(?P<case>[a-z_]+)/(?P<path>.+)")
 KIND_DOMAIN = {
     "kizon": LAN,
     "atena": LAN,
+    "koseki": LAN,  # 戸籍システム of a municipality
     "terminal": LAN,
+    # office systems of a municipality that read the register (庁内連携: seed systems 7 and 3)
+    "tax": LAN,  # 税務システム (番号法 別表 事務: may use the 個人番号)
+    "election": LAN,  # 選挙システム (not in 別表: never the 個人番号)
+    "jury": LAN,  # 最高裁判所の名簿調製プログラム, run at the 選挙管理委員会 (the 裁判員候補者名簿)
     "cs": JUKINET,
     "prefecture": JUKINET,
     "national": JUKINET,
@@ -37,7 +42,8 @@ KIND_DOMAIN = {
 }
 
 _PATTERNS = (
-    (re.compile(r"lg/(?P<municipality>[0-9]{6})/(?P<kind>kizon|cs|atena)"), None),
+    (re.compile(r"lg/(?P<municipality>[0-9]{6})/(?P<kind>kizon|cs|atena|koseki)"), None),
+    (re.compile(r"lg/(?P<municipality>[0-9]{6})/office/(?P<kind>tax|election|jury)"), None),
     # a municipality's system at another site (the government cloud): lg/<m>/site/<site>/<kind>
     (re.compile(r"lg/(?P<municipality>[0-9]{6})/site/(?P<site>[a-z][a-z0-9-]{0,15})/(?P<kind>kizon|atena)"), None),
     (re.compile(r"lg/(?P<municipality>[0-9]{6})/terminal/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "terminal"),
@@ -119,7 +125,7 @@ def node_uri(kind: str, municipality: str | None = None, prefecture: str | None 
         if kind not in ("kizon", "atena") or not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", site):
             raise IdentityError(f"no {kind} can be at site {site!r} (kizon and atena only; a short lowercase name)")
         return f"{TRUST_ROOT}lg/{municipality}/site/{site}/{kind}"
-    if kind in ("kizon", "cs", "atena"):
+    if kind in ("kizon", "cs", "atena", "koseki"):
         return f"{TRUST_ROOT}lg/{municipality}/{kind}"
     if kind == "prefecture":
         return f"{TRUST_ROOT}pref/{prefecture}/server"
@@ -133,6 +139,16 @@ def node_uri(kind: str, municipality: str | None = None, prefecture: str | None 
 def platform_uri(kind: str) -> str:
     """The URI SAN of a platform client (情報提供NWS, portal)."""
     return f"{TRUST_ROOT}platform/{kind}"
+
+
+OFFICE_SYSTEMS = ("tax", "election", "jury")  # the office systems each municipality has a client certificate for
+
+
+def office_uri(municipality: str, office: str) -> str:
+    """The URI SAN of an office system of a municipality (税務, 選挙, the 名簿調製プログラム)."""
+    if office not in OFFICE_SYSTEMS:
+        raise IdentityError(f"no office system {office!r} (the office systems: {', '.join(OFFICE_SYSTEMS)})")
+    return f"{TRUST_ROOT}lg/{municipality}/office/{office}"
 
 
 def terminal_uri(municipality: str, terminal: str) -> str:

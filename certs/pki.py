@@ -39,8 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.identity import (DOMAINS, JUKINET, KIND_DOMAIN, LAN, PLATFORM, console_uri, kiosk_uri, kit_uri, monitor_uri,
-                            node_uri, platform_uri, terminal_uri)
+from certs.identity import (DOMAINS, JUKINET, KIND_DOMAIN, LAN, OFFICE_SYSTEMS, PLATFORM, console_uri, kiosk_uri, kit_uri,
+                            monitor_uri, node_uri, office_uri, platform_uri, terminal_uri)
 
 PASSPHRASE_ENV = "TESTBED_CA_PASSPHRASE"  # when set, the CA keys are written (and read) encrypted with it
 CA_DAYS = 3650
@@ -453,6 +453,7 @@ class PKI:
             self._issue_node(node, cas[KIND_DOMAIN[node.kind]], record, localhost_san)
 
         clients = [(f"terminal-{m.code}-{t}", terminal_uri(m.code, t), LAN) for m in topology.municipalities for t in m.terminals]
+        clients += [(f"office-{m.code}-{o}", office_uri(m.code, o), LAN) for m in topology.municipalities for o in OFFICE_SYSTEMS]
         clients += [(kind, platform_uri(kind), PLATFORM) for kind in ("infonws", "portal")]
         clients += [(f"kiosk-{k}", kiosk_uri(k), JUKINET) for k in topology.kiosks]
         clients += [(f"monitor-{d}", monitor_uri(d), d) for d in DOMAINS]

@@ -11,6 +11,7 @@ import grpc
 
 from nodes import audit, rules, site
 from nodes.reasons import common as C, platform as R
+from nodes.office import OfficeLink
 from nodes.outbox import Target
 from nodes.store import next_counter
 from nodes.weaken import weakened
@@ -33,6 +34,7 @@ def add_to_server(servicer, server) -> None:
     """Register the servicer on a gRPC server."""
     atena_pb2_grpc.add_AtenaServicer_to_server(servicer, server)
     migration_pb2_grpc.add_MigrationServicer_to_server(servicer.site, server)
+    atena_pb2_grpc.add_OfficeLinkServicer_to_server(servicer.office, server)  # 庁内連携 (nodes/office.py)
 
 
 class Servicer(atena_pb2_grpc.AtenaServicer):
@@ -44,6 +46,7 @@ class Servicer(atena_pb2_grpc.AtenaServicer):
         intermediate = runtime.stub(intermediate_pb2_grpc.IntermediateServerStub, "intermediate")
         self.outbox = runtime.use_outbox({"intermediate": Target(intermediate.RegisterCopies, intermediate_pb2.CopyBatch)})
         self.site = site.MigrationServicer(runtime, AtenaSite(self))  # 移行: the freeze, export and import
+        self.office = OfficeLink(runtime)  # 庁内連携: the office systems read the 宛名
 
     async def NotifyResidentChanges(self, request, context):
         """異動の連携: find or make each person's entry, get a 符号, queue the 副本 for the 中間サーバ."""

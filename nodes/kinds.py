@@ -55,6 +55,7 @@ class NodeKind:
     migrates: bool = False  # serves MIGRATION_SERVICE from its servicer's `site` (MigratingServicer); may be a target
     batches: tuple[str, ...] = ()  # batch jobs run on demand (Operations.RunBatch), from servicer.batches()
     search: SearchEnd | None = None  # its search process, if it has one
+    also: tuple[str, ...] = ()  # services of its own it serves beside its service (full names), for other callers
     domain: str = field(init=False)  # its trust domain (certs/identity.py's KIND_DOMAIN)
 
     def __post_init__(self):
@@ -62,19 +63,22 @@ class NodeKind:
 
     @property
     def services(self) -> tuple[str, ...]:
-        """Every service of its own it serves (full names): its service, and Migration for a kind that migrates.
+        """Every service of its own it serves (full names): its service, those it serves also, and Migration for a
+        kind that migrates.
         (Operations, health checking and reflection are the runtime's, on every node.)"""
-        return (self.service,) + ((MIGRATION_SERVICE,) if self.migrates else ())
+        return (self.service,) + self.also + ((MIGRATION_SERVICE,) if self.migrates else ())
 
 
 KINDS: Mapping[str, NodeKind] = {k.name: k for k in (
-    NodeKind("kizon", "nodes.kizon", "testbed.v1.Kizon", (LAN,), calls=(("cs", SAME), ("atena", SAME)),
-             migrates=True),
+    NodeKind("kizon", "nodes.kizon", "testbed.v1.Kizon", (LAN,), calls=(("cs", SAME), ("atena", SAME), ("koseki", SAME)),
+             migrates=True, also=("testbed.v1.KizonGateway",)),
     NodeKind("cs", "nodes.cs", "testbed.v1.CommunicationServer", (LAN, JUKINET),
              calls=(("prefecture", ANY), ("national", ANY), ("card", ANY), ("cs", OTHER)), batches=("purge",),
              search=SearchEnd("nodes.cs.search:SearchServicer", ("SearchIdentity",))),
     NodeKind("atena", "nodes.atena", "testbed.v1.Atena", (LAN, LGWAN), calls=(("national", ANY), ("intermediate", ANY)),
-             migrates=True),
+             migrates=True, also=("testbed.v1.OfficeLink",)),
+    # 戸籍システム: its 届出 become notices kizon applies (職権); it keeps the 附票 of the people whose 本籍 is here.
+    NodeKind("koseki", "nodes.koseki", "testbed.v1.FamilyRegisterSystem", (LAN,), calls=(("kizon", SAME),)),
     NodeKind("prefecture", "nodes.prefecture", "testbed.v1.PrefectureServer", (JUKINET,), calls=(("national", ANY),)),
     NodeKind("national", "nodes.national", "testbed.v1.NationalServer", (JUKINET, LGWAN)),
     NodeKind("card", "nodes.card", "testbed.v1.CardManagement", (JUKINET, LGWAN), batches=("purge",)),

@@ -8,7 +8,9 @@ method is one the rule lists. Encodes DESIGN §3:
 - the CS is reached from office systems only by kizon (PIA Ⅲ(2)3);
 - the CS and atena never connect: no rule names one as the caller of the other;
 - CS ↔ prefecture ↔ national stay inside Juki-net; national's 符号 method alone is open to atena;
-- the 中間サーバ is reached by each municipality's atena and by the 情報提供NWS, one method each.
+- the 中間サーバ is reached by each municipality's atena and by the 情報提供NWS, one method each;
+- the 戸籍 system is reached by its municipality's terminals (届出) and kizon's 住基GW (附票), and reaches kizon's
+  住基GW alone; the office systems (税務, 選挙, the 名簿調製プログラム) reach one method each.
 """
 from __future__ import annotations
 
@@ -51,21 +53,37 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("terminal", SAME_MUNICIPALITY, _m("Kizon", "*")),
         # コンビニ交付: the kiosk front end crosses domains on purpose, for this one method.
         Allow("kiosk", ANY, _m("Kizon", "IssueKioskCertificate")),
+        # 住基GW: the 戸籍 system's notices, and the 裁判員候補者名簿 for the 名簿調製プログラム (never a terminal).
+        Allow("koseki", SAME_MUNICIPALITY, _m("KizonGateway", "ApplyFamilyRegisterNotices")),
+        Allow("jury", SAME_MUNICIPALITY, _m("KizonGateway", "DrawJuryCandidates")),
     ),
     "cs": (
         Allow("kizon", SAME_MUNICIPALITY, _m(
             "CommunicationServer", "SubmitIdentityUpdates", "SubmitIdentityUpdateGroup", "GetIdentity", "SearchIdentity", "DrawResidentCodes",
             "GetPoolStatus", "AssignIndividualNumbers", "OfferResidentCodes", "TakeMoveOutCertificate",
             "TakeMoveInNotices", "ChangeCard", "VerifyByCard", "WideAreaLookup", "ReleaseResidentCodes",
-            "GetRequestStatus", "CheckResidence", "RegisterDigests", "CheckConsistency", "ReceiveOperatorRoster")),
+            "GetRequestStatus", "CheckResidence", "RegisterDigests", "CheckConsistency", "ReceiveOperatorRoster",
+            "TakeAnnexNotices")),
         Allow("terminal", SAME_MUNICIPALITY, _m(
             "CommunicationServer", "GetIdentity", "SearchIdentity", "GetPoolStatus", "CheckConsistency",
             "PurgeExpiredCertificates", "VerifyByCard")),
-        # CS ↔ CS between municipalities: 転出証明書情報, 転入通知 and 広域交付 only.
-        Allow("cs", ANY, _m("CommunicationServer", "ReceiveMoveOutCertificate", "ReceiveMoveInNotice", "ProvideForWideArea")),
+        # CS ↔ CS between municipalities: 転出証明書情報, 転入通知, 戸籍附票通知 and 広域交付 only.
+        Allow("cs", ANY, _m("CommunicationServer", "ReceiveMoveOutCertificate", "ReceiveMoveInNotice", "ReceiveAnnexNotice",
+                            "ProvideForWideArea")),
     ),
     "atena": (
         Allow("kizon", SAME_MUNICIPALITY, _m("Atena", "*")),
+        # 庁内連携: the office systems read the 宛名 (the 個人番号 for a 番号法 別表 事務 alone: nodes/office.py).
+        Allow("tax", SAME_MUNICIPALITY, _m("OfficeLink", "LookupResident")),
+        Allow("election", SAME_MUNICIPALITY, _m("OfficeLink", "LookupResident")),
+    ),
+    "koseki": (
+        # 届出 at the 戸籍 counter, and the 戸籍 and 附票 read there.
+        Allow("terminal", SAME_MUNICIPALITY, _m("FamilyRegisterSystem", "Marry", "Divorce", "Transfer", "RecordReading",
+                                                "RecordDeath", "GetFamilyRegister", "GetAnnex")),
+        # The 住基GW of the municipality's kizon: 戸籍附票通知, from here or another municipality's CS.
+        Allow("kizon", SAME_MUNICIPALITY, _m("FamilyRegisterSystem", "RecordAnnexNotices", "ListAnnexCurrent",
+                                                     "ReceiveOperatorRoster")),
     ),
     "prefecture": (
         Allow("cs", SAME_PREFECTURE, _m("PrefectureServer", "ApplyIdentityUpdates", "GetIdentity", "IdentityDigests",
@@ -101,6 +119,8 @@ POLICY: dict[str, tuple[Allow, ...]] = {
 # nodes/kinds.py) (testbed migrate), and runs kizon's 整合性確認 of a new site before it is opened.
 _AFTER_IMPORT = {"kizon": _m("Kizon", "CheckConsistency")}
 MIGRATION_RIGHTS = {kind: _m("Migration", "*") + _AFTER_IMPORT.get(kind, ()) for kind in MIGRATING}
+# The console also loads a population's 戸籍 into an empty 戸籍 system and reads the 附票 for `testbed check`.
+LOAD_RIGHTS = {"koseki": _m("FamilyRegisterSystem", "LoadFamilyRegisters", "ListAnnexCurrent")}
 
 
 # Pairs that must never connect, whatever rules are added later: refused before the allow-list.
@@ -149,6 +169,8 @@ def rules_for(server_kind: str) -> tuple[Allow, ...]:
     extra.append(Allow("console", OWN_DOMAIN, INTROSPECTION + ("/testbed.v1.Operations/*",)))
     if server_kind in MIGRATION_RIGHTS:
         extra.append(Allow("console", OWN_DOMAIN, MIGRATION_RIGHTS[server_kind]))
+    if server_kind in LOAD_RIGHTS:
+        extra.append(Allow("console", OWN_DOMAIN, LOAD_RIGHTS[server_kind]))
     return rules + tuple(extra)
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from certs.identity import (DOMAINS, console_uri, kiosk_uri, local_government_code_valid, monitor_uri, node_uri, platform_uri,
-                            terminal_uri)
+from certs.identity import (DOMAINS, OFFICE_SYSTEMS, console_uri, kiosk_uri, local_government_code_valid, monitor_uri,
+                            node_uri, office_uri, platform_uri, terminal_uri)
 from nodes import kinds, ports
 from nodes.roles import CONTRACTOR, ROLES
 
@@ -238,10 +238,12 @@ class Topology:
                 raise ValueError(f"municipality {m.name}: number_terminals must be among its terminals")
 
     def identities(self) -> frozenset[str]:
-        """Every identity this topology names: its nodes, terminals, kiosks, platform clients and monitors."""
+        """Every identity this topology names: its nodes, terminals, kiosks, office systems, platform clients and
+        monitors."""
         names = {n.identity for n in self.nodes}
         names |= {terminal_uri(m.code, t) for m in self.municipalities for t in m.terminals}
         names |= {kiosk_uri(k) for k in self.kiosks}
+        names |= {office_uri(m.code, o) for m in self.municipalities for o in OFFICE_SYSTEMS}
         names |= {platform_uri(p) for p in PLATFORM_CLIENTS}
         names |= {monitor_uri(d) for d in DOMAINS} | {console_uri(d) for d in DOMAINS}
         return frozenset(names)

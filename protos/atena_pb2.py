@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/atena.proto\x12\ntestbed.v1\x1a\x14protos/records.proto\"<\n\x0eResidentChange\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\"8\n\nAtenaReply\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\"(\n\x08\x41tenaKey\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\"i\n\nAtenaEntry\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x14\n\x0c\x61tena_number\x18\x03 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x04 \x01(\t\"@\n\x13ResidentChangeBatch\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentChange\"7\n\x0c\x41tenaReplies\x12\'\n\x07replies\x18\x01 \x03(\x0b\x32\x16.testbed.v1.AtenaReply2\x95\x01\n\x05\x41tena\x12R\n\x15NotifyResidentChanges\x12\x1f.testbed.v1.ResidentChangeBatch\x1a\x18.testbed.v1.AtenaReplies\x12\x38\n\x08GetEntry\x12\x14.testbed.v1.AtenaKey\x1a\x16.testbed.v1.AtenaEntryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/atena.proto\x12\ntestbed.v1\x1a\x14protos/records.proto\"<\n\x0eResidentChange\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\"8\n\nAtenaReply\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x02 \x01(\t\"(\n\x08\x41tenaKey\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\"i\n\nAtenaEntry\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x14\n\x0c\x61tena_number\x18\x03 \x01(\t\x12\x0c\n\x04\x66ugo\x18\x04 \x01(\t\"@\n\x13ResidentChangeBatch\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.testbed.v1.ResidentChange\"7\n\x0c\x41tenaReplies\x12\'\n\x07replies\x18\x01 \x03(\x0b\x32\x16.testbed.v1.AtenaReply\"\\\n\x0bOfficeQuery\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x14\n\x0c\x61tena_number\x18\x02 \x01(\t\x12\x19\n\x11individual_number\x18\x03 \x01(\t\"\x96\x02\n\x0cOfficeRecord\x12\x1c\n\x14unified_atena_number\x18\x01 \x01(\t\x12\x14\n\x0c\x61tena_number\x18\x02 \x01(\t\x12\x12\n\nname_kanji\x18\x03 \x01(\t\x12\x11\n\tname_kana\x18\x04 \x01(\t\x12\x12\n\nbirth_date\x18\x05 \x01(\t\x12\x0b\n\x03sex\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x07 \x01(\t\x12\x18\n\x10household_number\x18\x08 \x01(\t\x12\x14\n\x0crelationship\x18\t \x01(\t\x12\x0f\n\x07\x65lector\x18\n \x01(\x08\x12\x0f\n\x07\x63urrent\x18\x0b \x01(\x08\x12\x19\n\x11individual_number\x18\x0c \x01(\t\x12\x0c\n\x04jimu\x18\r \x01(\t2\x95\x01\n\x05\x41tena\x12R\n\x15NotifyResidentChanges\x12\x1f.testbed.v1.ResidentChangeBatch\x1a\x18.testbed.v1.AtenaReplies\x12\x38\n\x08GetEntry\x12\x14.testbed.v1.AtenaKey\x1a\x16.testbed.v1.AtenaEntry2Q\n\nOfficeLink\x12\x43\n\x0eLookupResident\x12\x17.testbed.v1.OfficeQuery\x1a\x18.testbed.v1.OfficeRecordb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +44,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESIDENTCHANGEBATCH']._serialized_end=389
   _globals['_ATENAREPLIES']._serialized_start=391
   _globals['_ATENAREPLIES']._serialized_end=446
-  _globals['_ATENA']._serialized_start=449
-  _globals['_ATENA']._serialized_end=598
+  _globals['_OFFICEQUERY']._serialized_start=448
+  _globals['_OFFICEQUERY']._serialized_end=540
+  _globals['_OFFICERECORD']._serialized_start=543
+  _globals['_OFFICERECORD']._serialized_end=821
+  _globals['_ATENA']._serialized_start=824
+  _globals['_ATENA']._serialized_end=973
+  _globals['_OFFICELINK']._serialized_start=975
+  _globals['_OFFICELINK']._serialized_end=1056
 # @@protoc_insertion_point(module_scope)

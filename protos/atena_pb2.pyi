@@ -50,3 +50,43 @@ class AtenaReplies(_message.Message):
     REPLIES_FIELD_NUMBER: _ClassVar[int]
     replies: _containers.RepeatedCompositeFieldContainer[AtenaReply]
     def __init__(self, replies: _Optional[_Iterable[_Union[AtenaReply, _Mapping]]] = ...) -> None: ...
+
+class OfficeQuery(_message.Message):
+    __slots__ = ("unified_atena_number", "atena_number", "individual_number")
+    UNIFIED_ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    unified_atena_number: str
+    atena_number: str
+    individual_number: str
+    def __init__(self, unified_atena_number: _Optional[str] = ..., atena_number: _Optional[str] = ..., individual_number: _Optional[str] = ...) -> None: ...
+
+class OfficeRecord(_message.Message):
+    __slots__ = ("unified_atena_number", "atena_number", "name_kanji", "name_kana", "birth_date", "sex", "address", "household_number", "relationship", "elector", "current", "individual_number", "jimu")
+    UNIFIED_ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ATENA_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_KANJI_FIELD_NUMBER: _ClassVar[int]
+    NAME_KANA_FIELD_NUMBER: _ClassVar[int]
+    BIRTH_DATE_FIELD_NUMBER: _ClassVar[int]
+    SEX_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOUSEHOLD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RELATIONSHIP_FIELD_NUMBER: _ClassVar[int]
+    ELECTOR_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    INDIVIDUAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    JIMU_FIELD_NUMBER: _ClassVar[int]
+    unified_atena_number: str
+    atena_number: str
+    name_kanji: str
+    name_kana: str
+    birth_date: str
+    sex: str
+    address: str
+    household_number: str
+    relationship: str
+    elector: bool
+    current: bool
+    individual_number: str
+    jimu: str
+    def __init__(self, unified_atena_number: _Optional[str] = ..., atena_number: _Optional[str] = ..., name_kanji: _Optional[str] = ..., name_kana: _Optional[str] = ..., birth_date: _Optional[str] = ..., sex: _Optional[str] = ..., address: _Optional[str] = ..., household_number: _Optional[str] = ..., relationship: _Optional[str] = ..., elector: _Optional[bool] = ..., current: _Optional[bool] = ..., individual_number: _Optional[str] = ..., jimu: _Optional[str] = ...) -> None: ...

@@ -140,3 +140,76 @@ class Atena:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class OfficeLinkStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.LookupResident = channel.unary_unary(
+                '/testbed.v1.OfficeLink/LookupResident',
+                request_serializer=protos_dot_atena__pb2.OfficeQuery.SerializeToString,
+                response_deserializer=protos_dot_atena__pb2.OfficeRecord.FromString,
+                _registered_method=True)
+
+
+class OfficeLinkServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def LookupResident(self, request, context):
+        """庁内連携システム (seed system 7): the 宛名 of a person for an office system of this municipality.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_OfficeLinkServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'LookupResident': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupResident,
+                    request_deserializer=protos_dot_atena__pb2.OfficeQuery.FromString,
+                    response_serializer=protos_dot_atena__pb2.OfficeRecord.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'testbed.v1.OfficeLink', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('testbed.v1.OfficeLink', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class OfficeLink:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def LookupResident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.OfficeLink/LookupResident',
+            protos_dot_atena__pb2.OfficeQuery.SerializeToString,
+            protos_dot_atena__pb2.OfficeRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

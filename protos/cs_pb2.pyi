@@ -144,3 +144,17 @@ class PoolStatus(_message.Message):
     low_watermark: int
     low: bool
     def __init__(self, available: _Optional[int] = ..., low_watermark: _Optional[int] = ..., low: _Optional[bool] = ...) -> None: ...
+
+class AnnexNotices(_message.Message):
+    __slots__ = ("notices", "last_id")
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
+    LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    notices: _containers.RepeatedCompositeFieldContainer[_identity_pb2.AnnexNotice]
+    last_id: int
+    def __init__(self, notices: _Optional[_Iterable[_Union[_identity_pb2.AnnexNotice, _Mapping]]] = ..., last_id: _Optional[int] = ...) -> None: ...
+
+class AnnexCursor(_message.Message):
+    __slots__ = ("processed_up_to",)
+    PROCESSED_UP_TO_FIELD_NUMBER: _ClassVar[int]
+    processed_up_to: int
+    def __init__(self, processed_up_to: _Optional[int] = ...) -> None: ...

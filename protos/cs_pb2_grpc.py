@@ -114,6 +114,11 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_identity__pb2.MoveInNotice.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
+        self.ReceiveAnnexNotice = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/ReceiveAnnexNotice',
+                request_serializer=protos_dot_identity__pb2.AnnexNotice.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                _registered_method=True)
         self.TakeMoveOutCertificate = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/TakeMoveOutCertificate',
                 request_serializer=protos_dot_kizon__pb2.MoveInRequest.SerializeToString,
@@ -123,6 +128,11 @@ class CommunicationServerStub:
                 '/testbed.v1.CommunicationServer/TakeMoveInNotices',
                 request_serializer=protos_dot_cs__pb2.NoticeCursor.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.MoveInNotices.FromString,
+                _registered_method=True)
+        self.TakeAnnexNotices = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/TakeAnnexNotices',
+                request_serializer=protos_dot_cs__pb2.AnnexCursor.SerializeToString,
+                response_deserializer=protos_dot_cs__pb2.AnnexNotices.FromString,
                 _registered_method=True)
         self.CheckConsistency = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/CheckConsistency',
@@ -262,6 +272,13 @@ class CommunicationServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReceiveAnnexNotice(self, request, context):
+        """CS ↔ CS: 戸籍附票通知 to the 本籍地, numbered per sender, in order, each stored once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TakeMoveOutCertificate(self, request, context):
         """特例転入: kizon takes the 転出証明書情報 received for a person (windows and card checked).
         """
@@ -271,6 +288,13 @@ class CommunicationServerServicer:
 
     def TakeMoveInNotices(self, request, context):
         """転入通知 received for this municipality's former residents, taken by kizon.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TakeAnnexNotices(self, request, context):
+        """戸籍附票通知 received for people whose 本籍 is here, taken by kizon (its 住基GW hands them to the 戸籍 system).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -394,6 +418,11 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_identity__pb2.MoveInNotice.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
+            'ReceiveAnnexNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveAnnexNotice,
+                    request_deserializer=protos_dot_identity__pb2.AnnexNotice.FromString,
+                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
+            ),
             'TakeMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
                     servicer.TakeMoveOutCertificate,
                     request_deserializer=protos_dot_kizon__pb2.MoveInRequest.FromString,
@@ -403,6 +432,11 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     servicer.TakeMoveInNotices,
                     request_deserializer=protos_dot_cs__pb2.NoticeCursor.FromString,
                     response_serializer=protos_dot_cs__pb2.MoveInNotices.SerializeToString,
+            ),
+            'TakeAnnexNotices': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeAnnexNotices,
+                    request_deserializer=protos_dot_cs__pb2.AnnexCursor.FromString,
+                    response_serializer=protos_dot_cs__pb2.AnnexNotices.SerializeToString,
             ),
             'CheckConsistency': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckConsistency,
@@ -851,6 +885,33 @@ class CommunicationServer:
             _registered_method=True)
 
     @staticmethod
+    def ReceiveAnnexNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/ReceiveAnnexNotice',
+            protos_dot_identity__pb2.AnnexNotice.SerializeToString,
+            protos_dot_common__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def TakeMoveOutCertificate(request,
             target,
             options=(),
@@ -894,6 +955,33 @@ class CommunicationServer:
             '/testbed.v1.CommunicationServer/TakeMoveInNotices',
             protos_dot_cs__pb2.NoticeCursor.SerializeToString,
             protos_dot_cs__pb2.MoveInNotices.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeAnnexNotices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/TakeAnnexNotices',
+            protos_dot_cs__pb2.AnnexCursor.SerializeToString,
+            protos_dot_cs__pb2.AnnexNotices.FromString,
             options,
             channel_credentials,
             insecure,

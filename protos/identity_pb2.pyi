@@ -43,8 +43,32 @@ class MoveInNotice(_message.Message):
     notified_at: str
     def __init__(self, resident_code: _Optional[str] = ..., from_municipality_code: _Optional[str] = ..., to_municipality_code: _Optional[str] = ..., new_address: _Optional[str] = ..., move_in_date: _Optional[str] = ..., notified_at: _Optional[str] = ...) -> None: ...
 
+class AnnexNotice(_message.Message):
+    __slots__ = ("resident_code", "from_municipality_code", "to_municipality_code", "honseki", "name_kanji", "birth_date", "address", "address_since", "reason", "sequence")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    TO_MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    HONSEKI_FIELD_NUMBER: _ClassVar[int]
+    NAME_KANJI_FIELD_NUMBER: _ClassVar[int]
+    BIRTH_DATE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_SINCE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    from_municipality_code: str
+    to_municipality_code: str
+    honseki: str
+    name_kanji: str
+    birth_date: str
+    address: str
+    address_since: str
+    reason: str
+    sequence: int
+    def __init__(self, resident_code: _Optional[str] = ..., from_municipality_code: _Optional[str] = ..., to_municipality_code: _Optional[str] = ..., honseki: _Optional[str] = ..., name_kanji: _Optional[str] = ..., birth_date: _Optional[str] = ..., address: _Optional[str] = ..., address_since: _Optional[str] = ..., reason: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
+
 class IdentityUpdate(_message.Message):
-    __slots__ = ("municipality_code", "info", "delivery", "move_out_certificate", "move_in_notice", "special_move_in", "migration")
+    __slots__ = ("municipality_code", "info", "delivery", "move_out_certificate", "move_in_notice", "special_move_in", "migration", "annex_notice")
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +76,7 @@ class IdentityUpdate(_message.Message):
     MOVE_IN_NOTICE_FIELD_NUMBER: _ClassVar[int]
     SPECIAL_MOVE_IN_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_FIELD_NUMBER: _ClassVar[int]
+    ANNEX_NOTICE_FIELD_NUMBER: _ClassVar[int]
     municipality_code: str
     info: _records_pb2.IdentityInfo
     delivery: _records_pb2.DeliveryInfo
@@ -59,7 +84,8 @@ class IdentityUpdate(_message.Message):
     move_in_notice: MoveInNotice
     special_move_in: bool
     migration: bool
-    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ..., move_out_certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., move_in_notice: _Optional[_Union[MoveInNotice, _Mapping]] = ..., special_move_in: _Optional[bool] = ..., migration: _Optional[bool] = ...) -> None: ...
+    annex_notice: AnnexNotice
+    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ..., move_out_certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., move_in_notice: _Optional[_Union[MoveInNotice, _Mapping]] = ..., special_move_in: _Optional[bool] = ..., migration: _Optional[bool] = ..., annex_notice: _Optional[_Union[AnnexNotice, _Mapping]] = ...) -> None: ...
 
 class IdentityUpdateBatch(_message.Message):
     __slots__ = ("municipality_code", "updates")

@@ -16,7 +16,7 @@ from nodes.reasons import access as A
 from nodes.guard import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
 from nodes.sessions import READ_APPROVAL_KEY
 from nodes.tls import ClientCert, aio_channel, pinned, sync_channel
-from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, ops_pb2, ops_pb2_grpc
+from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, koseki_pb2_grpc, ops_pb2, ops_pb2_grpc
 from testbed import requests
 
 
@@ -166,6 +166,14 @@ class Counter:
         calls = [grpc.intercept_channel(ch, *interceptors) if interceptors else ch for ch in self._channels]
         self.kizon = kizon_pb2_grpc.KizonStub(calls[0])
         self.cs = cs_stub(*calls[1:])
+        self.koseki = None  # the 戸籍 counter's stub, where the topology has a 戸籍 system
+        try:
+            koseki = network.topology.find("koseki", municipality)
+        except KeyError:
+            pass
+        else:
+            self._channels.append(channel(koseki, cert))
+            self.koseki = koseki_pb2_grpc.FamilyRegisterSystemStub(self._channels[-1])
         self.session = self.kizon.Login(login_request(network, municipality, operator), timeout=10)
         approval = bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads) if reads else ""
         self.metadata = session_metadata(self.session.token, approval)

@@ -15,6 +15,7 @@ from nodes.guard import REQUEST_KEY
 from protos import kizon_pb2
 from scenarios.population import Generator
 from testbed.client import async_login, eventually, node_status
+from testbed.family import load_family_registers
 
 BATCH = 5000  # residents per streamed batch: one transaction at each node (fewer, larger commits); about 2 MB
 RETRIES = 5  # attempts of a stream that finds its node unreachable
@@ -52,10 +53,12 @@ async def _stream(kizon, metadata, records, bar, atena: bool):
 
 
 async def load_records(network, municipality: str, records: list, *, operator: str = "OP0003",
-                       terminal: str = "T0003", show_progress: bool = True, atena: bool = True) -> dict:
+                       terminal: str = "T0003", show_progress: bool = True, atena: bool = True,
+                       family_registers: bool = True) -> dict:
     """Stream records into a municipality's kizon; wait until national has them all; return timings.
 
-    With atena, kizon also feeds the 宛名 system (and through it the 中間サーバ) from its outbox.
+    With atena, kizon also feeds the 宛名 system (and through it the 中間サーバ) from its outbox; with
+    family_registers, the 戸籍 system gets the 戸籍 of the residents whose 本籍 is here (testbed/family.py).
     """
     kizon, _, metadata, channels = await async_login(network, municipality, terminal, operator)
     started = time.perf_counter()
@@ -76,9 +79,10 @@ async def load_records(network, municipality: str, records: list, *, operator: s
             await ch.close()
     at_kizon = time.perf_counter() - started
     last = max(s.last_update_sequence for s in summaries)
+    registers = await load_family_registers(network, municipality, records) if family_registers else 0
     await wait_until_applied(network, municipality, last)
     return {"records": sum(s.records for s in summaries), "seconds_at_kizon": at_kizon,
-            "seconds": time.perf_counter() - started, "last_update_sequence": last}
+            "seconds": time.perf_counter() - started, "last_update_sequence": last, "family_registers": registers}
 
 
 async def wait_until_applied(network, municipality: str, sequence: int, timeout: float = 600) -> None:

@@ -19,7 +19,7 @@ from nodes.kinds import KINDS
 from nodes.topology import CALLS, NODE_KINDS, SEARCH_KINDS, Topology
 
 ROOT = Path(__file__).resolve().parent.parent
-SEVEN = {"kizon", "cs", "atena", "prefecture", "national", "card", "intermediate"}
+SEVEN = {"kizon", "cs", "atena", "prefecture", "national", "card", "intermediate", "koseki"}
 # Collections naming every kind that are not lists of the kinds: (file, the name assigned) → why.
 NOT_LISTS = {
     ("certs/identity.py", "KIND_DOMAIN"): "the domain of every holder kind, clients too; certs/ does not import nodes/, "
@@ -64,7 +64,7 @@ def test_every_kind_of_the_topologies_is_registered():
 
 
 def test_the_lists_of_kinds_are_the_registry():
-    """The seven kinds; the topology's, the policy's and the package's lists are the registry's."""
+    """The eight kinds; the topology's, the policy's and the package's lists are the registry's."""
     from nodes.guard import CLIENT_KINDS
     from nodes.policy import MIGRATION_RIGHTS, POLICY
     assert set(KINDS) == SEVEN and all(k.name == name for name, k in KINDS.items())

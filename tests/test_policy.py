@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 import protos
 from certs.identity import KIND_DOMAIN, local_government_code_valid, parse
-from nodes.policy import INTROSPECTION, MIGRATION_RIGHTS, POLICY, Decision, authorize, rules_for
+from nodes.policy import INTROSPECTION, LOAD_RIGHTS, MIGRATION_RIGHTS, POLICY, Decision, authorize, rules_for
 from testbed.topology import NODE_KINDS
 
 ROOT = "spiffe://testbed.jp/"
@@ -122,13 +122,14 @@ def test_every_node_kind_has_rules():
 
 def test_monitor_may_only_introspect():
     """The domain monitor reads (health, reflection, the operations status) and nothing else; only the
-    operations console of the domain runs batches, and (on kizon and atena) the migration."""
+    operations console of the domain runs batches, (on kizon and atena) the migration and (on the 戸籍 system) the
+    load of a population's 戸籍."""
     for kind in POLICY:
         monitor = [r for r in rules_for(kind) if r.caller == "monitor"]
         assert [r.methods for r in monitor] == [INTROSPECTION + ("/testbed.v1.Operations/GetStatus",)]
         console = [r for r in rules_for(kind) if r.caller == "console"]
         assert [r.methods for r in console] == [INTROSPECTION + ("/testbed.v1.Operations/*",)] + \
-            ([MIGRATION_RIGHTS[kind]] if kind in MIGRATION_RIGHTS else [])
+            ([MIGRATION_RIGHTS[kind]] if kind in MIGRATION_RIGHTS else []) + ([LOAD_RIGHTS[kind]] if kind in LOAD_RIGHTS else [])
 
 
 def served_methods() -> dict[str, set[str]]:

@@ -87,6 +87,13 @@ class Certificates(Protocol):
         """Delete the certificates planned before cutoff; how many."""
 
 
+class AnnexQueue(Protocol):
+    """戸籍附票通知 as the updates hand them on (annex.Annex)."""
+
+    def queue(self, db: sqlite3.Connection, notice: identity_pb2.AnnexNotice, resident_code: str) -> str | None:
+        """Check and number a notice in the update's transaction; the outbox target it goes to (None: kept here)."""
+
+
 class Journal(Protocol):
     """The updates kept after delivery to the prefecture, as the housekeeping trims them."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from nodes import identityfile
+from nodes.cs.annex import SCHEMA as ANNEX_SCHEMA, Annex
 from nodes.cs.bulk import BulkOutput
 from nodes.cs.cards import Cards
 from nodes.cs.delivery import SCHEMA as DELIVERY_SCHEMA, DeliveryFile
@@ -60,7 +61,7 @@ CREATE TABLE IF NOT EXISTS requests (                   -- 依頼管理番号 al
     update_sequence INTEGER NOT NULL,
     digest BLOB NOT NULL                                -- of the update's items: a reused number must repeat them
 );
-""" + DELIVERY_SCHEMA
+""" + DELIVERY_SCHEMA + ANNEX_SCHEMA
 
 
 def add_to_server(servicer, server) -> None:
@@ -82,7 +83,9 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         self.pool = CodePool(runtime, peers, register)
         self.moves = Moves(runtime, peers, register)
         self.deliveries = DeliveryFile(runtime, peers)  # the 送付先情報ファイル and its sender (突合, then the card system)
-        self.updates = Updates(runtime, peers, register, self.pool, self.moves, self.deliveries)  # (builds the outbox)
+        self.annex = Annex(runtime)  # 戸籍附票通知 to and from the 本籍地
+        self.updates = Updates(runtime, peers, register, self.pool, self.moves, self.deliveries,
+                               self.annex)  # (builds the outbox)
         self.housekeeping = Housekeeping(runtime, self.pool, self.updates, self.moves, self.deliveries)  # (daily purge)
         self.cards = Cards(runtime, peers, self.search, self.bulk)
         self.queries = Queries(runtime, peers, self.search, self.bulk)
@@ -145,6 +148,14 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
     async def TakeMoveInNotices(self, request, context):
         """The 転入通知 received so far; those kizon says it has recorded are deleted."""
         return await self.moves.take_notices(request)
+
+    async def ReceiveAnnexNotice(self, request, context):
+        """戸籍附票通知 from a 住所地's CS about a person whose 本籍 is here (nodes/cs/annex.py)."""
+        return await self.annex.receive(request)
+
+    async def TakeAnnexNotices(self, request, context):
+        """The 戸籍附票通知 received so far, for kizon's 住基GW; those it has handed on are deleted."""
+        return await self.annex.take(request)
 
     async def PurgeExpiredCertificates(self, request, context):
         """The batch that deletes 転出証明書情報 not used in time (PIA Ⅰ2 システム2 ③)."""

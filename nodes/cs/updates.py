@@ -32,7 +32,7 @@ class Updates:
     CSs (the journal of what was sent: parts.Journal); the 送付先情報 they carry go to the 送付先情報ファイル."""
 
     def __init__(self, runtime, peers: parts.Peers, register: parts.Register, pool: parts.Pool,
-                 certificates: parts.Certificates, deliveries: parts.Deliveries):
+                 certificates: parts.Certificates, deliveries: parts.Deliveries, annex: parts.AnnexQueue):
         self._rt = runtime
         self._municipality = runtime.node.municipality
         self._peers = peers
@@ -40,6 +40,7 @@ class Updates:
         self._pool = pool
         self._certificates = certificates
         self._deliveries = deliveries
+        self._annex = annex
         card, prefecture = peers.card, peers.prefecture
         targets = {
             "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
@@ -53,6 +54,7 @@ class Updates:
                 peer = runtime.stub(cs_pb2_grpc.CommunicationServerStub, "cs", other.code)
                 targets[f"certificate:{other.code}"] = Target(peer.ReceiveMoveOutCertificate, identity_pb2.MoveOutCertificate, None)
                 targets[f"notice:{other.code}"] = Target(peer.ReceiveMoveInNotice, identity_pb2.MoveInNotice, None)
+                targets[f"annex:{other.code}"] = Target(peer.ReceiveAnnexNotice, identity_pb2.AnnexNotice, None)
         self._outbox = runtime.use_outbox(targets)
         # Where the prefecture's numbering of this municipality stands, learned once at start (_compare_with_prefecture).
         self._standing_known = asyncio.Event()
@@ -314,7 +316,7 @@ class Updates:
                                             f"to {info.former_resident_code}")
 
     def _side_effects(self, db, update, queued: set[str]) -> None:
-        """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, a used offer."""
+        """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, 戸籍附票通知, a used offer."""
         info = update.info
         if update.HasField("delivery"):  # 送付先情報ファイル: in this transaction, sent after its 突合
             self._deliveries.hold(db, update.delivery)
@@ -328,6 +330,11 @@ class Updates:
             target = f"notice:{update.move_in_notice.to_municipality_code}"
             if target in self._outbox.targets:  # a former municipality outside this network hears nothing
                 self._outbox.put(db, target, update.move_in_notice)
+                queued.add(target)
+        if update.HasField("annex_notice"):  # 戸籍附票通知: numbered here, to the 本籍地 (or kept for our own 戸籍)
+            target = self._annex.queue(db, update.annex_notice, info.resident_code)
+            if target in self._outbox.targets:  # a 本籍地 outside this network hears nothing
+                self._outbox.put(db, target, update.annex_notice)
                 queued.add(target)
         if update.special_move_in:
             self._certificates.use_certificate(db, info.resident_code)

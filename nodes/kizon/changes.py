@@ -17,6 +17,7 @@ from nodes.reasons import kizon as K
 from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of, well_formed_reason
 from nodes.intents import Intent, Ledger, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon import requesters
+from nodes.kizon.family import AnnexWriter
 from nodes.kizon.items import CURRENT, today_iso
 from nodes.kizon.parts import Gate, PendingChange, Records
 from nodes.records import delivery_info, identity_info
@@ -61,6 +62,7 @@ class ChangeEngine:
         self.outbox = runtime.use_outbox({"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)})
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self.ledger = Ledger(runtime.store)
+        self.annex = AnnexWriter(runtime.topology, municipality)  # 戸籍附票通知 to the 本籍地 of whom a change moves
         self.submitter = GroupSender(self._send_group)  # changes to the CS, group-committed under load
         self._inflight: set[str] = set()
         self._completing: set[str] = set()  # changes sent to the CS whose outcome is still being committed here
@@ -237,6 +239,9 @@ class ChangeEngine:
             update = batch.updates.add(municipality_code=self.municipality)
             if extras and record.resident_code in extras:
                 update.MergeFrom(extras[record.resident_code])
+            annex = self.annex.notice(record) if not update.migration else None  # (a load moves nobody)
+            if annex is not None:
+                update.annex_notice.CopyFrom(annex)
             update.info.CopyFrom(identity_info(record, operator=call.operator, terminal=call.terminal))
             update.info.record_status_flag = 0 if record.status == CURRENT else 1
             if former and record.resident_code in former:

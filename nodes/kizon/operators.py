@@ -22,7 +22,7 @@ from nodes.reasons import access as A
 from nodes.reasons import kizon as K
 from nodes.guard import current_call
 from nodes.sessions import (CONTRACTOR, ROLES, Roster, RosterEntry, issue_approval, issue_session, sign_roster)
-from protos import cs_pb2, cs_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2
+from protos import cs_pb2, cs_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, koseki_pb2, koseki_pb2_grpc
 
 log = logging.getLogger("nodes.kizon")  # one logger name for the whole node
 
@@ -263,6 +263,7 @@ class Operators:
         found: dict[str, object] = {}
         for kind, module, stub_class, service, municipality in (
                 ("cs", cs_pb2, cs_pb2_grpc.CommunicationServerStub, "CommunicationServer", self.municipality),
+                ("koseki", koseki_pb2, koseki_pb2_grpc.FamilyRegisterSystemStub, "FamilyRegisterSystem", self.municipality),
                 ("intermediate", intermediate_pb2, intermediate_pb2_grpc.IntermediateServerStub, "IntermediateServer", None)):
             try:
                 node = self.rt.topology.find(kind, municipality)

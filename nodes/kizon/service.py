@@ -7,14 +7,17 @@ from nodes.sessions import ROSTER_SCHEMA
 from nodes.kizon.changes import ChangeEngine
 from nodes.kizon.counter import Counter
 from nodes.kizon.disclosure import Disclosures
+from nodes.kizon.family import AnnexNotices, FamilyNotices
+from nodes.kizon.gateway import GatewayServicer
 from nodes.kizon.initial_load import InitialLoad
 from nodes.kizon.issuance import Issuance
+from nodes.kizon.jury import Jury
 from nodes.kizon.notices import MoveInNotices
 from nodes.kizon.official import Official
 from nodes.kizon.operators import Operators
 from nodes.kizon.register import Inquiry, Register
 from nodes.kizon.relocation import KizonSite
-from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, migration_pb2_grpc
+from protos import cs_pb2_grpc, gateway_pb2_grpc, kizon_pb2, kizon_pb2_grpc, migration_pb2_grpc
 
 SERVICE_NAME = kizon_pb2.DESCRIPTOR.services_by_name["Kizon"].full_name
 SCHEMA = certificates.SCHEMA + site.SCHEMA + ROSTER_SCHEMA + """
@@ -86,15 +89,17 @@ CREATE TABLE IF NOT EXISTS history (
 def add_to_server(servicer, server) -> None:
     """Register the servicer on a gRPC server."""
     kizon_pb2_grpc.add_KizonServicer_to_server(servicer, server)
+    gateway_pb2_grpc.add_KizonGatewayServicer_to_server(servicer.gateway, server)
     migration_pb2_grpc.add_MigrationServicer_to_server(servicer.site, server)
 
 
 class Servicer(kizon_pb2_grpc.KizonServicer):
     """The counter operations of 既存住基: each RPC delegated to a part.
 
-    Reached from outside this package: `site` alone (the Migration service, served by add_to_server; nodes/kinds.py
-    declares kizon a kind that migrates, with no batch jobs). Nothing else of the servicer is read from outside, so
-    no part is exposed through a delegating property.
+    Reached from outside this package: `site` (the Migration service) and `gateway` (the 住基GW's service,
+    gateway.py), both served by add_to_server (nodes/kinds.py declares kizon a kind that migrates and serves the
+    gateway also, with no batch jobs). Nothing else of the servicer is read from outside, so no part is exposed
+    through a delegating property.
     """
 
     def __init__(self, runtime):
@@ -117,6 +122,10 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         self.initial_load = InitialLoad(runtime, municipality, cs, self.register, self.changes, gate)
         self.site = site.MigrationServicer(runtime, KizonSite(runtime.store, municipality, self.changes))  # 移行
         runtime.background(MoveInNotices(runtime, cs, self.register, gate).poll)
+        # 住基GW (gateway.py): the 戸籍 system's notices, the 附票通知 it passes on, the 裁判員候補者名簿
+        self.gateway = GatewayServicer(FamilyNotices(runtime, municipality, self.register, self.changes, gate),
+                                       Jury(runtime, municipality, self.register))
+        runtime.background(AnnexNotices(runtime, cs, gate).poll)
 
     # -- operators (operators.py) ----------------------------------------------------------------------
     async def Login(self, request, context):

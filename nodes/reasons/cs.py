@@ -55,6 +55,12 @@ MOVE_IN_NOTICE_SENDER = rule("MOVE_IN_NOTICE_SENDER", S.PERMISSION_DENIED, "cs",
                              "a CS sends only its own 転入通知, addressed to the CS it reaches")
 MOVE_IN_NOTICE_FORMER_RESIDENT = rule("MOVE_IN_NOTICE_FORMER_RESIDENT", S.FAILED_PRECONDITION, "cs", "DESIGN §5",
                                       "a 転入通知 is of a former resident whose 転出 here it closes")
+ANNEX_NOTICE_SENDER = rule("ANNEX_NOTICE_SENDER", S.PERMISSION_DENIED, "cs", "住基法第19条",
+                           "a CS sends only its own 戸籍附票通知 (from its municipality), addressed to the 本籍地")
+ANNEX_NOTICE_GAP = rule("ANNEX_NOTICE_GAP", S.FAILED_PRECONDITION, "cs", "住基法第19条; DESIGN §5",
+                        "戸籍附票通知 from one municipality arrive in their order, none skipped (a repeat is answered)")
+ANNEX_NOTICE_ITEMS = rule("ANNEX_NOTICE_ITEMS", S.INVALID_ARGUMENT, "cs", "住基法第19条",
+                          "a 戸籍附票通知 kizon attaches is about the person of its update, to a valid 本籍地")
 
 # -- the 個人番号カード and 広域交付 --------------------------------------------------------------------
 CARD_STEP_BY_CS = rule("CARD_STEP_BY_CS", S.PERMISSION_DENIED, "cs", "DESIGN §5",
