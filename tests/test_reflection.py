@@ -29,7 +29,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 V1, V1ALPHA = "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"
 INFO = "ServerReflectionInfo"
 GRPCURL_VERSION = "grpcurl v1.8.6"
-KIZON_SERVICES = {"testbed.v1.Kizon", "testbed.v1.Migration", "testbed.v1.Operations", "grpc.health.v1.Health", V1,
+KIZON_SERVICES = {"testbed.v1.Kizon", "testbed.v1.KizonGateway", "testbed.v1.Migration", "testbed.v1.Operations", "grpc.health.v1.Health", V1,
                   V1ALPHA}
 SEARCH_SERVICES = {"testbed.v1.CommunicationServer", "grpc.health.v1.Health", V1, V1ALPHA}
 
