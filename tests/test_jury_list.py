@@ -207,7 +207,9 @@ def test_the_list_names_eligible_electors_only(kinds, drawn):
     wire = drawn.SerializeToString()
     everyone = [r for rs in kinds.values() for r in rs]
     assert not [r.resident_code for r in everyone if r.resident_code.encode() in wire]
-    assert not [r.honseki for r in everyone if r.honseki and r.honseki.encode() in wire]
+    # (a 本籍 is written like an address of the same 町字: one that is a candidate's own address is not a leak)
+    addresses = {c.address for c in drawn.candidates}
+    assert not [r.honseki for r in everyone if r.honseki and r.honseki.encode() in wire and r.honseki not in addresses]
 
 
 def test_the_output_is_audited_and_counted_with_the_list(net, drawn):
