@@ -38,6 +38,10 @@ KIND_DOMAIN = {
     "intermediate": PLATFORM,
     "infonws": PLATFORM,
     "kiosk": JUKINET,  # コンビニ交付 front end (J-LIS's 証明書交付センター)
+    # 法務省: the 在留カード等発行システム (a node) and the 入管 offices that record changes (a client); both on
+    # 住基ネット, which carries the 法務省通知 and the 市町村通知 (住基法第30条の50, 入管法第61条の8の2)
+    "moj": JUKINET,
+    "immigration": JUKINET,
     "portal": PLATFORM,  # マイナポータル: residents reading their own 情報提供等記録
 }
 
@@ -51,6 +55,8 @@ _PATTERNS = (
     (re.compile(r"jlis/(?P<kind>national|card)"), None),
     (re.compile(r"jlis/kiosk/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "kiosk"),
     (re.compile(r"platform/(?P<kind>intermediate|infonws|portal)"), None),
+    (re.compile(r"gov/moj/residence-card"), "moj"),
+    (re.compile(r"gov/moj/office"), "immigration"),
     (re.compile(r"ops/(?P<domain>jukinet|lan|platform)/monitor"), "monitor"),
     (re.compile(r"ops/(?P<domain>jukinet|lan|platform)/console"), "console"),
 )
@@ -133,7 +139,12 @@ def node_uri(kind: str, municipality: str | None = None, prefecture: str | None 
         return f"{TRUST_ROOT}jlis/{kind}"
     if kind in ("intermediate", "infonws", "portal"):
         return f"{TRUST_ROOT}platform/{kind}"
+    if kind == "moj":
+        return f"{TRUST_ROOT}gov/moj/residence-card"
     raise IdentityError(f"no node kind {kind!r}")
+
+
+IMMIGRATION_URI = f"{TRUST_ROOT}gov/moj/office"  # the 入管 office client that records changes of 在留
 
 
 def platform_uri(kind: str) -> str:

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.identity import (DOMAINS, JUKINET, KIND_DOMAIN, LAN, OFFICE_SYSTEMS, PLATFORM, console_uri, kiosk_uri, kit_uri,
+from certs.identity import (DOMAINS, IMMIGRATION_URI, JUKINET, KIND_DOMAIN, LAN, OFFICE_SYSTEMS, PLATFORM, console_uri, kiosk_uri, kit_uri,
                             monitor_uri, node_uri, office_uri, platform_uri, terminal_uri)
 
 PASSPHRASE_ENV = "TESTBED_CA_PASSPHRASE"  # when set, the CA keys are written (and read) encrypted with it
@@ -456,6 +456,8 @@ class PKI:
         clients += [(f"office-{m.code}-{o}", office_uri(m.code, o), LAN) for m in topology.municipalities for o in OFFICE_SYSTEMS]
         clients += [(kind, platform_uri(kind), PLATFORM) for kind in ("infonws", "portal")]
         clients += [(f"kiosk-{k}", kiosk_uri(k), JUKINET) for k in topology.kiosks]
+        if any(n.kind == "moj" for n in topology.all_nodes):
+            clients.append(("immigration", IMMIGRATION_URI, JUKINET))  # the 入管 office of 法務省
         clients += [(f"monitor-{d}", monitor_uri(d), d) for d in DOMAINS]
         clients += [(f"console-{d}", console_uri(d), d) for d in DOMAINS]
         for name, identity, domain in clients:

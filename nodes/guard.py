@@ -52,6 +52,12 @@ def current_call() -> "CallContext":
     return _call_var.get()
 
 
+def serve_as(call: "CallContext") -> None:
+    """Make call the call context of the running task: for a node's own background job that makes changes as the
+    node itself (no terminal, no operator), which the change engine reads like any caller's."""
+    _call_var.set(call)
+
+
 @dataclass
 class CallContext:
     """What the interceptor learned about the caller, handed to the servicer."""

@@ -73,7 +73,7 @@ KINDS: Mapping[str, NodeKind] = {k.name: k for k in (
     NodeKind("kizon", "nodes.kizon", "testbed.v1.Kizon", (LAN,), calls=(("cs", SAME), ("atena", SAME), ("koseki", SAME)),
              migrates=True, also=("testbed.v1.KizonGateway",)),
     NodeKind("cs", "nodes.cs", "testbed.v1.CommunicationServer", (LAN, JUKINET),
-             calls=(("prefecture", ANY), ("national", ANY), ("card", ANY), ("cs", OTHER)), batches=("purge",),
+             calls=(("prefecture", ANY), ("national", ANY), ("card", ANY), ("cs", OTHER), ("moj", ANY)), batches=("purge",),
              search=SearchEnd("nodes.cs.search:SearchServicer", ("SearchIdentity",))),
     NodeKind("atena", "nodes.atena", "testbed.v1.Atena", (LAN, LGWAN), calls=(("national", ANY), ("intermediate", ANY)),
              migrates=True, also=("testbed.v1.OfficeLink",)),
@@ -82,6 +82,8 @@ KINDS: Mapping[str, NodeKind] = {k.name: k for k in (
     NodeKind("prefecture", "nodes.prefecture", "testbed.v1.PrefectureServer", (JUKINET,), calls=(("national", ANY),)),
     NodeKind("national", "nodes.national", "testbed.v1.NationalServer", (JUKINET, LGWAN)),
     NodeKind("card", "nodes.card", "testbed.v1.CardManagement", (JUKINET, LGWAN), batches=("purge",)),
+    # 法務省 在留カード等発行システム: 法務省通知 to the 住居地's CS, 市町村通知 from it (over 住基ネット).
+    NodeKind("moj", "nodes.moj", "testbed.v1.ResidenceCardSystem", (JUKINET,), calls=(("cs", ANY),)),
     NodeKind("intermediate", "nodes.intermediate", "testbed.v1.IntermediateServer", (LGWAN,), calls=(("card", ANY),)),
 )}
 """name → kind, in the order of the network (kizon first)."""

@@ -63,13 +63,15 @@ POLICY: dict[str, tuple[Allow, ...]] = {
             "GetPoolStatus", "AssignIndividualNumbers", "OfferResidentCodes", "TakeMoveOutCertificate",
             "TakeMoveInNotices", "ChangeCard", "VerifyByCard", "WideAreaLookup", "ReleaseResidentCodes",
             "GetRequestStatus", "CheckResidence", "RegisterDigests", "CheckConsistency", "ReceiveOperatorRoster",
-            "TakeAnnexNotices")),
+            "TakeAnnexNotices", "TakeImmigrationNotices")),
         Allow("terminal", SAME_MUNICIPALITY, _m(
             "CommunicationServer", "GetIdentity", "SearchIdentity", "GetPoolStatus", "CheckConsistency",
             "PurgeExpiredCertificates", "VerifyByCard")),
         # CS ↔ CS between municipalities: 転出証明書情報, 転入通知, 戸籍附票通知 and 広域交付 only.
         Allow("cs", ANY, _m("CommunicationServer", "ReceiveMoveOutCertificate", "ReceiveMoveInNotice", "ReceiveAnnexNotice",
                             "ProvideForWideArea")),
+        # 法務省 → the 住居地's CS: the 法務省通知 (nodes/cs/immigration.py checks it is addressed here).
+        Allow("moj", ANY, _m("CommunicationServer", "ReceiveImmigrationNotice")),
     ),
     "atena": (
         Allow("kizon", SAME_MUNICIPALITY, _m("Atena", "*")),
@@ -103,6 +105,11 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         # マイナポータル: the 中間サーバ has the card system check a resident's card and PIN, that method alone.
         Allow("intermediate", ANY, _m("CardManagement", "CheckPin")),
     ),
+    "moj": (
+        # 入管 offices record changes of 在留 and read a card; every CS sends its municipality's 市町村通知.
+        Allow("immigration", ANY, _m("ResidenceCardSystem", "RecordResidenceChange", "GetResidenceCard")),
+        Allow("cs", ANY, _m("ResidenceCardSystem", "ReceiveMunicipalityNotice")),
+    ),
     "intermediate": (
         Allow("atena", ANY, _m("IntermediateServer", "RegisterCopies")),
         Allow("infonws", ANY, _m("IntermediateServer", "ProvideInfo")),
@@ -119,8 +126,10 @@ POLICY: dict[str, tuple[Allow, ...]] = {
 # nodes/kinds.py) (testbed migrate), and runs kizon's 整合性確認 of a new site before it is opened.
 _AFTER_IMPORT = {"kizon": _m("Kizon", "CheckConsistency")}
 MIGRATION_RIGHTS = {kind: _m("Migration", "*") + _AFTER_IMPORT.get(kind, ()) for kind in MIGRATING}
-# The console also loads a population's 戸籍 into an empty 戸籍 system and reads the 附票 for `testbed check`.
-LOAD_RIGHTS = {"koseki": _m("FamilyRegisterSystem", "LoadFamilyRegisters", "ListAnnexCurrent")}
+# The console also loads a population's 戸籍 into an empty 戸籍 system (and reads the 附票 for `testbed check`), and
+# a population's foreign residents into 法務省's 在留カード等発行システム.
+LOAD_RIGHTS = {"koseki": _m("FamilyRegisterSystem", "LoadFamilyRegisters", "ListAnnexCurrent"),
+               "moj": _m("ResidenceCardSystem", "LoadResidenceCards")}
 
 
 # Pairs that must never connect, whatever rules are added later: refused before the allow-list.

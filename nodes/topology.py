@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from certs.identity import (DOMAINS, OFFICE_SYSTEMS, console_uri, kiosk_uri, local_government_code_valid, monitor_uri,
+from certs.identity import (DOMAINS, IMMIGRATION_URI, OFFICE_SYSTEMS, console_uri, kiosk_uri, local_government_code_valid, monitor_uri,
                             node_uri, office_uri, platform_uri, terminal_uri)
 from nodes import kinds, ports
 from nodes.roles import CONTRACTOR, ROLES
@@ -244,6 +244,8 @@ class Topology:
         names |= {terminal_uri(m.code, t) for m in self.municipalities for t in m.terminals}
         names |= {kiosk_uri(k) for k in self.kiosks}
         names |= {office_uri(m.code, o) for m in self.municipalities for o in OFFICE_SYSTEMS}
+        if any(n.kind == "moj" for n in self.nodes):
+            names.add(IMMIGRATION_URI)
         names |= {platform_uri(p) for p in PLATFORM_CLIENTS}
         names |= {monitor_uri(d) for d in DOMAINS} | {console_uri(d) for d in DOMAINS}
         return frozenset(names)

@@ -2,6 +2,7 @@ from protos import card_pb2 as _card_pb2
 from protos import common_pb2 as _common_pb2
 from protos import identity_pb2 as _identity_pb2
 from protos import kizon_pb2 as _kizon_pb2
+from protos import moj_pb2 as _moj_pb2
 from protos import records_pb2 as _records_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor

@@ -8,6 +8,7 @@ from protos import common_pb2 as protos_dot_common__pb2
 from protos import cs_pb2 as protos_dot_cs__pb2
 from protos import identity_pb2 as protos_dot_identity__pb2
 from protos import kizon_pb2 as protos_dot_kizon__pb2
+from protos import moj_pb2 as protos_dot_moj__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -119,6 +120,11 @@ class CommunicationServerStub:
                 request_serializer=protos_dot_identity__pb2.AnnexNotice.SerializeToString,
                 response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
                 _registered_method=True)
+        self.ReceiveImmigrationNotice = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/ReceiveImmigrationNotice',
+                request_serializer=protos_dot_moj__pb2.ImmigrationNotice.SerializeToString,
+                response_deserializer=protos_dot_common__pb2.UpdateAck.FromString,
+                _registered_method=True)
         self.TakeMoveOutCertificate = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/TakeMoveOutCertificate',
                 request_serializer=protos_dot_kizon__pb2.MoveInRequest.SerializeToString,
@@ -133,6 +139,11 @@ class CommunicationServerStub:
                 '/testbed.v1.CommunicationServer/TakeAnnexNotices',
                 request_serializer=protos_dot_cs__pb2.AnnexCursor.SerializeToString,
                 response_deserializer=protos_dot_cs__pb2.AnnexNotices.FromString,
+                _registered_method=True)
+        self.TakeImmigrationNotices = channel.unary_unary(
+                '/testbed.v1.CommunicationServer/TakeImmigrationNotices',
+                request_serializer=protos_dot_moj__pb2.ImmigrationCursor.SerializeToString,
+                response_deserializer=protos_dot_moj__pb2.ImmigrationNotices.FromString,
                 _registered_method=True)
         self.CheckConsistency = channel.unary_unary(
                 '/testbed.v1.CommunicationServer/CheckConsistency',
@@ -279,6 +290,13 @@ class CommunicationServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReceiveImmigrationNotice(self, request, context):
+        """法務省 → the 住居地's CS: 法務省通知, numbered per municipality, in order, each stored once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TakeMoveOutCertificate(self, request, context):
         """特例転入: kizon takes the 転出証明書情報 received for a person (windows and card checked).
         """
@@ -295,6 +313,13 @@ class CommunicationServerServicer:
 
     def TakeAnnexNotices(self, request, context):
         """戸籍附票通知 received for people whose 本籍 is here, taken by kizon (its 住基GW hands them to the 戸籍 system).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TakeImmigrationNotices(self, request, context):
+        """法務省通知 received for this municipality's foreign residents, taken by kizon's 住基GW (applied 職権).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -423,6 +448,11 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_identity__pb2.AnnexNotice.FromString,
                     response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
             ),
+            'ReceiveImmigrationNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveImmigrationNotice,
+                    request_deserializer=protos_dot_moj__pb2.ImmigrationNotice.FromString,
+                    response_serializer=protos_dot_common__pb2.UpdateAck.SerializeToString,
+            ),
             'TakeMoveOutCertificate': grpc.unary_unary_rpc_method_handler(
                     servicer.TakeMoveOutCertificate,
                     request_deserializer=protos_dot_kizon__pb2.MoveInRequest.FromString,
@@ -437,6 +467,11 @@ def add_CommunicationServerServicer_to_server(servicer, server):
                     servicer.TakeAnnexNotices,
                     request_deserializer=protos_dot_cs__pb2.AnnexCursor.FromString,
                     response_serializer=protos_dot_cs__pb2.AnnexNotices.SerializeToString,
+            ),
+            'TakeImmigrationNotices': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeImmigrationNotices,
+                    request_deserializer=protos_dot_moj__pb2.ImmigrationCursor.FromString,
+                    response_serializer=protos_dot_moj__pb2.ImmigrationNotices.SerializeToString,
             ),
             'CheckConsistency': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckConsistency,
@@ -912,6 +947,33 @@ class CommunicationServer:
             _registered_method=True)
 
     @staticmethod
+    def ReceiveImmigrationNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/ReceiveImmigrationNotice',
+            protos_dot_moj__pb2.ImmigrationNotice.SerializeToString,
+            protos_dot_common__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def TakeMoveOutCertificate(request,
             target,
             options=(),
@@ -982,6 +1044,33 @@ class CommunicationServer:
             '/testbed.v1.CommunicationServer/TakeAnnexNotices',
             protos_dot_cs__pb2.AnnexCursor.SerializeToString,
             protos_dot_cs__pb2.AnnexNotices.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeImmigrationNotices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CommunicationServer/TakeImmigrationNotices',
+            protos_dot_moj__pb2.ImmigrationCursor.SerializeToString,
+            protos_dot_moj__pb2.ImmigrationNotices.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,38 +22,39 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from protos import moj_pb2 as protos_dot_moj__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/identity.proto\x12\ntestbed.v1\x1a\x14protos/records.proto\"\x8a\x02\n\x12MoveOutCertificate\x12\x1a\n\x12\x63\x65rtificate_number\x18\x01 \x01(\t\x12!\n\x19issuing_municipality_code\x18\x02 \x01(\t\x12*\n\x06person\x18\x03 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x1d\n\x15planned_move_out_date\x18\x04 \x01(\t\x12\x1b\n\x13\x64\x65stination_address\x18\x05 \x01(\t\x12%\n\x1d\x64\x65stination_municipality_code\x18\x06 \x01(\t\x12\x13\n\x0b\x63\x61rd_holder\x18\x07 \x01(\x08\x12\x11\n\tissued_at\x18\x08 \x01(\t\"\xa3\x01\n\x0cMoveInNotice\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1e\n\x16\x66rom_municipality_code\x18\x02 \x01(\t\x12\x1c\n\x14to_municipality_code\x18\x03 \x01(\t\x12\x13\n\x0bnew_address\x18\x04 \x01(\t\x12\x14\n\x0cmove_in_date\x18\x05 \x01(\t\x12\x13\n\x0bnotified_at\x18\x06 \x01(\t\"\xe5\x01\n\x0b\x41nnexNotice\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1e\n\x16\x66rom_municipality_code\x18\x02 \x01(\t\x12\x1c\n\x14to_municipality_code\x18\x03 \x01(\t\x12\x0f\n\x07honseki\x18\x04 \x01(\t\x12\x12\n\nname_kanji\x18\x05 \x01(\t\x12\x12\n\nbirth_date\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x07 \x01(\t\x12\x15\n\raddress_since\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x10\n\x08sequence\x18\n \x01(\x04\"\xca\x02\n\x0eIdentityUpdate\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12&\n\x04info\x18\x02 \x01(\x0b\x32\x18.testbed.v1.IdentityInfo\x12*\n\x08\x64\x65livery\x18\x03 \x01(\x0b\x32\x18.testbed.v1.DeliveryInfo\x12<\n\x14move_out_certificate\x18\x04 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\x12\x30\n\x0emove_in_notice\x18\x05 \x01(\x0b\x32\x18.testbed.v1.MoveInNotice\x12\x17\n\x0fspecial_move_in\x18\x06 \x01(\x08\x12\x11\n\tmigration\x18\x07 \x01(\x08\x12-\n\x0c\x61nnex_notice\x18\x08 \x01(\x0b\x32\x17.testbed.v1.AnnexNotice\"]\n\x13IdentityUpdateBatch\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12+\n\x07updates\x18\x02 \x03(\x0b\x32\x1a.testbed.v1.IdentityUpdate\"\xbe\x01\n\x0eIdentitySearch\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x11\n\tname_kana\x18\x03 \x01(\t\x12\x12\n\nname_kanji\x18\x04 \x01(\t\x12\x12\n\nbirth_date\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x0b\n\x03sex\x18\x07 \x01(\t\x12\x12\n\nnationwide\x18\x08 \x01(\x08\x12\r\n\x05limit\x18\t \x01(\r\"d\n\x14IdentitySearchResult\x12)\n\x07matches\x18\x01 \x03(\x0b\x32\x18.testbed.v1.IdentityInfo\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x0e\n\x06source\x18\x03 \x01(\t\"7\n\x0cIdentityList\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.testbed.v1.IdentityInfo\"]\n\x0eResidenceQuery\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x19\n\x11municipality_code\x18\x03 \x01(\t\"\x92\x01\n\x0eResidenceReply\x12\r\n\x05known\x18\x01 \x01(\x08\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x12\n\ncurrent_in\x18\x03 \x03(\t\x12\x15\n\rmoving_out_of\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65\x63\x65\x61sed_in\x18\x05 \x03(\t\x12\x16\n\x0enumber_matches\x18\x06 \x01(\x08\"K\n\x15\x43onsistencyDifference\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\r\n\x05items\x18\x03 \x03(\t\"\xd8\x01\n\x11\x43onsistencyReport\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12\x12\n\nrecords_cs\x18\x02 \x01(\r\x12\x1a\n\x12records_prefecture\x18\x03 \x01(\r\x12\x18\n\x10records_national\x18\x04 \x01(\r\x12\x36\n\x0b\x64ifferences\x18\x05 \x03(\x0b\x32!.testbed.v1.ConsistencyDifference\x12\x0f\n\x07seconds\x18\x06 \x01(\x01\x12\x15\n\rrecords_kizon\x18\x07 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/identity.proto\x12\ntestbed.v1\x1a\x10protos/moj.proto\x1a\x14protos/records.proto\"\x8a\x02\n\x12MoveOutCertificate\x12\x1a\n\x12\x63\x65rtificate_number\x18\x01 \x01(\t\x12!\n\x19issuing_municipality_code\x18\x02 \x01(\t\x12*\n\x06person\x18\x03 \x01(\x0b\x32\x1a.testbed.v1.ResidentRecord\x12\x1d\n\x15planned_move_out_date\x18\x04 \x01(\t\x12\x1b\n\x13\x64\x65stination_address\x18\x05 \x01(\t\x12%\n\x1d\x64\x65stination_municipality_code\x18\x06 \x01(\t\x12\x13\n\x0b\x63\x61rd_holder\x18\x07 \x01(\x08\x12\x11\n\tissued_at\x18\x08 \x01(\t\"\xa3\x01\n\x0cMoveInNotice\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1e\n\x16\x66rom_municipality_code\x18\x02 \x01(\t\x12\x1c\n\x14to_municipality_code\x18\x03 \x01(\t\x12\x13\n\x0bnew_address\x18\x04 \x01(\t\x12\x14\n\x0cmove_in_date\x18\x05 \x01(\t\x12\x13\n\x0bnotified_at\x18\x06 \x01(\t\"\xe5\x01\n\x0b\x41nnexNotice\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x1e\n\x16\x66rom_municipality_code\x18\x02 \x01(\t\x12\x1c\n\x14to_municipality_code\x18\x03 \x01(\t\x12\x0f\n\x07honseki\x18\x04 \x01(\t\x12\x12\n\nname_kanji\x18\x05 \x01(\t\x12\x12\n\nbirth_date\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x07 \x01(\t\x12\x15\n\raddress_since\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x10\n\x08sequence\x18\n \x01(\x04\"\x87\x03\n\x0eIdentityUpdate\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12&\n\x04info\x18\x02 \x01(\x0b\x32\x18.testbed.v1.IdentityInfo\x12*\n\x08\x64\x65livery\x18\x03 \x01(\x0b\x32\x18.testbed.v1.DeliveryInfo\x12<\n\x14move_out_certificate\x18\x04 \x01(\x0b\x32\x1e.testbed.v1.MoveOutCertificate\x12\x30\n\x0emove_in_notice\x18\x05 \x01(\x0b\x32\x18.testbed.v1.MoveInNotice\x12\x17\n\x0fspecial_move_in\x18\x06 \x01(\x08\x12\x11\n\tmigration\x18\x07 \x01(\x08\x12-\n\x0c\x61nnex_notice\x18\x08 \x01(\x0b\x32\x17.testbed.v1.AnnexNotice\x12;\n\x13municipality_notice\x18\t \x01(\x0b\x32\x1e.testbed.v1.MunicipalityNotice\"]\n\x13IdentityUpdateBatch\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12+\n\x07updates\x18\x02 \x03(\x0b\x32\x1a.testbed.v1.IdentityUpdate\"\xbe\x01\n\x0eIdentitySearch\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x11\n\tname_kana\x18\x03 \x01(\t\x12\x12\n\nname_kanji\x18\x04 \x01(\t\x12\x12\n\nbirth_date\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x0b\n\x03sex\x18\x07 \x01(\t\x12\x12\n\nnationwide\x18\x08 \x01(\x08\x12\r\n\x05limit\x18\t \x01(\r\"d\n\x14IdentitySearchResult\x12)\n\x07matches\x18\x01 \x03(\x0b\x32\x18.testbed.v1.IdentityInfo\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x0e\n\x06source\x18\x03 \x01(\t\"7\n\x0cIdentityList\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.testbed.v1.IdentityInfo\"]\n\x0eResidenceQuery\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x19\n\x11municipality_code\x18\x03 \x01(\t\"\x92\x01\n\x0eResidenceReply\x12\r\n\x05known\x18\x01 \x01(\x08\x12\x19\n\x11individual_number\x18\x02 \x01(\t\x12\x12\n\ncurrent_in\x18\x03 \x03(\t\x12\x15\n\rmoving_out_of\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65\x63\x65\x61sed_in\x18\x05 \x03(\t\x12\x16\n\x0enumber_matches\x18\x06 \x01(\x08\"K\n\x15\x43onsistencyDifference\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\r\n\x05items\x18\x03 \x03(\t\"\xd8\x01\n\x11\x43onsistencyReport\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12\x12\n\nrecords_cs\x18\x02 \x01(\r\x12\x1a\n\x12records_prefecture\x18\x03 \x01(\r\x12\x18\n\x10records_national\x18\x04 \x01(\r\x12\x36\n\x0b\x64ifferences\x18\x05 \x03(\x0b\x32!.testbed.v1.ConsistencyDifference\x12\x0f\n\x07seconds\x18\x06 \x01(\x01\x12\x15\n\rrecords_kizon\x18\x07 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MOVEOUTCERTIFICATE']._serialized_start=60
-  _globals['_MOVEOUTCERTIFICATE']._serialized_end=326
-  _globals['_MOVEINNOTICE']._serialized_start=329
-  _globals['_MOVEINNOTICE']._serialized_end=492
-  _globals['_ANNEXNOTICE']._serialized_start=495
-  _globals['_ANNEXNOTICE']._serialized_end=724
-  _globals['_IDENTITYUPDATE']._serialized_start=727
-  _globals['_IDENTITYUPDATE']._serialized_end=1057
-  _globals['_IDENTITYUPDATEBATCH']._serialized_start=1059
-  _globals['_IDENTITYUPDATEBATCH']._serialized_end=1152
-  _globals['_IDENTITYSEARCH']._serialized_start=1155
-  _globals['_IDENTITYSEARCH']._serialized_end=1345
-  _globals['_IDENTITYSEARCHRESULT']._serialized_start=1347
-  _globals['_IDENTITYSEARCHRESULT']._serialized_end=1447
-  _globals['_IDENTITYLIST']._serialized_start=1449
-  _globals['_IDENTITYLIST']._serialized_end=1504
-  _globals['_RESIDENCEQUERY']._serialized_start=1506
-  _globals['_RESIDENCEQUERY']._serialized_end=1599
-  _globals['_RESIDENCEREPLY']._serialized_start=1602
-  _globals['_RESIDENCEREPLY']._serialized_end=1748
-  _globals['_CONSISTENCYDIFFERENCE']._serialized_start=1750
-  _globals['_CONSISTENCYDIFFERENCE']._serialized_end=1825
-  _globals['_CONSISTENCYREPORT']._serialized_start=1828
-  _globals['_CONSISTENCYREPORT']._serialized_end=2044
+  _globals['_MOVEOUTCERTIFICATE']._serialized_start=78
+  _globals['_MOVEOUTCERTIFICATE']._serialized_end=344
+  _globals['_MOVEINNOTICE']._serialized_start=347
+  _globals['_MOVEINNOTICE']._serialized_end=510
+  _globals['_ANNEXNOTICE']._serialized_start=513
+  _globals['_ANNEXNOTICE']._serialized_end=742
+  _globals['_IDENTITYUPDATE']._serialized_start=745
+  _globals['_IDENTITYUPDATE']._serialized_end=1136
+  _globals['_IDENTITYUPDATEBATCH']._serialized_start=1138
+  _globals['_IDENTITYUPDATEBATCH']._serialized_end=1231
+  _globals['_IDENTITYSEARCH']._serialized_start=1234
+  _globals['_IDENTITYSEARCH']._serialized_end=1424
+  _globals['_IDENTITYSEARCHRESULT']._serialized_start=1426
+  _globals['_IDENTITYSEARCHRESULT']._serialized_end=1526
+  _globals['_IDENTITYLIST']._serialized_start=1528
+  _globals['_IDENTITYLIST']._serialized_end=1583
+  _globals['_RESIDENCEQUERY']._serialized_start=1585
+  _globals['_RESIDENCEQUERY']._serialized_end=1678
+  _globals['_RESIDENCEREPLY']._serialized_start=1681
+  _globals['_RESIDENCEREPLY']._serialized_end=1827
+  _globals['_CONSISTENCYDIFFERENCE']._serialized_start=1829
+  _globals['_CONSISTENCYDIFFERENCE']._serialized_end=1904
+  _globals['_CONSISTENCYREPORT']._serialized_start=1907
+  _globals['_CONSISTENCYREPORT']._serialized_end=2123
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from protos import moj_pb2 as _moj_pb2
 from protos import records_pb2 as _records_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -68,7 +69,7 @@ class AnnexNotice(_message.Message):
     def __init__(self, resident_code: _Optional[str] = ..., from_municipality_code: _Optional[str] = ..., to_municipality_code: _Optional[str] = ..., honseki: _Optional[str] = ..., name_kanji: _Optional[str] = ..., birth_date: _Optional[str] = ..., address: _Optional[str] = ..., address_since: _Optional[str] = ..., reason: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class IdentityUpdate(_message.Message):
-    __slots__ = ("municipality_code", "info", "delivery", "move_out_certificate", "move_in_notice", "special_move_in", "migration", "annex_notice")
+    __slots__ = ("municipality_code", "info", "delivery", "move_out_certificate", "move_in_notice", "special_move_in", "migration", "annex_notice", "municipality_notice")
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +78,7 @@ class IdentityUpdate(_message.Message):
     SPECIAL_MOVE_IN_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_FIELD_NUMBER: _ClassVar[int]
     ANNEX_NOTICE_FIELD_NUMBER: _ClassVar[int]
+    MUNICIPALITY_NOTICE_FIELD_NUMBER: _ClassVar[int]
     municipality_code: str
     info: _records_pb2.IdentityInfo
     delivery: _records_pb2.DeliveryInfo
@@ -85,7 +87,8 @@ class IdentityUpdate(_message.Message):
     special_move_in: bool
     migration: bool
     annex_notice: AnnexNotice
-    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ..., move_out_certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., move_in_notice: _Optional[_Union[MoveInNotice, _Mapping]] = ..., special_move_in: _Optional[bool] = ..., migration: _Optional[bool] = ..., annex_notice: _Optional[_Union[AnnexNotice, _Mapping]] = ...) -> None: ...
+    municipality_notice: _moj_pb2.MunicipalityNotice
+    def __init__(self, municipality_code: _Optional[str] = ..., info: _Optional[_Union[_records_pb2.IdentityInfo, _Mapping]] = ..., delivery: _Optional[_Union[_records_pb2.DeliveryInfo, _Mapping]] = ..., move_out_certificate: _Optional[_Union[MoveOutCertificate, _Mapping]] = ..., move_in_notice: _Optional[_Union[MoveInNotice, _Mapping]] = ..., special_move_in: _Optional[bool] = ..., migration: _Optional[bool] = ..., annex_notice: _Optional[_Union[AnnexNotice, _Mapping]] = ..., municipality_notice: _Optional[_Union[_moj_pb2.MunicipalityNotice, _Mapping]] = ...) -> None: ...
 
 class IdentityUpdateBatch(_message.Message):
     __slots__ = ("municipality_code", "updates")

@@ -42,10 +42,22 @@ PER_100K = {
     # back-office work, a few dozen a year in a city of 100,000 (an assumption: municipalities publish no common count).
     "職権消除": 50,
     "職権記載": 10,
+    # At the 戸籍 counter: 婚姻 about 3.9 and 離婚 about 1.5 per 1,000 residents a year (厚生労働省「人口動態統計」,
+    # rounded; the issue's figures).
+    "婚姻": 390,
+    "離婚": 150,
+    # 法務省通知 (在留期間更新, 在留資格変更, 再交付, 出国, 失効) for the foreign residents: about one every two years per
+    # foreign resident (a 在留期間 of 1 to 5 years, renewed; an assumption), with 2.5% of residents foreign
+    # (scenarios/population.py FOREIGN_SHARE): 0.5 × 2,500.
+    "法務省通知": 1_250,
 }
 MOVES = ("転入", "転出", "転居")
 COUNTER_OPS = ("出生", "死亡", "転入", "転出", "転居", "証明書", "国外転出")
 OFFICE_OPS = ("職権消除", "職権記載")  # made by the office of its own motion, in office hours, with nobody at the counter
+FAMILY_OPS = ("婚姻", "離婚")  # 届出 at the 戸籍 counter (its own staff: no queue of the 住民 counter)
+IMMIGRATION_OPS = ("法務省通知",)  # recorded at an 入管 office, weekdays in its hours; reaches the 住民票 by notice
+JURY_LIST = "裁判員候補者名簿"  # once a year, drawn for the 名簿調製プログラム …
+JURY_LIST_DAY = (10, 1, 10 * 60)  # … in the autumn (month, day, minutes after midnight): the court wants it by 15 October
 # The spring peak, calibrated on public accounts (figures quoted in issue 11 of this project, from municipal
 # notices and press reports; the model is tested on their shape, not their exact numbers):
 # - 総務省統計局「住民基本台帳人口移動報告」: March and April are the largest months of 移動 by far (in the
@@ -227,9 +239,13 @@ class Workload:
                 for op in COUNTER_OPS:
                     for _ in range(self._count(op, municipality, day, share)):
                         arrivals.append((self._moment(day, COUNTER_SLOTS), op, municipality, self._args(op, municipality)))
-                for op in ("本人確認", "検索") + OFFICE_OPS:
+                for op in ("本人確認", "検索") + OFFICE_OPS + FAMILY_OPS + IMMIGRATION_OPS:
                     for _ in range(self._count(op, municipality, day, share)):
                         arrivals.append((self._moment(day, COUNTER_SLOTS), op, municipality, {}))
+                if (day.month, day.day) == JURY_LIST_DAY[:2]:
+                    arrivals.append(((dt.datetime.combine(day, dt.time()) - self.start).total_seconds()
+                                     + JURY_LIST_DAY[2] * 60, JURY_LIST, municipality,
+                                     {"year": day.year + 1, "count": self._jury_count(municipality)}))
                 if factor:
                     for _ in range(self._count("情報提供", municipality, day, share)):
                         arrivals.append((self._moment(day, INQUIRY_SLOTS), "情報提供", municipality, {}))
@@ -239,6 +255,11 @@ class Workload:
                 for _ in range(self._count("コンビニ交付", municipality, day, 1 / calendar_days)):
                     arrivals.append((self._moment(day, KIOSK_SLOTS), "コンビニ交付", municipality, {}))
         return arrivals
+
+    def _jury_count(self, municipality: str) -> int:
+        """How many the 地方裁判所 allots a municipality: about 1 in 1,000 residents (an assumption, in the order of the
+        published totals: some 300,000 candidates a year over 100 million electors), at least one."""
+        return max(1, self.municipalities[municipality] // 1000)
 
     def _args(self, op: str, municipality: str) -> dict:
         rng = self.rng

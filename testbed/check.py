@@ -2,7 +2,8 @@
 
 Each invariant is a rule no single node can see broken on its own: one current residence per 住民票コード
 across every municipality; one 個人番号 per person and one person per 個人番号 at national, every number
-issued by national; removed people (死亡) stay removed everywhere; every outbox item delivered within a
+issued by national; removed people (死亡) stay removed everywhere; the 戸籍の附票 of every person 在籍 in a 戸籍
+system follows the register they live in (its latest address is their 住民票's); every outbox item delivered within a
 bound or dead-lettered (and every dead letter reported); every audit chain and its checkpoints intact.
 The stores are read read-only (WAL: the nodes go on writing), so the check works on a running network and
 on one that is down.
@@ -15,10 +16,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protos import records_pb2
+from protos import koseki_pb2, records_pb2
 
-INVARIANTS = ("one-residence", "one-number", "numbers-from-national", "removed-stay-removed", "outbox-delivered",
-              "audit")  # (dead letters are warnings: an outcome the alarm reports, not a broken invariant)
+INVARIANTS = ("one-residence", "one-number", "numbers-from-national", "removed-stay-removed", "annex-follows-register",
+              "outbox-delivered", "audit")  # (dead letters are warnings: an outcome the alarm reports, not a broken invariant)
 OUTBOX_AGE_LIMIT = 120.0  # seconds an outbox item may wait before the check calls it stuck
 DEATH = "死亡"
 CURRENT = 0  # レコード状況フラグ (and ResidentRecord.STATUS_CURRENT is 1: see _kizon_current)
@@ -105,6 +106,7 @@ def check_network(network, outbox_age_limit: float = OUTBOX_AGE_LIMIT, audit: bo
         _residences(report, stores)
         _numbers(report, stores)
         _removed(report, stores)
+        _annex(report, stores)
         _outboxes(report, stores, outbox_age_limit)
     finally:
         for _, db in stores.values():
@@ -202,6 +204,44 @@ def _removed(report: CheckReport, stores) -> None:
             code = min(alive)
             report.add("removed-stay-removed", f"{len(alive)} people recorded as dead are current at {kind} "
                        f"(e.g. {code}, 死亡 in {dead[code]}): {_sample(alive)}")
+
+
+def _annex(report: CheckReport, stores) -> None:
+    """The 附票 follows the registers: the latest 附票 address of each person 在籍 in a 戸籍 system is the address of
+    their 住民票 where they are current (people current nowhere in the network, moved out or dead, are not compared).
+    While 戸籍附票通知 are still on their way (at a CS, in its outbox) a difference is a warning, not a failure."""
+    current: dict[str, str] = {}
+    for node, db in stores.values():
+        if node.kind == "kizon" and _has(db, "residents"):
+            for code, blob in db.execute("SELECT resident_code, record FROM residents WHERE status=?",
+                                         (records_pb2.ResidentRecord.STATUS_CURRENT,)):
+                current[code] = records_pb2.ResidentRecord.FromString(blob).address
+    cursors = {node.municipality: db.execute("SELECT value FROM counters WHERE name='annex_cursor'").fetchone()
+               for node, db in stores.values() if node.kind == "kizon" and _has(db, "counters")}
+    on_the_way = 0
+    for node, db in stores.values():
+        if node.kind == "cs":
+            taken = (cursors.get(node.municipality) or (0,))[0]  # (kizon's 住基GW has handed on those up to its cursor)
+            on_the_way += db.execute("SELECT COUNT(*) FROM annex_notices WHERE id > ?", (taken,)).fetchone()[0] \
+                if _has(db, "annex_notices") else 0
+            on_the_way += db.execute("SELECT COUNT(*) FROM outbox WHERE target LIKE 'annex:%'").fetchone()[0] \
+                if _has(db, "outbox") else 0
+    compared = 0
+    for node, db in stores.values():
+        if node.kind != "koseki" or not (_has(db, "annex") and _has(db, "members")):
+            continue
+        differ = []
+        for code, blob in db.execute("SELECT m.resident_code, (SELECT entry FROM annex a WHERE a.resident_code = "
+                                     "m.resident_code ORDER BY number DESC LIMIT 1) FROM members m"):
+            if blob is None or code not in current:
+                continue
+            compared += 1
+            if koseki_pb2.AnnexEntry.FromString(blob).address != current[code]:
+                differ.append(code)
+        if differ:
+            report.add("annex-follows-register", f"{len(differ)} people's 附票 is not at the address of their 住民票 "
+                       f"({on_the_way} 附票通知 on the way): {_sample(differ)}", node.name, failure=not on_the_way)
+    report.looked_at["annex"] = compared
 
 
 def _outboxes(report: CheckReport, stores, limit: float) -> None:

@@ -16,6 +16,7 @@ from protos import kizon_pb2
 from scenarios.population import Generator
 from testbed.client import async_login, eventually, node_status
 from testbed.family import load_family_registers
+from testbed.immigration import load_residence_cards
 
 BATCH = 5000  # residents per streamed batch: one transaction at each node (fewer, larger commits); about 2 MB
 RETRIES = 5  # attempts of a stream that finds its node unreachable
@@ -58,7 +59,8 @@ async def load_records(network, municipality: str, records: list, *, operator: s
     """Stream records into a municipality's kizon; wait until national has them all; return timings.
 
     With atena, kizon also feeds the 宛名 system (and through it the 中間サーバ) from its outbox; with
-    family_registers, the 戸籍 system gets the 戸籍 of the residents whose 本籍 is here (testbed/family.py).
+    family_registers, the 戸籍 system gets the 戸籍 of the residents whose 本籍 is here (testbed/family.py); 法務省's
+    在留カード等発行システム gets the cards of the foreign residents (testbed/immigration.py).
     """
     kizon, _, metadata, channels = await async_login(network, municipality, terminal, operator)
     started = time.perf_counter()
@@ -80,9 +82,11 @@ async def load_records(network, municipality: str, records: list, *, operator: s
     at_kizon = time.perf_counter() - started
     last = max(s.last_update_sequence for s in summaries)
     registers = await load_family_registers(network, municipality, records) if family_registers else 0
+    cards = await load_residence_cards(network, municipality, records)  # (no 法務省 in the topology: none)
     await wait_until_applied(network, municipality, last)
     return {"records": sum(s.records for s in summaries), "seconds_at_kizon": at_kizon,
-            "seconds": time.perf_counter() - started, "last_update_sequence": last, "family_registers": registers}
+            "seconds": time.perf_counter() - started, "last_update_sequence": last, "family_registers": registers,
+            "residence_cards": cards}
 
 
 async def wait_until_applied(network, municipality: str, sequence: int, timeout: float = 600) -> None:

@@ -33,7 +33,7 @@ from protos import (card_pb2, common_pb2, identity_pb2, intermediate_pb2, interm
                     national_pb2, national_pb2_grpc, ops_pb2, ops_pb2_grpc, records_pb2)
 from scenarios.population import resident_code
 from scenarios.towns import towns
-from scenarios.workload import OFFICE_OPS
+from scenarios.workload import FAMILY_OPS, IMMIGRATION_OPS, JURY_LIST, OFFICE_OPS
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, office_today
 from nodes.jimu import table as jimu_table
 from nodes.reasons.card import CARD_STATE_TRANSITION
@@ -43,6 +43,7 @@ from testbed import requests
 from testbed.requests import OUTSIDE
 from testbed.client import async_bulk_approval, async_channel, console_cert, async_login, monitor_cert, named_cert
 from testbed.faults import execute, records
+from testbed.replay_systems import OtherSystems
 
 KIOSK_CARDS = 40  # residents per municipality whose cards are issued (with a PIN) for コンビニ交付
 KIOSK_PIN = "1234"
@@ -73,6 +74,9 @@ class Register:
     households: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     removed: list[str] = field(default_factory=list)  # 除票: people who died or moved out during the replay
     cards: list[tuple[str, str]] = field(default_factory=list)  # (card number, 住民票コード) usable at a kiosk
+    unmarried: dict[str, list[str]] = field(default_factory=dict)  # 性別 → adults with a 本籍, not a 世帯主's spouse
+    spouses: list[str] = field(default_factory=list)  # people who took a spouse's 氏 (a 離婚 is theirs to file)
+    foreign: dict[str, str] = field(default_factory=dict)  # 住民票コード → 在留カード番号 of the foreign residents
 
     def add(self, person: Person) -> None:
         """Someone became a resident."""
@@ -144,6 +148,7 @@ class Replay:
         self._consoles: dict[str, ops_pb2_grpc.OperationsStub] = {}
         self._officials: dict[str, tuple | None] = {}  # municipality → the session of its operator with the role official
         self.notes: dict[str, str] = {}
+        self.systems = OtherSystems(network, self.retry, self.rng)  # 戸籍 counter, 入管 office, 名簿調製プログラム
 
     # -- set-up ------------------------------------------------------------------------------------
     async def _prepare(self) -> None:
@@ -152,6 +157,7 @@ class Replay:
                                                               interceptors=[self.retry], reads=REPLAY_READS)
             self.terminals[municipality] = (kizon, cs, metadata, channels)
             self.registers[municipality] = await self._read_register(municipality, kizon, metadata)
+            self.systems.prepare(municipality, "T0001")
             place = self.network.topology.municipality(municipality)
             official = next((o.id for o in place.operators if "official" in o.roles), None)
             if official:  # the office's own changes (職権) are made by its operator with the role official
@@ -226,9 +232,16 @@ class Replay:
         purpose = "workload replay: the residents to act on"
         token = await async_bulk_approval(self.network, municipality, "OP0001", "T0001", purpose, 10_000_000)
         register = Register()
+        adult = (office_today() - dt.timedelta(days=366 * 20)).isoformat()  # (20 or over: 18 with room to spare)
         async for record in kizon.ExportResidents(kizon_pb2.ExportRequest(purpose=purpose),
                                                   metadata=metadata + ((APPROVAL_KEY, token),), timeout=600):
             register.add(Person(record.resident_code, record.household_number, record.card_issued))
+            if record.residence_card_number:
+                register.foreign[record.resident_code] = record.residence_card_number
+            elif record.honseki and record.relationship in ("妻", "夫"):
+                register.spouses.append(record.resident_code)  # (a spouse in the 筆頭者's 戸籍, as loaded)
+            elif record.honseki and record.birth_date < adult and record.relationship != "世帯主":
+                register.unmarried.setdefault(record.sex, []).append(record.resident_code)
         return register
 
     async def _close(self) -> None:
@@ -236,6 +249,7 @@ class Replay:
             for ch in channels:
                 await ch.close()
         await self._infonws.close()
+        await self.systems.close()
         for ch in self._extra_channels:
             await ch.close()
 
@@ -369,6 +383,8 @@ class Replay:
             return True
         if op in OFFICE_OPS:
             return await self._by_office(event, municipality, register, today)
+        if op in FAMILY_OPS or op in IMMIGRATION_OPS or op == JURY_LIST:
+            return await self.systems.dispatch(event, register, metadata)
         return await self._change(event, municipality, kizon, metadata, register, today)
 
     async def _by_office(self, event, municipality: str, register: "Register", today: str) -> bool:

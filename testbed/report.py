@@ -36,6 +36,10 @@ OPERATIONS = {
     "国外転出": "emigration",  # a move abroad: a 除票, no 転出証明書
     "職権消除": "removal by the office",  # after a 実態調査
     "職権記載": "entry by the office",  # after a 実態調査
+    "婚姻": "marriage",  # 婚姻届 at the 戸籍 counter: the 住民票 follows by notice
+    "離婚": "divorce",  # 離婚届 at the 戸籍 counter
+    "法務省通知": "immigration notice",  # a change of 在留 recorded by 法務省, applied to the 住民票 by notice
+    "裁判員候補者名簿": "jury candidate list",  # drawn once a year for the 名簿調製プログラム
 }
 
 

@@ -3,6 +3,7 @@ once, and flow on to the CS and national; a move of a person whose 本籍 is els
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import grpc
 import pytest
@@ -169,3 +170,23 @@ def test_notices_survive_a_kill_of_kizon(net, office):
     for person in people:
         poll(lambda: _resident(office, person.resident_code).name_kana == "キル テスト", timeout=30,
              what="the notice after kizon's restart")
+
+
+def test_check_finds_an_annex_that_does_not_follow_the_register(net, office):
+    """`testbed check` compares each 附票 with the 住民票 where the person lives: whole after the moves above, and a
+    附票 entry written behind the nodes' back is found."""
+    from testbed.check import check_network
+    report = poll(lambda: (r := check_network(net, audit=False)) and not [f for f in r.findings
+                  if f.invariant == "annex-follows-register"] and r, timeout=30, what="the 附票 to follow the registers")
+    assert report.looked_at["annex"] > 100
+    victim = [r for r in net.population[A] if r.honseki][30]
+    store = net.state_dir / "data" / f"koseki-{A}" / "store.sqlite"
+    db = sqlite3.connect(store, timeout=10)
+    try:
+        with db:
+            db.execute("INSERT INTO annex VALUES (?, 99, ?)", (victim.resident_code, koseki_pb2.AnnexEntry(
+                resident_code=victim.resident_code, address="神奈川県伊勢原市どこにもない1番地").SerializeToString()))
+    finally:
+        db.close()
+    found = [f for f in check_network(net, audit=False).findings if f.invariant == "annex-follows-register"]
+    assert found and found[0].failure and victim.resident_code in found[0].detail, found

@@ -177,10 +177,10 @@ def test_tenant_isolation_for_every_identity(network, people):
     identities = every_identity(network.pki)
     terminals = sum(len(m.terminals) for m in network.topology.municipalities)
     offices = len(OFFICE_SYSTEMS) * len(network.topology.municipalities)
-    # every node's client certificate, every terminal and office system, infonws, portal, 2 kiosks, 3 monitors, 3
-    # consoles; the 8 kit cases
+    # every node's client certificate, every terminal and office system, infonws, portal, 2 kiosks, the 入管 office,
+    # 3 monitors, 3 consoles; the 8 kit cases
     assert len([i for i in identities if i[3] is None]) == len(network.topology.all_nodes) + terminals + offices + 2 + \
-        2 + 3 + 3
+        2 + 1 + 3 + 3
     assert sorted(i[3] for i in identities if i[3]) == sorted(BAD_KIT)
     assert {ATENA[A], ATENA[B], INFONWS, PORTAL} <= {i[1] for i in identities if i[3] is None}
     wrong = []

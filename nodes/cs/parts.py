@@ -11,6 +11,8 @@ to it when it is built (nodes/cs/service.py builds them; nodes/cs/search.py buil
     Certificates  nodes/cs/moves.py   the 転出証明書情報 received
     Journal       nodes/cs/updates.py the updates kept after delivery
     Deliveries    nodes/cs/delivery.py  the 送付先情報ファイル (held with the update, 突合, sent, purged)
+    AnnexQueue    nodes/cs/annex.py   戸籍附票通知 numbered in the update's transaction
+    ImmigrationQueue  nodes/cs/immigration.py  市町村通知 numbered in the update's transaction
     BulkOutput    nodes/cs/bulk.py    terminal reads counted per operator (PIA Ⅲ(2)3), a manager's approval beyond
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ import datetime as dt
 import sqlite3
 from typing import Any, Iterable, Protocol
 
-from protos import card_pb2_grpc, identity_pb2, national_pb2_grpc, prefecture_pb2_grpc, records_pb2
+from protos import card_pb2_grpc, identity_pb2, moj_pb2, national_pb2_grpc, prefecture_pb2_grpc, records_pb2
 
 
 class NationalPeer(Protocol):
@@ -92,6 +94,13 @@ class AnnexQueue(Protocol):
 
     def queue(self, db: sqlite3.Connection, notice: identity_pb2.AnnexNotice, resident_code: str) -> str | None:
         """Check and number a notice in the update's transaction; the outbox target it goes to (None: kept here)."""
+
+
+class ImmigrationQueue(Protocol):
+    """市町村通知 as the updates hand them on (immigration.Immigration)."""
+
+    def queue(self, db: sqlite3.Connection, notice: moj_pb2.MunicipalityNotice, resident_code: str) -> str | None:
+        """Check and number a notice in the update's transaction; the outbox target it goes to (None: no 法務省)."""
 
 
 class Journal(Protocol):

@@ -7,6 +7,7 @@ from nodes.cs.bulk import BulkOutput
 from nodes.cs.cards import Cards
 from nodes.cs.delivery import SCHEMA as DELIVERY_SCHEMA, DeliveryFile
 from nodes.cs.housekeeping import Housekeeping
+from nodes.cs.immigration import SCHEMA as IMMIGRATION_SCHEMA, Immigration
 from nodes.cs.moves import Moves
 from nodes.cs.peers import Peers
 from nodes.cs.pool import CodePool
@@ -61,7 +62,7 @@ CREATE TABLE IF NOT EXISTS requests (                   -- 依頼管理番号 al
     update_sequence INTEGER NOT NULL,
     digest BLOB NOT NULL                                -- of the update's items: a reused number must repeat them
 );
-""" + DELIVERY_SCHEMA + ANNEX_SCHEMA
+""" + DELIVERY_SCHEMA + ANNEX_SCHEMA + IMMIGRATION_SCHEMA
 
 
 def add_to_server(servicer, server) -> None:
@@ -84,8 +85,9 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
         self.moves = Moves(runtime, peers, register)
         self.deliveries = DeliveryFile(runtime, peers)  # the 送付先情報ファイル and its sender (突合, then the card system)
         self.annex = Annex(runtime)  # 戸籍附票通知 to and from the 本籍地
+        self.immigration = Immigration(runtime)  # 法務省通知 from 法務省, 市町村通知 to it
         self.updates = Updates(runtime, peers, register, self.pool, self.moves, self.deliveries,
-                               self.annex)  # (builds the outbox)
+                               self.annex, self.immigration)  # (builds the outbox)
         self.housekeeping = Housekeeping(runtime, self.pool, self.updates, self.moves, self.deliveries)  # (daily purge)
         self.cards = Cards(runtime, peers, self.search, self.bulk)
         self.queries = Queries(runtime, peers, self.search, self.bulk)
@@ -156,6 +158,14 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
     async def TakeAnnexNotices(self, request, context):
         """The 戸籍附票通知 received so far, for kizon's 住基GW; those it has handed on are deleted."""
         return await self.annex.take(request)
+
+    async def ReceiveImmigrationNotice(self, request, context):
+        """法務省通知 from 法務省 about a foreign resident of here (nodes/cs/immigration.py)."""
+        return await self.immigration.receive(request)
+
+    async def TakeImmigrationNotices(self, request, context):
+        """The 法務省通知 received so far, for kizon's 住基GW; those it has applied are deleted."""
+        return await self.immigration.take(request)
 
     async def PurgeExpiredCertificates(self, request, context):
         """The batch that deletes 転出証明書情報 not used in time (PIA Ⅰ2 システム2 ③)."""

@@ -16,7 +16,7 @@ from nodes.guard import current_call
 from nodes.outbox import Target
 from nodes.reasons import common as C, cs as R
 from nodes.store import next_counter, rows_in
-from protos import card_pb2, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, records_pb2
+from protos import card_pb2, common_pb2, cs_pb2, cs_pb2_grpc, identity_pb2, moj_pb2, moj_pb2_grpc, records_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
 STANDING_WAIT = 10.0  # seconds from the start during which updates wait for the prefecture to say where it stands
@@ -32,7 +32,8 @@ class Updates:
     CSs (the journal of what was sent: parts.Journal); the 送付先情報 they carry go to the 送付先情報ファイル."""
 
     def __init__(self, runtime, peers: parts.Peers, register: parts.Register, pool: parts.Pool,
-                 certificates: parts.Certificates, deliveries: parts.Deliveries, annex: parts.AnnexQueue):
+                 certificates: parts.Certificates, deliveries: parts.Deliveries, annex: parts.AnnexQueue,
+                 immigration: parts.ImmigrationQueue):
         self._rt = runtime
         self._municipality = runtime.node.municipality
         self._peers = peers
@@ -41,6 +42,7 @@ class Updates:
         self._certificates = certificates
         self._deliveries = deliveries
         self._annex = annex
+        self._immigration = immigration
         card, prefecture = peers.card, peers.prefecture
         targets = {
             "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
@@ -55,6 +57,9 @@ class Updates:
                 targets[f"certificate:{other.code}"] = Target(peer.ReceiveMoveOutCertificate, identity_pb2.MoveOutCertificate, None)
                 targets[f"notice:{other.code}"] = Target(peer.ReceiveMoveInNotice, identity_pb2.MoveInNotice, None)
                 targets[f"annex:{other.code}"] = Target(peer.ReceiveAnnexNotice, identity_pb2.AnnexNotice, None)
+        if any(n.kind == "moj" for n in runtime.topology.nodes):  # 市町村通知 to 法務省, in order, never skipped
+            moj = runtime.stub(moj_pb2_grpc.ResidenceCardSystemStub, "moj")
+            targets["moj"] = Target(moj.ReceiveMunicipalityNotice, moj_pb2.MunicipalityNotice, None, sequenced=True)
         self._outbox = runtime.use_outbox(targets)
         # Where the prefecture's numbering of this municipality stands, learned once at start (_compare_with_prefecture).
         self._standing_known = asyncio.Event()
@@ -316,7 +321,8 @@ class Updates:
                                             f"to {info.former_resident_code}")
 
     def _side_effects(self, db, update, queued: set[str]) -> None:
-        """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, 戸籍附票通知, a used offer."""
+        """What an update brings besides itself: 送付先情報, 転出証明書情報, 転入通知, 戸籍附票通知, 市町村通知, a used
+        offer."""
         info = update.info
         if update.HasField("delivery"):  # 送付先情報ファイル: in this transaction, sent after its 突合
             self._deliveries.hold(db, update.delivery)
@@ -335,6 +341,11 @@ class Updates:
             target = self._annex.queue(db, update.annex_notice, info.resident_code)
             if target in self._outbox.targets:  # a 本籍地 outside this network hears nothing
                 self._outbox.put(db, target, update.annex_notice)
+                queued.add(target)
+        if update.HasField("municipality_notice"):  # 市町村通知: numbered here, to 法務省 (none in the network: nobody)
+            target = self._immigration.queue(db, update.municipality_notice, info.resident_code)
+            if target in self._outbox.targets:
+                self._outbox.put(db, target, update.municipality_notice)
                 queued.add(target)
         if update.special_move_in:
             self._certificates.use_certificate(db, info.resident_code)

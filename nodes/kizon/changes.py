@@ -18,6 +18,7 @@ from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of, well_formed_reason
 from nodes.intents import Intent, Ledger, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon import requesters
 from nodes.kizon.family import AnnexWriter
+from nodes.kizon.immigration import MunicipalityNoticeWriter
 from nodes.kizon.items import CURRENT, today_iso
 from nodes.kizon.parts import Gate, PendingChange, Records
 from nodes.records import delivery_info, identity_info
@@ -63,6 +64,7 @@ class ChangeEngine:
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self.ledger = Ledger(runtime.store)
         self.annex = AnnexWriter(runtime.topology, municipality)  # 戸籍附票通知 to the 本籍地 of whom a change moves
+        self.immigration = MunicipalityNoticeWriter(runtime, municipality, register)  # 市町村通知 to 法務省
         self.submitter = GroupSender(self._send_group)  # changes to the CS, group-committed under load
         self._inflight: set[str] = set()
         self._completing: set[str] = set()  # changes sent to the CS whose outcome is still being committed here
@@ -242,6 +244,9 @@ class ChangeEngine:
             annex = self.annex.notice(record) if not update.migration else None  # (a load moves nobody)
             if annex is not None:
                 update.annex_notice.CopyFrom(annex)
+            told = self.immigration.notice(record, pending.key) if not update.migration else None
+            if told is not None:  # (a foreign resident's 住所, 世帯 or 氏名: the CS numbers it for 法務省)
+                update.municipality_notice.CopyFrom(told)
             update.info.CopyFrom(identity_info(record, operator=call.operator, terminal=call.terminal))
             update.info.record_status_flag = 0 if record.status == CURRENT else 1
             if former and record.resident_code in former:

@@ -28,8 +28,17 @@ KINDS = ("婚姻", "離婚", "転籍", "振り仮名", "死亡")
 ANNEX_REASONS = frozenset({"転入", "国外転入", "転居", "国外転出", "職権記載", "職権消除"})
 TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
              grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED}  # the batch is tried again, not refused
+# Refusals that say "not now" rather than "not this notice": the notice waits and is tried again, never set aside.
+STANDING = frozenset({"SEQUENCE_BEHIND_PREFECTURE", "CHANGES_WAIT_FOR_CS", "REQUEST_IN_PROGRESS", "PEER_UNAVAILABLE",
+                      "SITE_CHANGES_CLOSED"})
 ANNEX_POLL = 1.0  # seconds between looks for 附票通知 at the CS
 APPLIED = "family_notice"  # counter: the last 戸籍 notice the 住民票 holds
+
+
+def retry_later(exc: rules.Violation) -> bool:
+    """Whether a refusal of a notice's change is of the moment (the CS unreachable or behind, the site frozen), so that
+    the notice is tried again rather than set aside."""
+    return exc.code in TRANSIENT or exc.reason in STANDING
 
 
 def given_part(name: str) -> str:
@@ -96,7 +105,7 @@ class FamilyNotices:
                 try:
                     await self._apply_once(notice)
                 except rules.Violation as exc:
-                    if exc.code in TRANSIENT:
+                    if retry_later(exc):
                         raise  # (nothing of this notice was written: the 戸籍 system sends it again)
                     ack.refused.append(f"{notice.sequence} {exc.reason}")
                     log.warning("戸籍 notice %d (%s of %s) refused: %s", notice.sequence, notice.kind,

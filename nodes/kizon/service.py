@@ -9,6 +9,7 @@ from nodes.kizon.counter import Counter
 from nodes.kizon.disclosure import Disclosures
 from nodes.kizon.family import AnnexNotices, FamilyNotices
 from nodes.kizon.gateway import GatewayServicer
+from nodes.kizon.immigration import ImmigrationNotices
 from nodes.kizon.initial_load import InitialLoad
 from nodes.kizon.issuance import Issuance
 from nodes.kizon.jury import Jury
@@ -122,10 +123,13 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         self.initial_load = InitialLoad(runtime, municipality, cs, self.register, self.changes, gate)
         self.site = site.MigrationServicer(runtime, KizonSite(runtime.store, municipality, self.changes))  # 移行
         runtime.background(MoveInNotices(runtime, cs, self.register, gate).poll)
-        # 住基GW (gateway.py): the 戸籍 system's notices, the 附票通知 it passes on, the 裁判員候補者名簿
+        # 住基GW (gateway.py): the 戸籍 system's notices, the 附票通知 it passes on, the 裁判員候補者名簿, and the
+        # 法務省通知 of the foreign residents (immigration.py)
         self.gateway = GatewayServicer(FamilyNotices(runtime, municipality, self.register, self.changes, gate),
                                        Jury(runtime, municipality, self.register))
         runtime.background(AnnexNotices(runtime, cs, gate).poll)
+        if any(n.kind == "moj" for n in runtime.topology.nodes):  # the 法務省通知, applied 職権 (none: no 法務省)
+            runtime.background(ImmigrationNotices(runtime, municipality, cs, self.register, self.changes, gate).poll)
 
     # -- operators (operators.py) ----------------------------------------------------------------------
     async def Login(self, request, context):

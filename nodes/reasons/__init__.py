@@ -3,7 +3,7 @@ with a stable id, its status, its reference and one line of what it says. `catal
 from __future__ import annotations
 
 from nodes.refusal import CATALOGUE, Rule
-from nodes.reasons import (access, card, common, cs, gateway, kizon, koseki, national, office, platform,  # noqa: F401
+from nodes.reasons import (access, card, common, cs, gateway, kizon, koseki, moj, national, office, platform,  # noqa: F401
                            site)  # (they declare)
 
 
