@@ -1,6 +1,7 @@
 """Client side helpers: channels to nodes with a chosen certificate, the way terminals and tools call."""
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -198,6 +199,7 @@ class Counter:
 MANAGER = ("T0003", "OP0003")  # the terminal and operator that approve bulk output in the default topology
 # What the testbed's own terminals ask a manager to approve when they stand for a whole office's counter work
 # (a replay, a load test, a test suite): the reads of more people than one clerk may see without approval.
+APPROVAL_ATTEMPTS = 3  # an approval asked of a node that could not finish the handshake (a machine saturated)
 READS_PURPOSE = "testbed: 窓口業務の照会 (an office's counter work through one operator id)"
 
 
@@ -211,16 +213,23 @@ def bulk_approval(network, municipality: str, operator: str, terminal: str, purp
 
 async def async_bulk_approval(network, municipality: str, operator: str, terminal: str, purpose: str, max_records: int,
                               manager: tuple[str, str] = MANAGER) -> str:
-    """bulk_approval() from an asyncio program."""
-    kizon, _, metadata, channels = await async_login(network, municipality, *manager)
-    try:
-        approval = await kizon.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
-            purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal),
-            metadata=metadata, timeout=30)
-    finally:
-        for ch in channels:
-            await ch.close()
-    return approval.token
+    """bulk_approval() from an asyncio program; a node too busy to finish a handshake is asked again (3 times)."""
+    for attempt in range(APPROVAL_ATTEMPTS):
+        try:
+            kizon, _, metadata, channels = await async_login(network, municipality, *manager)
+            try:
+                approval = await kizon.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
+                    purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal),
+                    metadata=metadata, timeout=30)
+            finally:
+                for ch in channels:
+                    await ch.close()
+            return approval.token
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == APPROVAL_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(1.0 + attempt)
+    raise AssertionError("no attempt was made")  # (APPROVAL_ATTEMPTS is at least 1)
 
 
 async def async_login(network, municipality: str, terminal: str, operator: str, interceptors=None, reads: int = 0):

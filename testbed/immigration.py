@@ -8,7 +8,7 @@ import asyncio
 import grpc
 
 from nodes.guard import REQUEST_KEY
-from nodes.moj.items import CARD_NUMBER, VALID
+from nodes.residence import CARD_NUMBER, VALID
 from protos import moj_pb2, moj_pb2_grpc
 from testbed.client import async_channel, channel, console_cert, named_cert
 

@@ -237,3 +237,24 @@ def test_grpcurl_is_told_the_rule(network, grpcurl):
     listed = run(grpcurl_command(grpcurl, network, kizon, monitor_cert(network.pki, "intermediate"), "list"))
     assert listed.returncode != 0
     assert "PermissionDenied" in listed.stderr and "trust-domain separation" in listed.stderr, listed.stderr
+
+
+def test_grpcurl_reaches_the_systems_beside_the_register(network, grpcurl):
+    """The stock grpcurl lists and describes the 戸籍 system (as a counter terminal), 法務省's system (as an 入管
+    office) and the office systems' 宛名 service (as 税務), and calls a method of each with the rule's answer."""
+    koseki, moj, atena = (network.topology.find("koseki", A), network.topology.find("moj"),
+                          network.topology.find("atena", A))
+    cases = ((koseki, terminal_cert(network.pki, A, "T0001"), "testbed.v1.FamilyRegisterSystem", "Marry"),
+             (moj, named_cert(network.pki, "immigration"), "testbed.v1.ResidenceCardSystem", "RecordResidenceChange"),
+             (atena, named_cert(network.pki, f"office-{A}-tax"), "testbed.v1.OfficeLink", "LookupResident"))
+    for end, cert, service, method in cases:
+        listed = run(grpcurl_command(grpcurl, network, end, cert, "list"))
+        assert listed.returncode == 0 and service in listed.stdout.split(), (listed.stdout, listed.stderr)
+        described = run(grpcurl_command(grpcurl, network, end, cert, "describe", f"{service}.{method}"))
+        assert described.returncode == 0 and f"rpc {method}" in described.stdout, described.stderr
+    # a call that breaks a rule is told the rule (not a stack trace): 税務 asking with two keys
+    command = grpcurl_command(grpcurl, network, atena, named_cert(network.pki, f"office-{A}-tax"),
+                              "testbed.v1.OfficeLink/LookupResident")
+    command[-2:-2] = ["-d", '{"atena_number": "000000000000001", "unified_atena_number": "000000000000001"}']
+    called = run(command)
+    assert called.returncode != 0 and "InvalidArgument" in called.stderr, called.stderr

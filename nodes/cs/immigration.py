@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from nodes import audit, rules
-from nodes.moj.items import check_change, require_card_number
+from nodes.residence import check_change, require_card_number
 from nodes.reasons import moj as R
 from nodes.store import next_counter
 from protos import common_pb2, moj_pb2

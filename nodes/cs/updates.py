@@ -163,7 +163,7 @@ class Updates:
             except grpc.aio.AioRpcError as exc:
                 log.warning("更新順番号: the prefecture did not say where it stands (%s); asking again", exc.code().name)
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 30.0)
+                pause = min(pause * 2, 2.0)  # (one empty call: cheap to ask again soon, and updates wait for it)
         own = identityfile.last_sequence(self._rt.store.db, self._municipality)
         if ack.update_sequence > own:
             self._behind = (own, ack.update_sequence)

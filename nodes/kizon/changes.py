@@ -17,11 +17,9 @@ from nodes.reasons import kizon as K
 from nodes.refusal import CATALOGUE, PEER_REFUSED, rule_of, well_formed_reason
 from nodes.intents import Intent, Ledger, change_of, control_number, request_digest, request_key, set_sequence
 from nodes.kizon import requesters
-from nodes.kizon.family import AnnexWriter
-from nodes.kizon.immigration import MunicipalityNoticeWriter
+from nodes.kizon.gateway import Layout
 from nodes.kizon.items import CURRENT, today_iso
 from nodes.kizon.parts import Gate, PendingChange, Records
-from nodes.records import delivery_info, identity_info
 from nodes.groupcommit import STATUS, GroupSender
 from nodes.guard import REQUEST_KEY, current_call
 from nodes.outbox import Target
@@ -63,8 +61,7 @@ class ChangeEngine:
         self.outbox = runtime.use_outbox({"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)})
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self.ledger = Ledger(runtime.store)
-        self.annex = AnnexWriter(runtime.topology, municipality)  # 戸籍附票通知 to the 本籍地 of whom a change moves
-        self.immigration = MunicipalityNoticeWriter(runtime, municipality, register)  # 市町村通知 to 法務省
+        self.layout = Layout(runtime, municipality, register)  # 住基GW: the update the CS takes, with its notices
         self.submitter = GroupSender(self._send_group)  # changes to the CS, group-committed under load
         self._inflight: set[str] = set()
         self._completing: set[str] = set()  # changes sent to the CS whose outcome is still being committed here
@@ -241,19 +238,8 @@ class ChangeEngine:
             update = batch.updates.add(municipality_code=self.municipality)
             if extras and record.resident_code in extras:
                 update.MergeFrom(extras[record.resident_code])
-            annex = self.annex.notice(record) if not update.migration else None  # (a load moves nobody)
-            if annex is not None:
-                update.annex_notice.CopyFrom(annex)
-            told = self.immigration.notice(record, pending.key) if not update.migration else None
-            if told is not None:  # (a foreign resident's 住所, 世帯 or 氏名: the CS numbers it for 法務省)
-                update.municipality_notice.CopyFrom(told)
-            update.info.CopyFrom(identity_info(record, operator=call.operator, terminal=call.terminal))
-            update.info.record_status_flag = 0 if record.status == CURRENT else 1
-            if former and record.resident_code in former:
-                update.info.former_resident_code = former[record.resident_code]
-                update.info.resident_code_use_date = today_iso()
-            if record.resident_code in delivery:
-                update.delivery.CopyFrom(delivery_info(record))
+            self.layout.fill(update, record, key=pending.key, operator=call.operator, terminal=call.terminal,
+                             former=(former or {}).get(record.resident_code, ""), delivery=record.resident_code in delivery)
         change = kizon_pb2.ChangeReply(request_control_number=pending.key)
         if echo:
             change.records.extend(records)

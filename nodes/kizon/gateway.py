@@ -1,12 +1,50 @@
 """住基GW (MICJET住基GWサーバ, seed system 3): kizon's exchanges with the systems around it other than the counter, in
-one place so that a site that replaces kizon keeps them: the 戸籍 system's notices (family.py), the 戸籍附票通知 to the
-本籍地 (annex.py) and the 裁判員候補者名簿 for the 名簿調製プログラム (jury.py). Served as its own service
-(KizonGateway), which no counter terminal reaches (nodes/policy.py)."""
+one place so that a site that replaces kizon keeps them:
+
+- Layout: the layout conversion of a 住民票 history entry into what the CS takes (the 40 items of the 本人確認情報,
+  the 送付先情報 of a new number: 送付先連携), with the notices it carries: the 戸籍附票通知 to the 本籍地
+  (family.AnnexWriter) and the 市町村通知 to 法務省 (immigration.MunicipalityNoticeWriter);
+- the 戸籍 system's notices (family.FamilyNotices) and the 法務省通知 (immigration.py), applied 職権;
+- the 裁判員候補者名簿 for the 名簿調製プログラム (jury.py).
+
+The notices and the list are served as a service of their own (KizonGateway), which no counter terminal reaches
+(nodes/policy.py). The 文字同定 of 外字 is not modelled yet (issue 22)."""
 from __future__ import annotations
 
-from protos import gateway_pb2, gateway_pb2_grpc
+from nodes.kizon.family import AnnexWriter
+from nodes.kizon.immigration import MunicipalityNoticeWriter
+from nodes.kizon.items import CURRENT, today_iso
+from nodes.records import delivery_info, identity_info
+from protos import gateway_pb2, gateway_pb2_grpc, identity_pb2, records_pb2
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["KizonGateway"].full_name
+
+
+class Layout:
+    """The 住基GW's conversion of a 住民票 history entry into the update its CS takes, with the notices it carries."""
+
+    def __init__(self, runtime, municipality: str, register):
+        self.annex = AnnexWriter(runtime.topology, municipality)  # 戸籍附票通知 to the 本籍地 of whom a change moves
+        self.immigration = MunicipalityNoticeWriter(runtime, municipality, register)  # 市町村通知 to 法務省
+
+    def fill(self, update: identity_pb2.IdentityUpdate, record: records_pb2.ResidentRecord, *, key: str,
+             operator: str, terminal: str, former: str = "", delivery: bool = False) -> None:
+        """Fill a CS update from a history entry (what kizon's change attached is kept): the 本人確認情報, the
+        notices (never for a load: it moves nobody), the 旧住民票コード of a code change and the 送付先情報."""
+        if not update.migration:
+            annex = self.annex.notice(record)
+            if annex is not None:
+                update.annex_notice.CopyFrom(annex)
+            told = self.immigration.notice(record, key)
+            if told is not None:  # (a foreign resident's 住所, 世帯 or 氏名: the CS numbers it for 法務省)
+                update.municipality_notice.CopyFrom(told)
+        update.info.CopyFrom(identity_info(record, operator=operator, terminal=terminal))
+        update.info.record_status_flag = 0 if record.status == CURRENT else 1
+        if former:
+            update.info.former_resident_code = former
+            update.info.resident_code_use_date = today_iso()
+        if delivery:
+            update.delivery.CopyFrom(delivery_info(record))
 
 
 class GatewayServicer(gateway_pb2_grpc.KizonGatewayServicer):

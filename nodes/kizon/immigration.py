@@ -22,7 +22,7 @@ from nodes.intents import request_digest
 from nodes.kizon.family import retry_later
 from nodes.kizon.items import CURRENT, REMOVED, mark, next_entry, today_iso
 from nodes.kizon.parts import Changes, Gate, Records
-from nodes.moj.items import CARD_NUMBER, DEPARTURE, EXPIRY, KINDS, check_change
+from nodes.residence import CARD_NUMBER, DEPARTURE, EXPIRY, KINDS, check_change
 from nodes.reasons import moj as R
 from protos import moj_pb2
 

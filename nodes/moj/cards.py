@@ -6,7 +6,7 @@ from __future__ import annotations
 from nodes import audit, rules
 from nodes.guard import REQUEST_KEY, current_call
 from nodes.intents import request_digest, request_key
-from nodes.moj.items import ENDING, STATUSES, VALID, check_change, require_card_number
+from nodes.residence import ENDING, STATUSES, VALID, check_change, require_card_number
 from nodes.moj.notices import Notices
 from nodes.moj.store import CardStore
 from nodes.reasons import common as C, moj as R

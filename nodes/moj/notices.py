@@ -12,7 +12,7 @@ import logging
 
 from nodes import audit, clock, rules
 from nodes.guard import current_call
-from nodes.moj.items import require_card_number
+from nodes.residence import require_card_number
 from nodes.moj.store import CardStore
 from nodes.outbox import Target
 from nodes.reasons import moj as R
