@@ -26,6 +26,7 @@ KIND_DOMAIN = {
     "kizon": LAN,
     "atena": LAN,
     "koseki": LAN,  # 戸籍システム of a municipality
+    "conbini": LAN,  # コンビニ交付システム of a municipality (seed system 6): issues for the 証明書交付センター
     "terminal": LAN,
     # office systems of a municipality that read the register (庁内連携: seed systems 7 and 3)
     "tax": LAN,  # 税務システム (番号法 別表 事務: may use the 個人番号)
@@ -37,7 +38,8 @@ KIND_DOMAIN = {
     "card": JUKINET,
     "intermediate": PLATFORM,
     "infonws": PLATFORM,
-    "kiosk": JUKINET,  # コンビニ交付 front end (J-LIS's 証明書交付センター)
+    "kiosk": JUKINET,  # コンビニ交付 kiosk (the multi-copy machine of a store), a client of the 証明書交付センター
+    "centre": JUKINET,  # J-LIS's 証明書交付センター: checks the card's 利用者証明用電子証明書, asks the municipality
     # 法務省: the 在留カード等発行システム (a node) and the 入管 offices that record changes (a client); both on
     # 住基ネット, which carries the 法務省通知 and the 市町村通知 (住基法第30条の50, 入管法第61条の8の2)
     "moj": JUKINET,
@@ -46,13 +48,14 @@ KIND_DOMAIN = {
 }
 
 _PATTERNS = (
-    (re.compile(r"lg/(?P<municipality>[0-9]{6})/(?P<kind>kizon|cs|atena|koseki)"), None),
+    (re.compile(r"lg/(?P<municipality>[0-9]{6})/(?P<kind>kizon|cs|atena|koseki|conbini)"), None),
     (re.compile(r"lg/(?P<municipality>[0-9]{6})/office/(?P<kind>tax|election|jury)"), None),
     # a municipality's system at another site (the government cloud): lg/<m>/site/<site>/<kind>
     (re.compile(r"lg/(?P<municipality>[0-9]{6})/site/(?P<site>[a-z][a-z0-9-]{0,15})/(?P<kind>kizon|atena)"), None),
     (re.compile(r"lg/(?P<municipality>[0-9]{6})/terminal/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "terminal"),
     (re.compile(r"pref/(?P<prefecture>[0-9]{6})/server"), "prefecture"),
     (re.compile(r"jlis/(?P<kind>national|card)"), None),
+    (re.compile(r"jlis/kofu-centre"), "centre"),
     (re.compile(r"jlis/kiosk/(?P<terminal>[A-Za-z0-9_-]{1,32})"), "kiosk"),
     (re.compile(r"platform/(?P<kind>intermediate|infonws|portal)"), None),
     (re.compile(r"gov/moj/residence-card"), "moj"),
@@ -131,8 +134,10 @@ def node_uri(kind: str, municipality: str | None = None, prefecture: str | None 
         if kind not in ("kizon", "atena") or not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", site):
             raise IdentityError(f"no {kind} can be at site {site!r} (kizon and atena only; a short lowercase name)")
         return f"{TRUST_ROOT}lg/{municipality}/site/{site}/{kind}"
-    if kind in ("kizon", "cs", "atena", "koseki"):
+    if kind in ("kizon", "cs", "atena", "koseki", "conbini"):
         return f"{TRUST_ROOT}lg/{municipality}/{kind}"
+    if kind == "centre":
+        return f"{TRUST_ROOT}jlis/kofu-centre"
     if kind == "prefecture":
         return f"{TRUST_ROOT}pref/{prefecture}/server"
     if kind in ("national", "card"):

@@ -14,6 +14,10 @@ Folder layout under the PKI directory (default ``.testbed/pki``):
                                      distribution point: a file: URI, see crl_uri)
     clients/<name>/client.pem, .key  terminals, 情報提供NWS, monitors
     bad/<case>/client.pem, .key      the bad-certificate kit for probing (see BAD_CASES)
+    jpki/ca.pem                      the JPKI 利用者証明用 CA (a root of its own: never an mTLS trust anchor), which
+                                     signs the 利用者証明用電子証明書 of the cards; private/jpki/ca.key its key
+    nodes/<card>/jpki-ca.pem, .key   the card system's own copy of it (it alone issues with it);
+    nodes/<centre>/jpki-ca.pem       the 証明書交付センター's copy of the certificate (it checks the cards' against it)
     sessions/<municipality>.key      the Ed25519 key a municipality's sessions and approvals are signed with
                                      (the PKI's copy; each kizon of the municipality holds its own copy,
                                      nodes/<kizon>/session.key, at every site it runs)
@@ -46,6 +50,7 @@ PASSPHRASE_ENV = "TESTBED_CA_PASSPHRASE"  # when set, the CA keys are written (a
 CA_DAYS = 3650
 LEAF_DAYS = 397
 CRL_DAYS = 30
+JPKI = "jpki"  # the folder of the JPKI 利用者証明用 CA (not one of DOMAINS: no node's TLS trusts it)
 ORG = "Municipal Network Testbed"
 
 # The bad-certificate kit: what each case is, for probing mutual authentication.
@@ -189,6 +194,12 @@ def make_root(common_name: str = "Testbed Root CA") -> Authority:
     return _make_ca(_name(common_name), None, path_length=1)
 
 
+def make_jpki_ca(common_name: str = "Testbed JPKI User Authentication CA") -> Authority:
+    """A self-signed CA for 利用者証明用電子証明書 (JPKI): apart from the testbed root, so that no card certificate
+    ever passes as an mTLS identity and no node certificate as a card's."""
+    return _make_ca(_name(common_name, JPKI), None, path_length=0)
+
+
 def make_issuing_ca(root: Authority, domain: str) -> Authority:
     """An issuing CA for one trust domain, signed by the root."""
     return _make_ca(_name(f"Testbed {domain} Issuing CA", domain), root, path_length=0)
@@ -322,6 +333,34 @@ class PKI:
         folder = self.dir / "nodes" / node_name
         return folder / f"{role}.pem", folder / f"{role}.key"
 
+    def jpki_ca_path(self) -> Path:
+        """The JPKI 利用者証明用 CA's certificate (public)."""
+        return self.dir / JPKI / "ca.pem"
+
+    def jpki_node_files(self, node_name: str) -> tuple[Path, Path]:
+        """(JPKI CA certificate, JPKI CA key) as a node holds them in its own folder (the key: the card system's)."""
+        folder = self.dir / "nodes" / node_name
+        return folder / "jpki-ca.pem", folder / "jpki-ca.key"
+
+    def jpki_authority(self, create: bool = False) -> Authority:
+        """The JPKI CA, able to sign (made, with its certificate published, if asked and missing)."""
+        if not self.jpki_ca_path().exists() and create:
+            ca = make_jpki_ca()
+            ca.save(self.jpki_ca_path().parent, self.private_dir(JPKI))
+            return ca
+        return Authority.load(self.jpki_ca_path().parent, self.private_dir(JPKI))
+
+    def give_jpki(self, node) -> None:
+        """Copy into a node's own folder what it holds of the JPKI CA: the card system the certificate and key (it
+        issues), the 証明書交付センター the certificate alone (it verifies); nothing for any other kind."""
+        if node.kind not in ("card", "centre"):
+            return
+        ca = self.jpki_authority(create=True)
+        cert_path, key_path = self.jpki_node_files(node.name)
+        write_public(cert_path, cert_pem(ca.cert))
+        if node.kind == "card":
+            write_private(key_path, key_pem(ca.key))  # (unencrypted: the card system reads it unattended)
+
     def client_files(self, name: str) -> tuple[Path, Path]:
         """(certificate chain, key) of a non-node client: a terminal, 情報提供NWS, a monitor."""
         folder = self.dir / "clients" / name
@@ -451,6 +490,9 @@ class PKI:
 
         for node in topology.all_nodes:
             self._issue_node(node, cas[KIND_DOMAIN[node.kind]], record, localhost_san)
+        make_jpki_ca().save(self.jpki_ca_path().parent, self.private_dir(JPKI))
+        for node in topology.all_nodes:
+            self.give_jpki(node)
 
         clients = [(f"terminal-{m.code}-{t}", terminal_uri(m.code, t), LAN) for m in topology.municipalities for t in m.terminals]
         clients += [(f"office-{m.code}-{o}", office_uri(m.code, o), LAN) for m in topology.municipalities for o in OFFICE_SYSTEMS]
@@ -506,12 +548,16 @@ class PKI:
         for node in topology.all_nodes:
             if node.kind == "kizon" and (self.dir / "nodes" / node.name).exists():
                 self.node_session_key(node.name, node.municipality)  # a PKI made before kizon held its own copy
+            if node.kind in ("card", "centre") and not self.jpki_node_files(node.name)[0].exists() \
+                    and (self.dir / "nodes" / node.name).exists():
+                self.give_jpki(node)  # a PKI made before the JPKI CA
             if (node.identity, "server") in known and self.node_files(node.name, "server")[0].exists():
                 continue
             self._issue_node(node, self.authority(KIND_DOMAIN[node.kind]), record)
             if node.kind == "kizon":
                 self.operator_verifiers(node.name, node.municipality, create=True)
                 self.node_session_key(node.name, node.municipality)
+            self.give_jpki(node)
             issued.append(node.name)
         if issued:
             self._save_index(entries)

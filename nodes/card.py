@@ -1,6 +1,8 @@
 """個人番号カード管理システム: 送付先情報 intake (unedited), the 個人番号通知書 queue, and the card
 lifecycle: application → manufacture → issue at the counter (PIN set) → suspension and lifting →
-revocation (on death, on request, on loss) → return. The CS asks it about cards: status for 特例
+revocation (on death, on request, on loss) → return. A card issued with a key made on it gets its 利用者証明用電子証明書
+(JPKI, nodes/jpki.py), signed with the JPKI CA only this node holds; every later step that takes the card out of use
+(suspension, revocation, return, a new issue) revokes it, and the 証明書交付センター asks here whether one is in force. The CS asks it about cards: status for 特例
 and PIN checks for 本人確認 by card. 送付先情報 is kept for a set period only, then deleted in one batch that
 leaves nothing to read back: the store overwrites what it deletes (secure_delete) and the purge empties the WAL
 (docs/delivery.md; PIA Ⅲ(3)7, seed 2876–2882: 保管期間の経過した特定個人情報を一括して削除する).
@@ -9,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
 import logging
 import secrets
 
-from nodes import audit, clock, rules, settings
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from certs.pki import Authority, load_ca_key
+from nodes import audit, clock, jpki, rules, settings
 from nodes.reasons import card as R, common as C
 from nodes.guard import current_call
 from protos import card_pb2, card_pb2_grpc, common_pb2, records_pb2
@@ -35,6 +42,8 @@ TRANSITIONS = {
     card_pb2.RETURN: ({"issued", "suspended", "revoked"}, "returned"),
     card_pb2.RESET_PIN: ({"issued"}, "issued"),
 }
+# Steps after which the card's 利用者証明用電子証明書 is no longer in force (ISSUE: the one of the card before, if any).
+ENDS_CERTIFICATE = (card_pb2.SUSPEND, card_pb2.REVOKE, card_pb2.RETURN, card_pb2.ISSUE, card_pb2.APPLY)
 # Steps the CSs take on their own when a holder dies, moves in elsewhere or gets a new code: they
 # must never stop the CS's delivery queue, so a step with nothing to act on is a no-op.
 HOUSEKEEPING = (card_pb2.TRANSFER, card_pb2.RECODE)
@@ -55,6 +64,16 @@ CREATE TABLE IF NOT EXISTS cards (
     pin_failures INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS user_certificates (  -- 利用者証明用電子証明書 issued (JPKI), by シリアル番号
+    serial TEXT PRIMARY KEY,                -- decimal
+    card_number TEXT NOT NULL,
+    resident_code TEXT NOT NULL,
+    municipality_code TEXT NOT NULL,
+    status TEXT NOT NULL,                   -- good or revoked
+    issued_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS user_certificates_card ON user_certificates(card_number, status);
 CREATE TABLE IF NOT EXISTS card_events (
     card_number TEXT NOT NULL,
     at TEXT NOT NULL,
@@ -104,6 +123,12 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
         # file's free pages (a store opened without it keeps the bytes of every deleted record until reused).
         runtime.store.secure_delete()
         runtime.background(self._batches)
+
+    @functools.cached_property
+    def jpki_ca(self) -> Authority:
+        """The JPKI CA, from this node's own copy (certs/pki.py give_jpki), read when a card first needs it."""
+        cert_path, key_path = self.rt.pki.jpki_node_files(self.rt.node.name)
+        return Authority(x509.load_pem_x509_certificate(cert_path.read_bytes()), load_ca_key(key_path))
 
     # -- 送付先情報 and the 個人番号通知書 --------------------------------------------------------------
     async def SubmitDeliveryInfos(self, request, context):
@@ -187,8 +212,17 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
             raise R.CARD_OWN_RESIDENTS(f"card rule: the CS of {caller.municipality} acts only for its own residents")
         if request.action in HOUSEKEEPING:
             return self._housekeeping(request, caller.municipality)
+        if request.user_public_key and request.action != card_pb2.ISSUE:
+            raise R.JPKI_KEY_ON_ISSUE("JPKI rule: a 利用者証明用 key is given with ISSUE alone")
+        user_key = None
+        if request.user_public_key:
+            try:
+                user_key = jpki.user_key(request.user_public_key)
+            except jpki.Unfit as exc:
+                raise R.JPKI_KEY_FORMAT(f"JPKI rule: the 利用者証明用 key is {exc}") from None
         allowed, target = TRANSITIONS[request.action]
         name = card_pb2.CardAction.Name(request.action)
+        issued = None
         with self.rt.store.transaction() as db:
             row = self._card(request.resident_code)
             state = row[3] if row else "none"
@@ -213,8 +247,19 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
                     db.execute("UPDATE cards SET pin_hash=?, pin_failures=0 WHERE card_number=?",
                                (pin_hash(self.pin_key, number, request.pin), number))
                 db.execute("UPDATE cards SET state=?, updated_at=? WHERE card_number=?", (target, now, number))
+            if request.action in ENDS_CERTIFICATE and row is not None:  # (in the same transaction as the step)
+                db.execute("UPDATE user_certificates SET status='revoked', revoked_at=? WHERE card_number=? "
+                           "AND status='good'", (now, row[0]))
+            if user_key is not None:
+                issued = jpki.issue_user_certificate(self.jpki_ca, user_key, clock.now())
+                db.execute("INSERT INTO user_certificates VALUES (?,?,?,?,'good',?,NULL)",
+                           (str(issued.serial_number), number, request.resident_code, caller.municipality, now))
             db.execute("INSERT INTO card_events VALUES (?,?,?,?)", (number, now, name, request.reason))
-        return self._status(self._card(request.resident_code))
+        status = self._status(self._card(request.resident_code))
+        if issued is not None:
+            status.user_certificate = issued.public_bytes(serialization.Encoding.DER)
+            status.user_certificate_serial = str(issued.serial_number)
+        return status
 
     def _housekeeping(self, request, municipality: str) -> card_pb2.CardStatus:
         """TRANSFER: the card now belongs to the holder's new municipality. RECODE: its new 住民票コード."""
@@ -222,10 +267,15 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
             if request.action == card_pb2.TRANSFER:
                 db.execute("UPDATE cards SET municipality_code=?, updated_at=? WHERE resident_code=?",
                            (municipality, _now(), request.resident_code))
+                # the certificate stays in force with the card (転入 with the card): its holder is asked of here now
+                db.execute("UPDATE user_certificates SET municipality_code=? WHERE resident_code=?",
+                           (municipality, request.resident_code))
             else:
                 rules.require_resident_code(request.former_resident_code)
                 db.execute("UPDATE cards SET resident_code=?, updated_at=? WHERE resident_code=? AND municipality_code=?",
                            (request.resident_code, _now(), request.former_resident_code, municipality))
+                db.execute("UPDATE user_certificates SET resident_code=? WHERE resident_code=? AND municipality_code=?",
+                           (request.resident_code, request.former_resident_code, municipality))
             row = self._card(request.resident_code)
             if row is not None:
                 db.execute("INSERT INTO card_events VALUES (?,?,?,?)",
@@ -262,3 +312,15 @@ class Servicer(card_pb2_grpc.CardManagementServicer):
             with self.rt.store.transaction() as db:
                 db.execute("UPDATE cards SET pin_failures=0 WHERE card_number=?", (row[0],))
         return self._status(self._card(row[1]))
+
+    async def CheckUserCertificate(self, request, context):
+        """Whether a 利用者証明用電子証明書 is in force (good), revoked, or unknown here; the holder's municipality."""
+        audit.set_subject(f"シリアル番号 {request.serial[:60]}")
+        if not jpki.SERIAL.fullmatch(request.serial):
+            raise R.JPKI_SERIAL_FORMAT("JPKI rule: a シリアル番号 is a decimal number of at most 60 digits")
+        row = self.rt.store.one("SELECT status, municipality_code, resident_code FROM user_certificates WHERE serial=?",
+                                (request.serial,))
+        if row is None:
+            return card_pb2.UserCertificateStatus(status="unknown")
+        audit.set_subject(row[2])
+        return card_pb2.UserCertificateStatus(status=row[0], municipality_code=row[1])

@@ -70,7 +70,8 @@ class NodeKind:
 
 
 KINDS: Mapping[str, NodeKind] = {k.name: k for k in (
-    NodeKind("kizon", "nodes.kizon", "testbed.v1.Kizon", (LAN,), calls=(("cs", SAME), ("atena", SAME), ("koseki", SAME)),
+    NodeKind("kizon", "nodes.kizon", "testbed.v1.Kizon", (LAN,),
+             calls=(("cs", SAME), ("atena", SAME), ("koseki", SAME), ("conbini", SAME)),
              migrates=True, also=("testbed.v1.KizonGateway",)),
     NodeKind("cs", "nodes.cs", "testbed.v1.CommunicationServer", (LAN, JUKINET),
              calls=(("prefecture", ANY), ("national", ANY), ("card", ANY), ("cs", OTHER), ("moj", ANY)), batches=("purge",),
@@ -79,9 +80,14 @@ KINDS: Mapping[str, NodeKind] = {k.name: k for k in (
              migrates=True, also=("testbed.v1.OfficeLink",)),
     # 戸籍システム: its 届出 become notices kizon applies (職権); it keeps the 附票 of the people whose 本籍 is here.
     NodeKind("koseki", "nodes.koseki", "testbed.v1.FamilyRegisterSystem", (LAN,), calls=(("kizon", SAME),)),
+    # コンビニ交付システム: the JPKI シリアル番号 from kizon; the 住民票の写し the 証明書交付センター asks for, from kizon's 住基GW.
+    NodeKind("conbini", "nodes.conbini", "testbed.v1.ConvenienceIssuance", (LAN, LGWAN), calls=(("kizon", SAME),)),
     NodeKind("prefecture", "nodes.prefecture", "testbed.v1.PrefectureServer", (JUKINET,), calls=(("national", ANY),)),
     NodeKind("national", "nodes.national", "testbed.v1.NationalServer", (JUKINET, LGWAN)),
     NodeKind("card", "nodes.card", "testbed.v1.CardManagement", (JUKINET, LGWAN), batches=("purge",)),
+    # 証明書交付センター (J-LIS): a kiosk's card checked by its 利用者証明用電子証明書, then the municipality asked.
+    NodeKind("centre", "nodes.centre", "testbed.v1.CertificateIssuanceCentre", (JUKINET, LGWAN),
+             calls=(("card", ANY), ("conbini", ANY))),
     # 法務省 在留カード等発行システム: 法務省通知 to the 住居地's CS, 市町村通知 from it (over 住基ネット).
     NodeKind("moj", "nodes.moj", "testbed.v1.ResidenceCardSystem", (JUKINET,), calls=(("cs", ANY),)),
     NodeKind("intermediate", "nodes.intermediate", "testbed.v1.IntermediateServer", (LGWAN,), calls=(("card", ANY),)),

@@ -10,7 +10,10 @@ method is one the rule lists. Encodes DESIGN §3:
 - CS ↔ prefecture ↔ national stay inside Juki-net; national's 符号 method alone is open to atena;
 - the 中間サーバ is reached by each municipality's atena and by the 情報提供NWS, one method each;
 - the 戸籍 system is reached by its municipality's terminals (届出) and kizon's 住基GW (附票), and reaches kizon's
-  住基GW alone; the office systems (税務, 選挙, the 名簿調製プログラム) reach one method each.
+  住基GW alone; the office systems (税務, 選挙, the 名簿調製プログラム) reach one method each;
+- コンビニ交付: kiosks reach the 証明書交付センター alone (and kizon's card-and-PIN method); the centre reaches the card
+  system's certificate check and each コンビニ交付システム's issuance; the コンビニ交付システム reaches its kizon's
+  住基GW for that one method, and its kizon alone registers シリアル番号 there.
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         # 住基GW: the 戸籍 system's notices, and the 裁判員候補者名簿 for the 名簿調製プログラム (never a terminal).
         Allow("koseki", SAME_MUNICIPALITY, _m("KizonGateway", "ApplyFamilyRegisterNotices")),
         Allow("jury", SAME_MUNICIPALITY, _m("KizonGateway", "DrawJuryCandidates")),
+        Allow("conbini", SAME_MUNICIPALITY, _m("KizonGateway", "IssueForConvenience")),
     ),
     "cs": (
         Allow("kizon", SAME_MUNICIPALITY, _m(
@@ -87,6 +91,11 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("kizon", SAME_MUNICIPALITY, _m("FamilyRegisterSystem", "RecordAnnexNotices", "ListAnnexCurrent",
                                                      "ReceiveOperatorRoster")),
     ),
+    "conbini": (
+        # JPKI情報 (シリアル番号) from the municipality's own kizon; the centre's requests for a verified holder.
+        Allow("kizon", SAME_MUNICIPALITY, _m("ConvenienceIssuance", "RegisterUserSerials")),
+        Allow("centre", ANY, _m("ConvenienceIssuance", "IssueForCentre")),
+    ),
     "prefecture": (
         Allow("cs", SAME_PREFECTURE, _m("PrefectureServer", "ApplyIdentityUpdates", "GetIdentity", "IdentityDigests",
                                         "GetIdentities")),
@@ -101,9 +110,16 @@ POLICY: dict[str, tuple[Allow, ...]] = {
         Allow("infonws", ANY, _m("NationalServer", "SampleFugo")),
     ),
     "card": (
-        Allow("cs", ANY, _m("CardManagement", "*")),
+        Allow("cs", ANY, _m("CardManagement", "SubmitDeliveryInfos", "GetDeliveryInfo", "ChangeCard", "GetCardStatus",
+                            "CheckPin")),
+        # 証明書交付センター: whether a card's 利用者証明用電子証明書 is in force, that method alone.
+        Allow("centre", ANY, _m("CardManagement", "CheckUserCertificate")),
         # マイナポータル: the 中間サーバ has the card system check a resident's card and PIN, that method alone.
         Allow("intermediate", ANY, _m("CardManagement", "CheckPin")),
+    ),
+    "centre": (
+        # コンビニ交付: the kiosks of the stores, across domains only to here.
+        Allow("kiosk", ANY, _m("CertificateIssuanceCentre", "BeginIssuance", "CompleteIssuance")),
     ),
     "moj": (
         # 入管 offices record changes of 在留 and read a card; every CS sends its municipality's 市町村通知.

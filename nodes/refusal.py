@@ -15,7 +15,7 @@ DETAILS_KEY = "grpc-status-details-bin"  # the trailer grpcio-status reads (goog
 _REASON = re.compile(r"^[A-Z][A-Z0-9_]{2,62}$")  # ErrorInfo.reason: UPPER_SNAKE_CASE, at most 63 characters
 _NODE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # a node's name in the topology (national, cs-142140, kizon-142140-gcloud)
 OWNERS = frozenset({"common", "access", "kizon", "koseki", "cs", "moj", "prefecture", "national", "card", "atena", "intermediate",
-                    "certificates", "site", "health", "peer"})
+                    "conbini", "centre", "certificates", "site", "health", "peer"})
 
 CATALOGUE: dict[str, "Rule"] = {}  # reason → rule: every rule declared anywhere (nodes/reasons/ declares them)
 

@@ -26,25 +26,29 @@ from protos import common_pb2 as protos_dot_common__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/card.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x14protos/records.proto\"p\n\x12\x44\x65liveryQueueEntry\x12*\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x18.testbed.v1.DeliveryInfo\x12\x13\n\x0breceived_at\x18\x02 \x01(\t\x12\x19\n\x11notice_printed_at\x18\x03 \x01(\t\"8\n\rDeliveryBatch\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.testbed.v1.DeliveryInfo\"\xa2\x01\n\x0b\x43\x61rdRequest\x12&\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x16.testbed.v1.CardAction\x12\x15\n\rresident_code\x18\x02 \x01(\t\x12\x19\n\x11municipality_code\x18\x03 \x01(\t\x12\x0b\n\x03pin\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x1c\n\x14\x66ormer_resident_code\x18\x06 \x01(\t\"\xa0\x01\n\nCardStatus\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x15\n\rresident_code\x18\x02 \x01(\t\x12\x19\n\x11municipality_code\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x12\n\npin_locked\x18\x05 \x01(\x08\x12\x14\n\x0cpin_failures\x18\x06 \x01(\r\x12\x12\n\nupdated_at\x18\x07 \x01(\t\",\n\x08PinCheck\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t*\x97\x01\n\nCardAction\x12\x1b\n\x17\x43\x41RD_ACTION_UNSPECIFIED\x10\x00\x12\t\n\x05\x41PPLY\x10\x01\x12\t\n\x05ISSUE\x10\x02\x12\x0b\n\x07SUSPEND\x10\x03\x12\x08\n\x04LIFT\x10\x04\x12\n\n\x06REVOKE\x10\x05\x12\n\n\x06RETURN\x10\x06\x12\r\n\tRESET_PIN\x10\x07\x12\x0c\n\x08TRANSFER\x10\x08\x12\n\n\x06RECODE\x10\t2\xe0\x02\n\x0e\x43\x61rdManagement\x12G\n\x13SubmitDeliveryInfos\x12\x19.testbed.v1.DeliveryBatch\x1a\x15.testbed.v1.UpdateAck\x12J\n\x0fGetDeliveryInfo\x12\x17.testbed.v1.ResidentKey\x1a\x1e.testbed.v1.DeliveryQueueEntry\x12=\n\nChangeCard\x12\x17.testbed.v1.CardRequest\x1a\x16.testbed.v1.CardStatus\x12@\n\rGetCardStatus\x12\x17.testbed.v1.ResidentKey\x1a\x16.testbed.v1.CardStatus\x12\x38\n\x08\x43heckPin\x12\x14.testbed.v1.PinCheck\x1a\x16.testbed.v1.CardStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/card.proto\x12\ntestbed.v1\x1a\x13protos/common.proto\x1a\x14protos/records.proto\"p\n\x12\x44\x65liveryQueueEntry\x12*\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x18.testbed.v1.DeliveryInfo\x12\x13\n\x0breceived_at\x18\x02 \x01(\t\x12\x19\n\x11notice_printed_at\x18\x03 \x01(\t\"8\n\rDeliveryBatch\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.testbed.v1.DeliveryInfo\"\xbb\x01\n\x0b\x43\x61rdRequest\x12&\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x16.testbed.v1.CardAction\x12\x15\n\rresident_code\x18\x02 \x01(\t\x12\x19\n\x11municipality_code\x18\x03 \x01(\t\x12\x0b\n\x03pin\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x1c\n\x14\x66ormer_resident_code\x18\x06 \x01(\t\x12\x17\n\x0fuser_public_key\x18\x07 \x01(\x0c\"\xdb\x01\n\nCardStatus\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x15\n\rresident_code\x18\x02 \x01(\t\x12\x19\n\x11municipality_code\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x12\n\npin_locked\x18\x05 \x01(\x08\x12\x14\n\x0cpin_failures\x18\x06 \x01(\r\x12\x12\n\nupdated_at\x18\x07 \x01(\t\x12\x18\n\x10user_certificate\x18\x08 \x01(\x0c\x12\x1f\n\x17user_certificate_serial\x18\t \x01(\t\"&\n\x14UserCertificateQuery\x12\x0e\n\x06serial\x18\x01 \x01(\t\"B\n\x15UserCertificateStatus\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x19\n\x11municipality_code\x18\x02 \x01(\t\",\n\x08PinCheck\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t*\x97\x01\n\nCardAction\x12\x1b\n\x17\x43\x41RD_ACTION_UNSPECIFIED\x10\x00\x12\t\n\x05\x41PPLY\x10\x01\x12\t\n\x05ISSUE\x10\x02\x12\x0b\n\x07SUSPEND\x10\x03\x12\x08\n\x04LIFT\x10\x04\x12\n\n\x06REVOKE\x10\x05\x12\n\n\x06RETURN\x10\x06\x12\r\n\tRESET_PIN\x10\x07\x12\x0c\n\x08TRANSFER\x10\x08\x12\n\n\x06RECODE\x10\t2\xbd\x03\n\x0e\x43\x61rdManagement\x12G\n\x13SubmitDeliveryInfos\x12\x19.testbed.v1.DeliveryBatch\x1a\x15.testbed.v1.UpdateAck\x12J\n\x0fGetDeliveryInfo\x12\x17.testbed.v1.ResidentKey\x1a\x1e.testbed.v1.DeliveryQueueEntry\x12=\n\nChangeCard\x12\x17.testbed.v1.CardRequest\x1a\x16.testbed.v1.CardStatus\x12@\n\rGetCardStatus\x12\x17.testbed.v1.ResidentKey\x1a\x16.testbed.v1.CardStatus\x12\x38\n\x08\x43heckPin\x12\x14.testbed.v1.PinCheck\x1a\x16.testbed.v1.CardStatus\x12[\n\x14\x43heckUserCertificate\x12 .testbed.v1.UserCertificateQuery\x1a!.testbed.v1.UserCertificateStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.card_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CARDACTION']._serialized_start=623
-  _globals['_CARDACTION']._serialized_end=774
+  _globals['_CARDACTION']._serialized_start=815
+  _globals['_CARDACTION']._serialized_end=966
   _globals['_DELIVERYQUEUEENTRY']._serialized_start=76
   _globals['_DELIVERYQUEUEENTRY']._serialized_end=188
   _globals['_DELIVERYBATCH']._serialized_start=190
   _globals['_DELIVERYBATCH']._serialized_end=246
   _globals['_CARDREQUEST']._serialized_start=249
-  _globals['_CARDREQUEST']._serialized_end=411
-  _globals['_CARDSTATUS']._serialized_start=414
-  _globals['_CARDSTATUS']._serialized_end=574
-  _globals['_PINCHECK']._serialized_start=576
-  _globals['_PINCHECK']._serialized_end=620
-  _globals['_CARDMANAGEMENT']._serialized_start=777
-  _globals['_CARDMANAGEMENT']._serialized_end=1129
+  _globals['_CARDREQUEST']._serialized_end=436
+  _globals['_CARDSTATUS']._serialized_start=439
+  _globals['_CARDSTATUS']._serialized_end=658
+  _globals['_USERCERTIFICATEQUERY']._serialized_start=660
+  _globals['_USERCERTIFICATEQUERY']._serialized_end=698
+  _globals['_USERCERTIFICATESTATUS']._serialized_start=700
+  _globals['_USERCERTIFICATESTATUS']._serialized_end=766
+  _globals['_PINCHECK']._serialized_start=768
+  _globals['_PINCHECK']._serialized_end=812
+  _globals['_CARDMANAGEMENT']._serialized_start=969
+  _globals['_CARDMANAGEMENT']._serialized_end=1414
 # @@protoc_insertion_point(module_scope)

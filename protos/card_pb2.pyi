@@ -49,23 +49,25 @@ class DeliveryBatch(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[_records_pb2.DeliveryInfo, _Mapping]]] = ...) -> None: ...
 
 class CardRequest(_message.Message):
-    __slots__ = ("action", "resident_code", "municipality_code", "pin", "reason", "former_resident_code")
+    __slots__ = ("action", "resident_code", "municipality_code", "pin", "reason", "former_resident_code", "user_public_key")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
     PIN_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     FORMER_RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    USER_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     action: CardAction
     resident_code: str
     municipality_code: str
     pin: str
     reason: str
     former_resident_code: str
-    def __init__(self, action: _Optional[_Union[CardAction, str]] = ..., resident_code: _Optional[str] = ..., municipality_code: _Optional[str] = ..., pin: _Optional[str] = ..., reason: _Optional[str] = ..., former_resident_code: _Optional[str] = ...) -> None: ...
+    user_public_key: bytes
+    def __init__(self, action: _Optional[_Union[CardAction, str]] = ..., resident_code: _Optional[str] = ..., municipality_code: _Optional[str] = ..., pin: _Optional[str] = ..., reason: _Optional[str] = ..., former_resident_code: _Optional[str] = ..., user_public_key: _Optional[bytes] = ...) -> None: ...
 
 class CardStatus(_message.Message):
-    __slots__ = ("card_number", "resident_code", "municipality_code", "state", "pin_locked", "pin_failures", "updated_at")
+    __slots__ = ("card_number", "resident_code", "municipality_code", "state", "pin_locked", "pin_failures", "updated_at", "user_certificate", "user_certificate_serial")
     CARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
     RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
     MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +75,8 @@ class CardStatus(_message.Message):
     PIN_LOCKED_FIELD_NUMBER: _ClassVar[int]
     PIN_FAILURES_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    USER_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    USER_CERTIFICATE_SERIAL_FIELD_NUMBER: _ClassVar[int]
     card_number: str
     resident_code: str
     municipality_code: str
@@ -80,7 +84,23 @@ class CardStatus(_message.Message):
     pin_locked: bool
     pin_failures: int
     updated_at: str
-    def __init__(self, card_number: _Optional[str] = ..., resident_code: _Optional[str] = ..., municipality_code: _Optional[str] = ..., state: _Optional[str] = ..., pin_locked: _Optional[bool] = ..., pin_failures: _Optional[int] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    user_certificate: bytes
+    user_certificate_serial: str
+    def __init__(self, card_number: _Optional[str] = ..., resident_code: _Optional[str] = ..., municipality_code: _Optional[str] = ..., state: _Optional[str] = ..., pin_locked: _Optional[bool] = ..., pin_failures: _Optional[int] = ..., updated_at: _Optional[str] = ..., user_certificate: _Optional[bytes] = ..., user_certificate_serial: _Optional[str] = ...) -> None: ...
+
+class UserCertificateQuery(_message.Message):
+    __slots__ = ("serial",)
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    serial: str
+    def __init__(self, serial: _Optional[str] = ...) -> None: ...
+
+class UserCertificateStatus(_message.Message):
+    __slots__ = ("status", "municipality_code")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MUNICIPALITY_CODE_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    municipality_code: str
+    def __init__(self, status: _Optional[str] = ..., municipality_code: _Optional[str] = ...) -> None: ...
 
 class PinCheck(_message.Message):
     __slots__ = ("card_number", "pin")

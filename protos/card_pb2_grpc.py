@@ -60,6 +60,11 @@ class CardManagementStub:
                 request_serializer=protos_dot_card__pb2.PinCheck.SerializeToString,
                 response_deserializer=protos_dot_card__pb2.CardStatus.FromString,
                 _registered_method=True)
+        self.CheckUserCertificate = channel.unary_unary(
+                '/testbed.v1.CardManagement/CheckUserCertificate',
+                request_serializer=protos_dot_card__pb2.UserCertificateQuery.SerializeToString,
+                response_deserializer=protos_dot_card__pb2.UserCertificateStatus.FromString,
+                _registered_method=True)
 
 
 class CardManagementServicer:
@@ -99,6 +104,13 @@ class CardManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckUserCertificate(self, request, context):
+        """The 証明書交付センター's revocation check of a card's 利用者証明用電子証明書.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CardManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +138,11 @@ def add_CardManagementServicer_to_server(servicer, server):
                     servicer.CheckPin,
                     request_deserializer=protos_dot_card__pb2.PinCheck.FromString,
                     response_serializer=protos_dot_card__pb2.CardStatus.SerializeToString,
+            ),
+            'CheckUserCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckUserCertificate,
+                    request_deserializer=protos_dot_card__pb2.UserCertificateQuery.FromString,
+                    response_serializer=protos_dot_card__pb2.UserCertificateStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +280,33 @@ class CardManagement:
             '/testbed.v1.CardManagement/CheckPin',
             protos_dot_card__pb2.PinCheck.SerializeToString,
             protos_dot_card__pb2.CardStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckUserCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.CardManagement/CheckUserCertificate',
+            protos_dot_card__pb2.UserCertificateQuery.SerializeToString,
+            protos_dot_card__pb2.UserCertificateStatus.FromString,
             options,
             channel_credentials,
             insecure,

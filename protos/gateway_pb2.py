@@ -22,22 +22,25 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from protos import kizon_pb2 as protos_dot_kizon__pb2
 from protos import koseki_pb2 as protos_dot_koseki__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/gateway.proto\x12\ntestbed.v1\x1a\x13protos/koseki.proto\"K\n\x0fJuryListRequest\x12\x0c\n\x04year\x18\x01 \x01(\r\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x1b\n\x13\x61llotment_reference\x18\x03 \x01(\t\"h\n\rJuryCandidate\x12\x12\n\nname_kanji\x18\x01 \x01(\t\x12\x11\n\tname_kana\x18\x02 \x01(\t\x12\x12\n\nbirth_date\x18\x03 \x01(\t\x12\x0b\n\x03sex\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\"|\n\x08JuryList\x12\x0c\n\x04year\x18\x01 \x01(\r\x12-\n\ncandidates\x18\x02 \x03(\x0b\x32\x19.testbed.v1.JuryCandidate\x12\x10\n\x08\x65ligible\x18\x03 \x01(\r\x12\x10\n\x08\x64rawn_at\x18\x04 \x01(\t\x12\x0f\n\x07list_id\x18\x05 \x01(\t2\xc1\x01\n\x0cKizonGateway\x12h\n\x1a\x41pplyFamilyRegisterNotices\x12%.testbed.v1.FamilyRegisterNoticeBatch\x1a#.testbed.v1.FamilyRegisterNoticeAck\x12G\n\x12\x44rawJuryCandidates\x12\x1b.testbed.v1.JuryListRequest\x1a\x14.testbed.v1.JuryListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/gateway.proto\x12\ntestbed.v1\x1a\x12protos/kizon.proto\x1a\x13protos/koseki.proto\"K\n\x0fJuryListRequest\x12\x0c\n\x04year\x18\x01 \x01(\r\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x1b\n\x13\x61llotment_reference\x18\x03 \x01(\t\"h\n\rJuryCandidate\x12\x12\n\nname_kanji\x18\x01 \x01(\t\x12\x11\n\tname_kana\x18\x02 \x01(\t\x12\x12\n\nbirth_date\x18\x03 \x01(\t\x12\x0b\n\x03sex\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\"|\n\x08JuryList\x12\x0c\n\x04year\x18\x01 \x01(\r\x12-\n\ncandidates\x18\x02 \x03(\x0b\x32\x19.testbed.v1.JuryCandidate\x12\x10\n\x08\x65ligible\x18\x03 \x01(\r\x12\x10\n\x08\x64rawn_at\x18\x04 \x01(\t\x12\x0f\n\x07list_id\x18\x05 \x01(\t\"e\n\x12\x43onvenienceRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.testbed.v1.CertificateKind\x12\r\n\x05kiosk\x18\x03 \x01(\t2\x91\x02\n\x0cKizonGateway\x12h\n\x1a\x41pplyFamilyRegisterNotices\x12%.testbed.v1.FamilyRegisterNoticeBatch\x1a#.testbed.v1.FamilyRegisterNoticeAck\x12G\n\x12\x44rawJuryCandidates\x12\x1b.testbed.v1.JuryListRequest\x1a\x14.testbed.v1.JuryList\x12N\n\x13IssueForConvenience\x12\x1e.testbed.v1.ConvenienceRequest\x1a\x17.testbed.v1.Certificateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JURYLISTREQUEST']._serialized_start=57
-  _globals['_JURYLISTREQUEST']._serialized_end=132
-  _globals['_JURYCANDIDATE']._serialized_start=134
-  _globals['_JURYCANDIDATE']._serialized_end=238
-  _globals['_JURYLIST']._serialized_start=240
-  _globals['_JURYLIST']._serialized_end=364
-  _globals['_KIZONGATEWAY']._serialized_start=367
-  _globals['_KIZONGATEWAY']._serialized_end=560
+  _globals['_JURYLISTREQUEST']._serialized_start=77
+  _globals['_JURYLISTREQUEST']._serialized_end=152
+  _globals['_JURYCANDIDATE']._serialized_start=154
+  _globals['_JURYCANDIDATE']._serialized_end=258
+  _globals['_JURYLIST']._serialized_start=260
+  _globals['_JURYLIST']._serialized_end=384
+  _globals['_CONVENIENCEREQUEST']._serialized_start=386
+  _globals['_CONVENIENCEREQUEST']._serialized_end=487
+  _globals['_KIZONGATEWAY']._serialized_start=490
+  _globals['_KIZONGATEWAY']._serialized_end=763
 # @@protoc_insertion_point(module_scope)

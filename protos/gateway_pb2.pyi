@@ -1,3 +1,4 @@
+from protos import kizon_pb2 as _kizon_pb2
 from protos import koseki_pb2 as _koseki_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -44,3 +45,13 @@ class JuryList(_message.Message):
     drawn_at: str
     list_id: str
     def __init__(self, year: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[JuryCandidate, _Mapping]]] = ..., eligible: _Optional[int] = ..., drawn_at: _Optional[str] = ..., list_id: _Optional[str] = ...) -> None: ...
+
+class ConvenienceRequest(_message.Message):
+    __slots__ = ("resident_code", "kind", "kiosk")
+    RESIDENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    KIOSK_FIELD_NUMBER: _ClassVar[int]
+    resident_code: str
+    kind: _kizon_pb2.CertificateKind
+    kiosk: str
+    def __init__(self, resident_code: _Optional[str] = ..., kind: _Optional[_Union[_kizon_pb2.CertificateKind, str]] = ..., kiosk: _Optional[str] = ...) -> None: ...

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from protos import gateway_pb2 as protos_dot_gateway__pb2
+from protos import kizon_pb2 as protos_dot_kizon__pb2
 from protos import koseki_pb2 as protos_dot_koseki__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -45,6 +46,11 @@ class KizonGatewayStub:
                 request_serializer=protos_dot_gateway__pb2.JuryListRequest.SerializeToString,
                 response_deserializer=protos_dot_gateway__pb2.JuryList.FromString,
                 _registered_method=True)
+        self.IssueForConvenience = channel.unary_unary(
+                '/testbed.v1.KizonGateway/IssueForConvenience',
+                request_serializer=protos_dot_gateway__pb2.ConvenienceRequest.SerializeToString,
+                response_deserializer=protos_dot_kizon__pb2.Certificate.FromString,
+                _registered_method=True)
 
 
 class KizonGatewayServicer:
@@ -64,6 +70,13 @@ class KizonGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueForConvenience(self, request, context):
+        """コンビニ交付システム of the municipality: the certificate the 証明書交付センター asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KizonGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +89,11 @@ def add_KizonGatewayServicer_to_server(servicer, server):
                     servicer.DrawJuryCandidates,
                     request_deserializer=protos_dot_gateway__pb2.JuryListRequest.FromString,
                     response_serializer=protos_dot_gateway__pb2.JuryList.SerializeToString,
+            ),
+            'IssueForConvenience': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueForConvenience,
+                    request_deserializer=protos_dot_gateway__pb2.ConvenienceRequest.FromString,
+                    response_serializer=protos_dot_kizon__pb2.Certificate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +150,33 @@ class KizonGateway:
             '/testbed.v1.KizonGateway/DrawJuryCandidates',
             protos_dot_gateway__pb2.JuryListRequest.SerializeToString,
             protos_dot_gateway__pb2.JuryList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueForConvenience(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.KizonGateway/IssueForConvenience',
+            protos_dot_gateway__pb2.ConvenienceRequest.SerializeToString,
+            protos_dot_kizon__pb2.Certificate.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,6 +20,8 @@ OWNER_TITLES = {
     "national": "全国サーバ (national)",
     "card": "個人番号カード管理システム (card)",
     "moj": "法務省 在留カード等発行システム (moj)",
+    "conbini": "コンビニ交付システム (conbini)",
+    "centre": "証明書交付センター (centre)",
     "atena": "宛名 (atena)",
     "intermediate": "中間サーバ (intermediate)",
     "certificates": "証明書 (certificates, printed by kizon)",

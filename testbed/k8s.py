@@ -89,7 +89,9 @@ def loopback_topology(topology: Topology) -> Topology:
 def node_files(node: Node) -> list[str]:
     """The files of a node's own folder that `testbed pki init` writes (its Secret)."""
     files = ["server.pem", "server.key", "client.pem", "client.key", "audit.key"]
-    return files + (["operators.json", "session.key"] if node.kind == "kizon" else [])
+    files += ["operators.json", "session.key"] if node.kind == "kizon" else []
+    files += ["jpki-ca.pem"] if node.kind in ("card", "centre") else []  # the JPKI CA (certs/pki.py give_jpki)
+    return files + (["jpki-ca.key"] if node.kind == "card" else [])
 
 
 def locust_clients(topology: Topology) -> list[str]:

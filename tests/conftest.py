@@ -42,7 +42,7 @@ def network_of_its_own(tmp_path_factory, name: str):
 
 @pytest.fixture(scope="session")
 def network(tmp_path_factory):
-    """The default thirteen-node network, up for the whole session, down at its end."""
+    """The default fifteen-node network, up for the whole session, down at its end."""
     net = make_network(tmp_path_factory.mktemp("net"))
     net.up()
     yield net

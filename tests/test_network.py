@@ -26,17 +26,17 @@ def _national_identity(network, code, timeout=30):
 
 
 def test_up_status_down_with_restart(fresh_network):
-    """Fifteen real processes (thirteen nodes and the two empty migration targets) come up healthy, keep their data across
+    """Eighteen real processes (sixteen nodes and the two empty migration targets) come up healthy, keep their data across
     down and up, and stop cleanly."""
     rows = fresh_network.up()
-    assert len(rows) == 15 and all(r["healthy"] for r in rows)
-    assert len({r["pid"] for r in rows}) == 15 and sum(r["target"] for r in rows) == 2
+    assert len(rows) == 18 and all(r["healthy"] for r in rows)
+    assert len({r["pid"] for r in rows}) == 18 and sum(r["target"] for r in rows) == 2
     with Counter(fresh_network, "142140") as counter:
         record = move_in_from_abroad(counter)
     assert _national_identity(fresh_network, record.resident_code).name_kanji == record.name_kanji
 
     pids = [r["pid"] for r in rows]
-    assert len(fresh_network.down()) == 15
+    assert len(fresh_network.down()) == 18
     assert not any(alive(pid) for pid in pids)
     assert not any(r["healthy"] or r["pid"] for r in fresh_network.status())
     for node in fresh_network.topology.all_nodes:
@@ -55,17 +55,17 @@ def test_cli_status_json_and_down(fresh_network):
     cli = [sys.executable, "-m", "testbed.cli", "--state-dir", str(fresh_network.state_dir)]
     up = subprocess.run(cli + ["up"], capture_output=True, text=True, timeout=60)
     assert up.returncode == 0, up.stderr
-    assert "15/15 nodes healthy" in up.stdout
+    assert "18/18 nodes healthy" in up.stdout
     status = subprocess.run(cli + ["status", "--json"], capture_output=True, text=True, timeout=30)
     assert status.returncode == 0
     rows = json.loads(status.stdout)
-    assert [set(r) for r in rows] == [{"name", "kind", "municipality", "address", "identity", "healthy", "target"}] * 15
+    assert [set(r) for r in rows] == [{"name", "kind", "municipality", "address", "identity", "healthy", "target"}] * 18
     assert {r["name"]: r["municipality"] for r in rows}["national"] is None
     assert {r["kind"] for r in rows} == {"kizon", "cs", "atena", "koseki", "prefecture", "national", "card", "intermediate",
-                                         "moj"}
+                                         "moj", "conbini", "centre"}
     assert all(r["healthy"] for r in rows)
     down = subprocess.run(cli + ["down"], capture_output=True, text=True, timeout=60)
-    assert down.returncode == 0 and "stopped 15 nodes" in down.stdout
+    assert down.returncode == 0 and "stopped 18 nodes" in down.stdout
     after = subprocess.run(cli + ["status", "--json"], capture_output=True, text=True, timeout=30)
     assert after.returncode == 1 and not any(r["healthy"] for r in json.loads(after.stdout))
 

@@ -23,7 +23,7 @@ def test_every_node_type_has_a_versioned_service():
     from nodes import NODE_MODULES
     import importlib
     names = {importlib.import_module(m).SERVICE_NAME for m in NODE_MODULES.values()}
-    assert len(names) == len(NODE_MODULES) == 9
+    assert len(names) == len(NODE_MODULES) == 11
     assert all(name.startswith("testbed.v1.") for name in names)
 
 

@@ -24,7 +24,7 @@ from nodes.groupcommit import STATUS, GroupSender
 from nodes.guard import REQUEST_KEY, current_call
 from nodes.outbox import Target
 from nodes.store import next_counter
-from protos import atena_pb2, atena_pb2_grpc, cs_pb2, identity_pb2, kizon_pb2, records_pb2
+from protos import atena_pb2, atena_pb2_grpc, conbini_pb2, conbini_pb2_grpc, cs_pb2, identity_pb2, kizon_pb2, records_pb2
 
 log = logging.getLogger("nodes.kizon")  # one logger name for the whole node
 
@@ -58,7 +58,12 @@ class ChangeEngine:
         self.register = register
         self.gate = gate
         atena = runtime.stub(atena_pb2_grpc.AtenaStub, "atena", municipality)
-        self.outbox = runtime.use_outbox({"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)})
+        targets = {"atena": Target(atena.NotifyResidentChanges, atena_pb2.ResidentChangeBatch)}
+        if any(n.kind == "conbini" and n.municipality == municipality for n in runtime.topology.nodes):
+            # (a node has one outbox: the JPKI情報 for the コンビニ交付システム, queued by issuance.py, travels in it too)
+            conbini = runtime.stub(conbini_pb2_grpc.ConvenienceIssuanceStub, "conbini", municipality)
+            targets["conbini"] = Target(conbini.RegisterUserSerials, conbini_pb2.UserSerialBatch)
+        self.outbox = runtime.use_outbox(targets)
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self.ledger = Ledger(runtime.store)
         self.layout = Layout(runtime, municipality, register)  # 住基GW: the update the CS takes, with its notices

@@ -5,7 +5,9 @@ one place so that a site that replaces kizon keeps them:
   the 送付先情報 of a new number: 送付先連携), with the notices it carries: the 戸籍附票通知 to the 本籍地
   (family.AnnexWriter) and the 市町村通知 to 法務省 (immigration.MunicipalityNoticeWriter);
 - the 戸籍 system's notices (family.FamilyNotices) and the 法務省通知 (immigration.py), applied 職権;
-- the 裁判員候補者名簿 for the 名簿調製プログラム (jury.py).
+- the 裁判員候補者名簿 for the 名簿調製プログラム (jury.py);
+- the コンビニ交付システム's certificates for the 証明書交付センター (issuance.py), and the JPKI情報 (シリアル番号) it is
+  sent from the card steps.
 
 The notices and the list are served as a service of their own (KizonGateway), which no counter terminal reaches
 (nodes/policy.py). The 文字同定 of 外字 is not modelled yet (issue 22)."""
@@ -50,9 +52,10 @@ class Layout:
 class GatewayServicer(gateway_pb2_grpc.KizonGatewayServicer):
     """The KizonGateway service: each RPC handed to the part that keeps its rule."""
 
-    def __init__(self, family, jury):
+    def __init__(self, family, jury, issuance):
         self.family = family  # family.FamilyNotices: the 戸籍 system's notices, applied 職権
         self.jury = jury  # jury.Jury: the 裁判員候補者名簿
+        self.issuance = issuance  # issuance.Issuance: コンビニ交付 for the コンビニ交付システム
 
     async def ApplyFamilyRegisterNotices(self, request, context):
         """戸籍 → 住民票: the 戸籍 system's notices, applied in notice order, each once."""
@@ -61,3 +64,7 @@ class GatewayServicer(gateway_pb2_grpc.KizonGatewayServicer):
     async def DrawJuryCandidates(self, request, context):
         """The year's 裁判員候補者名簿 for the 名簿調製プログラム of this municipality."""
         return await self.jury.draw(request)
+
+    async def IssueForConvenience(self, request, context):
+        """コンビニ交付 through the 証明書交付センター: the certificate the コンビニ交付システム asks for."""
+        return await self.issuance.convenience_certificate(request)

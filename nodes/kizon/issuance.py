@@ -1,6 +1,8 @@
 """Certificates (交付, 広域交付, コンビニ交付) and the 個人番号カード steps at the counter."""
 from __future__ import annotations
 
+import re
+
 from nodes import audit, certificates, rules
 from nodes.reasons import kizon as K
 from nodes.clock import KIOSK_HOURS, SIMULATED_KEY, kiosk_clock, simulated
@@ -9,7 +11,9 @@ from nodes.kizon.changes import cs_call
 from nodes.kizon.items import CURRENT, REMOVED
 from nodes.kizon.parts import Disclosure, Gate, Records
 from nodes.guard import current_call
-from protos import card_pb2, cs_pb2, kizon_pb2, records_pb2
+from protos import card_pb2, conbini_pb2, cs_pb2, kizon_pb2, records_pb2
+
+CONBINI = "conbini"  # the outbox target of the JPKI information for this municipality's コンビニ交付システム
 
 
 class Issuance:
@@ -104,22 +108,41 @@ class Issuance:
         moment = simulated(call.metadata.get(SIMULATED_KEY))
         if moment is not None:  # judged by the scenario's clock: said in the audit trail
             audit.set_subject(f"{request.card_number} (simulated clock {moment.isoformat(timespec='minutes')})")
-        now = kiosk_clock(moment)
-        if not KIOSK_HOURS[0] <= now < KIOSK_HOURS[1]:
-            raise K.KIOSK_HOURS(f"コンビニ交付 rule: the service runs 06:30–23:00 (it is {now.strftime('%H:%M')})")
-        if request.kind not in (kizon_pb2.RESIDENT_COPY, kizon_pb2.HOUSEHOLD_COPY):
-            raise K.KIOSK_RESIDENT_COPY_ONLY("コンビニ交付 rule: 住民票の写し (個人 or 世帯) only")
+        self._kiosk_rules(kiosk_clock(moment), request.kind)
         info = await cs_call(self.rt, self.cs.VerifyByCard, cs_pb2.CardIdentityCheck(card_number=request.card_number, pin=request.pin))
         audit.set_subject(info.resident_code + (f" (simulated clock {moment.isoformat(timespec='minutes')})"
                                                  if moment is not None else ""))
-        person = self.register.person(info.resident_code)
+        return self._kiosk_issue(info.resident_code, request.kind, call.peer.identity.terminal)
+
+    async def convenience_certificate(self, request):
+        """コンビニ交付 through the 証明書交付センター: the コンビニ交付システム asks for the certificate of the resident
+        the centre authenticated with the card's 利用者証明用電子証明書; the kiosk's rules as at a kiosk of card and PIN."""
+        self.gate.refuse_if_frozen()
+        audit.set_subject(request.resident_code)
+        if current_call().peer.identity.kind != "conbini":
+            raise K.KIOSK_CALLER("コンビニ交付 rule: only the コンビニ交付システム asks for the centre's issuance")
+        rules.require_resident_code(request.resident_code)
+        self._kiosk_rules(kiosk_clock(None), request.kind)  # (the office's clock: the centre's call carries no other)
+        kiosk = request.kiosk if re.fullmatch(r"[A-Za-z0-9_-]{1,32}", request.kiosk) else "?"
+        return self._kiosk_issue(request.resident_code, request.kind, kiosk)
+
+    @staticmethod
+    def _kiosk_rules(now, kind) -> None:
+        if not KIOSK_HOURS[0] <= now < KIOSK_HOURS[1]:
+            raise K.KIOSK_HOURS(f"コンビニ交付 rule: the service runs 06:30–23:00 (it is {now.strftime('%H:%M')})")
+        if kind not in (kizon_pb2.RESIDENT_COPY, kizon_pb2.HOUSEHOLD_COPY):
+            raise K.KIOSK_RESIDENT_COPY_ONLY("コンビニ交付 rule: 住民票の写し (個人 or 世帯) only")
+
+    def _kiosk_issue(self, resident_code: str, kind, kiosk: str):
+        """The 住民票の写し of a current resident, asked for by themself (本人) at a kiosk, in the 交付履歴."""
+        person = self.register.person(resident_code)
         if person.status != CURRENT:
             raise K.KIOSK_RESIDENT_ONLY(f"コンビニ交付 rule: the card holder is not a resident of {self.municipality}")
-        people = self.register.members(person.household_number) if request.kind == kizon_pb2.HOUSEHOLD_COPY else [person]
+        people = self.register.members(person.household_number) if kind == kizon_pb2.HOUSEHOLD_COPY else [person]
         holder = records_pb2.Requester(kind=records_pb2.REQUESTER_SELF, resident_code=person.resident_code,
                                        name=person.name_kanji, identity_document="個人番号カード")
-        return self._issue(request.kind, person.resident_code, people, list(certificates.STANDARD_ITEMS),
-                           f"コンビニ交付 ({call.peer.identity.terminal})", call.peer.identity.terminal, "", "", holder)
+        return self._issue(kind, person.resident_code, people, list(certificates.STANDARD_ITEMS),
+                           f"コンビニ交付 ({kiosk})", kiosk, "", "", holder)
 
     # -- the 個人番号カード -------------------------------------------------------------------------------
     async def change_card(self, request):
@@ -138,4 +161,12 @@ class Issuance:
         if holds != person.card_issued:
             person.card_issued = holds  # 交付状況 follows the card; not a change of the 住民票's items
             self.register.replace(person)
+        outbox = self.rt.outbox
+        if status.user_certificate_serial and outbox is not None and CONBINI in outbox.targets:
+            # JPKI情報: the new シリアル番号 for the コンビニ交付システム, durable from this commit on (its own 住民票コード,
+            # not the card system's word for whose card it is)
+            with self.rt.store.transaction() as db:
+                outbox.put(db, CONBINI, conbini_pb2.UserSerial(serial=status.user_certificate_serial,
+                                                               resident_code=person.resident_code))
+            outbox.wake(CONBINI)
         return status

@@ -126,7 +126,7 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         # 住基GW (gateway.py): the 戸籍 system's notices, the 附票通知 it passes on, the 裁判員候補者名簿, and the
         # 法務省通知 of the foreign residents (immigration.py)
         self.gateway = GatewayServicer(FamilyNotices(runtime, municipality, self.register, self.changes, gate),
-                                       Jury(runtime, municipality, self.register))
+                                       Jury(runtime, municipality, self.register), self.issuance)
         runtime.background(AnnexNotices(runtime, cs, gate).poll)
         if any(n.kind == "moj" for n in runtime.topology.nodes):  # the 法務省通知, applied 職権 (none: no 法務省)
             runtime.background(ImmigrationNotices(runtime, municipality, cs, self.register, self.changes, gate).poll)

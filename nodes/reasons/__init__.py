@@ -3,8 +3,8 @@ with a stable id, its status, its reference and one line of what it says. `catal
 from __future__ import annotations
 
 from nodes.refusal import CATALOGUE, Rule
-from nodes.reasons import (access, card, common, cs, gateway, kizon, koseki, moj, national, office, platform,  # noqa: F401
-                           site)  # (they declare)
+from nodes.reasons import (access, card, centre, common, conbini, cs, gateway, kizon, koseki, moj, national,  # noqa: F401
+                           office, platform, site)  # (they declare)
 
 
 def catalogue() -> list[Rule]:

@@ -21,3 +21,11 @@ PIN_LOCKED = rule("PIN_LOCKED", S.FAILED_PRECONDITION, "card", "PIA Ⅱ(1)3⑤�
                   "a card is locked after 3 wrong PINs; the PIN is reset at the counter")
 PIN_WRONG = rule("PIN_WRONG", S.UNAUTHENTICATED, "card", "PIA Ⅱ(1)3⑤⑧; DESIGN §5 (本人確認 with card)",
                  "a card proves its holder only with the PIN the holder set (each wrong PIN counts towards the lock)")
+
+# -- the 利用者証明用電子証明書 (JPKI) ------------------------------------------------------------------------
+JPKI_KEY_FORMAT = rule("JPKI_KEY_FORMAT", S.INVALID_ARGUMENT, "card", "公的個人認証法第22条; DESIGN §5 (card lifecycle)",
+                       "a card's 利用者証明用 key is an EC P-256 public key (DER SubjectPublicKeyInfo) made on the card")
+JPKI_KEY_ON_ISSUE = rule("JPKI_KEY_ON_ISSUE", S.INVALID_ARGUMENT, "card", "公的個人認証法第22条",
+                         "the 利用者証明用電子証明書 is issued with the card at the counter (ISSUE) and with no other step")
+JPKI_SERIAL_FORMAT = rule("JPKI_SERIAL_FORMAT", S.INVALID_ARGUMENT, "card", "公的個人認証法第37条",
+                          "a 利用者証明用電子証明書シリアル番号 is a decimal number of at most 60 digits")
