@@ -3,7 +3,8 @@
 Each invariant is a rule no single node can see broken on its own: one current residence per 住民票コード
 across every municipality; one 個人番号 per person and one person per 個人番号 at national, every number
 issued by national; removed people (死亡) stay removed everywhere; the 戸籍の附票 of every person 在籍 in a 戸籍
-system follows the register they live in (its latest address is their 住民票's); every outbox item delivered within a
+system follows the register they live in (its latest address is their 住民票's), and so does 法務省's record of every
+在留カード a current foreign resident holds; every outbox item delivered within a
 bound or dead-lettered (and every dead letter reported); every audit chain and its checkpoints intact.
 The stores are read read-only (WAL: the nodes go on writing), so the check works on a running network and
 on one that is down.
@@ -16,10 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protos import koseki_pb2, records_pb2
+from protos import koseki_pb2, moj_pb2, records_pb2
 
 INVARIANTS = ("one-residence", "one-number", "numbers-from-national", "removed-stay-removed", "annex-follows-register",
-              "outbox-delivered", "audit")  # (dead letters are warnings: an outcome the alarm reports, not a broken invariant)
+              "residence-cards-follow-register", "outbox-delivered", "audit")  # (dead letters are warnings: an outcome the alarm reports, not a broken invariant)
 OUTBOX_AGE_LIMIT = 120.0  # seconds an outbox item may wait before the check calls it stuck
 DEATH = "死亡"
 CURRENT = 0  # レコード状況フラグ (and ResidentRecord.STATUS_CURRENT is 1: see _kizon_current)
@@ -107,6 +108,7 @@ def check_network(network, outbox_age_limit: float = OUTBOX_AGE_LIMIT, audit: bo
         _numbers(report, stores)
         _removed(report, stores)
         _annex(report, stores)
+        _residence_cards(report, stores)
         _outboxes(report, stores, outbox_age_limit)
     finally:
         for _, db in stores.values():
@@ -242,6 +244,54 @@ def _annex(report: CheckReport, stores) -> None:
             report.add("annex-follows-register", f"{len(differ)} people's 附票 is not at the address of their 住民票 "
                        f"({on_the_way} 附票通知 on the way): {_sample(differ)}", node.name, failure=not on_the_way)
     report.looked_at["annex"] = compared
+
+
+def _residence_cards(report: CheckReport, stores) -> None:
+    """法務省's record of each card a current foreign resident holds (a card 法務省 issued: one the counter typed for a
+    person 法務省 never registered is not compared) names that person, their municipality, and is 有効. While 法務省通知
+    or 市町村通知 are on their way (moj's outbox, at a CS, in a CS's outbox to moj) a difference is a warning."""
+    moj = [(node, db) for node, db in stores.values() if node.kind == "moj" and _has(db, "residence_cards")]
+    if not moj:
+        return
+    node, db = moj[0]
+    on_the_way = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] if _has(db, "outbox") else 0
+    cursors = {n.municipality: d.execute("SELECT value FROM counters WHERE name='immigration_cursor'").fetchone()
+               for n, d in stores.values() if n.kind == "kizon" and _has(d, "counters")}
+    for other, other_db in stores.values():
+        if other.kind == "cs":
+            taken = (cursors.get(other.municipality) or (0,))[0]
+            if _has(other_db, "immigration_notices"):
+                on_the_way += other_db.execute("SELECT COUNT(*) FROM immigration_notices WHERE id > ?",
+                                               (taken,)).fetchone()[0]
+            if _has(other_db, "outbox"):
+                on_the_way += other_db.execute("SELECT COUNT(*) FROM outbox WHERE target='moj'").fetchone()[0]
+    replaced = dict(db.execute("SELECT residence_card_number, replaced_by FROM replaced_cards")) \
+        if _has(db, "replaced_cards") else {}
+    cards = {number: moj_pb2.ResidenceCardRecord.FromString(blob)
+             for number, blob in db.execute("SELECT residence_card_number, record FROM residence_cards")}
+    compared, differ = 0, []
+    for kizon, kizon_db in stores.values():
+        if kizon.kind != "kizon" or not _has(kizon_db, "residents"):
+            continue
+        for code, blob in kizon_db.execute("SELECT resident_code, record FROM residents WHERE status=?",
+                                           (records_pb2.ResidentRecord.STATUS_CURRENT,)):
+            record = records_pb2.ResidentRecord.FromString(blob)
+            number = record.residence_card_number
+            for _ in range(100):  # (a replaced card leads to the holder's current one)
+                if number in cards or number not in replaced:
+                    break
+                number = replaced[number]
+            card = cards.get(number)
+            if card is None:
+                continue
+            compared += 1
+            if card.resident_code != code or card.municipality_code != kizon.municipality or card.status != "有効":
+                differ.append(code)
+    if differ:
+        report.add("residence-cards-follow-register", f"{len(differ)} current foreign residents' 在留カード are not "
+                   f"recorded so at 法務省 ({on_the_way} notices on the way): {_sample(differ)}", node.name,
+                   failure=not on_the_way)
+    report.looked_at["residence_cards"] = compared
 
 
 def _outboxes(report: CheckReport, stores, limit: float) -> None:

@@ -278,3 +278,27 @@ def test_notices_queued_while_kizon_is_down_are_applied_after_each_once(net, off
              what="the notice after kizon's restart")
         details = [e.change_reason_detail for e in office(office.kizon.GetHistory, key(person.resident_code)).entries]
         assert sum(d.startswith(f"法務省通知 第{notice.sequence}号") for d in details) == 1, details
+
+
+def test_check_finds_a_card_recorded_for_someone_else(net, office, foreign):
+    """`testbed check` compares 法務省's record of every card a current foreign resident holds with the register: whole
+    after the changes above, and a card rewritten behind the nodes' back is found."""
+    from testbed.check import check_network
+    report = poll(lambda: (r := check_network(net, audit=False)) and not [
+        f for f in r.findings if f.invariant == "residence-cards-follow-register"] and r, timeout=30,
+        what="法務省's cards to follow the registers")
+    assert report.looked_at["residence_cards"] >= 5
+    store = net.state_dir / "data" / "moj" / "store.sqlite"
+    db = sqlite3.connect(store, timeout=10)
+    try:
+        with db:
+            number, card = next((n, c) for n, c in ((n, moj_pb2.ResidenceCardRecord.FromString(b)) for n, b in
+                                db.execute("SELECT residence_card_number, record FROM residence_cards"))
+                                if c.status == "有効" and c.resident_code)
+            card.resident_code = "99999999999"
+            db.execute("UPDATE residence_cards SET record=? WHERE residence_card_number=?",
+                       (card.SerializeToString(), number))
+    finally:
+        db.close()
+    found = [f for f in check_network(net, audit=False).findings if f.invariant == "residence-cards-follow-register"]
+    assert found and found[0].failure, found
