@@ -41,6 +41,18 @@ def retry_later(exc: rules.Violation) -> bool:
     return exc.code in TRANSIENT or exc.reason in STANDING
 
 
+async def apply_once(changes: Changes, key: str, digest: bytes, change) -> None:
+    """A notice's change of kizon's own under its key (change() makes it): nothing when the ledger holds it applied,
+    also once the intents a crash left are settled."""
+    with changes.pending(key, digest) as pending:
+        if changes.answered(pending, key) is not None:
+            return
+        await changes.wait_settled()
+        if changes.answered(pending, key) is not None:
+            return  # (the crash's intent was this notice, settled as applied)
+        await change()
+
+
 def given_part(name: str) -> str:
     """The 名 of an 氏名 written 「氏 名」 (the whole name when it has no space)."""
     return name.split(" ", 1)[1] if " " in name else name
@@ -119,14 +131,8 @@ class FamilyNotices:
 
     async def _apply_once(self, notice) -> None:
         """One notice as a change of kizon's own, under its key: answered from the ledger if a crash left it applied."""
-        key = f"koseki:{self.municipality}:{notice.sequence}"
-        with self.changes.pending(key, request_digest("koseki-notice", notice)) as pending:
-            if self.changes.answered(pending, key) is not None:
-                return
-            await self.changes.wait_settled()
-            if self.changes.answered(pending, key) is not None:
-                return  # (the crash's intent was this notice, settled as applied)
-            await self._change(notice)
+        await apply_once(self.changes, f"koseki:{self.municipality}:{notice.sequence}",
+                         request_digest("koseki-notice", notice), lambda: self._change(notice))
 
     async def _change(self, notice) -> None:
         if notice.kind not in KINDS:

@@ -19,7 +19,7 @@ import grpc
 from nodes import guard, rules
 from nodes.authn import Peer
 from nodes.intents import request_digest
-from nodes.kizon.family import retry_later
+from nodes.kizon.family import apply_once, retry_later
 from nodes.kizon.items import CURRENT, REMOVED, mark, next_entry, today_iso
 from nodes.kizon.parts import Changes, Gate, Records
 from nodes.residence import CARD_NUMBER, DEPARTURE, EXPIRY, KINDS, check_change
@@ -144,14 +144,8 @@ class ImmigrationNotices:
 
     async def _apply_once(self, notice) -> None:
         """One notice as a change of kizon's own, under its key: answered from the ledger if a crash left it applied."""
-        key = f"{KEY_PREFIX}{self.municipality}:{notice.sequence}"
-        with self.changes.pending(key, request_digest("moj-notice", notice)) as pending:
-            if self.changes.answered(pending, key) is not None:
-                return
-            await self.changes.wait_settled()
-            if self.changes.answered(pending, key) is not None:
-                return  # (the crash's intent was this notice, settled as applied)
-            await self._change(notice)
+        await apply_once(self.changes, f"{KEY_PREFIX}{self.municipality}:{notice.sequence}",
+                         request_digest("moj-notice", notice), lambda: self._change(notice))
 
     async def _change(self, notice) -> None:
         change = notice.change

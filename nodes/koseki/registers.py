@@ -8,13 +8,12 @@ import re
 
 from nodes import audit, rules
 from nodes.clock import office_today
-from nodes.guard import REQUEST_KEY, current_call
-from nodes.intents import request_digest, request_key
+from nodes.once import SCHEMA as ONCE_SCHEMA, once
 from nodes.reasons import common as C, koseki as F
 from nodes.store import next_counter
 from protos import koseki_pb2, records_pb2
 
-SCHEMA = """
+SCHEMA = ONCE_SCHEMA + """
 CREATE TABLE IF NOT EXISTS registers (          -- 戸籍, by the number the 戸籍 system gave it
     register_number TEXT PRIMARY KEY,
     record BLOB NOT NULL                        -- koseki_pb2.FamilyRegister
@@ -22,11 +21,6 @@ CREATE TABLE IF NOT EXISTS registers (          -- 戸籍, by the number the 戸
 CREATE TABLE IF NOT EXISTS members (            -- the 戸籍 each person with a 住民票コード is 在籍 in now
     resident_code TEXT PRIMARY KEY,
     register_number TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS requests (           -- 届出 made: a retry with the same x-request-id is answered
-    key TEXT PRIMARY KEY,
-    digest BLOB NOT NULL,
-    reply BLOB NOT NULL
 );
 """
 IN_REGISTER, REMOVED = "在籍", "除籍"
@@ -208,7 +202,6 @@ class Registers:
     # -- how a 届出 is made ------------------------------------------------------------------------------------
     def _once(self, request, made, subjects) -> koseki_pb2.FamilyRegisterReply:
         """Make a 届出 once per scoped x-request-id, all in one transaction (the 戸籍, the notices, the answer)."""
-        call = current_call()
         audit.set_batch_subject(subjects)
         notifier = request.notifier
         if not notifier.kind or not notifier.name.strip() or not notifier.identity_document.strip():
@@ -217,22 +210,12 @@ class Registers:
         for text, item in ((notifier.name, "届出人"), (notifier.identity_document, "本人確認書類"),
                            (getattr(request, "notification_date", ""), "届出年月日")):
             rules.check_text(text, item)
-        client_id = call.metadata.get(REQUEST_KEY, "")
-        rules.check_text(client_id, "x-request-id")
-        key = request_key(call.peer.identity.uri, call.operator, call.method, client_id) if client_id else ""
-        digest = request_digest(call.method, request)
-        with self.rt.store.transaction() as db:
-            if key:
-                found = db.execute("SELECT digest, reply FROM requests WHERE key=?", (key,)).fetchone()
-                if found is not None:
-                    if found[0] != digest:
-                        raise C.REQUEST_ID_REUSED(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a "
-                                                  "different 届出")
-                    return koseki_pb2.FamilyRegisterReply.FromString(found[1])
+
+        def build(db):
             reply = koseki_pb2.FamilyRegisterReply()
             made(db, reply)
-            if key:
-                db.execute("INSERT INTO requests VALUES (?,?,?)", (key, digest, reply.SerializeToString()))
+            return reply
+        reply = once(self.rt.store, request, build, koseki_pb2.FamilyRegisterReply, "届出")
         self.outbox.wake("kizon")
         return reply
 

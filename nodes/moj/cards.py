@@ -4,21 +4,14 @@ transaction; a retry with the same x-request-id is answered with the first answe
 from __future__ import annotations
 
 from nodes import audit, rules
-from nodes.guard import REQUEST_KEY, current_call
-from nodes.intents import request_digest, request_key
+from nodes.once import SCHEMA as ONCE_SCHEMA, once
 from nodes.residence import ENDING, STATUSES, VALID, check_change, require_card_number
 from nodes.moj.notices import Notices
 from nodes.moj.store import CardStore
 from nodes.reasons import common as C, moj as R
 from protos import common_pb2, moj_pb2
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (           -- changes recorded: a retry with the same x-request-id is answered
-    key TEXT PRIMARY KEY,
-    digest BLOB NOT NULL,
-    reply BLOB NOT NULL                         -- the moj_pb2.ImmigrationNotice it was answered with
-);
-"""
+SCHEMA = ONCE_SCHEMA  # (the changes recorded, each answered once: nodes/once.py)
 
 
 class ResidenceCards:
@@ -70,23 +63,7 @@ class ResidenceCards:
 
     def _once(self, request, made) -> moj_pb2.ImmigrationNotice:
         """Record a change once per scoped x-request-id, in one transaction (the card, the notice, the answer)."""
-        call = current_call()
-        client_id = call.metadata.get(REQUEST_KEY, "")
-        rules.check_text(client_id, "x-request-id")
-        key = request_key(call.peer.identity.uri, call.operator, call.method, client_id) if client_id else ""
-        digest = request_digest(call.method, request)
-        with self.rt.store.transaction() as db:
-            if key:
-                found = db.execute("SELECT digest, reply FROM requests WHERE key=?", (key,)).fetchone()
-                if found is not None:
-                    if found[0] != digest:
-                        raise C.REQUEST_ID_REUSED(f"依頼管理番号 rule: {REQUEST_KEY} {client_id} was used for a "
-                                                  "different change")
-                    return moj_pb2.ImmigrationNotice.FromString(found[1])
-            reply = made(db)
-            if key:
-                db.execute("INSERT INTO requests VALUES (?,?,?)", (key, digest, reply.SerializeToString()))
-        return reply
+        return once(self.rt.store, request, made, moj_pb2.ImmigrationNotice, "change")
 
     def get(self, request: moj_pb2.ResidenceCardKey) -> moj_pb2.ResidenceCardRecord:
         """The card held under a number (a replaced one names the card that replaced it)."""
