@@ -229,7 +229,7 @@ def test_a_cs_restored_without_its_roll_forward_numbers_nothing(net, tmp_path, m
     assert run_testbed(net, "restore", CS, "--stop", "--from", str(path)) == 0
     capsys.readouterr()
     log = net.state_dir / "data" / CS / "audit.jsonl"
-    poll(lambda: "behind the prefecture" in log.read_text(encoding="utf-8"), 30,
+    poll(lambda: "behind the prefecture" in log.read_text(encoding="utf-8"), 90,
          "the restarted CS to find itself behind its prefecture")  # (its comparison at start, audited)
     with Counter(net, A) as clerk:
         with refused(grpc.StatusCode.FAILED_PRECONDITION, reason=R.SEQUENCE_BEHIND_PREFECTURE.reason):
