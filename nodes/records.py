@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
+from nodes import characters
 from protos import records_pb2
 
 
@@ -26,22 +27,120 @@ def copy_common(source, target_class):
 
 
 def identity_info(record: records_pb2.ResidentRecord, *, operator: str = "", terminal: str = "") -> records_pb2.IdentityInfo:
-    """本人確認情報 of a 住民票 (PIA 別添1 (2)); the CS numbers it later."""
+    """本人確認情報 of a 住民票 (PIA 別添1 (2)), its 外字 items computed; the CS numbers it later."""
     info = copy_common(record, records_pb2.IdentityInfo)
     info.operator_id = operator
     info.terminal_id = terminal
+    info.name_kana_seion = characters.kana_seion(record.name_kana)
+    fill_identity_characters(info)
     return info
 
 
-def delivery_info(record: records_pb2.ResidentRecord) -> records_pb2.DeliveryInfo:
-    """送付先情報 of a newly numbered resident (PIA 別添1 (3)), addressed to the resident's home."""
+# The text items of 本人確認情報 and the 外字数 item each has (PIA 別添1 (2) items 2/3, 11/12, 18/19, 37/38).
+IDENTITY_GAIJI = (("name_kanji", "name_gaiji_count"), ("address", "address_gaiji_count"),
+                  ("previous_address", "previous_address_gaiji_count"),
+                  ("former_surname_kanji", "former_surname_gaiji_count"))
+
+
+def fill_identity_characters(info: records_pb2.IdentityInfo) -> None:
+    """The 外字数 of each text item of 本人確認情報 and its 外字フラグ, by their definition (nodes/characters.py)."""
+    flag = False
+    for text, count in IDENTITY_GAIJI:
+        n = characters.gaiji_count(getattr(info, text))
+        setattr(info, count, n)
+        flag = flag or n > 0
+    info.gaiji_flag = flag
+
+
+def identity_character_errors(info: records_pb2.IdentityInfo) -> list[str]:
+    """The 外字 items of 本人確認情報 that differ from their definition (empty when they all agree)."""
+    wrong = []
+    flag = False
+    for text, count in IDENTITY_GAIJI:
+        n = characters.gaiji_count(getattr(info, text))
+        flag = flag or n > 0
+        if getattr(info, count) != n:
+            wrong.append(f"{count} {getattr(info, count)} (its {text} holds {n})")
+    if info.gaiji_flag != flag:
+        wrong.append(f"gaiji_flag {info.gaiji_flag} (the items hold {'some' if flag else 'no'} 外字)")
+    return wrong
+
+
+PRINT_CATEGORY = "1"  # 印刷区分 (the testbed's code): 1 個人番号通知書 with the 交付申請書
+
+
+def delivery_info(record: records_pb2.ResidentRecord, office=None, *, operator: str = "", terminal: str = "",
+                  processing_date: str = "", control_number: str = "") -> records_pb2.DeliveryInfo:
+    """送付先情報 of a newly numbered resident (PIA 別添1 (3), all 67 items): addressed to the resident's home, with
+    the office (nodes/offices.Office) that hands the card over, the 外字 items and the 代替文字 for a receiver that
+    shows only JIS X 0213."""
     info = copy_common(record, records_pb2.DeliveryInfo)
+    info.delivery_control_number = control_number
     info.delivery_postal_code = record.postal_code
     info.delivery_address_kanji = record.address
-    info.delivery_address_kanji_length = len(record.address)
     info.delivery_name_kanji = record.name_kanji
-    info.delivery_name_kanji_length = len(record.name_kanji)
+    if office is not None:
+        info.municipality_name = office.name
+        info.municipality_postal_code = office.postal_code
+        info.municipality_address = office.address
+        info.municipality_phone = office.phone
+        info.issuing_place_name = office.issuing_place
+        info.issuing_place_postal_code = office.postal_code
+        info.issuing_place_address = office.address
+        info.issuing_place_phone = office.phone
+        info.card_delivery_place_name = office.card_delivery_place
+        info.card_delivery_place_postal_code = office.postal_code
+        info.card_delivery_place_address = office.address
+        info.card_delivery_place_phone = office.phone
+    info.target_person_count = 1
+    info.processing_date = processing_date
+    info.operator_id, info.terminal_id = operator, terminal
+    info.print_category = PRINT_CATEGORY
+    fill_delivery_characters(info)
     return info
+
+
+# The text items of 送付先情報 with their 項目長 and 外字数 items ("" where the item list has none).
+DELIVERY_TEXTS = (
+    ("delivery_address_kanji", "delivery_address_kanji_length", "delivery_address_kanji_gaiji_count"),
+    ("delivery_name_kanji", "delivery_name_kanji_length", "delivery_name_kanji_gaiji_count"),
+    ("municipality_name", "municipality_name_length", ""),
+    ("municipality_address", "municipality_address_length", "municipality_address_gaiji_count"),
+    ("issuing_place_name", "issuing_place_name_length", "issuing_place_name_gaiji_count"),
+    ("issuing_place_address", "issuing_place_address_length", "issuing_place_address_gaiji_count"),
+    ("card_delivery_place_name", "card_delivery_place_name_length", "card_delivery_place_name_gaiji_count"),
+    ("card_delivery_place_address", "card_delivery_place_address_length", "card_delivery_place_address_gaiji_count"),
+    ("name_kanji", "name_kanji_length", "name_kanji_gaiji_count"),
+    ("name_kana", "name_kana_length", ""),
+    ("address", "address_length", "address_gaiji_count"),
+    ("former_surname_kanji", "", "former_surname_gaiji_count"),
+)
+
+
+def fill_delivery_characters(info: records_pb2.DeliveryInfo) -> None:
+    """The 項目長 (in characters as the register counts them) and 外字数 of each text item of 送付先情報, its 外字フラグ
+    and 外字パターン, and the 代替文字 of 氏名 and 住所 with their positions and the 代替文字変換結果."""
+    flag = False
+    for text, length, count in DELIVERY_TEXTS:
+        value = getattr(info, text)
+        if length:
+            setattr(info, length, len(characters.characters(value)))
+        if count:
+            n = characters.gaiji_count(value)
+            setattr(info, count, n)
+            flag = flag or n > 0
+    info.gaiji_flag = flag
+    info.gaiji_pattern = characters.pattern(info.name_kanji, info.address)
+    name, address = characters.substitute(info.name_kanji), characters.substitute(info.address)
+    results = {name.result, address.result}
+    info.substitute_conversion_result = "2" if "2" in results else ("1" if "1" in results else "0")
+    for sub, text, length, positions in ((name, "substitute_name", "substitute_name_length", "substitute_name_positions"),
+                                         (address, "substitute_address", "substitute_address_length",
+                                          "substitute_address_positions")):
+        # (the 代替文字 form only where it differs: otherwise the original is what every receiver shows)
+        setattr(info, text, sub.text if sub.positions else "")
+        setattr(info, length, len(characters.characters(sub.text)) if sub.positions else 0)
+        setattr(info, positions, sub.positions_text)
 
 
 # The 本人確認情報 items that kizon's 住民票 and the CS's file must agree on (整合性確認 kizon ↔ CS): the

@@ -6,6 +6,7 @@ import datetime as dt
 from nodes import rules, settings
 from nodes.clock import office_today
 from nodes.numbers import individual_number_valid
+from nodes.records import identity_character_errors
 from nodes.reasons import common as C, cs as R
 from protos import records_pb2
 
@@ -60,6 +61,9 @@ def check_items(info: records_pb2.IdentityInfo) -> None:
     rules.require_text(info.address, "住所")
     if info.previous_municipality_code:
         rules.require_municipality_code(info.previous_municipality_code, "前住所地市町村コード")
+    wrong = identity_character_errors(info)
+    if wrong:
+        raise C.GAIJI_ITEMS(f"外字数 rule: {info.resident_code} states {'; '.join(wrong)}")
 
 
 def changed_items(before: records_pb2.IdentityInfo, after: records_pb2.IdentityInfo) -> list[str]:

@@ -23,6 +23,7 @@ import grpc
 from nodes import clock, settings
 from nodes.cs import parts
 from nodes.outbox import PERMANENT
+from nodes.records import fill_delivery_characters
 from protos import card_pb2, common_pb2, records_pb2
 
 log = logging.getLogger("nodes.cs")  # one logger name for the whole node
@@ -79,8 +80,9 @@ def refreshed(delivery: records_pb2.DeliveryInfo, national: records_pb2.Identity
     fresh = records_pb2.DeliveryInfo()
     fresh.CopyFrom(delivery)
     fresh.name_kanji, fresh.address = national.name_kanji, national.address
-    fresh.delivery_name_kanji, fresh.delivery_name_kanji_length = national.name_kanji, len(national.name_kanji)
-    fresh.delivery_address_kanji, fresh.delivery_address_kanji_length = national.address, len(national.address)
+    fresh.delivery_name_kanji = national.name_kanji
+    fresh.delivery_address_kanji = national.address
+    fill_delivery_characters(fresh)  # (the lengths, 外字 and 代替文字 of the new name and address)
     return fresh
 
 

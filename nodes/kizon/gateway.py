@@ -10,12 +10,16 @@ one place so that a site that replaces kizon keeps them:
   sent from the card steps.
 
 The notices and the list are served as a service of their own (KizonGateway), which no counter terminal reaches
-(nodes/policy.py). The 文字同定 of 外字 is not modelled yet (issue 22)."""
+(nodes/policy.py). Its register holds standard characters (nodes/characters.py): a vendor's
+外字 are identified when its register moves in (the migration's 文字同定, docs/characters.md)."""
 from __future__ import annotations
 
 from nodes.kizon.family import AnnexWriter
 from nodes.kizon.immigration import MunicipalityNoticeWriter
+import hashlib
+
 from nodes.kizon.items import CURRENT, today_iso
+from nodes.offices import office_of
 from nodes.records import delivery_info, identity_info
 from protos import gateway_pb2, gateway_pb2_grpc, identity_pb2, records_pb2
 
@@ -28,6 +32,7 @@ class Layout:
     def __init__(self, runtime, municipality: str, register):
         self.annex = AnnexWriter(runtime.topology, municipality)  # 戸籍附票通知 to the 本籍地 of whom a change moves
         self.immigration = MunicipalityNoticeWriter(runtime, municipality, register)  # 市町村通知 to 法務省
+        self.office = office_of(runtime.topology, municipality)  # who sends the 個人番号通知書 and hands the card over
 
     def fill(self, update: identity_pb2.IdentityUpdate, record: records_pb2.ResidentRecord, *, key: str,
              operator: str, terminal: str, former: str = "", delivery: bool = False) -> None:
@@ -46,7 +51,15 @@ class Layout:
             update.info.former_resident_code = former
             update.info.resident_code_use_date = today_iso()
         if delivery:
-            update.delivery.CopyFrom(delivery_info(record))
+            # 送付先管理番号: one per 送付先情報, the same for a retry of the same change (its key)
+            control = municipality_control(record.municipality_code, key)
+            update.delivery.CopyFrom(delivery_info(record, self.office, operator=operator, terminal=terminal,
+                                                   processing_date=today_iso(), control_number=control))
+
+
+def municipality_control(municipality: str, key: str) -> str:
+    """送付先管理番号 of the 送付先情報 a change (by its key) sends: the 市町村コード and 14 digits of the key's digest."""
+    return municipality + f"{int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], 'big') % 10**14:014d}"
 
 
 class GatewayServicer(gateway_pb2_grpc.KizonGatewayServicer):

@@ -23,6 +23,8 @@ ITEM_LENGTH = rule("ITEM_LENGTH", S.INVALID_ARGUMENT, "common", "PIA 別添1; DE
                    "a text item is within its length")
 ITEM_CHARACTERS = rule("ITEM_CHARACTERS", S.INVALID_ARGUMENT, "common", "DESIGN §4",
                        "a text item holds no control, format or surrogate character")
+GAIJI_ITEMS = rule("GAIJI_ITEMS", S.INVALID_ARGUMENT, "common", "PIA 別添1 (2) 外字数・外字フラグ; docs/characters.md",
+                   "the 外字数 and 外字フラグ of a record are those its items hold by the definition")
 SET_BY_SERVER = rule("SET_BY_SERVER", S.INVALID_ARGUMENT, "common", "DEVELOPERS: the server decides",
                      "items the office derives (numbers, history, status, dates) are not set by the request")
 SEX_CODE = rule("SEX_CODE", S.INVALID_ARGUMENT, "common", "PIA 別添1 (性別)",
