@@ -113,6 +113,7 @@ def test_reading_transfer_and_death_reach_the_register(net, office):
     office(office.koseki.RecordReading, koseki_pb2.ReadingRequest(resident_code=reader.resident_code,
                                                                   surname_kana="ヨミ", given_name_kana="カタ"))
     poll(lambda: _resident(office, reader.resident_code).name_kana == "ヨミ カタ", timeout=20, what="the 振り仮名")
+    assert _resident(office, reader.resident_code).name_kana_confirmed  # (recorded by 届出: no longer presumed)
     with refused(grpc.StatusCode.FAILED_PRECONDITION, reason="READING_ONCE"):
         office(office.koseki.RecordReading, koseki_pb2.ReadingRequest(resident_code=reader.resident_code,
                                                                       surname_kana="ヨミ", given_name_kana="カタ"))

@@ -165,6 +165,7 @@ class FamilyNotices:
                     else record.name_kana
             if notice.kind == "振り仮名":
                 record.name_kana = f"{notice.surname_kana} {notice.given_name_kana}"
+                record.name_kana_confirmed = True  # (recorded by 届出 in the 戸籍: no longer presumed)
             if notice.honseki:
                 record.honseki = notice.honseki
             if notice.hittousha:

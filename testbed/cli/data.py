@@ -14,6 +14,9 @@ from testbed.cli.common import Refusal, known_municipality, open_network
 from testbed.client import channel, console_cert
 
 
+EXPORT = "population export"  # the command its refusals name
+
+
 def register(sub) -> None:
     """Add the data commands to the subcommands of `testbed`."""
     pop = sub.add_parser("population", help="generated populations").add_subparsers(dest="population_command", required=True)
@@ -23,6 +26,17 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", help="write it: .jsonl for JSON Lines, else length-delimited protobuf")
     p.set_defaults(func=cmd_population_generate)
+    p = pop.add_parser("export", help="write a generated population as a foreign vendor's export (中間標準レイアウト)")
+    p.add_argument("--layout", choices=["intermediate"], default="intermediate",
+                   help="intermediate: docs/intermediate-layout.md")
+    p.add_argument("--encoding", choices=["cp932", "utf-8"], default="cp932")
+    p.add_argument("--municipality", default="142140")
+    p.add_argument("--residents", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plant", action="append", default=[], metavar="RULE=RATE",
+                   help="break a share of the records by a precheck rule (testbed/migration/plant.py); repeatable")
+    p.add_argument("--out", required=True, help="the folder to write the export into")
+    p.set_defaults(func=cmd_population_export)
 
     p = sub.add_parser("load", help="generate and load residents into the running network (移行)")
     p.add_argument("--residents", type=int, default=10_000, help="per municipality")
@@ -61,6 +75,76 @@ def cmd_population_generate(args) -> int:
           f"(seed {args.seed}, {seconds:.1f} s)" + (f", written to {args.out}" if args.out else ""))
     print("  " + ", ".join(f"{k} {v:.3f}" for k, v in shares.items()))
     return 0
+
+
+def cmd_population_export(args) -> int:
+    """testbed population export: a generated population as a foreign vendor's export, with the municipality's
+    vendor 外字 table (and records broken on purpose with --plant)."""
+    rates = _plant_rates(args.plant)
+    if args.residents < 1:
+        raise Refusal(f"--residents {args.residents}: give at least 1", command=EXPORT)
+    # (here, not at the top: they bring Faker, which `testbed --help` need not load)
+    from scenarios.population import Generator
+    from testbed.load import place_name
+    from testbed.migration import intermediate
+    network = open_network(args)
+    try:
+        known_municipality(network, args.municipality)  # (its addresses begin with the topology's name of it)
+    except Refusal as exc:
+        raise Refusal(str(exc), command=EXPORT) from None
+    try:
+        from scenarios.characters import vendor_table
+    except ImportError as exc:
+        if exc.name != "scenarios.characters":
+            raise
+        raise Refusal("the vendors' 外字 tables (scenarios/characters.py, vendor_table) are not there: "
+                      "this checkout cannot write a vendor's export yet", command=EXPORT) from None
+    started = time.perf_counter()
+    generator = Generator(args.municipality, place_name(network.topology, args.municipality), args.seed)
+    try:
+        records = intermediate.as_vendor_register(generator.residents(args.residents))
+    except ValueError as exc:
+        raise Refusal(f"{exc}: give another --municipality or fewer --residents", command=EXPORT) from None
+    planted = []
+    if rates:
+        try:
+            from testbed.migration.plant import plant
+        except ImportError as exc:
+            if exc.name != "testbed.migration.plant":
+                raise
+            raise Refusal("--plant needs testbed/migration/plant.py, which this checkout does not have: "
+                          "leave out --plant", command=EXPORT) from None
+        try:
+            records, planted = plant(records, rates, args.seed)
+        except ValueError as exc:
+            raise Refusal(f"--plant: {exc}", command=EXPORT) from None
+    # (the vendor's table lists every 外字 its register holds: a planted one too, unidentified)
+    table = intermediate.with_register_gaiji(vendor_table(args.municipality), records)
+    try:
+        manifest = intermediate.write_export(Path(args.out), args.municipality, records, table, args.encoding)
+    except intermediate.VendorExportError as exc:
+        raise Refusal(f"the export cannot be written: {exc}", command=EXPORT) from None
+    except OSError as exc:
+        raise Refusal(f"--out {args.out}: {exc.strerror or exc}", command=EXPORT) from None
+    counts = {f["name"]: f["records"] for f in manifest["files"]}
+    print(f"{counts['個人.csv']} residents of {args.municipality} in {counts['世帯.csv']} households, "
+          f"{counts['外字.csv']} vendor 外字" + (f", {len(planted)} records planted" if rates else "") +
+          f" ({manifest['layout']} {manifest['version']}, {manifest['文字コード']}, seed {args.seed}, "
+          f"{time.perf_counter() - started:.1f} s) → {args.out}")
+    return 0
+
+
+def _plant_rates(given: list[str]) -> dict[str, float]:
+    """--plant RULE=RATE options as rates by rule (the rules themselves are plant's to check)."""
+    rates = {}
+    for option in given:
+        rule, _, rate = option.partition("=")
+        try:
+            rates[rule.strip()] = float(rate)
+        except ValueError:
+            raise Refusal(f"--plant {option!r}: give RULE=RATE, a rate between 0 and 1 (e.g. sex-code=0.01)",
+                          command=EXPORT) from None
+    return rates
 
 
 def write_population(path: Path, records) -> None:

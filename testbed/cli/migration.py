@@ -7,7 +7,7 @@ import logging
 import shlex
 from pathlib import Path
 
-from testbed.cli.common import Refusal, open_network
+from testbed.cli.common import Refusal, known_municipality, open_network
 from testbed.migration import layout, report
 
 # testbed.bastion and testbed.migration.rehearsal are imported in the commands that use them, not here: they bring
@@ -18,8 +18,21 @@ def register(sub) -> None:
     """Add the 移行 commands to the subcommands of `testbed`."""
     p = sub.add_parser("migrate", help="移行 rehearsal: freeze, export, SFTP, load, verify, cut over, decommission "
                        "(rolls back on a failed check)")
-    p.add_argument("municipality", nargs="?", help="e.g. 142140")
+    p.add_argument("municipality", nargs="?", help="e.g. 142140; or `precheck` followed by the municipality: the "
+                   "cleansing precheck (what would fail the move, by rule, with counts), changing nothing")
+    p.add_argument("precheck_of", nargs="?", metavar="M", help=argparse.SUPPRESS)
     p.add_argument("--to", help="the target site the topology names (e.g. gcloud)")
+    p.add_argument("--vendor-layout", choices=["intermediate"],
+                   help="carry the 住民票 in a foreign vendor's export (中間標準レイアウト, docs/intermediate-layout.md) "
+                        "and identify its 外字 (文字同定) at the target before the load")
+    p.add_argument("--encoding", choices=["cp932", "utf-8"], default="cp932", help="the vendor export's 文字コード")
+    p.add_argument("--accept-unmapped", action="append", default=[], metavar="CODE",
+                   help="a vendor 外字 with no standard character to carry as it is (U+E000 or its CP932 code F040); "
+                        "without, such a 外字 stops the run before the load")
+    p.add_argument("--export", type=Path, metavar="DIR",
+                   help="(precheck) a vendor's export to check, in place of the live register")
+    p.add_argument("--target", choices=["jisx0213", "mj"], default="jisx0213",
+                   help="(precheck) the characters the target holds: JIS X 0213 (with 代替文字), or every standard one")
     p.add_argument("--inject", action="append", default=[], metavar="FAULT",
                    help="make a fault happen in the run: corrupt-file, drop-record, interrupt-transfer, slow-link")
     p.add_argument("--json", help="write the report as JSON to this file")
@@ -45,6 +58,10 @@ def cmd_migrate(args) -> int:
     if args.layout:
         print(layout.markdown())
         return 0
+    if args.municipality == "precheck":
+        return cmd_precheck(args)
+    if args.precheck_of:
+        raise Refusal(f"unexpected {args.precheck_of!r} after the municipality; see `testbed migrate --help`")
     from testbed.migration import rehearsal  # (asyncssh: see the top)
     unknown = [i for i in args.inject if i not in rehearsal.INJECTIONS]
     if not args.municipality or not args.to or unknown:
@@ -61,7 +78,9 @@ def cmd_migrate(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     try:
-        run = rehearsal.Rehearsal(network, args.municipality, args.to, tuple(args.inject)).run()
+        run = rehearsal.Rehearsal(network, args.municipality, args.to, tuple(args.inject),
+                                  vendor_layout=args.vendor_layout, encoding=args.encoding,
+                                  accept_unmapped=tuple(args.accept_unmapped)).run()
     except rehearsal.StepFailed as exc:
         raise Refusal(str(exc)) from None
     for step in run["steps"]:
@@ -78,6 +97,28 @@ def cmd_migrate(args) -> int:
     if run["result"] == "passed":
         return 0
     return 1 if run["rolled_back"] else 3  # (3: the rollback did not restore everything: look before anything else)
+
+
+def cmd_precheck(args) -> int:
+    """testbed migrate precheck M: the records that would fail the move, by rule, with counts; exit 1 when any."""
+    from testbed.migration import precheck
+    if not args.precheck_of:
+        raise Refusal("give the municipality: testbed migrate precheck 142140 [--export DIR]")
+    network = open_network(args)
+    known_municipality(network, args.precheck_of)
+    try:
+        if args.export:
+            found = precheck.from_export(args.export, args.precheck_of, args.target, network=network)
+        else:
+            found = precheck.from_network(network, args.precheck_of, args.target)
+    except (precheck.PrecheckError, ValueError) as exc:
+        raise Refusal(str(exc)) from None
+    for line in found.table():
+        print(line)
+    if args.json:
+        precheck.write_json(found, Path(args.json))
+        print(f"JSON: {args.json}")
+    return 0 if found.ok else 1
 
 
 def cmd_bastion(args) -> int:

@@ -1,7 +1,10 @@
 """`testbed migrate M --to SITE`: the government-cloud migration rehearsal as named, timed steps (DESIGN §7).
 
 freeze → export → transfer → load → verify → cut over → decommission, each step recorded with its start,
-end, result and figures. A failed verify (or any step before the cut over) rolls back: the target is wiped
+end, result and figures. With a vendor layout (`--vendor-layout intermediate`), the old
+site's register leaves in a foreign vendor's export (testbed/migration/intermediate.py: CP932 or UTF-8, the vendor's
+外字 in the user-defined area with its 外字 table), and a 文字同定 step at the target identifies every 外字 before
+the load: one left without a standard character stops the run unless it is named as accepted. A failed verify (or any step before the cut over) rolls back: the target is wiped
 and the old site re-opens as it was, each part of that checked and reported on its own (a rollback that could
 not restore something says what, and is never reported as done). Faults can be injected to see the right step
 catch them. One migration of a network runs at a time (MigrationLock): a second one is refused at once,
@@ -31,7 +34,8 @@ from nodes.tls import ClientCert
 from protos import common_pb2, migration_pb2, migration_pb2_grpc, kizon_pb2_grpc
 from testbed import processes
 from testbed.client import channel, console_cert
-from testbed.migration import layout, sftp
+from nodes import characters as chars
+from testbed.migration import intermediate, layout, sftp
 
 INJECTIONS = {
     "corrupt-file": "a byte of history.csv changed at the target after the transfer (caught by the arrival digest check; sent again)",
@@ -46,6 +50,7 @@ TRANSPORT_TRIES = 3  # times a step's call is made when gRPC could not deliver i
 TRANSPORT_PAUSE = 1.0  # seconds before the second try, twice that before the third
 BATCH = 1000  # migration items per message of an import
 SFTP_MARKER = b"testbed.migration.sftp"  # in the SFTP server's command line (also confined)
+VENDOR_FOLDER = "vendor"  # where a vendor layout's files go, beside the testbed layout's (each has its manifest)
 SFTP_TIMEOUT = 15.0  # seconds the SFTP server has to bind its port and publish it
 log = logging.getLogger("testbed.migrate")
 
@@ -140,8 +145,12 @@ def _now() -> str:
 class Rehearsal:
     """One rehearsal of moving a municipality's kizon and atena to a target site."""
 
-    def __init__(self, network, municipality: str, site: str, inject: tuple[str, ...] = (), vendor: str = VENDOR):
+    def __init__(self, network, municipality: str, site: str, inject: tuple[str, ...] = (), vendor: str = VENDOR,
+                 vendor_layout: str | None = None, encoding: str = "cp932", accept_unmapped: tuple[str, ...] = ()):
         self.network, self.municipality, self.site, self.inject, self.vendor = network, municipality, site, inject, vendor
+        self.vendor_layout, self.encoding = vendor_layout, encoding  # (None: the testbed's own layout carries it all)
+        self.accept_unmapped = {_code_point(c) for c in accept_unmapped}  # unidentified 外字 the run carries as they are
+        self.identified = None  # the vendor export as 文字同定 left it (intermediate.Import)
         topology = network.topology
         self.old = {n.kind: n for n in topology.nodes if n.municipality == municipality and n.kind in ("kizon", "atena")}
         self.new = {n.kind: n for n in topology.targets if n.municipality == municipality and n.site == site}
@@ -175,8 +184,10 @@ class Rehearsal:
         started = time.monotonic()
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._check_ready()
-        plan = [("freeze", self.freeze), ("export", self.export), ("transfer", self.transfer), ("load", self.load),
-                ("verify", self.verify), ("cut over", self.cut_over), ("decommission", self.decommission)]
+        plan = [("freeze", self.freeze), ("export", self.export), ("transfer", self.transfer)]
+        plan += [("文字同定", self.identify)] if self.vendor_layout else []
+        plan += [("load", self.load), ("verify", self.verify), ("cut over", self.cut_over),
+                 ("decommission", self.decommission)]
         failed = None
         try:
             for name, action in plan:
@@ -238,12 +249,26 @@ class Rehearsal:
             history = [i for i, (_, item) in enumerate(items) if item.WhichOneof("item") == "history"]
             dropped = items.pop(history[len(history) // 2])[1].history
             step.figures["injected"] = f"dropped 住民票 entry {dropped.atena_number}/{dropped.history_number}"
+        meta = {"municipality": self.municipality, "source_site": "office", "target_site": self.site,
+                "created_at": _now(), "frozen_since": self.downtime["start"]}
+        if self.vendor_layout:  # the 住民票 in the vendor's layout; the rest (採番, 交付履歴, 宛名) in the testbed's
+            history = [item.history for _, item in items if item.WhichOneof("item") == "history"]
+            items = [(kind, item) for kind, item in items if item.WhichOneof("item") != "history"]
+            # (the vendor's table lists every private-use 外字 its register holds, identified or not)
+            from scenarios.characters import vendor_table  # (Faker-free, but only a vendor layout needs it)
+            table = intermediate.with_register_gaiji(vendor_table(self.municipality), history)
+            try:
+                vendor = intermediate.write_export(self.export_dir / VENDOR_FOLDER, self.municipality, history, table,
+                                                   self.encoding)
+            except intermediate.VendorExportError as exc:
+                raise StepFailed(f"the register cannot be written in the vendor's layout: {exc}") from None
+            meta["register"] = f"{VENDOR_FOLDER}/ ({vendor['layout']} {vendor['version']}, {vendor['文字コード']})"
+            step.figures.update({f"{VENDOR_FOLDER}/{e['name']}": e["records"] for e in vendor["files"]
+                                 if not e["name"].startswith("コード表")})
         entries = [layout.write_file(self.export_dir, spec, layout.rows_of(items, spec)) for spec in layout.FILES]
-        layout.write_manifest(self.export_dir, entries, {
-            "municipality": self.municipality, "source_site": "office", "target_site": self.site,
-            "created_at": _now(), "frozen_since": self.downtime["start"]})
-        step.figures.update({e["name"]: e["records"] for e in entries})
-        step.figures["bytes"] = sum(e["bytes"] for e in entries)
+        layout.write_manifest(self.export_dir, entries, meta)
+        step.figures.update({e["name"]: e["records"] for e in entries if e["records"] or not self.vendor_layout})
+        step.figures["bytes"] = sum(p.stat().st_size for p in self.export_dir.rglob("*") if p.is_file())
 
     def _export_items(self, nodes: dict) -> list[tuple[str, migration_pb2.MigrationItem]]:
         items = []
@@ -267,7 +292,12 @@ class Rehearsal:
         address = self._start_sftp()
         manifest = layout.read_manifest(self.export_dir)
         files = [self.export_dir / f["name"] for f in manifest["files"]] + [self.export_dir / layout.MANIFEST]
-        total = sum(p.stat().st_size for p in files)
+        vendor_files = []
+        if self.vendor_layout:  # (into a folder of their own at the target: the two manifests share a name)
+            listed = intermediate.read_manifest(self.export_dir / VENDOR_FOLDER)
+            vendor_files = [self.export_dir / VENDOR_FOLDER / f["name"] for f in listed["files"]] + \
+                [self.export_dir / VENDOR_FOLDER / intermediate.MANIFEST]
+        total = sum(p.stat().st_size for p in files + vendor_files)
         link = sftp.Link()
         if "interrupt-transfer" in self.inject:
             link.drop_after = total // 2
@@ -276,6 +306,13 @@ class Rehearsal:
             step.figures["link_rate_bytes_per_s"] = link.rate
         host_pub = host_key.export_public_key()
         sent = asyncio.run(sftp.send(address, self.vendor, vendor_key, host_pub, files, self.run_id, link))
+        if vendor_files:
+            more = asyncio.run(sftp.send(address, self.vendor, vendor_key, host_pub, vendor_files,
+                                         f"{self.run_id}/{VENDOR_FOLDER}", link))
+            sent.bytes, sent.attempts, sent.seconds = sent.bytes + more.bytes, sent.attempts + more.attempts, \
+                sent.seconds + more.seconds
+            sent.resumed += more.resumed
+            files = files + vendor_files
         if "corrupt-file" in self.inject:
             target = self.inbox / self.run_id / "history.csv"
             data = bytearray(target.read_bytes())
@@ -331,6 +368,74 @@ class Rehearsal:
     def _stop_sftp(self) -> None:
         processes.stop_recorded(self._sftp_record, SFTP_MARKER)
 
+    # -- 文字同定 --------------------------------------------------------------------------------------------
+    def identify(self, step: Step) -> None:
+        """The vendor's export read at the target and held to its layout, every 外字 identified through the vendor's
+        外字 table; a 外字 left without a standard character stops the run unless the run names it as accepted."""
+        try:
+            self.identified = intermediate.read_export(self.inbox / self.run_id / VENDOR_FOLDER)
+        except intermediate.VendorExportError as exc:
+            raise StepFailed(f"the vendor's export does not follow its layout: {exc}") from None
+        work = self.identified.characters
+        step.figures.update({"records": len(self.identified.records), "外字 identified": work.mapped,
+                             "外字 unmapped": work.unmapped, "records with 外字": work.records_with_gaiji,
+                             "文字コード": self.identified.manifest.get("文字コード", "")})
+        refused = [c for c in work.unmapped_codes if c not in self.accept_unmapped]
+        accepted = [c for c in work.unmapped_codes if c in self.accept_unmapped]
+        for use in work.examples:
+            state = "identified" if use.standard else ("accepted" if use.code in self.accept_unmapped else "unmapped")
+            step.checks.append((f"外字 U+{ord(use.code):04X} ({use.cp932}) {use.description}",
+                                "failed" if state == "unmapped" else "ok",
+                                f"{state}{' as ' + use.standard if use.standard else ''}: {use.count} in "
+                                f"{', '.join(sorted(use.items))}; e.g. {', '.join('/'.join(r) for r in use.records[:3])}"))
+        if accepted:
+            step.message = f"carried as they are (accepted): {', '.join(f'U+{ord(c):04X}' for c in accepted)}"
+        if refused:
+            users = sum(u.count for u in work.examples if u.code in refused)
+            raise StepFailed(f"文字同定: {len(refused)} 外字 without a standard character ({users} uses): "
+                             f"{', '.join(f'U+{ord(c):04X}' for c in refused)}; identify them in the vendor's 外字 table, "
+                             "or name them with --accept-unmapped CODE to carry them as they are")
+
+    def characters(self) -> dict | None:
+        """The character work of the run for its report: identified, unmapped and what a JIS X 0213 receiver gets as
+        代替文字 (nodes/characters.py), each with examples; None without a vendor export."""
+        if self.identified is None:
+            return None
+        work = self.identified.characters
+        def example(use):
+            return {"code": f"U+{ord(use.code):04X} ({use.cp932})", "description": use.description,
+                    "standard": use.standard, "count": use.count,
+                    "records": ["/".join(r) for r in use.records]}
+        substituted: dict[str, dict] = {}
+        records_substituted = 0
+        for record in self.identified.records:
+            hit = False
+            for item in ("name_kanji", "address", "former_surname_kanji"):
+                found = chars.substitute(getattr(record, item))
+                for position in found.positions:
+                    char = chars.characters(getattr(record, item))[position - 1]
+                    entry = substituted.setdefault(char, {"code": " ".join(f"U+{ord(c):04X}" for c in char),
+                                                          "description": chars.kind(char), "count": 0, "records": [],
+                                                          "standard": chars.substitute_char(char) or chars.GETA})
+                    entry["count"] += 1
+                    if len(entry["records"]) < 5:
+                        entry["records"].append(f"{record.atena_number}/{record.resident_code}")
+                    hit = True
+            records_substituted += hit
+        mapped = [u for u in work.examples if u.standard]
+        unmapped = [u for u in work.examples if not u.standard]
+        return {"summary": f"{work.mapped} uses of {len(mapped)} vendor 外字 identified, {work.unmapped} uses of "
+                           f"{len(unmapped)} left without a standard character"
+                           + (f" (accepted: {', '.join(f'U+{ord(c):04X}' for c in sorted(self.accept_unmapped))})"
+                              if self.accept_unmapped else "") + f"; {records_substituted} records a JIS X 0213 "
+                           "receiver gets with 代替文字",
+                "mapped": {"characters": work.mapped, "records": work.records_with_gaiji,
+                           "examples": [example(u) for u in mapped]},
+                "unmapped": {"characters": work.unmapped, "records": len({r for u in unmapped for r in u.records}),
+                             "examples": [example(u) for u in unmapped]},
+                "substituted": {"characters": sum(e["count"] for e in substituted.values()),
+                                "records": records_substituted, "examples": list(substituted.values())[:20]}}
+
     # -- load ------------------------------------------------------------------------------------------------
     def load(self, step: Step) -> None:
         """The files at the target, checked against the layout, into the target kizon and atena by their services."""
@@ -340,6 +445,11 @@ class Rehearsal:
             kizon_items, atena_items, households = layout.items_from_files(arrived)
         except layout.LayoutError as exc:
             raise StepFailed(f"the export does not follow the layout: {exc}") from None
+        if self.identified is not None:  # the 住民票 as 文字同定 left them (the vendor's 世帯.csv was held to them)
+            history = [migration_pb2.MigrationItem(history=r) for r in self.identified.records]
+            kizon_items = [i for i in kizon_items if i.WhichOneof("item") == "counter"] + history + \
+                [i for i in kizon_items if i.WhichOneof("item") not in ("counter", "history")]
+            households = layout.household_rows(self.identified.records)
         derived = layout.household_rows([i.history for i in kizon_items if i.WhichOneof("item") == "history"])
         if derived != households:
             raise StepFailed(f"households.csv does not agree with history.csv ({len(households)} households listed, "
@@ -360,6 +470,8 @@ class Rehearsal:
                 continue
             old_rows, new_rows = old.get(spec.name, {}), new.get(spec.name, {})
             listed = next(f["records"] for f in manifest["files"] if f["name"] == spec.name)
+            if spec.name == "history.csv" and self.identified is not None:  # (carried in the vendor's 個人.csv)
+                listed = len(self.identified.records)
             ok = len(old_rows) == listed == len(new_rows)
             step.checks.append((f"count {spec.name}", "ok" if ok else "failed",
                                 f"old {len(old_rows)}, file {listed}, new {len(new_rows)}"))
@@ -609,7 +721,23 @@ class Rehearsal:
             "lock": {"path": str(MigrationLock(self.network.state_dir).path), "took_over": self.took_over},
             "downtime": self.downtime, "seconds": round(seconds, 3),
             "steps": [asdict(s) for s in self.steps],
+            "vendor_layout": self.vendor_layout, "characters": self.characters(),
         }
+
+
+def _code_point(code: str) -> str:
+    """A 外字 code as a run names it (U+E000, E000, or the CP932 code F040) as its private-use character."""
+    text = code.strip().upper().removeprefix("U+")
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise StepFailed(f"--accept-unmapped {code!r}: give a 外字 code as U+E000 or its CP932 code F040") from None
+    if 0xF040 <= value <= 0xF9FC:
+        try:
+            return bytes.fromhex(text).decode("cp932")
+        except (ValueError, UnicodeDecodeError):
+            raise StepFailed(f"--accept-unmapped {code!r} is not a CP932 user-defined code") from None
+    return chr(value)
 
 
 def _keys(keys: list[str], limit: int = 5) -> str:

@@ -55,6 +55,30 @@ def steps_table(report: dict) -> str:
             "<th>message</th><th>figures</th></tr>" + "".join(rows) + "</table>")
 
 
+def characters_section(report: dict) -> str:
+    """The character work of a run (文字同定 of the vendor's 外字, 代替文字 a JIS X 0213 receiver gets, unmapped 外字),
+    each kind with its count and examples; empty when the run carried no vendor export."""
+    work = report.get("characters")
+    if not work:
+        return ""
+    parts = ["<h2>文字同定</h2>", f"<p>{html.escape(work.get('summary', ''))}</p>"]
+    for kind, title in (("mapped", "identified through the vendor's 外字 table"),
+                        ("unmapped", "unmapped: no standard character (carried only when the run accepts them)"),
+                        ("substituted", "standard characters a JIS X 0213 receiver gets as 代替文字")):
+        found = work.get(kind) or {}
+        examples = found.get("examples", [])
+        parts.append(f"<h3>{html.escape(kind)}: {found.get('characters', 0)} characters in {found.get('records', 0)} "
+                     f"records — {html.escape(title)}</h3>")
+        if examples:
+            parts.append("<table><tr><th>code</th><th>description</th><th>standard</th><th>count</th><th>records and items"
+                         "</th></tr>" + "".join(
+                             f"<tr><td>{html.escape(e.get('code', ''))}</td><td>{html.escape(e.get('description', ''))}</td>"
+                             f"<td>{html.escape(e.get('standard', ''))}</td><td>{e.get('count', 0)}</td>"
+                             f"<td>{html.escape(', '.join(e.get('records', [])[:5]))}</td></tr>" for e in examples)
+                         + "</table>")
+    return "".join(parts)
+
+
 def render(report: dict) -> str:
     """The report as one self-contained HTML page."""
     down = report["downtime"]
@@ -67,6 +91,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 {html.escape(down['end'] or ('not ended: the counters are still closed' if down['start'] else '-'))}
 <b>{'' if down['seconds'] is None else f"{down['seconds']:.2f} s"}</b>; the whole run {report['seconds']:.2f} s.</p>
 {steps_table(report)}
+{characters_section(report)}
 {f'<p style="color:#c00">{html.escape(report["failure"])}</p>' if report.get('failure') else ''}"""
 
 
