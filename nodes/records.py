@@ -172,3 +172,14 @@ def register_differences(record: records_pb2.ResidentRecord, info: records_pb2.I
     flag = 1 if record.status == records_pb2.ResidentRecord.STATUS_REMOVED else 0
     return [name for name in REGISTER_ITEMS
             if (flag if name == "record_status_flag" else getattr(record, name)) != getattr(info, name)]
+
+
+def delivery_character_errors(info: records_pb2.DeliveryInfo) -> list[str]:
+    """The 項目長, 外字 and 代替文字 items of a 送付先情報 that differ from what its texts give (empty when all agree)."""
+    derived = records_pb2.DeliveryInfo()
+    derived.CopyFrom(info)
+    fill_delivery_characters(derived)
+    if derived == info:
+        return []
+    return [f"{f.name} {getattr(info, f.name)!r} (its texts give {getattr(derived, f.name)!r})"
+            for f in info.DESCRIPTOR.fields if getattr(info, f.name) != getattr(derived, f.name)]

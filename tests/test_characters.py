@@ -400,3 +400,24 @@ def test_delivery_info_of_random_names_and_addresses(name, katagaki):
     assert info.gaiji_flag is bool(name_gaiji or address_gaiji)
     for sub in (info.substitute_name, info.substitute_address):
         sub.encode("euc_jis_2004")
+
+
+def test_the_cs_holds_a_delivery_info_to_its_texts():
+    """A 送付先情報 whose 外字数, 項目長 or 代替文字 is not what its texts give is refused under GAIJI_ITEMS (the CS checks it
+    before holding it for the card system); one as delivery_info makes it passes."""
+    import grpc
+    from nodes.cs.checks import check_delivery_items
+    from nodes.refusal import Violation
+    record = records_pb2.ResidentRecord(resident_code="24727059608", name_kanji="髙橋 𠮷子", name_kana="タカハシ ヨシコ",
+                                        address="神奈川県伊勢原市葛\U000E01001番地", postal_code="259-1100")
+    good = delivery_info(record)
+    check_delivery_items(good)
+    for field, value in (("name_kanji_gaiji_count", 0), ("substitute_name", "髙橋 吉子"), ("address_length", 99),
+                         ("gaiji_flag", False), ("substitute_conversion_result", "0")):
+        bad = records_pb2.DeliveryInfo()
+        bad.CopyFrom(good)
+        setattr(bad, field, value)
+        with pytest.raises(Violation) as caught:
+            check_delivery_items(bad)
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT and caught.value.reason == "GAIJI_ITEMS"
+        assert field in str(caught.value)

@@ -6,7 +6,7 @@ import datetime as dt
 from nodes import rules, settings
 from nodes.clock import office_today
 from nodes.numbers import individual_number_valid
-from nodes.records import identity_character_errors
+from nodes.records import delivery_character_errors, identity_character_errors
 from nodes.reasons import common as C, cs as R
 from protos import records_pb2
 
@@ -64,6 +64,13 @@ def check_items(info: records_pb2.IdentityInfo) -> None:
     wrong = identity_character_errors(info)
     if wrong:
         raise C.GAIJI_ITEMS(f"外字数 rule: {info.resident_code} states {'; '.join(wrong)}")
+
+
+def check_delivery_items(delivery: records_pb2.DeliveryInfo) -> None:
+    """A 送付先情報's lengths, 外字数, 外字フラグ and 代替文字 are those its texts give (the card system prints from them)."""
+    wrong = delivery_character_errors(delivery)
+    if wrong:
+        raise C.GAIJI_ITEMS(f"外字数 rule (送付先情報): {delivery.resident_code} states {'; '.join(wrong[:3])}")
 
 
 def changed_items(before: records_pb2.IdentityInfo, after: records_pb2.IdentityInfo) -> list[str]:

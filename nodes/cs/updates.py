@@ -10,7 +10,8 @@ import grpc
 from nodes import audit, clock, identityfile, rules
 from nodes.cs import parts
 from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, JOURNAL_KEEP, NEW_PERSON_REASONS, POOL_REASONS,
-                             RESIDENCE_RETRIES, changed_items, check_items, check_special_move_in, mark_recovery)
+                             RESIDENCE_RETRIES, changed_items, check_delivery_items, check_items, check_special_move_in,
+                             mark_recovery)
 from nodes.groupcommit import GROUP_LIMIT, STATUS
 from nodes.guard import current_call
 from nodes.outbox import Target
@@ -185,6 +186,8 @@ class Updates:
             if update.municipality_code != self._municipality or info.municipality_code != self._municipality:
                 raise R.CS_MUNICIPALITY(f"市町村コード rule: this CS serves {self._municipality}")
             check_items(info)
+            if update.HasField("delivery"):
+                check_delivery_items(update.delivery)
             request_id = info.request_control_number
             if request_id:
                 done = db.execute("SELECT update_sequence, digest FROM requests WHERE request_control_number=?",
