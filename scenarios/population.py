@@ -20,6 +20,7 @@ from faker.providers.person.ja_JP import Provider as JapaneseNames
 
 from nodes.numbers import with_resident_code_check
 from protos import records_pb2
+from scenarios import characters
 from scenarios.towns import towns
 
 AS_OF = dt.date(2026, 4, 1)  # the population's reference date (ages are counted to it)
@@ -99,6 +100,8 @@ class Generator:
         self.place_name = place_name
         self.seed = seed
         self.rng = random.Random(f"{municipality}:{seed}")
+        # (the characters draw from a generator of their own: every other item is as it was without them)
+        self.characters = random.Random(f"{municipality}:{seed}:characters")
         self.towns = towns(municipality)
         if not self.towns:
             raise ValueError(f"no 町字 are known for {municipality}")
@@ -125,6 +128,7 @@ class Generator:
         place = rng.choice(self.towns)
         line = f"{rng.randint(1, 3000)}番地" if rng.random() < 0.5 else f"{rng.randint(1, 30)}番{rng.randint(1, 40)}号"
         katagaki = f"{rng.choice(_BUILDINGS)}{place.name}{rng.randint(1, 5)}0{rng.randint(1, 9)}" if rng.random() < APARTMENT_SHARE else ""
+        katagaki = characters.dress_katagaki(katagaki, self.characters)
         address = f"{self.place_name}{place.name}{line}" + (f" {katagaki}" if katagaki else "")
         surname = self._surname(foreign)
         members = []
@@ -202,6 +206,7 @@ class Generator:
             record.resident_type = "日本人"
             record.name_kanji = f"{surname[0]} {given[0]}"
             record.name_kana = f"{surname[1]} {given[1]}"
+            characters.dress_name(record, self.characters, self.municipality)
         arrived = born if rng.random() < 0.45 else max(born, AS_OF - dt.timedelta(days=rng.randint(30, 40 * 365)))
         record.resident_since = record.address_since = arrived.isoformat()
         record.change_reason = "出生" if arrived == born else "転入"

@@ -12,6 +12,7 @@ from helpers import move_in_from_abroad, person, poll
 from nodes.numbers import with_individual_number_check
 from nodes.records import identity_info, register_digest
 from protos import migration_pb2, records_pb2
+from scenarios.characters import make_plain
 from scenarios.population import AS_OF, generate
 from testbed.client import Counter
 from testbed.migration import layout
@@ -32,6 +33,8 @@ def register(count: int = 3000, seed: int = 3) -> list[records_pb2.ResidentRecor
         record.atena_number = f"{n:015d}"
         record.history_number = 1
         record.individual_number = with_individual_number_check(f"{n:011d}")
+        # (the generator gives a few residents a vendor 外字 no one has identified: a register made clean of them)
+        make_plain(record)
     return records
 
 
@@ -53,17 +56,18 @@ def failing(result) -> dict[str, list]:
 
 
 def test_a_clean_population_fails_no_rule(clean):
-    """Nothing fails; every current resident is warned of a 振り仮名 not yet confirmed, and is not once confirmed."""
+    """Nothing fails; every current resident whose 振り仮名 is not yet confirmed is warned, and is not once confirmed."""
     records, cs = clean
     result = check_records(A, records, cs, today=TODAY)
     assert result.ok and not failing(result), {k: v[:3] for k, v in failing(result).items()}
-    assert result.count("reading-unconfirmed") == len(records) == result.people == result.entries
-    for record in records:
+    unconfirmed = [r for r in records if not r.name_kana_confirmed]
+    assert 0 < result.count("reading-unconfirmed") == len(unconfirmed) < len(records) == result.people == result.entries
+    for record in unconfirmed:
         record.name_kana_confirmed = True
     try:
         assert check_records(A, records, cs, today=TODAY).warnings == 0
     finally:
-        for record in records:
+        for record in unconfirmed:
             record.name_kana_confirmed = False
 
 
