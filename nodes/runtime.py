@@ -49,6 +49,13 @@ def audit_path(state_dir: Path, node_name: str, chain: str = "") -> Path:
     return Path(state_dir) / "data" / node_name / (f"{chain}-audit.jsonl" if chain else "audit.jsonl")
 
 
+def _said_if_failed(task: asyncio.Task) -> None:
+    """Log a background task that ended by an exception: it would otherwise stop in silence (a comparison at start,
+    a poller), and the node would go on without it."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s stopped: %r", task.get_name(), task.exception(), exc_info=task.exception())
+
+
 class NodeRuntime:
     """Everything a servicer needs: its node, the topology, store, audit log, outbox and peers."""
 
@@ -191,6 +198,8 @@ class NodeRuntime:
         self._background.append(self._checkpoints)
         self._background.append(self.peer_watch.run)
         self._tasks = [asyncio.create_task(f(), name=f.__name__) for f in self._background]
+        for task in self._tasks:
+            task.add_done_callback(_said_if_failed)
 
     async def _checkpoints(self) -> None:
         """Publish a signed checkpoint of the audit log, and show its head to the witness, every few seconds."""

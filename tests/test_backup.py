@@ -229,8 +229,11 @@ def test_a_cs_restored_without_its_roll_forward_numbers_nothing(net, tmp_path, m
     assert run_testbed(net, "restore", CS, "--stop", "--from", str(path)) == 0
     capsys.readouterr()
     log = net.state_dir / "data" / CS / "audit.jsonl"
-    poll(lambda: "behind the prefecture" in log.read_text(encoding="utf-8"), 90,
-         "the restarted CS to find itself behind its prefecture")  # (its comparison at start, audited)
+    try:
+        poll(lambda: "behind the prefecture" in log.read_text(encoding="utf-8"), 90,
+             "the restarted CS to find itself behind its prefecture")  # (its comparison at start, audited)
+    except AssertionError:  # (say what the CS did meanwhile: its log's end)
+        raise AssertionError(net.log_file(CS).read_text(encoding="utf-8")[-3000:]) from None
     with Counter(net, A) as clerk:
         with refused(grpc.StatusCode.FAILED_PRECONDITION, reason=R.SEQUENCE_BEHIND_PREFECTURE.reason):
             move_in_from_abroad(clerk, person("番号 重複", "バンゴウ チョウフク"))
