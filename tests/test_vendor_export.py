@@ -310,7 +310,6 @@ def test_command_writes_an_export(tmp_path, capsys):
 def test_command_plants(tmp_path, capsys):
     """--plant breaks records by a precheck rule (testbed/migration/plant.py); a planted 外字 is in the table,
     unidentified, so that the export is still read."""
-    pytest.importorskip("testbed.migration.plant")
     out = tmp_path / "planted"
     code = cli.main(["--state-dir", str(tmp_path), "population", "export", "--residents", "200", "--out", str(out),
                      "--plant", "characters-outside-target=0.05", "--plant", "reading-missing=0.05"])

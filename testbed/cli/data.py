@@ -84,21 +84,16 @@ def cmd_population_export(args) -> int:
     if args.residents < 1:
         raise Refusal(f"--residents {args.residents}: give at least 1", command=EXPORT)
     # (here, not at the top: they bring Faker, which `testbed --help` need not load)
+    from scenarios.characters import vendor_table
     from scenarios.population import Generator
     from testbed.load import place_name
     from testbed.migration import intermediate
+    from testbed.migration.plant import plant
     network = open_network(args)
     try:
         known_municipality(network, args.municipality)  # (its addresses begin with the topology's name of it)
     except Refusal as exc:
         raise Refusal(str(exc), command=EXPORT) from None
-    try:
-        from scenarios.characters import vendor_table
-    except ImportError as exc:
-        if exc.name != "scenarios.characters":
-            raise
-        raise Refusal("the vendors' 外字 tables (scenarios/characters.py, vendor_table) are not there: "
-                      "this checkout cannot write a vendor's export yet", command=EXPORT) from None
     started = time.perf_counter()
     generator = Generator(args.municipality, place_name(network.topology, args.municipality), args.seed)
     try:
@@ -107,13 +102,6 @@ def cmd_population_export(args) -> int:
         raise Refusal(f"{exc}: give another --municipality or fewer --residents", command=EXPORT) from None
     planted = []
     if rates:
-        try:
-            from testbed.migration.plant import plant
-        except ImportError as exc:
-            if exc.name != "testbed.migration.plant":
-                raise
-            raise Refusal("--plant needs testbed/migration/plant.py, which this checkout does not have: "
-                          "leave out --plant", command=EXPORT) from None
         try:
             records, planted = plant(records, rates, args.seed)
         except ValueError as exc:
