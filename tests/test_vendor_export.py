@@ -1,4 +1,4 @@
-"""A foreign vendor's export (testbed/migration/intermediate.py, 中間標準レイアウト): a generated register with 外字 goes
+"""A foreign vendor's export (testbed/migration/intermediate/, 中間標準レイアウト): a generated register with 外字 goes
 out in CP932 and in UTF-8 and comes back field for field; the CP932 files are CP932, with the vendor's 外字 in the
 user-defined area; each kind of bad file is refused naming its file, line, item and rule; the command prints one
 line; the document is the layout's. Fast: no network."""

@@ -2,7 +2,7 @@
 
 freeze → export → transfer → load → verify → cut over → decommission, each step recorded with its start,
 end, result and figures. With a vendor layout (`--vendor-layout intermediate`), the old
-site's register leaves in a foreign vendor's export (testbed/migration/intermediate.py: CP932 or UTF-8, the vendor's
+site's register leaves in a foreign vendor's export (testbed/migration/intermediate/: CP932 or UTF-8, the vendor's
 外字 in the user-defined area with its 外字 table), and a 文字同定 step at the target identifies every 外字 before
 the load: one left without a standard character stops the run unless it is named as accepted. A failed verify (or any step before the cut over) rolls back: the target is wiped
 and the old site re-opens as it was, each part of that checked and reported on its own (a rollback that could
