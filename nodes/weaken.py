@@ -17,6 +17,12 @@ WEAKNESSES = {
     "number-in-copy": "the 個人番号 travels in the 副本 to the 中間サーバ and in 情報提供",
 }
 
+# The rule of the catalogue each weakness switches off ("" where no refusal names it: the audit key, the copies'
+# items): with the weakness on, the conformance cases of that rule fail, and no other (testbed/conform/).
+RULES = {"crl": "CERTIFICATE_REVOKED", "topology-identity": "CERTIFICATE_NOT_IN_TOPOLOGY",
+         "search-rule": "SEARCH_TWO_ITEMS", "bulk-output": "BULK_OUTPUT_APPROVAL_REQUIRED", "audit-key": "",
+         "number-in-copy": ""}
+
 
 def parse(text: str) -> tuple[str, ...]:
     """The weakness names in a comma-separated list; ValueError naming an unknown one."""

@@ -13,12 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import shutil
-import socket
 import ssl
-import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,29 +25,20 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2
 
 from certs.identity import DOMAINS, JUKINET, LAN, KIND_DOMAIN, node_uri, parse, terminal_uri
-from certs.pki import BAD_CASES, PassphraseError, cert_pem, crl_number, issue_leaf, key_pem, write_private, write_public
+from certs.pki import BAD_CASES, PassphraseError, crl_number
 from nodes import audit, kinds
 from nodes.clock import office_today
 from nodes.guard import APPROVAL_KEY
 from nodes.jimu import table as jimu_table
 from nodes.policy import Decision, authorize
 from nodes.reasons import access as A
-from nodes.refusal import rule_of
 from nodes.tls import ClientCert, pinned
 from protos import identity_pb2, intermediate_pb2, kizon_pb2, national_pb2, national_pb2_grpc, records_pb2
 from scenarios.towns import towns
 from testbed import tlsscan
 from testbed.client import Counter, channel, named_cert, node_cert, node_status
-
-REFUSED = "refused"
-HANDSHAKE = {"expired", "not_yet_valid", "rogue_ca", "no_client_auth"}
-# The rules by which authentication or the policy refuse (any other answer means the caller was let in).
-POLICY_RULES = frozenset(r.reason for r in (A.DEFAULT_DENY, A.SCOPE, A.TRUST_DOMAIN, A.NEVER_CALLS, A.KIT_IDENTITY))
-AUTHN_RULES = frozenset(r.reason for r in (A.CERTIFICATE_REQUIRED, A.CERTIFICATE_IDENTITY, A.CERTIFICATE_KEY_USAGE,
-                                           A.CERTIFICATE_ISSUER, A.CERTIFICATE_KEY_SIZE, A.CERTIFICATE_NOT_IN_TOPOLOGY,
-                                           A.CERTIFICATE_REVOKED, A.REVOCATION_UNKNOWN))
-CALL_TIMEOUT = 5.0
-CRL_RELOAD = 2.0  # seconds a node may take to refuse a certificate just revoked (it re-reads a changed CRL)
+from testbed.kit import (CALL_TIMEOUT, CRL_RELOAD, HANDSHAKE, REFUSED, Minter, call_any, handshake, kit_rule,
+                         refused_by_guard, status_of)
 
 
 @dataclass
@@ -68,37 +55,6 @@ class Case:
     detail: str = ""
 
 
-def _status(call) -> tuple[grpc.StatusCode, str, str]:
-    """(status code, message with the rule id in front, rule id) of a call (OK, "", "" when it succeeds)."""
-    try:
-        call()
-    except grpc.RpcError as exc:
-        reason = rule_of(exc)
-        return exc.code(), f"[{reason}] {exc.details() or ''}" if reason else exc.details() or "", reason
-    return grpc.StatusCode.OK, "", ""
-
-
-def _refused_by_guard(code: grpc.StatusCode, reason: str) -> bool:
-    """Whether authentication or the policy refused the call (rather than the application answering)."""
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return True
-    if code == grpc.StatusCode.UNAUTHENTICATED and reason in AUTHN_RULES:
-        return True
-    return code == grpc.StatusCode.PERMISSION_DENIED and reason in POLICY_RULES
-
-
-def _call_any(ch, method) -> tuple[grpc.StatusCode, str, str]:
-    """Call a method with an empty request, whatever its kind of streaming."""
-    path = f"/{method.containing_service.full_name}/{method.name}"
-    if method.client_streaming and method.server_streaming:
-        return _status(lambda: next(iter(ch.stream_stream(path)(iter(()), timeout=CALL_TIMEOUT)), None))
-    if method.client_streaming:
-        return _status(lambda: ch.stream_unary(path)(iter(()), timeout=CALL_TIMEOUT))
-    if method.server_streaming:
-        return _status(lambda: next(iter(ch.unary_stream(path)(b"", timeout=CALL_TIMEOUT)), None))
-    return _status(lambda: ch.unary_unary(path)(b"", timeout=CALL_TIMEOUT))
-
-
 class Probe:
     """The run against one network (its PKI is the probe's kit and its issuer of attacker certificates)."""
 
@@ -107,8 +63,7 @@ class Probe:
         self.pki = network.pki
         self.topology = network.topology
         self.cases: list[Case] = []
-        self.scratch = Path(tempfile.mkdtemp(prefix="probe-"))
-        self.minted: list[int] = []  # certificates issued for the run: all revoked when it ends
+        self.minter = Minter(self.pki, "probe")  # certificates issued for the run: all revoked when it ends
         self.weakened = weakened
 
     def add(self, group, case, node, expected, actual, ok, rule="", detail=""):
@@ -126,12 +81,7 @@ class Probe:
                 self.add(step.__name__, "the step ran", "-", "completes", str(exc), None)
             except Exception as exc:  # a probe step that breaks is itself a finding, not a crash of the run
                 self.add(step.__name__, "the step ran", "-", "completes", f"{type(exc).__name__}: {exc}", False)
-        for serial in self.minted:  # nothing the probe made stays usable after the run
-            try:
-                self.pki.revoke(serial=serial)
-            except KeyError:
-                pass
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.minter.close()  # nothing the probe made stays usable after the run
         return self.cases
 
     def kit(self) -> None:
@@ -140,10 +90,10 @@ class Probe:
             cert = ClientCert(*self.pki.bad_files(case), self.pki.trust_bundle)
             for label, node in self.ports():
                 with channel(node, cert) as ch:
-                    code, details, reason = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+                    code, details, reason = status_of(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
                 expected = "UNAVAILABLE (handshake)" if case in HANDSHAKE else REFUSED
-                ok = code == grpc.StatusCode.UNAVAILABLE if case in HANDSHAKE else _refused_by_guard(code, reason)
-                self.add("kit", f"bad/{case}", label, expected, code.name, ok, _kit_rule(case), details)
+                ok = code == grpc.StatusCode.UNAVAILABLE if case in HANDSHAKE else refused_by_guard(code, reason)
+                self.add("kit", f"bad/{case}", label, expected, code.name, ok, kit_rule(case), details)
 
     def ports(self) -> list[tuple[str, object]]:
         """(label, node) of every gRPC port: each node's, and each CS's search process (NODE.search)."""
@@ -158,40 +108,28 @@ class Probe:
                  ("RSA-1024 key", LAN, terminal_uri(home, self.topology.municipalities[0].terminals[0]),
                   rsa.generate_private_key(public_exponent=65537, key_size=1024), "kizon", home)]
         for label, domain, identity, key, kind, municipality in tries:
-            cert = self._mint(label, domain, identity, key)
+            cert = self.minter.mint(label, domain, identity, key)
             node = self.topology.find(kind, municipality)
             with channel(node, cert) as ch:
-                code, details, reason = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
+                code, details, reason = status_of(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=CALL_TIMEOUT))
             rule = "key size rule" if key is not None else "identity rule"
             ok = code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)
             self.add("identity", label, node.name, "UNAUTHENTICATED", code.name, ok, rule, details)
         # A certificate of a listed terminal, revoked by serial for the run: refused from the next call.
         terminal = self.topology.municipalities[0].terminals[0]
-        cert = self._mint("revoked terminal", LAN, terminal_uri(home, terminal))
-        serial = x509.load_pem_x509_certificate(cert.cert.read_bytes()).serial_number
-        self.pki.revoke(serial=serial)
+        cert = self.minter.mint("revoked terminal", LAN, terminal_uri(home, terminal))
+        self.pki.revoke(serial=self.minter.serial(cert))
         node = self.topology.find("kizon", home)
         deadline = time.monotonic() + CRL_RELOAD  # a node re-reads the CRL once it sees its file change
         while True:
             with channel(node, cert) as ch:
-                code, details, reason = _status(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"",
+                code, details, reason = status_of(lambda: ch.unary_unary("/grpc.health.v1.Health/Check")(b"",
                                                                                                  timeout=CALL_TIMEOUT))
             if reason == A.CERTIFICATE_REVOKED.reason or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         self.add("identity", "revoked certificate of a listed terminal", node.name, "UNAUTHENTICATED", code.name,
                  code == grpc.StatusCode.UNAUTHENTICATED and reason == A.CERTIFICATE_REVOKED.reason, "crl", details)
-
-    def _mint(self, label: str, domain: str, identity: str, key=None) -> ClientCert:
-        ca = self.pki.authority(domain)
-        cert, private = issue_leaf(ca, identity, key=key)
-        folder = self.scratch / label.replace(" ", "-")
-        folder.mkdir(parents=True, exist_ok=True)
-        write_public(folder / "client.pem", cert_pem(cert) + cert_pem(ca.cert))
-        write_private(folder / "client.key", key_pem(private))
-        self.pki.record(cert, identity, domain, "probe", folder / "client.pem", folder / "client.key")
-        self.minted.append(cert.serial_number)
-        return ClientCert(folder / "client.pem", folder / "client.key", self.pki.trust_bundle)
 
     def policy_matrix(self) -> None:
         """Every client identity against every method of every node: let in exactly where the policy allows."""
@@ -214,8 +152,8 @@ class Probe:
                             allowed = True
                         except Decision:
                             allowed = False
-                        code, details, reason = _call_any(ch, method)
-                        if allowed == _refused_by_guard(code, reason):
+                        code, details, reason = call_any(ch, method)
+                        if allowed == refused_by_guard(code, reason):
                             wrong.append(f"{method.name}: {code.name} {details[:80]} (policy {'allows' if allowed else 'refuses'})")
                 self.add("policy", entry["identity"].removeprefix("spiffe://testbed.jp/"), node.name,
                          f"{len(methods)} methods as the policy says", "as the policy says" if not wrong else
@@ -228,13 +166,13 @@ class Probe:
             cert = pinned(monitor[KIND_DOMAIN[node.kind]], KIND_DOMAIN[node.kind])
             for version, should in ((ssl.TLSVersion.TLSv1, False), (ssl.TLSVersion.TLSv1_1, False),
                                     (ssl.TLSVersion.TLSv1_2, True), (ssl.TLSVersion.TLSv1_3, True)):
-                ok, detail = _handshake(node, cert, version)
+                ok, detail = handshake(node, cert, version)
                 self.add("tls", f"{version.name}", label, "accepted" if should else "refused",
                          "accepted" if ok else "refused", ok == should, "TLS 1.2/1.3 only", detail)
-            ok, detail = _handshake(node, None, ssl.TLSVersion.TLSv1_3, trust=cert.trust)
+            ok, detail = handshake(node, None, ssl.TLSVersion.TLSv1_3, trust=cert.trust)
             self.add("tls", "no client certificate", label, "refused", "accepted" if ok else "refused", not ok,
                      "mutual TLS", detail)
-            ok, detail = _handshake(node, cert, ssl.TLSVersion.TLSv1_2, ciphers="AES128-SHA:AES256-SHA:AES128-GCM-SHA256")
+            ok, detail = handshake(node, cert, ssl.TLSVersion.TLSv1_2, ciphers="AES128-SHA:AES256-SHA:AES128-GCM-SHA256")
             self.add("tls", "RSA key exchange (no forward secrecy)", label, "refused", "accepted" if ok else "refused",
                      not ok, "ECDHE only", detail)
         self.sslyze_scan(monitor)
@@ -293,7 +231,7 @@ class Probe:
             for label, query in (("氏名 alone", identity_pb2.IdentitySearch(name_kana="シケン タロウ")),
                                  ("氏名 and one character of 住所", identity_pb2.IdentitySearch(name_kana="シケン タロウ",
                                                                                          address="神"))):
-                code, details, reason = _status(lambda: clerk(clerk.cs.SearchIdentity, query))
+                code, details, reason = status_of(lambda: clerk(clerk.cs.SearchIdentity, query))
                 self.add("search", label, f"cs-{home}", "INVALID_ARGUMENT", code.name,
                          code == grpc.StatusCode.INVALID_ARGUMENT, "検索 rule (PIA Ⅲ(2)2)", details)
 
@@ -309,11 +247,11 @@ class Probe:
                          f"only {count} residents", None, "bulk output rule (PIA Ⅲ(2)3)",
                          "load more than 100 residents (testbed load) to try the bulk-output rule")
                 return
-            code, details, reason = _status(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest())))
+            code, details, reason = status_of(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest())))
             self.add("bulk-output", f"one export of {count} records without approval", f"kizon-{home.code}",
                      "PERMISSION_DENIED", code.name, code == grpc.StatusCode.PERMISSION_DENIED,
                      "bulk output rule (PIA Ⅲ(2)3)", details)
-            code, details, reason = _status(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose="x"),
+            code, details, reason = status_of(lambda: list(clerk(clerk.kizon.ExportResidents, kizon_pb2.ExportRequest(purpose="x"),
                                                        metadata=((APPROVAL_KEY, "forged.token"),))))
             self.add("bulk-output", "a forged approval", f"kizon-{home.code}", "PERMISSION_DENIED",
                      code.name, code == grpc.StatusCode.PERMISSION_DENIED, "bulk output rule (PIA Ⅲ(2)3)", details)
@@ -379,45 +317,6 @@ def _count(counter) -> int:
 def _service(name: str):
     return descriptor_pool.Default().FindServiceByName(name)
 
-
-def _kit_rule(case: str) -> str:
-    return {"expired": "certificate validity", "not_yet_valid": "certificate validity", "rogue_ca": "trust anchor",
-            "no_client_auth": "clientAuth key usage", "revoked": "crl", "wrong_domain": "trust-domain separation",
-            "wrong_municipality": "same-municipality rule", "wrong_role": "default deny / kit rule"}[case]
-
-
-def _handshake(node, cert: ClientCert | None, version, ciphers: str | None = None, trust: Path | None = None
-               ) -> tuple[bool, str]:
-    """Whether a TLS handshake (with this client certificate, at exactly this version) completes."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    with warnings.catch_warnings():  # offering the old versions is the point of the test
-        warnings.simplefilter("ignore", DeprecationWarning)
-        context.minimum_version = context.maximum_version = version
-    if version < ssl.TLSVersion.TLSv1_2:
-        context.set_ciphers("ALL:@SECLEVEL=0")
-    if ciphers:
-        context.set_ciphers(ciphers)
-    context.load_verify_locations(cert.trust if cert else trust)
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the trust anchor is the domain's issuing CA
-    context.set_alpn_protocols(["h2"])
-    if cert is not None:
-        context.load_cert_chain(cert.cert, cert.key)
-    host, port = node.address.rsplit(":", 1)
-    try:
-        with socket.create_connection((host, int(port)), timeout=CALL_TIMEOUT) as raw:
-            with context.wrap_socket(raw, server_hostname=node.host_name) as tls:
-                # TLS 1.3 reports a refused client certificate only after the handshake: the server then closes
-                # the connection (an empty read) instead of sending its HTTP/2 settings.
-                tls.settimeout(2.0)
-                try:
-                    first = tls.recv(1)
-                except socket.timeout:
-                    first = b"?"  # nothing said either way: counted as let in
-                if not first:
-                    return False, "the server closed the connection after the handshake"
-                return True, tls.version() or ""
-    except (ssl.SSLError, OSError) as exc:
-        return False, str(exc)[:120]
 
 
 def report_table(cases: list[Case]) -> str:

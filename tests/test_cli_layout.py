@@ -15,7 +15,7 @@ import pytest
 
 from nodes.topology import free_ports
 from testbed import catalogue, cli, links
-from testbed.cli import audit, backup, data, deploy, migration, network, report, runs
+from testbed.cli import audit, backup, conform, data, deploy, migration, network, report, runs
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = Path(sys.executable).parent / "testbed"  # the console script pyproject.toml names (testbed.cli:main)
@@ -26,13 +26,14 @@ COMMANDS = ["pki", "up", "status", "down", "audit", "population", "load", "migra
             "tour"]
 GROUPS = {network: {"pki", "up", "status", "down", "health", "metrics", "link", "compose", "topology"},
           audit: {"audit", "check", "consistency", "probe", "rules"},
+          conform: {"conform"},
           data: {"population", "load", "batch", "trace"},
           migration: {"migrate", "bastion", "ssh"},
           runs: {"run", "bench", "tour"},
           report: {"report"},
           deploy: {"prometheus", "k8s"},
           backup: {"backup", "restore"}}
-ADDED = ["rules", "report", "prometheus", "k8s", "backup", "restore"]  # commands added since the split, in the order --help lists them
+ADDED = ["rules", "conform", "report", "prometheus", "k8s", "backup", "restore"]  # commands added since the split, in the order --help lists them
 
 
 def run_testbed(*args: str) -> subprocess.CompletedProcess:

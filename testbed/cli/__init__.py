@@ -1,9 +1,9 @@
 """The one command-line entry point: ``testbed``.
 
 The commands live in one module per group, each adding its parsers with ``register(subparsers)``: network (pki, up,
-status, down, health, metrics, link, compose, topology), audit (audit, check, consistency, probe, rules), data
-(population, load, batch, trace), migration (migrate, bastion, ssh) and runs (run, bench, tour); common holds what
-they share. This module assembles the parser and runs a command: what a command cannot do (a ``Refusal``, or the
+status, down, health, metrics, link, compose, topology), audit (audit, check, consistency, probe, rules), conform
+(the conformance suite), data (population, load, batch, trace), migration (migrate, bastion, ssh) and runs (run,
+bench, tour); common holds what they share. This module assembles the parser and runs a command: what a command cannot do (a ``Refusal``, or the
 errors of the network, the PKI and the nodes it meets) ends in one line on stderr and an exit code, never a
 traceback."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 
 from certs.pki import PassphraseError
-from testbed.cli import audit, backup, data, deploy, migration, network, report, runs
+from testbed.cli import audit, backup, conform, data, deploy, migration, network, report, runs
 from testbed.cli.audit import (audit_node, cmd_audit_follow, cmd_audit_verify, cmd_check, cmd_consistency,
                                cmd_probe, cmd_rules, rules_table)
 from testbed.cli.common import Refusal, known_municipality, open_network
@@ -44,12 +44,12 @@ __all__ = ["main", "build_parser", "Parser", "Refusal", "open_network", "known_m
            "cmd_population_generate", "write_population", "cmd_load", "cmd_batch", "cmd_trace",
            "cmd_migrate", "cmd_bastion", "cmd_ssh", "cmd_run", "cmd_bench", "cmd_tour"]
 
-GROUPS = (network, audit, data, migration, runs, report, deploy, backup)
+GROUPS = (network, audit, conform, data, migration, runs, report, deploy, backup)
 # `testbed --help` lists the commands in the order it always has, not group by group (a command not named here,
 # such as a new one, comes after these)
 LISTING = ("pki", "up", "status", "down", "audit", "population", "load", "migrate", "compose", "link", "health",
-           "metrics", "bastion", "ssh", "consistency", "check", "probe", "bench", "topology", "run", "trace", "batch",
-           "tour")
+           "metrics", "bastion", "ssh", "consistency", "check", "probe", "bench", "topology", "run", "trace",
+           "batch", "tour")
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,112 @@
+"""The node under test, as a conformance case reaches it: channels to it as any identity of the topology, a
+counter operator's session at its municipality, and a person registered for the run.
+
+A case talks to the subject only over the wire, exactly as the network's own callers do; what a case needs made
+first (a person, a session) it makes through the network's doors (kizon's counter), never in a store.
+"""
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from nodes.clock import office_today
+from nodes.tls import ClientCert
+from protos import common_pb2, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, records_pb2
+from scenarios.towns import towns
+from testbed.client import channel, login_request, monitor_cert, node_cert, session_metadata, terminal_cert
+from testbed.conform.case import Skipped
+from testbed.kit import Minter
+from testbed.requests import with_notifier
+
+CALL_TIMEOUT = 10.0
+ARRIVAL = 20.0  # seconds a person registered at kizon may take to reach the subject CS
+
+
+class Subject:
+    """The node under test in its network (whose PKI issues its callers' certificates)."""
+
+    def __init__(self, network, node):
+        self.network, self.node = network, node
+        self.role, self.municipality = node.kind, node.municipality
+        self.pki, self.topology = network.pki, network.topology
+        self.minter = Minter(network.pki, "conform")
+        self._channels: list[grpc.Channel] = []
+        self._session: tuple | None = None
+        self._person: records_pb2.ResidentRecord | None = None
+
+    # -- channels ---------------------------------------------------------------------------------------------
+    def channel(self, cert: ClientCert, end=None) -> grpc.Channel:
+        """A channel to the subject (or to one of its ends, e.g. a CS's search process) with this certificate."""
+        ch = channel(end or self.node, cert)
+        self._channels.append(ch)
+        return ch
+
+    def as_node(self, name: str) -> grpc.Channel:
+        """A channel to the subject as the node name of the topology calls it."""
+        return self.channel(node_cert(self.pki, name))
+
+    def as_monitor(self) -> grpc.Channel:
+        """A channel to the subject with its trust domain's monitor certificate."""
+        return self.channel(monitor_cert(self.pki, self.role))
+
+    def home(self) -> str:
+        """The municipality the subject serves, or the first of the topology for a node of the whole network."""
+        return self.municipality or self.topology.municipalities[0].code
+
+    def terminal(self) -> ClientCert:
+        """The first counter terminal of the subject's municipality."""
+        return terminal_cert(self.pki, self.home(), self.topology.municipality(self.home()).terminals[0])
+
+    def kizon(self):
+        """The 既存住基 that serves the subject's municipality: the subject itself when it is one."""
+        if self.role == "kizon":
+            return self.node
+        try:
+            return self.topology.find("kizon", self.home())
+        except KeyError:
+            raise Skipped(f"no 既存住基 serves {self.home()} in this topology") from None
+
+    # -- what cases need made first ---------------------------------------------------------------------------
+    def session(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata of the municipality's first operator logged in at its first terminal (made once)."""
+        if self._session is None:
+            place = self.topology.municipality(self.home())
+            stub = kizon_pb2_grpc.KizonStub(self.channel(self.terminal(), self.kizon()))
+            token = stub.Login(login_request(self.network, place.code, place.operators[0].id), timeout=CALL_TIMEOUT)
+            self._session = session_metadata(token.token)
+        return self._session
+
+    def person(self) -> records_pb2.ResidentRecord:
+        """A person registered for the run (国外転入 at the municipality's counter), once; at a CS subject, once
+        the CS holds them."""
+        if self._person is None:
+            stub = kizon_pb2_grpc.KizonStub(self.channel(self.terminal(), self.kizon()))
+            reply = stub.MoveIn(with_notifier(kizon_pb2.MoveInRequest(
+                person=records_pb2.ResidentRecord(name_kanji="適合 試験", name_kana="テキゴウ シケン",
+                                                  birth_date="1990-04-01", sex="9"),
+                address=records_pb2.Address(town_code=towns(self.home())[0].code, address_line="1番地"),
+                move_in_date=office_today().isoformat(), from_abroad=True)), metadata=self.session(), timeout=30)
+            self._person = reply.records[0]
+        if self.role == "cs":
+            self._arrived(self._person.resident_code)
+        return self._person
+
+    def _arrived(self, code: str) -> None:
+        cs = cs_pb2_grpc.CommunicationServerStub(self.as_node(f"kizon-{self.municipality}"))
+        deadline = time.monotonic() + ARRIVAL
+        while True:
+            try:
+                cs.GetIdentity(common_pb2.ResidentKey(resident_code=code), timeout=CALL_TIMEOUT)
+                return
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                    raise Skipped(f"the person registered at kizon did not reach the CS ({exc.code().name})") from None
+            time.sleep(0.1)  # (a bounded wait for the CS to apply the change kizon sent)
+
+    def close(self) -> None:
+        """Close every channel and revoke every certificate minted for the run."""
+        for ch in self._channels:
+            ch.close()
+        self._channels.clear()
+        self.minter.close()
