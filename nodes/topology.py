@@ -43,6 +43,9 @@ class Node:
     metrics: str | None = None  # where its Prometheus metrics are served (default: the gRPC port + 1000)
     search: str | None = None  # where a CS's search process listens (default: the gRPC port + 2000)
     search_metrics: str | None = None  # where the search process serves its metrics (default: search port + 1000)
+    # Run by someone else (a vendor's system under test): the testbed neither starts nor stops it, hands its
+    # operator its certificates (`testbed pki issue`), and talks to it exactly as to one of its own.
+    external: bool = False
 
     @property
     def identity(self) -> str:
@@ -98,13 +101,30 @@ class Node:
         searching = search and self.kind in SEARCH_KINDS
         return Node(self.name, self.kind, f"{host}:{port}", self.municipality, self.prefecture, self.site,
                     f"{host}:{metrics}", f"{host}:{search}" if searching else None,
-                    f"{host}:{search_metrics}" if searching and search_metrics else None)
+                    f"{host}:{search_metrics}" if searching and search_metrics else None, self.external)
 
     @property
     def host_name(self) -> str:
         """The DNS name in the server certificate, used as the TLS target name."""
         return f"{self.name}.{DNS_SUFFIX}"
 
+
+
+def _node(fields: dict) -> Node:
+    """A node from its file form: every item a string, but external a flag."""
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(Node)})
+    if unknown:
+        raise ValueError(f"node {fields.get('name')}: unknown item {', '.join(map(str, unknown))}")
+    external = fields.get("external", False)
+    if not isinstance(external, bool):
+        raise ValueError(f"node {fields.get('name')}: external is true or false, not {external!r}")
+    return Node(**{k: (str(v) if v is not None else None) for k, v in fields.items() if k != "external"},
+                external=external)
+
+
+def _node_dict(node: Node) -> dict:
+    """A node in its file form (external only where it is set)."""
+    return {k: v for k, v in vars(node).items() if v is not None and not (k == "external" and not v)}
 
 @dataclass(frozen=True)
 class Operator:
@@ -156,8 +176,8 @@ class Topology:
     @classmethod
     def from_dict(cls, data: dict, source: Path | None = None) -> "Topology":
         """Build and validate a topology from its parsed form."""
-        nodes = [Node(**{k: (str(v) if v is not None else None) for k, v in n.items()}) for n in data["nodes"]]
-        targets = [Node(**{k: (str(v) if v is not None else None) for k, v in n.items()}) for n in data.get("targets", ())]
+        nodes = [_node(n) for n in data["nodes"]]
+        targets = [_node(n) for n in data.get("targets", ())]
         municipalities = [
             Municipality(str(m["code"]), m["name"], str(m["prefecture"]), tuple(m.get("terminals", ())),
                          tuple(m.get("number_terminals", ())),
@@ -183,11 +203,8 @@ class Topology:
                 for m in self.municipalities
             ],
             "kiosks": list(self.kiosks),
-            "nodes": [
-                {k: v for k, v in vars(n).items() if v is not None} for n in self.nodes
-            ],
-            **({"targets": [{k: v for k, v in vars(n).items() if v is not None} for n in self.targets]}
-               if self.targets else {}),
+            "nodes": [_node_dict(n) for n in self.nodes],
+            **({"targets": [_node_dict(n) for n in self.targets]} if self.targets else {}),
             **({"backup": dict(self.backup)} if self.backup else {}),
         }
 

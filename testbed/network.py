@@ -311,7 +311,7 @@ class Network:
         have their namespaces' addresses to themselves)."""
         if self.isolated():
             return
-        held = [(address, node.name) for node in self.topology.all_nodes if not self.pid(node.name)
+        held = [(address, node.name) for node in self.topology.all_nodes if not self.pid(node.name) and not node.external
                 for address in node.listening if _taken(address, node.name)]
         # (asked again for a moment, together: a node killed just now lets go of its port a little after it is gone)
         deadline = time.monotonic() + self.PORT_RELEASE_SECONDS
@@ -327,7 +327,7 @@ class Network:
         running = self.modes()
         env = {**os.environ, WEAKEN_ENV: ",".join(running.weaken), SIMULATED_ENV: "1" if running.simulated_clock else "0",
                **({BIND_ENV: "0.0.0.0"} if running.isolated else {})}  # (isolated: on every segment it is on)
-        starting = [n for n in self.topology.all_nodes if not self.pid(n.name)]
+        starting = [n for n in self.topology.all_nodes if not self.pid(n.name) and not n.external]  # (theirs to run)
         zygote = self._zygote(running) if starting else None
         for node in starting:
             program = [sys.executable, "-m", "nodes", "--topology", str(self.topology_file),
@@ -362,8 +362,13 @@ class Network:
             status = self.status()
             if all(s["healthy"] for s in status):
                 return status
-            dead = [s["name"] for s in status if s["pid"] is None]
+            dead = [s["name"] for s in status if s["pid"] is None and not s["external"]]
             if dead or time.monotonic() > deadline:
+                away = [s for s in status if s["external"] and not s["healthy"]]
+                if away and not dead:  # (an external node is its operator's to start: say so, and where)
+                    raise NetworkError(f"the external node {away[0]['name']} does not answer at {away[0]['address']} "
+                                       f"({away[0]['reason']}): start it there (`testbed pki issue {away[0]['name']}` "
+                                       "hands over its certificates), then `testbed up` again")
                 sick = ", ".join(f"{s['name']} (pid {s['pid']}{', stopped' if s['pid'] and _stopped(s['pid']) else ''})"
                                  for s in status if not s["healthy"])
                 why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {START_TIMEOUT:.0f} s: {sick}"
@@ -381,7 +386,7 @@ class Network:
         pki = self.pki
 
         async def why_not(node, pid) -> str:
-            if not pid:
+            if not pid and not node.external:  # (an external node runs elsewhere: only its answer tells)
                 return "not running"
             if not pki.exists():
                 return f"no PKI in {pki.dir}"
@@ -397,6 +402,7 @@ class Network:
         return [
             {"name": n.name, "kind": n.kind, "municipality": n.municipality, "address": n.address,
              "identity": n.identity, "pid": pid, "healthy": not reason, "target": n in self.topology.targets,
+             "external": n.external,
              **({"reason": reason} if reason else {})}
             for n, pid, reason in zip(nodes, pids, reasons)
         ]
@@ -513,7 +519,7 @@ def status_table(rows: list[dict]) -> str:
     why = any(r.get("reason") for r in rows)  # (a column of reasons only when a node is down)
     header = ("NODE", "KIND", "MUNICIPALITY", "ADDRESS", "PID", "HEALTH", "IDENTITY") + (("WHY DOWN",) if why else ())
     lines = [header] + [
-        (r["name"] + (" (target)" if r.get("target") else ""), r["kind"], r["municipality"] or "-", r["address"],
+        (r["name"] + (" (target)" if r.get("target") else "") + (" (external)" if r.get("external") else ""), r["kind"], r["municipality"] or "-", r["address"],
          str(r["pid"] or "-"), "SERVING" if r["healthy"] else "DOWN", r["identity"])
         + ((r.get("reason", ""),) if why else ())
         for r in rows
@@ -525,6 +531,7 @@ def status_table(rows: list[dict]) -> str:
 def status_json(rows: list[dict], weakened: tuple[str, ...] = ()) -> str:
     """The status rows in the documented JSON form (each with "weakened" when the network is in training mode)."""
     keys = ("name", "kind", "municipality", "address", "identity", "healthy", "target")
-    return json.dumps([{**{k: r[k] for k in keys}, **({"reason": r["reason"]} if r.get("reason") else {}),
+    return json.dumps([{**{k: r[k] for k in keys}, **({"external": True} if r.get("external") else {}),
+                        **({"reason": r["reason"]} if r.get("reason") else {}),
                         **({"weakened": list(weakened)} if weakened else {})} for r in rows],
                       ensure_ascii=False, indent=2)

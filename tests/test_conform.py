@@ -102,9 +102,9 @@ def test_the_command_writes_its_results(net, tmp_path, capsys):
     files = {kind: tmp_path / f"cs.{kind}" for kind in ("json", "junit", "html")}
     code = cli.main(["--state-dir", str(net.state_dir), "conform", "cs", "--target", "cs-142140",
                      *(w for kind, path in files.items() for w in (f"--{kind}", str(path)))])
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
     count = len(conform.select("cs"))
-    assert code == 0 and f"PASSED {count}, FAILED 0" in printed, printed
+    assert code == 0 and f"PASSED {count}, FAILED 0" in printed, printed + err
     report = json.loads(files["json"].read_text(encoding="utf-8"))
     assert report["node"] == "cs-142140" and len(report["results"]) == count
     suite = ET.parse(files["junit"]).getroot()
@@ -144,6 +144,6 @@ def test_a_weakness_fails_exactly_the_cases_of_its_rule(net, weakness, tmp_path,
     known = tmp_path / "known.txt"
     known.write_text("".join(f"{c}  # {weakness} on purpose\n" for c in listed) + "health/serving\n", encoding="utf-8")
     code = cli.main(["--state-dir", str(net.state_dir), "conform", role, "--expected-failures", str(known)])
-    printed = capsys.readouterr().out
-    assert code == 0 and f"FAILED {len(listed)} ({len(listed)} expected)" in printed, printed
+    printed, err = capsys.readouterr()
+    assert code == 0 and f"FAILED {len(listed)} ({len(listed)} expected)" in printed, printed + err
     assert "WARNING  health/serving" in printed, printed

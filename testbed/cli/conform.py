@@ -6,6 +6,7 @@ from pathlib import Path
 from testbed.cli.common import Refusal, open_network
 
 PROFILE_CHOICES = ("wire", "rules", "delivery", "security", "all")
+HEALTH_TIMEOUT, HEALTH_TRIES = 2.0, 3  # the node under test's health check before the run: each try, and tries
 
 
 def register(sub) -> None:
@@ -48,8 +49,10 @@ def cmd_conform(args) -> int:
             raise Refusal(f"--expected-failures: {exc}") from None
     network = open_network(args)
     node = _target(network, args.role, args.target)
-    if not any(r["name"] == node.name and r["healthy"] for r in network.status()):
-        raise Refusal(f"{node.name} is not running: start the network (`testbed up`) or the node first")
+    row = next(r for r in network.status(HEALTH_TIMEOUT, HEALTH_TRIES) if r["name"] == node.name)
+    if not row["healthy"]:  # (asked a few times: a node busy right after `up` answers a moment later)
+        raise Refusal(f"{node.name} does not answer ({row.get('reason', 'not healthy')}): start the network "
+                      "(`testbed up`) or the node first")
     results = conform.run_cases(network, node, cases, known)
     print(output.table(results))
     meta = {"role": args.role, "node": node.name, "address": node.address, "profile": args.profile}

@@ -6,7 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from certs.pki import BAD_CASES, PASSPHRASE_ENV, PKI
+from certs.identity import DOMAINS
+from certs.pki import BAD_CASES, PASSPHRASE_ENV, PKI, write_private, write_public
 from nodes import weaken
 from testbed import compose, links, netns, scale
 from testbed.check import alarms
@@ -37,6 +38,11 @@ def register(sub) -> None:
     p.add_argument("identity", help="e.g. spiffe://testbed.jp/lg/142140/terminal/T0001")
     p.add_argument("--pki-dir", type=Path)
     p.set_defaults(func=cmd_pki_reissue)
+    p = pki.add_parser("issue", help="hand a node's operator what its system needs to take the node's place: its "
+                       "server and client certificates and keys, the root it trusts and the CRL files (keys 0600)")
+    p.add_argument("node", help="the node's name in the topology (mark it `external: true` there)")
+    p.add_argument("--out", type=Path, required=True, help="a folder to write them to (created; not one with files)")
+    p.set_defaults(func=cmd_pki_issue)
     p = pki.add_parser("protect", help=f"encrypt the CA keys with the passphrase in ${PASSPHRASE_ENV} (set it for every "
                        "later pki command and probe)")
     p.add_argument("--pki-dir", type=Path)
@@ -188,6 +194,36 @@ def cmd_pki_reissue(args) -> int:
     for entry in issued:
         print(f"reissued {entry['identity']} ({entry['role']}): serial {entry['serial']} in {entry['cert']}")
     print("the old certificate is revoked; a running node takes the new one when restarted (`testbed down`, `testbed up`)")
+    return 0
+
+
+def cmd_pki_issue(args) -> int:
+    """testbed pki issue NODE --out DIR: the node's certificates and keys, the trust root and the CRLs, for the
+    operator of a system that takes the node's place (an external node)."""
+    network = open_network(args)
+    try:
+        node = network.topology.node(args.node)
+    except KeyError:
+        raise Refusal(f"no node {args.node!r} in the {network.topology.name} topology: `testbed status` lists them") from None
+    pki = network.pki
+    files = {f"{role}.pem": pki.node_files(node.name, role)[0] for role in ("server", "client")}
+    keys = {f"{role}.key": pki.node_files(node.name, role)[1] for role in ("server", "client")}
+    files["root.pem"] = pki.trust_bundle
+    files.update({f"crl-{domain}.pem": pki.crl_path(domain) for domain in DOMAINS})
+    missing = [str(p) for p in {**files, **keys}.values() if not p.exists()]
+    if missing:
+        raise Refusal(f"{missing[0]} is not there: `testbed pki init` (or `testbed up`) issues the node's certificates first")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise Refusal(f"{out} holds files already: give an empty or new folder (keys are never written over)")
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, source in files.items():
+        write_public(out / name, source.read_bytes())
+    for name, source in keys.items():
+        write_private(out / name, source.read_bytes())
+    print(f"{node.name} ({node.identity}): server and client certificates, keys (0600), root and CRLs in {out}; "
+          f"it listens at {node.address}" + ("" if node.external else
+                                              " (mark it `external: true` in the topology so that `up` leaves it to you)"))
     return 0
 
 
