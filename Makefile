@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/testbed run march-peak --residents 5000 --minutes 1
 
-# Every test, on two workers (a test module stays on one: its network is its own).
+# Every test, on two workers (a test module stays on one: its network is its own); the slowest 25 named.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
 
 # The fast tier for your own loop: unit and rule tests and those on the one shared network (under 2 minutes).
 test-fast: $(STAMP)
