@@ -32,6 +32,7 @@ from nodes import jsonlines
 
 START_TIMEOUT = 10.0  # seconds a helper has to become ready
 POLL = 0.05  # seconds between two looks at a condition being waited for
+KILL_WAIT = 10.0  # seconds a killed process may take to be gone (its threads exiting, its files closed)
 ZYGOTE_TIMEOUT = 10.0  # seconds the nodes' zygote has to answer a request for a node
 
 
@@ -264,7 +265,11 @@ def stop(pid: int, timeout: float = 5.0) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:
-        pass
+        return
+    # (and gone before the caller goes on: a restore replaces the files a process killed a moment ago still holds)
+    deadline = time.monotonic() + KILL_WAIT
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(POLL)
 
 
 def alive(pid: int) -> bool:

@@ -227,13 +227,13 @@ def test_a_cs_restored_without_its_roll_forward_numbers_nothing(net, tmp_path, m
     poll(lambda: at_prefecture_and_national(net, later), 20, "the change after the backup at national")
     monkeypatch.setattr(restoring, "roll_forward_cs", lambda network, node: backups.RollForward())
     assert run_testbed(net, "restore", CS, "--stop", "--from", str(path)) == 0
-    capsys.readouterr()
+    restored = capsys.readouterr().out
     log = net.state_dir / "data" / CS / "audit.jsonl"
     try:
         poll(lambda: "behind the prefecture" in log.read_text(encoding="utf-8"), 90,
              "the restarted CS to find itself behind its prefecture")  # (its comparison at start, audited)
     except AssertionError:  # (say what the CS did meanwhile: its log's end)
-        raise AssertionError(net.log_file(CS).read_text(encoding="utf-8")[-3000:]) from None
+        raise AssertionError(restored + net.log_file(CS).read_text(encoding="utf-8")[-1500:]) from None
     with Counter(net, A) as clerk:
         with refused(grpc.StatusCode.FAILED_PRECONDITION, reason=R.SEQUENCE_BEHIND_PREFECTURE.reason):
             move_in_from_abroad(clerk, person("番号 重複", "バンゴウ チョウフク"))

@@ -78,19 +78,20 @@ def test_the_expected_failures_file(tmp_path):
 # -- against the reference implementation --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    """A network of its own with 120 residents in each municipality (enough to try the bulk-output rules)."""
+    """A network of its own with 120 residents of 伊勢原市 (enough to try the bulk-output rules)."""
     network = make_network(tmp_path_factory.mktemp("conform"))
     network.up()
-    for place in network.topology.municipalities:
-        records, _ = generate_population(network, place.code, 120, seed=7)
-        asyncio.run(load_records(network, place.code, records, show_progress=False))
+    records, _ = generate_population(network, "142140", 120, seed=7)
+    asyncio.run(load_records(network, "142140", records, show_progress=False))
     yield network
     network.down()
 
 
 def test_the_reference_passes_every_case_of_every_role(net):
-    """Every node of the default topology, every case of its role: PASSED (no case skipped but NOT_TRIED)."""
-    for node in net.topology.nodes:
+    """A node of each role of the default topology (伊勢原市's where the role is a municipality's), every case of its
+    role: PASSED (no case skipped but NOT_TRIED)."""
+    for kind in dict.fromkeys(n.kind for n in net.topology.nodes):
+        node = next(n for n in net.topology.nodes if n.kind == kind and n.municipality in (None, "142140"))
         results = conform.run_cases(net, node, conform.select(node.kind))
         bad = [(r.case, r.verdict, r.observed) for r in results
                if r.verdict != "PASSED" and (node.kind, r.case) not in NOT_TRIED]

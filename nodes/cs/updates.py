@@ -166,6 +166,7 @@ class Updates:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)  # (one empty call: cheap to ask again soon, and updates wait for it)
         own = identityfile.last_sequence(self._rt.store.db, self._municipality)
+        log.info("更新順番号: this CS holds up to %d, the prefecture has applied %d", own, ack.update_sequence)
         if ack.update_sequence > own:
             self._behind = (own, ack.update_sequence)
             log.error("更新順番号: this CS holds up to %d, the prefecture has applied %d: no update is numbered until "
