@@ -244,3 +244,26 @@ def test_a_cs_restored_without_its_roll_forward_numbers_nothing(net, tmp_path, m
         assert clerk(clerk.cs.GetIdentity, key(later[0])).resident_code == later[0]
     poll(lambda: at_prefecture_and_national(net, [after]), 20, "the change after the real restore at national")
     poll(lambda: consistent(net), 30, "整合性確認 without differences")
+
+
+def test_a_store_whose_file_matches_the_archive_but_whose_wal_does_not_is_restored(tmp_path):
+    """The found flake: a CS's store file equal, byte for byte, to the archived one while its WAL (kept open by the
+    search process, so never checkpointed at the CS's stop) holds the later changes. A restore that called it
+    "unchanged" left the WAL beside it, and the CS opened it with the later changes applied again."""
+    import importlib
+    restore = importlib.import_module("testbed.backup.restore")  # (the module: its restore() is the package's too)
+    path = tmp_path / "store.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("CREATE TABLE t (n)")
+    db.execute("INSERT INTO t VALUES (1)")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    archived = path.read_bytes()  # (as the archive holds it)
+    assert not restore._journal_beside(path)
+    reader = sqlite3.connect(path)  # (the search process: a second connection keeps the WAL from being checkpointed)
+    reader.execute("SELECT * FROM t").fetchall()
+    db.execute("INSERT INTO t VALUES (2)")
+    db.close()
+    assert path.read_bytes() == archived and restore._journal_beside(path)
+    reader.close()

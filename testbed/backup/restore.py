@@ -67,11 +67,24 @@ def _plan(network, node, opened: Archive) -> list[tuple[Member, str, bytes | Non
             merged = _highest(live, content)
             plan.append((member, "kept: no archived number is higher" if merged == live else
                          "merged: the higher number of each domain", merged if merged != live else None))
-        elif live == content:
+        elif live == content and not (rule == DATABASE and _journal_beside(member.path)):
+            # (a database's file alone is not the database: changes after its last checkpoint are in its WAL, which a
+            # restore must not leave beside the archived file to be applied to it when the node opens it)
             plan.append((member, "unchanged", None))
         else:
             plan.append((member, "restored", content))
     return plan
+
+
+def _journal_beside(path: Path) -> bool:
+    """Whether a database has a WAL or rollback journal with something in it beside its file."""
+    for extra in ("-wal", "-journal"):
+        try:
+            if path.with_name(path.name + extra).stat().st_size:
+                return True
+        except FileNotFoundError:
+            pass
+    return False
 
 
 def _place(network, node, keys: Path, name: str) -> Path:
