@@ -12,8 +12,13 @@ from pathlib import Path
 
 import grpc
 from cryptography import x509
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2
 
+from certs.identity import DOMAINS, parse
 from certs.pki import cert_pem, issue_leaf, key_pem, write_private, write_public
+from nodes import kinds
+from nodes.policy import Decision, authorize
 from nodes.reasons import access as A
 from nodes.refusal import rule_of
 from nodes.tls import ClientCert
@@ -99,6 +104,41 @@ def handshake(node, cert: ClientCert | None, version, ciphers: str | None = None
                 return True, tls.version() or ""
     except (ssl.SSLError, OSError) as exc:
         return False, str(exc)[:120]
+
+
+def methods_of(kind: str) -> list:
+    """Every method a node of a kind serves: its service's, the operations service's, and the health check."""
+    module = kinds.load(kind)  # (its module puts its service's descriptor in the pool)
+    pool = descriptor_pool.Default()
+    methods = [m for name in (module.service_name, kinds.OPERATIONS_SERVICE) for m in pool.FindServiceByName(name).methods]
+    return methods + [health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"]]
+
+
+def policy_clients(pki) -> list[tuple[str, ClientCert]]:
+    """(identity, certificate) of every client identity the PKI issued in the trust domains."""
+    return [(e["identity"], ClientCert(pki.dir / e["cert"], pki.dir / e["key"], pki.trust_bundle))
+            for e in pki.index() if e["role"] == "client" and e["domain"] in DOMAINS]
+
+
+def policy_decision(server, caller, path: str):
+    """The rule by which the policy refuses caller at path, or None where it lets it in."""
+    try:
+        authorize(server, caller, path)
+    except Decision as decision:
+        return decision.rule
+    return None
+
+
+def policy_differences(ch, node, identity: str, methods) -> list[str]:
+    """Each method where the node, called on ch as identity with an empty request, does otherwise than the policy
+    says (let in where it refuses, or refused by the guard where it allows)."""
+    server, caller, wrong = parse(node.identity), parse(identity), []
+    for method in methods:
+        allowed = policy_decision(server, caller, f"/{method.containing_service.full_name}/{method.name}") is None
+        code, details, reason = call_any(ch, method)
+        if allowed == refused_by_guard(code, reason):
+            wrong.append(f"{method.name}: {code.name} {details[:80]} (policy {'allows' if allowed else 'refuses'})")
+    return wrong
 
 
 class Minter:

@@ -21,24 +21,21 @@ from pathlib import Path
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from google.protobuf import descriptor_pool
-from grpc_health.v1 import health_pb2
 
-from certs.identity import DOMAINS, JUKINET, LAN, KIND_DOMAIN, node_uri, parse, terminal_uri
+from certs.identity import DOMAINS, JUKINET, LAN, KIND_DOMAIN, node_uri, terminal_uri
 from certs.pki import BAD_CASES, PassphraseError, crl_number
-from nodes import audit, kinds
+from nodes import audit
 from nodes.clock import office_today
 from nodes.guard import APPROVAL_KEY
 from nodes.jimu import table as jimu_table
-from nodes.policy import Decision, authorize
 from nodes.reasons import access as A
 from nodes.tls import ClientCert, pinned
 from protos import identity_pb2, intermediate_pb2, kizon_pb2, national_pb2, national_pb2_grpc, records_pb2
 from scenarios.towns import towns
 from testbed import tlsscan
 from testbed.client import Counter, channel, named_cert, node_cert, node_status
-from testbed.kit import (CALL_TIMEOUT, CRL_RELOAD, HANDSHAKE, REFUSED, Minter, call_any, handshake, kit_rule,
-                         refused_by_guard, status_of)
+from testbed.kit import (CALL_TIMEOUT, CRL_RELOAD, HANDSHAKE, REFUSED, Minter, handshake, kit_rule, methods_of,
+                         policy_clients, policy_differences, refused_by_guard, status_of)
 
 
 @dataclass
@@ -133,29 +130,13 @@ class Probe:
 
     def policy_matrix(self) -> None:
         """Every client identity against every method of every node: let in exactly where the policy allows."""
-        clients = [e for e in self.pki.index() if e["role"] == "client" and e["domain"] in DOMAINS]
+        clients = policy_clients(self.pki)
         for node in self.topology.nodes:
-            server = parse(node.identity)
-            module = kinds.load(node.kind)  # (its module puts its service's descriptor in the pool)
-            services = [module.service_name, kinds.OPERATIONS_SERVICE]
-            methods = [m for name in services for m in _service(name).methods]
-            methods.append(health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"])
-            for entry in clients:
-                caller = parse(entry["identity"])
-                cert = ClientCert(self.pki.dir / entry["cert"], self.pki.dir / entry["key"], self.pki.trust_bundle)
-                wrong = []
+            methods = methods_of(node.kind)
+            for identity, cert in clients:
                 with channel(node, cert) as ch:
-                    for method in methods:
-                        path = f"/{method.containing_service.full_name}/{method.name}"
-                        try:
-                            authorize(server, caller, path)
-                            allowed = True
-                        except Decision:
-                            allowed = False
-                        code, details, reason = call_any(ch, method)
-                        if allowed == refused_by_guard(code, reason):
-                            wrong.append(f"{method.name}: {code.name} {details[:80]} (policy {'allows' if allowed else 'refuses'})")
-                self.add("policy", entry["identity"].removeprefix("spiffe://testbed.jp/"), node.name,
+                    wrong = policy_differences(ch, node, identity, methods)
+                self.add("policy", identity.removeprefix("spiffe://testbed.jp/"), node.name,
                          f"{len(methods)} methods as the policy says", "as the policy says" if not wrong else
                          f"{len(wrong)} differ", not wrong, "default deny (nodes/policy.py)", "; ".join(wrong))
 
@@ -312,10 +293,6 @@ def _wait(call, timeout: float = 15.0):
 def _count(counter) -> int:
     return node_status(counter.network, counter.network.topology.find("kizon", counter.municipality),
                        counts=True).counts.get("residents", 0)
-
-
-def _service(name: str):
-    return descriptor_pool.Default().FindServiceByName(name)
 
 
 

@@ -1,6 +1,8 @@
 """Shared fixtures: a throwaway PKI and a real network of node processes on free loopback ports."""
 from __future__ import annotations
 
+import asyncio
+
 import inspect
 import os
 import tempfile
@@ -38,6 +40,16 @@ def network_of_its_own(tmp_path_factory, name: str):
     network.up()
     yield network
     network.down()
+
+
+def network_with_residents(tmp_path_factory, name: str, residents: int, seed: int, municipality: str = "142140"):
+    """network_of_its_own() with a generated population loaded into one municipality (e.g. 120: more than one
+    operator may output without approval)."""
+    from testbed.load import generate_population, load_records
+    for network in network_of_its_own(tmp_path_factory, name):
+        records, _ = generate_population(network, municipality, residents, seed=seed)
+        asyncio.run(load_records(network, municipality, records, show_progress=False))
+        yield network
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +92,8 @@ def clerk_b(network):
 # `make test-fast` runs the unit and rule tests and those on the one shared network; `make test` runs them all.
 # A test is of the full tier when it (or a fixture it uses) starts a network, a scenario run or a benchmark of its
 # own: found from the source, so that a new test lands in the right tier without anyone remembering to mark it.
-OWN_NETWORK = ("make_network(", "network_of_its_own(", "Network(", "run_scenario(", "run_bench(", "\"testbed.cli\"",
-               "'testbed.cli'", "locust", '"bench"', '"run"', '"up"', '"tour"', '"migrate"')  # (commands given to main)
+OWN_NETWORK = ("make_network(", "network_of_its_own(", "network_with_residents(", "Network(", "run_scenario(",
+               "run_bench(", "\"testbed.cli\"", "'testbed.cli'", "locust", '"bench"', '"run"', '"up"', '"tour"', '"migrate"')  # (commands given to main)
 
 
 def _starts_its_own(function) -> bool:

@@ -3,19 +3,17 @@ every role; each training weakness fails exactly the cases of its rule; the expe
 the command's refusals."""
 from __future__ import annotations
 
-import asyncio
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from conftest import make_network
+from conftest import network_with_residents
 from nodes.refusal import CATALOGUE
 from nodes.weaken import RULES as WEAKENED_RULE
 from testbed import cli, conform
 from testbed.conform import output
-from testbed.load import generate_population, load_records
 
 ROOT = Path(__file__).resolve().parent.parent
 # (node, case) pairs that cannot be tried on the default network, and why: no identity of the platform domain names
@@ -79,12 +77,7 @@ def test_the_expected_failures_file(tmp_path):
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     """A network of its own with 120 residents of 伊勢原市 (enough to try the bulk-output rules)."""
-    network = make_network(tmp_path_factory.mktemp("conform"))
-    network.up()
-    records, _ = generate_population(network, "142140", 120, seed=7)
-    asyncio.run(load_records(network, "142140", records, show_progress=False))
-    yield network
-    network.down()
+    yield from network_with_residents(tmp_path_factory, "conform", 120, seed=7)
 
 
 def test_the_reference_passes_every_case_of_every_role(net):

@@ -1,16 +1,14 @@
 """`testbed probe`: passes on a well-run network, and in training mode fails on exactly the weakened rule."""
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 
 import pytest
 
-from conftest import make_network
+from conftest import make_network, network_with_residents
 from nodes.weaken import WEAKNESSES
-from testbed.load import generate_population, load_records
 from testbed import tlsscan
 from testbed.probe import run_probe
 
@@ -28,12 +26,7 @@ GROUPS = {"kit", "identity", "policy", "tls", "crl", "audit", "search", "bulk-ou
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
     """A network of its own with 120 residents of 伊勢原市 (enough to try the bulk-output rule)."""
-    network = make_network(tmp_path_factory.mktemp("probe"))
-    network.up()
-    records, _ = generate_population(network, "142140", 120, seed=5)
-    asyncio.run(load_records(network, "142140", records, show_progress=False))
-    yield network
-    network.down()
+    yield from network_with_residents(tmp_path_factory, "probe", 120, seed=5)
 
 
 def failed_rules(cases) -> set[str]:

@@ -64,15 +64,15 @@ def cmd_conform(args) -> int:
 
 def _target(network, role: str, name: str | None):
     """The node under test: the one named, which must be of the role, or the topology's first node of the role."""
-    nodes = network.topology.nodes
     if name is None:
-        found = next((n for n in nodes if n.kind == role), None)
-        if found is None:
-            raise Refusal(f"no {role} node in the {network.topology.name} topology: give --target NODE")
-        return found
-    found = next((n for n in nodes if n.name == name), None)
-    if found is None:
-        raise Refusal(f"no node {name!r} in the {network.topology.name} topology: `testbed status` lists them")
+        try:
+            return network.topology.find(role)
+        except KeyError:
+            raise Refusal(f"no {role} node in the {network.topology.name} topology: give --target NODE") from None
+    try:
+        found = network.topology.node(name)
+    except KeyError:
+        raise Refusal(f"no node {name!r} in the {network.topology.name} topology: `testbed status` lists them") from None
     if found.kind != role:
         raise Refusal(f"{name} is a {found.kind}, not a {role}: give `testbed conform {found.kind} --target {name}`")
     return found

@@ -12,7 +12,6 @@ from nodes.numbers import with_resident_code_check
 from nodes.reasons import access as A, common as C, kizon as K
 from protos import common_pb2, kizon_pb2, kizon_pb2_grpc, records_pb2
 from scenarios.towns import towns
-from testbed.client import login_request, session_metadata
 from testbed.conform.case import Skipped, answered, case, refused, same
 from testbed.requests import with_notifier
 
@@ -180,8 +179,7 @@ def self_approval(subject) -> str:
     manager = next((o.id for o in place.operators if "manager" in o.roles), None)
     if manager is None:
         raise Skipped(f"no operator of {place.code} holds the manager role")
-    stub = kizon_pb2_grpc.KizonStub(subject.channel(subject.terminal()))
-    session = session_metadata(stub.Login(login_request(subject.network, place.code, manager), timeout=10).token)
+    stub, session = kizon_pb2_grpc.KizonStub(subject.channel(subject.terminal())), subject.session(manager)
     return refused(lambda: stub.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
         purpose="適合試験", max_records=1000, requester_operator_id=manager, terminal_id=place.terminals[0]),
         metadata=session, timeout=10), K.BULK_OUTPUT_SELF_APPROVAL)

@@ -31,16 +31,19 @@ class Subject:
         self.role, self.municipality = node.kind, node.municipality
         self.pki, self.topology = network.pki, network.topology
         self.minter = Minter(network.pki, "conform")
-        self._channels: list[grpc.Channel] = []
-        self._session: tuple | None = None
+        self._channels: dict[tuple, grpc.Channel] = {}  # (certificate, address) → one channel, for every case
+        self._sessions: dict[str, tuple] = {}  # operator → session metadata
         self._person: records_pb2.ResidentRecord | None = None
 
     # -- channels ---------------------------------------------------------------------------------------------
     def channel(self, cert: ClientCert, end=None) -> grpc.Channel:
-        """A channel to the subject (or to one of its ends, e.g. a CS's search process) with this certificate."""
-        ch = channel(end or self.node, cert)
-        self._channels.append(ch)
-        return ch
+        """A channel to the subject (or to one of its ends, e.g. a CS's search process) with this certificate: the
+        same one for every case that asks (one handshake, not one a case)."""
+        end = end or self.node
+        key = (str(cert.cert), end.address)
+        if key not in self._channels:
+            self._channels[key] = channel(end, cert)
+        return self._channels[key]
 
     def as_node(self, name: str) -> grpc.Channel:
         """A channel to the subject as the node name of the topology calls it."""
@@ -68,14 +71,16 @@ class Subject:
             raise Skipped(f"no 既存住基 serves {self.home()} in this topology") from None
 
     # -- what cases need made first ---------------------------------------------------------------------------
-    def session(self) -> tuple[tuple[str, str], ...]:
-        """Call metadata of the municipality's first operator logged in at its first terminal (made once)."""
-        if self._session is None:
-            place = self.topology.municipality(self.home())
+    def session(self, operator: str | None = None) -> tuple[tuple[str, str], ...]:
+        """Call metadata of an operator (default: the municipality's first) logged in at its first terminal (made
+        once each)."""
+        place = self.topology.municipality(self.home())
+        operator = operator or place.operators[0].id
+        if operator not in self._sessions:
             stub = kizon_pb2_grpc.KizonStub(self.channel(self.terminal(), self.kizon()))
-            token = stub.Login(login_request(self.network, place.code, place.operators[0].id), timeout=CALL_TIMEOUT)
-            self._session = session_metadata(token.token)
-        return self._session
+            token = stub.Login(login_request(self.network, place.code, operator), timeout=CALL_TIMEOUT)
+            self._sessions[operator] = session_metadata(token.token)
+        return self._sessions[operator]
 
     def person(self) -> records_pb2.ResidentRecord:
         """A person registered for the run (国外転入 at the municipality's counter), once; at a CS subject, once
@@ -87,9 +92,9 @@ class Subject:
                                                   birth_date="1990-04-01", sex="9"),
                 address=records_pb2.Address(town_code=towns(self.home())[0].code, address_line="1番地"),
                 move_in_date=office_today().isoformat(), from_abroad=True)), metadata=self.session(), timeout=30)
+            if self.role == "cs":  # (once: the first case that needs the person waits for them)
+                self._arrived(reply.records[0].resident_code)
             self._person = reply.records[0]
-        if self.role == "cs":
-            self._arrived(self._person.resident_code)
         return self._person
 
     def _arrived(self, code: str) -> None:
@@ -106,7 +111,7 @@ class Subject:
 
     def close(self) -> None:
         """Close every channel and revoke every certificate minted for the run."""
-        for ch in self._channels:
+        for ch in self._channels.values():
             ch.close()
         self._channels.clear()
         self.minter.close()

@@ -7,18 +7,16 @@ import time
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import rsa
-from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from certs.identity import DOMAINS, JUKINET, KIND_DOMAIN, LAN, monitor_uri, node_uri, parse, terminal_uri
+from certs.identity import JUKINET, KIND_DOMAIN, LAN, monitor_uri, node_uri, parse, terminal_uri
 from certs.pki import BAD_CASES, PassphraseError
-from nodes import kinds
-from nodes.policy import Decision, authorize
 from nodes.reasons import access as A
 from nodes.refusal import DOMAIN, reason_of
 from nodes.tls import ClientCert, pinned
 from testbed.conform.case import EVERY_ROLE, Failed, Skipped, case, outcome, said
-from testbed.kit import CRL_RELOAD, HANDSHAKE, call_any, handshake, refused_by_guard
+from testbed.kit import (CRL_RELOAD, HANDSHAKE, handshake, methods_of, policy_clients, policy_decision,
+                         policy_differences, refused_by_guard)
 
 HEALTH = "/grpc.health.v1.Health/Check"
 POLICY = (A.DEFAULT_DENY, A.SCOPE, A.TRUST_DOMAIN, A.NEVER_CALLS, A.KIT_IDENTITY)  # the policy's refusals
@@ -171,35 +169,16 @@ def revoked(subject) -> str:
 
 
 # -- the policy -------------------------------------------------------------------------------------------------
-def _methods(role: str) -> list:
-    module = kinds.load(role)  # (its module puts its service's descriptor in the pool)
-    pool = descriptor_pool.Default()
-    methods = [m for name in (module.service_name, kinds.OPERATIONS_SERVICE) for m in pool.FindServiceByName(name).methods]
-    return methods + [health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"]]
-
-
 @case("policy/matrix", roles=(EVERY_ROLE,), profiles=("wire", "security"),
       rules=(A.DEFAULT_DENY, A.SCOPE, A.TRUST_DOMAIN, A.NEVER_CALLS),
       request="every method of the role with an empty request, as every client identity the PKI issued",
       asserts="let in exactly where the policy (nodes/policy.py) allows; refused by the guard everywhere else")
 def policy_matrix(subject) -> str:
     """Default deny: each identity reaches exactly the methods the policy grants it."""
-    server = parse(subject.node.identity)
-    methods = _methods(subject.role)
-    clients = [e for e in subject.pki.index() if e["role"] == "client" and e["domain"] in DOMAINS]
-    wrong, calls = [], 0
-    for entry in clients:
-        caller = parse(entry["identity"])
-        cert = ClientCert(subject.pki.dir / entry["cert"], subject.pki.dir / entry["key"], subject.pki.trust_bundle)
-        ch = subject.channel(cert)
-        for method in methods:
-            path = f"/{method.containing_service.full_name}/{method.name}"
-            allowed = _decision(server, caller, path) is None
-            code, details, reason = call_any(ch, method)
-            calls += 1
-            if allowed == refused_by_guard(code, reason):
-                who = entry["identity"].removeprefix("spiffe://testbed.jp/")
-                wrong.append(f"{who} {method.name}: {code.name} (the policy {'allows' if allowed else 'refuses'})")
+    methods, clients = methods_of(subject.role), policy_clients(subject.pki)
+    wrong = [f"{identity.removeprefix('spiffe://testbed.jp/')} {w}" for identity, cert in clients
+             for w in policy_differences(subject.channel(cert), subject.node, identity, methods)]
+    calls = len(methods) * len(clients)
     if wrong:
         raise Failed(f"{calls} calls as the policy says", f"{len(wrong)} differ: " + "; ".join(wrong[:5]))
     return f"{calls} calls of {len(clients)} identities, each as the policy says"
@@ -227,7 +206,7 @@ def serving(subject) -> str:
 def typed_refusal(subject) -> str:
     """A refusal names its rule, its domain and the refusing node in a google.rpc.Status, not only in words."""
     monitor, server = parse(_monitor_identity(subject)), parse(subject.node.identity)
-    path = next((p for p in _unary_paths(subject.role) if _decision(server, monitor, p) == A.DEFAULT_DENY), None)
+    path = next((p for p in _unary_paths(subject.role) if policy_decision(server, monitor, p) == A.DEFAULT_DENY), None)
     if path is None:
         raise Skipped("the monitor is granted every unary method of this role")
     try:
@@ -243,14 +222,5 @@ def typed_refusal(subject) -> str:
 
 
 def _unary_paths(role: str) -> list[str]:
-    return [f"/{m.containing_service.full_name}/{m.name}" for m in _methods(role)
+    return [f"/{m.containing_service.full_name}/{m.name}" for m in methods_of(role)
             if not m.client_streaming and not m.server_streaming]
-
-
-def _decision(server, caller, path: str):
-    """The rule by which the policy refuses caller at path, or None where it lets it in."""
-    try:
-        authorize(server, caller, path)
-    except Decision as decision:
-        return decision.rule
-    return None
