@@ -141,3 +141,24 @@ def test_a_weakness_fails_exactly_the_cases_of_its_rule(net, weakness, tmp_path,
     printed, err = capsys.readouterr()
     assert code == 0 and f"FAILED {len(listed)} ({len(listed)} expected)" in printed, printed + err
     assert "WARNING  health/serving" in printed, printed
+
+
+def test_a_stream_without_end_costs_the_suite_a_bounded_take():
+    """Against a node that streams records without end (a hostile implementation): the suite takes one more than
+    the bulk-output limit and cancels the rest, as it would a gRPC response stream."""
+    from testbed.conform import kizon
+
+    class Endless:
+        sent, cancelled = 0, False
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            self.sent += 1
+            return self.sent
+
+        def cancel(self):
+            self.cancelled = True
+    stream = Endless()
+    assert len(kizon._taken(stream)) == kizon.BULK_LIMIT + 1 and stream.cancelled and stream.sent == kizon.BULK_LIMIT + 1

@@ -103,3 +103,17 @@ def test_an_altered_copy_fails_exactly_the_cases_of_what_was_altered(outside, tm
     results = conform.run_cases(network, network.topology.node(CS), conform.select("cs"))
     failed = {r.case for r in results if r.verdict == "FAILED"}
     assert failed == {c.id for c in conform.select("cs") if WEAKENED_RULE["search-rule"] in c.rules}, failed
+
+
+@pytest.mark.parametrize("value, said", [("yes", "external is true or false"), (1, "external is true or false")])
+def test_external_is_a_flag_and_an_unknown_item_is_refused(value, said):
+    """`external` in the topology file is true or false, nothing else; an item a node does not have is refused by
+    name (a misspelt `externl: true` must not start the testbed's own node silently)."""
+    data = Topology.load().to_dict()
+    data["nodes"][1]["external"] = value
+    with pytest.raises(ValueError, match=said):
+        Topology.from_dict(data)
+    data["nodes"][1].pop("external")
+    data["nodes"][1]["externl"] = True
+    with pytest.raises(ValueError, match="unknown item externl"):
+        Topology.from_dict(data)

@@ -125,13 +125,23 @@ def request_retried(subject) -> str:
 
 
 # -- bulk output --------------------------------------------------------------------------------------------------
+def _taken(stream, limit: int = BULK_LIMIT + 1) -> list:
+    """At most limit messages of a stream, the rest cancelled: a node under test that streams without end (or a
+    hostile one) costs the suite no more than that."""
+    taken = []
+    for message in stream:
+        taken.append(message)
+        if len(taken) >= limit:
+            stream.cancel()
+            break
+    return taken
+
+
 def _over_the_limit(subject, stub, session) -> None:
     """Skip unless the register holds more people than one operator may output without approval (an export
     without approval that is refused, or answered with more than the limit, shows it)."""
-    seen = 0
     try:
-        for _ in stub.ExportResidents(kizon_pb2.ExportRequest(), metadata=session, timeout=30):
-            seen += 1
+        seen = len(_taken(stub.ExportResidents(kizon_pb2.ExportRequest(), metadata=session, timeout=30)))
     except grpc.RpcError:
         return  # (refused: more than the limit, or refused for another reason the case itself will show)
     if seen <= BULK_LIMIT:
@@ -150,8 +160,8 @@ def approval_required(subject) -> str:
     seen = []
 
     def export():
-        for record in stub.ExportResidents(kizon_pb2.ExportRequest(), metadata=session, timeout=30):
-            seen.append(record.resident_code)
+        seen.extend(r.resident_code for r in _taken(stub.ExportResidents(kizon_pb2.ExportRequest(), metadata=session,
+                                                                            timeout=30)))
     observed = refused(export, K.BULK_OUTPUT_APPROVAL_REQUIRED)
     same([], seen, "records sent before the refusal")
     return observed
@@ -165,8 +175,8 @@ def forged_approval(subject) -> str:
     """An approval is one the node itself issued."""
     stub, session = _counter(subject)
     _over_the_limit(subject, stub, session)
-    return refused(lambda: list(stub.ExportResidents(kizon_pb2.ExportRequest(purpose="適合試験"),
-                                                     metadata=session + ((APPROVAL_KEY, "forged.token"),), timeout=30)),
+    return refused(lambda: _taken(stub.ExportResidents(kizon_pb2.ExportRequest(purpose="適合試験"),
+                                                       metadata=session + ((APPROVAL_KEY, "forged.token"),), timeout=30)),
                    K.BULK_OUTPUT_APPROVAL_INVALID)
 
 
