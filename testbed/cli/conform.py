@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--case", action="append", default=[], metavar="ID", help="run only this case (repeatable)")
     p.add_argument("--expected-failures", metavar="FILE",
                    help="case ids known to fail, one a line (`# why` after it): reported, not failing the run")
+    p.add_argument("--resident", default="", metavar="CODE",
+                   help="a 住民票コード the node holds: the run's person at a migration target, which takes no 国外転入 "
+                        "before its cut over (elsewhere the suite registers its own)")
     p.add_argument("--list", action="store_true", help="list the role's cases (id, profiles, rules) and run nothing")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML (for CI)")
@@ -53,7 +56,7 @@ def cmd_conform(args) -> int:
     if not row["healthy"]:  # (asked a few times: a node busy right after `up` answers a moment later)
         raise Refusal(f"{node.name} does not answer ({row.get('reason', 'not healthy')}): start the network "
                       "(`testbed up`) or the node first")
-    results = conform.run_cases(network, node, cases, known)
+    results = conform.run_cases(network, node, cases, known, args.resident)
     print(output.table(results))
     meta = {"role": args.role, "node": node.name, "address": node.address, "profile": args.profile}
     for option, write in (("json", output.write_json), ("junit", output.write_junit), ("html", output.write_html)):

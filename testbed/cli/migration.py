@@ -35,6 +35,9 @@ def register(sub) -> None:
                    help="(precheck) the characters the target holds: JIS X 0213 (with 代替文字), or every standard one")
     p.add_argument("--inject", action="append", default=[], metavar="FAULT",
                    help="make a fault happen in the run: corrupt-file, drop-record, interrupt-transfer, slow-link")
+    p.add_argument("--expected-failures", type=Path, metavar="FILE",
+                   help="conformance cases the target is known to fail (one id a line, `# why` after it): listed in "
+                        "the report, not stopping the cut over (docs/conformance.md)")
     p.add_argument("--json", help="write the report as JSON to this file")
     p.add_argument("--report-dir", default="reports", help="where the HTML report goes (default: reports)")
     p.add_argument("--layout", action="store_true", help="print the migration layout (docs/migration-layout.md) and exit")
@@ -68,6 +71,13 @@ def cmd_migrate(args) -> int:
         what = f"unknown fault {', '.join(unknown)} (known: {', '.join(rehearsal.INJECTIONS)})" if unknown else \
             "give the municipality and --to SITE"
         raise Refusal(f"{what}; see `testbed migrate --help`")
+    from testbed.migration import conformance
+    try:
+        known = conformance.expected_failures(args.expected_failures)
+    except OSError as exc:
+        raise Refusal(f"--expected-failures: {exc.strerror}: {args.expected_failures}") from None
+    except ValueError as exc:
+        raise Refusal(f"--expected-failures: {exc}") from None
     network = open_network(args)
     # the cut over rewrites the topology: the targets take the place of the nodes they replace, keeping their site
     moved = [n.name for n in network.topology.nodes if n.municipality == args.municipality and n.site == args.to]
@@ -80,7 +90,7 @@ def cmd_migrate(args) -> int:
     try:
         run = rehearsal.Rehearsal(network, args.municipality, args.to, tuple(args.inject),
                                   vendor_layout=args.vendor_layout, encoding=args.encoding,
-                                  accept_unmapped=tuple(args.accept_unmapped)).run()
+                                  accept_unmapped=tuple(args.accept_unmapped), expected_failures=known).run()
     except rehearsal.StepFailed as exc:
         raise Refusal(str(exc)) from None
     for step in run["steps"]:

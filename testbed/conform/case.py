@@ -23,9 +23,10 @@ _ID = re.compile(r"^[a-z*]+(/[^/\s]+){1,3}$")  # role-or-topic/…: e.g. cs/検�
 class Failed(Exception):
     """The node did not do what the case asserts: what was expected, and what it did."""
 
-    def __init__(self, expected: str, observed: str):
+    def __init__(self, expected: str, observed: str, reason: str = ""):
         super().__init__(f"expected {expected}, observed {observed}")
         self.expected, self.observed = expected, observed
+        self.reason = reason  # the rule id the node refused under, when it refused
 
 
 class Skipped(Exception):
@@ -102,9 +103,9 @@ def refused(call, rule: Rule, *, node: str = "") -> str:
     code, reason, details, refuser = outcome(call)
     observed = said(code, reason, details)
     if code != rule.code or reason != rule.reason:
-        raise Failed(f"{rule.code.name} {rule.reason}", observed)
+        raise Failed(f"{rule.code.name} {rule.reason}", observed, reason)
     if node and refuser != node:
-        raise Failed(f"{rule.reason} refused by {node}", f"{observed} (refused by {refuser or 'no node named'})")
+        raise Failed(f"{rule.reason} refused by {node}", f"{observed} (refused by {refuser or 'no node named'})", reason)
     return observed
 
 
@@ -114,7 +115,8 @@ def answered(call):
         return call()
     except grpc.RpcError as exc:
         why = reason_of(exc)
-        raise Failed("an answer", said(exc.code(), why.reason if why else "", exc.details() or "")) from None
+        reason = why.reason if why else ""
+        raise Failed("an answer", said(exc.code(), reason, exc.details() or ""), reason) from None
 
 
 def same(expected, observed, what: str) -> None:

@@ -2,7 +2,9 @@
 counter operator's session at its municipality, and a person registered for the run.
 
 A case talks to the subject only over the wire, exactly as the network's own callers do; what a case needs made
-first (a person, a session) it makes through the network's doors (kizon's counter), never in a store.
+first (a person, a session) it makes through the network's doors (kizon's counter), never in a store. A migration
+target before its cut over takes no change, so its person is one it already holds (the migration names them) and
+a case that needs a change accepted there is SKIPPED by the run (testbed/conform/run.py).
 """
 from __future__ import annotations
 
@@ -26,8 +28,10 @@ ARRIVAL = 20.0  # seconds a person registered at kizon may take to reach the sub
 class Subject:
     """The node under test in its network (whose PKI issues its callers' certificates)."""
 
-    def __init__(self, network, node):
+    def __init__(self, network, node, resident: str = ""):
         self.network, self.node = network, node
+        self.target = node in network.topology.targets  # a migration target not yet cut over to (frozen)
+        self.resident = resident  # a 住民票コード the node holds, the person of the run at a target
         self.role, self.municipality = node.kind, node.municipality
         self.pki, self.topology = network.pki, network.topology
         self.minter = Minter(network.pki, "conform")
@@ -85,6 +89,8 @@ class Subject:
     def person(self) -> records_pb2.ResidentRecord:
         """A person registered for the run (国外転入 at the municipality's counter), once; at a CS subject, once
         the CS holds them."""
+        if self._person is None and self.target:
+            self._person = self._held()
         if self._person is None:
             stub = kizon_pb2_grpc.KizonStub(self.channel(self.terminal(), self.kizon()))
             reply = stub.MoveIn(with_notifier(kizon_pb2.MoveInRequest(
@@ -96,6 +102,19 @@ class Subject:
                 self._arrived(reply.records[0].resident_code)
             self._person = reply.records[0]
         return self._person
+
+    def _held(self) -> records_pb2.ResidentRecord:
+        """The person at a target: one its register holds (a target takes no 国外転入 before the cut over)."""
+        if not self.resident:
+            raise Skipped(f"{self.node.name} is a migration target not yet cut over to, and takes no 国外転入: "
+                          "name a resident it holds (`--resident CODE`)")
+        stub = kizon_pb2_grpc.KizonStub(self.channel(self.terminal(), self.kizon()))
+        try:
+            return stub.GetResident(common_pb2.ResidentKey(resident_code=self.resident), metadata=self.session(),
+                                    timeout=CALL_TIMEOUT)
+        except grpc.RpcError as exc:
+            raise Skipped(f"the resident {self.resident} named for the run cannot be read at {self.kizon().name} "
+                          f"({exc.code().name})") from None
 
     def _arrived(self, code: str) -> None:
         cs = cs_pb2_grpc.CommunicationServerStub(self.as_node(f"kizon-{self.municipality}"))

@@ -1,7 +1,8 @@
 """`testbed migrate M --to SITE`: the government-cloud migration rehearsal as named, timed steps (DESIGN §7).
 
-freeze → export → transfer → load → verify → cut over → decommission, each step recorded with its start,
-end, result and figures. With a vendor layout (`--vendor-layout intermediate`), the old
+freeze → export → transfer → load → verify → conformance → cut over → decommission, each step recorded with
+its start, end, result and figures. The conformance step runs the suite's `rules` profile against the target nodes
+(testbed/migration/conformance.py): a failed case keeps the old site (rolled back). With a vendor layout (`--vendor-layout intermediate`), the old
 site's register leaves in a foreign vendor's export (testbed/migration/intermediate/: CP932 or UTF-8, the vendor's
 外字 in the user-defined area with its 外字 table), and a 文字同定 step at the target identifies every 外字 before
 the load: one left without a standard character stops the run unless it is named as accepted. A failed verify (or any step before the cut over) rolls back: the target is wiped
@@ -35,7 +36,7 @@ from protos import common_pb2, migration_pb2, migration_pb2_grpc, kizon_pb2_grpc
 from testbed import processes
 from testbed.client import channel, console_cert
 from nodes import characters as chars
-from testbed.migration import intermediate, layout, sftp
+from testbed.migration import conformance, intermediate, layout, sftp
 
 INJECTIONS = {
     "corrupt-file": "a byte of history.csv changed at the target after the transfer (caught by the arrival digest check; sent again)",
@@ -146,11 +147,14 @@ class Rehearsal:
     """One rehearsal of moving a municipality's kizon and atena to a target site."""
 
     def __init__(self, network, municipality: str, site: str, inject: tuple[str, ...] = (), vendor: str = VENDOR,
-                 vendor_layout: str | None = None, encoding: str = "cp932", accept_unmapped: tuple[str, ...] = ()):
+                 vendor_layout: str | None = None, encoding: str = "cp932", accept_unmapped: tuple[str, ...] = (),
+                 expected_failures: dict[str, str] | None = None):
         self.network, self.municipality, self.site, self.inject, self.vendor = network, municipality, site, inject, vendor
         self.vendor_layout, self.encoding = vendor_layout, encoding  # (None: the testbed's own layout carries it all)
         self.accept_unmapped = {_code_point(c) for c in accept_unmapped}  # unidentified 外字 the run carries as they are
         self.identified = None  # the vendor export as 文字同定 left it (intermediate.Import)
+        self.expected_failures = expected_failures or {}  # conformance cases the team knows the target fails
+        self.resident = ""  # a 住民票コード the load put at the target: the conformance suite's person there
         topology = network.topology
         self.old = {n.kind: n for n in topology.nodes if n.municipality == municipality and n.kind in ("kizon", "atena")}
         self.new = {n.kind: n for n in topology.targets if n.municipality == municipality and n.site == site}
@@ -186,7 +190,7 @@ class Rehearsal:
         self._check_ready()
         plan = [("freeze", self.freeze), ("export", self.export), ("transfer", self.transfer)]
         plan += [("文字同定", self.identify)] if self.vendor_layout else []
-        plan += [("load", self.load), ("verify", self.verify), ("cut over", self.cut_over),
+        plan += [("load", self.load), ("verify", self.verify), ("conformance", self.conformance), ("cut over", self.cut_over),
                  ("decommission", self.decommission)]
         failed = None
         try:
@@ -217,7 +221,7 @@ class Rehearsal:
             sites = ", ".join(self.network.topology.sites(self.municipality)) or "none"
             raise StepFailed(f"the topology names no kizon and atena of {self.municipality} at site {self.site} "
                              f"(sites named for it: {sites})")
-        down = [n.name for n in [*self.old.values(), *self.new.values()] if not self.network.pid(n.name)]
+        down = [n.name for n in [*self.old.values(), *self.new.values()] if not n.external and not self.network.pid(n.name)]
         if down:
             raise StepFailed(f"{', '.join(down)} not running; run `testbed up` first")
 
@@ -455,6 +459,7 @@ class Rehearsal:
             raise StepFailed(f"households.csv does not agree with history.csv ({len(households)} households listed, "
                              f"{len(derived)} derived)")
         step.figures["households"] = len(households)
+        self.resident = next((i.history.resident_code for i in kizon_items if i.WhichOneof("item") == "history"), "")
         for kind, items in (("kizon", kizon_items), ("atena", atena_items)):
             batches = (migration_pb2.MigrationBatch(items=items[i:i + BATCH]) for i in range(0, len(items), BATCH))
             summary = self._call(self._stub(self.new[kind]).Import, batches, f"import into {self.new[kind].name}")
@@ -506,6 +511,16 @@ class Rehearsal:
             except grpc.RpcError as exc:
                 raise StepFailed(f"digests of {nodes[kind].name}: {exc.code().name}: {exc.details()}") from None
         return found
+
+    # -- conformance -----------------------------------------------------------------------------------------
+    def conformance(self, step: Step) -> None:
+        """The suite's rules profile against the target kizon and atena; a failure not listed as expected stops the
+        move (rolled back) and the report lists the failed cases."""
+        step.checks, step.figures, failed = conformance.run(self.network, self.new, self.resident,
+                                                            self.expected_failures)
+        if failed:
+            raise StepFailed(f"the target fails {len(failed)} conformance case{'s' if len(failed) > 1 else ''} "
+                             f"({', '.join(failed)}): not cut over")
 
     # -- cut over --------------------------------------------------------------------------------------------
     def cut_over(self, step: Step) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-COLORS = {"ok": "#070", "recovered": "#a60", "failed": "#c00", "not run": "#888", "not done": "#c00"}
+COLORS = {"ok": "#070", "recovered": "#a60", "failed": "#c00", "not run": "#888", "not done": "#c00", "skipped": "#888",
+          "warning": "#a60"}
 
 
 def verdict(report: dict) -> str:
