@@ -194,6 +194,7 @@ def environment(network: Network, options: dict, topology_file: Path | None = No
             "topology file": str(topology_file) if topology_file else "built in (nodes/topologies/kanagawa.yaml)",
             "topology the nodes read": str(network.topology_file),
             "nodes": node_counts(topology), "ports": ports_by_kind(topology),
+            "external nodes (run by their operators)": ", ".join(n.name for n in topology.all_nodes if n.external) or "none",
             "population (when the replay began)": {f"{code} {names.get(code, '')}".strip(): held
                                                    for code, held in (population or {}).items()},
             "machine": machine(), "python": f"{platform.python_version()} ({platform.python_implementation()})",
