@@ -27,7 +27,7 @@ def test_every_case_names_rules_of_the_catalogue_and_says_what_it_asserts():
     asserts, a procedure with a docstring; the reference comes from its rules."""
     assert len(conform.CASES) >= 30
     for c in conform.CASES.values():
-        assert c.id.split("/")[0] in set(c.roles) | {"tls", "identity", "policy", "health", "errors"}, c.id
+        assert c.id.split("/")[0] in set(c.roles) | {"tls", "identity", "policy", "health", "errors", "message", "audit"}, c.id
         assert all(r in CATALOGUE for r in c.rules), c.id
         assert c.rules or c.standard, c.id
         assert c.request and c.asserts and c.procedure.__doc__, c.id
@@ -56,7 +56,7 @@ def test_a_selection_naming_nothing_is_refused(role, profile, ids, said):
 def test_profiles_select_subsets():
     """wire is of every role; rules of a role are its own; the profiles together are all."""
     wire = {c.id for c in conform.select("national", "wire")}
-    assert wire and all(c.startswith(("tls/", "identity/", "policy/", "health/", "errors/")) for c in wire)
+    assert wire and all(c.startswith(("tls/", "identity/", "policy/", "health/", "errors/", "message/", "audit/")) for c in wire)
     rules = {c.id for c in conform.select("cs", "rules")}
     assert "cs/検索/two-items" in rules and not any(c.startswith("kizon/") for c in rules)
     every = {c.id for c in conform.select("kizon")}
