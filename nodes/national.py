@@ -63,11 +63,25 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
+            self._numbers_issued_here(db, request.updates)
             applied, last, _ = identityfile.apply_updates(db, request.municipality_code, request.updates)
             # Codes of the initial load and of other sources become known as used here.
             db.executemany("INSERT INTO resident_codes VALUES (?,?,'used') ON CONFLICT(resident_code) DO UPDATE SET state='used'",
                            [(u.info.resident_code, request.municipality_code) for u in applied])
         return common_pb2.UpdateAck(accepted=True, update_sequence=last, applied=len(applied))
+
+    @staticmethod
+    def _numbers_issued_here(db, updates) -> None:
+        """A relayed update carries the 個人番号 national issued for its person, or none: a CS (or a prefecture)
+        cannot store a number of its own making here. (Checked before the 更新順番号, so that a batch is refused
+        under this rule whatever its numbering.)"""
+        stated = {u.info.resident_code: u.info.individual_number for u in updates if u.info.individual_number}
+        issued = dict(rows_in(db, "SELECT resident_code, individual_number FROM individual_numbers WHERE resident_code",
+                              list(stated)))
+        for code, number in stated.items():
+            if issued.get(code) != number:
+                raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule (national alone issues 個人番号): the update of {code} "
+                                                      "carries a 個人番号 national did not issue for them")
 
     async def GetIdentity(self, request, context):
         """全国照会: anyone's 本人確認情報."""

@@ -17,11 +17,23 @@ WEAKNESSES = {
     "number-in-copy": "the 個人番号 travels in the 副本 to the 中間サーバ and in 情報提供",
 }
 
-# The rule of the catalogue each weakness switches off ("" where no refusal names it: the audit key, the copies'
-# items): with the weakness on, the conformance cases of that rule fail, and no other (testbed/conform/).
-RULES = {"crl": "CERTIFICATE_REVOKED", "topology-identity": "CERTIFICATE_NOT_IN_TOPOLOGY",
-         "search-rule": "SEARCH_TWO_ITEMS", "bulk-output": "BULK_OUTPUT_APPROVAL_REQUIRED", "audit-key": "",
-         "number-in-copy": ""}
+# The rules of the catalogue each weakness switches off (none where no refusal names it: the audit key, the copies'
+# items): with the weakness on, the conformance cases of those rules fail, and no other (testbed/conform/).
+RULES: dict[str, tuple[str, ...]] = {
+    "crl": ("CERTIFICATE_REVOKED",), "topology-identity": ("CERTIFICATE_NOT_IN_TOPOLOGY",),
+    "search-rule": ("SEARCH_TWO_ITEMS",),
+    # (no approval is asked for, so none is checked: the rules of spending one are off too, the issuing ones not)
+    "bulk-output": ("BULK_OUTPUT_APPROVAL_REQUIRED", "BULK_OUTPUT_APPROVAL_INVALID", "BULK_OUTPUT_APPROVAL_COUNT",
+                    "BULK_OUTPUT_APPROVAL_PURPOSE", "BULK_OUTPUT_APPROVAL_USED", "BULK_OUTPUT_APPROVAL_OTHER_OPERATOR",
+                    "BULK_OUTPUT_APPROVAL_EXPIRED", "CS_BULK_OUTPUT_APPROVAL_REQUIRED", "CS_BULK_OUTPUT_APPROVAL_INVALID",
+                    "CS_BULK_OUTPUT_APPROVAL_COUNT", "CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR",
+                    "CS_BULK_OUTPUT_SELF_APPROVAL"),
+    "audit-key": (), "number-in-copy": ()}
+
+
+def cases_of(weakness: str, cases) -> set[str]:
+    """The ids of those cases that check a rule the weakness switches off (the cases it must fail)."""
+    return {c.id for c in cases if set(c.rules) & set(RULES[weakness])}
 
 
 def parse(text: str) -> tuple[str, ...]:

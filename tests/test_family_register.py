@@ -131,6 +131,23 @@ def test_reading_transfer_and_death_reach_the_register(net, office):
          what="the 死亡 at the CS")
 
 
+def test_a_register_whose_every_member_is_removed_takes_no_transfer(net, office):
+    """A 戸籍 of one person who dies is a 除籍簿: its 転籍 is refused under KOSEKI_REGISTER_CLOSED and its 本籍 stays."""
+    for record in reversed([r for r in net.population[A] if r.honseki]):  # (from the end: the other tests' people are first)
+        register = office(office.koseki.GetFamilyRegister, koseki_pb2.FamilyRegisterKey(resident_code=record.resident_code))
+        if [m.status for m in register.members] == ["在籍"]:
+            break
+    else:
+        pytest.skip("no 戸籍 of one member in the population")
+    office(office.koseki.RecordDeath, koseki_pb2.DeathNotification(resident_code=record.resident_code, death_date=TODAY))
+    number = register.register_number
+    with refused(grpc.StatusCode.FAILED_PRECONDITION, reason="KOSEKI_REGISTER_CLOSED"):
+        office(office.koseki.Transfer, koseki_pb2.TransferRequest(register_number=number,
+                                                                  new_honseki=register.honseki + "の2"))
+    after = office(office.koseki.GetFamilyRegister, koseki_pb2.FamilyRegisterKey(register_number=number))
+    assert after.honseki == register.honseki and [m.status for m in after.members] == ["除籍"]
+
+
 def test_a_move_reaches_the_annex_of_the_honseki(net, office):
     """A 転居 here reaches this 戸籍 system's 附票; a 転入 in 秦野市 of a person whose 本籍 is here reaches it too,
     CS to CS."""

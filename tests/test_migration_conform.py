@@ -15,7 +15,7 @@ import pytest
 
 from helpers import move_in_from_abroad
 from nodes.topology import Topology
-from nodes.weaken import ENV as WEAKEN_ENV, RULES as WEAKENED_RULE
+from nodes.weaken import ENV as WEAKEN_ENV, cases_of
 from testbed import conform
 from testbed.client import Counter
 from testbed.load import generate_population, load_records
@@ -84,8 +84,7 @@ def test_a_target_that_fails_a_rule_is_not_cut_over(altered_target, tmp_path):
     assert report["failed_step"] == "conformance" and report["rolled_back"], report
     assert all(steps[s]["result"] in ("ok", "recovered") for s in ("freeze", "export", "transfer", "load", "verify"))
     assert "cut over" not in steps
-    weakened = {f"{c.id} at {TARGET}" for c in conform.select("kizon", "rules")
-                if WEAKENED_RULE["bulk-output"] in c.rules}
+    weakened = {f"{c} at {TARGET}" for c in cases_of("bulk-output", conform.select("kizon", "rules"))}
     failed = {c[0] for c in steps["conformance"]["checks"] if c[1] == "failed"}
     assert failed == weakened and weakened, steps["conformance"]["checks"]
     assert all(case in report["failure"] for case in weakened) and "not cut over" in report["failure"]

@@ -153,6 +153,9 @@ class Registers:
         def made(db, reply):
             rules.check_text(request.register_number, "戸籍番号")
             register = self.register(db, request.register_number)
+            if not any(member.status == IN_REGISTER for member in register.members):
+                raise F.KOSEKI_REGISTER_CLOSED(f"戸籍 rule: 戸籍 {request.register_number} is a 除籍簿 (no member is "
+                                               "在籍): it takes no 転籍")
             register.honseki = self._new_honseki(request.new_honseki, register.honseki)
             self._save(db, register)
             reply.registers.append(register)

@@ -25,7 +25,9 @@ READING_KATAKANA = rule("READING_KATAKANA", S.INVALID_ARGUMENT, "koseki", "戸�
 READING_ONCE = rule("READING_ONCE", S.FAILED_PRECONDITION, "koseki", "戸籍法第29条の2, 第107条の3",
                     "the 振り仮名 is recorded by 届出 once; changing it later needs the 家庭裁判所's permission")
 DEATH_DATE = rule("DEATH_DATE", S.INVALID_ARGUMENT, "koseki", "戸籍法第86条",
-                  "a 死亡 is on or after the person's birth and not after the office's today")
+                  "a 死亡 is on or after the person's birth (one after the office's today is DATE_NOT_FUTURE's)")
+KOSEKI_REGISTER_CLOSED = rule("KOSEKI_REGISTER_CLOSED", S.FAILED_PRECONDITION, "koseki", "戸籍法第12条",
+                              "a 戸籍 whose every member is 除籍 is a 除籍簿: it takes no 届出 (no 転籍)")
 KOSEKI_LOAD_TAKEN = rule("KOSEKI_LOAD_TAKEN", S.ALREADY_EXISTS, "koseki", "移行",
                          "a load brings 戸籍 not yet held here (a repeat of the same 戸籍 is answered, not loaded twice)")
 

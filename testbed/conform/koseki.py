@@ -329,6 +329,22 @@ def honseki_here(subject) -> str:
     return "; ".join(seen)
 
 
+@case("koseki/転籍/closed-register", roles=("koseki",), profiles=("rules",), rules=(F.KOSEKI_REGISTER_CLOSED,),
+      request="Transfer (転籍) of a 戸籍 whose only member is 除籍 (死亡), to a new 本籍 here",
+      asserts="FAILED_PRECONDITION KOSEKI_REGISTER_CLOSED; the 戸籍's 本籍 unchanged")
+def closed_register(subject) -> str:
+    """A 戸籍 whose every member is 除籍 is a 除籍簿: it takes no 転籍."""
+    removed = _member()
+    removed.status, removed.removal_reason = "除籍", "死亡"
+    (register,) = _loaded(subject, [removed])
+    send, stub = _desk(subject)
+    observed = refused(send(stub.Transfer, koseki_pb2.TransferRequest(
+        register_number=register.register_number, new_honseki=f"{_place_name(subject)}適合転籍先1番地")),
+        F.KOSEKI_REGISTER_CLOSED)
+    _unchanged(subject, [register])
+    return observed
+
+
 @case("koseki/振り仮名/katakana-once", roles=("koseki",), profiles=("rules",), rules=(F.READING_KATAKANA, F.READING_ONCE),
       request="RecordReading in hiragana; RecordReading of a person whose 振り仮名 is recorded already",
       asserts="INVALID_ARGUMENT READING_KATAKANA; FAILED_PRECONDITION READING_ONCE; the 戸籍 unchanged")

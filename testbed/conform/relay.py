@@ -21,7 +21,7 @@ from certs.identity import KIND_DOMAIN, monitor_uri, parse
 from nodes.clock import office_today, stamp
 from nodes.identityfile import SEQUENCE_DUE_KEY
 from nodes.national import MAX_POOL
-from nodes.numbers import individual_number_valid, with_resident_code_check
+from nodes.numbers import individual_number_valid, with_individual_number_check, with_resident_code_check
 from nodes.reasons import access as A, common as C, cs as R, national as N
 from protos import common_pb2, cs_pb2, identity_pb2, kizon_pb2_grpc, national_pb2, national_pb2_grpc, ops_pb2, \
     ops_pb2_grpc, prefecture_pb2_grpc, records_pb2
@@ -298,6 +298,29 @@ def national_prefecture_sends_own(subject) -> str:
 def national_record_of_another(subject) -> str:
     """A prefecture smuggles no other prefecture's record inside a batch of its own municipality."""
     return _refused_own(subject, subject.home(), OUTSIDE, C.MUNICIPALITY_OWN, _prefecture_name(subject))
+
+
+@case("national/更新/number-by-national", roles=("national",), profiles=("rules", "security"),
+      rules=(C.INDIVIDUAL_NUMBER_BY_NATIONAL,),
+      request="ApplyIdentityUpdates as the prefecture server: a newcomer of 142140 numbered as due but carrying a "
+              "well-formed 個人番号 national never issued (then one 10^9 past it)",
+      asserts="INVALID_ARGUMENT INDIVIDUAL_NUMBER_BY_NATIONAL; the newcomer held nowhere")
+def national_number_by_national(subject) -> str:
+    """National alone issues 個人番号: a relayed update cannot store a number of the sender's making."""
+    send, read = _receiver(subject)
+    home = subject.home()
+    due = _applied(subject, home) + 1
+    (code, number), far = _numbered(subject, 2)
+    updates = [_newcomer(subject, home, due, (code, _other_number(number))), _newcomer(subject, home, due + FAR, far)]
+    observed = refused(lambda: send(_batch(home, updates), timeout=10), C.INDIVIDUAL_NUMBER_BY_NATIONAL,
+                       node=subject.node.name)
+    _nowhere(read, updates, subject.node.name)
+    return observed
+
+
+def _other_number(number: str) -> str:
+    """A well-formed 個人番号 (its check digit right) other than number."""
+    return with_individual_number_check(f"{(int(number[:11]) + 1) % 10**11:011d}")
 
 
 @case("national/更新順番号/gap", roles=("national",), profiles=("delivery",), rules=(R.UPDATE_SEQUENCE_ORDER,),

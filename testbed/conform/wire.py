@@ -11,10 +11,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certs.identity import JUKINET, KIND_DOMAIN, LAN, monitor_uri, node_uri, parse, terminal_uri
 from certs.pki import BAD_CASES, PassphraseError
-from nodes.reasons import access as A
-from nodes.refusal import DOMAIN, reason_of
+from nodes.reasons import access as A, common as C, platform as P
+from nodes.refusal import DOMAIN, PEER_REFUSED, reason_of
 from nodes.tls import ClientCert, pinned
-from testbed.conform.case import EVERY_ROLE, Failed, Skipped, case, outcome, said
+from testbed.conform.case import EVERY_ROLE, Failed, Skipped, case, outcome, refused, said
 from testbed.kit import (CRL_RELOAD, HANDSHAKE, handshake, methods_of, policy_clients, policy_decision,
                          policy_differences, refused_by_guard)
 
@@ -26,6 +26,15 @@ KIT_RULES = {"expired": (), "not_yet_valid": (), "rogue_ca": (), "no_client_auth
 KIT_STANDARD = {"expired": "RFC 5280 §4.1.2.5", "not_yet_valid": "RFC 5280 §4.1.2.5", "rogue_ca": "RFC 5280 §6",
                 "no_client_auth": "RFC 5280 §4.2.1.12", "revoked": "", "wrong_domain": "", "wrong_municipality": "",
                 "wrong_role": ""}
+
+# The wire's rules no case tries, and why.
+NOT_A_CASE = {
+    A.CERTIFICATE_REQUIRED.reason: "the TLS handshake refuses a client without a certificate before any call "
+                                   "(tls/client-certificate-required); the rule is the guard's second line",
+    A.REVOCATION_UNKNOWN.reason: "needs the node's CRL of a domain missing or stale",
+    C.PEER_UNAVAILABLE.reason: "needs a peer of the node stopped",
+    PEER_REFUSED.reason: "a peer's refusal that names no rule of the catalogue: the reference's peers name theirs",
+}
 
 
 def _monitor(subject) -> ClientCert:
@@ -197,6 +206,16 @@ def serving(subject) -> str:
     if status != health_pb2.HealthCheckResponse.SERVING:
         raise Failed("SERVING", health_pb2.HealthCheckResponse.ServingStatus.Name(status))
     return "SERVING"
+
+
+@case("health/unknown-service", roles=(EVERY_ROLE,), profiles=("wire",), rules=(P.HEALTH_SERVICE_UNKNOWN,),
+      request="Health/Check of the service conform.NoSuchService as the domain's monitor",
+      asserts="NOT_FOUND HEALTH_SERVICE_UNKNOWN (a service the node does not serve is not reported SERVING)")
+def unknown_service(subject) -> str:
+    """A health check of a service the node does not serve is NOT_FOUND, as the protocol says."""
+    stub = health_pb2_grpc.HealthStub(subject.as_monitor())
+    return refused(lambda: stub.Check(health_pb2.HealthCheckRequest(service="conform.NoSuchService"), timeout=5),
+                   P.HEALTH_SERVICE_UNKNOWN)
 
 
 @case("errors/typed-refusal", roles=(EVERY_ROLE,), profiles=("wire",), rules=(A.DEFAULT_DENY,),
