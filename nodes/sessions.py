@@ -40,6 +40,8 @@ class TokenError(Exception):
         self.rule = rule
 
 READ_APPROVAL_KEY = "x-read-approval-token"  # metadata: a manager's standing approval spent by reads, record by record
+CS_READ_APPROVAL_KEY = "x-cs-read-approval-token"  # … one spent by reads at the 市町村CS (an approval is spent at one door)
+APPROVAL_DOORS = ("kizon", "cs")  # where an approval may be spent (its "at" claim)
 
 
 def _b64(data: bytes) -> str:
@@ -114,11 +116,12 @@ def check_session(key: ed25519.Ed25519PublicKey, token: str, municipality: str, 
 
 
 def issue_approval(key: ed25519.Ed25519PrivateKey, approval_id: str, approver: str, municipality: str, *,
-                   requester: str = "", terminal: str = "", max_records: int = 0) -> tuple[str, float]:
-    """A manager's approval token naming one approval kept by kizon, and for whom, at which terminal and for how
-    many records (what a node that cannot read kizon's record, the CS, binds and spends it by)."""
+                   requester: str = "", terminal: str = "", max_records: int = 0, at: str = "kizon") -> tuple[str, float]:
+    """A manager's approval token naming one approval kept by kizon, the door it is spent at, and for whom, at which
+    terminal and for how many records (what a node that cannot read kizon's record, the CS, binds and spends it
+    by). Each door keeps its own account of what was spent: an approval spendable at two would be spent twice."""
     exp = time.time() + APPROVAL_SECONDS
-    payload = {"kind": "approval", "id": approval_id, "approver": approver, "muni": municipality, "exp": exp}
+    payload = {"kind": "approval", "id": approval_id, "approver": approver, "muni": municipality, "exp": exp, "at": at}
     if requester:
         payload.update(req=requester, term=terminal, max=int(max_records))
     return sign(key, payload), exp

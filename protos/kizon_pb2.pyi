@@ -121,16 +121,18 @@ class RosterAck(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class BulkApprovalRequest(_message.Message):
-    __slots__ = ("purpose", "max_records", "requester_operator_id", "terminal_id")
+    __slots__ = ("purpose", "max_records", "requester_operator_id", "terminal_id", "spent_at")
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SPENT_AT_FIELD_NUMBER: _ClassVar[int]
     purpose: str
     max_records: int
     requester_operator_id: str
     terminal_id: str
-    def __init__(self, purpose: _Optional[str] = ..., max_records: _Optional[int] = ..., requester_operator_id: _Optional[str] = ..., terminal_id: _Optional[str] = ...) -> None: ...
+    spent_at: str
+    def __init__(self, purpose: _Optional[str] = ..., max_records: _Optional[int] = ..., requester_operator_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., spent_at: _Optional[str] = ...) -> None: ...
 
 class BulkApproval(_message.Message):
     __slots__ = ("token", "expires_at", "approval_id")

@@ -15,7 +15,7 @@ from nodes.authn import Authenticator
 from nodes.peers import check_server, gates, refused_locally
 from nodes.reasons import access as A
 from nodes.guard import OPERATOR_KEY, REQUEST_KEY, SESSION_KEY
-from nodes.sessions import READ_APPROVAL_KEY
+from nodes.sessions import APPROVAL_DOORS, CS_READ_APPROVAL_KEY, READ_APPROVAL_KEY
 from nodes.tls import ClientCert, aio_channel, pinned, sync_channel
 from protos import cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, koseki_pb2_grpc, ops_pb2, ops_pb2_grpc
 from testbed import requests
@@ -176,8 +176,9 @@ class Counter:
             self._channels.append(channel(koseki, cert))
             self.koseki = koseki_pb2_grpc.FamilyRegisterSystemStub(self._channels[-1])
         self.session = self.kizon.Login(login_request(network, municipality, operator), timeout=10)
-        approval = bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads) if reads else ""
-        self.metadata = session_metadata(self.session.token, approval)
+        approvals = [bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads, spent_at=door)
+                     for door in APPROVAL_DOORS] if reads else ()
+        self.metadata = session_metadata(self.session.token, *approvals)
 
     def __call__(self, method, request, *, request_id: str | None = None, metadata=(), timeout: float = 30):
         """Call a stub method of this terminal with the operator's session."""
@@ -204,23 +205,25 @@ READS_PURPOSE = "testbed: 窓口業務の照会 (an office's counter work throug
 
 
 def bulk_approval(network, municipality: str, operator: str, terminal: str, purpose: str, max_records: int,
-                  manager: tuple[str, str] = MANAGER) -> str:
-    """A manager's approval token for one bulk output by operator at terminal (PIA Ⅲ(2)3)."""
+                  manager: tuple[str, str] = MANAGER, spent_at: str = "kizon") -> str:
+    """A manager's approval token for one bulk output by operator at terminal (PIA Ⅲ(2)3), spent at one door
+    (kizon, or reads at the CS)."""
     with Counter(network, municipality, *manager) as approver:
         return approver(approver.kizon.ApproveBulkOutput, kizon_pb2.BulkApprovalRequest(
-            purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal)).token
+            purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal,
+            spent_at=spent_at)).token
 
 
 async def async_bulk_approval(network, municipality: str, operator: str, terminal: str, purpose: str, max_records: int,
-                              manager: tuple[str, str] = MANAGER) -> str:
+                              manager: tuple[str, str] = MANAGER, spent_at: str = "kizon") -> str:
     """bulk_approval() from an asyncio program; a node too busy to finish a handshake is asked again (3 times)."""
     for attempt in range(APPROVAL_ATTEMPTS):
         try:
             kizon, _, metadata, channels = await async_login(network, municipality, *manager)
             try:
                 approval = await kizon.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
-                    purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal),
-                    metadata=metadata, timeout=30)
+                    purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal,
+                    spent_at=spent_at), metadata=metadata, timeout=30)
             finally:
                 for ch in channels:
                     await ch.close()
@@ -239,8 +242,9 @@ async def async_login(network, municipality: str, terminal: str, operator: str, 
     channels = [async_channel(end, cert, interceptors=interceptors) for end in ends]
     kizon = kizon_pb2_grpc.KizonStub(channels[0])
     session = await kizon.Login(login_request(network, municipality, operator), timeout=10)
-    approval = await async_bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads) if reads else ""
-    return kizon, cs_stub(*channels[1:]), session_metadata(session.token, approval), channels
+    approvals = [await async_bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads, spent_at=door)
+                 for door in APPROVAL_DOORS] if reads else ()
+    return kizon, cs_stub(*channels[1:]), session_metadata(session.token, *approvals), channels
 
 
 def terminal_ends(network, municipality: str, terminal: str) -> tuple[ClientCert, list]:
@@ -256,10 +260,11 @@ def login_request(network, municipality: str, operator: str) -> kizon_pb2.LoginR
     return kizon_pb2.LoginRequest(operator_id=operator, credential=credential)
 
 
-def session_metadata(token: str, approval: str = "") -> tuple[tuple[str, str], ...]:
+def session_metadata(token: str, approval: str = "", cs_approval: str = "") -> tuple[tuple[str, str], ...]:
     """Call metadata of a logged-in operator: the session and, beyond the bulk-output limit, a manager's standing
-    approval of the reads (PIA Ⅲ(2)3)."""
-    return ((SESSION_KEY, token),) + (((READ_APPROVAL_KEY, approval),) if approval else ())
+    approvals of the reads (PIA Ⅲ(2)3): one spent at kizon, one at the CS (each door reads its own key)."""
+    return ((SESSION_KEY, token),) + (((READ_APPROVAL_KEY, approval),) if approval else ()) + (
+        ((CS_READ_APPROVAL_KEY, cs_approval),) if cs_approval else ())
 
 
 def node_status(network, node, counts: bool = False) -> object:

@@ -23,7 +23,7 @@ from conftest import network_of_its_own
 from helpers import key, kill, move_in_from_abroad, person, refused
 from nodes.cs import bulk
 from nodes.kizon import items
-from nodes.sessions import APPROVAL_SECONDS, READ_APPROVAL_KEY, sign
+from nodes.sessions import APPROVAL_SECONDS, CS_READ_APPROVAL_KEY, sign
 from protos import identity_pb2
 from testbed.client import Counter, bulk_approval
 
@@ -54,13 +54,13 @@ def approval(net, municipality: str = A, *, requester: str = READER[1], terminal
     signer = net.pki.node_session_key(f"kizon-{municipality}", municipality)
     return sign(signer, {"kind": "approval", "id": uuid.uuid4().hex[:16], "approver": approver, "muni": municipality,
                          "exp": time.time() + APPROVAL_SECONDS, "req": requester, "term": terminal, "max": most,
-                         **extra})
+                         "at": "cs", **extra})
 
 
 def read(counter: Counter, who, token: str = ""):
     """本人確認情報の照会 at the CS (統合端末), with an approval when given."""
     return counter(counter.cs.GetIdentity, key(who.resident_code),
-                   metadata=((READ_APPROVAL_KEY, token),) if token else ())
+                   metadata=((CS_READ_APPROVAL_KEY, token),) if token else ())
 
 
 def test_the_threshold_is_kizons():
@@ -139,7 +139,7 @@ def test_an_approval_is_spent_only_by_whom_it_names(net, people):
 def test_kizons_approval_is_spent_here_once_it_says_for_whom(net, people):
     """kizon's ApproveBulkOutput: its token is spent at the CS only when it names its requester, terminal and count
     (req, term, max); a token that names only its id cannot be bound here (kizon's record of it is out of reach)."""
-    token = bulk_approval(net, A, READER[1], READER[0], "照会", 1)
+    token = bulk_approval(net, A, READER[1], READER[0], "照会", 1, spent_at="cs")
     body = token.split(".")[0]
     claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     with Counter(net, A, *READER) as reader:

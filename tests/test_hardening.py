@@ -134,6 +134,25 @@ def test_reads_beyond_the_limit_with_a_managers_approval(net, isehara):
                   metadata=((READ_APPROVAL_KEY, someone_elses),))
 
 
+def test_an_approval_is_spent_at_the_door_it_names(net, isehara):
+    """An approval is spent at kizon or at the CS, never at both (each door keeps its own account of it): one for
+    the CS is refused at kizon's reads (one for kizon at the CS: the case cs/一括出力/whose-approval); a door of no
+    one's naming is refused when asked."""
+    from nodes.sessions import READ_APPROVAL_KEY
+    from testbed.client import bulk_approval
+    who = move_in_from_abroad(isehara)
+    at_cs = bulk_approval(net, A, "OP0002", "T0002", "窓口", 5, spent_at="cs")
+    at_kizon = bulk_approval(net, A, "OP0002", "T0002", "窓口", 5)
+    with Counter(net, A, "T0002", "OP0002") as spent:  # (over the limit at kizon since the tests above)
+        with refused(Code.PERMISSION_DENIED, "to be spent at cs", reason="BULK_OUTPUT_APPROVAL_INVALID"):
+            spent(spent.kizon.GetResident, key(who.resident_code), metadata=((READ_APPROVAL_KEY, at_cs),))
+        spent(spent.kizon.GetResident, key(who.resident_code), metadata=((READ_APPROVAL_KEY, at_kizon),))
+    with Counter(net, A, "T0003", "OP0003") as manager:
+        with refused(Code.INVALID_ARGUMENT, "spent_at is one of", reason="BULK_OUTPUT_APPROVAL_REQUEST"):
+            manager(manager.kizon.ApproveBulkOutput, kizon_pb2.BulkApprovalRequest(
+                purpose="窓口", max_records=1, requester_operator_id="OP0002", terminal_id="T0002", spent_at="both"))
+
+
 # -- 2, 3. one residence and national's numbers at every door ---------------------------------------------
 def test_bulk_load_of_a_current_resident_of_another_city_is_refused(net, hadano, manager):
     """Finding 2: a manager's BulkLoad at 伊勢原市 of a person current in 秦野市 is refused; nothing is loaded."""

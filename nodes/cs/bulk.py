@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from nodes.reasons import cs as R
-from nodes.sessions import READ_APPROVAL_KEY, TokenError, verify
+from nodes.sessions import CS_READ_APPROVAL_KEY, TokenError, verify
 from nodes.store import rows_in
 from nodes.weaken import weakened
 
@@ -111,9 +111,10 @@ class BulkOutput:
         """Check the approval the call presents and spend count people of it: its id."""
         rule = (f"bulk output rule (PIA Ⅲ(2)3): reads of {count} people ({earlier + count} to {call.operator} in "
                 f"{BULK_WINDOW_HOURS} h at the CS) exceed {BULK_OUTPUT_LIMIT}")
-        token = call.metadata.get(READ_APPROVAL_KEY)
+        token = call.metadata.get(CS_READ_APPROVAL_KEY)
         if not token:
-            raise R.CS_BULK_OUTPUT_APPROVAL_REQUIRED(f"{rule}; a manager's approval ({READ_APPROVAL_KEY}) is required")
+            raise R.CS_BULK_OUTPUT_APPROVAL_REQUIRED(f"{rule}; a manager's approval for reads at the CS "
+                                                     f"({CS_READ_APPROVAL_KEY}) is required")
         key = self._rt.session_keys.get(self._municipality)
         try:
             if key is None:
@@ -129,7 +130,7 @@ class BulkOutput:
             raise R.CS_BULK_OUTPUT_APPROVAL_INVALID(
                 f"{rule}; approval {approval_id} does not say for whom, at which terminal and for how many people "
                 "(req, term, max): the CS cannot read kizon's record of it, so it spends only one that does")
-        if claim.get("at", "cs") != "cs":
+        if claim.get("at") != "cs":  # (kizon's approvals are spent at kizon: each door keeps its own account)
             raise R.CS_BULK_OUTPUT_APPROVAL_INVALID(f"{rule}; approval {approval_id} is to be spent at "
                                                     f"{str(claim.get('at'))[:16]}, not at the CS")
         if claim.get("approver") == call.operator:

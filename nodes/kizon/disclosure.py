@@ -96,6 +96,9 @@ class Disclosures:
             claim = verify(self.session_keys[self.municipality], token, "approval")
         except TokenError as exc:
             raise K.BULK_OUTPUT_APPROVAL_INVALID(f"{rule}; the approval is not valid: {exc}") from None
+        if claim.get("at", "kizon") != "kizon":  # (an approval of reads at the CS is the CS's to spend, and only there)
+            raise K.BULK_OUTPUT_APPROVAL_INVALID(f"{rule}; the approval is to be spent at {str(claim.get('at'))[:16]}, "
+                                                 "not at kizon")
         found = self.store.one("SELECT id, approver, requester, terminal, purpose, max_records, used_at, used_records, "
                                "expires_at FROM approvals WHERE id=?", (claim.get("id"),))
         if claim.get("muni") != self.municipality or found is None:

@@ -21,7 +21,8 @@ from nodes import audit, rules
 from nodes.reasons import access as A
 from nodes.reasons import kizon as K
 from nodes.guard import current_call
-from nodes.sessions import (CONTRACTOR, ROLES, Roster, RosterEntry, issue_approval, issue_session, sign_roster)
+from nodes.sessions import (APPROVAL_DOORS, CONTRACTOR, ROLES, Roster, RosterEntry, issue_approval, issue_session,
+                            sign_roster)
 from protos import cs_pb2, cs_pb2_grpc, intermediate_pb2, intermediate_pb2_grpc, kizon_pb2, koseki_pb2, koseki_pb2_grpc
 
 log = logging.getLogger("nodes.kizon")  # one logger name for the whole node
@@ -91,10 +92,14 @@ class Operators:
             raise K.BULK_OUTPUT_APPROVAL_REQUEST(f"bulk output rule: {request.terminal_id!r} is not a terminal of {self.municipality}")
         if request.requester_operator_id == session.operator:
             raise K.BULK_OUTPUT_SELF_APPROVAL("bulk output rule (PIA Ⅲ(2)3): an operator may not approve their own output")
+        door = request.spent_at or "kizon"
+        if door not in APPROVAL_DOORS:
+            raise K.BULK_OUTPUT_APPROVAL_REQUEST(f"bulk output rule: spent_at is one of {', '.join(APPROVAL_DOORS)}, "
+                                                 f"not {request.spent_at[:16]!r}")
         approval_id = uuid.uuid4().hex[:16]
         token, expires = issue_approval(self.session_signer, approval_id, session.operator, self.municipality,
                                         requester=request.requester_operator_id, terminal=request.terminal_id,
-                                        max_records=request.max_records)
+                                        max_records=request.max_records, at=door)
         with self.rt.store.transaction() as db:
             db.execute("INSERT INTO approvals(id, approver, requester, terminal, purpose, max_records, expires_at) "
                        "VALUES (?,?,?,?,?,?,?)",

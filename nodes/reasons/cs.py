@@ -74,7 +74,7 @@ WIDE_AREA_CURRENT_RESIDENT = rule("WIDE_AREA_CURRENT_RESIDENT", S.FAILED_PRECOND
 _BULK = "PIA Ⅲ(2)3 その他 (seed 2376, 2665)"
 CS_BULK_OUTPUT_APPROVAL_REQUIRED = rule("CS_BULK_OUTPUT_APPROVAL_REQUIRED", S.PERMISSION_DENIED, "cs", _BULK,
                                         "a terminal's reads at the CS beyond BULK_OUTPUT_LIMIT people in "
-                                        "BULK_WINDOW_HOURS need a manager's prior approval (x-read-approval-token)")
+                                        "BULK_WINDOW_HOURS need a manager's prior approval for the CS (x-cs-read-approval-token)")
 CS_BULK_OUTPUT_APPROVAL_INVALID = rule("CS_BULK_OUTPUT_APPROVAL_INVALID", S.PERMISSION_DENIED, "cs", _BULK,
                                        "an approval spent at the CS is signed with the municipality's session key, "
                                        "unexpired, and names its requester, terminal and count")

@@ -17,7 +17,7 @@ import grpc
 
 from nodes.guard import APPROVAL_KEY
 from nodes.reasons import cs as S, gateway as G, kizon as K
-from nodes.sessions import READ_APPROVAL_KEY
+from nodes.sessions import CS_READ_APPROVAL_KEY
 from protos import common_pb2, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc
 from testbed.client import login_request, named_cert, session_metadata, terminal_cert
 from testbed.conform.case import Failed, Skipped, answered, case, outcome, refused, said, same
@@ -79,13 +79,13 @@ def _login(subject, operator: str, index: int = 0, credential: str = "") -> tupl
 
 
 def _approval(subject, requester: str, index: int = 0, *, most: int = 10_000, purpose: str = PURPOSE,
-              approver: tuple | None = None) -> str:
-    """A manager's approval token for requester at the index-th terminal (approver: the session that approves, the
-    municipality's manager by default)."""
+              approver: tuple | None = None, door: str = "kizon") -> str:
+    """A manager's approval token for requester at the index-th terminal, spent at door (kizon or cs) (approver: the
+    session that approves, the municipality's manager by default)."""
     session = approver or subject.session(_manager(subject))
     terminal = _terminal(subject, index)[0]
     return answered(lambda: _kizon(subject).ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
-        purpose=purpose, max_records=most, requester_operator_id=requester, terminal_id=terminal),
+        purpose=purpose, max_records=most, requester_operator_id=requester, terminal_id=terminal, spent_at=door),
         metadata=session, timeout=10)).token
 
 
@@ -158,6 +158,20 @@ def approval_used(subject) -> str:
     records = answered(lambda: _export(stub, session, token))
     return f"first: {len(records)}+ records; again: " + _refused_export(stub, session, token,
                                                                         K.BULK_OUTPUT_APPROVAL_USED)
+
+
+@case("kizon/一括出力/door", roles=("kizon",), profiles=("rules", "security"), rules=(K.BULK_OUTPUT_APPROVAL_INVALID,),
+      request=f"ExportResidents of a register over {BULK_LIMIT} people with a manager's approval to be spent at the CS "
+              "(spent_at cs); then with one to be spent at kizon",
+      asserts="PERMISSION_DENIED BULK_OUTPUT_APPROVAL_INVALID before any record is sent (an approval is spent at the "
+              "door it names, never at two); the second answered")
+def approval_door(subject) -> str:
+    """An approval of reads at the CS is not spent at kizon (each door keeps its own account of what was spent)."""
+    stub, session = _exporting(subject)
+    exporter = _exporter(subject)
+    observed = _refused_export(stub, session, _approval(subject, exporter, door="cs"), K.BULK_OUTPUT_APPROVAL_INVALID)
+    records = answered(lambda: _export(stub, session, _approval(subject, exporter)))
+    return f"{observed}; at kizon: {len(records)}+ records"
 
 
 @case("kizon/一括出力/other-operator", roles=("kizon",), profiles=("rules", "security"),
@@ -235,7 +249,7 @@ class _Reader:
                                           timeout=10)
 
     def _metadata(self, approval: str = "") -> tuple:
-        return self.session + (((READ_APPROVAL_KEY, approval),) if approval else ())
+        return self.session + (((CS_READ_APPROVAL_KEY, approval),) if approval else ())
 
 
 @contextmanager
@@ -288,7 +302,7 @@ def cs_approval_required(subject) -> str:
         first, second = reader.unread
         observed = refused(reader(first), S.CS_BULK_OUTPUT_APPROVAL_REQUIRED, node=subject.node.name)
         same(reader.read[0], answered(reader(reader.read[0])).resident_code, "a person read already in the window")
-        token = _approval(subject, reader.operator, most=1)
+        token = _approval(subject, reader.operator, most=1, door="cs")
         same(first, answered(reader(first, token)).resident_code, "the read the approval covers")
         spent = refused(reader(second, token), S.CS_BULK_OUTPUT_APPROVAL_COUNT, node=subject.node.name)
     return f"{observed.split(':')[0]}; approved for 1: answered, then {spent.split(':')[0]}"
@@ -299,22 +313,25 @@ def cs_approval_required(subject) -> str:
              S.CS_BULK_OUTPUT_SELF_APPROVAL),
       request=f"GetIdentity from a 統合端末 by an operator (a manager, of the case's own) who has read {BULK_LIMIT} "
               "people, of another person with: a token of the caller's making; kizon's approval for them with one "
-              "character of it changed; kizon's approval for another operator; for them at another terminal; the "
-              "approval they gave another operator; then kizon's approval for them here",
-      asserts="PERMISSION_DENIED CS_BULK_OUTPUT_APPROVAL_INVALID twice, CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR twice, "
-              "CS_BULK_OUTPUT_SELF_APPROVAL; the last answered")
+              "character of it changed; one for them to be spent at kizon; kizon's approval for another operator; "
+              "for them at another terminal; the approval they gave another operator; then kizon's approval for "
+              "them here",
+      asserts="PERMISSION_DENIED CS_BULK_OUTPUT_APPROVAL_INVALID three times (an approval is spent at the door it "
+              "names, never at two), CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR twice, CS_BULK_OUTPUT_SELF_APPROVAL; the "
+              "last answered")
 def cs_whose_approval(subject) -> str:
     """An approval spent at the CS is one kizon signed, for the operator at the terminal reading, by someone else."""
     with _over_the_limit_at_the_cs(subject, spare=1) as reader:
         target = reader.unread[0]
-        own = _approval(subject, reader.operator)
+        own = _approval(subject, reader.operator, door="cs")
         body, signature = own.split(".", 1)
         tampered = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + signature
         other = _exporter(subject)
         tries = [("forged.token", S.CS_BULK_OUTPUT_APPROVAL_INVALID), (tampered, S.CS_BULK_OUTPUT_APPROVAL_INVALID),
-                 (_approval(subject, other), S.CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR),
-                 (_approval(subject, reader.operator, 1), S.CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR),
-                 (_approval(subject, other, approver=reader.session), S.CS_BULK_OUTPUT_SELF_APPROVAL)]
+                 (_approval(subject, reader.operator), S.CS_BULK_OUTPUT_APPROVAL_INVALID),
+                 (_approval(subject, other, door="cs"), S.CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR),
+                 (_approval(subject, reader.operator, 1, door="cs"), S.CS_BULK_OUTPUT_APPROVAL_OTHER_OPERATOR),
+                 (_approval(subject, other, approver=reader.session, door="cs"), S.CS_BULK_OUTPUT_SELF_APPROVAL)]
         seen = [refused(reader(target, token), rule, node=subject.node.name).split(":")[0] for token, rule in tries]
         same(target, answered(reader(target, own)).resident_code, "the read with kizon's approval for them here")
     return "; ".join(seen) + "; their own approval: answered"

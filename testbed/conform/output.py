@@ -97,6 +97,12 @@ def markdown() -> str:
     lines += ["", f"{len(CASES)} cases; {len(covered)} of the catalogue's {len(rules)} rules have a case "
               f"(profiles: {', '.join(PROFILES)}, and `all`). By owner, rules with a case / rules:", ""]
     lines.append(", ".join(f"{owner} {have.get(owner, 0)}/{n}" for owner, n in sorted(by_owner.items())) + ".")
+    from testbed.conform import NOT_A_CASE  # (the package, which imports this module's neighbours first)
+    lines += ["", "The rules no case tries, and why no caller of the topology can try them over the wire (a test of "
+              "the testbed's own that tries one brings the fault, the clock or the store access it needs):", "",
+              "| rule | owner | why not a case |", "|---|---|---|"]
+    owners = {r.reason: r.owner for r in rules}
+    lines += [f"| `{rule}` | {owners.get(rule, '?')} | {why} |" for rule, why in sorted(NOT_A_CASE.items())]
     return "\n".join(lines)
 
 
