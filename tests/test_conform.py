@@ -137,9 +137,10 @@ def test_the_command_refuses_in_one_line(net, capsys, words, said):
 # -- training mode: each weakness fails exactly the cases of its rule ------------------------------------------
 @pytest.mark.parametrize("weakness", [w for w, rules in WEAKENED_RULES.items() if rules])
 def test_a_weakness_fails_exactly_the_cases_of_its_rule(net, weakness, tmp_path, capsys):
-    """With one weakness on, the cases of the rule it switches off fail at the CS and kizon, and no other case; listed
-    as expected failures the run passes; a listed case that passes is a WARNING. (The network is left weakened
-    for the next case, which restarts it; the fixture takes it down.)"""
+    """With one weakness on, the cases of the rules it switches off fail at the CS and kizon, and no other case; and
+    (with the search rule off: the command's handling of the file is the same for every weakness) listed as
+    expected failures the run passes, a listed case that passes being a WARNING. (The network is left weakened for
+    the next case, which restarts it; the fixture takes it down.)"""
     net.down()
     net.up(weaken=(weakness,))
     for role in ("cs", "kizon"):
@@ -147,6 +148,8 @@ def test_a_weakness_fails_exactly_the_cases_of_its_rule(net, weakness, tmp_path,
         results = conform.run_cases(net, node, conform.select(role))
         failed = {r.case for r in results if r.verdict == "FAILED"}
         assert failed == cases_of(weakness, conform.select(role)), (weakness, role, failed)
+    if weakness != "search-rule":
+        return
     role = next(r for r in ("cs", "kizon") if cases_of(weakness, conform.select(r)))
     listed = sorted(cases_of(weakness, conform.select(role)))
     known = tmp_path / "known.txt"
