@@ -1,4 +1,5 @@
-"""`testbed probe`: passes on a well-run network, and in training mode fails on exactly the weakened rule."""
+"""`testbed probe`: passes on a well-run network, and in training mode fails on exactly the weakened rule (and so
+does the conformance suite, on the same weakened network)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import sys
 import pytest
 
 from conftest import make_network, network_with_residents
-from nodes.weaken import WEAKNESSES
-from testbed import tlsscan
+from nodes.weaken import RULES as WEAKENED_RULES, WEAKNESSES, cases_of
+from testbed import cli, conform, tlsscan
 from testbed.probe import run_probe
 
 RULE_OF = {  # the rule each weakness must show up under, and nothing else
@@ -93,10 +94,13 @@ def test_an_sslyze_scan_is_judged_case_by_case():
 
 
 @pytest.mark.parametrize("weakness", [w for w in WEAKNESSES if w != "audit-key"])
-def test_the_probe_names_exactly_the_weakened_rule(probed, weakness, monkeypatch):
-    """With one weakness switched on, the probe fails on that rule and on nothing else. (The network is left down:
-    the next case starts it with its own weakness, and no case after these needs it unweakened. No weakness is of
-    TLS, and the handshake cases still run: sslyze's scan, which the default network's case runs, is left out.)"""
+def test_the_probe_and_the_suite_name_exactly_the_weakened_rule(probed, weakness, monkeypatch, tmp_path, capsys):
+    """With one weakness switched on, the probe fails on that rule and on nothing else; and the conformance suite
+    fails, at the CS and kizon, exactly the cases of the rules it switches off (nodes/weaken.RULES), and, with the
+    search rule off (the command's handling of the file is the same for every weakness), listed as expected failures
+    the run passes, a listed case that passes being a WARNING. (The network is left down: the next case starts it
+    with its own weakness, and no case after these needs it unweakened. No weakness is of TLS, and the handshake
+    cases still run: sslyze's scan, which the default network's case runs, is left out.)"""
     monkeypatch.setattr(tlsscan, "find_sslyze", lambda: None)  # (the scan's cases SKIP, naming why)
     probed.down()
     probed.up(weaken=(weakness,))
@@ -105,8 +109,28 @@ def test_the_probe_names_exactly_the_weakened_rule(probed, weakness, monkeypatch
         assert "WEAKENED ON PURPOSE" in probed.log_file("kizon-142140").read_text()
         cases, _ = run_probe(probed)
         assert failed_rules(cases) == {RULE_OF[weakness]}, [c for c in cases if c.verdict == "FAIL"][:3]
+        _suite_fails_exactly(probed, weakness, tmp_path, capsys)
     finally:
         probed.down()
+
+
+def _suite_fails_exactly(network, weakness: str, tmp_path, capsys) -> None:
+    """The conformance suite's half of the case above."""
+    if not WEAKENED_RULES[weakness]:
+        return
+    for role in ("cs", "kizon"):
+        results = conform.run_cases(network, network.topology.find(role, "142140"), conform.select(role))
+        failed = {r.case for r in results if r.verdict == "FAILED"}
+        assert failed == cases_of(weakness, conform.select(role)), (weakness, role, failed)
+    if weakness != "search-rule":
+        return
+    listed = sorted(cases_of(weakness, conform.select("cs")))
+    known = tmp_path / "known.txt"
+    known.write_text("".join(f"{c}  # {weakness} on purpose\n" for c in listed) + "health/serving\n", encoding="utf-8")
+    code = cli.main(["--state-dir", str(network.state_dir), "conform", "cs", "--expected-failures", str(known)])
+    printed, err = capsys.readouterr()
+    assert code == 0 and f"FAILED {len(listed)} ({len(listed)} expected)" in printed, printed + err
+    assert "WARNING  health/serving" in printed, printed
 
 
 def test_the_probe_finds_an_unkeyed_audit_chain(tmp_path, monkeypatch):
