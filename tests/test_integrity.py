@@ -262,6 +262,29 @@ def test_consistency_finds_a_corrupted_record_behind_its_old_digest(fresh_networ
         assert report.records_kizon >= 1
 
 
+def test_consistency_finds_a_record_damaged_at_national_and_one_lost_at_the_prefecture(fresh_network):
+    """The CS's 整合性確認 against its peers: a record changed in national's store (its digest column left) and one
+    deleted from the prefecture's are found, and nothing else; the counts are the peers' own."""
+    fresh_network.up()
+    with Counter(fresh_network, A, "T0003", "OP0003") as counter:
+        damaged, lost, *others = [move_in_from_abroad(counter, person(f"範囲 {i}", "ハンイ テスト")) for i in range(4)]
+        report = consistent(counter)
+        assert not report.differences and report.records_national == report.records_cs
+        with sqlite3.connect(fresh_network.state_dir / "data" / "national" / "store.sqlite", timeout=10) as db:
+            blob, = db.execute("SELECT info FROM identity WHERE resident_code=?", (damaged.resident_code,)).fetchone()
+            info = records_pb2.IdentityInfo.FromString(blob)
+            info.name_kanji = "範囲 改竄"
+            db.execute("UPDATE identity SET info=? WHERE resident_code=?", (info.SerializeToString(),
+                                                                           damaged.resident_code))
+        prefecture = fresh_network.topology.find("prefecture", prefecture="140007")
+        with sqlite3.connect(fresh_network.state_dir / "data" / prefecture.name / "store.sqlite", timeout=10) as db:
+            db.execute("DELETE FROM identity WHERE resident_code=?", (lost.resident_code,))
+        report = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=A), timeout=120)
+        assert sorted((d.resident_code, d.node, tuple(d.items)) for d in report.differences) == sorted(
+            [(damaged.resident_code, "national", ("name_kanji",)), (lost.resident_code, "prefecture", ("missing",))])
+        assert report.records_prefecture == report.records_cs - 1 and report.records_national == report.records_cs
+
+
 def test_consistency_lists_a_record_kizon_lacks(fresh_network):
     """A 住民票 removed from kizon's store behind its back shows up as missing at kizon."""
     fresh_network.up()
