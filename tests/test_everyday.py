@@ -55,12 +55,12 @@ def down(tmp_path):
 
 
 # -- 3: Locust twice ------------------------------------------------------------------------------------------------
-def locust(network, csv_prefix: Path) -> tuple[subprocess.CompletedProcess, dict]:
+def locust(network, csv_prefix: Path, seconds: int = 8) -> tuple[subprocess.CompletedProcess, dict]:
     """A short headless Locust run against network (README's command, bounded); its exit and stats rows by name."""
     env = {k: v for k, v in os.environ.items() if k != "TESTBED_HOME"}
     run = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless",
                           "--testbed-home", str(network.state_dir), "--municipality", "142140", "-u", "4", "-r", "4",
-                          "-t", "8s", "--only-summary", "--csv", str(csv_prefix)],
+                          "-t", f"{seconds}s", "--only-summary", "--csv", str(csv_prefix)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     with open(f"{csv_prefix}_stats.csv", newline="") as f:
         return run, {row["Name"]: row for row in csv.DictReader(f)}
@@ -79,7 +79,7 @@ def test_locust_twice_the_kiosk_serves_the_second_time_too(fresh_network, tmp_pa
         assert int(kiosk["Request Count"]) > 0 and int(kiosk["Failure Count"]) == 0, (attempt, kiosk)
         assert int(rows["Aggregated"]["Failure Count"]) == 0 and "Kiosk/on_start" not in rows, attempt
     kill(fresh_network, "card")  # the kiosk's cards cannot be readied now
-    run, rows = locust(fresh_network, tmp_path / "without-card")
+    run, rows = locust(fresh_network, tmp_path / "without-card", seconds=3)  # (its users fail as they start)
     assert run.returncode == 1
     assert int(rows["Kiosk/on_start"]["Failure Count"]) >= 1, rows.keys()
     assert "Kiosk user could not start, sends nothing: UNAVAILABLE" in run.stderr

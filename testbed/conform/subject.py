@@ -16,7 +16,8 @@ from nodes.clock import office_today
 from nodes.tls import ClientCert
 from protos import common_pb2, cs_pb2_grpc, kizon_pb2, kizon_pb2_grpc, records_pb2
 from scenarios.towns import towns
-from testbed.client import channel, login_request, monitor_cert, node_cert, session_metadata, terminal_cert
+from testbed.client import (channel, login_request, monitor_cert, node_cert, server_verdict, session_metadata,
+                            terminal_cert)
 from testbed.conform.case import Skipped
 from testbed.kit import Minter
 from testbed.requests import with_notifier
@@ -36,6 +37,7 @@ class Subject:
         self.pki, self.topology = network.pki, network.topology
         self.minter = Minter(network.pki, "conform")
         self._channels: dict[tuple, grpc.Channel] = {}  # (certificate, address) → one channel, for every case
+        self._judged: dict[str, str] = {}  # address → the peer rule's verdict on its server certificate ("" good)
         self._sessions: dict[str, tuple] = {}  # operator → session metadata
         self._person: records_pb2.ResidentRecord | None = None
 
@@ -46,7 +48,9 @@ class Subject:
         end = end or self.node
         key = (str(cert.cert), end.address)
         if key not in self._channels:
-            self._channels[key] = channel(end, cert)
+            if end.address not in self._judged:  # the peer rule, once an end: its certificate is the same to every caller
+                self._judged[end.address] = server_verdict(end, monitor_cert(self.pki, end.kind))
+            self._channels[key] = channel(end, cert, verify_server=bool(self._judged[end.address]))
         return self._channels[key]
 
     def as_node(self, name: str) -> grpc.Channel:
