@@ -341,3 +341,21 @@ def test_a_wrong_gaiji_count_from_kizon_is_refused(network, national, residents,
             cs.SubmitIdentityUpdates(batch, timeout=10)
         assert cs.GetIdentity(key(code), timeout=10) == before
     assert national.GetIdentity(key(code), timeout=10) == at_national
+
+
+def test_a_move_within_changes_the_gaiji_flag_with_the_address(network, clerk, national):
+    """A 転居 from a 方書 holding a 外字 to one holding none (and back) of a person whose other items hold none: the
+    CS takes it (its 外字フラグ follows the address: an item the 転居 changes) and keeps the flag and count the
+    address gives, as national does."""
+    who = clerk(clerk.kizon.MoveIn, requests.move_in_from_abroad(
+        person("転居 外字", "テンキョ ガイジ", "1981-03-04", "1"), address(A, f"{random.randint(1, 2000)}番地", "髙荘"),
+        today=TODAY)).records[0]
+    with channel(network.topology.find("cs", A), node_cert(network.pki, f"kizon-{A}")) as ch:
+        cs = cs_pb2_grpc.CommunicationServerStub(ch)
+        for katagaki, flag in (("高荘", False), ("髙荘", True)):
+            moved = clerk(clerk.kizon.MoveWithin, requests.move_within(
+                who.resident_code, address(A, f"{random.randint(1, 2000)}番地", katagaki), today=TODAY))
+            sequence = moved.update_sequence
+            info = caught_up(cs, who.resident_code, sequence, "the CS")
+            assert (info.gaiji_flag, info.address_gaiji_count) == (flag, int(flag)), katagaki
+            assert not identity_character_errors(caught_up(national, who.resident_code, sequence, "national"))

@@ -14,8 +14,9 @@ MOVE_IN_DAYS = 14  # 特例転入: the 転入届 within 14 days of moving in …
 MOVE_OUT_DAYS = 30  # … and within 30 days of the planned move-out date (PIA Ⅰ2 システム2 ③)
 PURGE_INTERVAL = 3600.0  # seconds between runs of the 転出証明書情報 purge
 
-# Items a 転居 may change (PIA Ⅲ(2)5) besides the items that describe the change itself.
-ADDRESS_ITEMS = {"oaza_aza_code", "postal_code", "address", "address_gaiji_count"}
+# Items a 転居 may change (PIA Ⅲ(2)5) besides the items that describe the change itself: the address and what it
+# gives, its 外字数 and the record's 外字フラグ (a 方書 with a 外字 and one without; GAIJI_ITEMS holds both to the texts).
+ADDRESS_ITEMS = {"oaza_aza_code", "postal_code", "address", "address_gaiji_count", "gaiji_flag"}
 CHANGE_ITEMS = {"change_reason", "change_date", "change_reason_detail", "notification_date", "address_since",
                 "request_control_number", "operator_id", "terminal_id", "update_sequence",
                 "recovery_update_sequence", "timestamp",
