@@ -73,20 +73,26 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
     @staticmethod
     def _numbers_issued_here(db, updates) -> None:
         """A relayed update carries a 個人番号 national issued, for its person, or none: a CS (or a prefecture)
-        cannot store a number of its own making here, nor another person's. A 住民票コード変更 carries the number of
-        the former code, which the new code keeps from then on. (Checked before the 更新順番号, so that a
-        batch is refused under this rule whatever its numbering.)"""
+        cannot store a number of its own making here, nor another person's. A 住民票コード変更 of a person national
+        holds in the sending municipality carries the number of the former code, which the new code keeps from then
+        on. (Checked before the 更新順番号, so that a batch is refused under this rule whatever its numbering.)"""
         stated = [u.info for u in updates if u.info.individual_number]
         owners = dict(rows_in(db, "SELECT individual_number, resident_code FROM individual_numbers WHERE individual_number",
                               [i.individual_number for i in stated]))
         carried = set()  # (code, number) a 住民票コード変更 of this batch gave its new code
         for info in stated:
             owner, pair = owners.get(info.individual_number), (info.resident_code, info.individual_number)
-            if owner is not None and info.change_reason == "住民票コード変更" and owner == info.former_resident_code:
-                carried.add(pair)
-            if owner == info.resident_code or owner is not None and (pair in carried or db.execute(
-                    "SELECT 1 FROM identity WHERE resident_code=? AND individual_number=?", pair).fetchone()):
-                continue  # (its own; or carried over by a 住民票コード変更, in this batch or before)
+            if owner is None:
+                pass  # (a number national never issued)
+            elif owner == info.resident_code or pair in carried or db.execute(
+                    "SELECT 1 FROM identity WHERE resident_code=? AND individual_number=?", pair).fetchone():
+                continue  # its own; or carried over to this code by a 住民票コード変更, in this batch or before
+            elif info.change_reason == "住民票コード変更" and ((info.former_resident_code, info.individual_number) in carried
+                                                          or db.execute(
+                    "SELECT 1 FROM identity WHERE resident_code=? AND municipality_code=? AND individual_number=?",
+                    (info.former_resident_code, info.municipality_code, info.individual_number)).fetchone()):
+                carried.add(pair)  # the change of a person the sending municipality holds here with that number
+                continue
             raise C.INDIVIDUAL_NUMBER_BY_NATIONAL(f"個人番号 rule (national alone issues 個人番号): the update of "
                                                   f"{info.resident_code} carries a 個人番号 national did not issue for "
                                                   "them")

@@ -176,8 +176,8 @@ class Counter:
             self._channels.append(channel(koseki, cert))
             self.koseki = koseki_pb2_grpc.FamilyRegisterSystemStub(self._channels[-1])
         self.session = self.kizon.Login(login_request(network, municipality, operator), timeout=10)
-        approvals = [bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads, spent_at=door)
-                     for door in APPROVAL_DOORS] if reads else ()
+        approvals = bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads,
+                                  spent_at=APPROVAL_DOORS) if reads else ()
         self.metadata = session_metadata(self.session.token, *approvals)
 
     def __call__(self, method, request, *, request_id: str | None = None, metadata=(), timeout: float = 30):
@@ -205,29 +205,32 @@ READS_PURPOSE = "testbed: 窓口業務の照会 (an office's counter work throug
 
 
 def bulk_approval(network, municipality: str, operator: str, terminal: str, purpose: str, max_records: int,
-                  manager: tuple[str, str] = MANAGER, spent_at: str = "kizon") -> str:
+                  manager: tuple[str, str] = MANAGER, spent_at: str | tuple[str, ...] = "kizon"):
     """A manager's approval token for one bulk output by operator at terminal (PIA Ⅲ(2)3), spent at one door
-    (kizon, or reads at the CS)."""
+    (kizon, or reads at the CS); given several doors, a token for each, in their order (one login of the manager)."""
+    doors = (spent_at,) if isinstance(spent_at, str) else spent_at
     with Counter(network, municipality, *manager) as approver:
-        return approver(approver.kizon.ApproveBulkOutput, kizon_pb2.BulkApprovalRequest(
+        tokens = tuple(approver(approver.kizon.ApproveBulkOutput, kizon_pb2.BulkApprovalRequest(
             purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal,
-            spent_at=spent_at)).token
+            spent_at=door)).token for door in doors)
+    return tokens[0] if isinstance(spent_at, str) else tokens
 
 
 async def async_bulk_approval(network, municipality: str, operator: str, terminal: str, purpose: str, max_records: int,
-                              manager: tuple[str, str] = MANAGER, spent_at: str = "kizon") -> str:
+                              manager: tuple[str, str] = MANAGER, spent_at: str | tuple[str, ...] = "kizon"):
     """bulk_approval() from an asyncio program; a node too busy to finish a handshake is asked again (3 times)."""
+    doors = (spent_at,) if isinstance(spent_at, str) else spent_at
     for attempt in range(APPROVAL_ATTEMPTS):
         try:
             kizon, _, metadata, channels = await async_login(network, municipality, *manager)
             try:
-                approval = await kizon.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
+                tokens = tuple([(await kizon.ApproveBulkOutput(kizon_pb2.BulkApprovalRequest(
                     purpose=purpose, max_records=max_records, requester_operator_id=operator, terminal_id=terminal,
-                    spent_at=spent_at), metadata=metadata, timeout=30)
+                    spent_at=door), metadata=metadata, timeout=30)).token for door in doors])
             finally:
                 for ch in channels:
                     await ch.close()
-            return approval.token
+            return tokens[0] if isinstance(spent_at, str) else tokens
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == APPROVAL_ATTEMPTS - 1:
                 raise
@@ -242,8 +245,8 @@ async def async_login(network, municipality: str, terminal: str, operator: str, 
     channels = [async_channel(end, cert, interceptors=interceptors) for end in ends]
     kizon = kizon_pb2_grpc.KizonStub(channels[0])
     session = await kizon.Login(login_request(network, municipality, operator), timeout=10)
-    approvals = [await async_bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads, spent_at=door)
-                 for door in APPROVAL_DOORS] if reads else ()
+    approvals = await async_bulk_approval(network, municipality, operator, terminal, READS_PURPOSE, reads,
+                                          spent_at=APPROVAL_DOORS) if reads else ()
     return kizon, cs_stub(*channels[1:]), session_metadata(session.token, *approvals), channels
 
 

@@ -318,6 +318,27 @@ def national_number_by_national(subject) -> str:
     return observed
 
 
+@case("national/更新/recode-of-another", roles=("national",), profiles=("rules", "security"),
+      rules=(C.INDIVIDUAL_NUMBER_BY_NATIONAL,),
+      request="ApplyIdentityUpdates as the prefecture server: a 住民票コード変更 of 142140 to a fresh code, from a code "
+              "national issued a 個人番号 to but holds no record of, carrying that number (then one 10^9 past it)",
+      asserts="INVALID_ARGUMENT INDIVIDUAL_NUMBER_BY_NATIONAL; neither code held afterwards")
+def national_recode_of_another(subject) -> str:
+    """A 住民票コード変更 carries over only the number of a person the sending municipality holds at national."""
+    send, read = _receiver(subject)
+    home = subject.home()
+    due = _applied(subject, home) + 1
+    (former, number), (fresh, _), far = _numbered(subject, 3)
+    recode = _newcomer(subject, home, due, (fresh, number))
+    recode.info.change_reason, recode.info.former_resident_code = "住民票コード変更", former
+    updates = [recode, _newcomer(subject, home, due + FAR, far)]
+    observed = refused(lambda: send(_batch(home, updates), timeout=10), C.INDIVIDUAL_NUMBER_BY_NATIONAL,
+                       node=subject.node.name)
+    _nowhere(read, updates, subject.node.name)
+    _nowhere(read, [_newcomer(subject, home, due, (former, number))], subject.node.name)
+    return observed
+
+
 def _other_number(number: str) -> str:
     """A well-formed 個人番号 (its check digit right) other than number."""
     return with_individual_number_check(f"{(int(number[:11]) + 1) % 10**11:011d}")
