@@ -16,7 +16,9 @@ from nodes import rules
 
 from nodes.numbers import individual_number_valid
 from nodes.reasons import common as C, cs as R
+from nodes.digests import Tree, as_dict, check_prefixes, halves
 from nodes.records import register_digest
+from nodes.scrubber import Scrubber
 from nodes.store import rows_in
 from nodes.weaken import weakened
 from protos import common_pb2, identity_pb2, records_pb2
@@ -36,6 +38,10 @@ CREATE TABLE IF NOT EXISTS identity (     -- one row per person and municipality
     updated_at TEXT NOT NULL,               -- タイムスタンプ given by the CS
     digest BLOB NOT NULL,                   -- SHA-1 of the items, for the 整合性確認
     info BLOB NOT NULL,                     -- IdentityInfo, the 40 items
+    dx1 INTEGER NOT NULL DEFAULT 0,         -- the digest's first 128 bits, for the tree of ranges (nodes/digests.py)
+    dx2 INTEGER NOT NULL DEFAULT 0,
+    rx1 INTEGER NOT NULL DEFAULT 0,         -- … and the REGISTER_ITEMS digest's: what kizon's 住民票 must match
+    rx2 INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (resident_code, municipality_code)
 );
 CREATE INDEX IF NOT EXISTS identity_municipality ON identity(municipality_code, resident_code);
@@ -52,11 +58,16 @@ CREATE INDEX IF NOT EXISTS identity_kana ON identity(name_kana, birth_date);
 CREATE INDEX IF NOT EXISTS identity_kanji ON identity(name_kanji, birth_date);
 """
 
+# The ranges of the identity file: per municipality, the identity digest (pair 0) and the register digest (pair 1).
+TREE = Tree("identity", "resident_code", "municipality_code", (("dx1", "dx2"), ("rx1", "rx2")))
+IDENTITY, REGISTER = 0, 1  # the kinds of digest TREE keeps
+SCHEMA += TREE.schema()
+COLUMNS = ("resident_code", "municipality_code", "update_sequence", "individual_number", "name_kana", "name_kanji",
+           "birth_date", "sex", "address", "status", "updated_at", "dx1", "dx2", "rx1", "rx2", "digest", "info")
 UPSERT = (
-    "INSERT INTO identity VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(resident_code, municipality_code) DO UPDATE SET "
-    "update_sequence=excluded.update_sequence, updated_at=excluded.updated_at, "
-    "individual_number=excluded.individual_number, name_kana=excluded.name_kana, name_kanji=excluded.name_kanji, "
-    "birth_date=excluded.birth_date, sex=excluded.sex, address=excluded.address, status=excluded.status, digest=excluded.digest, info=excluded.info"
+    f"INSERT INTO identity ({', '.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT(resident_code, municipality_code) DO UPDATE SET "
+    + ", ".join(f"{c}=excluded.{c}" for c in COLUMNS[2:])
 )
 # Items that say how an update travelled, not what it says: left out of the digest.
 TRANSPORT_ITEMS = ("update_sequence", "recovery_update_sequence", "timestamp")
@@ -127,13 +138,25 @@ def _read_varint(blob: bytes, pos: int) -> tuple[int, int]:
 
 
 def row(info: records_pb2.IdentityInfo) -> tuple:
-    """The identity table row of one person's 本人確認情報: the stored blob is the transport items followed by
-    the items (protobuf parses the concatenation as the whole message), so that stored_digest() finds the
-    items without parsing."""
+    """The identity table row of one person's 本人確認情報 (COLUMNS: its digest and its stored blob last): the blob
+    is the transport items followed by the items (protobuf parses the concatenation as the whole message), so that
+    stored_digest() finds the items without parsing."""
     core, transport = _split(info)
+    digest = hashlib.sha1(core).digest()
     return (info.resident_code, info.municipality_code, info.update_sequence, info.individual_number or None,
             info.name_kana, info.name_kanji, info.birth_date, info.sex, info.address, info.record_status_flag,
-            info.timestamp, hashlib.sha1(core).digest(), transport + core)
+            info.timestamp, *halves(digest), *halves(register_digest(info)), digest, transport + core)
+
+
+def kept_digests(blob: bytes) -> tuple:
+    """(dx1, dx2, rx1, rx2, digest) of a stored 本人確認情報 computed from its bytes: what its row must keep (the
+    scrubber's measure). Bytes that are not a record are given digests of the bytes, equal to no record's."""
+    try:
+        digest = stored_digest(blob)
+        register = register_digest(records_pb2.IdentityInfo.FromString(blob))
+    except DecodeError:
+        digest = register = hashlib.sha1(b"unreadable:" + blob).digest()
+    return (*halves(digest), *halves(register), digest)
 
 
 def store_identities(db, infos, rows: list[tuple] | None = None) -> None:
@@ -239,7 +262,79 @@ def digest_batches(store, municipality: str):
 
 def register_digest_batches(store, municipality: str):
     """(住民票コード, digest of the REGISTER_ITEMS) of a municipality's people: what kizon's 住民票 must match."""
-    yield from _batches(_rows_of(store, municipality), lambda blob: register_digest(records_pb2.IdentityInfo.FromString(blob)))
+    yield from _batches(_rows_of(store, municipality), stored_register_digest)
+
+
+def stored_register_digest(blob: bytes) -> bytes:
+    """register_digest() of a stored 本人確認情報, from its bytes."""
+    return register_digest(records_pb2.IdentityInfo.FromString(blob))
+
+
+def digests_asked(store, municipality: str, request, kind: int):
+    """The answer to a digest request of the 整合性確認 (kind IDENTITY or REGISTER): the ranges one digit longer
+    inside the prefixes asked (request.ranges), else the records of the ranges asked (of every range when none is
+    named) with digests computed from their stored bytes; CONSISTENCY_RANGE for a malformed range."""
+    prefixes = check_prefixes(request.prefixes)
+    if request.ranges:
+        yield common_pb2.DigestBatch(ranges=TREE.children(store.db, kind, prefixes, municipality))
+        return
+    digest_of = stored_digest if kind == IDENTITY else stored_register_digest
+    if not prefixes:
+        yield from _batches(_rows_of(store, municipality), digest_of)
+        return
+    for start in range(0, len(prefixes), 100):
+        yield from _batches(_rows_in_ranges(store, municipality, prefixes[start:start + 100]), digest_of)
+
+
+def _rows_in_ranges(store, municipality: str, prefixes: list[str]):
+    """(住民票コード, stored 本人確認情報) of a municipality's people in the given ranges of 住民票コード."""
+    where = " OR ".join("(resident_code >= ? AND resident_code < ?)" for _ in prefixes)
+    bounds = [b for p in prefixes for b in TREE.bounds(p)]
+    return store.db.execute(f"SELECT resident_code, info FROM identity WHERE municipality_code=? AND ({where})",
+                            (municipality, *bounds))
+
+
+def tree_of(store, municipality: str, kind: int):
+    """The tree of ranges of this file for one municipality, as digests.differing_leaves() walks it."""
+    async def children(prefixes):
+        return as_dict(TREE.children(store.db, kind, prefixes, municipality))
+    return children
+
+
+def records_in(store, municipality: str, prefixes: list[str], kind: int) -> dict[str, bytes]:
+    """住民票コード → digest computed from the stored bytes, of a municipality's people in the given ranges."""
+    request = common_pb2.ConsistencyRequest(prefixes=prefixes)
+    return {code: digest for batch in digests_asked(store, municipality, request, kind)
+            for code, digest in zip(batch.resident_codes, batch.digests)}
+
+
+def scrubber(store) -> Scrubber:
+    """The scrubber of this file: every stored 本人確認情報 re-hashed against its kept digests, its ranges checked."""
+    return Scrubber(store, TREE, "info", ("dx1", "dx2", "rx1", "rx2", "digest"), kept_digests)
+
+
+def keep(runtime) -> None:
+    """At a node's start: an older file upgraded, and its scrubber run while the node runs (not in a reader)."""
+    if not runtime.store.read_only:
+        upgrade(runtime.store)
+        runtime.scrub(scrubber(runtime.store))
+
+
+def upgrade(store) -> int:
+    """A file written before the tree of ranges: add its digest columns, fill them from the stored bytes and build
+    the ranges (once, at start); how many records were filled."""
+    present = {r[1] for r in store.db.execute("PRAGMA table_info(identity)")}
+    missing = [c for c in ("dx1", "dx2", "rx1", "rx2") if c not in present]
+    if not missing:
+        return 0
+    with store.transaction() as db:
+        for column in missing:
+            db.execute(f"ALTER TABLE identity ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+        rows = db.execute("SELECT rowid, info FROM identity").fetchall()
+        db.executemany("UPDATE identity SET dx1=?, dx2=?, rx1=?, rx2=?, digest=? WHERE rowid=?",
+                       [(*kept_digests(blob), rowid) for rowid, blob in rows])
+        TREE.rebuild(db)
+    return len(rows)
 
 
 def _rows_of(store, municipality: str):

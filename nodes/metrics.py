@@ -140,6 +140,21 @@ class _Readings:
                                   value=cpu.user + cpu.system)
         yield GaugeMetricFamily("testbed_process_resident_bytes", "Resident memory of the node process",
                                 value=self.process.memory_info().rss)
+        scrubbed = CounterMetricFamily("testbed_scrub_records", "Stored records the scrubber has re-hashed", labels=["table"])
+        passes = CounterMetricFamily("testbed_scrub_passes", "Passes of the scrubber over a whole table and its ranges",
+                                     labels=["table"])
+        damaged = CounterMetricFamily("testbed_scrub_damaged", "Records whose stored bytes no longer gave their kept "
+                                      "digests, and ranges that did not hold what their records give (an alarm)",
+                                      labels=["table", "what"])
+        for scrubber in getattr(self.rt, "scrubbers", ()):  # (the node's own tables: a fixed label set)
+            table = scrubber.tree.table
+            scrubbed.add_metric([table], scrubber.done.records)
+            passes.add_metric([table], scrubber.done.passes)
+            damaged.add_metric([table, "record"], scrubber.done.damaged_records)
+            damaged.add_metric([table, "range"], scrubber.done.damaged_ranges)
+        yield scrubbed
+        yield passes
+        yield damaged
         info = GaugeMetricFamily("testbed_node_info", "The node this is", labels=["node", "kind", "identity"])
         info.add_metric([node, self.rt.node.kind, self.rt.node.identity], 1)
         yield info

@@ -47,6 +47,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
+        identityfile.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
         with runtime.store.transaction() as db:
             found = db.execute("SELECT value FROM secrets WHERE name='number_key'").fetchone()
             if found is None:
@@ -238,12 +239,12 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         return reply
 
     async def IdentityDigests(self, request, context):
-        """整合性確認 material: (住民票コード, digest) of the calling CS's people."""
+        """整合性確認 material: the ranges or the (住民票コード, digest) of the calling CS's people (nodes/digests.py)."""
         caller = current_call().peer.identity.municipality
         audit.set_subject(request.municipality_code)
         if request.municipality_code != caller:
             raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: the CS of {caller} may compare only its own records")
-        for batch in identityfile.digest_batches(self.rt.store, request.municipality_code):
+        for batch in identityfile.digests_asked(self.rt.store, request.municipality_code, request, identityfile.IDENTITY):
             yield batch
 
     async def GetIdentities(self, request, context):

@@ -38,7 +38,9 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
     async def RunBatch(self, request, context):
         """A node's batch job on demand; nodes without one answer that they have none."""
         audit.set_subject(request.name)
-        jobs = kinds.batches_of(self.rt.kind, self.rt.servicer)
+        jobs = dict(kinds.batches_of(self.rt.kind, self.rt.servicer))
+        if self.rt.scrubbers:  # (every node that keeps a tree of ranges: its scrubbers' whole pass now)
+            jobs["scrub"] = lambda: sum(s.whole_pass() for s in self.rt.scrubbers)
         if request.name not in jobs:
             return ops_pb2.BatchResult(node=self.rt.node.name, name=request.name, detail="no such batch on this node")
         affected = jobs[request.name]()

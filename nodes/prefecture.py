@@ -21,6 +21,7 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
+        identityfile.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
         national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
         # One outbox target per municipality: each batch to national carries one municipality's updates.
         self.outbox = runtime.use_outbox({
@@ -53,9 +54,9 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
         return identityfile.read_identity(self.rt.store, request.resident_code)
 
     async def IdentityDigests(self, request, context):
-        """整合性確認 material: (住民票コード, digest) of the calling CS's people."""
+        """整合性確認 material: the ranges or the (住民票コード, digest) of the calling CS's people (nodes/digests.py)."""
         self._own(request.municipality_code)
-        for batch in identityfile.digest_batches(self.rt.store, request.municipality_code):
+        for batch in identityfile.digests_asked(self.rt.store, request.municipality_code, request, identityfile.IDENTITY):
             yield batch
 
     async def GetIdentities(self, request, context):

@@ -93,6 +93,7 @@ class NodeRuntime:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._background: list = []
         self._tasks: list[asyncio.Task] = []
+        self.scrubbers: list = []  # (nodes/scrubber.py: the metrics read what each has found)
         self.outbox: Outbox | None = None
         self.servicer: kinds.NodeServicer | None = None
         self.peer_timeout = PEER_TIMEOUT
@@ -190,6 +191,11 @@ class NodeRuntime:
     def background(self, coroutine_function) -> None:
         """Run coroutine_function() as a task while the server runs (batches, pollers)."""
         self._background.append(coroutine_function)
+
+    def scrub(self, scrubber) -> None:
+        """Run a scrubber over one of the node's tables while the server runs."""
+        self.scrubbers.append(scrubber)
+        self.background(scrubber.run)
 
     def start_background(self) -> None:
         """Start the outbox and the background tasks once the server is up."""

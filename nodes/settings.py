@@ -12,6 +12,7 @@ POOL_LOW = "TESTBED_POOL_LOW"  # 住民票コード left in a CS's pool that rai
 POOL_REFILL = "TESTBED_POOL_REFILL"  # codes a CS asks of national at a time
 DELIVERY_RETENTION = "TESTBED_DELIVERY_RETENTION_DAYS"  # days the card system keeps 送付先情報 (PIA Ⅲ(3)7)
 CHALLENGE_SECONDS = "TESTBED_CHALLENGE_SECONDS"  # the lifetime of a 証明書交付センター challenge (tests of its expiry)
+SCRUB_ROWS = "TESTBED_SCRUB_ROWS"  # records the scrubber re-hashes a second (0: no scrubber)
 WEAKEN = "TESTBED_WEAKEN"  # training mode: the weaknesses switched on (nodes/weaken.py)
 
 
@@ -25,6 +26,7 @@ class Settings:
     pool_refill: int = 5000
     delivery_retention_days: int = 90
     challenge_seconds: int = 60
+    scrub_rows: int = 500
     weaknesses: frozenset[str] = field(default_factory=frozenset)  # their names (nodes/weaken.py checks them)
 
     @classmethod
@@ -40,6 +42,7 @@ class Settings:
                    pool_low=_count(env, POOL_LOW, cls.pool_low), pool_refill=_count(env, POOL_REFILL, cls.pool_refill, 1),
                    delivery_retention_days=_count(env, DELIVERY_RETENTION, cls.delivery_retention_days),
                    challenge_seconds=_count(env, CHALLENGE_SECONDS, cls.challenge_seconds, 1),
+                   scrub_rows=_count(env, SCRUB_ROWS, cls.scrub_rows),
                    weaknesses=frozenset(n.strip() for n in env.get(WEAKEN, "").split(",") if n.strip()))
 
 

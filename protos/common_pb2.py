@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13protos/common.proto\x12\ntestbed.v1\"$\n\x0bResidentKey\x12\x15\n\rresident_code\x18\x01 \x01(\t\"&\n\x0cResidentKeys\x12\x16\n\x0eresident_codes\x18\x01 \x03(\t\"W\n\tUpdateAck\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\r\"\x07\n\x05\x45mpty\"/\n\x12\x43onsistencyRequest\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\"6\n\x0b\x44igestBatch\x12\x16\n\x0eresident_codes\x18\x01 \x03(\t\x12\x0f\n\x07\x64igests\x18\x02 \x03(\x0c\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1c\n\tEchoReply\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x32>\n\x04\x45\x63ho\x12\x36\n\x04\x45\x63ho\x12\x17.testbed.v1.EchoRequest\x1a\x15.testbed.v1.EchoReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13protos/common.proto\x12\ntestbed.v1\"$\n\x0bResidentKey\x12\x15\n\rresident_code\x18\x01 \x01(\t\"&\n\x0cResidentKeys\x12\x16\n\x0eresident_codes\x18\x01 \x03(\t\"W\n\tUpdateAck\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\r\"\x07\n\x05\x45mpty\"_\n\x12\x43onsistencyRequest\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12\x10\n\x08prefixes\x18\x02 \x03(\t\x12\x0e\n\x06ranges\x18\x03 \x01(\x08\x12\x0c\n\x04\x64\x65\x65p\x18\x04 \x01(\x08\"I\n\x0bRangeDigest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0f\n\x07records\x18\x02 \x01(\r\x12\x0c\n\x04high\x18\x03 \x01(\x10\x12\x0b\n\x03low\x18\x04 \x01(\x10\"_\n\x0b\x44igestBatch\x12\x16\n\x0eresident_codes\x18\x01 \x03(\t\x12\x0f\n\x07\x64igests\x18\x02 \x03(\x0c\x12\'\n\x06ranges\x18\x03 \x03(\x0b\x32\x17.testbed.v1.RangeDigest\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1c\n\tEchoReply\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x32>\n\x04\x45\x63ho\x12\x36\n\x04\x45\x63ho\x12\x17.testbed.v1.EchoRequest\x1a\x15.testbed.v1.EchoReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,13 +40,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMPTY']._serialized_start=202
   _globals['_EMPTY']._serialized_end=209
   _globals['_CONSISTENCYREQUEST']._serialized_start=211
-  _globals['_CONSISTENCYREQUEST']._serialized_end=258
-  _globals['_DIGESTBATCH']._serialized_start=260
-  _globals['_DIGESTBATCH']._serialized_end=314
-  _globals['_ECHOREQUEST']._serialized_start=316
-  _globals['_ECHOREQUEST']._serialized_end=346
-  _globals['_ECHOREPLY']._serialized_start=348
-  _globals['_ECHOREPLY']._serialized_end=376
-  _globals['_ECHO']._serialized_start=378
-  _globals['_ECHO']._serialized_end=440
+  _globals['_CONSISTENCYREQUEST']._serialized_end=306
+  _globals['_RANGEDIGEST']._serialized_start=308
+  _globals['_RANGEDIGEST']._serialized_end=381
+  _globals['_DIGESTBATCH']._serialized_start=383
+  _globals['_DIGESTBATCH']._serialized_end=478
+  _globals['_ECHOREQUEST']._serialized_start=480
+  _globals['_ECHOREQUEST']._serialized_end=510
+  _globals['_ECHOREPLY']._serialized_start=512
+  _globals['_ECHOREPLY']._serialized_end=540
+  _globals['_ECHO']._serialized_start=542
+  _globals['_ECHO']._serialized_end=604
 # @@protoc_insertion_point(module_scope)

@@ -306,7 +306,7 @@ def test_check_holds_after_the_attacks_and_finds_what_is_planted(net, isehara, h
     with cs:
         row = list(cs.execute("SELECT * FROM identity WHERE resident_code=?", (here.resident_code,)).fetchone())
         for code in (there.resident_code, dead.resident_code):  # current here too: two residences, a dead one
-            cs.execute("INSERT INTO identity VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [code] + row[1:])
+            cs.execute(f"INSERT INTO identity VALUES ({','.join('?' * len(row))})", [code] + row[1:])
         cs.execute("UPDATE identity SET individual_number=? WHERE resident_code=?",
                    (with_individual_number_check("99999999999"), here.resident_code))
         cs.execute("INSERT INTO outbox(target, payload, queued_at) VALUES ('card', x'', ?)", (time.time() - 3600,))

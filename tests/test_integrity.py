@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
+import subprocess
+import sys
 import time
 
 import grpc
@@ -13,8 +15,9 @@ import pytest
 from grpc import StatusCode as Code
 
 from helpers import TODAY, address, card_holder, eventually, key, kill, move_in_from_abroad, person, poll, refused
+from nodes.settings import SCRUB_ROWS
 from protos import common_pb2, cs_pb2_grpc, identity_pb2, kizon_pb2, records_pb2
-from testbed.client import Counter, channel, node_cert, node_status
+from testbed.client import Counter, channel, fetch_metrics, monitor_cert, node_cert, node_status
 from testbed.load import wait_until_drained
 
 A, B = "142140", "142115"
@@ -244,27 +247,47 @@ def test_refused_births_give_their_codes_back(fresh_network):
 
 
 # -- 8. the 整合性確認 ---------------------------------------------------------------------------------------
+def scrubbed_damage(network, node) -> int:
+    """The records a node's scrubber has found damaged (its metrics, as its domain's monitor reads them)."""
+    status, body = fetch_metrics(node, monitor_cert(network.pki, node.kind), timeout=30)
+    assert status == 200
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in body.splitlines()
+               if line.startswith("testbed_scrub_damaged_total{") and 'what="record"' in line)
+
+
 def test_consistency_finds_a_corrupted_record_behind_its_old_digest(fresh_network):
-    """A 本人確認情報 changed in the CS's store with its digest left as it was is found, item by item."""
+    """A 本人確認情報 changed in the CS's store with its digests left as they were: the deep check finds it at once,
+    item by item; the CS's scrubber finds it by re-hashing the stored bytes, and then the check of the ranges does."""
     fresh_network.up()
     with Counter(fresh_network, A, "T0003", "OP0003") as counter:  # a manager: the 整合性確認 needs one
         who = move_in_from_abroad(counter, person("改竄 前", "カイザン マエ"))
         assert not consistent(counter).differences
+        cs = fresh_network.topology.find("cs", municipality=A)
+        assert scrubbed_damage(fresh_network, cs) == 0
         store = fresh_network.state_dir / "data" / f"cs-{A}" / "store.sqlite"
         with sqlite3.connect(store, timeout=10) as db:
             blob, = db.execute("SELECT info FROM identity WHERE resident_code=?", (who.resident_code,)).fetchone()
             info = records_pb2.IdentityInfo.FromString(blob)
             info.name_kanji = "改竄 後"
             db.execute("UPDATE identity SET info=? WHERE resident_code=?", (info.SerializeToString(), who.resident_code))
-        report = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=A), timeout=120)
-        found = {(d.node, tuple(d.items)) for d in report.differences if d.resident_code == who.resident_code}
-        assert ("cs", ("name_kanji",)) in found and ("national", ("name_kanji",)) in found, found
-        assert report.records_kizon >= 1
+        expected = {("cs", ("name_kanji",)), ("national", ("name_kanji",)), ("prefecture", ("name_kanji",))}
+
+        def found(deep: bool):
+            report = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=A, deep=deep),
+                             timeout=120)
+            assert report.records_kizon >= 1
+            return {(d.node, tuple(d.items)) for d in report.differences if d.resident_code == who.resident_code}
+        assert found(deep=True) == expected
+        poll(lambda: scrubbed_damage(fresh_network, cs) == 1, timeout=30, what="the CS's scrubber to find the record")
+        assert found(deep=False) == expected
 
 
-def test_consistency_finds_a_record_damaged_at_national_and_one_lost_at_the_prefecture(fresh_network):
-    """The CS's 整合性確認 against its peers: a record changed in national's store (its digest column left) and one
-    deleted from the prefecture's are found, and nothing else; the counts are the peers' own."""
+def test_consistency_finds_a_record_damaged_at_national_and_one_lost_at_the_prefecture(fresh_network, monkeypatch):
+    """The CS's 整合性確認 against its peers: a record changed in national's store (its digests left) and one
+    deleted from the prefecture's are found, and nothing else; the counts are the peers' own. With no scrubber in
+    the background, the ranges find the lost one only; `testbed batch scrub` finds the damaged one at national, and
+    then the ranges lead to it too (the deep check: both at once)."""
+    monkeypatch.setenv(SCRUB_ROWS, "0")  # (read by the node processes as they start: no background pass)
     fresh_network.up()
     with Counter(fresh_network, A, "T0003", "OP0003") as counter:
         damaged, lost, *others = [move_in_from_abroad(counter, person(f"範囲 {i}", "ハンイ テスト")) for i in range(4)]
@@ -279,10 +302,21 @@ def test_consistency_finds_a_record_damaged_at_national_and_one_lost_at_the_pref
         prefecture = fresh_network.topology.find("prefecture", prefecture="140007")
         with sqlite3.connect(fresh_network.state_dir / "data" / prefecture.name / "store.sqlite", timeout=10) as db:
             db.execute("DELETE FROM identity WHERE resident_code=?", (lost.resident_code,))
-        report = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=A), timeout=120)
-        assert sorted((d.resident_code, d.node, tuple(d.items)) for d in report.differences) == sorted(
-            [(damaged.resident_code, "national", ("name_kanji",)), (lost.resident_code, "prefecture", ("missing",))])
-        assert report.records_prefecture == report.records_cs - 1 and report.records_national == report.records_cs
+        both = sorted([(damaged.resident_code, "national", ("name_kanji",)), (lost.resident_code, "prefecture", ("missing",))])
+
+        def check(deep: bool):
+            report = counter(counter.cs.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=A, deep=deep),
+                             timeout=120)
+            assert report.records_prefecture == report.records_cs - 1 and report.records_national == report.records_cs
+            return sorted((d.resident_code, d.node, tuple(d.items)) for d in report.differences)
+        assert check(deep=True) == both
+        assert check(deep=False) == [both[0] if both[0][1] == "prefecture" else both[1]]
+        cli = [sys.executable, "-m", "testbed.cli", "--state-dir", str(fresh_network.state_dir), "batch", "scrub"]
+        done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        scrubbed = dict(line.split(None, 1) for line in done.stdout.splitlines())
+        assert scrubbed["national"] == "scrub: 1 records" and scrubbed[prefecture.name] == "scrub: 0 records", done.stdout
+        assert check(deep=False) == both
 
 
 def test_consistency_lists_a_record_kizon_lacks(fresh_network):

@@ -876,14 +876,14 @@ def test_prefecture_applies_in_order(network, clerk):
 
 # -- 整合性確認 ---------------------------------------------------------------------------------
 def tamper_name(store, code: str) -> None:
-    """Change one person's 漢字氏名 in a node's identity file, with a matching digest."""
+    """Change one person's 漢字氏名 in a node's identity file, with matching digests."""
     with closing(sqlite3.connect(store, timeout=10)) as db:
         (blob,) = db.execute("SELECT info FROM identity WHERE resident_code=?", (code,)).fetchone()
         info = records_pb2.IdentityInfo.FromString(blob)
         info.name_kanji = "改竄 太郎"
-        row = identityfile.row(info)
-        db.execute("UPDATE identity SET name_kanji=?, digest=?, info=? WHERE resident_code=?",
-                   (row[5], row[11], row[12], code))
+        row = dict(zip(identityfile.COLUMNS, identityfile.row(info)))
+        db.execute("UPDATE identity SET name_kanji=?, dx1=?, dx2=?, rx1=?, rx2=?, digest=?, info=? WHERE resident_code=?",
+                   (*(row[c] for c in ("name_kanji", "dx1", "dx2", "rx1", "rx2", "digest", "info")), code))
         db.commit()
 
 

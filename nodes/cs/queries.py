@@ -6,7 +6,7 @@ import time
 
 import grpc
 
-from nodes import audit, identityfile, rules
+from nodes import audit, digests, identityfile, rules
 from nodes.cs import parts
 from nodes.cs.checks import changed_items
 from nodes.reasons import common as C
@@ -48,35 +48,31 @@ class Queries:
     async def register_digests(self, request):
         """整合性確認 of kizon: digests of the REGISTER_ITEMS of this municipality's 本人確認情報."""
         audit.set_subject(self._municipality)
-        for batch in identityfile.register_digest_batches(self._rt.store, self._municipality):
+        for batch in identityfile.digests_asked(self._rt.store, self._municipality, request, identityfile.REGISTER):
             yield batch
 
     async def consistency(self, request):
-        """整合性確認: every record that differs between this CS, the prefecture and national."""
+        """整合性確認: every record that differs between this CS, the prefecture and national. The trees of ranges
+        are compared first and records only where ranges differ; deep: every record re-hashed at every hop."""
         started = time.perf_counter()
         current_call().require_role(OPERATIONS_ROLES, "整合性確認 rule")
         municipality = request.municipality_code or self._municipality
         if municipality != self._municipality:
             raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: this CS checks only {self._municipality}")
         audit.set_subject(municipality)
-        query = common_pb2.ConsistencyRequest(municipality_code=municipality)
-        prefecture, national = self._peers.prefecture, self._peers.national
-        # The peers compute their digests while this CS computes its own.
-        peers = asyncio.ensure_future(asyncio.gather(
-            identityfile.collect_digests(prefecture.IdentityDigests(query, timeout=120)),
-            identityfile.collect_digests(national.IdentityDigests(query, timeout=120))))
+        peers = (("prefecture", self._peers.prefecture), ("national", self._peers.national))
         try:
-            ours = await identityfile.collect_here(identityfile.digest_batches(self._rt.store, municipality))
-        except BaseException:
-            peers.cancel()
-            raise
-        try:
-            theirs = await peers
+            if request.deep:
+                ours, theirs = await self._all_digests(municipality)
+                counts = [len(ours)] + [len(t) for t in theirs]
+                compared = [(ours, t) for t in theirs]
+            else:
+                compared, counts = await self._differing_records(municipality)
         except grpc.aio.AioRpcError as exc:
             raise C.PEER_UNAVAILABLE(f"整合性確認: a peer did not answer: {exc.details()}") from None
-        report = identity_pb2.ConsistencyReport(municipality_code=municipality, records_cs=len(ours),
-                                                records_prefecture=len(theirs[0]), records_national=len(theirs[1]))
-        for node, stub, digests in (("prefecture", prefecture, theirs[0]), ("national", national, theirs[1])):
+        report = identity_pb2.ConsistencyReport(municipality_code=municipality, records_cs=counts[0],
+                                                records_prefecture=counts[1], records_national=counts[2])
+        for (node, stub), (ours, digests) in zip(peers, compared):
             missing = sorted(c for c in ours if c not in digests)
             extra = sorted(c for c in digests if c not in ours)
             differing = sorted(c for c, d in ours.items() if c in digests and digests[c] != d)
@@ -88,6 +84,40 @@ class Queries:
                 await self._item_differences(report, node, stub, differing)
         report.seconds = time.perf_counter() - started
         return report
+
+    async def _all_digests(self, municipality: str):
+        """Every record's digest here and at both peers, each computed from the stored bytes."""
+        query = common_pb2.ConsistencyRequest(municipality_code=municipality)
+        prefecture, national = self._peers.prefecture, self._peers.national
+        # The peers compute their digests while this CS computes its own.
+        peers = asyncio.ensure_future(asyncio.gather(
+            identityfile.collect_digests(prefecture.IdentityDigests(query, timeout=120)),
+            identityfile.collect_digests(national.IdentityDigests(query, timeout=120))))
+        try:
+            ours = await identityfile.collect_here(identityfile.digest_batches(self._rt.store, municipality))
+        except BaseException:
+            peers.cancel()
+            raise
+        return ours, await peers
+
+    async def _differing_records(self, municipality: str):
+        """The trees of ranges walked against each peer's at once, down to the leaves that differ; the records of
+        those leaves here and there (digests from the stored bytes), and the records each holds."""
+        ours = identityfile.tree_of(self._rt.store, municipality, identityfile.IDENTITY)
+
+        async def against(stub):
+            async def theirs(prefixes):
+                query = common_pb2.ConsistencyRequest(municipality_code=municipality, prefixes=prefixes, ranges=True)
+                return digests.as_dict([r async for batch in stub.IdentityDigests(query, timeout=60) for r in batch.ranges])
+            leaves, here, there = await digests.differing_leaves(ours, theirs)
+            if not leaves:
+                return ({}, {}), here, there
+            query = common_pb2.ConsistencyRequest(municipality_code=municipality, prefixes=leaves)
+            return (identityfile.records_in(self._rt.store, municipality, leaves, identityfile.IDENTITY),
+                    await identityfile.collect_digests(stub.IdentityDigests(query, timeout=120))), here, there
+        (a, here, prefecture), (b, _, national) = await asyncio.gather(against(self._peers.prefecture),
+                                                                       against(self._peers.national))
+        return [a, b], [here, prefecture, national]
 
     async def _item_differences(self, report, node: str, stub, codes: list[str]) -> None:
         """Name the differing items of each record whose digests differ."""

@@ -7,7 +7,7 @@ import uuid
 
 import grpc
 
-from nodes import audit, identityfile, rules
+from nodes import audit, digests, identityfile, rules
 from nodes.reasons import access as A
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
@@ -50,31 +50,27 @@ class InitialLoad:
     # -- 整合性確認 ----------------------------------------------------------------------------------------
     async def check_consistency(self, request):
         """整合性確認 of the whole chain: kizon's 住民票 against the CS's 本人確認情報 (REGISTER_ITEMS), and the CS
-        against the prefecture and national; digests are computed from the records, never read back."""
+        against the prefecture and national. The trees of ranges (kept as records are written, kept honest by the
+        scrubbers) are compared first, records only where ranges differ, each re-hashed from its stored bytes;
+        deep: every record at every hop re-hashed from its stored bytes."""
         started = time.perf_counter()
         current_call().require_role(OPERATIONS_ROLES, "整合性確認 rule")
         if request.municipality_code and request.municipality_code != self.municipality:
             raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: this kizon checks only {self.municipality}")
         audit.set_subject(self.municipality)
-        query = common_pb2.ConsistencyRequest(municipality_code=self.municipality)
-        # The CS (and through it the prefecture and national) checks while kizon computes its own digests.
-        asked = asyncio.ensure_future(asyncio.gather(
-            self.cs.CheckConsistency(query, timeout=600),
-            identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600))))
-        ours = {}
+        query = common_pb2.ConsistencyRequest(municipality_code=self.municipality, deep=request.deep)
+        # The CS (and through it the prefecture and national) checks while kizon compares its register with the CS's.
+        asked = asyncio.ensure_future(self.cs.CheckConsistency(query, timeout=600))
         try:
-            for rows in self.register.scan():
-                for code, blob in rows:
-                    ours[code] = register_digest(records_pb2.ResidentRecord.FromString(blob))
-                await asyncio.sleep(0)  # (the CS's answers are read as they come)
+            ours, theirs, records = await (self._all_digests() if request.deep else self._differing_records())
+            report = await asked
+        except grpc.aio.AioRpcError as exc:
+            asked.cancel()
+            raise C.PEER_UNAVAILABLE(f"整合性確認: the 市町村CS did not answer: {exc.details()}") from None
         except BaseException:
             asked.cancel()
             raise
-        try:
-            report, theirs = await asked
-        except grpc.aio.AioRpcError as exc:
-            raise C.PEER_UNAVAILABLE(f"整合性確認: the 市町村CS did not answer: {exc.details()}") from None
-        report.records_kizon = len(ours)
+        report.records_kizon = records
         kizon_differences = []
         for code in sorted(c for c in ours if c not in theirs):
             kizon_differences.append(identity_pb2.ConsistencyDifference(resident_code=code, node="cs", items=["missing"]))
@@ -93,6 +89,34 @@ class InitialLoad:
         report.differences.extend(kizon_differences + rest)
         report.seconds = time.perf_counter() - started
         return report
+
+    async def _all_digests(self):
+        """Every 住民票's register digest and the CS's of every 本人確認情報, each computed from the stored bytes."""
+        query = common_pb2.ConsistencyRequest(municipality_code=self.municipality)
+        asked = asyncio.ensure_future(identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600)))
+        ours = {}
+        try:
+            for rows in self.register.scan():
+                for code, blob in rows:
+                    ours[code] = register_digest(records_pb2.ResidentRecord.FromString(blob))
+                await asyncio.sleep(0)  # (the CS's answers are read as they come)
+        except BaseException:
+            asked.cancel()
+            raise
+        return ours, await asked, len(ours)
+
+    async def _differing_records(self):
+        """The register's tree of ranges walked against the CS's, down to the leaves that differ; the records of
+        those leaves here and at the CS (digests from the stored bytes), and how many 住民票 kizon holds."""
+        async def theirs(prefixes):
+            query = common_pb2.ConsistencyRequest(municipality_code=self.municipality, prefixes=prefixes, ranges=True)
+            return digests.as_dict([r async for batch in self.cs.RegisterDigests(query, timeout=60) for r in batch.ranges])
+        leaves, records, _ = await digests.differing_leaves(self.register.tree(), theirs)
+        if not leaves:
+            return {}, {}, records
+        query = common_pb2.ConsistencyRequest(municipality_code=self.municipality, prefixes=leaves)
+        return (self.register.in_ranges(leaves),
+                await identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600)), records)
 
     # -- the initial load ---------------------------------------------------------------------------
     async def bulk_load(self, request_iterator):

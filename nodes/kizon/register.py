@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import random
 
+import hashlib
+
+from google.protobuf.message import DecodeError
+
 from nodes import audit, rules
+from nodes.digests import Tree, as_dict, halves
+from nodes.records import register_digest
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
 from nodes.kizon.items import CURRENT
@@ -12,6 +18,43 @@ from nodes.guard import current_call
 from nodes.store import rows_in
 from protos import kizon_pb2, records_pb2
 from nodes.towns import town
+
+
+# The ranges of the register (nodes/digests.py): the REGISTER_ITEMS digest of each 住民票, what the CS's must match.
+TREE = Tree("residents", "resident_code", None, (("rx1", "rx2"),))
+RESIDENT_COLUMNS = ("atena_number", "resident_code", "household_number", "history_number", "status", "town_code",
+                    "record", "rx1", "rx2")
+INSERT_RESIDENT = f"INSERT INTO residents ({', '.join(RESIDENT_COLUMNS)}) VALUES ({','.join('?' * len(RESIDENT_COLUMNS))})"
+
+
+def resident_row(record: records_pb2.ResidentRecord, blob: bytes) -> tuple:
+    """The residents table row of a 住民票 entry (RESIDENT_COLUMNS), its register digest with it."""
+    return (record.atena_number, record.resident_code, record.household_number, record.history_number, record.status,
+            record.town_code, blob, *halves(register_digest(record)))
+
+
+def kept_digests(blob: bytes) -> tuple[int, int]:
+    """(rx1, rx2) a stored 住民票 calls for, from its bytes (the scrubber's measure); bytes that are not a record
+    are given a digest of the bytes, equal to no record's."""
+    try:
+        return halves(register_digest(records_pb2.ResidentRecord.FromString(blob)))
+    except DecodeError:
+        return halves(hashlib.sha1(b"unreadable:" + blob).digest())
+
+
+def upgrade(store) -> int:
+    """A register written before the tree of ranges: add its digest columns, fill them and build the ranges (once,
+    at start); how many records were filled."""
+    present = {r[1] for r in store.db.execute("PRAGMA table_info(residents)")}
+    if "rx1" in present:
+        return 0
+    with store.transaction() as db:
+        for column in ("rx1", "rx2"):
+            db.execute(f"ALTER TABLE residents ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+        rows = db.execute("SELECT rowid, record FROM residents").fetchall()
+        db.executemany("UPDATE residents SET rx1=?, rx2=? WHERE rowid=?", [(*kept_digests(b), i) for i, b in rows])
+        TREE.rebuild(db)
+    return len(rows)
 
 
 class Register:
@@ -96,6 +139,24 @@ class Register:
         while rows := cursor.fetchmany(1000):
             yield rows
 
+    def tree(self):
+        """The register's tree of ranges, as digests.differing_leaves() walks it."""
+        async def children(prefixes):
+            return as_dict(TREE.children(self.rt.store.db, 0, prefixes))
+        return children
+
+    def in_ranges(self, prefixes: list[str]) -> dict[str, bytes]:
+        """住民票コード → register digest computed from the stored 住民票, of the people in the given ranges."""
+        found = {}
+        for prefix in prefixes:
+            for code, blob in self.rt.store.db.execute("SELECT resident_code, record FROM residents WHERE "
+                                                       "resident_code >= ? AND resident_code < ?", TREE.bounds(prefix)):
+                try:
+                    found[code] = register_digest(records_pb2.ResidentRecord.FromString(blob))
+                except DecodeError:
+                    found[code] = b"unreadable"
+        return found
+
     def existing(self, resident_code: str) -> records_pb2.ResidentRecord | None:
         """A person's record if they were ever registered here; a current resident may not move in."""
         found = self.rt.store.one("SELECT record FROM residents WHERE resident_code=?", (resident_code,))
@@ -145,20 +206,17 @@ class Register:
     def write(self, db, records) -> None:
         """Inside a commit's transaction: each record becomes the person's current entry and a history entry."""
         blobs = [r.SerializeToString() for r in records]
-        db.executemany("INSERT INTO residents VALUES (?,?,?,?,?,?,?) ON CONFLICT(atena_number) DO UPDATE SET "
-                       "resident_code=excluded.resident_code, household_number=excluded.household_number, "
-                       "history_number=excluded.history_number, status=excluded.status, "
-                       "town_code=excluded.town_code, record=excluded.record",
-                       [(r.atena_number, r.resident_code, r.household_number, r.history_number, r.status,
-                         r.town_code, blob) for r, blob in zip(records, blobs)])
+        db.executemany(INSERT_RESIDENT + " ON CONFLICT(atena_number) DO UPDATE SET "
+                       + ", ".join(f"{c}=excluded.{c}" for c in RESIDENT_COLUMNS[1:]),
+                       [resident_row(r, blob) for r, blob in zip(records, blobs)])
         db.executemany("INSERT INTO history VALUES (?,?,?)",
                        [(r.atena_number, r.history_number, blob) for r, blob in zip(records, blobs)])
 
     def replace(self, record) -> None:
         """Rewrite a person's current entry in place (no history entry: the card's 交付状況)."""
         with self.rt.store.transaction() as db:
-            db.execute("UPDATE residents SET record=? WHERE atena_number=?",
-                       (record.SerializeToString(), record.atena_number))
+            db.execute("UPDATE residents SET record=?, rx1=?, rx2=? WHERE atena_number=?",
+                       (record.SerializeToString(), *halves(register_digest(record)), record.atena_number))
 
     @staticmethod
     def find(db, resident_code: str) -> records_pb2.ResidentRecord | None:
@@ -170,8 +228,8 @@ class Register:
     def append(db, record) -> None:
         """Inside a transaction: the next history entry of a person, who keeps their status and household."""
         blob = record.SerializeToString()
-        db.execute("UPDATE residents SET history_number=?, record=? WHERE atena_number=?",
-                   (record.history_number, blob, record.atena_number))
+        db.execute("UPDATE residents SET history_number=?, record=?, rx1=?, rx2=? WHERE atena_number=?",
+                   (record.history_number, blob, *halves(register_digest(record)), record.atena_number))
         db.execute("INSERT INTO history VALUES (?,?,?)", (record.atena_number, record.history_number, blob))
 
 

@@ -15,6 +15,7 @@ import json
 from nodes import certificates
 from nodes.reasons import common as C
 from nodes.kizon.parts import Changes
+from nodes.kizon.register import INSERT_RESIDENT, resident_row
 from protos import migration_pb2, records_pb2
 
 BATCH = 2000  # rows per executemany of an import
@@ -82,13 +83,12 @@ class KizonSite:
                 counters.append((item.counter.name, item.counter.value))
             else:
                 raise C.MIGRATION_UNKNOWN_ITEM(f"移行 rule: {kind or 'an empty item'} is not part of a 既存住基 export")
-        residents = [(r.atena_number, r.resident_code, r.household_number, r.history_number, r.status, r.town_code,
-                      r.SerializeToString()) for r in latest.values()]
+        residents = [resident_row(r, r.SerializeToString()) for r in latest.values()]
         with self.store.transaction() as db:
             for i in range(0, len(history), BATCH):
                 db.executemany("INSERT INTO history VALUES (?,?,?)", history[i:i + BATCH])
             for i in range(0, len(residents), BATCH):
-                db.executemany("INSERT INTO residents VALUES (?,?,?,?,?,?,?)", residents[i:i + BATCH])
+                db.executemany(INSERT_RESIDENT, residents[i:i + BATCH])
             db.executemany("INSERT INTO issuances VALUES (?,?,?,?,?,?,?,?,?,?,?)", issuances)
             db.executemany("INSERT INTO counters(name, value) VALUES (?,?) ON CONFLICT(name) DO UPDATE SET "
                            "value=excluded.value", counters)

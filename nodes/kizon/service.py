@@ -16,7 +16,9 @@ from nodes.kizon.jury import Jury
 from nodes.kizon.notices import MoveInNotices
 from nodes.kizon.official import Official
 from nodes.kizon.operators import Operators
+from nodes.kizon import register
 from nodes.kizon.register import Inquiry, Register
+from nodes.scrubber import Scrubber
 from nodes.kizon.relocation import KizonSite
 from protos import cs_pb2_grpc, gateway_pb2_grpc, kizon_pb2, kizon_pb2_grpc, migration_pb2_grpc
 
@@ -55,7 +57,9 @@ CREATE TABLE IF NOT EXISTS residents (
     history_number INTEGER NOT NULL,            -- 個人履歴番号 of the current entry
     status INTEGER NOT NULL,                    -- ResidentRecord.Status: current or 除票
     town_code TEXT NOT NULL,
-    record BLOB NOT NULL
+    record BLOB NOT NULL,
+    rx1 INTEGER NOT NULL DEFAULT 0,             -- the REGISTER_ITEMS digest's first 128 bits (nodes/digests.py)
+    rx2 INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS residents_household ON residents(household_number);
 CREATE TABLE IF NOT EXISTS approvals (          -- a manager's approvals of bulk output, each good once
@@ -83,7 +87,7 @@ CREATE TABLE IF NOT EXISTS history (
     record BLOB NOT NULL,
     PRIMARY KEY (atena_number, history_number)
 );
-"""
+""" + register.TREE.schema()
 
 
 
@@ -113,6 +117,8 @@ class Servicer(kizon_pb2_grpc.KizonServicer):
         # Migration service's own SiteState below reads and writes the same rows.
         gate = site.SiteState(runtime)
         self.register = Register(runtime, municipality, place_name)
+        register.upgrade(runtime.store)  # (a register of an older version: its digests and ranges, once)
+        runtime.scrub(Scrubber(runtime.store, register.TREE, "record", ("rx1", "rx2"), register.kept_digests))
         self.changes = ChangeEngine(runtime, municipality, cs, self.register, gate)  # settles a crash's intents first
         self.operators = Operators(runtime, municipality)
         self.disclosures = Disclosures(runtime.store, municipality, runtime.session_keys)  # bulk output, every door

@@ -42,6 +42,8 @@ MUNICIPALITY_OWN = rule("MUNICIPALITY_OWN", S.PERMISSION_DENIED, "common", "DESI
                         "a node of a municipality sends and serves only that municipality's records")
 CONSISTENCY_OWN_RECORDS = rule("CONSISTENCY_OWN_RECORDS", S.PERMISSION_DENIED, "common", "PIA Ⅲ(2)6",
                                "a 整合性確認 compares only the caller's own records")
+CONSISTENCY_RANGE = rule("CONSISTENCY_RANGE", S.INVALID_ARGUMENT, "common", "PIA Ⅲ(2)6; nodes/digests.py",
+                         "a 整合性確認 names ranges of 住民票コード by 1 to 4 leading digits, at most 10,000 at a time")
 REQUEST_ID_REUSED = rule("REQUEST_ID_REUSED", S.FAILED_PRECONDITION, "common", "DESIGN §5 (crash-safety)",
                          "a 依頼管理番号 names one request: used again for another, it is refused")
 RECORD_NOT_FOUND = rule("RECORD_NOT_FOUND", S.NOT_FOUND, "common", "DESIGN §4",

@@ -32,6 +32,8 @@ def register(sub) -> None:
     p = sub.add_parser("consistency", help="整合性確認: compare kizon, cs, prefecture and national; exit 1 on any difference")
     p.add_argument("municipality")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--deep", action="store_true", help="re-hash every stored record at every hop instead of comparing "
+                   "the trees of ranges first (the scrubbers re-hash in the background)")
     p.add_argument("--terminal", default="T0003")
     p.add_argument("--operator", default="OP0003", help="an operator with the manager or operations role")
     p.set_defaults(func=cmd_consistency)
@@ -135,8 +137,8 @@ def cmd_consistency(args) -> int:
     network = open_network(args)
     known_municipality(network, args.municipality)
     with Counter(network, args.municipality, args.terminal, args.operator) as counter:
-        report = counter(counter.kizon.CheckConsistency, common_pb2.ConsistencyRequest(municipality_code=args.municipality),
-                         timeout=600)
+        report = counter(counter.kizon.CheckConsistency,
+                         common_pb2.ConsistencyRequest(municipality_code=args.municipality, deep=args.deep), timeout=600)
     if args.json:
         print(json.dumps({
             "municipality": report.municipality_code,
@@ -145,11 +147,12 @@ def cmd_consistency(args) -> int:
             "differences": [{"resident_code": d.resident_code, "node": d.node, "items": list(d.items)}
                             for d in report.differences],
             "seconds": round(report.seconds, 3),
+            "deep": args.deep,
         }, ensure_ascii=False, indent=2))
         return 1 if report.differences else 0
     print(f"整合性確認 {report.municipality_code}: kizon {report.records_kizon}, cs {report.records_cs}, prefecture "
           f"{report.records_prefecture}, national {report.records_national} records; {len(report.differences)} differences "
-          f"({report.seconds:.2f} s)")
+          f"({report.seconds:.2f} s{', deep' if args.deep else ''})")
     for diff in report.differences:
         print(f"  {diff.resident_code}  {diff.node:10s}  {', '.join(diff.items)}")
     return 1 if report.differences else 0

@@ -53,7 +53,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("batch", help="run a batch job now on every node that has it")
-    p.add_argument("name", choices=["purge"], help="purge: 送付先情報 past its retention, 転出証明書情報 past its deadline")
+    p.add_argument("name", choices=["purge", "scrub"], help="purge: 送付先情報 past its retention, 転出証明書情報 past its "
+                   "deadline; scrub: a whole pass of each store's scrubber now (records whose stored bytes no longer give "
+                   "their digests, and ranges that do not hold what their records give)")
     p.set_defaults(func=cmd_batch)
 
 

@@ -19,6 +19,7 @@ import grpc
 
 from certs.identity import KIND_DOMAIN, monitor_uri, parse
 from nodes.clock import office_today, stamp
+from nodes.digests import LEAF
 from nodes.identityfile import SEQUENCE_DUE_KEY
 from nodes.national import MAX_POOL
 from nodes.numbers import individual_number_valid, with_individual_number_check, with_resident_code_check
@@ -281,6 +282,45 @@ def _some_codes(stub, municipality: str, count: int = 5) -> list[str]:
     return []
 
 
+RANGES_REQUEST = ("IdentityDigests as the CS of 142140: ranges named by five digits, by a letter, and 10,001 of them; "
+                  "then the ranges of the whole file, down one branch to a leaf, and the records of that leaf")
+RANGES_ASSERT = ("INVALID_ARGUMENT CONSISTENCY_RANGE each time; the ten top ranges count every record the file holds of "
+                 "142140, each range the ranges inside it, and a leaf's records are those whose 住民票コード begin with it")
+
+
+@case("prefecture/整合性確認/ranges", roles=("prefecture",), profiles=("rules",), rules=(C.CONSISTENCY_RANGE,),
+      request=RANGES_REQUEST, asserts=RANGES_ASSERT)
+def prefecture_ranges(subject) -> str:
+    """The tree of ranges the 整合性確認 walks: well-formed ranges only, and each range what its records add up to."""
+    return _ranges(subject, _at_prefecture(subject, subject.home()))
+
+
+def _ranges(subject, stub) -> str:
+    """The malformed ranges refused; the ranges of the home municipality's file added up, down one branch."""
+    home = subject.home()
+
+    def asked(prefixes, ranges=True):
+        query = common_pb2.ConsistencyRequest(municipality_code=home, prefixes=prefixes, ranges=ranges)
+        return list(stub.IdentityDigests(query, timeout=30))
+    observed = [refused(lambda p=p: asked(p), C.CONSISTENCY_RANGE, node=subject.node.name)
+                for p in (["12345"], ["1a"], ["0"] * 10_001)]
+    records = sum(len(b.resident_codes) for b in asked([], ranges=False))
+    top = [r for b in asked([]) for r in b.ranges]
+    same(records, sum(r.records for r in top), "the records the ten top ranges count")
+    if not top:
+        return f"{observed[0]}; no record of {home} held"
+    branch = [top[0]]
+    while len(branch[-1].prefix) < LEAF:
+        inside = [r for b in asked([branch[-1].prefix]) for r in b.ranges]
+        same(branch[-1].records, sum(r.records for r in inside), f"the records the ranges inside {branch[-1].prefix} count")
+        branch.append(inside[0])
+    leaf = branch[-1]
+    codes = [c for b in asked([leaf.prefix], ranges=False) for c in b.resident_codes]
+    same(leaf.records, len(codes), f"the records of leaf {leaf.prefix}")
+    same([], [c for c in codes if not c.startswith(leaf.prefix)], f"records outside leaf {leaf.prefix}")
+    return f"{observed[0]}; {records} records in {len(top)} top ranges, leaf {leaf.prefix} holds {leaf.records}"
+
+
 # == the 全国サーバ ==============================================================================================
 @case("national/更新/prefecture-sends-own", roles=("national",), profiles=("rules", "security"),
       rules=(N.PREFECTURE_SENDS_OWN,),
@@ -523,6 +563,13 @@ def national_own_records(subject) -> str:
     """A 整合性確認 compares only the caller's own records."""
     home, other = _municipalities(subject)
     return _own_records(subject, _national_as(subject, f"cs-{home}"), _national_as(subject, f"cs-{other}"), home, other)
+
+
+@case("national/整合性確認/ranges", roles=("national",), profiles=("rules",), rules=(C.CONSISTENCY_RANGE,),
+      request=RANGES_REQUEST, asserts=RANGES_ASSERT)
+def national_ranges(subject) -> str:
+    """The tree of ranges the 整合性確認 walks: well-formed ranges only, and each range what its records add up to."""
+    return _ranges(subject, _national_as(subject, f"cs-{subject.home()}"))
 
 
 # == every role: the audit of a refusal =========================================================================
