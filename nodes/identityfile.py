@@ -137,32 +137,39 @@ def _read_varint(blob: bytes, pos: int) -> tuple[int, int]:
     return value, pos
 
 
-def row(info: records_pb2.IdentityInfo) -> tuple:
+def row(info: records_pb2.IdentityInfo, register: bool = False) -> tuple:
     """The identity table row of one person's 本人確認情報 (COLUMNS: its digest and its stored blob last): the blob
     is the transport items followed by the items (protobuf parses the concatenation as the whole message), so that
-    stored_digest() finds the items without parsing."""
+    stored_digest() finds the items without parsing. register: with the REGISTER_ITEMS digest (the CS's file, which
+    kizon's 住民票 are compared with; elsewhere nothing compares it, and it is 0)."""
     core, transport = _split(info)
     digest = hashlib.sha1(core).digest()
     return (info.resident_code, info.municipality_code, info.update_sequence, info.individual_number or None,
             info.name_kana, info.name_kanji, info.birth_date, info.sex, info.address, info.record_status_flag,
-            info.timestamp, *halves(digest), *halves(register_digest(info)), digest, transport + core)
+            info.timestamp, *halves(digest), *(halves(register_digest(info)) if register else NO_REGISTER), digest,
+            transport + core)
 
 
-def kept_digests(blob: bytes) -> tuple:
-    """(dx1, dx2, rx1, rx2, digest) of a stored 本人確認情報 computed from its bytes: what its row must keep (the
-    scrubber's measure). Bytes that are not a record are given digests of the bytes, equal to no record's."""
+NO_REGISTER = (0, 0)  # (rx1, rx2) of a file nobody compares with kizon's register
+
+
+def kept_digests(blob: bytes, register: bool = False) -> tuple:
+    """(dx1, dx2, rx1, rx2, digest) of a stored 本人確認情報 computed from its bytes, as row() keeps them: what its
+    row must hold (the scrubber's measure). Bytes that are not a record are given digests of the bytes, equal to no
+    record's."""
     try:
         digest = stored_digest(blob)
-        register = register_digest(records_pb2.IdentityInfo.FromString(blob))
+        kept = halves(register_digest(records_pb2.IdentityInfo.FromString(blob))) if register else NO_REGISTER
     except DecodeError:
-        digest = register = hashlib.sha1(b"unreadable:" + blob).digest()
-    return (*halves(digest), *halves(register), digest)
+        digest = hashlib.sha1(b"unreadable:" + blob).digest()
+        kept = halves(digest) if register else NO_REGISTER
+    return (*halves(digest), *kept, digest)
 
 
-def store_identities(db, infos, rows: list[tuple] | None = None) -> None:
+def store_identities(db, infos, rows: list[tuple] | None = None, register: bool = False) -> None:
     """Write people's 本人確認情報, replacing older versions (and the old code after a 住民票コード変更).
-    rows, when the caller has made them already with row(), saves making them again."""
-    rows = rows or [row(info) for info in infos]
+    rows, when the caller has made them already with row(), saves making them again (register: see row())."""
+    rows = rows or [row(info, register) for info in infos]
     renamed = [(i.former_resident_code,) for i in infos if i.change_reason == "住民票コード変更" and i.former_resident_code]
     if renamed:
         # Row by row: a person renamed in this batch must not lose the row written just before.
@@ -308,19 +315,21 @@ def records_in(store, municipality: str, prefixes: list[str], kind: int) -> dict
             for code, digest in zip(batch.resident_codes, batch.digests)}
 
 
-def scrubber(store) -> Scrubber:
-    """The scrubber of this file: every stored 本人確認情報 re-hashed against its kept digests, its ranges checked."""
-    return Scrubber(store, TREE, "info", ("dx1", "dx2", "rx1", "rx2", "digest"), kept_digests)
+def scrubber(store, register: bool = False) -> Scrubber:
+    """The scrubber of this file: every stored 本人確認情報 re-hashed against its kept digests, its ranges checked
+    (register: the file keeps the REGISTER_ITEMS digests too, as the CS's does)."""
+    return Scrubber(store, TREE, "info", ("dx1", "dx2", "rx1", "rx2", "digest"),
+                    lambda blob: kept_digests(blob, register))
 
 
-def keep(runtime) -> None:
+def keep(runtime, register: bool = False) -> None:
     """At a node's start: an older file upgraded, and its scrubber run while the node runs (not in a reader)."""
     if not runtime.store.read_only:
-        upgrade(runtime.store)
-        runtime.scrub(scrubber(runtime.store))
+        upgrade(runtime.store, register)
+        runtime.scrub(scrubber(runtime.store, register))
 
 
-def upgrade(store) -> int:
+def upgrade(store, register: bool = False) -> int:
     """A file written before the tree of ranges: add its digest columns, fill them from the stored bytes and build
     the ranges (once, at start); how many records were filled."""
     present = {r[1] for r in store.db.execute("PRAGMA table_info(identity)")}
@@ -332,7 +341,7 @@ def upgrade(store) -> int:
             db.execute(f"ALTER TABLE identity ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
         rows = db.execute("SELECT rowid, info FROM identity").fetchall()
         db.executemany("UPDATE identity SET dx1=?, dx2=?, rx1=?, rx2=?, digest=? WHERE rowid=?",
-                       [(*kept_digests(blob), rowid) for rowid, blob in rows])
+                       [(*kept_digests(blob, register), rowid) for rowid, blob in rows])
         TREE.rebuild(db)
     return len(rows)
 

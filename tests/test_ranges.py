@@ -41,10 +41,10 @@ def store(tmp_path):
     opened.close()
 
 
-def write(store, infos) -> None:
-    """Store 本人確認情報 as a receiving node does."""
+def write(store, infos, register: bool = True) -> None:
+    """Store 本人確認情報 as the CS does (register: False as the prefecture and national do)."""
     with store.transaction() as db:
-        identityfile.store_identities(db, infos)
+        identityfile.store_identities(db, infos, register=register)
 
 
 def kept_equals_rows(store) -> bool:
@@ -128,7 +128,7 @@ def test_the_scrubber_finds_a_record_changed_behind_its_digests_and_the_walk_the
             damaged = info(victim.resident_code, name="範囲 改竄")
             db.execute("UPDATE identity SET info=? WHERE resident_code=?", (damaged.SerializeToString(), victim.resident_code))
         assert walk(a, b)[0] == []
-        scrubber = identityfile.scrubber(b)
+        scrubber = identityfile.scrubber(b, register=True)
         while scrubber.slice(100):
             pass
         assert scrubber.done.damaged_records == 1 and scrubber.done.records == 300
@@ -146,7 +146,7 @@ def test_the_scrubber_computes_a_damaged_range_again(store):
     leaf = codes(200)[7][:4]
     store.db.execute(f"UPDATE {identityfile.TREE.ranges} SET dx1 = dx1 + 1 WHERE prefix=?", (leaf,))
     store.db.execute("UPDATE identity SET info=? WHERE resident_code=?", (b"\x0a\xff", codes(200)[9]))
-    scrubber = identityfile.scrubber(store)
+    scrubber = identityfile.scrubber(store, register=True)
     assert not kept_equals_rows(store)
     while scrubber.slice(1000):
         pass
@@ -200,11 +200,21 @@ def test_an_older_file_is_upgraded_once(tmp_path):
         assert identityfile.upgrade(store) == 50 and identityfile.upgrade(store) == 0
         assert kept_equals_rows(store)
         fresh = Store(tmp_path / "fresh.sqlite", identityfile.SCHEMA)
-        write(fresh, [info(c) for c in codes(50)])
+        write(fresh, [info(c) for c in codes(50)], register=False)
         assert identityfile.TREE.children(store.db, 0, [], M) == identityfile.TREE.children(fresh.db, 0, [], M)
         fresh.close()
     finally:
         store.close()
+
+
+def test_a_file_without_register_digests_is_not_damaged_by_their_absence(store):
+    """The prefecture's and national's files keep no REGISTER_ITEMS digest (nothing compares it): their scrubber
+    finds nothing to repair, and a CS's scrubber over such a file gives every record its register digest."""
+    write(store, [info(c) for c in codes(120)], register=False)
+    assert store.scalar("SELECT COUNT(*) FROM identity WHERE rx1 != 0 OR rx2 != 0", default=0) == 0
+    assert identityfile.scrubber(store).whole_pass() == 0
+    as_cs = identityfile.scrubber(store, register=True)
+    assert as_cs.whole_pass() == 120 and kept_equals_rows(store)
 
 
 @pytest.mark.parametrize("prefixes", [["12345"], ["1a"], [""], ["0"] * (digests.MOST_PREFIXES + 1)])

@@ -222,7 +222,7 @@ class Updates:
             info = update.info
             sequence += 1
             info.update_sequence, info.timestamp = sequence, stamp
-            rows.append(identityfile.row(info))  # serialized once: for the file, its digest and the outbox
+            rows.append(identityfile.row(info, register=True))  # serialized once: for the file, its digests and the outbox
             if info.request_control_number:
                 requests.append((info.request_control_number, sequence, rows[-1][-2]))
             self._side_effects(db, update, queued)

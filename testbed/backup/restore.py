@@ -138,7 +138,7 @@ def roll_forward_cs(network, node) -> RollForward:
                 if code not in known and seq <= last]
             ours.executemany("DELETE FROM identity WHERE resident_code=? AND municipality_code=?",
                              [(code, municipality) for code in gone])
-            identityfile.store_identities(ours, infos)
+            identityfile.store_identities(ours, infos, register=True)
             ours.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?)",
                              [(i.request_control_number, i.update_sequence, identityfile.digest(i))
                               for i in infos if i.request_control_number])
