@@ -165,3 +165,9 @@ async def differing_leaves(ours, theirs) -> tuple[list[str], int, int]:
         if not differing or len(differing[0]) >= LEAF:
             return differing, totals[0], totals[1]
         level = differing
+
+
+async def counted(tree) -> int:
+    """The records a tree of ranges holds now (after a walk that found differences: records written meanwhile, as a
+    store that was catching up received them, are counted with the records compared)."""
+    return sum(v[0] for v in (await tree([])).values())

@@ -420,7 +420,10 @@ class Network:
                 while alive(pid) and time.monotonic() < deadline:
                     time.sleep(processes.POLL)  # (until it has exited, or STOP_TIMEOUT)
                 if alive(pid):
-                    os.kill(pid, signal.SIGKILL)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass  # (it exited between the look and the kill)
                 stopped.append(name)
             self.pid_file(name).unlink(missing_ok=True)
         processes.stop_recorded(self.state_dir / "run" / "zygote.json", ZYGOTE_MARKER,

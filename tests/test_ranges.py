@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from nodes import digests, identityfile
 from nodes.kizon import register
+from nodes.numbers import with_resident_code_check
 from nodes.refusal import Violation
 from nodes.scrubber import Scrubber
 from nodes.store import Store
-from protos import common_pb2, records_pb2
+from protos import common_pb2, identity_pb2, records_pb2
 
 M = "142140"
 
@@ -30,7 +31,7 @@ def info(code: str, name: str = "範囲 太郎", sequence: int = 1) -> records_p
 
 def codes(n: int, seed: int = 0) -> list[str]:
     """n distinct 11-digit codes spread over the ranges (as national's random ones are)."""
-    return [f"{c:011d}" for c in random.Random(seed).sample(range(10**11), n)]
+    return [with_resident_code_check(f"{c:010d}") for c in random.Random(seed).sample(range(10**10), n)]
 
 
 @pytest.fixture
@@ -224,3 +225,45 @@ def test_a_malformed_range_is_refused_by_its_rule(store, prefixes):
     with pytest.raises(Violation) as raised:
         list(identityfile.digests_asked(store, M, request, identityfile.IDENTITY))
     assert raised.value.reason == "CONSISTENCY_RANGE"
+
+
+def test_a_load_into_an_empty_file_sets_the_search_indexes_aside_until_it_is_over(store, monkeypatch):
+    """The first batch of an initial load into an empty file drops the three search indexes in its own transaction
+    (a batch rolled back puts them back); a batch of anything else, or into a file that holds records, leaves them;
+    once no load batch has come for LOAD_IDLE_SECONDS they are built, and a search finds by them again."""
+    store.db.executescript(identityfile.SEARCH_SCHEMA)
+    indexes = identityfile.SearchIndexes(store)
+
+    def present():
+        return {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type='index'")} & set(identityfile.SEARCH_INDEXES)
+
+    def batch(people, migration=True):
+        return [identity_pb2.IdentityUpdate(municipality_code=M, info=p, migration=migration) for p in people]
+    people = [info(c) for c in codes(30)]
+    with pytest.raises(RuntimeError):
+        with store.transaction() as db:
+            indexes.loading(db, batch(people[:10]))
+            raise RuntimeError("refused")  # (the batch's transaction rolled back: the indexes are back)
+    assert present() == set(identityfile.SEARCH_INDEXES)
+    with store.transaction() as db:
+        indexes.loading(db, batch(people[:10], migration=False))
+    assert present() == set(identityfile.SEARCH_INDEXES) and not indexes.set_aside
+    with store.transaction() as db:
+        identityfile.apply_updates(db, M, [_numbered(u, i + 1) for i, u in enumerate(batch(people[:10]))], indexes)
+    assert present() == set() and indexes.set_aside
+    with store.transaction() as db:
+        identityfile.apply_updates(db, M, [_numbered(u, i + 11) for i, u in enumerate(batch(people[10:]))], indexes)
+    assert present() == set()
+    indexes.build()
+    assert present() == set(identityfile.SEARCH_INDEXES) and not indexes.set_aside
+    plan = " ".join(str(r) for r in store.db.execute("EXPLAIN QUERY PLAN SELECT * FROM identity WHERE individual_number=?", ("1",)))
+    assert "identity_number" in plan
+    with store.transaction() as db:  # (a file that holds records: a later load leaves the indexes)
+        indexes.loading(db, batch([info(codes(31)[-1])]))
+    assert present() == set(identityfile.SEARCH_INDEXES) and not indexes.set_aside
+
+
+def _numbered(update, sequence: int):
+    """An update carrying its 更新順番号."""
+    update.info.update_sequence = sequence
+    return update

@@ -113,8 +113,9 @@ class Queries:
             if not leaves:
                 return ({}, {}), here, there
             query = common_pb2.ConsistencyRequest(municipality_code=municipality, prefixes=leaves)
-            return (identityfile.records_in(self._rt.store, municipality, leaves, identityfile.IDENTITY),
-                    await identityfile.collect_digests(stub.IdentityDigests(query, timeout=120))), here, there
+            records = (identityfile.records_in(self._rt.store, municipality, leaves, identityfile.IDENTITY),
+                       await identityfile.collect_digests(stub.IdentityDigests(query, timeout=120)))
+            return records, await digests.counted(ours), await digests.counted(theirs)
         (a, here, prefecture), (b, _, national) = await asyncio.gather(against(self._peers.prefecture),
                                                                        against(self._peers.national))
         return [a, b], [here, prefecture, national]

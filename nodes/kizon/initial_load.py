@@ -111,12 +111,13 @@ class InitialLoad:
         async def theirs(prefixes):
             query = common_pb2.ConsistencyRequest(municipality_code=self.municipality, prefixes=prefixes, ranges=True)
             return digests.as_dict([r async for batch in self.cs.RegisterDigests(query, timeout=60) for r in batch.ranges])
-        leaves, records, _ = await digests.differing_leaves(self.register.tree(), theirs)
+        ours = self.register.tree()
+        leaves, records, _ = await digests.differing_leaves(ours, theirs)
         if not leaves:
             return {}, {}, records
         query = common_pb2.ConsistencyRequest(municipality_code=self.municipality, prefixes=leaves)
         return (self.register.in_ranges(leaves),
-                await identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600)), records)
+                await identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600)), await digests.counted(ours))
 
     # -- the initial load ---------------------------------------------------------------------------
     async def bulk_load(self, request_iterator):
