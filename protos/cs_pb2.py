@@ -30,7 +30,7 @@ from protos import moj_pb2 as protos_dot_moj__pb2
 from protos import records_pb2 as protos_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0fprotos/cs.proto\x12\ntestbed.v1\x1a\x11protos/card.proto\x1a\x13protos/common.proto\x1a\x15protos/identity.proto\x1a\x12protos/kizon.proto\x1a\x10protos/moj.proto\x1a\x14protos/records.proto\".\n\x08\x43odeDraw\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x13\n\x0breservation\x18\x02 \x01(\t\"\"\n\x0b\x43odeRelease\x12\x13\n\x0breservation\x18\x01 \x01(\t\"5\n\x12RequestStatusQuery\x12\x1f\n\x17request_control_numbers\x18\x01 \x03(\t\"G\n\x0cRequestState\x12\x1e\n\x16request_control_number\x18\x01 \x01(\t\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\"?\n\x12RequestStatusReply\x12)\n\x07\x61pplied\x18\x01 \x03(\x0b\x32\x18.testbed.v1.RequestState\"\'\n\rResidentCodes\x12\x16\n\x0eresident_codes\x18\x01 \x03(\t\"D\n\x10NumberAssignment\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\"F\n\x11NumberAssignments\x12\x31\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x1c.testbed.v1.NumberAssignment\"K\n\rMoveInNotices\x12)\n\x07notices\x18\x01 \x03(\x0b\x32\x18.testbed.v1.MoveInNotice\x12\x0f\n\x07last_id\x18\x02 \x01(\x04\"\'\n\x0cNoticeCursor\x12\x17\n\x0fprocessed_up_to\x18\x01 \x01(\x04\"8\n\x10\x43odeOfferRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"$\n\x0e\x43odeOfferReply\x12\x12\n\ncandidates\x18\x01 \x03(\t\"5\n\x11\x43\x61rdIdentityCheck\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t\"S\n\x0fWideAreaRequest\x12\x1e\n\x16home_municipality_code\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x02 \x01(\t\x12\x0b\n\x03pin\x18\x03 \x01(\t\"G\n\x13IdentityUpdateGroup\x12\x30\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1f.testbed.v1.IdentityUpdateBatch\"`\n\x0cGroupOutcome\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\"\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x15.testbed.v1.UpdateAck\x12\x0e\n\x06reason\x18\x04 \x01(\t\";\n\rGroupOutcomes\x12*\n\x08outcomes\x18\x01 \x03(\x0b\x32\x18.testbed.v1.GroupOutcome\"C\n\nPoolStatus\x12\x11\n\tavailable\x18\x01 \x01(\r\x12\x15\n\rlow_watermark\x18\x02 \x01(\r\x12\x0b\n\x03low\x18\x03 \x01(\x08\"I\n\x0c\x41nnexNotices\x12(\n\x07notices\x18\x01 \x03(\x0b\x32\x17.testbed.v1.AnnexNotice\x12\x0f\n\x07last_id\x18\x02 \x01(\x04\"&\n\x0b\x41nnexCursor\x12\x17\n\x0fprocessed_up_to\x18\x01 \x01(\x04\x32\x9c\x10\n\x13\x43ommunicationServer\x12O\n\x15SubmitIdentityUpdates\x12\x1f.testbed.v1.IdentityUpdateBatch\x1a\x15.testbed.v1.UpdateAck\x12W\n\x19SubmitIdentityUpdateGroup\x12\x1f.testbed.v1.IdentityUpdateGroup\x1a\x19.testbed.v1.GroupOutcomes\x12@\n\x0bGetIdentity\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.IdentityInfo\x12N\n\x0eSearchIdentity\x12\x1a.testbed.v1.IdentitySearch\x1a .testbed.v1.IdentitySearchResult\x12\x44\n\x11\x44rawResidentCodes\x12\x14.testbed.v1.CodeDraw\x1a\x19.testbed.v1.ResidentCodes\x12:\n\rGetPoolStatus\x12\x11.testbed.v1.Empty\x1a\x16.testbed.v1.PoolStatus\x12H\n\x15ReceiveOperatorRoster\x12\x18.testbed.v1.SignedRoster\x1a\x15.testbed.v1.RosterAck\x12S\n\x17\x41ssignIndividualNumbers\x12\x19.testbed.v1.ResidentCodes\x1a\x1d.testbed.v1.NumberAssignments\x12N\n\x12OfferResidentCodes\x12\x1c.testbed.v1.CodeOfferRequest\x1a\x1a.testbed.v1.CodeOfferReply\x12\x46\n\x14ReleaseResidentCodes\x12\x17.testbed.v1.CodeRelease\x1a\x15.testbed.v1.UpdateAck\x12R\n\x10GetRequestStatus\x12\x1e.testbed.v1.RequestStatusQuery\x1a\x1e.testbed.v1.RequestStatusReply\x12H\n\x0e\x43heckResidence\x12\x1a.testbed.v1.ResidenceQuery\x1a\x1a.testbed.v1.ResidenceReply\x12L\n\x0fRegisterDigests\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x17.testbed.v1.DigestBatch0\x01\x12R\n\x19ReceiveMoveOutCertificate\x12\x1e.testbed.v1.MoveOutCertificate\x1a\x15.testbed.v1.UpdateAck\x12\x46\n\x13ReceiveMoveInNotice\x12\x18.testbed.v1.MoveInNotice\x1a\x15.testbed.v1.UpdateAck\x12\x44\n\x12ReceiveAnnexNotice\x12\x17.testbed.v1.AnnexNotice\x1a\x15.testbed.v1.UpdateAck\x12P\n\x18ReceiveImmigrationNotice\x12\x1d.testbed.v1.ImmigrationNotice\x1a\x15.testbed.v1.UpdateAck\x12S\n\x16TakeMoveOutCertificate\x12\x19.testbed.v1.MoveInRequest\x1a\x1e.testbed.v1.MoveOutCertificate\x12H\n\x11TakeMoveInNotices\x12\x18.testbed.v1.NoticeCursor\x1a\x19.testbed.v1.MoveInNotices\x12\x45\n\x10TakeAnnexNotices\x12\x17.testbed.v1.AnnexCursor\x1a\x18.testbed.v1.AnnexNotices\x12W\n\x16TakeImmigrationNotices\x12\x1d.testbed.v1.ImmigrationCursor\x1a\x1e.testbed.v1.ImmigrationNotices\x12Q\n\x10\x43heckConsistency\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x1d.testbed.v1.ConsistencyReport\x12=\n\nChangeCard\x12\x17.testbed.v1.CardRequest\x1a\x16.testbed.v1.CardStatus\x12G\n\x0cVerifyByCard\x12\x1d.testbed.v1.CardIdentityCheck\x1a\x18.testbed.v1.IdentityInfo\x12G\n\x0eWideAreaLookup\x12\x1b.testbed.v1.WideAreaRequest\x1a\x18.testbed.v1.IdentityInfo\x12G\n\x12ProvideForWideArea\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.IdentityInfo\x12\x44\n\x18PurgeExpiredCertificates\x12\x11.testbed.v1.Empty\x1a\x15.testbed.v1.UpdateAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0fprotos/cs.proto\x12\ntestbed.v1\x1a\x11protos/card.proto\x1a\x13protos/common.proto\x1a\x15protos/identity.proto\x1a\x12protos/kizon.proto\x1a\x10protos/moj.proto\x1a\x14protos/records.proto\"@\n\x08\x43odeDraw\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x13\n\x0breservation\x18\x02 \x01(\t\x12\x10\n\x08numbered\x18\x03 \x01(\x08\"\"\n\x0b\x43odeRelease\x12\x13\n\x0breservation\x18\x01 \x01(\t\"5\n\x12RequestStatusQuery\x12\x1f\n\x17request_control_numbers\x18\x01 \x03(\t\"G\n\x0cRequestState\x12\x1e\n\x16request_control_number\x18\x01 \x01(\t\x12\x17\n\x0fupdate_sequence\x18\x02 \x01(\x04\"?\n\x12RequestStatusReply\x12)\n\x07\x61pplied\x18\x01 \x03(\x0b\x32\x18.testbed.v1.RequestState\"V\n\rResidentCodes\x12\x16\n\x0eresident_codes\x18\x01 \x03(\t\x12-\n\x07numbers\x18\x02 \x03(\x0b\x32\x1c.testbed.v1.NumberAssignment\"D\n\x10NumberAssignment\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\x19\n\x11individual_number\x18\x02 \x01(\t\"F\n\x11NumberAssignments\x12\x31\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x1c.testbed.v1.NumberAssignment\"K\n\rMoveInNotices\x12)\n\x07notices\x18\x01 \x03(\x0b\x32\x18.testbed.v1.MoveInNotice\x12\x0f\n\x07last_id\x18\x02 \x01(\x04\"\'\n\x0cNoticeCursor\x12\x17\n\x0fprocessed_up_to\x18\x01 \x01(\x04\"8\n\x10\x43odeOfferRequest\x12\x15\n\rresident_code\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"$\n\x0e\x43odeOfferReply\x12\x12\n\ncandidates\x18\x01 \x03(\t\"5\n\x11\x43\x61rdIdentityCheck\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t\"S\n\x0fWideAreaRequest\x12\x1e\n\x16home_municipality_code\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x02 \x01(\t\x12\x0b\n\x03pin\x18\x03 \x01(\t\"G\n\x13IdentityUpdateGroup\x12\x30\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1f.testbed.v1.IdentityUpdateBatch\"`\n\x0cGroupOutcome\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\"\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x15.testbed.v1.UpdateAck\x12\x0e\n\x06reason\x18\x04 \x01(\t\";\n\rGroupOutcomes\x12*\n\x08outcomes\x18\x01 \x03(\x0b\x32\x18.testbed.v1.GroupOutcome\"C\n\nPoolStatus\x12\x11\n\tavailable\x18\x01 \x01(\r\x12\x15\n\rlow_watermark\x18\x02 \x01(\r\x12\x0b\n\x03low\x18\x03 \x01(\x08\"I\n\x0c\x41nnexNotices\x12(\n\x07notices\x18\x01 \x03(\x0b\x32\x17.testbed.v1.AnnexNotice\x12\x0f\n\x07last_id\x18\x02 \x01(\x04\"&\n\x0b\x41nnexCursor\x12\x17\n\x0fprocessed_up_to\x18\x01 \x01(\x04\x32\x9c\x10\n\x13\x43ommunicationServer\x12O\n\x15SubmitIdentityUpdates\x12\x1f.testbed.v1.IdentityUpdateBatch\x1a\x15.testbed.v1.UpdateAck\x12W\n\x19SubmitIdentityUpdateGroup\x12\x1f.testbed.v1.IdentityUpdateGroup\x1a\x19.testbed.v1.GroupOutcomes\x12@\n\x0bGetIdentity\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.IdentityInfo\x12N\n\x0eSearchIdentity\x12\x1a.testbed.v1.IdentitySearch\x1a .testbed.v1.IdentitySearchResult\x12\x44\n\x11\x44rawResidentCodes\x12\x14.testbed.v1.CodeDraw\x1a\x19.testbed.v1.ResidentCodes\x12:\n\rGetPoolStatus\x12\x11.testbed.v1.Empty\x1a\x16.testbed.v1.PoolStatus\x12H\n\x15ReceiveOperatorRoster\x12\x18.testbed.v1.SignedRoster\x1a\x15.testbed.v1.RosterAck\x12S\n\x17\x41ssignIndividualNumbers\x12\x19.testbed.v1.ResidentCodes\x1a\x1d.testbed.v1.NumberAssignments\x12N\n\x12OfferResidentCodes\x12\x1c.testbed.v1.CodeOfferRequest\x1a\x1a.testbed.v1.CodeOfferReply\x12\x46\n\x14ReleaseResidentCodes\x12\x17.testbed.v1.CodeRelease\x1a\x15.testbed.v1.UpdateAck\x12R\n\x10GetRequestStatus\x12\x1e.testbed.v1.RequestStatusQuery\x1a\x1e.testbed.v1.RequestStatusReply\x12H\n\x0e\x43heckResidence\x12\x1a.testbed.v1.ResidenceQuery\x1a\x1a.testbed.v1.ResidenceReply\x12L\n\x0fRegisterDigests\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x17.testbed.v1.DigestBatch0\x01\x12R\n\x19ReceiveMoveOutCertificate\x12\x1e.testbed.v1.MoveOutCertificate\x1a\x15.testbed.v1.UpdateAck\x12\x46\n\x13ReceiveMoveInNotice\x12\x18.testbed.v1.MoveInNotice\x1a\x15.testbed.v1.UpdateAck\x12\x44\n\x12ReceiveAnnexNotice\x12\x17.testbed.v1.AnnexNotice\x1a\x15.testbed.v1.UpdateAck\x12P\n\x18ReceiveImmigrationNotice\x12\x1d.testbed.v1.ImmigrationNotice\x1a\x15.testbed.v1.UpdateAck\x12S\n\x16TakeMoveOutCertificate\x12\x19.testbed.v1.MoveInRequest\x1a\x1e.testbed.v1.MoveOutCertificate\x12H\n\x11TakeMoveInNotices\x12\x18.testbed.v1.NoticeCursor\x1a\x19.testbed.v1.MoveInNotices\x12\x45\n\x10TakeAnnexNotices\x12\x17.testbed.v1.AnnexCursor\x1a\x18.testbed.v1.AnnexNotices\x12W\n\x16TakeImmigrationNotices\x12\x1d.testbed.v1.ImmigrationCursor\x1a\x1e.testbed.v1.ImmigrationNotices\x12Q\n\x10\x43heckConsistency\x12\x1e.testbed.v1.ConsistencyRequest\x1a\x1d.testbed.v1.ConsistencyReport\x12=\n\nChangeCard\x12\x17.testbed.v1.CardRequest\x1a\x16.testbed.v1.CardStatus\x12G\n\x0cVerifyByCard\x12\x1d.testbed.v1.CardIdentityCheck\x1a\x18.testbed.v1.IdentityInfo\x12G\n\x0eWideAreaLookup\x12\x1b.testbed.v1.WideAreaRequest\x1a\x18.testbed.v1.IdentityInfo\x12G\n\x12ProvideForWideArea\x12\x17.testbed.v1.ResidentKey\x1a\x18.testbed.v1.IdentityInfo\x12\x44\n\x18PurgeExpiredCertificates\x12\x11.testbed.v1.Empty\x1a\x15.testbed.v1.UpdateAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,45 +38,45 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.cs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CODEDRAW']._serialized_start=154
-  _globals['_CODEDRAW']._serialized_end=200
-  _globals['_CODERELEASE']._serialized_start=202
-  _globals['_CODERELEASE']._serialized_end=236
-  _globals['_REQUESTSTATUSQUERY']._serialized_start=238
-  _globals['_REQUESTSTATUSQUERY']._serialized_end=291
-  _globals['_REQUESTSTATE']._serialized_start=293
-  _globals['_REQUESTSTATE']._serialized_end=364
-  _globals['_REQUESTSTATUSREPLY']._serialized_start=366
-  _globals['_REQUESTSTATUSREPLY']._serialized_end=429
-  _globals['_RESIDENTCODES']._serialized_start=431
-  _globals['_RESIDENTCODES']._serialized_end=470
-  _globals['_NUMBERASSIGNMENT']._serialized_start=472
-  _globals['_NUMBERASSIGNMENT']._serialized_end=540
-  _globals['_NUMBERASSIGNMENTS']._serialized_start=542
-  _globals['_NUMBERASSIGNMENTS']._serialized_end=612
-  _globals['_MOVEINNOTICES']._serialized_start=614
-  _globals['_MOVEINNOTICES']._serialized_end=689
-  _globals['_NOTICECURSOR']._serialized_start=691
-  _globals['_NOTICECURSOR']._serialized_end=730
-  _globals['_CODEOFFERREQUEST']._serialized_start=732
-  _globals['_CODEOFFERREQUEST']._serialized_end=788
-  _globals['_CODEOFFERREPLY']._serialized_start=790
-  _globals['_CODEOFFERREPLY']._serialized_end=826
-  _globals['_CARDIDENTITYCHECK']._serialized_start=828
-  _globals['_CARDIDENTITYCHECK']._serialized_end=881
-  _globals['_WIDEAREAREQUEST']._serialized_start=883
-  _globals['_WIDEAREAREQUEST']._serialized_end=966
-  _globals['_IDENTITYUPDATEGROUP']._serialized_start=968
-  _globals['_IDENTITYUPDATEGROUP']._serialized_end=1039
-  _globals['_GROUPOUTCOME']._serialized_start=1041
-  _globals['_GROUPOUTCOME']._serialized_end=1137
-  _globals['_GROUPOUTCOMES']._serialized_start=1139
-  _globals['_GROUPOUTCOMES']._serialized_end=1198
-  _globals['_POOLSTATUS']._serialized_start=1200
-  _globals['_POOLSTATUS']._serialized_end=1267
-  _globals['_ANNEXNOTICES']._serialized_start=1269
-  _globals['_ANNEXNOTICES']._serialized_end=1342
-  _globals['_ANNEXCURSOR']._serialized_start=1344
-  _globals['_ANNEXCURSOR']._serialized_end=1382
-  _globals['_COMMUNICATIONSERVER']._serialized_start=1385
-  _globals['_COMMUNICATIONSERVER']._serialized_end=3461
+  _globals['_CODEDRAW']._serialized_end=218
+  _globals['_CODERELEASE']._serialized_start=220
+  _globals['_CODERELEASE']._serialized_end=254
+  _globals['_REQUESTSTATUSQUERY']._serialized_start=256
+  _globals['_REQUESTSTATUSQUERY']._serialized_end=309
+  _globals['_REQUESTSTATE']._serialized_start=311
+  _globals['_REQUESTSTATE']._serialized_end=382
+  _globals['_REQUESTSTATUSREPLY']._serialized_start=384
+  _globals['_REQUESTSTATUSREPLY']._serialized_end=447
+  _globals['_RESIDENTCODES']._serialized_start=449
+  _globals['_RESIDENTCODES']._serialized_end=535
+  _globals['_NUMBERASSIGNMENT']._serialized_start=537
+  _globals['_NUMBERASSIGNMENT']._serialized_end=605
+  _globals['_NUMBERASSIGNMENTS']._serialized_start=607
+  _globals['_NUMBERASSIGNMENTS']._serialized_end=677
+  _globals['_MOVEINNOTICES']._serialized_start=679
+  _globals['_MOVEINNOTICES']._serialized_end=754
+  _globals['_NOTICECURSOR']._serialized_start=756
+  _globals['_NOTICECURSOR']._serialized_end=795
+  _globals['_CODEOFFERREQUEST']._serialized_start=797
+  _globals['_CODEOFFERREQUEST']._serialized_end=853
+  _globals['_CODEOFFERREPLY']._serialized_start=855
+  _globals['_CODEOFFERREPLY']._serialized_end=891
+  _globals['_CARDIDENTITYCHECK']._serialized_start=893
+  _globals['_CARDIDENTITYCHECK']._serialized_end=946
+  _globals['_WIDEAREAREQUEST']._serialized_start=948
+  _globals['_WIDEAREAREQUEST']._serialized_end=1031
+  _globals['_IDENTITYUPDATEGROUP']._serialized_start=1033
+  _globals['_IDENTITYUPDATEGROUP']._serialized_end=1104
+  _globals['_GROUPOUTCOME']._serialized_start=1106
+  _globals['_GROUPOUTCOME']._serialized_end=1202
+  _globals['_GROUPOUTCOMES']._serialized_start=1204
+  _globals['_GROUPOUTCOMES']._serialized_end=1263
+  _globals['_POOLSTATUS']._serialized_start=1265
+  _globals['_POOLSTATUS']._serialized_end=1332
+  _globals['_ANNEXNOTICES']._serialized_start=1334
+  _globals['_ANNEXNOTICES']._serialized_end=1407
+  _globals['_ANNEXCURSOR']._serialized_start=1409
+  _globals['_ANNEXCURSOR']._serialized_end=1447
+  _globals['_COMMUNICATIONSERVER']._serialized_start=1450
+  _globals['_COMMUNICATIONSERVER']._serialized_end=3526
 # @@protoc_insertion_point(module_scope)

@@ -13,12 +13,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CodeDraw(_message.Message):
-    __slots__ = ("count", "reservation")
+    __slots__ = ("count", "reservation", "numbered")
     COUNT_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    NUMBERED_FIELD_NUMBER: _ClassVar[int]
     count: int
     reservation: str
-    def __init__(self, count: _Optional[int] = ..., reservation: _Optional[str] = ...) -> None: ...
+    numbered: bool
+    def __init__(self, count: _Optional[int] = ..., reservation: _Optional[str] = ..., numbered: _Optional[bool] = ...) -> None: ...
 
 class CodeRelease(_message.Message):
     __slots__ = ("reservation",)
@@ -47,10 +49,12 @@ class RequestStatusReply(_message.Message):
     def __init__(self, applied: _Optional[_Iterable[_Union[RequestState, _Mapping]]] = ...) -> None: ...
 
 class ResidentCodes(_message.Message):
-    __slots__ = ("resident_codes",)
+    __slots__ = ("resident_codes", "numbers")
     RESIDENT_CODES_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
     resident_codes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, resident_codes: _Optional[_Iterable[str]] = ...) -> None: ...
+    numbers: _containers.RepeatedCompositeFieldContainer[NumberAssignment]
+    def __init__(self, resident_codes: _Optional[_Iterable[str]] = ..., numbers: _Optional[_Iterable[_Union[NumberAssignment, _Mapping]]] = ...) -> None: ...
 
 class NumberAssignment(_message.Message):
     __slots__ = ("resident_code", "individual_number")

@@ -267,3 +267,25 @@ def _numbered(update, sequence: int):
     """An update carrying its 更新順番号."""
     update.info.update_sequence = sequence
     return update
+
+
+def test_a_node_stopped_with_its_search_indexes_set_aside_builds_them_as_it_starts(tmp_path):
+    """kill -9 between the load's first batch and the build: the file keeps the rows, and the store opened again
+    with the node's schema has its search indexes back."""
+    path = tmp_path / "national.sqlite"
+    store = Store(path, identityfile.SCHEMA + identityfile.SEARCH_SCHEMA)
+    indexes = identityfile.SearchIndexes(store)
+    people = [identity_pb2.IdentityUpdate(municipality_code=M, info=info(c, sequence=i + 1), migration=True)
+              for i, c in enumerate(codes(20))]
+    with store.transaction() as db:
+        identityfile.apply_updates(db, M, people, indexes)
+    assert indexes.set_aside
+    store._stop.set()  # (no build, no last checkpoint: as if the process had been killed)
+    store._checkpointer.join(timeout=5)
+    store.db.close()
+    again = Store(path, identityfile.SCHEMA + identityfile.SEARCH_SCHEMA)
+    try:
+        assert not identityfile.SearchIndexes(again).set_aside
+        assert again.scalar("SELECT COUNT(*) FROM identity", default=0) == 20
+    finally:
+        again.close()

@@ -40,7 +40,7 @@ class CodePool:
             "SELECT resident_code FROM code_reservations WHERE reservation=? ORDER BY resident_code", (reservation,))]
         if len(kept) >= request.count:  # a retry of the same request: the same codes
             audit.set_subject(",".join(kept[:request.count]))
-            return cs_pb2.ResidentCodes(resident_codes=kept[:request.count])
+            return await self._numbered(request, cs_pb2.ResidentCodes(resident_codes=kept[:request.count]))
         wanted = request.count - len(kept)
         limits = settings.current()
         if self._available() < wanted:
@@ -67,7 +67,15 @@ class CodePool:
                         limits.pool_low)
             if self._refill is None or self._refill.done():
                 self._refill = asyncio.create_task(self._refill_pool(limits.pool_refill))
-        return cs_pb2.ResidentCodes(resident_codes=codes)
+        return await self._numbered(request, cs_pb2.ResidentCodes(resident_codes=codes))
+
+    async def _numbered(self, request, drawn):
+        """Codes drawn, with national's 個人番号 for each when the draw asks for them: a 出生 or 国外転入 makes one call
+        for both instead of two (the same code gives the same number again: a retry is answered the same)."""
+        if request.numbered:
+            numbers = await self.assign_numbers(cs_pb2.ResidentCodes(resident_codes=drawn.resident_codes))
+            drawn.numbers.extend(numbers.assignments)
+        return drawn
 
     async def release(self, request):
         """Codes reserved for a request that was refused or abandoned go back to the pool."""

@@ -333,8 +333,12 @@ class ChangeEngine:
         it back) and the 個人番号 national generates for it."""
         pending = pending_var.get()
         pending.reserved = True
-        codes = await cs_call(self.rt, self.cs.DrawResidentCodes, cs_pb2.CodeDraw(count=1, reservation=pending.key))
+        codes = await cs_call(self.rt, self.cs.DrawResidentCodes, cs_pb2.CodeDraw(count=1, reservation=pending.key,
+                                                                                     numbered=True))
         code = codes.resident_codes[0]
+        numbered = {a.resident_code: a.individual_number for a in codes.numbers}
+        if numbered.get(code):  # (one call for both; a CS that does not number its draws is asked for the number)
+            return code, numbered[code]
         return code, (await self.assign_numbers([code]))[code]
 
     async def assign_numbers(self, codes: list[str]) -> dict[str, str]:

@@ -595,17 +595,21 @@ def municipality_notice_items(subject) -> str:
 
 
 @case("cs/住民票コード/reserved", roles=("cs",), profiles=("rules", "security"), rules=(R.POOL_CODE_RESERVED,),
-      request="DrawResidentCodes of 1 as kizon for one request, AssignIndividualNumbers of it; SubmitIdentityUpdates "
-              "of a 国外転入 with that code under another 依頼管理番号; ReleaseResidentCodes",
-      asserts="FAILED_PRECONDITION POOL_CODE_RESERVED; nothing recorded of the code; the code released to the pool")
+      request="DrawResidentCodes of 1 with its 個人番号 (numbered) as kizon for one request, and AssignIndividualNumbers "
+              "of it; SubmitIdentityUpdates of a 国外転入 with that code under another 依頼管理番号; ReleaseResidentCodes",
+      asserts="the draw's 個人番号 is national's (what AssignIndividualNumbers answers for the code); FAILED_PRECONDITION "
+              "POOL_CODE_RESERVED; nothing recorded of the code; the code released to the pool")
 def pool_code_reserved(subject) -> str:
     """A new person's 住民票コード is one this CS drew from its pool for that very request."""
     cs, reservation = _as_kizon(subject), f"conform-{uuid.uuid4().hex}"
-    code = answered(lambda: cs.DrawResidentCodes(cs_pb2.CodeDraw(count=1, reservation=reservation),
-                                                 timeout=30)).resident_codes[0]
+    drawn = answered(lambda: cs.DrawResidentCodes(cs_pb2.CodeDraw(count=1, reservation=reservation, numbered=True),
+                                                  timeout=30))
+    code = drawn.resident_codes[0]
     try:
         number = answered(lambda: cs.AssignIndividualNumbers(cs_pb2.ResidentCodes(resident_codes=[code]),
                                                              timeout=10)).assignments[0].individual_number
+        same([(code, number)], [(a.resident_code, a.individual_number) for a in drawn.numbers],
+             "the 個人番号 of the numbered draw")
         info = _restated(_held(subject, subject.person().resident_code), "国外転入", resident_code=code,
                          individual_number=number, request_control_number=f"conform-{uuid.uuid4().hex}:1")
         observed = _submit_refused(subject, R.POOL_CODE_RESERVED,
