@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import re
-import time
 
 from google.protobuf.message import DecodeError
 
@@ -24,8 +22,6 @@ from nodes.scrubber import Scrubber
 from nodes.store import rows_in
 from nodes.weaken import weakened
 from protos import common_pb2, identity_pb2, records_pb2
-
-log = logging.getLogger("testbed.identityfile")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity (     -- one row per person and municipality: a 消除 record stays
@@ -56,11 +52,11 @@ CREATE TABLE IF NOT EXISTS applied (
 """
 
 # The search keys of 本人確認情報検索: only where searches are answered (the CS and national).
-SEARCH_INDEXES = {"identity_number": "individual_number", "identity_kana": "name_kana, birth_date",
-                  "identity_kanji": "name_kanji, birth_date"}
-SEARCH_SCHEMA = "".join(f"CREATE INDEX IF NOT EXISTS {name} ON identity({columns});\n"
-                        for name, columns in SEARCH_INDEXES.items())
-LOAD_IDLE_SECONDS = 1.0  # no load batch for this long: the load is over, the search indexes are built
+SEARCH_SCHEMA = """
+CREATE INDEX IF NOT EXISTS identity_number ON identity(individual_number);
+CREATE INDEX IF NOT EXISTS identity_kana ON identity(name_kana, birth_date);
+CREATE INDEX IF NOT EXISTS identity_kanji ON identity(name_kanji, birth_date);
+"""
 
 # The ranges of the identity file: per municipality, the identity digest (pair 0) and the register digest (pair 1).
 TREE = Tree("identity", "resident_code", "municipality_code", (("dx1", "dx2"), ("rx1", "rx2")))
@@ -186,51 +182,6 @@ def store_identities(db, infos, rows: list[tuple] | None = None, register: bool 
     db.executemany(UPSERT, rows)
 
 
-class SearchIndexes:
-    """The search indexes of a file that answers searches (the CS's, national's): set aside while a 移行 loads into
-    an empty file and built in one pass once no load batch has come for LOAD_IDLE_SECONDS (300,000 random keys
-    inserted into three indexes cost more than sorting them once: 21.6 → 17.6 CPU-seconds, the build included).
-    Searches meanwhile read the whole file; a node stopped meanwhile builds them as it starts (SEARCH_SCHEMA)."""
-
-    def __init__(self, store):
-        self.store = store
-        self._last_load = 0.0
-
-    @property
-    def set_aside(self) -> bool:
-        """Whether the indexes are not there (as the file says: a transaction rolled back puts them back)."""
-        return self.store.db.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name=?",
-                                     (next(iter(SEARCH_INDEXES)),)).fetchone() is None
-
-    def loading(self, db, updates) -> None:
-        """Inside a batch's transaction, before its rows are written: a batch of the initial load into an empty file
-        sets the indexes aside."""
-        if not updates or not all(u.migration for u in updates):
-            return
-        if not self.set_aside:
-            if db.execute("SELECT 1 FROM identity LIMIT 1").fetchone():
-                return
-            for name in SEARCH_INDEXES:
-                db.execute(f"DROP INDEX IF EXISTS {name}")
-            log.info("search indexes set aside: the initial load goes into an empty file")
-        self._last_load = time.monotonic()
-
-    def build(self) -> None:
-        """Build the indexes set aside (in one transaction: a crash meanwhile leaves them to the next start)."""
-        started = time.perf_counter()
-        with self.store.transaction() as db:
-            for name, columns in SEARCH_INDEXES.items():
-                db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON identity({columns})")
-        log.info("search indexes built after the initial load in %.2f s", time.perf_counter() - started)
-
-    async def watch(self) -> None:
-        """Build the indexes once a load is over (a background task of the node)."""
-        while True:
-            await asyncio.sleep(LOAD_IDLE_SECONDS / 4)
-            if self.set_aside and time.monotonic() - self._last_load >= LOAD_IDLE_SECONDS:
-                self.build()
-
-
 def update_bytes(municipality: str, info_bytes: bytes) -> bytes:
     """A serialized IdentityUpdate(municipality_code, info) made from already serialized info: protobuf's
     wire format is a concatenation of fields, so the 40 items need not be serialized a second time."""
@@ -259,10 +210,9 @@ def set_last_sequence(db, municipality: str, sequence: int) -> None:
                (municipality, sequence))
 
 
-def apply_updates(db, municipality: str, updates, indexes: SearchIndexes | None = None) -> tuple[list, int, list]:
+def apply_updates(db, municipality: str, updates) -> tuple[list, int, list]:
     """Apply numbered updates of one municipality in order; return (applied updates, last sequence,
-    their rows: row()[-1] is each one's serialized 本人確認情報, for passing them on). indexes: the file's search
-    indexes, set aside for a load into an empty file."""
+    their rows: row()[-1] is each one's serialized 本人確認情報, for passing them on)."""
     last = last_sequence(db, municipality)
     applied = []
     for update in updates:
@@ -280,8 +230,6 @@ def apply_updates(db, municipality: str, updates, indexes: SearchIndexes | None 
         last = seq
         applied.append(update)
     rows = [row(u.info) for u in applied]
-    if indexes is not None:
-        indexes.loading(db, applied)
     store_identities(db, [u.info for u in applied], rows)
     set_last_sequence(db, municipality, last)
     return applied, last, rows
@@ -374,18 +322,11 @@ def scrubber(store, register: bool = False) -> Scrubber:
                     lambda blob: kept_digests(blob, register))
 
 
-def keep(runtime, register: bool = False, search: bool = False) -> SearchIndexes | None:
-    """At a node's start: an older file upgraded, and its scrubber run while the node runs (not in a reader); with
-    search, the file's search indexes, set aside during an initial load (none for a reader)."""
-    if runtime.store.read_only:
-        return None
-    upgrade(runtime.store, register)
-    runtime.scrub(scrubber(runtime.store, register))
-    if not search:
-        return None
-    runtime.search_indexes = indexes = SearchIndexes(runtime.store)
-    runtime.background(indexes.watch)
-    return indexes
+def keep(runtime, register: bool = False) -> None:
+    """At a node's start: an older file upgraded, and its scrubber run while the node runs (not in a reader)."""
+    if not runtime.store.read_only:
+        upgrade(runtime.store, register)
+        runtime.scrub(scrubber(runtime.store, register))
 
 
 def upgrade(store, register: bool = False) -> int:

@@ -47,8 +47,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
-        # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber; the search indexes)
-        self.search_indexes = identityfile.keep(runtime, search=True)
+        identityfile.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
         with runtime.store.transaction() as db:
             found = db.execute("SELECT value FROM secrets WHERE name='number_key'").fetchone()
             if found is None:
@@ -66,8 +65,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
             self._numbers_issued_here(db, request.updates)
-            applied, last, _ = identityfile.apply_updates(db, request.municipality_code, request.updates,
-                                                          self.search_indexes)
+            applied, last, _ = identityfile.apply_updates(db, request.municipality_code, request.updates)
             # Codes of the initial load and of other sources become known as used here.
             db.executemany("INSERT INTO resident_codes VALUES (?,?,'used') ON CONFLICT(resident_code) DO UPDATE SET state='used'",
                            [(u.info.resident_code, request.municipality_code) for u in applied])

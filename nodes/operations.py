@@ -27,8 +27,6 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
             status.blocked.extend(sorted(self.rt.outbox.blocked))
             status.dead_letters = sum(n for n, _ in self.rt.outbox.dead_letters().values())
             status.oldest_pending_seconds = max((age for _, age in self.rt.outbox.depths().values()), default=0.0)
-        indexes = getattr(self.rt, "search_indexes", None)
-        status.search_indexes_pending = bool(indexes is not None and indexes.set_aside)
         db = self.rt.store.db
         if db.execute("SELECT 1 FROM sqlite_master WHERE name='applied'").fetchone():
             status.applied.update(dict(db.execute("SELECT municipality_code, last_sequence FROM applied")))

@@ -94,7 +94,6 @@ class NodeRuntime:
         self._background: list = []
         self._tasks: list[asyncio.Task] = []
         self.scrubbers: list = []  # (nodes/scrubber.py: the metrics read what each has found)
-        self.search_indexes = None  # (identityfile.SearchIndexes of a node answering searches: its status says)
         self.outbox: Outbox | None = None
         self.servicer: kinds.NodeServicer | None = None
         self.peer_timeout = PEER_TIMEOUT

@@ -13,7 +13,7 @@ class StatusRequest(_message.Message):
     def __init__(self, counts: _Optional[bool] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node", "rss_mb", "outbox_pending", "blocked", "applied", "counts", "audit_entries", "dead_letters", "oldest_pending_seconds", "search_indexes_pending")
+    __slots__ = ("node", "rss_mb", "outbox_pending", "blocked", "applied", "counts", "audit_entries", "dead_letters", "oldest_pending_seconds")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,7 +37,6 @@ class NodeStatus(_message.Message):
     AUDIT_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
     OLDEST_PENDING_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    SEARCH_INDEXES_PENDING_FIELD_NUMBER: _ClassVar[int]
     node: str
     rss_mb: float
     outbox_pending: int
@@ -47,8 +46,7 @@ class NodeStatus(_message.Message):
     audit_entries: int
     dead_letters: int
     oldest_pending_seconds: float
-    search_indexes_pending: bool
-    def __init__(self, node: _Optional[str] = ..., rss_mb: _Optional[float] = ..., outbox_pending: _Optional[int] = ..., blocked: _Optional[_Iterable[str]] = ..., applied: _Optional[_Mapping[str, int]] = ..., counts: _Optional[_Mapping[str, int]] = ..., audit_entries: _Optional[int] = ..., dead_letters: _Optional[int] = ..., oldest_pending_seconds: _Optional[float] = ..., search_indexes_pending: _Optional[bool] = ...) -> None: ...
+    def __init__(self, node: _Optional[str] = ..., rss_mb: _Optional[float] = ..., outbox_pending: _Optional[int] = ..., blocked: _Optional[_Iterable[str]] = ..., applied: _Optional[_Mapping[str, int]] = ..., counts: _Optional[_Mapping[str, int]] = ..., audit_entries: _Optional[int] = ..., dead_letters: _Optional[int] = ..., oldest_pending_seconds: _Optional[float] = ...) -> None: ...
 
 class BatchRequest(_message.Message):
     __slots__ = ("name",)

@@ -90,19 +90,12 @@ async def load_records(network, municipality: str, records: list, *, operator: s
 
 
 async def wait_until_applied(network, municipality: str, sequence: int, timeout: float = 600) -> None:
-    """Wait until national has applied a municipality's updates up to sequence, and national and the CS have built
-    the search indexes an initial load set aside (the load is over when they answer searches as before)."""
+    """Wait until national has applied a municipality's updates up to sequence."""
     national = network.topology.find("national")
     deadline = time.monotonic() + timeout
     while _status(network, national, deadline).applied.get(municipality, 0) < sequence:
         if time.monotonic() > deadline:
             raise TimeoutError(f"national did not reach 更新順番号 {sequence} of {municipality} in {timeout:.0f} s")
-        await asyncio.sleep(0.1)
-    # (an external node, another implementation, says nothing of its indexes: not asked)
-    searching = [n for n in (national, network.topology.find("cs", municipality)) if not n.external]
-    while any(_status(network, n, deadline).search_indexes_pending for n in searching):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the search indexes set aside for the load of {municipality} not built in {timeout:.0f} s")
         await asyncio.sleep(0.1)
 
 

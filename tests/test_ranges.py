@@ -17,7 +17,7 @@ from nodes.numbers import with_resident_code_check
 from nodes.refusal import Violation
 from nodes.scrubber import Scrubber
 from nodes.store import Store
-from protos import common_pb2, identity_pb2, records_pb2
+from protos import common_pb2, records_pb2
 
 M = "142140"
 
@@ -225,67 +225,3 @@ def test_a_malformed_range_is_refused_by_its_rule(store, prefixes):
     with pytest.raises(Violation) as raised:
         list(identityfile.digests_asked(store, M, request, identityfile.IDENTITY))
     assert raised.value.reason == "CONSISTENCY_RANGE"
-
-
-def test_a_load_into_an_empty_file_sets_the_search_indexes_aside_until_it_is_over(store, monkeypatch):
-    """The first batch of an initial load into an empty file drops the three search indexes in its own transaction
-    (a batch rolled back puts them back); a batch of anything else, or into a file that holds records, leaves them;
-    once no load batch has come for LOAD_IDLE_SECONDS they are built, and a search finds by them again."""
-    store.db.executescript(identityfile.SEARCH_SCHEMA)
-    indexes = identityfile.SearchIndexes(store)
-
-    def present():
-        return {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type='index'")} & set(identityfile.SEARCH_INDEXES)
-
-    def batch(people, migration=True):
-        return [identity_pb2.IdentityUpdate(municipality_code=M, info=p, migration=migration) for p in people]
-    people = [info(c) for c in codes(30)]
-    with pytest.raises(RuntimeError):
-        with store.transaction() as db:
-            indexes.loading(db, batch(people[:10]))
-            raise RuntimeError("refused")  # (the batch's transaction rolled back: the indexes are back)
-    assert present() == set(identityfile.SEARCH_INDEXES)
-    with store.transaction() as db:
-        indexes.loading(db, batch(people[:10], migration=False))
-    assert present() == set(identityfile.SEARCH_INDEXES) and not indexes.set_aside
-    with store.transaction() as db:
-        identityfile.apply_updates(db, M, [_numbered(u, i + 1) for i, u in enumerate(batch(people[:10]))], indexes)
-    assert present() == set() and indexes.set_aside
-    with store.transaction() as db:
-        identityfile.apply_updates(db, M, [_numbered(u, i + 11) for i, u in enumerate(batch(people[10:]))], indexes)
-    assert present() == set()
-    indexes.build()
-    assert present() == set(identityfile.SEARCH_INDEXES) and not indexes.set_aside
-    plan = " ".join(str(r) for r in store.db.execute("EXPLAIN QUERY PLAN SELECT * FROM identity WHERE individual_number=?", ("1",)))
-    assert "identity_number" in plan
-    with store.transaction() as db:  # (a file that holds records: a later load leaves the indexes)
-        indexes.loading(db, batch([info(codes(31)[-1])]))
-    assert present() == set(identityfile.SEARCH_INDEXES) and not indexes.set_aside
-
-
-def _numbered(update, sequence: int):
-    """An update carrying its 更新順番号."""
-    update.info.update_sequence = sequence
-    return update
-
-
-def test_a_node_stopped_with_its_search_indexes_set_aside_builds_them_as_it_starts(tmp_path):
-    """kill -9 between the load's first batch and the build: the file keeps the rows, and the store opened again
-    with the node's schema has its search indexes back."""
-    path = tmp_path / "national.sqlite"
-    store = Store(path, identityfile.SCHEMA + identityfile.SEARCH_SCHEMA)
-    indexes = identityfile.SearchIndexes(store)
-    people = [identity_pb2.IdentityUpdate(municipality_code=M, info=info(c, sequence=i + 1), migration=True)
-              for i, c in enumerate(codes(20))]
-    with store.transaction() as db:
-        identityfile.apply_updates(db, M, people, indexes)
-    assert indexes.set_aside
-    store._stop.set()  # (no build, no last checkpoint: as if the process had been killed)
-    store._checkpointer.join(timeout=5)
-    store.db.close()
-    again = Store(path, identityfile.SCHEMA + identityfile.SEARCH_SCHEMA)
-    try:
-        assert not identityfile.SearchIndexes(again).set_aside
-        assert again.scalar("SELECT COUNT(*) FROM identity", default=0) == 20
-    finally:
-        again.close()

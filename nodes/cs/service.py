@@ -74,8 +74,8 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
     """The CS: checks, numbers and forwards 本人確認情報; pools, certificates, notices, cards, search."""
 
     def __init__(self, runtime):
-        # (the 整合性確認's digests and ranges, kizon's too: an older file upgraded, the scrubber; the search indexes)
-        identityfile.keep(runtime, register=True, search=True)
+        identityfile.keep(runtime, register=True)  # (the 整合性確認's digests and ranges, kizon's too: an older file
+        # upgraded, the scrubber)
         # What the CS deletes (送付先情報 past its retention above all) is overwritten, not left in free pages.
         runtime.store.secure_delete()
         peers = Peers(runtime)

@@ -227,8 +227,6 @@ class Updates:
                 requests.append((info.request_control_number, sequence, rows[-1][-2]))
             self._side_effects(db, update, queued)
         db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?)", requests)
-        if self._rt.search_indexes is not None:  # (a load into an empty file: the search indexes built after it)
-            self._rt.search_indexes.loading(db, fresh)
         identityfile.store_identities(db, [u.info for u in fresh], rows)
         identityfile.set_last_sequence(db, self._municipality, fresh[-1].info.update_sequence)
         payloads = [identityfile.update_bytes(self._municipality, r[-1]) for r in rows]
