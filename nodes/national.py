@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 
-from nodes import audit, identityfile, rules
+from nodes import audit, filedigests, identityfile, rules
 from nodes.numbers import with_individual_number_check, with_resident_code_check
 from nodes.guard import current_call
 from nodes.reasons import common as C, national as N
@@ -47,7 +47,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
-        identityfile.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
+        filedigests.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
         with runtime.store.transaction() as db:
             found = db.execute("SELECT value FROM secrets WHERE name='number_key'").fetchone()
             if found is None:
@@ -244,7 +244,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
         audit.set_subject(request.municipality_code)
         if request.municipality_code != caller:
             raise C.CONSISTENCY_OWN_RECORDS(f"整合性確認 rule: the CS of {caller} may compare only its own records")
-        for batch in identityfile.digests_asked(self.rt.store, request.municipality_code, request, identityfile.IDENTITY):
+        for batch in filedigests.digests_asked(self.rt.store, request.municipality_code, request, identityfile.IDENTITY):
             yield batch
 
     async def GetIdentities(self, request, context):

@@ -1,7 +1,7 @@
 """都道府県サーバ: the 都道府県知事保存本人確認情報ファイル, applied in 更新順番号 order and forwarded to national."""
 from __future__ import annotations
 
-from nodes import audit, identityfile
+from nodes import audit, filedigests, identityfile
 from nodes.outbox import Target
 from nodes.guard import current_call
 from nodes.reasons import common as C, national as N
@@ -21,7 +21,7 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
 
     def __init__(self, runtime):
         self.rt = runtime
-        identityfile.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
+        filedigests.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
         national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
         # One outbox target per municipality: each batch to national carries one municipality's updates.
         self.outbox = runtime.use_outbox({
@@ -56,7 +56,7 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
     async def IdentityDigests(self, request, context):
         """整合性確認 material: the ranges or the (住民票コード, digest) of the calling CS's people (nodes/digests.py)."""
         self._own(request.municipality_code)
-        for batch in identityfile.digests_asked(self.rt.store, request.municipality_code, request, identityfile.IDENTITY):
+        for batch in filedigests.digests_asked(self.rt.store, request.municipality_code, request, identityfile.IDENTITY):
             yield batch
 
     async def GetIdentities(self, request, context):

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes import identityfile
+from nodes import filedigests, identityfile
 from nodes.records import REGISTER_ITEMS, register_digest
 from protos import records_pb2
 
@@ -63,7 +63,7 @@ def test_a_damaged_record_does_not_keep_its_digest():
     damaged = blob.replace("太郎".encode(), "次郎".encode())
     assert identityfile.stored_digest(damaged) != identityfile.stored_digest(blob)
     assert identityfile.stored_digest(blob[:-3]) != identityfile.stored_digest(blob)
-    batches = list(identityfile._batches(_Rows([("12345678901", b"\x0a\xff")]), identityfile.stored_digest))
+    batches = list(filedigests._batches(_Rows([("12345678901", b"\x0a\xff")]), identityfile.stored_digest))
     assert list(batches[0].digests) == [b"unreadable"]
 
 

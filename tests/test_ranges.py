@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes import digests, identityfile
+from nodes import digests, filedigests, identityfile
 from nodes.kizon import register
 from nodes.numbers import with_resident_code_check
 from nodes.refusal import Violation
@@ -80,12 +80,12 @@ def test_the_ranges_follow_every_write(tmp_path_factory, steps):
 def walk(a, b, kind=identityfile.IDENTITY):
     """The differing leaves of two identity files, and how many ranges' digests were asked of the other."""
     asked = []
-    theirs_tree = identityfile.tree_of(b, M, kind)
+    theirs_tree = filedigests.tree_of(b, M, kind)
 
     async def theirs(prefixes):
         asked.append(len(prefixes))
         return await theirs_tree(prefixes)
-    leaves, here, there = asyncio.run(digests.differing_leaves(identityfile.tree_of(a, M, kind), theirs))
+    leaves, here, there = asyncio.run(digests.differing_leaves(filedigests.tree_of(a, M, kind), theirs))
     return leaves, here, there, asked
 
 
@@ -107,7 +107,7 @@ def test_two_files_are_compared_range_by_range_down_to_the_leaves_that_differ(tm
         assert asked == [0, len({changed.resident_code[:1], lost.resident_code[:1]}),
                          len({changed.resident_code[:2], lost.resident_code[:2]}),
                          len({changed.resident_code[:3], lost.resident_code[:3]})]
-        ours, theirs = (identityfile.records_in(s, M, leaves, identityfile.IDENTITY) for s in (a, b))
+        ours, theirs = (filedigests.records_in(s, M, leaves, identityfile.IDENTITY) for s in (a, b))
         assert lost.resident_code in ours and lost.resident_code not in theirs
         assert ours[changed.resident_code] != theirs[changed.resident_code]
         assert {c for c in ours if ours[c] != theirs.get(c)} == {changed.resident_code, lost.resident_code}
@@ -129,7 +129,7 @@ def test_the_scrubber_finds_a_record_changed_behind_its_digests_and_the_walk_the
             damaged = info(victim.resident_code, name="範囲 改竄")
             db.execute("UPDATE identity SET info=? WHERE resident_code=?", (damaged.SerializeToString(), victim.resident_code))
         assert walk(a, b)[0] == []
-        scrubber = identityfile.scrubber(b, register=True)
+        scrubber = filedigests.scrubber(b, register=True)
         while scrubber.slice(100):
             pass
         assert scrubber.done.damaged_records == 1 and scrubber.done.records == 300
@@ -147,7 +147,7 @@ def test_the_scrubber_computes_a_damaged_range_again(store):
     leaf = codes(200)[7][:4]
     store.db.execute(f"UPDATE {identityfile.TREE.ranges} SET dx1 = dx1 + 1 WHERE prefix=?", (leaf,))
     store.db.execute("UPDATE identity SET info=? WHERE resident_code=?", (b"\x0a\xff", codes(200)[9]))
-    scrubber = identityfile.scrubber(store, register=True)
+    scrubber = filedigests.scrubber(store, register=True)
     assert not kept_equals_rows(store)
     while scrubber.slice(1000):
         pass
@@ -198,7 +198,7 @@ def test_an_older_file_is_upgraded_once(tmp_path):
                        identityfile.row(person)[:11] + identityfile.row(person)[-2:])
     store = Store(path, identityfile.SCHEMA)
     try:
-        assert identityfile.upgrade(store) == 50 and identityfile.upgrade(store) == 0
+        assert filedigests.upgrade(store) == 50 and filedigests.upgrade(store) == 0
         assert kept_equals_rows(store)
         fresh = Store(tmp_path / "fresh.sqlite", identityfile.SCHEMA)
         write(fresh, [info(c) for c in codes(50)], register=False)
@@ -213,8 +213,8 @@ def test_a_file_without_register_digests_is_not_damaged_by_their_absence(store):
     finds nothing to repair, and a CS's scrubber over such a file gives every record its register digest."""
     write(store, [info(c) for c in codes(120)], register=False)
     assert store.scalar("SELECT COUNT(*) FROM identity WHERE rx1 != 0 OR rx2 != 0", default=0) == 0
-    assert identityfile.scrubber(store).whole_pass() == 0
-    as_cs = identityfile.scrubber(store, register=True)
+    assert filedigests.scrubber(store).whole_pass() == 0
+    as_cs = filedigests.scrubber(store, register=True)
     assert as_cs.whole_pass() == 120 and kept_equals_rows(store)
 
 
@@ -223,5 +223,5 @@ def test_a_malformed_range_is_refused_by_its_rule(store, prefixes):
     """A range of more than four digits, of anything but digits, or too many of them: CONSISTENCY_RANGE."""
     request = common_pb2.ConsistencyRequest(municipality_code=M, prefixes=prefixes, ranges=True)
     with pytest.raises(Violation) as raised:
-        list(identityfile.digests_asked(store, M, request, identityfile.IDENTITY))
+        list(filedigests.digests_asked(store, M, request, identityfile.IDENTITY))
     assert raised.value.reason == "CONSISTENCY_RANGE"

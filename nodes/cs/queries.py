@@ -6,7 +6,7 @@ import time
 
 import grpc
 
-from nodes import audit, digests, identityfile, rules
+from nodes import audit, digests, filedigests, identityfile, rules
 from nodes.cs import parts
 from nodes.cs.checks import changed_items
 from nodes.reasons import common as C
@@ -48,7 +48,7 @@ class Queries:
     async def register_digests(self, request):
         """整合性確認 of kizon: digests of the REGISTER_ITEMS of this municipality's 本人確認情報."""
         audit.set_subject(self._municipality)
-        for batch in identityfile.digests_asked(self._rt.store, self._municipality, request, identityfile.REGISTER):
+        for batch in filedigests.digests_asked(self._rt.store, self._municipality, request, identityfile.REGISTER):
             yield batch
 
     async def consistency(self, request):
@@ -91,10 +91,10 @@ class Queries:
         prefecture, national = self._peers.prefecture, self._peers.national
         # The peers compute their digests while this CS computes its own.
         peers = asyncio.ensure_future(asyncio.gather(
-            identityfile.collect_digests(prefecture.IdentityDigests(query, timeout=120)),
-            identityfile.collect_digests(national.IdentityDigests(query, timeout=120))))
+            filedigests.collect_digests(prefecture.IdentityDigests(query, timeout=120)),
+            filedigests.collect_digests(national.IdentityDigests(query, timeout=120))))
         try:
-            ours = await identityfile.collect_here(identityfile.digest_batches(self._rt.store, municipality))
+            ours = await filedigests.collect_here(filedigests.digest_batches(self._rt.store, municipality))
         except BaseException:
             peers.cancel()
             raise
@@ -103,7 +103,7 @@ class Queries:
     async def _differing_records(self, municipality: str):
         """The trees of ranges walked against each peer's at once, down to the leaves that differ; the records of
         those leaves here and there (digests from the stored bytes), and the records each holds."""
-        ours = identityfile.tree_of(self._rt.store, municipality, identityfile.IDENTITY)
+        ours = filedigests.tree_of(self._rt.store, municipality, identityfile.IDENTITY)
 
         async def against(stub):
             async def theirs(prefixes):
@@ -113,8 +113,8 @@ class Queries:
             if not leaves:
                 return ({}, {}), here, there
             query = common_pb2.ConsistencyRequest(municipality_code=municipality, prefixes=leaves)
-            records = (identityfile.records_in(self._rt.store, municipality, leaves, identityfile.IDENTITY),
-                       await identityfile.collect_digests(stub.IdentityDigests(query, timeout=120)))
+            records = (filedigests.records_in(self._rt.store, municipality, leaves, identityfile.IDENTITY),
+                       await filedigests.collect_digests(stub.IdentityDigests(query, timeout=120)))
             return records, await digests.counted(ours), await digests.counted(theirs)
         (a, here, prefecture), (b, _, national) = await asyncio.gather(against(self._peers.prefecture),
                                                                        against(self._peers.national))

@@ -1,7 +1,7 @@
 """The CS servicer: the parts of this package (nodes/cs/parts.py), built and wired to their peers; RPCs delegate."""
 from __future__ import annotations
 
-from nodes import identityfile
+from nodes import filedigests, identityfile
 from nodes.cs.annex import SCHEMA as ANNEX_SCHEMA, Annex
 from nodes.cs.bulk import BulkOutput
 from nodes.cs.cards import Cards
@@ -74,7 +74,7 @@ class Servicer(cs_pb2_grpc.CommunicationServerServicer):
     """The CS: checks, numbers and forwards 本人確認情報; pools, certificates, notices, cards, search."""
 
     def __init__(self, runtime):
-        identityfile.keep(runtime, register=True)  # (the 整合性確認's digests and ranges, kizon's too: an older file
+        filedigests.keep(runtime, register=True)  # (the 整合性確認's digests and ranges, kizon's too: an older file
         # upgraded, the scrubber)
         # What the CS deletes (送付先情報 past its retention above all) is overwritten, not left in free pages.
         runtime.store.secure_delete()

@@ -7,7 +7,7 @@ import uuid
 
 import grpc
 
-from nodes import audit, digests, identityfile, rules
+from nodes import audit, digests, filedigests, rules
 from nodes.reasons import access as A
 from nodes.reasons import common as C
 from nodes.reasons import kizon as K
@@ -93,7 +93,7 @@ class InitialLoad:
     async def _all_digests(self):
         """Every 住民票's register digest and the CS's of every 本人確認情報, each computed from the stored bytes."""
         query = common_pb2.ConsistencyRequest(municipality_code=self.municipality)
-        asked = asyncio.ensure_future(identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600)))
+        asked = asyncio.ensure_future(filedigests.collect_digests(self.cs.RegisterDigests(query, timeout=600)))
         ours = {}
         try:
             for rows in self.register.scan():
@@ -117,7 +117,7 @@ class InitialLoad:
             return {}, {}, records
         query = common_pb2.ConsistencyRequest(municipality_code=self.municipality, prefixes=leaves)
         return (self.register.in_ranges(leaves),
-                await identityfile.collect_digests(self.cs.RegisterDigests(query, timeout=600)), await digests.counted(ours))
+                await filedigests.collect_digests(self.cs.RegisterDigests(query, timeout=600)), await digests.counted(ours))
 
     # -- the initial load ---------------------------------------------------------------------------
     async def bulk_load(self, request_iterator):
