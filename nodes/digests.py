@@ -162,6 +162,8 @@ async def differing_leaves(ours, theirs) -> tuple[list[str], int, int]:
         if totals is None:
             totals = (sum(v[0] for v in a.values()), sum(v[0] for v in b.values()))
         differing = sorted(p for p in set(a) | set(b) if a.get(p, ZERO) != b.get(p, ZERO))
+        if level and not differing:  # (what differed above was gone further down: records arrived meanwhile)
+            return [], await counted(ours), await counted(theirs)
         if not differing or len(differing[0]) >= LEAF:
             return differing, totals[0], totals[1]
         level = differing

@@ -225,3 +225,27 @@ def test_a_malformed_range_is_refused_by_its_rule(store, prefixes):
     with pytest.raises(Violation) as raised:
         list(filedigests.digests_asked(store, M, request, identityfile.IDENTITY))
     assert raised.value.reason == "CONSISTENCY_RANGE"
+
+
+def test_a_walk_that_finds_the_difference_gone_further_down_counts_the_stores_again(tmp_path):
+    """A store catching up during the walk (a record arrives between two levels): the walk ends with no leaf to
+    compare, and the counts it gives are those of the stores as they are then, not of the first level."""
+    a, b = Store(tmp_path / "a.sqlite", identityfile.SCHEMA), Store(tmp_path / "b.sqlite", identityfile.SCHEMA)
+    try:
+        people = [info(c) for c in codes(50)]
+        write(a, people)
+        write(b, people[:-1])
+        late = people[-1]
+
+        async def theirs(prefixes):
+            answer = await identityfile_tree(prefixes)
+            if prefixes:  # (after the first level: the last record has arrived)
+                if not b.scalar("SELECT 1 FROM identity WHERE resident_code=?", (late.resident_code,)):
+                    write(b, [late])
+                answer = await identityfile_tree(prefixes)
+            return answer
+        identityfile_tree = filedigests.tree_of(b, M, identityfile.IDENTITY)
+        leaves, here, there = asyncio.run(digests.differing_leaves(filedigests.tree_of(a, M, identityfile.IDENTITY), theirs))
+        assert (leaves, here, there) == ([], 50, 50)
+    finally:
+        a.close(), b.close()
