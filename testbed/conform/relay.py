@@ -282,6 +282,7 @@ def _some_codes(stub, municipality: str, count: int = 5) -> list[str]:
     return []
 
 
+STILL_TRIES = 10  # reads of a file's ranges until two agree (deliveries of earlier cases may still be arriving)
 RANGES_REQUEST = ("IdentityDigests as the CS of 142140: ranges named by five digits, by a letter, and 10,001 of them; "
                   "then the ranges of the whole file, down one branch to a leaf, and the records of that leaf")
 RANGES_ASSERT = ("INVALID_ARGUMENT CONSISTENCY_RANGE each time; the ten top ranges count every record the file holds of "
@@ -304,18 +305,28 @@ def _ranges(subject, stub) -> str:
         return list(stub.IdentityDigests(query, timeout=30))
     observed = [refused(lambda p=p: asked(p), C.CONSISTENCY_RANGE, node=subject.node.name)
                 for p in (["12345"], ["1a"], ["0"] * 10_001)]
-    records = sum(len(b.resident_codes) for b in asked([], ranges=False))
-    top = [r for b in asked([]) for r in b.ranges]
+    def ranges(prefixes):
+        return [r for b in asked(prefixes) for r in b.ranges]
+    for _ in range(STILL_TRIES):  # (updates of earlier cases may still be arriving: a file that holds still is read)
+        top = ranges([])
+        records = sum(len(b.resident_codes) for b in asked([], ranges=False))
+        levels, leaf = [], (top[0] if top else None)
+        while leaf is not None and len(leaf.prefix) < LEAF:  # (down one branch: each range and the ranges inside it)
+            inside = ranges([leaf.prefix])
+            levels.append((leaf, inside))
+            leaf = inside[0] if inside else None
+        codes = [c for b in asked([leaf.prefix], ranges=False) for c in b.resident_codes] if leaf else []
+        if ranges([]) == top:
+            break
+    else:
+        raise Failed(f"the ranges of {home} changed at every one of {STILL_TRIES} reads")
     same(records, sum(r.records for r in top), "the records the ten top ranges count")
     if not top:
         return f"{observed[0]}; no record of {home} held"
-    branch = [top[0]]
-    while len(branch[-1].prefix) < LEAF:
-        inside = [r for b in asked([branch[-1].prefix]) for r in b.ranges]
-        same(branch[-1].records, sum(r.records for r in inside), f"the records the ranges inside {branch[-1].prefix} count")
-        branch.append(inside[0])
-    leaf = branch[-1]
-    codes = [c for b in asked([leaf.prefix], ranges=False) for c in b.resident_codes]
+    for outer, inside in levels:
+        same(outer.records, sum(r.records for r in inside), f"the records the ranges inside {outer.prefix} count")
+    if leaf is None:
+        raise Failed(f"range {levels[-1][0].prefix} counts records but holds no range inside it")
     same(leaf.records, len(codes), f"the records of leaf {leaf.prefix}")
     same([], [c for c in codes if not c.startswith(leaf.prefix)], f"records outside leaf {leaf.prefix}")
     return f"{observed[0]}; {records} records in {len(top)} top ranges, leaf {leaf.prefix} holds {leaf.records}"
