@@ -75,7 +75,7 @@ class Tree:
             depth = len(prefix) + 1
             for leaf, records, high, low in db.execute(
                     f"SELECT prefix, records, {pair[0]}, {pair[1]} FROM {self.ranges} WHERE {where}prefix >= ? AND prefix < ?",
-                    (*params, prefix, prefix + ":")):  # (":" follows "9")
+                    (*params, *self.bounds(prefix))):
                 into = found.setdefault(leaf[:depth], [0, 0, 0])
                 into[0] += records
                 into[1] ^= high
@@ -84,7 +84,7 @@ class Tree:
                 if (r, h, lo) != ZERO]
 
     def bounds(self, prefix: str) -> tuple[str, str]:
-        """The keys of one range: key >= first and key < last."""
+        """The keys of one range: key >= first and key < last (":" follows "9")."""
         return prefix, prefix + ":"
 
     def recompute(self, db, group: str | None, prefix: str) -> dict[str, tuple[int, ...]]:

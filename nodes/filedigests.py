@@ -22,11 +22,6 @@ def digest_batches(store, municipality: str):
     yield from _batches(_rows_of(store, municipality), stored_digest)
 
 
-def register_digest_batches(store, municipality: str):
-    """(住民票コード, digest of the REGISTER_ITEMS) of a municipality's people: what kizon's 住民票 must match."""
-    yield from _batches(_rows_of(store, municipality), stored_register_digest)
-
-
 def stored_register_digest(blob: bytes) -> bytes:
     """register_digest() of a stored 本人確認情報, from its bytes."""
     return register_digest(records_pb2.IdentityInfo.FromString(blob))
