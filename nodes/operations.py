@@ -1,6 +1,7 @@
 """The Operations service every node answers to its domain's monitor and console: status and batch jobs."""
 from __future__ import annotations
 
+import inspect
 import logging
 
 import psutil
@@ -40,9 +41,15 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
         audit.set_subject(request.name)
         jobs = dict(kinds.batches_of(self.rt.kind, self.rt.servicer))
         if self.rt.scrubbers:  # (every node that keeps a tree of ranges: its scrubbers' whole pass now)
-            jobs["scrub"] = lambda: sum(s.whole_pass() for s in self.rt.scrubbers)
+            jobs["scrub"] = self._scrub
         if request.name not in jobs:
             return ops_pb2.BatchResult(node=self.rt.node.name, name=request.name, detail="no such batch on this node")
         affected = jobs[request.name]()
+        if inspect.isawaitable(affected):  # (a long job that gives the event loop its turns)
+            affected = await affected
         log.info("batch %s: %d records", request.name, affected)
         return ops_pb2.BatchResult(node=self.rt.node.name, name=request.name, affected=affected, detail="done")
+
+    async def _scrub(self) -> int:
+        """The scrub batch: a whole pass of every scrubber of the node; how many records and ranges were damaged."""
+        return sum([await scrubber.whole_pass() for scrubber in self.rt.scrubbers])

@@ -20,6 +20,7 @@ log = logging.getLogger("testbed.scrubber")
 TICK = 0.25  # seconds between two slices of a pass
 PASS_SECONDS = 10.0  # the least time from the start of one pass to the start of the next (a small table is not
 # re-hashed without pause)
+WHOLE_PASS_SLICE = 2_000  # records re-hashed between two turns of the event loop in a pass on demand (a few ms)
 
 
 @dataclass
@@ -61,30 +62,37 @@ class Scrubber:
                 await asyncio.sleep(max(0.0, started + PASS_SECONDS - time.monotonic()))
                 started = time.monotonic()
 
-    def whole_pass(self) -> int:
-        """A pass over the whole table and its ranges now, from the start (the scrub batch, on demand); how many
-        records and ranges were found damaged."""
+    async def whole_pass(self) -> int:
+        """A pass over the whole table and its ranges now, from the start (the scrub batch, on demand), a slice at a
+        time so that the node answers its calls meanwhile; how many records and ranges were found damaged."""
         before = self.done.damaged_records + self.done.damaged_ranges
-        self._after = 0
-        while self.slice(10_000):
-            pass
+        after = 0  # (a cursor of its own: the background pass goes on from where it was)
+        while True:
+            count, after = self._slice(after, WHOLE_PASS_SLICE)
+            if not count:
+                break
+            await asyncio.sleep(0)
         self.check_ranges()
         self.done.passes += 1
         return self.done.damaged_records + self.done.damaged_ranges - before
 
     def slice(self, size: int) -> int:
-        """Re-hash the next size records; how many there were (0: the pass is over)."""
+        """Re-hash the next size records of the background pass; how many there were (0: the pass is over)."""
+        count, self._after = self._slice(self._after, size)
+        return count
+
+    def _slice(self, after: int, size: int) -> tuple[int, int]:
+        """Re-hash the size records after rowid `after`, repairing the damaged; how many, and the last rowid."""
         columns = ", ".join(self.kept)
         rows = self.store.db.execute(f"SELECT rowid, {self.blob}, {columns} FROM {self.tree.table} WHERE rowid > ? "
-                                     f"ORDER BY rowid LIMIT ?", (self._after, size)).fetchall()
+                                     f"ORDER BY rowid LIMIT ?", (after, size)).fetchall()
         if not rows:
-            return 0
+            return 0, after
         wrong = []
         for rowid, blob, *kept in rows:
             measured = self.measure(blob)
             if tuple(kept) != measured:
                 wrong.append((*measured, rowid, blob))
-        self._after = rows[-1][0]
         self.done.records += len(rows)
         if wrong:
             assignments = ", ".join(f"{c}=?" for c in self.kept)
@@ -93,7 +101,7 @@ class Scrubber:
             self.done.damaged_records += len(wrong)
             log.error("scrubber: %d records of %s whose stored bytes no longer give their digests (rowids %s)",
                       len(wrong), self.tree.table, ", ".join(str(w[-2]) for w in wrong[:10]))
-        return len(rows)
+        return len(rows), rows[-1][0]
 
     def check_ranges(self) -> int:
         """Compare every leaf range with what its rows give, a tenth of a group at a time, and repair those that

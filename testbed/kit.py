@@ -32,6 +32,7 @@ AUTHN_RULES = frozenset(r.reason for r in (A.CERTIFICATE_REQUIRED, A.CERTIFICATE
                                            A.CERTIFICATE_REVOKED, A.REVOCATION_UNKNOWN))
 CALL_TIMEOUT = 5.0
 CRL_RELOAD = 2.0  # seconds a node may take to refuse a certificate just revoked (it re-reads a changed CRL)
+CONNECT_TRIES = 3  # an allowed call that found no connection is tried again this many times, each once connected
 
 
 def status_of(call) -> tuple[grpc.StatusCode, str, str]:
@@ -51,6 +52,15 @@ def refused_by_guard(code: grpc.StatusCode, reason: str) -> bool:
     if code == grpc.StatusCode.UNAUTHENTICATED and reason in AUTHN_RULES:
         return True
     return code == grpc.StatusCode.PERMISSION_DENIED and reason in POLICY_RULES
+
+
+def ready(ch, timeout: float = CALL_TIMEOUT) -> bool:
+    """Whether the channel connects within timeout (a refused or slow handshake is retried by the channel)."""
+    try:
+        grpc.channel_ready_future(ch).result(timeout=timeout)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
 
 
 def call_any(ch, method) -> tuple[grpc.StatusCode, str, str]:
@@ -136,9 +146,12 @@ def policy_differences(ch, node, identity: str, methods) -> list[str]:
     for method in methods:
         allowed = policy_decision(server, caller, f"/{method.containing_service.full_name}/{method.name}") is None
         code, details, reason = call_any(ch, method)
-        if allowed and code == grpc.StatusCode.UNAVAILABLE and not reason:
+        for _ in range(CONNECT_TRIES):
+            if not (allowed and code == grpc.StatusCode.UNAVAILABLE and not reason):
+                break
             # No connection (a machine so busy that the handshake did not finish in time) says nothing of the
-            # policy: the call is tried once more before it counts.
+            # policy: once the channel connects again the call is tried again before it counts.
+            ready(ch)
             code, details, reason = call_any(ch, method)
         if allowed == refused_by_guard(code, reason):
             wrong.append(f"{method.name}: {code.name} {details[:80]} (policy {'allows' if allowed else 'refuses'})")

@@ -78,26 +78,38 @@ class Register:
     spouses: list[str] = field(default_factory=list)  # people who took a spouse's 氏 (a 離婚 is theirs to file)
     foreign: dict[str, str] = field(default_factory=dict)  # 住民票コード → 在留カード番号 of the foreign residents
 
+    # the codes of `people` in a list, and each one's place in it: a pick is one draw, not a copy of 300,000 keys
+    codes: list[str] = field(default_factory=list)
+    places: dict[str, int] = field(default_factory=dict)
+
     def add(self, person: Person) -> None:
         """Someone became a resident."""
+        if person.code not in self.places:
+            self.places[person.code] = len(self.codes)
+            self.codes.append(person.code)
         self.people[person.code] = person
         self.households[person.household].add(person.code)
 
     def remove(self, code: str) -> None:
-        """Someone stopped being a resident."""
+        """Someone stops being a resident (from the moment the call is sent: nobody else acts on them meanwhile)."""
         person = self.people.pop(code, None)
         if person:
             self.households[person.household].discard(code)
-            self.removed.append(code)
+            place, last = self.places.pop(code), self.codes.pop()
+            if last != code:  # the last code takes the place of the one leaving
+                self.codes[place], self.places[last] = last, place
         self.cards = [(number, holder) for number, holder in self.cards if holder != code]
+
+    def gone(self, code: str) -> None:
+        """A removal was acknowledged: the node keeps a 除票 of them now (not while its call is in flight)."""
+        self.removed.append(code)
 
     def pick(self, rng: random.Random, card: bool = False) -> Person | None:
         """A resident with no call in flight (a card holder if asked)."""
-        codes = list(self.people)
         for _ in range(50):
-            if not codes:
+            if not self.codes:
                 return None
-            person = self.people[rng.choice(codes)]
+            person = self.people[self.codes[rng.randrange(len(self.codes))]]
             if not person.busy and (person.card or not card):
                 return person
         return None
@@ -351,9 +363,9 @@ class Replay:
             return True
         if op == "証明書":
             kind = CERTIFICATE_KINDS.get(event.args.get("kind"), kizon_pb2.RESIDENT_COPY)
-            if kind == kizon_pb2.REMOVED_COPY and register.removed:
-                code = self.rng.choice(register.removed)
-            else:
+            # (someone who moved out and came back is in `removed` and a resident again: a 除票 is only for a former one)
+            code = self.rng.choice(register.removed) if kind == kizon_pb2.REMOVED_COPY and register.removed else None
+            if code is None or code in register.people:
                 kind = kind if kind != kizon_pb2.REMOVED_COPY else kizon_pb2.RESIDENT_COPY
                 person = register.pick(self.rng)
                 if person is None:
@@ -406,6 +418,7 @@ class Replay:
             register.remove(person.code)
             reply = await kizon.RemoveByOffice(requests.official_removal(person.code, survey, today=today),
                                                metadata=metadata, timeout=60)
+            register.gone(person.code)
         self._acknowledge(municipality, reply)
         return True
 
@@ -436,11 +449,13 @@ class Replay:
                 register.remove(person.code)
                 self._acknowledge(municipality, await kizon.Death(requests.death(person.code, today=today),
                                                                   metadata=metadata, timeout=60))
+                register.gone(person.code)
             elif op == "国外転出":
                 register.remove(person.code)
                 self._acknowledge(municipality, await kizon.Emigrate(requests.emigration(
                     person.code, (office_today() + dt.timedelta(days=3)).isoformat(), today=today),
                     metadata=metadata, timeout=60))
+                register.gone(person.code)
             elif op == "転出":
                 register.remove(person.code)
                 destination = args.get("to", "outside")
@@ -451,6 +466,7 @@ class Replay:
                     destination_address=requests.OUTSIDE_ADDRESS if outside else f"({destination})",
                     special=bool(args.get("special")), today=today), metadata=metadata, timeout=60)
                 self._acknowledge(municipality, moved)
+                register.gone(person.code)
                 if args.get("pair"):
                     self.pairs[args["pair"]] = person.code
             return True

@@ -24,6 +24,7 @@ from nodes.guard import SESSION_KEY
 from nodes.sessions import issue_session
 from protos import common_pb2, cs_pb2_grpc, identity_pb2, kizon_pb2, kizon_pb2_grpc
 from testbed.client import Counter, bad_cert, channel, fetch_metrics, monitor_cert, terminal_cert
+from testbed.kit import ready
 
 A = "142140"
 MB = 2**20
@@ -383,6 +384,7 @@ def test_a_session_the_roster_does_not_back_is_refused(net, resident, operator, 
     metadata = forged_session(net, operator, roles)
     cert = terminal_cert(net.pki, A, "T0001")
     with channel(net.topology.find("kizon", A), cert) as ch:
+        assert ready(ch, 30)  # (a handshake a loaded machine did not finish in time is not what is tested here)
         with refused(code, "operator rule", rule):
             kizon_pb2_grpc.KizonStub(ch).GetResident(key(resident), metadata=metadata, timeout=10)
         with refused(code, "operator rule", rule):
@@ -390,6 +392,7 @@ def test_a_session_the_roster_does_not_back_is_refused(net, resident, operator, 
                 purpose="統計", max_records=10, requester_operator_id="OP0001", terminal_id="T0001"),
                 metadata=metadata, timeout=10)
     with channel(net.topology.find("cs", A), cert) as ch:
+        assert ready(ch, 30)
         with refused(code, "operator rule", rule):
             cs_pb2_grpc.CommunicationServerStub(ch).GetPoolStatus(common_pb2.Empty(), metadata=metadata, timeout=10)
     entries = net.audit_file(f"kizon-{A}").read_text(encoding="utf-8").splitlines()[-5:]

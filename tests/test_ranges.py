@@ -213,9 +213,35 @@ def test_a_file_without_register_digests_is_not_damaged_by_their_absence(store):
     finds nothing to repair, and a CS's scrubber over such a file gives every record its register digest."""
     write(store, [info(c) for c in codes(120)], register=False)
     assert store.scalar("SELECT COUNT(*) FROM identity WHERE rx1 != 0 OR rx2 != 0", default=0) == 0
-    assert filedigests.scrubber(store).whole_pass() == 0
+    assert asyncio.run(filedigests.scrubber(store).whole_pass()) == 0
     as_cs = filedigests.scrubber(store, register=True)
-    assert as_cs.whole_pass() == 120 and kept_equals_rows(store)
+    assert asyncio.run(as_cs.whole_pass()) == 120 and kept_equals_rows(store)
+
+
+def test_a_pass_on_demand_gives_the_event_loop_its_turns(store, monkeypatch):
+    """The scrub batch re-hashes a slice at a time and lets other calls run between slices (a node answers while
+    `testbed batch scrub` runs), on a cursor of its own: the background pass goes on from where it was."""
+    from nodes import scrubber as scrubbing
+    monkeypatch.setattr(scrubbing, "WHOLE_PASS_SLICE", 50)
+    write(store, [info(c) for c in codes(500)], register=False)
+    scrubber = filedigests.scrubber(store)
+    scrubber.slice(120)
+    background_at = scrubber._after
+    turns = []
+
+    async def both():
+        async def other_calls():
+            while True:
+                turns.append(scrubber.done.records)
+                await asyncio.sleep(0)
+        other = asyncio.create_task(other_calls())
+        damaged = await scrubber.whole_pass()
+        other.cancel()
+        return damaged
+
+    assert asyncio.run(both()) == 0
+    assert len({t for t in turns if 120 < t < 620}) >= 5, turns[:20]  # other calls ran between the slices
+    assert scrubber._after == background_at and scrubber.done.records == 620
 
 
 @pytest.mark.parametrize("prefixes", [["12345"], ["1a"], [""], ["0"] * (digests.MOST_PREFIXES + 1)])
