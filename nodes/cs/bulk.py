@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nodes.reasons import cs as R
 from nodes.sessions import CS_READ_APPROVAL_KEY, TokenError, verify
+from nodes import disclosed
 from nodes.store import rows_in
 from nodes.weaken import weakened
 
@@ -38,6 +39,7 @@ CREATE TABLE IF NOT EXISTS disclosures (        -- whose 本人確認情報 each
     PRIMARY KEY (operator, resident_code)
 );
 CREATE INDEX IF NOT EXISTS disclosures_window ON disclosures(operator, at);
+""" + disclosed.UNAPPROVED_INDEX + """
 CREATE TABLE IF NOT EXISTS approvals (          -- the approvals spent here, as their tokens said, and what they covered
     id TEXT PRIMARY KEY,
     approver TEXT NOT NULL,
@@ -84,11 +86,10 @@ class BulkOutput:
         db = self.db
         db.execute("BEGIN IMMEDIATE")  # (the CS and its search process count into the one account)
         try:
-            seen = {r[0] for r in rows_in(db, "SELECT resident_code FROM disclosures WHERE operator=? AND at>? AND "
-                                          "resident_code", codes, (call.operator, since))}
+            seen = {r[0] for r in rows_in(db, disclosed.SEEN, codes, (call.operator, since))}
             fresh = sorted(codes - seen)
             if fresh:
-                total = db.execute("SELECT COUNT(*) FROM disclosures WHERE operator=? AND at>? AND approval_id IS NULL",
+                total = db.execute(disclosed.UNAPPROVED,
                                    (call.operator, since)).fetchone()[0]
                 approval = None
                 if total + len(fresh) > BULK_OUTPUT_LIMIT and not weakened("bulk-output"):
@@ -104,7 +105,7 @@ class BulkOutput:
     def window_total(self, operator: str) -> int:
         """People an operator was shown here without an approval in the window."""
         since = time.time() - BULK_WINDOW_HOURS * 3600
-        return self.db.execute("SELECT COUNT(*) FROM disclosures WHERE operator=? AND at>? AND approval_id IS NULL",
+        return self.db.execute(disclosed.UNAPPROVED,
                                (operator, since)).fetchone()[0]
 
     def _spend(self, db, call, count: int, earlier: int, now: float) -> str:

@@ -15,6 +15,7 @@ from nodes.guard import APPROVAL_KEY
 from nodes.reasons import kizon as K
 from nodes.kizon.items import BULK_OUTPUT_LIMIT, BULK_WINDOW_HOURS
 from nodes.sessions import READ_APPROVAL_KEY, TokenError, verify
+from nodes import disclosed
 from nodes.store import rows_in
 from nodes.weaken import weakened
 
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS disclosures (        -- whose data each operator was 
     PRIMARY KEY (operator, resident_code)
 );
 CREATE INDEX IF NOT EXISTS disclosures_window ON disclosures(operator, at);
+""" + disclosed.UNAPPROVED_INDEX + """
 """
 
 
@@ -46,7 +48,7 @@ class Disclosures:
         since = time.time() - BULK_WINDOW_HOURS * 3600
         exported = self.store.scalar("SELECT SUM(records) FROM outputs WHERE operator=? AND at>? AND approval_id IS NULL",
                                      (operator, since), 0)
-        read = self.store.scalar("SELECT COUNT(*) FROM disclosures WHERE operator=? AND at>? AND approval_id IS NULL",
+        read = self.store.scalar(disclosed.UNAPPROVED,
                                  (operator, since), 0)
         return exported + read
 
@@ -58,8 +60,7 @@ class Disclosures:
             return
         now = time.time()
         since = now - BULK_WINDOW_HOURS * 3600
-        seen = {r[0] for r in rows_in(self.store.db, "SELECT resident_code FROM disclosures WHERE operator=? AND at>? "
-                                      "AND resident_code", codes, (call.operator, since))}
+        seen = {r[0] for r in rows_in(self.store.db, disclosed.SEEN, codes, (call.operator, since))}
         fresh = sorted(codes - seen)
         if not fresh:
             return
