@@ -93,7 +93,7 @@ def register(sub) -> None:
 
     top = sub.add_parser("topology", help="topologies").add_subparsers(dest="topology_command", required=True)
     p = top.add_parser("generate", help="a topology of N municipalities of 神奈川県 and the national systems (scale curve)")
-    p.add_argument("--municipalities", type=int, required=True, help="how many (1 to 12)")
+    p.add_argument("--municipalities", type=int, required=True, help="how many (1 to 16)")
     p.add_argument("--out", required=True, help="the topology file to write")
     add_base_port(p, "(default: gRPC ports from 20101, metrics +1000, a CS's search +2000 and +3000)")
     p.set_defaults(func=cmd_topology_generate)
