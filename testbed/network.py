@@ -30,7 +30,9 @@ from testbed.topology import Topology
 
 ISOLATED = "topology.isolated.yaml"  # the topology of an isolated network: each node at its segment address
 NETNS_PLAN = "netns.json"
-START_TIMEOUT = 30.0  # seconds to wait for every node's health check
+START_TIMEOUT = 30.0  # seconds to wait for every node's health check …
+START_PER_NODE = 1.5  # … or this many per node, if more (52 processes of 16 municipalities starting on two cores)
+WAIT_HEALTH_TIMEOUT = 2.0  # seconds one health check may take while the network starts
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 HEALTH_PAUSE = 0.5  # seconds between two tries of a failed health check (`testbed status`)
 NODE_MARKER = b"nodes"  # in every node's command line (also confined, or in its namespace, or forked by the zygote)
@@ -355,11 +357,16 @@ class Network:
         return path
 
     def _wait_healthy(self) -> list[dict]:
-        """The status once every node answers its health check; NetworkError when one exits first, or START_TIMEOUT
-        passes."""
-        deadline = time.monotonic() + START_TIMEOUT
+        """The status once every node answers its health check; NetworkError when one exits first, or the start
+        timeout passes."""
+        limit = start_timeout(len(self.topology.all_nodes))
+        deadline = time.monotonic() + limit
+        answered: set[str] = set()  # nodes that have answered SERVING once: not asked again (only their pid is looked at)
         while True:
-            status = self.status()
+            # (asking every node each turn, 50 handshakes at once on a machine still starting 50 processes, kept a few
+            # of them over the timeout every turn: a network of 16 municipalities never came up)
+            status = asyncio.run(self._status(WAIT_HEALTH_TIMEOUT, 1, answered))
+            answered |= {s["name"] for s in status if s["healthy"]}
             if all(s["healthy"] for s in status):
                 return status
             dead = [s["name"] for s in status if s["pid"] is None and not s["external"]]
@@ -371,7 +378,7 @@ class Network:
                                        "hands over its certificates), then `testbed up` again")
                 sick = ", ".join(f"{s['name']} (pid {s['pid']}{', stopped' if s['pid'] and _stopped(s['pid']) else ''})"
                                  for s in status if not s["healthy"])
-                why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {START_TIMEOUT:.0f} s: {sick}"
+                why = f"exited: {', '.join(dead)}" if dead else f"not healthy after {limit:.0f} s: {sick}"
                 raise NetworkError(f"network did not come up ({why}); see {self.state_dir / 'logs'}")
             time.sleep(0.1)  # (until every node answers, one exits, or the deadline)
 
@@ -380,7 +387,7 @@ class Network:
         # (a failed health check is tried again, up to tries in all, timeout seconds each)
         return asyncio.run(self._status(timeout, tries))
 
-    async def _status(self, timeout: float = 1.0, tries: int = 1) -> list[dict]:
+    async def _status(self, timeout: float = 1.0, tries: int = 1, answered: set[str] = frozenset()) -> list[dict]:
         nodes = self.topology.all_nodes
         pids = [self.pid(n.name) for n in nodes]
         pki = self.pki
@@ -390,6 +397,8 @@ class Network:
                 return "not running"
             if not pki.exists():
                 return f"no PKI in {pki.dir}"
+            if node.name in answered:
+                return ""
             for attempt in range(tries):
                 reason = await _healthy(node, monitor_cert(pki, node.kind), timeout)
                 if not reason:
@@ -442,6 +451,11 @@ class Network:
         relay.Paths(self.state_dir).plan.unlink(missing_ok=True)
         if (self.state_dir / "topology.yaml").exists():
             self.topology = Topology.load(self.state_dir / "topology.yaml")
+
+
+def start_timeout(nodes: int) -> float:
+    """Seconds a network of this many nodes has for every node to answer its health check."""
+    return max(START_TIMEOUT, START_PER_NODE * nodes)
 
 
 def _answers(path: Path) -> bool:
