@@ -151,7 +151,8 @@ def policy_differences(ch, node, identity: str, methods) -> list[str]:
                 break
             # No connection (a machine so busy that the handshake did not finish in time) says nothing of the
             # policy: once the channel connects again the call is tried again before it counts.
-            ready(ch)
+            if not ready(ch):
+                break  # (it does not connect at all: that is the answer, not waited for again)
             code, details, reason = call_any(ch, method)
         if allowed == refused_by_guard(code, reason):
             wrong.append(f"{method.name}: {code.name} {details[:80]} (policy {'allows' if allowed else 'refuses'})")

@@ -18,9 +18,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from nodes import disclosed
 from nodes.reasons import cs as R
 from nodes.sessions import CS_READ_APPROVAL_KEY, TokenError, verify
-from nodes import disclosed
 from nodes.store import rows_in
 from nodes.weaken import weakened
 
@@ -89,8 +89,7 @@ class BulkOutput:
             seen = {r[0] for r in rows_in(db, disclosed.SEEN, codes, (call.operator, since))}
             fresh = sorted(codes - seen)
             if fresh:
-                total = db.execute(disclosed.UNAPPROVED,
-                                   (call.operator, since)).fetchone()[0]
+                total = db.execute(disclosed.UNAPPROVED, (call.operator, since)).fetchone()[0]
                 approval = None
                 if total + len(fresh) > BULK_OUTPUT_LIMIT and not weakened("bulk-output"):
                     approval = self._spend(db, call, len(fresh), total, now)
@@ -105,8 +104,7 @@ class BulkOutput:
     def window_total(self, operator: str) -> int:
         """People an operator was shown here without an approval in the window."""
         since = time.time() - BULK_WINDOW_HOURS * 3600
-        return self.db.execute(disclosed.UNAPPROVED,
-                               (operator, since)).fetchone()[0]
+        return self.db.execute(disclosed.UNAPPROVED, (operator, since)).fetchone()[0]
 
     def _spend(self, db, call, count: int, earlier: int, now: float) -> str:
         """Check the approval the call presents and spend count people of it: its id."""

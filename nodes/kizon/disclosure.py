@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import time
 
-from nodes import audit
+from nodes import audit, disclosed
 from nodes.guard import APPROVAL_KEY
 from nodes.reasons import kizon as K
 from nodes.kizon.items import BULK_OUTPUT_LIMIT, BULK_WINDOW_HOURS
 from nodes.sessions import READ_APPROVAL_KEY, TokenError, verify
-from nodes import disclosed
 from nodes.store import rows_in
 from nodes.weaken import weakened
 
@@ -48,8 +47,7 @@ class Disclosures:
         since = time.time() - BULK_WINDOW_HOURS * 3600
         exported = self.store.scalar("SELECT SUM(records) FROM outputs WHERE operator=? AND at>? AND approval_id IS NULL",
                                      (operator, since), 0)
-        read = self.store.scalar(disclosed.UNAPPROVED,
-                                 (operator, since), 0)
+        read = self.store.scalar(disclosed.UNAPPROVED, (operator, since), 0)
         return exported + read
 
     def read(self, call, resident_codes) -> None:
