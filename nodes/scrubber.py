@@ -45,6 +45,7 @@ class Scrubber:
         self.measure = measure
         self.done = Scrubbed()
         self._after = 0  # the rowid the pass has reached
+        self._on_demand: asyncio.Future | None = None  # the pass the scrub batch is running, if one is
 
     async def run(self) -> None:
         """Scrub for as long as the node runs."""
@@ -64,7 +65,13 @@ class Scrubber:
 
     async def whole_pass(self) -> int:
         """A pass over the whole table and its ranges now, from the start (the scrub batch, on demand), a slice at a
-        time so that the node answers its calls meanwhile; how many records and ranges were found damaged."""
+        time so that the node answers its calls meanwhile; how many records and ranges were found damaged. Callers
+        while a pass runs share it (20,000 batch calls make one pass, not 20,000 side by side)."""
+        if self._on_demand is None or self._on_demand.done():
+            self._on_demand = asyncio.ensure_future(self._whole_pass())
+        return await asyncio.shield(self._on_demand)  # (a caller that goes away leaves the pass to the others)
+
+    async def _whole_pass(self) -> int:
         before = self.done.damaged_records + self.done.damaged_ranges
         after = 0  # (a cursor of its own: the background pass goes on from where it was)
         while True:

@@ -275,3 +275,19 @@ def test_a_walk_that_finds_the_difference_gone_further_down_counts_the_stores_ag
         assert (leaves, here, there) == ([], 50, 50)
     finally:
         a.close(), b.close()
+
+
+def test_batch_calls_during_a_pass_share_it(store, monkeypatch):
+    """Scrub batches asked while one runs wait for that pass instead of starting their own: twenty callers, one pass,
+    the same answer each."""
+    from nodes import scrubber as scrubbing
+    monkeypatch.setattr(scrubbing, "WHOLE_PASS_SLICE", 50)
+    write(store, [info(c) for c in codes(300)], register=False)
+    scrubber = filedigests.scrubber(store)
+
+    async def twenty():
+        return await asyncio.gather(*(scrubber.whole_pass() for _ in range(20)))
+
+    assert asyncio.run(twenty()) == [0] * 20
+    assert scrubber.done.passes == 1 and scrubber.done.records == 300
+    assert asyncio.run(scrubber.whole_pass()) == 0 and scrubber.done.passes == 2  # (a pass once the last is over)
