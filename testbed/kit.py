@@ -63,9 +63,13 @@ def ready(ch, timeout: float = CALL_TIMEOUT) -> bool:
         return False
 
 
+def _path(method) -> str:
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
 def call_any(ch, method) -> tuple[grpc.StatusCode, str, str]:
     """Call a method with an empty request, whatever its kind of streaming."""
-    path = f"/{method.containing_service.full_name}/{method.name}"
+    path = _path(method)
     if method.client_streaming and method.server_streaming:
         return status_of(lambda: next(iter(ch.stream_stream(path)(iter(()), timeout=CALL_TIMEOUT)), None))
     if method.client_streaming:
@@ -143,9 +147,13 @@ def policy_differences(ch, node, identity: str, methods) -> list[str]:
     """Each method where the node, called on ch as identity with an empty request, does otherwise than the policy
     says (let in where it refuses, or refused by the guard where it allows)."""
     server, caller, wrong = parse(node.identity), parse(identity), []
+    # The unary methods are called all at once on the channel (the node answers them side by side; one after
+    # another, a matrix of 9,000 calls spent most of its time waiting), the streaming ones one at a time.
+    sent = {method: ch.unary_unary(_path(method)).future(b"", timeout=CALL_TIMEOUT)
+            for method in methods if not (method.client_streaming or method.server_streaming)}
     for method in methods:
-        allowed = policy_decision(server, caller, f"/{method.containing_service.full_name}/{method.name}") is None
-        code, details, reason = call_any(ch, method)
+        allowed = policy_decision(server, caller, _path(method)) is None
+        code, details, reason = status_of(sent[method].result) if method in sent else call_any(ch, method)
         for _ in range(CONNECT_TRIES):
             if not (allowed and code == grpc.StatusCode.UNAVAILABLE and not reason):
                 break

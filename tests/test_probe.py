@@ -52,6 +52,23 @@ def test_the_probe_passes_on_the_default_network(probed, tmp_path):
     assert "0 failed" in page.read_text()
 
 
+def test_probe_skip_leaves_out_exactly_the_groups_named(probed, tmp_path):
+    """`testbed probe --skip` runs every group but those named (the report says which were left out); a group the
+    probe does not have is refused in one line."""
+    probed.up()
+    out = tmp_path / "probe.json"
+    left_out = sorted(GROUPS - {"crl", "audit"})
+    run = subprocess.run([sys.executable, "-m", "testbed.cli", "--state-dir", str(probed.state_dir), "probe",
+                          "--skip", ",".join(left_out), "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert {c["group"] for c in report["cases"]} == {"crl", "audit"} and report["skipped_groups"] == left_out
+    wrong = subprocess.run([sys.executable, "-m", "testbed.cli", "--state-dir", str(probed.state_dir), "probe",
+                            "--skip", "policy,tsl"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "no group tsl in the probe" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+
+
 def _suite(name):
     return {"cipher_suite": {"name": name}}
 
@@ -100,15 +117,18 @@ def test_the_probe_and_the_suite_name_exactly_the_weakened_rule(probed, weakness
     search rule off (the command's handling of the file is the same for every weakness), listed as expected failures
     the run passes, a listed case that passes being a WARNING. (The network is left down: the next case starts it
     with its own weakness, and no case after these needs it unweakened. No weakness is of TLS, and the handshake
-    cases still run: sslyze's scan, which the default network's case runs, is left out.)"""
+    cases still run: sslyze's scan, which the default network's case runs, is left out. Nor is any of the policy:
+    the probe's matrix of 9,000 calls, which the default network's case runs, is left out too (`--skip policy`),
+    and the conformance suite's own matrix still runs at the CS and kizon, where every weakness acts.)"""
     monkeypatch.setattr(tlsscan, "find_sslyze", lambda: None)  # (the scan's cases SKIP, naming why)
     probed.down()
     probed.up(weaken=(weakness,))
     try:
         assert probed.weakened() == (weakness,)
         assert "WEAKENED ON PURPOSE" in probed.log_file("kizon-142140").read_text()
-        cases, _ = run_probe(probed)
+        cases, _ = run_probe(probed, skip=frozenset({"policy"}))
         assert failed_rules(cases) == {RULE_OF[weakness]}, [c for c in cases if c.verdict == "FAIL"][:3]
+        assert {c.group for c in cases} == GROUPS - {"policy"}
         _suite_fails_exactly(probed, weakness, tmp_path, capsys)
     finally:
         probed.down()
@@ -135,12 +155,12 @@ def _suite_fails_exactly(network, weakness: str, tmp_path, capsys) -> None:
 
 def test_the_probe_finds_an_unkeyed_audit_chain(tmp_path, monkeypatch):
     """A network whose nodes key their audit chain with an empty key: the probe fails on audit-key alone (a
-    fresh state folder: a chain cannot change key half way; sslyze's scan left out, as above)."""
+    fresh state folder: a chain cannot change key half way; sslyze's scan and the policy matrix left out, as above)."""
     monkeypatch.setattr(tlsscan, "find_sslyze", lambda: None)
     network = make_network(tmp_path)
     network.up(weaken=("audit-key",))
     try:
-        cases, _ = run_probe(network)
+        cases, _ = run_probe(network, skip=frozenset({"policy"}))
         assert failed_rules(cases) == {"audit-key"}
     finally:
         network.down()
