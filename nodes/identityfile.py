@@ -164,10 +164,13 @@ def kept_digests(blob: bytes, register: bool = False) -> tuple:
     return (*halves(digest), *kept, digest)
 
 
-def store_identities(db, infos, rows: list[tuple] | None = None, register: bool = False) -> None:
+def store_identities(db, infos, rows: list[tuple] | None = None, register: bool = False, indexes=None) -> None:
     """Write people's 本人確認情報, replacing older versions (and the old code after a 住民票コード変更).
-    rows, when the caller has made them already with row(), saves making them again (register: see row())."""
+    rows, when the caller has made them already with row(), saves making them again (register: see row());
+    indexes (a nodes.deferred.DeferredIndexes of the file) is told of the batch first."""
     rows = rows or [row(info, register) for info in infos]
+    if indexes is not None:
+        indexes.note(db, len(rows))
     renamed = [(i.former_resident_code,) for i in infos if i.change_reason == "住民票コード変更" and i.former_resident_code]
     if renamed:
         # Row by row: a person renamed in this batch must not lose the row written just before.
@@ -208,9 +211,9 @@ def set_last_sequence(db, municipality: str, sequence: int) -> None:
                (municipality, sequence))
 
 
-def apply_updates(db, municipality: str, updates) -> tuple[list, int, list]:
+def apply_updates(db, municipality: str, updates, indexes=None) -> tuple[list, int, list]:
     """Apply numbered updates of one municipality in order; return (applied updates, last sequence,
-    their rows: row()[-1] is each one's serialized 本人確認情報, for passing them on)."""
+    their rows: row()[-1] is each one's serialized 本人確認情報, for passing them on); indexes: see store_identities."""
     last = last_sequence(db, municipality)
     applied = []
     for update in updates:
@@ -228,7 +231,7 @@ def apply_updates(db, municipality: str, updates) -> tuple[list, int, list]:
         last = seq
         applied.append(update)
     rows = [row(u.info) for u in applied]
-    store_identities(db, [u.info for u in applied], rows)
+    store_identities(db, [u.info for u in applied], rows, indexes=indexes)
     set_last_sequence(db, municipality, last)
     return applied, last, rows
 

@@ -11,6 +11,7 @@ import hmac
 import secrets
 
 from nodes import audit, filedigests, identityfile, rules
+from nodes.deferred import DeferredIndexes
 from nodes.numbers import with_individual_number_check, with_resident_code_check
 from nodes.guard import current_call
 from nodes.reasons import common as C, national as N
@@ -48,6 +49,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
     def __init__(self, runtime):
         self.rt = runtime
         filedigests.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
+        self.indexes = DeferredIndexes(runtime, "identity")  # (made after a load into the empty file)
         with runtime.store.transaction() as db:
             found = db.execute("SELECT value FROM secrets WHERE name='number_key'").fetchone()
             if found is None:
@@ -65,7 +67,7 @@ class Servicer(national_pb2_grpc.NationalServerServicer):
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
             self._numbers_issued_here(db, request.updates)
-            applied, last, _ = identityfile.apply_updates(db, request.municipality_code, request.updates)
+            applied, last, _ = identityfile.apply_updates(db, request.municipality_code, request.updates, self.indexes)
             # Codes of the initial load and of other sources become known as used here.
             db.executemany("INSERT INTO resident_codes VALUES (?,?,'used') ON CONFLICT(resident_code) DO UPDATE SET state='used'",
                            [(u.info.resident_code, request.municipality_code) for u in applied])

@@ -6,7 +6,7 @@ import logging
 
 import psutil
 
-from nodes import audit, kinds
+from nodes import audit, deferred, kinds
 from protos import ops_pb2, ops_pb2_grpc
 
 log = logging.getLogger("nodes.runtime")
@@ -31,6 +31,7 @@ class OperationsServicer(ops_pb2_grpc.OperationsServicer):
         db = self.rt.store.db
         if db.execute("SELECT 1 FROM sqlite_master WHERE name='applied'").fetchone():
             status.applied.update(dict(db.execute("SELECT municipality_code, last_sequence FROM applied")))
+        status.deferred_indexes = deferred.pending(db)
         for table in COUNTED_TABLES if request.counts else ():
             if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone():
                 status.counts[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from nodes import audit, filedigests, identityfile
+from nodes.deferred import DeferredIndexes
 from nodes.outbox import Target
 from nodes.guard import current_call
 from nodes.reasons import common as C, national as N
@@ -22,6 +23,7 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
     def __init__(self, runtime):
         self.rt = runtime
         filedigests.keep(runtime)  # (the 整合性確認's digests and ranges: an older file upgraded, the scrubber)
+        self.indexes = DeferredIndexes(runtime, "identity")  # (made after a load into the empty file)
         national = runtime.stub(national_pb2_grpc.NationalServerStub, "national")
         # One outbox target per municipality: each batch to national carries one municipality's updates.
         self.outbox = runtime.use_outbox({
@@ -41,7 +43,8 @@ class Servicer(prefecture_pb2_grpc.PrefectureServerServicer):
         if request.updates:
             audit.set_batch_subject(u.info.resident_code for u in request.updates)
         with self.rt.store.transaction() as db:
-            applied, last, rows = identityfile.apply_updates(db, request.municipality_code, request.updates)
+            applied, last, rows = identityfile.apply_updates(db, request.municipality_code, request.updates,
+                                                             self.indexes)
             self.outbox.put_payloads(db, request.municipality_code,
                                      [identityfile.update_bytes(request.municipality_code, r[-1]) for r in rows])
         if applied:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10protos/ops.proto\x12\ntestbed.v1\"\x1f\n\rStatusRequest\x12\x0e\n\x06\x63ounts\x18\x01 \x01(\x08\"\xe9\x02\n\nNodeStatus\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0e\n\x06rss_mb\x18\x02 \x01(\x01\x12\x16\n\x0eoutbox_pending\x18\x03 \x01(\x04\x12\x0f\n\x07\x62locked\x18\x04 \x03(\t\x12\x34\n\x07\x61pplied\x18\x05 \x03(\x0b\x32#.testbed.v1.NodeStatus.AppliedEntry\x12\x32\n\x06\x63ounts\x18\x06 \x03(\x0b\x32\".testbed.v1.NodeStatus.CountsEntry\x12\x15\n\raudit_entries\x18\x07 \x01(\x04\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x08 \x01(\x04\x12\x1e\n\x16oldest_pending_seconds\x18\t \x01(\x01\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x1c\n\x0c\x42\x61tchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"K\n\x0b\x42\x61tchResult\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x61\x66\x66\x65\x63ted\x18\x03 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t2\x8b\x01\n\nOperations\x12>\n\tGetStatus\x12\x19.testbed.v1.StatusRequest\x1a\x16.testbed.v1.NodeStatus\x12=\n\x08RunBatch\x12\x18.testbed.v1.BatchRequest\x1a\x17.testbed.v1.BatchResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10protos/ops.proto\x12\ntestbed.v1\"\x1f\n\rStatusRequest\x12\x0e\n\x06\x63ounts\x18\x01 \x01(\x08\"\x83\x03\n\nNodeStatus\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0e\n\x06rss_mb\x18\x02 \x01(\x01\x12\x16\n\x0eoutbox_pending\x18\x03 \x01(\x04\x12\x0f\n\x07\x62locked\x18\x04 \x03(\t\x12\x34\n\x07\x61pplied\x18\x05 \x03(\x0b\x32#.testbed.v1.NodeStatus.AppliedEntry\x12\x32\n\x06\x63ounts\x18\x06 \x03(\x0b\x32\".testbed.v1.NodeStatus.CountsEntry\x12\x15\n\raudit_entries\x18\x07 \x01(\x04\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x08 \x01(\x04\x12\x1e\n\x16oldest_pending_seconds\x18\t \x01(\x01\x12\x18\n\x10\x64\x65\x66\x65rred_indexes\x18\n \x01(\x04\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x1c\n\x0c\x42\x61tchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"K\n\x0b\x42\x61tchResult\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x61\x66\x66\x65\x63ted\x18\x03 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t2\x8b\x01\n\nOperations\x12>\n\tGetStatus\x12\x19.testbed.v1.StatusRequest\x1a\x16.testbed.v1.NodeStatus\x12=\n\x08RunBatch\x12\x18.testbed.v1.BatchRequest\x1a\x17.testbed.v1.BatchResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=32
   _globals['_STATUSREQUEST']._serialized_end=63
   _globals['_NODESTATUS']._serialized_start=66
-  _globals['_NODESTATUS']._serialized_end=427
-  _globals['_NODESTATUS_APPLIEDENTRY']._serialized_start=334
-  _globals['_NODESTATUS_APPLIEDENTRY']._serialized_end=380
-  _globals['_NODESTATUS_COUNTSENTRY']._serialized_start=382
-  _globals['_NODESTATUS_COUNTSENTRY']._serialized_end=427
-  _globals['_BATCHREQUEST']._serialized_start=429
-  _globals['_BATCHREQUEST']._serialized_end=457
-  _globals['_BATCHRESULT']._serialized_start=459
-  _globals['_BATCHRESULT']._serialized_end=534
-  _globals['_OPERATIONS']._serialized_start=537
-  _globals['_OPERATIONS']._serialized_end=676
+  _globals['_NODESTATUS']._serialized_end=453
+  _globals['_NODESTATUS_APPLIEDENTRY']._serialized_start=360
+  _globals['_NODESTATUS_APPLIEDENTRY']._serialized_end=406
+  _globals['_NODESTATUS_COUNTSENTRY']._serialized_start=408
+  _globals['_NODESTATUS_COUNTSENTRY']._serialized_end=453
+  _globals['_BATCHREQUEST']._serialized_start=455
+  _globals['_BATCHREQUEST']._serialized_end=483
+  _globals['_BATCHRESULT']._serialized_start=485
+  _globals['_BATCHRESULT']._serialized_end=560
+  _globals['_OPERATIONS']._serialized_start=563
+  _globals['_OPERATIONS']._serialized_end=702
 # @@protoc_insertion_point(module_scope)

@@ -13,7 +13,7 @@ class StatusRequest(_message.Message):
     def __init__(self, counts: _Optional[bool] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node", "rss_mb", "outbox_pending", "blocked", "applied", "counts", "audit_entries", "dead_letters", "oldest_pending_seconds")
+    __slots__ = ("node", "rss_mb", "outbox_pending", "blocked", "applied", "counts", "audit_entries", "dead_letters", "oldest_pending_seconds", "deferred_indexes")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class NodeStatus(_message.Message):
     AUDIT_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
     OLDEST_PENDING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DEFERRED_INDEXES_FIELD_NUMBER: _ClassVar[int]
     node: str
     rss_mb: float
     outbox_pending: int
@@ -46,7 +47,8 @@ class NodeStatus(_message.Message):
     audit_entries: int
     dead_letters: int
     oldest_pending_seconds: float
-    def __init__(self, node: _Optional[str] = ..., rss_mb: _Optional[float] = ..., outbox_pending: _Optional[int] = ..., blocked: _Optional[_Iterable[str]] = ..., applied: _Optional[_Mapping[str, int]] = ..., counts: _Optional[_Mapping[str, int]] = ..., audit_entries: _Optional[int] = ..., dead_letters: _Optional[int] = ..., oldest_pending_seconds: _Optional[float] = ...) -> None: ...
+    deferred_indexes: int
+    def __init__(self, node: _Optional[str] = ..., rss_mb: _Optional[float] = ..., outbox_pending: _Optional[int] = ..., blocked: _Optional[_Iterable[str]] = ..., applied: _Optional[_Mapping[str, int]] = ..., counts: _Optional[_Mapping[str, int]] = ..., audit_entries: _Optional[int] = ..., dead_letters: _Optional[int] = ..., oldest_pending_seconds: _Optional[float] = ..., deferred_indexes: _Optional[int] = ...) -> None: ...
 
 class BatchRequest(_message.Message):
     __slots__ = ("name",)

@@ -112,6 +112,19 @@ async def wait_until_drained(network, timeout: float = 600) -> None:
         await asyncio.sleep(0.1)
 
 
+async def wait_until_indexed(network, timeout: float = 600) -> None:
+    """Wait until no node holds indexes left out for a load (nodes/deferred.py): the load is over at every hop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {n.name: _status(network, n, deadline).deferred_indexes for n in network.topology.nodes}
+        if not any(left.values()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("indexes not made again after the load in {:.0f} s: {}".format(
+                timeout, ", ".join(f"{name} {count}" for name, count in left.items() if count)))
+        await asyncio.sleep(0.1)
+
+
 def _status(network, node, deadline: float):
     """A node's status; a node too busy to answer at once (a machine saturated by the load) is asked again."""
     return eventually(lambda: node_status(network, node), timeout=max(0.0, deadline - time.monotonic()),

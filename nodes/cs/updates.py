@@ -12,6 +12,7 @@ from nodes.cs import parts
 from nodes.cs.checks import (ADDRESS_ITEMS, CHANGE_ITEMS, CURRENT, JOURNAL_KEEP, NEW_PERSON_REASONS, POOL_REASONS,
                              RESIDENCE_RETRIES, changed_items, check_delivery_items, check_items, check_special_move_in,
                              mark_recovery)
+from nodes.deferred import DeferredIndexes
 from nodes.groupcommit import GROUP_LIMIT, STATUS
 from nodes.guard import current_call
 from nodes.outbox import Target
@@ -44,6 +45,7 @@ class Updates:
         self._deliveries = deliveries
         self._annex = annex
         self._immigration = immigration
+        self._indexes = DeferredIndexes(runtime, "identity")  # (made after a load into the empty file)
         card, prefecture = peers.card, peers.prefecture
         targets = {
             "card-lifecycle": Target(card.ChangeCard, card_pb2.CardRequest, None),
@@ -227,7 +229,7 @@ class Updates:
                 requests.append((info.request_control_number, sequence, rows[-1][-2]))
             self._side_effects(db, update, queued)
         db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?)", requests)
-        identityfile.store_identities(db, [u.info for u in fresh], rows)
+        identityfile.store_identities(db, [u.info for u in fresh], rows, indexes=self._indexes)
         identityfile.set_last_sequence(db, self._municipality, fresh[-1].info.update_sequence)
         payloads = [identityfile.update_bytes(self._municipality, r[-1]) for r in rows]
         self._outbox.put_payloads(db, "prefecture", payloads)
