@@ -5,6 +5,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import OrderedDict
 
 import grpc
 
@@ -26,7 +27,9 @@ class CodePool:
         self._peers = peers
         self._register = register
         self._refill: asyncio.Task | None = None
-        self._issued: dict[str, str] = {}  # 住民票コード → 個人番号 as national last answered (bounded)
+        # 住民票コード → 個人番号 as national last answered (bounded). An OrderedDict: popping a plain dict's first
+        # key again and again makes each next(iter()) walk the holes left before it (12% of the CS's CPU in a load).
+        self._issued: OrderedDict[str, str] = OrderedDict()
         self._rng = random.SystemRandom()
 
     async def draw(self, request):
@@ -138,7 +141,7 @@ class CodePool:
         """Keep what national answered, bounded (the oldest forgotten first: national is asked again)."""
         self._issued.update(numbers)
         while len(self._issued) > ISSUED_KEPT:
-            self._issued.pop(next(iter(self._issued)))
+            self._issued.popitem(last=False)
 
     async def check_new_numbers(self, updates) -> None:
         """National alone issues 個人番号: every new person's number must be the one national holds for the
