@@ -101,27 +101,25 @@ async def wait_until_applied(network, municipality: str, sequence: int, timeout:
 
 async def wait_until_drained(network, timeout: float = 600) -> None:
     """Wait until no node has anything left in its outboxes (every consequence of what was done has arrived)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        waiting = {n.name: _status(network, n, deadline).outbox_pending for n in network.topology.nodes}
-        if not any(waiting.values()):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError("outboxes not drained in {:.0f} s: {}".format(
-                timeout, ", ".join(f"{name} {count}" for name, count in waiting.items() if count)))
-        await asyncio.sleep(0.1)
+    await _until_none_left(network, lambda status: status.outbox_pending, "outboxes not drained", timeout)
 
 
 async def wait_until_indexed(network, timeout: float = 600) -> None:
     """Wait until no node holds indexes left out for a load (nodes/deferred.py): the load is over at every hop."""
+    await _until_none_left(network, lambda status: status.deferred_indexes, "indexes not made again after the load",
+                           timeout)
+
+
+async def _until_none_left(network, left_of, what: str, timeout: float) -> None:
+    """Wait until left_of(GetStatus) is 0 at every node; TimeoutError naming those with some left."""
     deadline = time.monotonic() + timeout
     while True:
-        left = {n.name: _status(network, n, deadline).deferred_indexes for n in network.topology.nodes}
+        left = {n.name: left_of(_status(network, n, deadline)) for n in network.topology.nodes}
         if not any(left.values()):
             return
         if time.monotonic() > deadline:
-            raise TimeoutError("indexes not made again after the load in {:.0f} s: {}".format(
-                timeout, ", ".join(f"{name} {count}" for name, count in left.items() if count)))
+            raise TimeoutError("{} in {:.0f} s: {}".format(
+                what, timeout, ", ".join(f"{name} {count}" for name, count in left.items() if count)))
         await asyncio.sleep(0.1)
 
 
