@@ -10,7 +10,7 @@ from nodes.reasons import catalogue
 from protos import common_pb2
 from testbed.catalogue import write as write_rules_document
 from testbed.check import check_network, report_lines
-from testbed.cli.common import Refusal, known_municipality, open_network
+from testbed.cli.common import STATUS_TIMEOUT, STATUS_TRIES, Refusal, known_municipality, open_network
 from testbed.client import Counter
 from testbed.network import Network
 from testbed.probe import GROUPS, report_table, run_probe
@@ -176,7 +176,8 @@ def cmd_check(args) -> int:
 def cmd_probe(args) -> int:
     """testbed probe: the security tester's run against the network; exit 1 if anything should have been refused."""
     network = open_network(args)
-    down = [r["name"] for r in network.status() if not r["healthy"]]
+    # (as `testbed status` asks: a node busy right after `up` answers a moment later, and is not down)
+    down = [r["name"] for r in network.status(STATUS_TIMEOUT, STATUS_TRIES) if not r["healthy"]]
     if down:
         raise Refusal(f"{', '.join(down)} not running; run `testbed up` first")
     skip = frozenset(g.strip() for g in args.skip.split(",") if g.strip())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from testbed.network import Network
 
+STATUS_TRIES = 3  # health checks asked of a node before it counts as down (`testbed status`, the probe), …
+STATUS_TIMEOUT = 1.5  # … each waited for this long, half a second apart
+
 
 class Refusal(Exception):
     """A command that cannot go on: one line saying what is wrong and what to do. `main` prints it on stderr as

@@ -11,12 +11,11 @@ from certs.pki import BAD_CASES, PASSPHRASE_ENV, PKI, write_private, write_publi
 from nodes import weaken
 from testbed import compose, links, netns, scale
 from testbed.check import alarms
-from testbed.cli.common import Refusal, open_network
+from testbed.cli.common import STATUS_TIMEOUT, STATUS_TRIES, Refusal, open_network
 from testbed.client import check_health, fetch_metrics, monitor_cert
 from testbed.network import Network, status_json, status_table
 from testbed.topology import Topology
 
-STATUS_TRIES = 3  # `testbed status`: tries of a failed health check, half a second apart
 
 
 def register(sub) -> None:
@@ -63,8 +62,8 @@ def register(sub) -> None:
     p = sub.add_parser("status", help="health of every node")
     p.add_argument("--json", action="store_true", help="a JSON list of name, kind, municipality, address, identity, healthy "
                    "(and reason, when not)")
-    p.add_argument("--timeout", type=float, default=1.5, metavar="SECONDS",
-                   help=f"each try of a node's health check (a failed one is tried {STATUS_TRIES} times; default 1.5)")
+    p.add_argument("--timeout", type=float, default=STATUS_TIMEOUT, metavar="SECONDS",
+                   help=f"each try of a node's health check (a failed one is tried {STATUS_TRIES} times; default {STATUS_TIMEOUT})")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("down", help="stop every node (and remove the namespaces of an isolated network)")
     p.add_argument("--namespaces", action="store_true", help="also remove every namespace, bridge and veth a testbed made "

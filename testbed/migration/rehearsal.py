@@ -277,11 +277,11 @@ class Rehearsal:
     def _export_items(self, nodes: dict) -> list[tuple[str, migration_pb2.MigrationItem]]:
         items = []
         for kind in ("kizon", "atena"):
-            try:
-                items += [(kind, item) for batch in self._stub(nodes[kind]).Export(
-                    migration_pb2.MigrationExportRequest(), timeout=CALL_TIMEOUT) for item in batch.items]
-            except grpc.RpcError as exc:
-                raise StepFailed(f"export from {nodes[kind].name}: {exc.code().name}: {exc.details()}") from None
+            export = self._stub(nodes[kind]).Export
+            # (read whole in each try: an export is a read, so one gRPC could not deliver is made again from the start)
+            batches = self._call(lambda request, timeout: list(export(request, timeout=timeout)),
+                                 migration_pb2.MigrationExportRequest(), f"export from {nodes[kind].name}")
+            items += [(kind, item) for batch in batches for item in batch.items]
         return items
 
     # -- transfer --------------------------------------------------------------------------------------------
