@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import pytest
 import yaml
@@ -34,16 +35,20 @@ def test_topology_generate_refuses_nonsense_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "cannot write" in err[0]
 
 
-def test_bench_over_a_generated_topology(tmp_path, capsys):
+def test_bench_over_a_generated_topology(tmp_path, capsys, monkeypatch):
     """The benchmark loads and drives every municipality of a generated topology (the third one with made-up
-    町字): zero errors, every municipality's nodes busy, the figures in the JSON."""
+    町字): zero errors, every municipality's nodes busy, the figures in the JSON; the folder it made for its network
+    is gone at the end."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # (where its own folder goes, to be looked at after)
     path = tmp_path / "three.yaml"
     assert main(["topology", "generate", "--municipalities", "3", "--out", str(path)]) == 0
     assert len(yaml.safe_load(path.read_text())["municipalities"]) == 3
     figures_path = tmp_path / "figures.json"
-    code = main(["--state-dir", str(tmp_path / "state"), "bench", "--topology", str(path), "--residents", "300",
-                 "--flows", "90", "--json", str(figures_path)])
+    code = main(["bench", "--topology", str(path), "--residents", "300", "--flows", "90", "--json", str(figures_path)])
     out = capsys.readouterr().out
+    assert not list(scratch.glob("testbed-bench-*"))  # (its network's folder, and the vendor export's)
     figures = json.loads(figures_path.read_text())
     assert code == 0, (figures.get("flow_errors_by_code"), out)
     assert figures["municipalities"] == 3 and figures["residents"] == 900 and figures["flow_errors"] == 0
