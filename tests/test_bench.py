@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -35,13 +37,14 @@ def test_topology_generate_refuses_nonsense_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "cannot write" in err[0]
 
 
-def test_bench_over_a_generated_topology(tmp_path, capsys, monkeypatch):
+def test_bench_over_a_generated_topology(tmp_path, capsys, monkeypatch, request):
     """The benchmark loads and drives every municipality of a generated topology (the third one with made-up
     町字): zero errors, every municipality's nodes busy, the figures in the JSON; the folder it made for its network
     is gone at the end."""
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # (where its own folder goes, to be looked at after)
+    # (where its own folder goes, to be looked at after: short, as the zygote's socket path in it must be)
+    scratch = Path(tempfile.mkdtemp(prefix="tb-"))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
     path = tmp_path / "three.yaml"
     assert main(["topology", "generate", "--municipalities", "3", "--out", str(path)]) == 0
     assert len(yaml.safe_load(path.read_text())["municipalities"]) == 3
